@@ -1,0 +1,33 @@
+# The project's vocabulary. Each target installs what it needs first.
+#   make test    build and run the test suite (what CI runs)
+#   make demo    run the built-in example: a nested host<->wasm backtrace
+#   make verify  long randomized differential run against libunwind
+#   make bench   release-mode benchmarks, side by side with baselines
+#   make fuzz    bounded libFuzzer run over the capture reader and walker
+
+SWIFT ?= swift
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN := .build/debug/wasm-unwind
+
+.PHONY: deps build test demo verify bench fuzz clean
+
+# libunwind-dev (and pkg-config to find it) from the system's packages.
+deps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libunwind; then \
+		echo "make: installing libunwind-dev and pkg-config with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libunwind-dev pkg-config >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: build
+	$(BIN) demo
+
+clean:
+	rm -rf .build

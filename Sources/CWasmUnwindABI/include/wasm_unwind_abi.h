@@ -1,0 +1,74 @@
+// The records that generated code and the embedder share, in C layout.
+//
+// Generated code stores into these records at fixed offsets, so every offset
+// is a named constant here and is checked against `offsetof` at compile time.
+// Swift reads the same constants (see `RuntimeLimits.Offsets`).
+#ifndef WASM_UNWIND_ABI_H
+#define WASM_UNWIND_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Runtime limits
+
+/// One per store. The entry trampoline writes `last_wasm_entry_fp`; the exit
+/// trampoline (or an inline exit sequence) writes `last_wasm_exit_fp` and
+/// `last_wasm_exit_pc`; every function prologue compares its stack pointer
+/// against `stack_limit`.
+typedef struct wu_runtime_limits {
+    /// Lowest address wasm code may move the stack pointer to.
+    uint64_t stack_limit;
+    /// Frame pointer of the youngest wasm frame when wasm last called the host.
+    uint64_t last_wasm_exit_fp;
+    /// Return address into that frame (the precise pc after its `call`).
+    uint64_t last_wasm_exit_pc;
+    /// Frame pointer of the entry trampoline of the newest activation; the
+    /// outermost wasm frame's saved frame pointer equals it.
+    uint64_t last_wasm_entry_fp;
+} wu_runtime_limits;
+
+#define WU_RUNTIME_LIMITS_STACK_LIMIT 0
+#define WU_RUNTIME_LIMITS_LAST_WASM_EXIT_FP 8
+#define WU_RUNTIME_LIMITS_LAST_WASM_EXIT_PC 16
+#define WU_RUNTIME_LIMITS_LAST_WASM_ENTRY_FP 24
+#define WU_RUNTIME_LIMITS_SIZE 32
+
+_Static_assert(offsetof(wu_runtime_limits, stack_limit) == WU_RUNTIME_LIMITS_STACK_LIMIT, "abi");
+_Static_assert(offsetof(wu_runtime_limits, last_wasm_exit_fp) == WU_RUNTIME_LIMITS_LAST_WASM_EXIT_FP, "abi");
+_Static_assert(offsetof(wu_runtime_limits, last_wasm_exit_pc) == WU_RUNTIME_LIMITS_LAST_WASM_EXIT_PC, "abi");
+_Static_assert(offsetof(wu_runtime_limits, last_wasm_entry_fp) == WU_RUNTIME_LIMITS_LAST_WASM_ENTRY_FP, "abi");
+_Static_assert(sizeof(wu_runtime_limits) == WU_RUNTIME_LIMITS_SIZE, "abi");
+
+// MARK: - Activations
+
+/// One per host -> wasm entry, living in the entering host frame. It holds the
+/// unwinding fields the limits record had before the entry (the state of the
+/// next older activation), so nested entries form a chain, newest first.
+typedef struct wu_activation {
+    /// The next older activation on this thread (any store), or NULL.
+    struct wu_activation *older;
+    /// The limits record this activation saved and will restore.
+    wu_runtime_limits *limits;
+    uint64_t saved_stack_limit;
+    uint64_t saved_exit_fp;
+    uint64_t saved_exit_pc;
+    uint64_t saved_entry_fp;
+    /// Embedder data: the store that entered, and where a trap jumps to.
+    void *embedder_context;
+    void *jump_buffer;
+} wu_activation;
+
+/// The newest activation of the calling thread, or NULL.
+wu_activation *wu_current_activation(void);
+/// Makes `activation` the newest activation of the calling thread.
+void wu_set_current_activation(wu_activation *activation);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,21 @@
+// libc facilities Swift cannot reach directly (GNU extensions), wrapped in
+// the smallest C functions that do the job.
+#ifndef WASM_UNWIND_SYSTEM_H
+#define WASM_UNWIND_SYSTEM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The calling thread's stack, lowest address and one past the highest.
+/// Returns 0 on success, an errno value otherwise. Uses `pthread_getattr_np`
+/// and `pthread_attr_getstack`.
+int wu_thread_stack_bounds(uint64_t *low, uint64_t *high);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,197 @@
+import CWasmUnwindABI
+
+/// Where one activation's run of wasm frames begins and ends on the stack.
+///
+/// A walk of the activation starts at `start` / `startFramePointer` (the exit
+/// pc and fp when wasm called the host, or the pc and fp of a trap) and
+/// follows saved frame pointers up until it meets `entryFramePointer`, the
+/// entry trampoline's frame.
+public struct ActivationBounds: Hashable, Sendable {
+    /// The newest frame's address: a return address (exit) or a pc (trap).
+    public var start: FrameAddress
+    /// The newest frame's frame pointer.
+    public var startFramePointer: UInt
+    /// The entry trampoline's frame pointer; the walk stops when it gets there.
+    public var entryFramePointer: UInt
+
+    @inlinable
+    public init(start: FrameAddress, startFramePointer: UInt, entryFramePointer: UInt) {
+        self.start = start
+        self.startFramePointer = startFramePointer
+        self.entryFramePointer = entryFramePointer
+    }
+
+    /// The bounds of an activation that called out to the host.
+    @inlinable
+    public static func exit(pc: UInt, fp: UInt, entryFP: UInt) -> ActivationBounds {
+        ActivationBounds(start: .returnAddress(pc), startFramePointer: fp, entryFramePointer: entryFP)
+    }
+
+    /// The bounds of an activation interrupted by a trap at `pc`.
+    @inlinable
+    public static func trap(pc: UInt, fp: UInt, entryFP: UInt) -> ActivationBounds {
+        ActivationBounds(start: .programCounter(pc), startFramePointer: fp, entryFramePointer: entryFP)
+    }
+}
+
+/// The registers of an interrupted wasm frame, as a trap handler reads them
+/// from the signal context.
+public struct TrapRegisters: Hashable, Sendable {
+    public var pc: UInt
+    public var fp: UInt
+    public var sp: UInt
+
+    @inlinable
+    public init(pc: UInt, fp: UInt, sp: UInt = 0) {
+        self.pc = pc
+        self.fp = fp
+        self.sp = sp
+    }
+}
+
+/// A handle on the activation record of one host -> wasm entry.
+///
+/// The record lives in the entering host frame for as long as the body of
+/// `Activation.enter` runs. Embedders keep their own data in it: the store
+/// that entered and where a trap should jump to.
+public struct ActivationRecord {
+    @usableFromInline let record: UnsafeMutablePointer<wu_activation>
+
+    @inlinable
+    init(_ record: UnsafeMutablePointer<wu_activation>) { self.record = record }
+
+    /// The record's address (what `wu_current_activation` returns in C).
+    public var address: UInt { UInt(bitPattern: record) }
+
+    /// Embedder data: typically the store that entered wasm.
+    public var embedderContext: UnsafeMutableRawPointer? {
+        get { record.pointee.embedder_context }
+        nonmutating set { record.pointee.embedder_context = newValue }
+    }
+
+    /// Where a trap inside this activation jumps to (a `sigjmp_buf`).
+    public var jumpBuffer: UnsafeMutableRawPointer? {
+        get { record.pointee.jump_buffer }
+        nonmutating set { record.pointee.jump_buffer = newValue }
+    }
+
+    /// The limits record's values saved at entry: the state of the next
+    /// older activation of the same store.
+    public var saved: (stackLimit: UInt, exitFP: UInt, exitPC: UInt, entryFP: UInt) {
+        let r = record.pointee
+        return (UInt(r.saved_stack_limit), UInt(r.saved_exit_fp), UInt(r.saved_exit_pc), UInt(r.saved_entry_fp))
+    }
+}
+
+/// Host -> wasm entries.
+public enum Activation {
+    /// Runs `body` as a new activation of `limits` on the calling thread.
+    ///
+    /// On entry the limits record's unwinding fields (and stack limit) are
+    /// saved into a new activation record and cleared, so the record
+    /// describes only the wasm this entry runs; the record becomes the
+    /// thread's newest activation. However `body` ends — returning or
+    /// throwing — the saved values are restored and the record is unlinked.
+    ///
+    /// `stackLimit` is the limit wasm in this activation runs with; pass the
+    /// saved value (`nil`) to keep the enclosing activation's limit.
+    @inlinable
+    public static func enter<Result, Failure: Error>(
+        _ limits: RuntimeLimits,
+        stackLimit: UInt? = nil,
+        _ body: (ActivationRecord) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        var record = wu_activation()
+        return try withUnsafeMutablePointer(to: &record) { (pointer) throws(Failure) -> Result in
+            let fields = limits.record
+            pointer.pointee.older = wu_current_activation()
+            pointer.pointee.limits = fields
+            pointer.pointee.saved_stack_limit = fields.pointee.stack_limit
+            pointer.pointee.saved_exit_fp = fields.pointee.last_wasm_exit_fp
+            pointer.pointee.saved_exit_pc = fields.pointee.last_wasm_exit_pc
+            pointer.pointee.saved_entry_fp = fields.pointee.last_wasm_entry_fp
+            if let stackLimit { fields.pointee.stack_limit = UInt64(stackLimit) }
+            fields.pointee.last_wasm_exit_fp = 0
+            fields.pointee.last_wasm_exit_pc = 0
+            fields.pointee.last_wasm_entry_fp = 0
+            wu_set_current_activation(pointer)
+            defer {
+                fields.pointee.stack_limit = pointer.pointee.saved_stack_limit
+                fields.pointee.last_wasm_exit_fp = pointer.pointee.saved_exit_fp
+                fields.pointee.last_wasm_exit_pc = pointer.pointee.saved_exit_pc
+                fields.pointee.last_wasm_entry_fp = pointer.pointee.saved_entry_fp
+                wu_set_current_activation(pointer.pointee.older)
+            }
+            return try body(ActivationRecord(pointer))
+        }
+    }
+
+    /// The calling thread's newest activation of any store, if any.
+    public static var current: ActivationRecord? {
+        wu_current_activation().map(ActivationRecord.init)
+    }
+
+    /// The number of activations of `limits` on the calling thread.
+    public static func depth(of limits: RuntimeLimits) -> Int {
+        var count = 0
+        var next = wu_current_activation()
+        while let record = next {
+            if record.pointee.limits == limits.record { count += 1 }
+            next = record.pointee.older
+        }
+        return count
+    }
+}
+
+/// The activations of one store on the calling thread, newest first, as
+/// `ActivationBounds`.
+///
+/// The first element comes from the live limits record (or from a trap's
+/// registers, which replace its exit pc and fp); each further one from an
+/// activation record of the same store, holding what the limits record was
+/// when that activation entered. Iteration stops at the first zero exit pc:
+/// that activation and all older ones have no wasm on the stack.
+///
+/// Reads only the records; allocates nothing, so it may run in a signal
+/// handler.
+public struct LiveActivations: IteratorProtocol, Sequence {
+    @usableFromInline let limits: UnsafeMutablePointer<wu_runtime_limits>
+    @usableFromInline var trap: TrapRegisters?
+    @usableFromInline var next_: UnsafeMutablePointer<wu_activation>?
+    @usableFromInline var liveDone = false
+
+    /// The activations of `limits`, starting at a trap's registers if given.
+    @inlinable
+    public init(limits: RuntimeLimits, trap: TrapRegisters? = nil) {
+        self.init(record: limits.record, trap: trap)
+    }
+
+    @inlinable
+    init(record: UnsafeMutablePointer<wu_runtime_limits>, trap: TrapRegisters?) {
+        self.limits = record
+        self.trap = trap
+        self.next_ = wu_current_activation()
+    }
+
+    @inlinable
+    public mutating func next() -> ActivationBounds? {
+        if !liveDone {
+            liveDone = true
+            let live = limits.pointee
+            if let trap {
+                return .trap(pc: trap.pc, fp: trap.fp, entryFP: UInt(live.last_wasm_entry_fp))
+            }
+            guard live.last_wasm_exit_pc != 0 else { next_ = nil; return nil }
+            return .exit(pc: UInt(live.last_wasm_exit_pc), fp: UInt(live.last_wasm_exit_fp),
+                         entryFP: UInt(live.last_wasm_entry_fp))
+        }
+        while let record = next_ {
+            next_ = record.pointee.older
+            guard record.pointee.limits == limits else { continue }
+            guard record.pointee.saved_exit_pc != 0 else { next_ = nil; return nil }
+            return .exit(pc: UInt(record.pointee.saved_exit_pc), fp: UInt(record.pointee.saved_exit_fp),
+                         entryFP: UInt(record.pointee.saved_entry_fp))
+        }
+        return nil
+    }
+}

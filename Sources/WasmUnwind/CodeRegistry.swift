@@ -1,0 +1,234 @@
+/// Maps code addresses to wasm modules, functions and module offsets.
+///
+/// A module registers its code range and, per function, the function's
+/// native range and a sorted map from native offset to wasm module offset
+/// (one entry where the native code of each wasm instruction starts, plus
+/// one for each out-of-line trap stub). Lookups are binary searches: module
+/// by address, function by offset, map entry by offset.
+public struct CodeRegistry: Sendable {
+    /// Modules sorted by code base; their ranges never overlap.
+    public private(set) var modules: [CodeModule] = []
+
+    public init() {}
+
+    /// Adds a module. Fails if its code overlaps a registered module's or its
+    /// own tables are inconsistent.
+    public mutating func register(_ module: CodeModule) throws(CodeRegistryError) {
+        try module.validate()
+        let index = insertionIndex(for: module.codeRange.lowerBound)
+        if index > 0, modules[index - 1].codeRange.overlaps(module.codeRange) {
+            throw .overlappingModules(new: module.codeRange, existing: modules[index - 1].codeRange)
+        }
+        if index < modules.count, modules[index].codeRange.overlaps(module.codeRange) {
+            throw .overlappingModules(new: module.codeRange, existing: modules[index].codeRange)
+        }
+        modules.insert(module, at: index)
+    }
+
+    /// Removes the module whose code starts at `codeBase`; returns whether
+    /// there was one.
+    @discardableResult
+    public mutating func unregister(codeBase: UInt) -> Bool {
+        let index = insertionIndex(for: codeBase)
+        guard index < modules.count, modules[index].codeRange.lowerBound == codeBase else { return false }
+        modules.remove(at: index)
+        return true
+    }
+
+    /// The module whose code contains `address`.
+    public func module(containing address: UInt) -> CodeModule? {
+        let index = insertionIndex(for: address &+ 1)
+        guard index > 0, modules[index - 1].codeRange.contains(address) else { return nil }
+        return modules[index - 1]
+    }
+
+    /// What the frame's code is: module, function and offsets. A return
+    /// address is looked up at `ra - 1`, a trap pc as is.
+    public func symbol(for address: FrameAddress) -> FrameSymbol? {
+        let pc = address.adjustedProgramCounter
+        guard let module = module(containing: pc) else { return nil }
+        return module.symbol(atCodeOffset: pc - module.codeRange.lowerBound)
+    }
+
+    /// `frame` with what the registry knows of its code.
+    public func symbolicate(_ frame: Frame) -> SymbolicatedFrame {
+        SymbolicatedFrame(frame: frame, symbol: symbol(for: frame.address))
+    }
+
+    /// Every frame of `backtrace`, symbolicated.
+    public func symbolicate(_ backtrace: Backtrace) -> SymbolicatedBacktrace {
+        SymbolicatedBacktrace(frames: backtrace.frames.map(symbolicate), error: backtrace.error,
+                              isTruncated: backtrace.isTruncated)
+    }
+
+    /// First index whose module starts at or above `address`.
+    private func insertionIndex(for address: UInt) -> Int {
+        var low = 0, high = modules.count
+        while low < high {
+            let mid = (low + high) / 2
+            if modules[mid].codeRange.lowerBound < address { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+}
+
+/// One module's code as the registry sees it.
+public struct CodeModule: Hashable, Sendable {
+    /// The module's name (the name section's module name), if it has one.
+    public var name: String?
+    /// Absolute addresses of the module's code.
+    public var codeRange: Range<UInt>
+    /// The wasm functions compiled into that code, sorted by start offset.
+    public var functions: [CodeFunction]
+
+    public init(name: String?, codeRange: Range<UInt>, functions: [CodeFunction]) {
+        self.name = name
+        self.codeRange = codeRange
+        self.functions = functions
+    }
+
+    /// The function containing `offset` (from the code base) and where in
+    /// the wasm module that code came from.
+    public func symbol(atCodeOffset offset: UInt) -> FrameSymbol? {
+        var low = 0, high = functions.count
+        while low < high {
+            let mid = (low + high) / 2
+            if functions[mid].codeRange.lowerBound <= offset { low = mid + 1 } else { high = mid }
+        }
+        guard low > 0, functions[low - 1].codeRange.contains(offset) else {
+            return FrameSymbol(moduleName: name, function: nil, moduleOffset: nil)
+        }
+        let function = functions[low - 1]
+        let moduleOffset = function.moduleOffset(atFunctionOffset: offset - function.codeRange.lowerBound)
+        return FrameSymbol(moduleName: name, function: function, moduleOffset: moduleOffset)
+    }
+
+    func validate() throws(CodeRegistryError) {
+        let size = UInt(codeRange.count)
+        var previousEnd: UInt = 0
+        for function in functions {
+            guard function.codeRange.upperBound <= size else {
+                throw .functionOutsideModule(functionIndex: function.index, range: function.codeRange, moduleSize: size)
+            }
+            guard function.codeRange.lowerBound >= previousEnd else {
+                throw .overlappingFunctions(functionIndex: function.index, range: function.codeRange)
+            }
+            previousEnd = function.codeRange.upperBound
+            var previousOffset: UInt32? = nil
+            for entry in function.addressMap {
+                if let previousOffset, entry.nativeOffset <= previousOffset {
+                    throw .unsortedAddressMap(functionIndex: function.index, nativeOffset: entry.nativeOffset)
+                }
+                previousOffset = entry.nativeOffset
+            }
+        }
+    }
+}
+
+/// One compiled wasm function.
+public struct CodeFunction: Hashable, Sendable {
+    /// The function's index in the module's function index space (imports
+    /// first).
+    public var index: UInt32
+    /// The function's name from the name section, if any.
+    public var name: String?
+    /// The function's native code, as offsets from the module's code base.
+    public var codeRange: Range<UInt>
+    /// Module offset of the function's body (its entry in the code
+    /// section); function offsets are relative to it.
+    public var bodyOffset: UInt32
+    /// Native offset (from the function start) -> wasm module offset,
+    /// sorted by native offset.
+    public var addressMap: [AddressMapEntry]
+
+    public init(index: UInt32, name: String?, codeRange: Range<UInt>, bodyOffset: UInt32,
+                addressMap: [AddressMapEntry]) {
+        self.index = index
+        self.name = name
+        self.codeRange = codeRange
+        self.bodyOffset = bodyOffset
+        self.addressMap = addressMap
+    }
+
+    /// The wasm offset of the last map entry at or before `offset`.
+    public func moduleOffset(atFunctionOffset offset: UInt) -> UInt32? {
+        var low = 0, high = addressMap.count
+        while low < high {
+            let mid = (low + high) / 2
+            if UInt(addressMap[mid].nativeOffset) <= offset { low = mid + 1 } else { high = mid }
+        }
+        return low > 0 ? addressMap[low - 1].wasmOffset : nil
+    }
+}
+
+/// Where a run of native code came from in the wasm module.
+public struct AddressMapEntry: Hashable, Sendable {
+    /// Offset from the function's native start.
+    public var nativeOffset: UInt32
+    /// Offset of the wasm instruction in the module binary.
+    public var wasmOffset: UInt32
+
+    public init(nativeOffset: UInt32, wasmOffset: UInt32) {
+        self.nativeOffset = nativeOffset
+        self.wasmOffset = wasmOffset
+    }
+}
+
+/// Why a module could not be registered.
+public enum CodeRegistryError: Error, Hashable, Sendable, CustomStringConvertible {
+    case overlappingModules(new: Range<UInt>, existing: Range<UInt>)
+    case functionOutsideModule(functionIndex: UInt32, range: Range<UInt>, moduleSize: UInt)
+    case overlappingFunctions(functionIndex: UInt32, range: Range<UInt>)
+    case unsortedAddressMap(functionIndex: UInt32, nativeOffset: UInt32)
+
+    public var description: String {
+        switch self {
+        case .overlappingModules(let new, let existing):
+            return "code \(hex(new.lowerBound))..<\(hex(new.upperBound)) overlaps a registered module at \(hex(existing.lowerBound))..<\(hex(existing.upperBound))"
+        case .functionOutsideModule(let index, let range, let size):
+            return "function \(index) at offsets \(hex(range.lowerBound))..<\(hex(range.upperBound)) lies outside the module's \(size) bytes of code"
+        case .overlappingFunctions(let index, let range):
+            return "function \(index) at offsets \(hex(range.lowerBound))..<\(hex(range.upperBound)) overlaps the previous function (functions must be sorted and disjoint)"
+        case .unsortedAddressMap(let index, let offset):
+            return "function \(index)'s address map is not strictly increasing at native offset \(hex(UInt(offset)))"
+        }
+    }
+}
+
+/// What a frame's code is.
+public struct FrameSymbol: Hashable, Sendable {
+    /// The module's name, if it has one.
+    public var moduleName: String?
+    /// The function, if the address lies in one (trampolines do not).
+    public var function: CodeFunction?
+    /// Offset of the wasm instruction in the module binary.
+    public var moduleOffset: UInt32?
+
+    public init(moduleName: String?, function: CodeFunction?, moduleOffset: UInt32?) {
+        self.moduleName = moduleName
+        self.function = function
+        self.moduleOffset = moduleOffset
+    }
+
+    /// The function's index, if the address lies in one.
+    public var functionIndex: UInt32? { function?.index }
+    /// The function's name, if it has one.
+    public var functionName: String? { function?.name }
+    /// Offset of the instruction from the function's body start.
+    public var functionOffset: UInt32? {
+        guard let function, let moduleOffset, moduleOffset >= function.bodyOffset else { return nil }
+        return moduleOffset - function.bodyOffset
+    }
+}
+
+/// A frame and what its code is (nil when the address is in no registered
+/// module).
+public struct SymbolicatedFrame: Hashable, Sendable {
+    public var frame: Frame
+    public var symbol: FrameSymbol?
+
+    public init(frame: Frame, symbol: FrameSymbol?) {
+        self.frame = frame
+        self.symbol = symbol
+    }
+}

@@ -1,0 +1,49 @@
+/// What the address of a frame is.
+///
+/// The newest frame of a trap is interrupted *at* an instruction; every other
+/// frame is suspended at a call and records the address the call returns to.
+/// The difference matters for lookup: a return address may be the first byte
+/// of the next instruction (or even of the next function), so it is looked up
+/// one byte earlier, inside the call. That rule lives here and nowhere else.
+public enum FrameAddress: Hashable, Sendable {
+    /// The address of the instruction that was executing (a trap).
+    case programCounter(UInt)
+    /// The address a `call` will return to.
+    case returnAddress(UInt)
+
+    /// The raw address as found on the stack or in a register.
+    @inlinable
+    public var rawValue: UInt {
+        switch self {
+        case .programCounter(let pc): return pc
+        case .returnAddress(let ra): return ra
+        }
+    }
+
+    /// The address to look up in code maps: the pc itself for an interrupted
+    /// instruction, `ra - 1` (inside the call instruction) for a return address.
+    @inlinable
+    public var adjustedProgramCounter: UInt {
+        switch self {
+        case .programCounter(let pc): return pc
+        case .returnAddress(let ra): return ra &- 1
+        }
+    }
+}
+
+/// One wasm frame found on the stack.
+public struct Frame: Hashable, Sendable {
+    /// Where execution is (or will resume) in this frame.
+    public var address: FrameAddress
+    /// The frame's frame pointer: the address of its saved caller frame pointer.
+    public var framePointer: UInt
+    /// Which activation the frame belongs to, 0 being the newest.
+    public var activation: Int
+
+    @inlinable
+    public init(address: FrameAddress, framePointer: UInt, activation: Int) {
+        self.address = address
+        self.framePointer = framePointer
+        self.activation = activation
+    }
+}

@@ -1,0 +1,86 @@
+/// Reads machine words for the walker.
+///
+/// One protocol, three readers: live memory without checks (the fast path,
+/// for stacks this thread is standing on), live memory checked against the
+/// thread's stack bounds, and captured bytes at the address they were copied
+/// from. The walker is generic over the reader, so each is specialised and
+/// the unchecked one compiles to bare loads.
+public protocol MemoryReader {
+    /// The addresses this reader can answer for, or `nil` when it does not
+    /// know (unchecked live memory). The walker requires every frame record
+    /// to lie inside it.
+    var readableRange: Range<UInt>? { get }
+
+    /// The 64-bit little-endian word at `address`, or `nil` if it cannot be
+    /// read.
+    func loadWord(at address: UInt) -> UInt?
+}
+
+/// Reads live memory of this process with no checks at all.
+///
+/// Only correct for addresses the walker has already proven to lie inside
+/// an activation's frames (aligned, between the start and entry frame
+/// pointers); that is the contract of `FramePointerWalker`.
+public struct UncheckedMemoryReader: MemoryReader {
+    @inlinable public init() {}
+
+    @inlinable public var readableRange: Range<UInt>? { nil }
+
+    @inlinable
+    public func loadWord(at address: UInt) -> UInt? {
+        UnsafeRawPointer(bitPattern: address).unsafelyUnwrapped.load(as: UInt.self)
+    }
+}
+
+/// Reads live memory, refusing any address outside a given range (normally
+/// the current thread's stack, `ThreadStack.current()`).
+public struct CheckedMemoryReader: MemoryReader {
+    public let readableRange: Range<UInt>?
+    @usableFromInline let bounds: Range<UInt>
+
+    /// A reader limited to `bounds`.
+    @inlinable
+    public init(bounds: Range<UInt>) {
+        self.bounds = bounds
+        self.readableRange = bounds
+    }
+
+    /// A reader limited to the calling thread's stack.
+    public init() {
+        self.init(bounds: ThreadStack.current())
+    }
+
+    @inlinable
+    public func loadWord(at address: UInt) -> UInt? {
+        guard address >= bounds.lowerBound,
+              address <= bounds.upperBound &- 8,
+              address % 8 == 0
+        else { return nil }
+        return UnsafeRawPointer(bitPattern: address).unsafelyUnwrapped.load(as: UInt.self)
+    }
+}
+
+/// Reads words out of a byte buffer that was copied from `baseAddress` (a
+/// captured stack). Nothing is read from this process's own memory.
+public struct CapturedMemoryReader: MemoryReader {
+    public let baseAddress: UInt
+    public let bytes: [UInt8]
+
+    public init(baseAddress: UInt, bytes: [UInt8]) {
+        self.baseAddress = baseAddress
+        self.bytes = bytes
+    }
+
+    public var readableRange: Range<UInt>? {
+        baseAddress..<(baseAddress &+ UInt(bytes.count))
+    }
+
+    public func loadWord(at address: UInt) -> UInt? {
+        guard address >= baseAddress else { return nil }
+        let offset = address - baseAddress
+        guard offset <= UInt(bytes.count), UInt(bytes.count) - offset >= 8 else { return nil }
+        return bytes.withUnsafeBytes { raw in
+            UInt(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: Int(offset), as: UInt64.self)))
+        }
+    }
+}
