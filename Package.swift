@@ -10,8 +10,12 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "WasmUnwind", targets: ["WasmUnwind"]),
+        .library(name: "WasmJIT", targets: ["WasmJIT"]),
+        .executable(name: "wasm-unwind", targets: ["wasm-unwind"]),
     ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/swiftwasm/WasmKit", exact: "0.4.2"),
     ],
     targets: [
         // C layout of the records that generated code reads and writes, and the
@@ -26,9 +30,40 @@ let package = Package(
             dependencies: ["CWasmUnwindABI"]
         ),
 
+        // The reference embedder: assembler, code memory, trampolines, a baseline
+        // wasm compiler and its runtime.
+        .target(
+            name: "WasmJIT",
+            dependencies: [
+                "WasmUnwind",
+                "CWasmUnwindABI",
+                .product(name: "WAT", package: "WasmKit"),
+                .product(name: "WasmParser", package: "WasmKit"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "wasm-unwind",
+            dependencies: [
+                "WasmUnwind",
+                "WasmJIT",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
         .testTarget(
             name: "WasmUnwindTests",
             dependencies: ["WasmUnwind", "CWasmUnwindABI"]
+        ),
+        .testTarget(
+            name: "WasmJITTests",
+            dependencies: [
+                "WasmJIT",
+                "WasmUnwind",
+                "wasm-unwind",
+                .product(name: "WAT", package: "WasmKit"),
+                .product(name: "WasmKit", package: "WasmKit"),
+            ]
         ),
     ]
 )

@@ -3,7 +3,16 @@
 
 #include "wasm_unwind_system.h"
 
+// pthread_getattr_np is slow for the main thread (glibc reads
+// /proc/self/maps), so each thread asks once.
+static _Thread_local uint64_t cached_low, cached_high;
+
 int wu_thread_stack_bounds(uint64_t *low, uint64_t *high) {
+    if (cached_high != 0) {
+        *low = cached_low;
+        *high = cached_high;
+        return 0;
+    }
     pthread_attr_t attributes;
     int result = pthread_getattr_np(pthread_self(), &attributes);
     if (result != 0) return result;
@@ -12,7 +21,7 @@ int wu_thread_stack_bounds(uint64_t *low, uint64_t *high) {
     result = pthread_attr_getstack(&attributes, &base, &size);
     pthread_attr_destroy(&attributes);
     if (result != 0) return result;
-    *low = (uint64_t)(uintptr_t)base;
-    *high = (uint64_t)(uintptr_t)base + size;
+    cached_low = *low = (uint64_t)(uintptr_t)base;
+    cached_high = *high = (uint64_t)(uintptr_t)base + size;
     return 0;
 }

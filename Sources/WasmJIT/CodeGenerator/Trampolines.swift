@@ -1,0 +1,133 @@
+import CWasmUnwindABI
+import WasmUnwind
+
+/// The trampolines, emitted by the same assembler as wasm functions.
+///
+/// ```
+///    higher addresses
+///    | Swift: Func.call -> wu_invoke (C)    |
+///    |--------------------------------------|
+///    | entry trampoline: saved rbx, r12-r15 | <- rbp = last_wasm_entry_fp
+///    |--------------------------------------|
+///    | return address | saved fp (= entry)  | <- outermost wasm frame
+///    | wasm frames ...                      |
+///    | return address | saved fp            | <- last_wasm_exit_fp = [exit rbp]
+///    |--------------------------------------|
+///    | exit trampoline: argument buffer     |    last_wasm_exit_pc = [exit rbp + 8]
+///    |--------------------------------------|
+///    | Swift: host function                 |
+///    v stack grows down
+/// ```
+enum Trampolines {
+    /// Callee-saved registers the entry trampoline saves below its frame
+    /// pointer, in push order: rbx at [rbp - 8] ... r15 at [rbp - 40].
+    static let entrySavedRegisters: [Register] = [.rbx, .r12, .r13, .r14, .r15]
+
+    /// The entry trampoline for one signature, with the C signature
+    /// `wu_entry_trampoline_fn`: `(vmctx, callee, values)`.
+    ///
+    /// ```
+    ///   push rbp; mov rbp, rsp
+    ///   push rbx; push r12; push r13; push r14; push r15
+    ///   sub rsp, 8 + stack arguments        ; rsp 16-byte aligned at the call
+    ///   mov r15, rdi                        ; the instance context
+    ///   mov r12, rdx                        ; values, kept across the call
+    ///   mov r11, rsi                        ; callee
+    ///   mov rax, [r15 + limits]
+    ///   mov [rax + last_wasm_entry_fp], rbp ; get_frame_pointer
+    ///   mov rdi, [r12]; mov rsi, [r12 + 8] ...; stack arguments via rax
+    ///   call r11
+    ///   mov [r12], rax                      ; result, if any
+    ///   lea rsp, [rbp - 40]
+    ///   pop r15; pop r14; pop r13; pop r12; pop rbx
+    ///   pop rbp; ret
+    /// ```
+    static func emitEntry(_ signature: Signature, into assembler: inout Assembler) {
+        let stackArguments = max(0, signature.parameters.count - 6)
+        assembler.push(.rbp)
+        assembler.mov(.q, .rbp, .rsp)
+        for register in entrySavedRegisters { assembler.push(register) }
+        // After five pushes rsp is 8 mod 16; keep it 16-aligned at the call.
+        assembler.arithmetic(.sub, .q, .rsp, immediate: Int32(8 + (8 * stackArguments + 15) / 16 * 16))
+        assembler.mov(.q, .r15, .rdi)
+        assembler.mov(.q, .r12, .rdx)
+        assembler.mov(.q, .r11, .rsi)
+        assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.loadFramePointer(into: .rcx)
+        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmEntryFP)), .rcx)
+        for argument in signature.parameters.indices where argument >= 6 {
+            assembler.mov(.q, .rax, Memory.at(.r12, Int32(8 * argument)))
+            assembler.mov(.q, Memory.at(.rsp, Int32(8 * (argument - 6))), .rax)
+        }
+        for argument in signature.parameters.indices where argument < 6 {
+            assembler.mov(.q, Register.integerArguments[argument], Memory.at(.r12, Int32(8 * argument)))
+        }
+        assembler.call(.r11)
+        if !signature.results.isEmpty {
+            assembler.mov(.q, Memory.at(.r12), .rax)
+        }
+        assembler.lea(.rsp, Memory.at(.rbp, Int32(-8 * entrySavedRegisters.count)))
+        for register in entrySavedRegisters.reversed() { assembler.pop(register) }
+        assembler.pop(.rbp)
+        assembler.ret()
+    }
+
+    /// The exit trampoline for one imported function: records where wasm
+    /// left off, then calls the host through the one C signature
+    /// `wu_host_call_fn`.
+    ///
+    /// ```
+    ///   push rbp; mov rbp, rsp
+    ///   sub rsp, 8 * max(params, results, 1) rounded to 16
+    ///   mov rax, [r15 + limits]
+    ///   mov rcx, [rbp]      ; get_caller_frame_pointer: the youngest wasm frame
+    ///   mov [rax + last_wasm_exit_fp], rcx
+    ///   mov rcx, [rbp + 8]  ; get_return_address: the pc after wasm's call
+    ///   mov [rax + last_wasm_exit_pc], rcx
+    ///   mov [rsp], rdi; mov [rsp + 8], rsi ...   ; arguments to the buffer
+    ///   mov rdi, r15; mov esi, import; mov rdx, rsp
+    ///   call [r15 + host_call]
+    ///   test eax, eax; jnz failed
+    ///   mov rax, [rsp]      ; result, if any
+    ///   mov rsp, rbp; pop rbp; ret
+    /// failed:
+    ///   mov rdi, r15; call [r15 + raise]   ; jumps to the activation's entry
+    ///   ud2
+    /// ```
+    static func emitExit(importIndex: UInt32, _ signature: Signature, into assembler: inout Assembler) {
+        let slots = max(signature.parameters.count, signature.results.count, 1)
+        assembler.push(.rbp)
+        assembler.mov(.q, .rbp, .rsp)
+        assembler.arithmetic(.sub, .q, .rsp, immediate: Int32((8 * slots + 15) / 16 * 16))
+        assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.loadCallerFramePointer(into: .rcx)
+        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rcx)
+        assembler.loadReturnAddress(into: .rcx)
+        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rcx)
+        for argument in signature.parameters.indices {
+            if argument < 6 {
+                assembler.mov(.q, Memory.at(.rsp, Int32(8 * argument)), Register.integerArguments[argument])
+            } else {
+                assembler.mov(.q, .rax, Memory.at(.rbp, Int32(16 + 8 * (argument - 6))))
+                assembler.mov(.q, Memory.at(.rsp, Int32(8 * argument)), .rax)
+            }
+        }
+        assembler.mov(.q, .rdi, .r15)
+        assembler.mov(.rsi, immediate: Int64(importIndex))
+        assembler.mov(.q, .rdx, .rsp)
+        assembler.call(Memory.at(.r15, Int32(WU_VMCTX_HOST_CALL)))
+        let failed = assembler.newLabel()
+        assembler.test(.d, .rax, .rax)
+        assembler.j(.notEqual, failed)
+        if !signature.results.isEmpty {
+            assembler.mov(.q, .rax, Memory.at(.rsp))
+        }
+        assembler.mov(.q, .rsp, .rbp)
+        assembler.pop(.rbp)
+        assembler.ret()
+        assembler.bind(failed)
+        assembler.mov(.q, .rdi, .r15)
+        assembler.call(Memory.at(.r15, Int32(WU_VMCTX_RAISE)))
+        assembler.ud2()
+    }
+}

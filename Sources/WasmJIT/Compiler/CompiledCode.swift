@@ -1,0 +1,82 @@
+import WasmUnwind
+
+/// Why wasm code trapped. The raw values are stable: captures store them.
+public enum TrapCode: UInt8, Hashable, Sendable, CaseIterable {
+    case unreachable = 1
+    case integerDivisionByZero = 2
+    case integerOverflow = 3
+    case outOfBoundsMemoryAccess = 4
+    case stackOverflow = 5
+
+    /// The message Wasmtime prints for this trap.
+    public var message: String {
+        switch self {
+        case .unreachable: return "wasm `unreachable` instruction executed"
+        case .integerDivisionByZero: return "integer divide by zero"
+        case .integerOverflow: return "integer overflow"
+        case .outOfBoundsMemoryAccess: return "out of bounds memory access"
+        case .stackOverflow: return "call stack exhausted"
+        }
+    }
+}
+
+/// A call instruction in compiled code, recorded when it was emitted.
+public struct CallSite: Hashable, Sendable {
+    /// What the call calls.
+    public enum Callee: Hashable, Sendable {
+        /// A function of the same module (defined, not imported).
+        case function(UInt32)
+        /// An imported function (through the import table).
+        case imported(UInt32)
+    }
+
+    /// Code offset (from the module's code base) of the return address: the
+    /// label bound right after the `call`.
+    public var returnAddressOffset: Int
+    /// Module offset of the wasm `call` instruction.
+    public var wasmOffset: Int
+    public var callee: Callee
+    /// Frame-pointer-relative byte offsets of the frame slots that hold live
+    /// references while the call is in progress (the stack map).
+    public var liveReferenceSlots: [Int32]
+}
+
+/// An instruction that traps, recorded when it was emitted.
+public struct TrapSite: Hashable, Sendable {
+    /// Code offset of the trapping instruction (`ud2`).
+    public var codeOffset: Int
+    /// Module offset of the wasm instruction that traps.
+    public var wasmOffset: Int
+    public var code: TrapCode
+}
+
+/// One compiled wasm function's place in the module's code and its tables.
+public struct CompiledFunction: Hashable, Sendable {
+    /// Index in the function index space (imports first).
+    public var index: UInt32
+    public var name: String?
+    /// Code offsets (from the module's code base).
+    public var codeRange: Range<Int>
+    /// Module offset of the body's locals declaration.
+    public var bodyOffset: Int
+    /// Native offset from `codeRange.lowerBound` -> wasm module offset.
+    public var addressMap: [AddressMapEntry]
+    public var callSites: [CallSite]
+    public var trapSites: [TrapSite]
+    /// Bytes the prologue reserves below the saved frame pointer.
+    public var frameSize: Int
+}
+
+/// A trampoline's place in the module's code.
+public struct CompiledTrampoline: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable {
+        /// Host -> wasm, one per signature.
+        case entry(Signature)
+        /// Wasm -> host, one per imported function.
+        case exit(importIndex: UInt32)
+    }
+
+    public var kind: Kind
+    /// Code offsets (from the module's code base).
+    public var codeRange: Range<Int>
+}

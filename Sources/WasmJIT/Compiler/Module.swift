@@ -1,0 +1,142 @@
+import WAT
+import WasmParser
+import WasmUnwind
+
+/// A compiled wasm module: machine code in executable memory and the tables
+/// that describe it (functions, call sites, trap sites, trampolines).
+/// Immutable once compiled; it can be instantiated in several stores.
+public final class Module: @unchecked Sendable {
+    /// The module's name from the name section, if it has one.
+    public let name: String?
+    /// The wasm binary the module was compiled from.
+    public let binary: [UInt8]
+    /// The executable code of every function and trampoline.
+    public let code: CodeMemory
+    /// The defined functions (not imports), in index order.
+    public let functions: [CompiledFunction]
+    /// Entry and exit trampolines.
+    public let trampolines: [CompiledTrampoline]
+
+    let description: ModuleDescription
+    let entryTrampolineOffsets: [Signature: Int]
+    /// Per imported function: the offset of its exit trampoline.
+    let exitTrampolineOffsets: [Int]
+
+    /// Compiles a wasm binary.
+    public init(engine: Engine, binary: [UInt8]) throws(CompileError) {
+        let description = try ModuleDescription(parsing: binary)
+        var assembler = Assembler()
+        let functionLabels = description.bodies.map { _ in assembler.newLabel() }
+
+        var functions: [CompiledFunction] = []
+        functions.reserveCapacity(description.bodies.count)
+        for (definedIndex, body) in description.bodies.enumerated() {
+            let index = UInt32(description.imports.count + definedIndex)
+            let signature = try description.signature(ofFunction: index, offset: body.bodyOffset)
+            guard signature.results.count <= 1 else {
+                throw .unsupportedFeature("function \(index) returns more than one value", offset: body.bodyOffset)
+            }
+            let declared = try body.code.locals.map { (type) throws(CompileError) in
+                try ValueKind(type, offset: body.bodyOffset)
+            }
+            // Functions start 16-byte aligned (a convention, and it keeps
+            // function starts apart for the pc - 1 rule).
+            while assembler.offset % 16 != 0 { assembler.int3() }
+            assembler.bind(functionLabels[definedIndex])
+            var compiler = FunctionCompiler(
+                module: description, index: index, signature: signature, declaredLocals: declared,
+                bodyOffset: body.bodyOffset, functionLabels: functionLabels)
+            swap(&compiler.assembler, &assembler)
+            let compiled = try compiler.compile(body.code)
+            swap(&compiler.assembler, &assembler)
+            functions.append(compiled)
+        }
+
+        var trampolines: [CompiledTrampoline] = []
+        var entryOffsets: [Signature: Int] = [:]
+        var signatures: [Signature] = []
+        for function in functions {
+            let signature = try description.signature(ofFunction: function.index, offset: nil)
+            if entryOffsets[signature] == nil {
+                entryOffsets[signature] = -1
+                signatures.append(signature)
+            }
+        }
+        for signature in signatures {
+            while assembler.offset % 16 != 0 { assembler.int3() }
+            let start = assembler.offset
+            Trampolines.emitEntry(signature, into: &assembler)
+            entryOffsets[signature] = start
+            trampolines.append(CompiledTrampoline(kind: .entry(signature), codeRange: start..<assembler.offset))
+        }
+        var exitOffsets: [Int] = []
+        for (importIndex, imported) in description.imports.enumerated() {
+            while assembler.offset % 16 != 0 { assembler.int3() }
+            let start = assembler.offset
+            Trampolines.emitExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)
+            exitOffsets.append(start)
+            trampolines.append(CompiledTrampoline(kind: .exit(importIndex: UInt32(importIndex)),
+                                                  codeRange: start..<assembler.offset))
+        }
+
+        let bytes: [UInt8]
+        do {
+            bytes = try assembler.finish()
+        } catch {
+            throw .invalid("internal: \(error)", offset: nil)
+        }
+        do {
+            self.code = try CodeMemory(code: bytes)
+        } catch {
+            throw .unsupportedFeature("cannot map executable memory: \(error)", offset: nil)
+        }
+        self.name = description.moduleName
+        self.binary = binary
+        self.functions = functions
+        self.trampolines = trampolines
+        self.description = description
+        self.entryTrampolineOffsets = entryOffsets
+        self.exitTrampolineOffsets = exitOffsets
+    }
+
+    /// Compiles WebAssembly text, turned into a binary by WasmKit's
+    /// `wat2wasm` with the name section on (so offsets and names are those
+    /// of `wat2wasm --debug-names`).
+    public convenience init(engine: Engine, text: String) throws(CompileError) {
+        let binary: [UInt8]
+        do {
+            binary = try wat2wasm(text, features: [.referenceTypes], options: EncodeOptions(nameSection: true))
+        } catch {
+            throw .invalidText("\(error)")
+        }
+        try self.init(engine: engine, binary: binary)
+    }
+
+    /// The names of the exported functions, in export order.
+    public var exportNames: [String] { description.exportOrder }
+
+    /// The signature of function `index` (imports first).
+    public func signature(ofFunction index: UInt32) -> Signature? {
+        try? description.signature(ofFunction: index, offset: nil)
+    }
+
+    /// The imported functions: module, name and signature, by import index.
+    public var imports: [(module: String, name: String, signature: Signature)] {
+        description.imports.map { ($0.module, $0.name, $0.signature) }
+    }
+
+    /// The module's code as the code registry describes it.
+    public var codeModule: CodeModule {
+        CodeModule(name: name, codeRange: code.range, functions: functions.map { function in
+            CodeFunction(index: function.index, name: function.name,
+                         codeRange: UInt(function.codeRange.lowerBound)..<UInt(function.codeRange.upperBound),
+                         bodyOffset: UInt32(function.bodyOffset), addressMap: function.addressMap)
+        })
+    }
+
+    /// The compiled function with index `index` (imports first), if defined.
+    public func compiledFunction(_ index: UInt32) -> CompiledFunction? {
+        let defined = Int(index) - description.imports.count
+        return functions.indices.contains(defined) ? functions[defined] : nil
+    }
+}

@@ -1,0 +1,68 @@
+import CWasmUnwindABI
+
+/// A wasm function of an instance, callable from Swift.
+public struct Func {
+    public let instance: Instance
+    /// Index in the module's function index space (imports first).
+    public let index: UInt32
+    public let signature: Signature
+
+    init(instance: Instance, index: UInt32) {
+        self.instance = instance
+        self.index = index
+        self.signature = instance.module.signature(ofFunction: index)!
+    }
+
+    /// Calls the function in a new activation and returns its results.
+    ///
+    /// Throws `Trap` when wasm traps or a host function it calls fails;
+    /// the store is left as it was before the call either way.
+    public func call(_ arguments: [Value]) throws -> [Value] {
+        guard arguments.map(\.kind) == signature.parameters else {
+            throw CallError.argumentMismatch(expected: signature.parameters, found: arguments)
+        }
+        guard instance.module.compiledFunction(index) != nil else {
+            throw CallError.importedFunction(index: index)
+        }
+        let module = instance.module
+        let store = instance.store
+        let trampoline = module.code.address(at: module.entryTrampolineOffsets[signature]!)
+        var values = [UInt64](repeating: 0, count: max(signature.parameters.count, signature.results.count, 1))
+        for (i, argument) in arguments.enumerated() { values[i] = argument.slot }
+        let stackLimit = store.activationDepth == 0 ? store.stackLimitForOutermostEntry() : nil
+        let context = instance.context
+        let callee = instance.linkTarget(ofFunction: index).code
+        let reason = Activation.enter(store.limits, stackLimit: stackLimit) { record in
+            record.embedderContext = Unmanaged.passUnretained(store).toOpaque()
+            return values.withUnsafeMutableBufferPointer { buffer in
+                wu_invoke(unsafeBitCast(trampoline, to: wu_entry_trampoline_fn.self), context, callee,
+                          buffer.baseAddress)
+            }
+        }
+        switch Int(reason) {
+        case Int(WU_INVOKE_RETURNED):
+            return signature.results.enumerated().map { i, kind in Value(slot: values[i], kind: kind) }
+        default:
+            guard let failure = store.pendingFailure else {
+                fatalError("wasm left through \(reason) without a recorded failure")
+            }
+            store.pendingFailure = nil
+            throw failure
+        }
+    }
+}
+
+/// A call that could not start.
+public enum CallError: Error, CustomStringConvertible {
+    case argumentMismatch(expected: [ValueKind], found: [Value])
+    case importedFunction(index: UInt32)
+
+    public var description: String {
+        switch self {
+        case .argumentMismatch(let expected, let found):
+            return "the function takes \(expected), called with \(found)"
+        case .importedFunction(let index):
+            return "function \(index) is an import; call it where it is defined"
+        }
+    }
+}

@@ -1,0 +1,53 @@
+/// A wasm value crossing between Swift and wasm.
+public enum Value: Hashable, Sendable, CustomStringConvertible {
+    case i32(Int32)
+    case i64(Int64)
+    /// An `externref`: a handle to a host object, or null.
+    case externref(ExternRef?)
+
+    /// The value's kind.
+    public var kind: ValueKind {
+        switch self {
+        case .i32: return .i32
+        case .i64: return .i64
+        case .externref: return .externref
+        }
+    }
+
+    /// The 64-bit slot generated code keeps the value in.
+    var slot: UInt64 {
+        switch self {
+        case .i32(let value): return UInt64(UInt32(bitPattern: value))
+        case .i64(let value): return UInt64(bitPattern: value)
+        case .externref(let reference): return reference?.handle ?? 0
+        }
+    }
+
+    /// The value of `kind` held in a 64-bit slot.
+    init(slot: UInt64, kind: ValueKind) {
+        switch kind {
+        case .i32: self = .i32(Int32(truncatingIfNeeded: slot))
+        case .i64: self = .i64(Int64(bitPattern: slot))
+        case .externref: self = .externref(slot == 0 ? nil : ExternRef(handle: slot))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .i32(let value): return String(value)
+        case .i64(let value): return String(value)
+        case .externref(let reference): return reference.map { "externref(\($0.handle))" } ?? "null"
+        }
+    }
+}
+
+/// A non-null `externref`: the handle of a host object in a store's object
+/// table. Wasm sees only the handle.
+public struct ExternRef: Hashable, Sendable {
+    public let handle: UInt64
+
+    public init(handle: UInt64) {
+        precondition(handle != 0, "0 is the null reference")
+        self.handle = handle
+    }
+}

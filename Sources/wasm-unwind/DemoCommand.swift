@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+import WasmJIT
+
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the built-in example: a wasm backtrace across nested host <-> wasm calls.",
+        discussion: """
+            Runs fixtures/demo/nested.wat (or FILE), whose `main` export reaches the \
+            host, which calls back into wasm, twice, so three activations are on the \
+            stack when the innermost wasm function asks the host for a backtrace.
+            """)
+
+    @Argument(help: "The demo module.")
+    var file: String = "fixtures/demo/nested.wat"
+
+    func run() throws {
+        let engine = Engine()
+        let store = Store(engine: engine)
+        var imports = Imports()
+        imports.fallback = HostModule().resolve
+        let module = try loadModule(engine: engine, path: file)
+        let instance = try Instance(store: store, module: module, imports: imports)
+        guard let main = instance.export("main") else { throw CommandError("\(file) exports no `main`") }
+        print("""
+            Three activations: wasm main -> host -> wasm level2 -> host -> wasm level3 -> host.backtrace.
+            Each line is a wasm frame, newest first: index, module offset of the call, module!function.
+            The host frames between activations are skipped using the records the trampolines wrote.
+
+            """)
+        let results = try main.call([.i32(7)])
+        print("\nmain(7) returned \(results.map(\.description).joined(separator: ", "))")
+    }
+}

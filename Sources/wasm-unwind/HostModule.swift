@@ -1,0 +1,44 @@
+import Foundation
+import WasmJIT
+
+/// The built-in import module `host`, available to every module `run`
+/// executes:
+///
+/// * `call:<export>` calls that export of the importing instance with the
+///   same arguments and returns its results (host -> wasm re-entry, a new
+///   activation);
+/// * `backtrace` prints the current wasm backtrace, preceded by
+///   `wasm backtrace:`;
+/// * `print_i32`, `print_i64` print their argument.
+struct HostModule {
+    /// Where the output goes (standard output by default).
+    var write: (String) -> Void = { print($0) }
+
+    func resolve(module: String, name: String, signature: Signature) -> Imports.Definition? {
+        guard module == "host" else { return nil }
+        if name.hasPrefix("call:") {
+            let export = String(name.dropFirst("call:".count))
+            return .host(HostFunction(signature: signature) { caller, arguments in
+                guard let function = caller.export(export) else {
+                    throw CommandError("host.call: the calling instance has no export `\(export)`")
+                }
+                return try function.call(arguments)
+            })
+        }
+        let write = self.write
+        switch (name, signature.parameters, signature.results) {
+        case ("backtrace", [], []):
+            return .host(HostFunction(signature: signature) { caller, _ in
+                write("wasm backtrace:\n" + caller.backtrace().text())
+                return []
+            })
+        case ("print_i32", [.i32], []), ("print_i64", [.i64], []):
+            return .host(HostFunction(signature: signature) { _, arguments in
+                write(arguments[0].description)
+                return []
+            })
+        default:
+            return nil
+        }
+    }
+}

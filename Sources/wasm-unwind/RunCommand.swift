@@ -1,0 +1,84 @@
+import ArgumentParser
+import Foundation
+import WasmJIT
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Compile a module, instantiate it and call an export.",
+        discussion: """
+            FILE is WebAssembly text (.wat) or binary (.wasm). Instantiating runs the \
+            start function; then the export named by --invoke (default: `_start` if \
+            there is one) is called with ARGS, parsed as its parameter types, and its \
+            results are printed one per line.
+
+            Imports from the module `host` are built in: `call:<export>` re-enters \
+            the importing instance, `backtrace` prints the wasm backtrace, \
+            `print_i32` and `print_i64` print a value. --preload NAME=FILE \
+            instantiates FILE first; its exports satisfy imports from module NAME.
+
+            A trap prints the wasm backtrace as Wasmtime does and exits with status \
+            134; any other error exits with status 1.
+            """)
+
+    @Argument(help: "The module to run (.wat or .wasm).")
+    var file: String
+
+    @Option(name: .long, help: "The export to call.")
+    var invoke: String?
+
+    @Option(name: .long, help: ArgumentHelp("Instantiate a module first and link its exports as NAME.", valueName: "NAME=FILE"))
+    var preload: [String] = []
+
+    @Argument(parsing: .remaining, help: "Integer arguments for the export.")
+    var arguments: [String] = []
+
+    func validate() throws {
+        for entry in preload where !entry.contains("=") {
+            throw ValidationError("--preload expects NAME=FILE, got `\(entry)`")
+        }
+    }
+
+    func run() throws {
+        let engine = Engine()
+        let store = Store(engine: engine)
+        var imports = Imports()
+        let host = HostModule()
+        imports.fallback = host.resolve
+        do {
+            for entry in preload {
+                let name = String(entry[..<entry.firstIndex(of: "=")!])
+                let path = String(entry[entry.index(after: entry.firstIndex(of: "=")!)...])
+                let module = try loadModule(engine: engine, path: path)
+                let instance = try Instance(store: store, module: module, imports: imports)
+                imports.define(module: name, exportsOf: instance)
+            }
+            let module = try loadModule(engine: engine, path: file)
+            let instance = try Instance(store: store, module: module, imports: imports)
+            let name = invoke ?? (module.exportNames.contains("_start") ? "_start" : nil)
+            guard let name else {
+                guard arguments.isEmpty else { throw CommandError("arguments given but no --invoke") }
+                return
+            }
+            guard let function = instance.export(name) else {
+                throw CommandError("\(file) has no exported function `\(name)`; exports: \(module.exportNames.joined(separator: ", "))")
+            }
+            let parameters = function.signature.parameters
+            guard arguments.count == parameters.count else {
+                throw CommandError("`\(name)` takes \(parameters.count) arguments \(parameters), got \(arguments.count)")
+            }
+            let values = try zip(arguments, parameters).map { try parseArgument($0, as: $1) }
+            for result in try function.call(values) {
+                print(result)
+            }
+        } catch let trap as Trap {
+            printError(trap.description)
+            throw ExitCode(134)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
