@@ -23,6 +23,7 @@ build: deps
 	$(SWIFT) build
 
 test: deps
+	scripts/check-walker-codegen.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

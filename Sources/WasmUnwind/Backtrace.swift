@@ -62,3 +62,36 @@ public struct Backtrace: Hashable, Sendable {
             limits: walkLimits))
     }
 }
+
+/// The result of an allocation-free walk into a caller's buffer.
+public struct WalkResult: Hashable, Sendable {
+    /// Frames written to the buffer.
+    public var count: Int
+    /// Whether the walk reached the oldest activation's entry.
+    public var isComplete: Bool
+    /// Why it stopped early, if a rule was broken (nil when the buffer was
+    /// merely too small).
+    public var error: UnwindError?
+}
+
+extension Backtrace {
+    /// Walks `limits`' activations on the calling thread into `buffer`,
+    /// reading live memory without checks. Allocates nothing, takes no
+    /// locks and calls nothing that is not async-signal-safe, so a trap
+    /// handler may call it (once the walker's generic metadata exists: call
+    /// it once outside the handler first).
+    public static func capture(
+        _ limits: RuntimeLimits,
+        trap: TrapRegisters? = nil,
+        into buffer: UnsafeMutableBufferPointer<Frame>,
+        walkLimits: WalkLimits = .default
+    ) -> WalkResult {
+        var walker = FramePointerWalker(
+            architecture: NativeArchitecture.self,
+            reader: UncheckedMemoryReader(),
+            activations: LiveActivations(limits: limits, trap: trap),
+            limits: walkLimits)
+        let (count, isComplete) = walker.walk(into: buffer)
+        return WalkResult(count: count, isComplete: isComplete, error: walker.error)
+    }
+}

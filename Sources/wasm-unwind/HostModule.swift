@@ -13,6 +13,8 @@ import WasmJIT
 struct HostModule {
     /// Where the output goes (standard output by default).
     var write: (String) -> Void = { print($0) }
+    /// How `backtrace` prints.
+    var format: OutputFormat = .text
 
     func resolve(module: String, name: String, signature: Signature) -> Imports.Definition? {
         guard module == "host" else { return nil }
@@ -26,10 +28,15 @@ struct HostModule {
             })
         }
         let write = self.write
+        let format = self.format
         switch (name, signature.parameters, signature.results) {
         case ("backtrace", [], []):
             return .host(HostFunction(signature: signature) { caller, _ in
-                write("wasm backtrace:\n" + caller.backtrace().text())
+                let trace = caller.backtrace()
+                switch format {
+                case .text: write("wasm backtrace:\n" + trace.text())
+                case .json: write(trace.json.rendered())
+                }
                 return []
             })
         case ("print_i32", [.i32], []), ("print_i64", [.i64], []):

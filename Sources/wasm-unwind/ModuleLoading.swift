@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import WasmJIT
 
@@ -44,4 +45,9 @@ func parseArgument(_ text: String, as kind: ValueKind) throws -> Value {
 /// Writes to standard error.
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// `--format text|json`.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
 }

@@ -30,10 +30,16 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Instantiate a module first and link its exports as NAME.", valueName: "NAME=FILE"))
     var preload: [String] = []
 
-    @Argument(parsing: .remaining, help: "Integer arguments for the export.")
+    @Option(name: .long, help: "How host.backtrace prints backtraces: text (Wasmtime's layout) or json.")
+    var format: OutputFormat = .text
+
+    @Argument(parsing: .allUnrecognized, help: "Integer arguments for the export (negative numbers allowed).")
     var arguments: [String] = []
 
     func validate() throws {
+        for argument in arguments where argument.hasPrefix("-") && Int64(argument) == nil {
+            throw ValidationError("unknown option `\(argument)`")
+        }
         for entry in preload where !entry.contains("=") {
             throw ValidationError("--preload expects NAME=FILE, got `\(entry)`")
         }
@@ -43,7 +49,8 @@ struct RunCommand: ParsableCommand {
         let engine = Engine()
         let store = Store(engine: engine)
         var imports = Imports()
-        let host = HostModule()
+        var host = HostModule()
+        host.format = format
         imports.fallback = host.resolve
         do {
             for entry in preload {

@@ -152,3 +152,8 @@ enum InstructionNames {
         return words.joined(separator: "_")
     }
 }
+
+/// The text-name conversion, for tests of the error messages.
+public enum InstructionNamesProbe {
+    public static func textName(_ camelCase: String) -> String { InstructionNames.textName(camelCase: camelCase) }
+}

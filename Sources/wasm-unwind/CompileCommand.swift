@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import WasmJIT
+
+struct CompileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compile",
+        abstract: "Compile a module and print where everything went in its code.",
+        discussion: """
+            Prints each function's code range, frame size and call sites (return-address \
+            offset -> wasm offset), its trap sites, and the trampolines. With --code-out \
+            the machine code is written to a file, for example for \
+            `objdump -D -b binary -m i386:x86-64 -M intel FILE`.
+            """)
+
+    @Argument(help: "The module (.wat or .wasm).")
+    var file: String
+
+    @Option(name: .long, help: "Write the machine code to this file.")
+    var codeOut: String?
+
+    func run() throws {
+        let module: Module
+        do {
+            module = try loadModule(engine: Engine(), path: file)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        print("module \(module.name ?? "<unknown>"): \(module.code.size) bytes of code")
+        for function in module.functions {
+            let name = function.name ?? "<wasm function \(function.index)>"
+            print("function \(function.index) \(name): code \(hex(function.codeRange)), frame \(function.frameSize) bytes, body at \(hex(function.bodyOffset))")
+            for site in function.callSites {
+                let callee: String
+                switch site.callee {
+                case .function(let index): callee = "function \(index)"
+                case .imported(let index): callee = "import \(index)"
+                }
+                print("  call site: return address \(hex(site.returnAddressOffset)) -> wasm \(hex(site.wasmOffset)) (\(callee))")
+            }
+            for site in function.trapSites {
+                print("  trap site: \(hex(site.codeOffset)) -> wasm \(hex(site.wasmOffset)) (\(site.code.message))")
+            }
+        }
+        for trampoline in module.trampolines {
+            switch trampoline.kind {
+            case .entry(let signature):
+                print("entry trampoline \(signature): code \(hex(trampoline.codeRange))")
+            case .exit(let index):
+                let imported = module.imports[Int(index)]
+                print("exit trampoline for import \(index) \(imported.module)::\(imported.name): code \(hex(trampoline.codeRange))")
+            }
+        }
+        if let codeOut {
+            guard FileManager.default.createFile(atPath: codeOut, contents: Data(module.code.bytes)) else {
+                printError("error: cannot write \(codeOut)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+func hex(_ value: Int) -> String { "0x" + String(value, radix: 16) }
+func hex(_ range: Range<Int>) -> String { "\(hex(range.lowerBound))..<\(hex(range.upperBound))" }

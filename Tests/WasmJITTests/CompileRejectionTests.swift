@@ -1,0 +1,68 @@
+import Testing
+import WasmJIT
+
+/// Everything outside the compiler's subset is rejected when the module is
+/// compiled, naming the instruction and its module offset (offsets from
+/// `wasm-objdump -d` of the same modules) — never miscompiled.
+@Suite("Unsupported input is rejected at compile time")
+struct CompileRejectionTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        let module: String
+        let name: String
+        let offset: Int
+        var testDescription: String { name }
+    }
+
+    static let instructions: [Case] = [
+        Case(module: #"(module (func (export "f") f32.const 1.5 drop))"#, name: "f32.const", offset: 0x1E),
+        Case(module: #"(module (memory 1) (func (export "f") i32.const 1 memory.grow drop))"#, name: "memory.grow", offset: 0x25),
+        Case(module: #"(module (func (export "f") block i32.const 0 br_table 0 0 end))"#, name: "br_table", offset: 0x22),
+        Case(module: #"(module (memory 1) (func (export "f") i32.const 0 i32.const 0 i32.const 0 memory.fill))"#,
+             name: "memory.fill", offset: 0x29),
+        Case(module: #"(module (func (export "f") i64.const 1 f64.convert_i64_s drop))"#, name: "f64.convert_i64_s", offset: 0x20),
+        Case(module: #"(module (func (export "f") unreachable f32.const 0 drop))"#, name: "f32.const", offset: 0x1F),
+        Case(module: #"(module (func (export "f") i32.const 1 i32.const 2 i32.const 3 drop drop drop nop i64.const 7 i64.const 9 f32.const 3 drop drop drop))"#,
+             name: "f32.const", offset: 0x2C),
+    ]
+
+    @Test("an unsupported instruction names itself and its offset", arguments: instructions)
+    func instruction(_ rejected: Case) {
+        #expect(throws: CompileError.unsupportedInstruction(name: rejected.name, offset: rejected.offset)) {
+            try Module(engine: Engine(), text: rejected.module)
+        }
+    }
+
+    @Test("unsupported module features are named")
+    func features() {
+        #expect(throws: CompileError.unsupportedFeature("value type f32", offset: nil)) {
+            try Module(engine: Engine(), text: #"(module (func (export "f") (param f32)))"#)
+        }
+        #expect(throws: CompileError.self) {
+            try Module(engine: Engine(), text: #"(module (table 1 funcref))"#)
+        }
+        #expect(throws: CompileError.unsupportedFeature("function 0 returns more than one value", offset: 0x18)) {
+            try Module(engine: Engine(), text: #"(module (func (result i32 i32) i32.const 1 i32.const 2))"#)
+        }
+    }
+
+    @Test("invalid modules are errors, not crashes")
+    func invalid() {
+        #expect(throws: CompileError.self) {
+            try Module(engine: Engine(), binary: [0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00, 0x0A, 0xFF])
+        }
+        #expect(throws: CompileError.self) {
+            try Module(engine: Engine(), binary: [1, 2, 3])
+        }
+        #expect(throws: CompileError.self) {
+            try Module(engine: Engine(), text: "(module (func (result i32) i64.const 1))")
+        }
+    }
+
+    @Test("an instruction's text name comes from WasmKit's case name")
+    func names() {
+        #expect(InstructionNamesProbe.textName("i32TruncSatF32S") == "i32.trunc_sat_f32_s")
+        #expect(InstructionNamesProbe.textName("callIndirect") == "call_indirect")
+        #expect(InstructionNamesProbe.textName("memoryGrow") == "memory.grow")
+        #expect(InstructionNamesProbe.textName("refFunc") == "ref.func")
+    }
+}

@@ -1,0 +1,71 @@
+import Testing
+
+/// The `wasm-unwind` executable, run as a user runs it.
+@Suite("wasm-unwind run and demo")
+struct RunCommandTests {
+    @Test("run prints the backtrace at each host.backtrace and the results one per line")
+    func factorial() throws {
+        let result = try runCLI(["run", "fixtures/programs/factorial.wat", "--invoke", "fac", "3"])
+        #expect(result.status == 0)
+        // wasm-objdump -d: 00003e call 0 <backtrace>, 00004a call 1 <fac>.
+        #expect(result.stdout == """
+            wasm backtrace:
+                0:     0x3e - factorial!fac
+                1:     0x4a - factorial!fac
+                2:     0x4a - factorial!fac
+                3:     0x4a - factorial!fac
+            6
+
+            """)
+    }
+
+    @Test("--preload links another module's exports; negative arguments are arguments")
+    func preload() throws {
+        let result = try runCLI(["run", "--preload", "lib=fixtures/programs/library.wat",
+                                 "fixtures/programs/uses-library.wat", "--invoke", "sum_of_squares", "3", "-4"])
+        #expect(result.status == 0)
+        #expect(result.stdout == "-1\n3\n-4\n25\n")
+    }
+
+    @Test("errors name the problem and exit with status 1 (64 for usage)")
+    func errors() throws {
+        let missing = try runCLI(["run", "fixtures/does-not-exist.wat"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr == "error: cannot read fixtures/does-not-exist.wat\n")
+
+        let noExport = try runCLI(["run", "fixtures/programs/factorial.wat", "--invoke", "nope"])
+        #expect(noExport.status == 1)
+        #expect(noExport.stderr == "error: fixtures/programs/factorial.wat has no exported function `nope`; exports: fac\n")
+
+        let badArgument = try runCLI(["run", "fixtures/programs/factorial.wat", "--invoke", "fac", "x"])
+        #expect(badArgument.status == 1)
+        #expect(badArgument.stderr == "error: argument `x` is not a valid i64\n")
+
+        let wrongCount = try runCLI(["run", "fixtures/programs/factorial.wat", "--invoke", "fac"])
+        #expect(wrongCount.status == 1)
+        #expect(wrongCount.stderr == "error: `fac` takes 1 arguments [i64], got 0\n")
+
+        let usage = try runCLI(["run", "--preload", "nameonly", "fixtures/programs/factorial.wat"])
+        #expect(usage.status == 64)
+        #expect(usage.stderr.contains("--preload expects NAME=FILE, got `nameonly`"))
+    }
+
+    @Test("the demo shows three activations and says what they are")
+    func demo() throws {
+        let result = try runCLI(["demo"])
+        #expect(result.status == 0)
+        // wasm-objdump -d fixtures/demo/nested.wasm: calls at 0xa0 (leaf), 0x9b
+        // (level3), 0x94 (middle), 0x8a (level2), 0x83 (helper), 0x79 (main).
+        #expect(result.stdout.contains("""
+            wasm backtrace:
+                0:     0xa0 - demo!leaf
+                1:     0x9b - demo!level3
+                2:     0x94 - demo!middle
+                3:     0x8a - demo!level2
+                4:     0x83 - demo!helper
+                5:     0x79 - demo!main
+            """))
+        #expect(result.stdout.hasPrefix("Three activations:"))
+        #expect(result.stdout.hasSuffix("main(7) returned 82\n"))
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import WasmJIT
+
+/// A store with the given host functions under module "host", for one test.
+struct Harness {
+    let engine = Engine()
+    let store: Store
+    var imports = Imports()
+
+    init() {
+        store = Store(engine: engine)
+    }
+
+    /// Compiles and instantiates `text` with the imports defined so far.
+    func instantiate(_ text: String) throws -> Instance {
+        try Instance(store: store, module: Module(engine: engine, text: text), imports: imports)
+    }
+
+    mutating func define(_ name: String, _ parameters: [ValueKind] = [], _ results: [ValueKind] = [],
+                         _ body: @escaping (Caller, [Value]) throws -> [Value]) {
+        imports.define(module: "host", name: name,
+                       .host(HostFunction(signature: Signature(parameters: parameters, results: results), body: body)))
+    }
+}
+
+/// Collects backtraces from host calls.
+final class Recorder: @unchecked Sendable {
+    var traces: [SymbolicatedBacktrace] = []
+}
+
+/// The (module offset, module!function) pairs of a trace, for comparing
+/// with `wasm-objdump -d`.
+func describe(_ trace: SymbolicatedBacktrace) -> [String] {
+    trace.frames.map { frame in
+        let symbol = frame.symbol
+        let offset = symbol?.moduleOffset.map { "0x" + String($0, radix: 16) } ?? "?"
+        let name = symbol?.functionName ?? symbol?.functionIndex.map { "<wasm function \($0)>" } ?? "?"
+        return "\(offset) \(symbol?.moduleName ?? "<unknown>")!\(name)"
+    }
+}
+
+/// Paths inside the package, for fixtures and the CLI binary.
+enum PackagePaths {
+    static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func fixture(_ path: String) -> String { root.appendingPathComponent("fixtures/" + path).path }
+
+    /// The `wasm-unwind` executable built next to the test bundle.
+    static var cli: String {
+        let bundle = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }?.bundleURL
+            ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        return bundle.deletingLastPathComponent().appendingPathComponent("wasm-unwind").path
+    }
+}
+
+/// Runs the CLI and returns (status, stdout, stderr).
+func runCLI(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: PackagePaths.cli)
+    process.arguments = arguments
+    process.currentDirectoryURL = PackagePaths.root
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+/// A /proc file's contents (their size is 0 to stat, so read to the end).
+func readProcFile(_ path: String) -> String {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+    defer { try? handle.close() }
+    return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+}
