@@ -51,6 +51,20 @@ let package = Package(
             ]
         ),
 
+        // A child process for the trap tests (host crashes must stay crashes).
+        .executableTarget(
+            name: "trap-probe",
+            dependencies: ["WasmJIT"],
+            path: "Tests/TrapProbe"
+        ),
+
+        // Test-only malloc interposer: proves the trap handler allocates nothing.
+        .target(
+            name: "CMallocCounter",
+            dependencies: ["CWasmUnwindABI"],
+            path: "Tests/MallocCounter"
+        ),
+
         .testTarget(
             name: "WasmUnwindTests",
             dependencies: ["WasmUnwind", "CWasmUnwindABI"]
@@ -61,6 +75,8 @@ let package = Package(
                 "WasmJIT",
                 "WasmUnwind",
                 "wasm-unwind",
+                "trap-probe",
+                "CMallocCounter",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmKit", package: "WasmKit"),
             ]

@@ -166,6 +166,14 @@ public struct LiveActivations: IteratorProtocol, Sequence {
         self.init(record: limits.record, trap: trap)
     }
 
+    /// The activations of the limits record at `limitsAddress` (for code
+    /// that holds the record's address rather than the `RuntimeLimits`
+    /// object, such as a signal handler).
+    @inlinable
+    public init(limitsAddress: UInt, trap: TrapRegisters? = nil) {
+        self.init(record: UnsafeMutablePointer(bitPattern: limitsAddress)!, trap: trap)
+    }
+
     @inlinable
     init(record: UnsafeMutablePointer<wu_runtime_limits>, trap: TrapRegisters?) {
         self.limits = record

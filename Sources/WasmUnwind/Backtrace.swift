@@ -72,6 +72,12 @@ public struct WalkResult: Hashable, Sendable {
     /// Why it stopped early, if a rule was broken (nil when the buffer was
     /// merely too small).
     public var error: UnwindError?
+
+    public init(count: Int, isComplete: Bool, error: UnwindError? = nil) {
+        self.count = count
+        self.isComplete = isComplete
+        self.error = error
+    }
 }
 
 extension Backtrace {
@@ -86,10 +92,21 @@ extension Backtrace {
         into buffer: UnsafeMutableBufferPointer<Frame>,
         walkLimits: WalkLimits = .default
     ) -> WalkResult {
+        capture(limitsAddress: limits.address, trap: trap, into: buffer, walkLimits: walkLimits)
+    }
+
+    /// `capture(_:trap:into:walkLimits:)` for the limits record at
+    /// `limitsAddress`: touches no Swift object at all, for signal handlers.
+    public static func capture(
+        limitsAddress: UInt,
+        trap: TrapRegisters? = nil,
+        into buffer: UnsafeMutableBufferPointer<Frame>,
+        walkLimits: WalkLimits = .default
+    ) -> WalkResult {
         var walker = FramePointerWalker(
             architecture: NativeArchitecture.self,
             reader: UncheckedMemoryReader(),
-            activations: LiveActivations(limits: limits, trap: trap),
+            activations: LiveActivations(limitsAddress: limitsAddress, trap: trap),
             limits: walkLimits)
         let (count, isComplete) = walker.walk(into: buffer)
         return WalkResult(count: count, isComplete: isComplete, error: walker.error)

@@ -9,7 +9,9 @@ import WasmJIT
 ///   activation);
 /// * `backtrace` prints the current wasm backtrace, preceded by
 ///   `wasm backtrace:`;
-/// * `print_i32`, `print_i64` print their argument.
+/// * `print_i32`, `print_i64` print their argument;
+/// * `trap` fails (a host function that returns an error), optionally with
+///   an i32 code.
 struct HostModule {
     /// Where the output goes (standard output by default).
     var write: (String) -> Void = { print($0) }
@@ -39,6 +41,10 @@ struct HostModule {
                 }
                 return []
             })
+        case ("trap", [], []), ("trap", [.i32], []):
+            return .host(HostFunction(signature: signature) { _, arguments in
+                throw HostTrapError(code: arguments.first)
+            })
         case ("print_i32", [.i32], []), ("print_i64", [.i64], []):
             return .host(HostFunction(signature: signature) { _, arguments in
                 write(arguments[0].description)
@@ -47,5 +53,13 @@ struct HostModule {
         default:
             return nil
         }
+    }
+}
+
+/// What `host.trap` throws.
+struct HostTrapError: Error, CustomStringConvertible {
+    let code: Value?
+    var description: String {
+        "host.trap called" + (code.map { " with \($0)" } ?? "")
     }
 }

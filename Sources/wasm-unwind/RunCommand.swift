@@ -30,6 +30,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Instantiate a module first and link its exports as NAME.", valueName: "NAME=FILE"))
     var preload: [String] = []
 
+    @Option(name: .long, help: "Print at most N frames of a trap's backtrace (stack overflows are deep).")
+    var maxBacktraceFrames: Int?
+
     @Option(name: .long, help: "How host.backtrace prints backtraces: text (Wasmtime's layout) or json.")
     var format: OutputFormat = .text
 
@@ -39,6 +42,9 @@ struct RunCommand: ParsableCommand {
     func validate() throws {
         for argument in arguments where argument.hasPrefix("-") && Int64(argument) == nil {
             throw ValidationError("unknown option `\(argument)`")
+        }
+        if let maxBacktraceFrames, maxBacktraceFrames < 0 {
+            throw ValidationError("--max-backtrace-frames must be 0 or more, got \(maxBacktraceFrames)")
         }
         for entry in preload where !entry.contains("=") {
             throw ValidationError("--preload expects NAME=FILE, got `\(entry)`")
@@ -78,7 +84,11 @@ struct RunCommand: ParsableCommand {
             for result in try function.call(values) {
                 print(result)
             }
-        } catch let trap as Trap {
+        } catch var trap as Trap {
+            if let limit = maxBacktraceFrames, trap.backtrace.frames.count > limit {
+                trap.backtrace.frames.removeSubrange(limit...)
+                trap.backtrace.isTruncated = true
+            }
             printError(trap.description)
             throw ExitCode(134)
         } catch let error as ExitCode {

@@ -69,3 +69,61 @@ struct RunCommandTests {
         #expect(result.stdout.hasSuffix("main(7) returned 82\n"))
     }
 }
+
+@Suite("wasm-unwind run on traps")
+struct RunTrapCommandTests {
+    @Test("a trap prints Wasmtime's display on standard error and exits with 134")
+    func trap() throws {
+        let result = try runCLI(["run", "fixtures/traps/traps.wat", "--invoke", "outer"])
+        #expect(result.status == 134)
+        #expect(result.stdout == "")
+        #expect(result.stderr == """
+            error while executing at wasm backtrace:
+                0:     0xab - traps!inner
+                1:     0xa4 - traps!outer
+            wasm trap: wasm `unreachable` instruction executed
+
+            """)
+    }
+
+    @Test("host.trap fails with its own message")
+    func hostTrap() throws {
+        let result = try runCLI(["run", "fixtures/traps/traps.wat", "--invoke", "fail"])
+        #expect(result.status == 134)
+        #expect(result.stderr == """
+            error while executing at wasm backtrace:
+                0:     0x9d - traps!fail
+            host.trap called with 7
+
+            """)
+    }
+
+    @Test("--max-backtrace-frames truncates a stack overflow's trace")
+    func truncated() throws {
+        let result = try runCLI(["run", "fixtures/traps/traps.wat", "--invoke", "recurse", "0", "--max-backtrace-frames", "3"])
+        #expect(result.status == 134)
+        #expect(result.stderr == """
+            error while executing at wasm backtrace:
+                0:     0x90 - traps!recurse
+                1:     0x96 - traps!recurse
+                2:     0x96 - traps!recurse
+                   ... (backtrace truncated after 3 frames)
+            wasm trap: call stack exhausted
+
+            """)
+    }
+
+    @Test("a trap in the start function is reported the same way")
+    func startFunction() throws {
+        let result = try runCLI(["run", "fixtures/traps/start-traps.wat"])
+        #expect(result.status == 134)
+        // wasm-objdump -d: 00001b call 1 <check>, 000024 i32.div_u (in check).
+        #expect(result.stderr == """
+            error while executing at wasm backtrace:
+                0:     0x24 - boot!check
+                1:     0x1b - boot!init
+            wasm trap: integer divide by zero
+
+            """)
+    }
+}

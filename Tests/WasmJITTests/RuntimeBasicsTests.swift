@@ -37,7 +37,6 @@ struct RuntimeBasicsTests {
         let instance = try Instance(store: store, module: module, imports: imports)
         _ = try instance.export("run")!.call([])
         let trace = try #require(captured)
-        print(trace.text())
         #expect(trace.frames.map { $0.symbol?.functionName } == ["inner", "outer"])
     }
 }

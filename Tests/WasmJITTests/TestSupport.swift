@@ -48,10 +48,13 @@ enum PackagePaths {
     static func fixture(_ path: String) -> String { root.appendingPathComponent("fixtures/" + path).path }
 
     /// The `wasm-unwind` executable built next to the test bundle.
-    static var cli: String {
+    static var cli: String { executable("wasm-unwind") }
+
+    /// An executable of this package, built next to the test bundle.
+    static func executable(_ name: String) -> String {
         let bundle = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }?.bundleURL
             ?? URL(fileURLWithPath: CommandLine.arguments[0])
-        return bundle.deletingLastPathComponent().appendingPathComponent("wasm-unwind").path
+        return bundle.deletingLastPathComponent().appendingPathComponent(name).path
     }
 }
 

@@ -1,3 +1,4 @@
+import CWasmUnwindABI
 import WAT
 import WasmParser
 import WasmUnwind
@@ -18,6 +19,10 @@ public final class Module: @unchecked Sendable {
     public let trampolines: [CompiledTrampoline]
 
     let description: ModuleDescription
+    /// Every trap site's code offset, sorted, and its trap code: plain
+    /// memory the signal handler reads (`wu_code_region`).
+    let trapOffsets: UnsafeMutableBufferPointer<UInt32>
+    let trapCodes: UnsafeMutableBufferPointer<UInt8>
     let entryTrampolineOffsets: [Signature: Int]
     /// Per imported function: the offset of its exit trampoline.
     let exitTrampolineOffsets: [Int]
@@ -90,6 +95,14 @@ public final class Module: @unchecked Sendable {
         } catch {
             throw .unsupportedFeature("cannot map executable memory: \(error)", offset: nil)
         }
+        let sites = functions.flatMap(\.trapSites).sorted { $0.codeOffset < $1.codeOffset }
+        trapOffsets = .allocate(capacity: max(1, sites.count))
+        trapCodes = .allocate(capacity: max(1, sites.count))
+        for (index, site) in sites.enumerated() {
+            trapOffsets[index] = UInt32(site.codeOffset)
+            trapCodes[index] = site.code.rawValue
+        }
+        trapSiteCount = sites.count
         self.name = description.moduleName
         self.binary = binary
         self.functions = functions
@@ -97,6 +110,20 @@ public final class Module: @unchecked Sendable {
         self.description = description
         self.entryTrampolineOffsets = entryOffsets
         self.exitTrampolineOffsets = exitOffsets
+    }
+
+    let trapSiteCount: Int
+
+    deinit {
+        trapOffsets.deallocate()
+        trapCodes.deallocate()
+    }
+
+    /// The module's code and trap sites as the signal handler sees them.
+    var codeRegion: wu_code_region {
+        wu_code_region(start: UInt64(code.range.lowerBound), end: UInt64(code.range.upperBound),
+                       trap_offsets: trapOffsets.baseAddress, trap_codes: trapCodes.baseAddress,
+                       trap_count: UInt64(trapSiteCount))
     }
 
     /// Compiles WebAssembly text, turned into a binary by WasmKit's

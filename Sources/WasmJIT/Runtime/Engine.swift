@@ -8,10 +8,18 @@ public final class Engine: Sendable {
         /// Stack kept free for host code below the wasm stack limit, when the
         /// thread's stack is smaller than the maximum wasm stack.
         public var hostStackReserve: Int
+        /// Whether function prologues enforce the stack limit. Off, only the
+        /// thread's guard page stops runaway recursion (the trap handler
+        /// still reports "call stack exhausted", from its alternate stack);
+        /// that is the robustness layer, and turning the check off is how it
+        /// is tested.
+        public var checksStackLimit: Bool
 
-        public init(maximumWasmStackSize: Int = 512 * 1024, hostStackReserve: Int = 128 * 1024) {
+        public init(maximumWasmStackSize: Int = 512 * 1024, hostStackReserve: Int = 128 * 1024,
+                    checksStackLimit: Bool = true) {
             self.maximumWasmStackSize = maximumWasmStackSize
             self.hostStackReserve = hostStackReserve
+            self.checksStackLimit = checksStackLimit
         }
     }
 

@@ -29,11 +29,13 @@ public struct Func {
         let trampoline = module.code.address(at: module.entryTrampolineOffsets[signature]!)
         var values = [UInt64](repeating: 0, count: max(signature.parameters.count, signature.results.count, 1))
         for (i, argument) in arguments.enumerated() { values[i] = argument.slot }
+        TrapHandling.prepareCurrentThread()
         let stackLimit = store.activationDepth == 0 ? store.stackLimitForOutermostEntry() : nil
+        let trapInfo = store.trapInfo
         let context = instance.context
         let callee = instance.linkTarget(ofFunction: index).code
         let reason = Activation.enter(store.limits, stackLimit: stackLimit) { record in
-            record.embedderContext = Unmanaged.passUnretained(store).toOpaque()
+            record.embedderContext = UnsafeMutableRawPointer(trapInfo)
             return values.withUnsafeMutableBufferPointer { buffer in
                 wu_invoke(unsafeBitCast(trampoline, to: wu_entry_trampoline_fn.self), context, callee,
                           buffer.baseAddress)
@@ -42,6 +44,8 @@ public struct Func {
         switch Int(reason) {
         case Int(WU_INVOKE_RETURNED):
             return signature.results.enumerated().map { i, kind in Value(slot: values[i], kind: kind) }
+        case Int(WU_INVOKE_TRAPPED):
+            throw TrapHandling.takeTrap(registry: store.registry)
         default:
             guard let failure = store.pendingFailure else {
                 fatalError("wasm left through \(reason) without a recorded failure")

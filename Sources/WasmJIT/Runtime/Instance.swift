@@ -7,8 +7,8 @@ import Glibc
 /// to), linear memory, globals and import table.
 public final class Instance {
     public let module: Module
-    /// Instances live as long as their store, which keeps them.
-    public unowned let store: Store
+    /// The store the instance lives in (kept alive by the instance).
+    public let store: Store
 
     let context: UnsafeMutablePointer<wu_vmctx>
     private let importTable: UnsafeMutablePointer<wu_import>
@@ -97,7 +97,6 @@ public final class Instance {
             }
         }
         try store.register(module)
-        store.adopt(self)
         if let start = description.start {
             _ = try Func(instance: self, index: start).call([])
         }

@@ -1,8 +1,8 @@
 import CWasmUnwindABI
 import WasmUnwind
 
-/// Owns a runtime-limits record, the instances created in it and the code
-/// registry of their modules. A store is used by one thread at a time; each
+/// Owns a runtime-limits record and the code registry of the modules
+/// instantiated in it (and keeps those modules' code alive). A store is used by one thread at a time; each
 /// thread that runs wasm uses its own store.
 public final class Store {
     public let engine: Engine
@@ -12,12 +12,25 @@ public final class Store {
     public private(set) var registry = CodeRegistry()
 
     private var registeredModules: [ObjectIdentifier: Module] = [:]
-    private(set) var instances: [Instance] = []
+    /// What the signal handler knows of this store (the activations'
+    /// embedder context): its limits record and its modules' code regions.
+    let trapInfo: UnsafeMutablePointer<wu_store_trap_info>
+    private var regions: UnsafeMutableBufferPointer<wu_code_region>
     /// The failure a host function reported, on its way out to `Func.call`.
     var pendingFailure: Trap?
 
     public init(engine: Engine) {
         self.engine = engine
+        regions = .allocate(capacity: 1)
+        trapInfo = .allocate(capacity: 1)
+        trapInfo.initialize(to: wu_store_trap_info(
+            limits: UnsafeMutablePointer(bitPattern: limits.address), regions: UnsafePointer(regions.baseAddress),
+            region_count: 0))
+    }
+
+    deinit {
+        trapInfo.deallocate()
+        regions.deallocate()
     }
 
     /// The wasm backtrace of this store's activations on the calling thread,
@@ -34,16 +47,23 @@ public final class Store {
         guard registeredModules[key] == nil else { return }
         try registry.register(module.codeModule)
         registeredModules[key] = module
-    }
-
-    func adopt(_ instance: Instance) {
-        instances.append(instance)
+        // Publish the new region table, then free the old one. Registration
+        // happens between wasm instructions of this thread, never inside the
+        // handler, and other threads never use this store.
+        let sorted = registeredModules.values.map(\.codeRegion).sorted { $0.start < $1.start }
+        let old = regions
+        regions = .allocate(capacity: sorted.count)
+        _ = regions.initialize(from: sorted)
+        trapInfo.pointee.regions = UnsafePointer(regions.baseAddress)
+        trapInfo.pointee.region_count = UInt64(sorted.count)
+        old.deallocate()
     }
 
     /// The stack limit for an outermost entry from the current stack
     /// position: the engine's maximum wasm stack below here, but never into
     /// the last `hostStackReserve` bytes of the thread's stack.
     func stackLimitForOutermostEntry() -> UInt {
+        guard engine.configuration.checksStackLimit else { return 0 }
         let stack = ThreadStack.current()
         var here = 0
         let sp = withUnsafeMutablePointer(to: &here) { UInt(bitPattern: $0) }

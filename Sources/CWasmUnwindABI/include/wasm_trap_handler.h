@@ -1,0 +1,90 @@
+// The trap handler: the signal handler that turns a fault in wasm code into
+// a jump back to the activation that entered wasm, with the wasm backtrace
+// captured on the way, and leaves every other fault to whoever handled it
+// before us (the Swift runtime's crash reporter, or the default action).
+#ifndef WASM_TRAP_HANDLER_H
+#define WASM_TRAP_HANDLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wasm_unwind_abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// One module's code, as the handler sees it.
+typedef struct wu_code_region {
+    uint64_t start;
+    uint64_t end;
+    /// Code offsets (from `start`) of the trapping instructions, sorted.
+    const uint32_t *trap_offsets;
+    /// The trap code of each, same order.
+    const uint8_t *trap_codes;
+    uint64_t trap_count;
+} wu_code_region;
+
+/// What the handler needs of a store: the activation's `embedder_context`
+/// points at one of these. Plain memory, so reading it in a signal handler
+/// touches no allocator, lock or reference count.
+typedef struct wu_store_trap_info {
+    wu_runtime_limits *limits;
+    /// Sorted by `start`, not overlapping.
+    const wu_code_region *regions;
+    uint64_t region_count;
+} wu_store_trap_info;
+
+/// The calling thread's trap record and preallocated frame buffer.
+typedef struct wu_thread_trap_state {
+    /// Frames written by the walk callback (the embedder's layout).
+    void *frames;
+    uint64_t frame_capacity;
+    uint64_t frame_count;
+    /// The walk callback's summary (the embedder's layout).
+    void *walk_result;
+    uint64_t pc;
+    uint64_t fp;
+    uint64_t sp;
+    uint64_t fault_address;
+    int32_t signal;
+    int32_t trap_code;
+    /// Non-zero while the handler runs on this thread (for tests that check
+    /// the handler does not allocate).
+    int32_t in_handler;
+    /// How many traps the handler has taken on this thread.
+    uint64_t trap_count;
+} wu_thread_trap_state;
+
+/// Trap codes the handler itself decides (the rest come from trap sites).
+#define WU_TRAP_STACK_OVERFLOW 5
+
+/// Walks the wasm frames from a trap into `state->frames`. Called inside the
+/// signal handler; must be async-signal-safe.
+typedef void (*wu_trap_walk_fn)(wu_thread_trap_state *state, wu_runtime_limits *limits,
+                                uint64_t pc, uint64_t fp, uint64_t sp);
+
+/// Installs the handler for SIGILL, SIGSEGV, SIGBUS and SIGFPE, once per
+/// process; later calls do nothing. The previous handlers are kept and every
+/// fault that is not a wasm trap goes to them.
+void wu_trap_handler_install(wu_trap_walk_fn walk);
+
+/// The calling thread's trap state, or NULL before `wu_thread_trap_state_prepare`.
+wu_thread_trap_state *wu_thread_trap_state_current(void);
+
+/// Makes the calling thread ready to take traps: an alternate signal stack
+/// (unless the thread has one) and a trap state whose frame buffer is
+/// `frames` (capacity `frame_capacity`) and summary is `walk_result`. The
+/// buffers are the caller's; they are released with `release` when the
+/// thread exits. Returns the state.
+wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_capacity, void *walk_result,
+                                                   void (*release)(void *frames, void *walk_result));
+
+/// The handler's own signal stack size.
+#define WU_ALTERNATE_STACK_SIZE (64 * 1024)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

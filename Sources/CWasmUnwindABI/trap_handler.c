@@ -1,0 +1,200 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "wasm_jit_abi.h"
+#include "wasm_trap_handler.h"
+
+// MARK: - Per-thread state
+
+static _Thread_local wu_thread_trap_state *thread_state
+    __attribute__((tls_model("initial-exec"))) = NULL;
+
+typedef struct thread_resources {
+    wu_thread_trap_state state;
+    void (*release)(void *frames, void *walk_result);
+    void *alternate_stack;
+    size_t alternate_stack_size;
+} thread_resources;
+
+static pthread_key_t resources_key;
+static pthread_once_t resources_key_once = PTHREAD_ONCE_INIT;
+
+static void release_thread_resources(void *pointer) {
+    thread_resources *resources = pointer;
+    if (resources->alternate_stack) {
+        stack_t disable = {.ss_flags = SS_DISABLE};
+        sigaltstack(&disable, NULL);
+        munmap(resources->alternate_stack, resources->alternate_stack_size);
+    }
+    if (resources->release) resources->release(resources->state.frames, resources->state.walk_result);
+    thread_state = NULL;
+    free(resources);
+}
+
+static void make_resources_key(void) { pthread_key_create(&resources_key, release_thread_resources); }
+
+wu_thread_trap_state *wu_thread_trap_state_current(void) { return thread_state; }
+
+wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_capacity, void *walk_result,
+                                                   void (*release)(void *, void *)) {
+    if (thread_state) return thread_state;
+    pthread_once(&resources_key_once, make_resources_key);
+    thread_resources *resources = calloc(1, sizeof *resources);
+    if (!resources) return NULL;
+    resources->state.frames = frames;
+    resources->state.frame_capacity = frame_capacity;
+    resources->state.walk_result = walk_result;
+    resources->release = release;
+
+    // The handler must run even when the thread's stack is exhausted, so it
+    // needs a stack of its own. Keep one the thread already has (the Swift
+    // runtime gives the main thread one).
+    stack_t current;
+    if (sigaltstack(NULL, &current) == 0 && (current.ss_flags & SS_DISABLE)) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t size = WU_ALTERNATE_STACK_SIZE + page;
+        void *mapping = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mapping != MAP_FAILED) {
+            mprotect(mapping, page, PROT_NONE);  // guard page below the stack
+            stack_t stack = {.ss_sp = (char *)mapping + page, .ss_size = WU_ALTERNATE_STACK_SIZE, .ss_flags = 0};
+            if (sigaltstack(&stack, NULL) == 0) {
+                resources->alternate_stack = mapping;
+                resources->alternate_stack_size = size;
+            } else {
+                munmap(mapping, size);
+            }
+        }
+    }
+    pthread_setspecific(resources_key, resources);
+    thread_state = &resources->state;
+    return thread_state;
+}
+
+// MARK: - The handler
+
+static const int handled_signals[] = {SIGILL, SIGSEGV, SIGBUS, SIGFPE};
+#define SIGNAL_COUNT (sizeof handled_signals / sizeof handled_signals[0])
+static struct sigaction previous_actions[SIGNAL_COUNT];
+static wu_trap_walk_fn walk_callback;
+static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+
+static const wu_code_region *find_region(const wu_store_trap_info *info, uint64_t pc) {
+    uint64_t low = 0, high = info->region_count;
+    while (low < high) {
+        uint64_t mid = low + (high - low) / 2;
+        if (info->regions[mid].end <= pc) low = mid + 1;
+        else high = mid;
+    }
+    if (low < info->region_count && info->regions[low].start <= pc && pc < info->regions[low].end)
+        return &info->regions[low];
+    return NULL;
+}
+
+/// The trap code of the instruction at `pc`, or -1 if it is no trap site.
+static int trap_code_at(const wu_code_region *region, uint64_t pc) {
+    uint64_t offset = pc - region->start;
+    uint64_t low = 0, high = region->trap_count;
+    while (low < high) {
+        uint64_t mid = low + (high - low) / 2;
+        if (region->trap_offsets[mid] < offset) low = mid + 1;
+        else high = mid;
+    }
+    if (low < region->trap_count && region->trap_offsets[low] == offset) return region->trap_codes[low];
+    return -1;
+}
+
+/// Hands a fault that is not a wasm trap to whoever handled the signal
+/// before us. With the default action, the handler is reset and returns:
+/// the faulting instruction runs again and the process dies of the signal.
+static void chain(int signal, siginfo_t *info, void *context) {
+    for (size_t i = 0; i < SIGNAL_COUNT; i++) {
+        if (handled_signals[i] != signal) continue;
+        struct sigaction *previous = &previous_actions[i];
+        if (previous->sa_flags & SA_SIGINFO) {
+            previous->sa_sigaction(signal, info, context);
+            return;
+        }
+        if (previous->sa_handler == SIG_DFL || previous->sa_handler == SIG_IGN) {
+            struct sigaction fallback = {.sa_handler = SIG_DFL};
+            sigemptyset(&fallback.sa_mask);
+            sigaction(signal, &fallback, NULL);
+            if (info->si_code <= 0) raise(signal);  // sent, not caused by an instruction
+            return;
+        }
+        previous->sa_handler(signal);
+        return;
+    }
+}
+
+static void trap_handler(int signal, siginfo_t *info, void *context) {
+    int saved_errno = errno;
+    wu_activation *activation = wu_current_activation();
+    wu_thread_trap_state *state = thread_state;
+    ucontext_t *uc = context;
+    uint64_t pc = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+    uint64_t fp = (uint64_t)uc->uc_mcontext.gregs[REG_RBP];
+    uint64_t sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+
+    // Ours only if this thread is running wasm, the pc lies in the code of
+    // the store that entered it, and the instruction is one that traps.
+    const wu_store_trap_info *store = activation ? activation->embedder_context : NULL;
+    const wu_code_region *region = store ? find_region(store, pc) : NULL;
+    if (!state || !activation->jump_buffer || !region) {
+        errno = saved_errno;
+        chain(signal, info, context);
+        return;
+    }
+    int code = trap_code_at(region, pc);
+    if (code < 0 && (signal == SIGSEGV || signal == SIGBUS)) {
+        // No trap site, but a fault on the stack below the stack pointer
+        // (a guard page): the wasm stack ran out past the limit check.
+        uint64_t address = (uint64_t)info->si_addr;
+        if (address < sp + 4096 && address + 1024 * 1024 > sp) code = WU_TRAP_STACK_OVERFLOW;
+    }
+    if (code < 0) {
+        // A fault in generated code that no wasm instruction explains is a
+        // bug in the runtime, not a wasm trap: crash as any bug would.
+        errno = saved_errno;
+        chain(signal, info, context);
+        return;
+    }
+
+    state->in_handler = 1;
+    state->pc = pc;
+    state->fp = fp;
+    state->sp = sp;
+    state->fault_address = (uint64_t)info->si_addr;
+    state->signal = signal;
+    state->trap_code = code;
+    state->trap_count += 1;
+    walk_callback(state, store->limits, pc, fp, sp);
+    state->in_handler = 0;
+    errno = saved_errno;
+    // Only wasm frames and trampolines lie between here and the frame of
+    // wu_invoke that set this buffer.
+    siglongjmp(*(sigjmp_buf *)activation->jump_buffer, WU_INVOKE_TRAPPED);
+}
+
+static void install(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = trap_handler;
+    // SA_NODEFER: the handler leaves by siglongjmp without restoring a
+    // mask, so the signal must not be blocked while it runs.
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < SIGNAL_COUNT; i++) sigaction(handled_signals[i], &action, &previous_actions[i]);
+}
+
+void wu_trap_handler_install(wu_trap_walk_fn walk) {
+    walk_callback = walk;
+    pthread_once(&install_once, install);
+}
