@@ -42,11 +42,40 @@ let package = Package(
             ]
         ),
 
+        // libunwind, for the oracle only (the embedder library never links it).
+        .systemLibrary(
+            name: "CLibunwind",
+            pkgConfig: "libunwind-generic",
+            providers: [.apt(["libunwind-dev"])]
+        ),
+        // What are macros in libunwind's headers, as functions; dynamic
+        // registration records; swift_demangle.
+        .target(
+            name: "CUnwindShim",
+            dependencies: ["CLibunwind", "CWasmUnwindABI"]
+        ),
+        // libunwind as an independent unwinder: local and signal-context
+        // unwinding, CFI registration, frame-by-frame comparison, hybrid
+        // host+wasm backtraces.
+        .target(
+            name: "UnwindOracle",
+            dependencies: ["WasmUnwind", "CUnwindShim"]
+        ),
+        // The oracle applied to the reference runtime: CFI registration of
+        // every compiled module, comparisons at host calls and traps, and the
+        // randomized differential run (`wasm-unwind verify`).
+        .target(
+            name: "Verification",
+            dependencies: ["WasmJIT", "UnwindOracle"]
+        ),
+
         .executableTarget(
             name: "wasm-unwind",
             dependencies: [
                 "WasmUnwind",
                 "WasmJIT",
+                "UnwindOracle",
+                "Verification",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -77,6 +106,8 @@ let package = Package(
                 "wasm-unwind",
                 "trap-probe",
                 "CMallocCounter",
+                "UnwindOracle",
+                "Verification",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmKit", package: "WasmKit"),
             ]

@@ -55,10 +55,11 @@ wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_
     resources->release = release;
 
     // The handler must run even when the thread's stack is exhausted, so it
-    // needs a stack of its own. Keep one the thread already has (the Swift
-    // runtime gives the main thread one).
+    // needs a stack of its own. Keep one the thread already has if it is
+    // big enough (the Swift runtime gives the main thread a smaller one).
     stack_t current;
-    if (sigaltstack(NULL, &current) == 0 && (current.ss_flags & SS_DISABLE)) {
+    if (sigaltstack(NULL, &current) == 0 &&
+        ((current.ss_flags & SS_DISABLE) || current.ss_size < WU_ALTERNATE_STACK_SIZE)) {
         size_t page = (size_t)sysconf(_SC_PAGESIZE);
         size_t size = WU_ALTERNATE_STACK_SIZE + page;
         void *mapping = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -84,6 +85,9 @@ static const int handled_signals[] = {SIGILL, SIGSEGV, SIGBUS, SIGFPE};
 #define SIGNAL_COUNT (sizeof handled_signals / sizeof handled_signals[0])
 static struct sigaction previous_actions[SIGNAL_COUNT];
 static wu_trap_walk_fn walk_callback;
+static wu_trap_observer_fn _Atomic observer_callback;
+
+void wu_trap_handler_set_observer(wu_trap_observer_fn observer) { observer_callback = observer; }
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
 static const wu_code_region *find_region(const wu_store_trap_info *info, uint64_t pc) {
@@ -177,6 +181,8 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     state->trap_count += 1;
     walk_callback(state, store->limits, pc, fp, sp);
     state->in_handler = 0;
+    wu_trap_observer_fn observer = observer_callback;
+    if (observer) observer(signal, info, context, state);
     errno = saved_errno;
     // Only wasm frames and trampolines lie between here and the frame of
     // wu_invoke that set this buffer.

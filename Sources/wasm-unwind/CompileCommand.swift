@@ -27,7 +27,8 @@ struct CompileCommand: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-        print("module \(module.name ?? "<unknown>"): \(module.code.size) bytes of code")
+        let info = module.unwindInfo
+        print("module \(module.name ?? "<unknown>"): \(module.codeSize) bytes of code, CFI at \(hex(info.ehFrame)) (\(info.fdeOffsets.count) FDEs), search table at \(hex(info.searchTable))")
         for function in module.functions {
             let name = function.name ?? "<wasm function \(function.index)>"
             print("function \(function.index) \(name): code \(hex(function.codeRange)), frame \(function.frameSize) bytes, body at \(hex(function.bodyOffset))")

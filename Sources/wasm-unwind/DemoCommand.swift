@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Verification
 import WasmJIT
 
 struct DemoCommand: ParsableCommand {
@@ -16,7 +17,8 @@ struct DemoCommand: ParsableCommand {
     var file: String = "fixtures/demo/nested.wat"
 
     func run() throws {
-        let engine = Engine()
+        // Modules' CFI is registered with libunwind, for host.backtrace_all.
+        let engine = OracleSession(observeTraps: false).engine
         let store = Store(engine: engine)
         var imports = Imports()
         imports.fallback = HostModule().resolve

@@ -1,4 +1,6 @@
 import Foundation
+import UnwindOracle
+import Verification
 import WasmJIT
 
 /// The built-in import module `host`, available to every module `run`
@@ -9,6 +11,8 @@ import WasmJIT
 ///   activation);
 /// * `backtrace` prints the current wasm backtrace, preceded by
 ///   `wasm backtrace:`;
+/// * `backtrace_all` prints the hybrid backtrace: every frame on the stack,
+///   host frames named by libunwind, wasm frames from the walk;
 /// * `print_i32`, `print_i64` print their argument;
 /// * `trap` fails (a host function that returns an error), optionally with
 ///   an i32 code.
@@ -39,6 +43,11 @@ struct HostModule {
                 case .text: write("wasm backtrace:\n" + trace.text())
                 case .json: write(trace.json.rendered())
                 }
+                return []
+            })
+        case ("backtrace_all", [], []):
+            return .host(HostFunction(signature: signature) { caller, _ in
+                write("hybrid backtrace:\n" + (try OracleSession.hybridBacktrace(caller)).text())
                 return []
             })
         case ("trap", [], []), ("trap", [.i32], []):

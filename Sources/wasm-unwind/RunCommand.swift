@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Verification
 import WasmJIT
 
 struct RunCommand: ParsableCommand {
@@ -14,6 +15,8 @@ struct RunCommand: ParsableCommand {
 
             Imports from the module `host` are built in: `call:<export>` re-enters \
             the importing instance, `backtrace` prints the wasm backtrace, \
+            `backtrace_all` prints every frame on the stack (host frames from \
+            libunwind, wasm frames from the walk), `trap` fails, \
             `print_i32` and `print_i64` print a value. --preload NAME=FILE \
             instantiates FILE first; its exports satisfy imports from module NAME.
 
@@ -52,7 +55,8 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
-        let engine = Engine()
+        // Modules' CFI is registered with libunwind, for host.backtrace_all.
+        let engine = OracleSession(observeTraps: false).engine
         let store = Store(engine: engine)
         var imports = Imports()
         var host = HostModule()

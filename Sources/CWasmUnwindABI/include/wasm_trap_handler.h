@@ -69,6 +69,13 @@ typedef void (*wu_trap_walk_fn)(wu_thread_trap_state *state, wu_runtime_limits *
 /// fault that is not a wasm trap goes to them.
 void wu_trap_handler_install(wu_trap_walk_fn walk);
 
+/// Called by the handler for every wasm trap, after the walk and before the
+/// jump back, with the signal context (`ucontext_t *`). For oracles that
+/// unwind the same interrupted stack another way; NULL (the default) for
+/// none. Must be async-signal-safe in the situations it is used.
+typedef void (*wu_trap_observer_fn)(int signal, void *info, void *ucontext, wu_thread_trap_state *state);
+void wu_trap_handler_set_observer(wu_trap_observer_fn observer);
+
 /// The calling thread's trap state, or NULL before `wu_thread_trap_state_prepare`.
 wu_thread_trap_state *wu_thread_trap_state_current(void);
 

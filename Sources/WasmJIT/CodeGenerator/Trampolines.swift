@@ -42,11 +42,18 @@ enum Trampolines {
     ///   pop r15; pop r14; pop r13; pop r12; pop rbx
     ///   pop rbp; ret
     /// ```
-    static func emitEntry(_ signature: Signature, into assembler: inout Assembler) {
+    static func emitEntry(_ signature: Signature, into assembler: inout Assembler) -> [(offset: Int, event: FrameEvent)] {
+        let start = assembler.offset
+        var events: [(offset: Int, event: FrameEvent)] = []
         let stackArguments = max(0, signature.parameters.count - 6)
         assembler.push(.rbp)
+        events.append((assembler.offset - start, .pushedFramePointer))
         assembler.mov(.q, .rbp, .rsp)
-        for register in entrySavedRegisters { assembler.push(register) }
+        events.append((assembler.offset - start, .establishedFramePointer))
+        for (index, register) in entrySavedRegisters.enumerated() {
+            assembler.push(register)
+            events.append((assembler.offset - start, .savedRegister(register, cfaOffset: 24 + 8 * index)))
+        }
         // After five pushes rsp is 8 mod 16; keep it 16-aligned at the call.
         assembler.arithmetic(.sub, .q, .rsp, immediate: Int32(8 + (8 * stackArguments + 15) / 16 * 16))
         assembler.mov(.q, .r15, .rdi)
@@ -67,9 +74,14 @@ enum Trampolines {
             assembler.mov(.q, Memory.at(.r12), .rax)
         }
         assembler.lea(.rsp, Memory.at(.rbp, Int32(-8 * entrySavedRegisters.count)))
-        for register in entrySavedRegisters.reversed() { assembler.pop(register) }
+        for register in entrySavedRegisters.reversed() {
+            assembler.pop(register)
+            events.append((assembler.offset - start, .restoredRegister(register)))
+        }
         assembler.pop(.rbp)
+        events.append((assembler.offset - start, .poppedFramePointer))
         assembler.ret()
+        return events
     }
 
     /// The exit trampoline for one imported function: records where wasm
@@ -94,10 +106,14 @@ enum Trampolines {
     ///   mov rdi, r15; call [r15 + raise]   ; jumps to the activation's entry
     ///   ud2
     /// ```
-    static func emitExit(importIndex: UInt32, _ signature: Signature, into assembler: inout Assembler) {
+    static func emitExit(importIndex: UInt32, _ signature: Signature, into assembler: inout Assembler) -> [(offset: Int, event: FrameEvent)] {
+        let start = assembler.offset
+        var events: [(offset: Int, event: FrameEvent)] = []
         let slots = max(signature.parameters.count, signature.results.count, 1)
         assembler.push(.rbp)
+        events.append((assembler.offset - start, .pushedFramePointer))
         assembler.mov(.q, .rbp, .rsp)
+        events.append((assembler.offset - start, .establishedFramePointer))
         assembler.arithmetic(.sub, .q, .rsp, immediate: Int32((8 * slots + 15) / 16 * 16))
         assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
         assembler.loadCallerFramePointer(into: .rcx)
@@ -123,11 +139,15 @@ enum Trampolines {
             assembler.mov(.q, .rax, Memory.at(.rsp))
         }
         assembler.mov(.q, .rsp, .rbp)
+        events.append((assembler.offset - start, .rememberState))
         assembler.pop(.rbp)
+        events.append((assembler.offset - start, .poppedFramePointer))
         assembler.ret()
+        events.append((assembler.offset - start, .restoreState))
         assembler.bind(failed)
         assembler.mov(.q, .rdi, .r15)
         assembler.call(Memory.at(.r15, Int32(WU_VMCTX_RAISE)))
         assembler.ud2()
+        return events
     }
 }

@@ -57,6 +57,8 @@ struct FunctionCompiler: AnyInstructionVisitor {
     private var trapStubs: [(label: Label, wasmOffset: Int, code: TrapCode)] = []
     private var finished = false
     private(set) var frameSize = 0
+    /// How the frame changes, for the CFI.
+    private(set) var frameEvents: [(offset: Int, event: FrameEvent)] = []
 
     struct ControlFrame {
         enum Kind { case function, block, loop, `if`, `else` }
@@ -113,7 +115,9 @@ struct FunctionCompiler: AnyInstructionVisitor {
         start = assembler.offset
         addressMap.append(AddressMapEntry(nativeOffset: 0, wasmOffset: UInt32(bodyOffset)))
         assembler.push(.rbp)
+        frameEvents.append((assembler.offset - start, .pushedFramePointer))
         assembler.mov(.q, .rbp, .rsp)
+        frameEvents.append((assembler.offset - start, .establishedFramePointer))
         frameSizePosition = assembler.subWithPatchableImmediate(.rsp)
         // Stack check: the whole frame is reserved, nothing stored yet.
         assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
@@ -144,8 +148,11 @@ struct FunctionCompiler: AnyInstructionVisitor {
             assembler.mov(.q, .rax, stackSlot(0))
         }
         assembler.mov(.q, .rsp, .rbp)
+        frameEvents.append((assembler.offset - start, .rememberState))
         assembler.pop(.rbp)
+        frameEvents.append((assembler.offset - start, .poppedFramePointer))
         assembler.ret()
+        frameEvents.append((assembler.offset - start, .restoreState))
         // Out-of-line trap stubs, one per trap site so the pc says which
         // wasm instruction trapped.
         for stub in trapStubs {

@@ -1,4 +1,5 @@
 import CWasmUnwindABI
+import Synchronization
 import WAT
 import WasmParser
 import WasmUnwind
@@ -17,6 +18,10 @@ public final class Module: @unchecked Sendable {
     public let functions: [CompiledFunction]
     /// Entry and exit trampolines.
     public let trampolines: [CompiledTrampoline]
+    /// Bytes of machine code at the start of `code` (the rest is unwind info).
+    public let codeSize: Int
+    /// Where the DWARF CFI for the code lies in `code`.
+    public let unwindInfo: UnwindInfoLayout
 
     let description: ModuleDescription
     /// Every trap site's code offset, sorted, and its trap code: plain
@@ -35,6 +40,7 @@ public final class Module: @unchecked Sendable {
 
         var functions: [CompiledFunction] = []
         functions.reserveCapacity(description.bodies.count)
+        var frames: [FrameDescription] = []
         for (definedIndex, body) in description.bodies.enumerated() {
             let index = UInt32(description.imports.count + definedIndex)
             let signature = try description.signature(ofFunction: index, offset: body.bodyOffset)
@@ -55,6 +61,7 @@ public final class Module: @unchecked Sendable {
             let compiled = try compiler.compile(body.code)
             swap(&compiler.assembler, &assembler)
             functions.append(compiled)
+            frames.append(FrameDescription(codeRange: compiled.codeRange, events: compiler.frameEvents))
         }
 
         var trampolines: [CompiledTrampoline] = []
@@ -70,7 +77,8 @@ public final class Module: @unchecked Sendable {
         for signature in signatures {
             while assembler.offset % 16 != 0 { assembler.int3() }
             let start = assembler.offset
-            Trampolines.emitEntry(signature, into: &assembler)
+            let events = Trampolines.emitEntry(signature, into: &assembler)
+            frames.append(FrameDescription(codeRange: start..<assembler.offset, events: events))
             entryOffsets[signature] = start
             trampolines.append(CompiledTrampoline(kind: .entry(signature), codeRange: start..<assembler.offset))
         }
@@ -78,18 +86,24 @@ public final class Module: @unchecked Sendable {
         for (importIndex, imported) in description.imports.enumerated() {
             while assembler.offset % 16 != 0 { assembler.int3() }
             let start = assembler.offset
-            Trampolines.emitExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)
+            let events = Trampolines.emitExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)
+            frames.append(FrameDescription(codeRange: start..<assembler.offset, events: events))
             exitOffsets.append(start)
             trampolines.append(CompiledTrampoline(kind: .exit(importIndex: UInt32(importIndex)),
                                                   codeRange: start..<assembler.offset))
         }
 
-        let bytes: [UInt8]
+        var bytes: [UInt8]
         do {
             bytes = try assembler.finish()
         } catch {
             throw .invalid("internal: \(error)", offset: nil)
         }
+        let codeSize = bytes.count
+        // The CFI goes in the same mapping, right after the code: its FDE
+        // pointers are pc-relative and its search table is relative to the
+        // code base.
+        let unwindInfo = UnwindInfoEncoder.append(frames, style: engine.configuration.unwindInfo, to: &bytes)
         do {
             self.code = try CodeMemory(code: bytes)
         } catch {
@@ -105,16 +119,30 @@ public final class Module: @unchecked Sendable {
         trapSiteCount = sites.count
         self.name = description.moduleName
         self.binary = binary
+        self.codeSize = codeSize
+        self.unwindInfo = unwindInfo
         self.functions = functions
         self.trampolines = trampolines
         self.description = description
         self.entryTrampolineOffsets = entryOffsets
         self.exitTrampolineOffsets = exitOffsets
+        engine.didCompile?(self)
     }
 
     let trapSiteCount: Int
 
+    /// Objects that live exactly as long as the module, released before its
+    /// code is unmapped (an unwinder's registration of the module's CFI).
+    private let attachments = Mutex<[any AnyObject & Sendable]>([])
+
+    /// Keeps `object` alive until the module is dropped; it is released
+    /// before the module's code is unmapped.
+    public func attach(_ object: any AnyObject & Sendable) {
+        attachments.withLock { $0.append(object) }
+    }
+
     deinit {
+        attachments.withLock { $0.removeAll() }
         trapOffsets.deallocate()
         trapCodes.deallocate()
     }

@@ -14,18 +14,27 @@ public final class Engine: Sendable {
         /// that is the robustness layer, and turning the check off is how it
         /// is tested.
         public var checksStackLimit: Bool
+        /// The DWARF CFI emitted for generated code (`.exact` unless a test
+        /// needs CFI that is known to be wrong).
+        public var unwindInfo: UnwindInfoStyle
 
         public init(maximumWasmStackSize: Int = 512 * 1024, hostStackReserve: Int = 128 * 1024,
-                    checksStackLimit: Bool = true) {
+                    checksStackLimit: Bool = true, unwindInfo: UnwindInfoStyle = .exact) {
             self.maximumWasmStackSize = maximumWasmStackSize
             self.hostStackReserve = hostStackReserve
             self.checksStackLimit = checksStackLimit
+            self.unwindInfo = unwindInfo
         }
     }
 
     public let configuration: Configuration
+    /// Called with every module this engine compiles, before it is used
+    /// (an unwinder registers the module's CFI here).
+    let didCompile: (@Sendable (Module) -> Void)?
 
-    public init(configuration: Configuration = Configuration()) {
+    /// An engine; `didCompile` is called with each module it compiles.
+    public init(configuration: Configuration = Configuration(), didCompile: (@Sendable (Module) -> Void)? = nil) {
         self.configuration = configuration
+        self.didCompile = didCompile
     }
 }

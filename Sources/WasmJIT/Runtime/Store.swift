@@ -39,6 +39,9 @@ public final class Store {
         registry.symbolicate(Backtrace.capture(limits, trap: trap, walkLimits: walkLimits))
     }
 
+    /// The modules instantiated in this store.
+    public var modules: [Module] { Array(registeredModules.values) }
+
     /// How many of this store's activations are on the calling thread.
     public var activationDepth: Int { Activation.depth(of: limits) }
 

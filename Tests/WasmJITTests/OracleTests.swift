@@ -1,0 +1,126 @@
+import Testing
+import UnwindOracle
+import Verification
+import WasmJIT
+
+@Suite("libunwind as the oracle")
+struct OracleTests {
+    static let nest = HostBacktraceTests.nest
+
+    /// Runs the nesting module `depth` activations deep and compares at the
+    /// innermost host call.
+    func compareNested(depth: Int, configuration: Engine.Configuration = Engine.Configuration())
+        throws -> (OracleComparison, SymbolicatedBacktrace, [LibunwindFrame], Store)
+    {
+        let session = OracleSession(configuration: configuration)
+        let store = Store(engine: session.engine)
+        var result: (OracleComparison, SymbolicatedBacktrace, [LibunwindFrame])?
+        var imports = Imports()
+        imports.define(module: "host", name: "backtrace", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in
+            let (comparison, walk) = OracleSession.compareAtHostCall(caller)
+            result = (comparison, walk, Libunwind.unwindHere())
+            return []
+        }))
+        imports.fallback = { module, name, signature in
+            guard module == "host", name == "call:descend" else { return nil }
+            return .host(HostFunction(signature: signature) { caller, arguments in
+                try caller.export("descend")!.call(arguments)
+            })
+        }
+        let instance = try Instance(store: store, module: Module(engine: session.engine, text: Self.nest), imports: imports)
+        _ = try instance.export("descend")!.call([.i32(Int32(depth - 1))])
+        let (comparison, walk, frames) = try #require(result)
+        return (comparison, walk, frames, store)
+    }
+
+    @Test("at a host call, libunwind's JIT frames equal the walk pc for pc, trampolines at the boundaries", arguments: [1, 2, 5])
+    func hostCall(depth: Int) throws {
+        let (comparison, walk, _, store) = try compareNested(depth: depth)
+        #expect(comparison.isMatch, "\(comparison.report { OracleSession.symbolicate($0, store: store) })")
+        #expect(comparison.wasmFramesCompared == 2 * depth)
+        #expect(walk.frames.count == 2 * depth)
+        // exit, 2 wasm, entry per activation.
+        #expect(comparison.rows.count == 4 * depth)
+    }
+
+    @Test("libunwind really reads our CFI: deliberately wrong CFI makes the comparison fail")
+    func wrongCFIFails() throws {
+        let (comparison, _, _, _) = try compareNested(
+            depth: 2, configuration: Engine.Configuration(unwindInfo: .deliberatelyWrongForTesting))
+        #expect(!comparison.isMatch)
+    }
+
+    @Test("every libunwind frame in JIT code is explained: host frames are never JIT pcs")
+    func fullStack() throws {
+        let (_, walk, frames, store) = try compareNested(depth: 3)
+        let kind = OracleSession.classifier(for: store)
+        let jit = frames.filter { kind($0.ip - 1) == .wasmFunction }.map(\.ip)
+        #expect(jit == walk.frames.map(\.frame.address.rawValue))
+        // libunwind got all the way out of the thread, past every activation.
+        #expect(frames.count > jit.count + 12)
+    }
+}
+
+@Suite("libunwind as the oracle at traps and for hybrid backtraces")
+struct OracleTrapTests {
+    @Test("from the trap's signal context, libunwind's JIT frames equal the trap backtrace", arguments: ["inner", "recurse", "div", "outer"])
+    func trap(export: String) throws {
+        let session = OracleSession()
+        let store = Store(engine: session.engine)
+        var imports = Imports()
+        imports.define(module: "host", name: "trap", .host(HostFunction(signature: Signature(parameters: [.i32], results: [])) { _, _ in [] }))
+        imports.define(module: "host", name: "call:inner", .host(HostFunction(signature: Signature(parameters: [.i32], results: [])) { caller, arguments in
+            try caller.export("inner")!.call(arguments)
+        }))
+        let instance = try Instance(store: store, module: Module(engine: session.engine, text: TrapTests.traps), imports: imports)
+        let arguments: [Value] = export == "div" ? [.i32(1), .i32(0)] : export == "outer" ? [] : [.i32(0)]
+        do {
+            _ = try instance.export(export)!.call(arguments)
+            Issue.record("expected a trap")
+        } catch let trap as Trap {
+            let comparison = OracleSession.compareAtTrap(trap, store: store)
+            #expect(comparison.isMatch, "\(comparison.report { OracleSession.symbolicate($0, store: store) })")
+            #expect(comparison.wasmFramesCompared == trap.backtrace.frames.count)
+            #expect(comparison.wasmFramesCompared > 0)
+        }
+    }
+
+    @Test("the hybrid backtrace lists every frame, host and wasm, and its pcs are libunwind's")
+    func hybrid() throws {
+        let session = OracleSession()
+        let store = Store(engine: session.engine)
+        var hybrid: HybridBacktrace?
+        var libunwindPCs: [UInt] = []
+        var imports = Imports()
+        imports.define(module: "host", name: "backtrace", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in
+            hybrid = try OracleSession.hybridBacktrace(caller)
+            libunwindPCs = Libunwind.unwindHere().map(\.ip)
+            return []
+        }))
+        imports.fallback = { module, name, signature in
+            guard module == "host", name == "call:descend" else { return nil }
+            return .host(HostFunction(signature: signature) { caller, arguments in
+                try caller.export("descend")!.call(arguments)
+            })
+        }
+        let instance = try Instance(store: store, module: Module(engine: session.engine, text: HostBacktraceTests.nest), imports: imports)
+        _ = try instance.export("descend")!.call([.i32(1)])
+        let trace = try #require(hybrid)
+        // The hybrid was taken one frame deeper (inside hybridBacktrace) than
+        // the comparison list; below that, every pc is libunwind's.
+        #expect(Array(trace.pcs.dropFirst(2)) == Array(libunwindPCs.dropFirst(1)))
+        let lines = trace.text().split(separator: "\n").map { String($0.drop { $0 == " " }) }
+        // Stack order: the innermost activation's exit trampoline, its wasm
+        // frames, its entry trampoline, then host frames down to wu_invoke
+        // and Func.call, then the outer activation the same way.
+        let kinds = lines.map { line -> String in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count > 2 ? String(fields[2]) : ""
+        }
+        let jit = zip(lines, kinds).filter { $0.1 != "host" }.map { $0.0.split(separator: " ", maxSplits: 2)[2].drop { $0 == " " } }
+        #expect(jit == ["[exit trampoline]", "wasm   0x5d - nest!step", "wasm   0x53 - nest!descend", "[entry trampoline]",
+                        "[exit trampoline]", "wasm   0x65 - nest!step", "wasm   0x53 - nest!descend", "[entry trampoline]"])
+        #expect(lines.contains { $0.contains("host   wu_invoke + ") })
+        #expect(lines.contains { $0.contains("host   WasmJIT.Func.call(Swift.Array<WasmJIT.Value>) throws -> Swift.Array<WasmJIT.Value> + ") })
+    }
+}
