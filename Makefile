@@ -30,5 +30,10 @@ test: deps
 demo: build
 	$(BIN) demo
 
+# 10,000 random programs, every checkpoint and trap compared with libunwind.
+verify: deps
+	$(SWIFT) build -c release --product wasm-unwind
+	.build/release/wasm-unwind verify --seed 1 --count 10000
+
 clean:
 	rm -rf .build

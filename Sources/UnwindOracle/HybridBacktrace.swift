@@ -27,7 +27,7 @@ public struct HybridBacktrace: Sendable {
         guard comparison.isMatch else { throw MergeError(comparison: comparison) }
         var wasm = walk.frames.makeIterator()
         entries = libunwind.map { frame in
-            switch kind(frame.ip - 1) {
+            switch kind(frame.ip &- 1) {
             case .wasmFunction?:
                 return .wasm(wasm.next()!)
             case let trampoline?:

@@ -56,7 +56,7 @@ public struct OracleComparison: Sendable {
         let seen: [(JITCodeKind, UInt)] = libunwind.enumerated().compactMap { index, frame in
             // A return address is classified by the call instruction it
             // follows; an interrupted frame (the first, at a trap) by its pc.
-            let lookup = trapped && index == 0 ? frame.ip : frame.ip - 1
+            let lookup = trapped && index == 0 ? frame.ip : frame.ip &- 1
             return kind(lookup).map { ($0, frame.ip) }
         }
         for index in 0..<max(expected.count, seen.count) {

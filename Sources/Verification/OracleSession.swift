@@ -84,7 +84,14 @@ public final class OracleSession: Sendable {
     /// A report line for a pc: what the store's registry says it is.
     public static func symbolicate(_ pc: UInt, store: Store) -> String {
         guard let symbol = store.registry.symbol(for: .returnAddress(pc)) else { return "<not wasm>" }
-        let name = symbol.functionName ?? symbol.functionIndex.map { "<wasm function \($0)>" } ?? "<trampoline>"
-        return "\(symbol.moduleName ?? "<unknown>")!\(name)" + (symbol.moduleOffset.map { " @0x" + String($0, radix: 16) } ?? "")
+        // Spelled out step by step: the optimiser of Swift 6.3.1 crashes on
+        // the same logic written as a chain of `??` over `symbol.function`.
+        var name = "<trampoline>"
+        if let function = symbol.function {
+            name = function.name ?? "<wasm function \(function.index)>"
+        }
+        var text = (symbol.moduleName ?? "<unknown>") + "!" + name
+        if let offset = symbol.moduleOffset { text += " @0x" + String(offset, radix: 16) }
+        return text
     }
 }

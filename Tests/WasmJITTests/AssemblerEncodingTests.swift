@@ -165,3 +165,52 @@ struct AssemblerEncodingTests {
         #expect(try a.finish() == [0x48, 0x81, 0xEC, 0x30, 0, 0, 0])
     }
 }
+
+@Suite("DWARF CFI encoding")
+struct UnwindInfoEncodingTests {
+    @Test("LEB128 encodings (examples from the DWARF 5 standard, section 7.6)")
+    func leb128() {
+        var unsigned: [UInt8] = []
+        UnwindInfoEncoder.appendULEB(624_485, to: &unsigned)
+        #expect(unsigned == [0xE5, 0x8E, 0x26])
+        var small: [UInt8] = []
+        UnwindInfoEncoder.appendULEB(127, to: &small)
+        UnwindInfoEncoder.appendULEB(128, to: &small)
+        #expect(small == [0x7F, 0x80, 0x01])
+        var signed: [UInt8] = []
+        UnwindInfoEncoder.appendSLEB(-8, to: &signed)
+        UnwindInfoEncoder.appendSLEB(-123_456, to: &signed)
+        UnwindInfoEncoder.appendSLEB(63, to: &signed)
+        UnwindInfoEncoder.appendSLEB(64, to: &signed)
+        #expect(signed == [0x78, 0xC0, 0xBB, 0x78, 0x3F, 0xC0, 0x00])
+    }
+
+    @Test("advances pick the short forms: advance_loc, advance_loc1, advance_loc2, advance_loc4")
+    func advances() {
+        var out: [UInt8] = []
+        var location = 0
+        UnwindInfoEncoder.advance(from: &location, to: 0x3F, into: &out)
+        UnwindInfoEncoder.advance(from: &location, to: 0x3F + 0x40, into: &out)
+        UnwindInfoEncoder.advance(from: &location, to: 0x7F + 0x100, into: &out)
+        UnwindInfoEncoder.advance(from: &location, to: 0x17F + 0x10000, into: &out)
+        #expect(out == [0x7F, 0x02, 0x40, 0x03, 0x00, 0x01, 0x04, 0x00, 0x00, 0x01, 0x00])
+        #expect(location == 0x1017F)
+    }
+
+    @Test("a wasm function's FDE: push rbp, mov rbp rsp, and the epilogue with remember/restore state")
+    func functionInstructions() {
+        let description = FrameDescription(codeRange: 0..<0xB5, events: [
+            (1, .pushedFramePointer), (4, .establishedFramePointer),
+            (0xB1, .rememberState), (0xB2, .poppedFramePointer), (0xB3, .restoreState),
+        ])
+        // readelf --debug-dump=frames of the same FDE (fixtures/programs/factorial.wat, function 1):
+        //   advance_loc 1; def_cfa_offset 16; offset r6 at cfa-16; advance_loc 3;
+        //   def_cfa_register r6; advance_loc1 173; remember_state; advance_loc 1;
+        //   def_cfa r7 ofs 8; restore r6; advance_loc 1; restore_state
+        #expect(UnwindInfoEncoder.instructions(for: description, style: .exact) == [
+            0x41, 0x0E, 0x10, 0x86, 0x02, 0x43, 0x0D, 0x06, 0x02, 0xAD, 0x0A, 0x41, 0x0C, 0x07, 0x08, 0xC6, 0x41, 0x0B,
+        ])
+        // The deliberately wrong style never moves the CFA to rbp.
+        #expect(!UnwindInfoEncoder.instructions(for: description, style: .deliberatelyWrongForTesting).contains(0x0D))
+    }
+}
