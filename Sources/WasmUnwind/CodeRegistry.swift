@@ -80,11 +80,14 @@ public struct CodeModule: Hashable, Sendable {
     public var codeRange: Range<UInt>
     /// The wasm functions compiled into that code, sorted by start offset.
     public var functions: [CodeFunction]
+    /// The stack maps of the module's call sites.
+    public var stackMaps: StackMapTable
 
-    public init(name: String?, codeRange: Range<UInt>, functions: [CodeFunction]) {
+    public init(name: String?, codeRange: Range<UInt>, functions: [CodeFunction], stackMaps: StackMapTable = .empty) {
         self.name = name
         self.codeRange = codeRange
         self.functions = functions
+        self.stackMaps = stackMaps
     }
 
     /// The function containing `offset` (from the code base) and where in

@@ -29,6 +29,8 @@ struct CompileCommand: ParsableCommand {
         }
         let info = module.unwindInfo
         print("module \(module.name ?? "<unknown>"): \(module.codeSize) bytes of code, CFI at \(hex(info.ehFrame)) (\(info.fdeOffsets.count) FDEs), search table at \(hex(info.searchTable))")
+        let maps = module.stackMaps
+        print("stack maps: \(maps.count) call sites, \(maps.maps.count) distinct maps, \(maps.serialized().count) bytes serialised")
         for function in module.functions {
             let name = function.name ?? "<wasm function \(function.index)>"
             print("function \(function.index) \(name): code \(hex(function.codeRange)), frame \(function.frameSize) bytes, body at \(hex(function.bodyOffset))")
@@ -38,7 +40,9 @@ struct CompileCommand: ParsableCommand {
                 case .function(let index): callee = "function \(index)"
                 case .imported(let index): callee = "import \(index)"
                 }
-                print("  call site: return address \(hex(site.returnAddressOffset)) -> wasm \(hex(site.wasmOffset)) (\(callee))")
+                let references = site.liveReferenceSlots.isEmpty ? "" :
+                    ", references at " + site.liveReferenceSlots.map { "fp\($0)" }.joined(separator: " ")
+                print("  call site: return address \(hex(site.returnAddressOffset)) -> wasm \(hex(site.wasmOffset)) (\(callee))\(references)")
             }
             for site in function.trapSites {
                 print("  trap site: \(hex(site.codeOffset)) -> wasm \(hex(site.wasmOffset)) (\(site.code.message))")

@@ -22,6 +22,9 @@ public final class Module: @unchecked Sendable {
     public let codeSize: Int
     /// Where the DWARF CFI for the code lies in `code`.
     public let unwindInfo: UnwindInfoLayout
+    /// One stack map per call site of every function, keyed by the return
+    /// address's code offset.
+    public let stackMaps: StackMapTable
 
     let description: ModuleDescription
     /// Every trap site's code offset, sorted, and its trap code: plain
@@ -109,6 +112,16 @@ public final class Module: @unchecked Sendable {
         } catch {
             throw .unsupportedFeature("cannot map executable memory: \(error)", offset: nil)
         }
+        do {
+            stackMaps = try StackMapTable(entries: functions.flatMap { function in
+                function.callSites.map { site in
+                    (UInt32(site.returnAddressOffset),
+                     StackMap(frameSize: UInt32(function.frameSize), slotOffsets: site.liveReferenceSlots))
+                }
+            })
+        } catch {
+            throw .invalid("internal: \(error)", offset: nil)
+        }
         let sites = functions.flatMap(\.trapSites).sorted { $0.codeOffset < $1.codeOffset }
         trapOffsets = .allocate(capacity: max(1, sites.count))
         trapCodes = .allocate(capacity: max(1, sites.count))
@@ -186,7 +199,7 @@ public final class Module: @unchecked Sendable {
             CodeFunction(index: function.index, name: function.name,
                          codeRange: UInt(function.codeRange.lowerBound)..<UInt(function.codeRange.upperBound),
                          bodyOffset: UInt32(function.bodyOffset), addressMap: function.addressMap)
-        })
+        }, stackMaps: stackMaps)
     }
 
     /// The compiled function with index `index` (imports first), if defined.

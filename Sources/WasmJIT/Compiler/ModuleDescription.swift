@@ -167,6 +167,10 @@ struct ModuleDescription {
                 case .globalSection(let entries):
                     for entry in entries {
                         let kind = try ValueKind(entry.type.valueType, offset: offset)
+                        guard kind != .externref else {
+                            // A global would be a root the stack maps do not cover.
+                            throw CompileError.unsupportedFeature("externref globals", offset: offset)
+                        }
                         globals.append(GlobalDefinition(
                             kind: kind, mutable: entry.type.mutability == .variable,
                             initialValue: try Self.constant(entry.initializer, kind: kind, offset: offset)))

@@ -141,6 +141,12 @@ public final class Instance {
         }
         let signature = function.signature
         let arguments = signature.parameters.enumerated().map { index, kind in Value(slot: values[index], kind: kind) }
+        // References passed to the host are held by the host while it runs.
+        store.objects.callScopes.append(arguments.compactMap { value in
+            if case .externref(let reference?) = value { return reference.handle }
+            return nil
+        })
+        defer { store.objects.callScopes.removeLast() }
         do {
             let results = try function.body(Caller(instance: self), arguments)
             guard results.map(\.kind) == signature.results else {

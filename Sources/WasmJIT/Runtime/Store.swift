@@ -18,6 +18,8 @@ public final class Store {
     private var regions: UnsafeMutableBufferPointer<wu_code_region>
     /// The failure a host function reported, on its way out to `Func.call`.
     var pendingFailure: Trap?
+    /// The host objects wasm refers to by handle.
+    let objects = HostObjects()
 
     public init(engine: Engine) {
         self.engine = engine

@@ -1,0 +1,262 @@
+/// Which slots of a frame hold live GC references while a call is in
+/// progress.
+///
+/// Slots are 8-byte words below the frame pointer: bit `k` of `bitmap` set
+/// means the word at `fp - 8 * (k + 1)` holds a reference (offsets are
+/// relative to the frame's fp, which the walk knows, not to sp).
+/// `frameSize` is the bytes the frame reserves below its saved fp; every
+/// slot lies inside it.
+public struct StackMap: Hashable, Sendable {
+    public var frameSize: UInt32
+    /// Bit k: the word at fp - 8(k+1).
+    public var bitmap: [UInt64]
+
+    /// A map with the given fp-relative slot offsets (each a negative
+    /// multiple of 8 within the frame).
+    public init(frameSize: UInt32, slotOffsets: [Int32]) {
+        self.frameSize = frameSize
+        var bitmap: [UInt64] = []
+        for offset in slotOffsets {
+            precondition(offset < 0 && offset % 8 == 0 && -Int(offset) <= Int(frameSize),
+                         "stack map slot \(offset) outside a \(frameSize)-byte frame")
+            let bit = Int(-offset / 8) - 1
+            while bitmap.count <= bit / 64 { bitmap.append(0) }
+            bitmap[bit / 64] |= 1 << UInt64(bit % 64)
+        }
+        while bitmap.last == 0 { bitmap.removeLast() }
+        self.bitmap = bitmap
+    }
+
+    init(frameSize: UInt32, bitmap: [UInt64]) {
+        self.frameSize = frameSize
+        self.bitmap = bitmap
+    }
+
+    /// The fp-relative offsets of the reference slots, nearest the fp first.
+    public var slotOffsets: [Int32] {
+        var offsets: [Int32] = []
+        for (word, bits) in bitmap.enumerated() {
+            var remaining = bits
+            while remaining != 0 {
+                let bit = remaining.trailingZeroBitCount
+                remaining &= remaining - 1
+                offsets.append(-8 * Int32(word * 64 + bit + 1))
+            }
+        }
+        return offsets
+    }
+
+    /// No slot holds a reference.
+    public var isEmpty: Bool { bitmap.isEmpty }
+}
+
+/// A module's stack maps: one entry per call site, keyed by the code offset
+/// of the call's return address.
+///
+/// Entries are sorted by code offset and point into a pool of distinct
+/// maps (most call sites share one). Lookup is exact — an offset that is
+/// not a recorded return address finds nothing, never a neighbour — and
+/// goes through a page directory built at load time: for every 256 bytes of
+/// code, the first entry at or after them, so a lookup reads one directory
+/// pair and searches the few entries of one page (see docs/stack-maps.md for
+/// the measurements against plain binary search).
+public struct StackMapTable: Hashable, Sendable {
+    /// Return-address code offsets, strictly increasing.
+    public let offsets: [UInt32]
+    /// For each entry, its map's index in `maps`.
+    public let mapIndices: [UInt32]
+    /// The distinct maps.
+    public let maps: [StackMap]
+    /// `directory[p]` is the first entry whose offset is at least
+    /// `p << pageShift`; one extra element closes the last page.
+    private let directory: [UInt32]
+    static let pageShift: UInt32 = 8
+
+    public static let empty = StackMapTable(validatedOffsets: [], mapIndices: [], maps: [])
+
+    /// A table from (return-address offset, map) pairs, in any order.
+    /// Offsets must be distinct.
+    public init(entries: [(offset: UInt32, map: StackMap)]) throws(StackMapError) {
+        let sorted = entries.sorted { $0.offset < $1.offset }
+        var pool: [StackMap: UInt32] = [:]
+        var maps: [StackMap] = []
+        var offsets: [UInt32] = []
+        var indices: [UInt32] = []
+        offsets.reserveCapacity(sorted.count)
+        indices.reserveCapacity(sorted.count)
+        for entry in sorted {
+            if let last = offsets.last, last == entry.offset { throw .duplicateOffset(entry.offset) }
+            let index: UInt32
+            if let existing = pool[entry.map] {
+                index = existing
+            } else {
+                index = UInt32(maps.count)
+                pool[entry.map] = index
+                maps.append(entry.map)
+            }
+            offsets.append(entry.offset)
+            indices.append(index)
+        }
+        self.init(validatedOffsets: offsets, mapIndices: indices, maps: maps)
+    }
+
+    init(validatedOffsets offsets: [UInt32], mapIndices: [UInt32], maps: [StackMap]) {
+        self.offsets = offsets
+        self.mapIndices = mapIndices
+        self.maps = maps
+        let pages = Int((offsets.last ?? 0) >> Self.pageShift) + 1
+        var directory = [UInt32](repeating: UInt32(offsets.count), count: pages + 1)
+        var entry = 0
+        for page in 0...pages {
+            let start = UInt64(page) << UInt64(Self.pageShift)
+            while entry < offsets.count && UInt64(offsets[entry]) < start { entry += 1 }
+            directory[page] = UInt32(entry)
+        }
+        self.directory = directory
+    }
+
+    public var count: Int { offsets.count }
+
+    /// The map of the call site whose return address is at `offset`, or nil
+    /// if no call returns there.
+    @inlinable
+    public func map(atReturnOffset offset: UInt32) -> StackMap? {
+        guard let entry = entryIndex(of: offset) else { return nil }
+        return maps[Int(mapIndices[entry])]
+    }
+
+    /// The entry for `offset` through the page directory.
+    @usableFromInline
+    func entryIndex(of offset: UInt32) -> Int? {
+        let page = Int(offset >> Self.pageShift)
+        guard page + 1 < directory.count else { return nil }
+        var low = Int(directory[page])
+        var high = Int(directory[page + 1])
+        while low < high {
+            let mid = (low + high) >> 1
+            let key = offsets[mid]
+            if key == offset { return mid }
+            if key < offset { low = mid + 1 } else { high = mid }
+        }
+        return nil
+    }
+
+    /// The same lookup by plain binary search over all entries (the
+    /// baseline the page directory is measured against).
+    public func entryIndexByBinarySearch(of offset: UInt32) -> Int? {
+        var low = 0, high = offsets.count
+        while low < high {
+            let mid = (low + high) >> 1
+            let key = offsets[mid]
+            if key == offset { return mid }
+            if key < offset { low = mid + 1 } else { high = mid }
+        }
+        return nil
+    }
+
+    /// `entryIndex(of:)`, public for benchmarks.
+    public func entryIndexByDirectory(of offset: UInt32) -> Int? { entryIndex(of: offset) }
+
+    public static func == (a: StackMapTable, b: StackMapTable) -> Bool {
+        a.offsets == b.offsets && a.mapIndices == b.mapIndices && a.maps == b.maps
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(offsets)
+        hasher.combine(mapIndices)
+        hasher.combine(maps)
+    }
+}
+
+// MARK: - Serialisation
+
+extension StackMapTable {
+    /// The binary form (also a section of captured stacks):
+    ///
+    /// ```
+    /// uleb  map count M
+    /// M x { uleb frameSize/8, uleb bitmap word count W, W x u64 bitmap word }
+    /// uleb  entry count N
+    /// N x { uleb offset delta (from the previous offset; the first from 0),
+    ///       uleb map index }
+    /// ```
+    ///
+    /// A call site costs two or three bytes; the maps are shared.
+    public func serialized() -> [UInt8] {
+        var writer = ByteWriter()
+        write(to: &writer)
+        return writer.bytes
+    }
+
+    public func write(to writer: inout ByteWriter) {
+        writer.writeULEB(UInt64(maps.count))
+        for map in maps {
+            writer.writeULEB(UInt64(map.frameSize / 8))
+            writer.writeULEB(UInt64(map.bitmap.count))
+            for word in map.bitmap { writer.write(word) }
+        }
+        writer.writeULEB(UInt64(offsets.count))
+        var previous: UInt32 = 0
+        for (offset, index) in zip(offsets, mapIndices) {
+            writer.writeULEB(UInt64(offset - previous))
+            writer.writeULEB(UInt64(index))
+            previous = offset
+        }
+    }
+
+    /// Reads the binary form, checking every count against the bytes left
+    /// and every offset and index against the rules (sorted, distinct, in
+    /// range, slots inside their frames).
+    public init(reading reader: inout ByteReader, codeSize: UInt32 = .max) throws(ByteFormatError) {
+        // A map takes at least two bytes, an entry at least two.
+        let mapCount = try reader.readULEB("stack map count", atMost: reader.remaining / 2)
+        var maps: [StackMap] = []
+        maps.reserveCapacity(mapCount)
+        for index in 0..<mapCount {
+            let start = reader.offset
+            let frameWords = try reader.readULEB("frame size of stack map \(index)", atMost: 1 << 28)
+            let wordCount = try reader.readULEB("bitmap length of stack map \(index)", atMost: reader.remaining / 8)
+            var bitmap: [UInt64] = []
+            for _ in 0..<wordCount { bitmap.append(try reader.readInteger("bitmap word of stack map \(index)", as: UInt64.self)) }
+            let frameSize = UInt32(frameWords * 8)
+            if let last = bitmap.last {
+                let highestSlot = (bitmap.count - 1) * 64 + (63 - last.leadingZeroBitCount) + 1
+                guard last != 0, highestSlot * 8 <= Int(frameSize) else {
+                    throw reader.error(at: start, "stack map \(index)'s slots to lie inside its \(frameSize)-byte frame")
+                }
+            }
+            maps.append(StackMap(frameSize: frameSize, bitmap: bitmap))
+        }
+        let entryCount = try reader.readULEB("stack map entry count", atMost: reader.remaining / 2)
+        var offsets: [UInt32] = []
+        var indices: [UInt32] = []
+        offsets.reserveCapacity(entryCount)
+        indices.reserveCapacity(entryCount)
+        var previous: UInt64 = 0
+        for entry in 0..<entryCount {
+            let start = reader.offset
+            let delta = try reader.readULEB("offset delta of stack map entry \(entry)")
+            guard entry == 0 || delta > 0 else { throw reader.error(at: start, "stack map entry \(entry)'s offset to increase") }
+            previous += delta
+            guard previous < UInt64(codeSize) else {
+                throw reader.error(at: start, "stack map entry \(entry)'s offset \(previous) to lie inside \(codeSize) bytes of code")
+            }
+            guard mapCount > 0 else { throw reader.error(at: start, "a stack map for entry \(entry), but there are none") }
+            let index = try reader.readULEB("map index of stack map entry \(entry)", atMost: mapCount - 1)
+            offsets.append(UInt32(previous))
+            indices.append(UInt32(index))
+        }
+        self.init(validatedOffsets: offsets, mapIndices: indices, maps: maps)
+    }
+}
+
+/// Why stack maps could not be built.
+public enum StackMapError: Error, Hashable, Sendable, CustomStringConvertible {
+    case duplicateOffset(UInt32)
+
+    public var description: String {
+        switch self {
+        case .duplicateOffset(let offset): return "two call sites return to code offset \(hex(UInt(offset)))"
+        }
+    }
+}
