@@ -18,7 +18,28 @@ public struct DifferentialRun {
         public var framesCompared = 0
         public var checkpoints = 0
         public var traps = 0
+        /// Root checks: enumerated roots against the program's own account.
+        public var rootChecks = 0
+        public var rootsCompared = 0
+        public var collections = 0
         public var mismatches: [Mismatch] = []
+    }
+
+    /// What the reference programs' objects are: counted, so a run can check
+    /// the collector freed exactly what it should.
+    final class ProgramObject {
+        let id: Int32
+        let census: Census
+        init(_ id: Int32, _ census: Census) {
+            self.id = id
+            self.census = census
+            census.alive += 1
+        }
+        deinit { census.alive -= 1 }
+    }
+
+    final class Census {
+        var alive = 0
     }
 
     /// Failures the programs raise on purpose (`host.fail`).
@@ -32,13 +53,24 @@ public struct DifferentialRun {
         session = OracleSession(configuration: configuration)
     }
 
+    /// The program for `seed`: even seeds make call-graph programs
+    /// (`ProgramGenerator`), odd seeds reference programs
+    /// (`ReferenceProgramGenerator`).
+    public static func program(seed: UInt64) -> RandomProgram {
+        if seed % 2 == 0 {
+            var generator = ProgramGenerator(seed: seed)
+            return generator.generate()
+        }
+        var generator = ReferenceProgramGenerator(seed: seed)
+        return generator.generate()
+    }
+
     /// Generates and checks `count` programs with seeds `seed`, `seed + 1` ...
     /// `progress` is called after each program.
     public func run(seed: UInt64, count: Int, progress: (Summary) -> Void = { _ in }) -> Summary {
         var summary = Summary()
         for offset in 0..<count {
-            var generator = ProgramGenerator(seed: seed &+ UInt64(offset))
-            check(generator.generate(), into: &summary)
+            check(Self.program(seed: seed &+ UInt64(offset)), into: &summary)
             progress(summary)
         }
         return summary
@@ -60,7 +92,71 @@ public struct DifferentialRun {
                         + comparison.report { OracleSession.symbolicate($0, store: store) }))
             }
         }
+        func mismatch(_ place: String, _ report: String) {
+            local.mismatches.append(Mismatch(seed: program.seed, program: program.text, place: place, report: report))
+        }
+        let census = Census()
+        var shadow: [[UInt64]] = []
+        var announcing: [UInt64]?
+        let unit = Signature(parameters: [], results: [])
         var imports = Imports()
+        imports.define(module: "host", name: "new_object", .host(HostFunction(
+            signature: Signature(parameters: [.i32], results: [.externref])) { caller, arguments in
+            guard case .i32(let id) = arguments[0] else { return [] }
+            return [.externref(caller.store.externref(for: ProgramObject(id, census)))]
+        }))
+        imports.define(module: "host", name: "frame_begin", .host(HostFunction(signature: unit) { _, _ in
+            announcing = []
+            return []
+        }))
+        imports.define(module: "host", name: "announce", .host(HostFunction(
+            signature: Signature(parameters: [.externref], results: [])) { _, arguments in
+            if case .externref(let reference?) = arguments[0] { announcing?.append(reference.handle) }
+            return []
+        }))
+        imports.define(module: "host", name: "frame_end", .host(HostFunction(signature: unit) { _, _ in
+            shadow.append(announcing ?? [])
+            announcing = nil
+            return []
+        }))
+        imports.define(module: "host", name: "frame_pop", .host(HostFunction(signature: unit) { _, _ in
+            _ = shadow.popLast()
+            return []
+        }))
+        imports.define(module: "host", name: "gc", .host(HostFunction(signature: unit) { caller, _ in
+            local.collections += 1
+            _ = try caller.store.collectGarbage()
+            return []
+        }))
+        imports.define(module: "host", name: "check_roots", .host(HostFunction(signature: unit) { caller, _ in
+            compareHere(caller, place: "host.check_roots")
+            local.rootChecks += 1
+            do {
+                let roots = try caller.store.registry.roots(of: caller.store.limits)
+                var perFrame = [[UInt64]](repeating: [], count: shadow.count)
+                var outside: [GCRoot] = []
+                for root in roots {
+                    if root.frameIndex < perFrame.count { perFrame[perFrame.count - 1 - root.frameIndex].append(UInt64(root.value)) } else { outside.append(root) }
+                }
+                local.rootsCompared += roots.count
+                let walkDepth = caller.backtrace().frames.count
+                if walkDepth != shadow.count || !outside.isEmpty
+                    || zip(perFrame, shadow).contains(where: { $0.sorted() != $1.sorted() }) {
+                    mismatch("host.check_roots", "frames: \(walkDepth), announced frames: \(shadow.count)\n"
+                             + "enumerated roots per frame (oldest first): \(perFrame)\nannounced: \(shadow)")
+                }
+                // Every announced object must still be alive.
+                for root in roots where caller.store.object(for: ExternRef(handle: UInt64(root.value))) == nil {
+                    let frame = caller.store.registry.symbolicate(root.frame)
+                    mismatch("host.check_roots", "frame \(root.frameIndex) (\(SymbolicatedBacktrace.line(index: root.frameIndex, frame: frame))): "
+                             + "slot fp\(Int(bitPattern: root.slotAddress) - Int(bitPattern: root.frame.framePointer)) holds 0x\(String(root.value, radix: 16)), "
+                             + "which is no live object")
+                }
+            } catch {
+                mismatch("host.check_roots", "root enumeration failed: \(error)")
+            }
+            return []
+        }))
         imports.define(module: "host", name: "check", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in
             compareHere(caller, place: "host.check")
             return []
@@ -91,12 +187,22 @@ public struct DifferentialRun {
                 }
             }
         } catch {
-            local.mismatches.append(Mismatch(seed: program.seed, program: program.text, place: "running the program",
-                                             report: "\(error)"))
+            mismatch("running the program", "\(error)")
+        }
+        // With no wasm running and nothing pinned, a collection frees every
+        // object the program made.
+        do {
+            _ = try store.collectGarbage()
+            if census.alive != 0 { mismatch("after the program", "\(census.alive) objects survived the final collection") }
+        } catch {
+            mismatch("after the program", "the final collection failed: \(error)")
         }
         summary.framesCompared += local.framesCompared
         summary.checkpoints += local.checkpoints
         summary.traps += local.traps
+        summary.rootChecks += local.rootChecks
+        summary.rootsCompared += local.rootsCompared
+        summary.collections += local.collections
         summary.mismatches += local.mismatches
     }
 }

@@ -9,10 +9,12 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Check the frame-pointer walk against libunwind on random programs.",
         discussion: """
             Generates COUNT random modules from SEED (random call graphs, frame sizes, \
-            host re-entry at random depths, traps at random points), runs each on the \
+            host re-entry at random depths, traps at random points; odd seeds also \
+            hold externrefs across calls and announce them), runs each on the \
             reference runtime with every module's CFI registered with libunwind, and \
-            at every host.check checkpoint and every trap compares libunwind's frames \
-            in JIT code with the walk, pc for pc. Prints \
+            at every checkpoint and every trap compares libunwind's frames in JIT code \
+            with the walk, pc for pc; at every root check, the roots found through the \
+            stack maps with the references the program says each frame holds. Prints \
             `N programs, F frames compared, M mismatches`; on a mismatch prints the \
             program's seed, its WAT and a frame-by-frame report, and exits with 1.
             """)
@@ -32,8 +34,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         if printProgram {
-            var generator = ProgramGenerator(seed: seed)
-            print(generator.generate().text, terminator: "")
+            print(DifferentialRun.program(seed: seed).text, terminator: "")
             return
         }
         let run = DifferentialRun()
@@ -49,7 +50,8 @@ struct VerifyCommand: ParsableCommand {
             print(mismatch.program)
         }
         print("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
-              + " (\(summary.checkpoints) checkpoints, \(summary.traps) traps)")
+              + " (\(summary.checkpoints) checkpoints, \(summary.traps) traps, \(summary.rootChecks) root checks"
+              + " comparing \(summary.rootsCompared) roots, \(summary.collections) collections)")
         if !summary.mismatches.isEmpty { throw ExitCode(1) }
     }
 }

@@ -92,10 +92,10 @@ enum Trampolines {
     ///   push rbp; mov rbp, rsp
     ///   sub rsp, 8 * max(params, results, 1) rounded to 16
     ///   mov rax, [r15 + limits]
-    ///   mov rcx, [rbp]      ; get_caller_frame_pointer: the youngest wasm frame
-    ///   mov [rax + last_wasm_exit_fp], rcx
-    ///   mov rcx, [rbp + 8]  ; get_return_address: the pc after wasm's call
-    ///   mov [rax + last_wasm_exit_pc], rcx
+    ///   mov r10, [rbp]      ; get_caller_frame_pointer: the youngest wasm frame
+    ///   mov [rax + last_wasm_exit_fp], r10
+    ///   mov r10, [rbp + 8]  ; get_return_address: the pc after wasm's call
+    ///   mov [rax + last_wasm_exit_pc], r10
     ///   mov [rsp], rdi; mov [rsp + 8], rsi ...   ; arguments to the buffer
     ///   mov rdi, r15; mov esi, import; mov rdx, rsp
     ///   call [r15 + host_call]
@@ -115,11 +115,13 @@ enum Trampolines {
         assembler.mov(.q, .rbp, .rsp)
         events.append((assembler.offset - start, .establishedFramePointer))
         assembler.arithmetic(.sub, .q, .rsp, immediate: Int32((8 * slots + 15) / 16 * 16))
+        // Scratch registers here must not be argument registers: rdi, rsi,
+        // rdx, rcx, r8 and r9 still hold wasm's arguments.
         assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
-        assembler.loadCallerFramePointer(into: .rcx)
-        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rcx)
-        assembler.loadReturnAddress(into: .rcx)
-        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rcx)
+        assembler.loadCallerFramePointer(into: .r10)
+        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .r10)
+        assembler.loadReturnAddress(into: .r10)
+        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .r10)
         for argument in signature.parameters.indices {
             if argument < 6 {
                 assembler.mov(.q, Memory.at(.rsp, Int32(8 * argument)), Register.integerArguments[argument])
