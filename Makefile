@@ -35,5 +35,10 @@ verify: deps
 	$(SWIFT) build -c release --product wasm-unwind
 	.build/release/wasm-unwind verify --seed 1 --count 10000
 
+# Release-mode benchmarks, every method beside its baselines, in one process.
+bench: deps
+	$(SWIFT) build -c release --product wasm-unwind-bench
+	.build/release/wasm-unwind-bench --json .build/benchmarks.json
+
 clean:
 	rm -rf .build

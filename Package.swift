@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "WasmUnwind", targets: ["WasmUnwind"]),
         .library(name: "WasmJIT", targets: ["WasmJIT"]),
         .executable(name: "wasm-unwind", targets: ["wasm-unwind"]),
+        .executable(name: "wasm-unwind-bench", targets: ["wasm-unwind-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
@@ -78,6 +79,14 @@ let package = Package(
                 "Verification",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+
+        // The benchmarks: methods side by side with their baselines, in one
+        // process (`make bench`). Not part of the tests.
+        .executableTarget(
+            name: "wasm-unwind-bench",
+            dependencies: ["WasmUnwind", "WasmJIT", "UnwindOracle", "Verification", "CMallocCounter"],
+            path: "Benchmarks/WasmUnwindBenchmarks"
         ),
 
         // A child process for the trap tests (host crashes must stay crashes).

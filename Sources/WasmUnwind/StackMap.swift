@@ -56,21 +56,26 @@ public struct StackMap: Hashable, Sendable {
 /// Entries are sorted by code offset and point into a pool of distinct
 /// maps (most call sites share one). Lookup is exact — an offset that is
 /// not a recorded return address finds nothing, never a neighbour — and
-/// goes through a page directory built at load time: for every 256 bytes of
+/// goes through a page directory built at load time: for every 128 bytes of
 /// code, the first entry at or after them, so a lookup reads one directory
 /// pair and searches the few entries of one page (see docs/stack-maps.md for
 /// the measurements against plain binary search).
 public struct StackMapTable: Hashable, Sendable {
-    /// Return-address code offsets, strictly increasing.
-    public let offsets: [UInt32]
-    /// For each entry, its map's index in `maps`.
-    public let mapIndices: [UInt32]
+    /// Each entry as one word: return-address code offset in the high 32
+    /// bits (strictly increasing), map index in the low 32, so a lookup
+    /// touches one cache line for both.
+    @usableFromInline let entries: [UInt64]
     /// The distinct maps.
     public let maps: [StackMap]
     /// `directory[p]` is the first entry whose offset is at least
     /// `p << pageShift`; one extra element closes the last page.
-    private let directory: [UInt32]
-    static let pageShift: UInt32 = 8
+    @usableFromInline let directory: [UInt32]
+    @usableFromInline static let pageShift: UInt32 = 7
+
+    /// Return-address code offsets, strictly increasing.
+    public var offsets: [UInt32] { entries.map { UInt32($0 >> 32) } }
+    /// For each entry, its map's index in `maps`.
+    public var mapIndices: [UInt32] { entries.map { UInt32(truncatingIfNeeded: $0) } }
 
     public static let empty = StackMapTable(validatedOffsets: [], mapIndices: [], maps: [])
 
@@ -101,8 +106,7 @@ public struct StackMapTable: Hashable, Sendable {
     }
 
     init(validatedOffsets offsets: [UInt32], mapIndices: [UInt32], maps: [StackMap]) {
-        self.offsets = offsets
-        self.mapIndices = mapIndices
+        self.entries = zip(offsets, mapIndices).map { UInt64($0) << 32 | UInt64($1) }
         self.maps = maps
         let pages = Int((offsets.last ?? 0) >> Self.pageShift) + 1
         var directory = [UInt32](repeating: UInt32(offsets.count), count: pages + 1)
@@ -115,28 +119,35 @@ public struct StackMapTable: Hashable, Sendable {
         self.directory = directory
     }
 
-    public var count: Int { offsets.count }
+    public var count: Int { entries.count }
 
     /// The map of the call site whose return address is at `offset`, or nil
     /// if no call returns there.
     @inlinable
     public func map(atReturnOffset offset: UInt32) -> StackMap? {
-        guard let entry = entryIndex(of: offset) else { return nil }
-        return maps[Int(mapIndices[entry])]
+        mapIndex(atReturnOffset: offset).map { maps[$0] }
+    }
+
+    /// The index in `maps` of the call site's map (no copy of the map: the
+    /// form for hot paths).
+    @inlinable
+    public func mapIndex(atReturnOffset offset: UInt32) -> Int? {
+        entryIndex(of: offset).map { Int(UInt32(truncatingIfNeeded: entries[$0])) }
     }
 
     /// The entry for `offset` through the page directory.
-    @usableFromInline
+    @inlinable
     func entryIndex(of offset: UInt32) -> Int? {
         let page = Int(offset >> Self.pageShift)
         guard page + 1 < directory.count else { return nil }
         var low = Int(directory[page])
         var high = Int(directory[page + 1])
+        let target = UInt64(offset)
         while low < high {
             let mid = (low + high) >> 1
-            let key = offsets[mid]
-            if key == offset { return mid }
-            if key < offset { low = mid + 1 } else { high = mid }
+            let key = entries[mid] >> 32
+            if key == target { return mid }
+            if key < target { low = mid + 1 } else { high = mid }
         }
         return nil
     }
@@ -144,12 +155,13 @@ public struct StackMapTable: Hashable, Sendable {
     /// The same lookup by plain binary search over all entries (the
     /// baseline the page directory is measured against).
     public func entryIndexByBinarySearch(of offset: UInt32) -> Int? {
-        var low = 0, high = offsets.count
+        var low = 0, high = entries.count
+        let target = UInt64(offset)
         while low < high {
             let mid = (low + high) >> 1
-            let key = offsets[mid]
-            if key == offset { return mid }
-            if key < offset { low = mid + 1 } else { high = mid }
+            let key = entries[mid] >> 32
+            if key == target { return mid }
+            if key < target { low = mid + 1 } else { high = mid }
         }
         return nil
     }
@@ -158,12 +170,11 @@ public struct StackMapTable: Hashable, Sendable {
     public func entryIndexByDirectory(of offset: UInt32) -> Int? { entryIndex(of: offset) }
 
     public static func == (a: StackMapTable, b: StackMapTable) -> Bool {
-        a.offsets == b.offsets && a.mapIndices == b.mapIndices && a.maps == b.maps
+        a.entries == b.entries && a.maps == b.maps
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(offsets)
-        hasher.combine(mapIndices)
+        hasher.combine(entries)
         hasher.combine(maps)
     }
 }
@@ -195,12 +206,12 @@ extension StackMapTable {
             writer.writeULEB(UInt64(map.bitmap.count))
             for word in map.bitmap { writer.write(word) }
         }
-        writer.writeULEB(UInt64(offsets.count))
-        var previous: UInt32 = 0
-        for (offset, index) in zip(offsets, mapIndices) {
-            writer.writeULEB(UInt64(offset - previous))
-            writer.writeULEB(UInt64(index))
-            previous = offset
+        writer.writeULEB(UInt64(entries.count))
+        var previous: UInt64 = 0
+        for entry in entries {
+            writer.writeULEB((entry >> 32) - previous)
+            writer.writeULEB(entry & 0xFFFF_FFFF)
+            previous = entry >> 32
         }
     }
 

@@ -8,7 +8,8 @@ struct CompileCommand: ParsableCommand {
         abstract: "Compile a module and print where everything went in its code.",
         discussion: """
             Prints each function's code range, frame size and call sites (return-address \
-            offset -> wasm offset), its trap sites, and the trampolines. With --code-out \
+            offset -> wasm offset, and the frame slots holding live references), its trap \
+            sites, and the trampolines; --stack-maps prints the stack map table. With --code-out \
             the machine code is written to a file, for example for \
             `objdump -D -b binary -m i386:x86-64 -M intel FILE`.
             """)
@@ -18,6 +19,9 @@ struct CompileCommand: ParsableCommand {
 
     @Option(name: .long, help: "Write the machine code to this file.")
     var codeOut: String?
+
+    @Flag(name: .long, help: "Print the stack map table: its maps, its entries and its binary form.")
+    var stackMaps = false
 
     func run() throws {
         let module: Module
@@ -56,6 +60,19 @@ struct CompileCommand: ParsableCommand {
                 let imported = module.imports[Int(index)]
                 print("exit trampoline for import \(index) \(imported.module)::\(imported.name): code \(hex(trampoline.codeRange))")
             }
+        }
+        if stackMaps {
+            let table = module.stackMaps
+            let bytes = table.serialized()
+            print("stack map table: \(table.count) entries, \(table.maps.count) maps, \(bytes.count) bytes")
+            for (index, map) in table.maps.enumerated() {
+                let slots = map.isEmpty ? "no references" : "references at " + map.slotOffsets.map { "fp\($0)" }.joined(separator: " ")
+                print("  map \(index): frame \(map.frameSize) bytes, \(slots)")
+            }
+            for (offset, index) in zip(table.offsets, table.mapIndices) {
+                print("  return address \(hex(Int(offset))) -> map \(index)")
+            }
+            print("  binary: " + bytes.map { String(format: "%02x", $0) }.joined(separator: " "))
         }
         if let codeOut {
             guard FileManager.default.createFile(atPath: codeOut, contents: Data(module.code.bytes)) else {

@@ -16,7 +16,9 @@ struct RunCommand: ParsableCommand {
             Imports from the module `host` are built in: `call:<export>` re-enters \
             the importing instance, `backtrace` prints the wasm backtrace, \
             `backtrace_all` prints every frame on the stack (host frames from \
-            libunwind, wasm frames from the walk), `trap` fails, \
+            libunwind, wasm frames from the walk), `trap` fails, `new_object` and \
+            `object_id` make and read externrefs, `gc` collects (--print-roots \
+            prints its roots), \
             `print_i32` and `print_i64` print a value. --preload NAME=FILE \
             instantiates FILE first; its exports satisfy imports from module NAME.
 
@@ -35,6 +37,9 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .long, help: "Print at most N frames of a trap's backtrace (stack overflows are deep).")
     var maxBacktraceFrames: Int?
+
+    @Flag(name: .long, help: "Print the GC roots found at each host.gc call.")
+    var printRoots = false
 
     @Option(name: .long, help: "How host.backtrace prints backtraces: text (Wasmtime's layout) or json.")
     var format: OutputFormat = .text
@@ -61,6 +66,7 @@ struct RunCommand: ParsableCommand {
         var imports = Imports()
         var host = HostModule()
         host.format = format
+        host.printRoots = printRoots
         imports.fallback = host.resolve
         do {
             for entry in preload {

@@ -4,7 +4,7 @@ import WasmJIT
 
 @Suite("Randomized differential testing against libunwind")
 struct DifferentialTests {
-    @Test("300 random programs: every checkpoint and trap matches libunwind frame for frame")
+    @Test("300 random programs: every checkpoint and trap matches libunwind, every root check the program's account")
     func randomPrograms() {
         let summary = DifferentialRun().run(seed: 1, count: 300)
         for mismatch in summary.mismatches.prefix(3) {
@@ -16,6 +16,10 @@ struct DifferentialTests {
         #expect(summary.framesCompared > 10_000)
         #expect(summary.checkpoints > 500)
         #expect(summary.traps > 5)
+        // Half the programs hold references: roots were checked and collected.
+        #expect(summary.rootChecks > 200)
+        #expect(summary.rootsCompared > 500)
+        #expect(summary.collections > 50)
     }
 
     @Test("with deliberately wrong CFI the same run reports mismatches")

@@ -127,3 +127,34 @@ struct RunTrapCommandTests {
             """)
     }
 }
+
+@Suite("wasm-unwind run with references")
+struct RunReferencesCommandTests {
+    @Test("--print-roots lists each root at host.gc: frame, slot and object")
+    func printRoots() throws {
+        let result = try runCLI(["run", "fixtures/programs/refs.wat", "--invoke", "main", "--print-roots"])
+        #expect(result.status == 0)
+        // wasm-objdump -d: leaf calls gc at 0x65, middle calls leaf at 0x76.
+        // Object 3 was dropped before the collection; objects 1 and 2 are in frames.
+        #expect(result.stdout == """
+            gc: 4 roots in wasm frames, 0 held by the host; 1 objects freed, 2 alive
+                0:     0x65 - refs!leaf    fp-16 = externref 2 (object 1)
+                1:     0x76 - refs!middle    fp-16 = externref 2 (object 1)
+                1:     0x76 - refs!middle    fp-24 = externref 3 (object 2)
+                1:     0x76 - refs!middle    fp-40 = externref 3 (object 2)
+            2
+
+            """)
+    }
+
+    @Test("a hybrid backtrace from the command line shows trampolines at the activation boundaries")
+    func hybrid() throws {
+        let result = try runCLI(["run", "fixtures/programs/hybrid.wat", "--invoke", "outer"])
+        #expect(result.status == 0)
+        let jit = result.stdout.split(separator: "\n").filter { $0.contains("trampoline") || $0.contains("wasm  ") }
+            .map { $0.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)[2].drop { $0 == " " } }
+        #expect(jit == ["[exit trampoline]", "wasm   0x5a - hybrid!inner", "[entry trampoline]",
+                        "[exit trampoline]", "wasm   0x55 - hybrid!outer", "[entry trampoline]"])
+        #expect(result.stdout.contains("host   wasm_unwind.RunCommand.run() throws -> () + "))
+    }
+}

@@ -1,0 +1,23 @@
+// wasm-unwind-bench: every benchmark of the project in one process, each
+// method side by side with its baselines. `make bench` builds it in release
+// mode and runs it; `--json` writes the results as JSON as well.
+import Foundation
+
+var harness = Harness()
+let arguments = CommandLine.arguments.dropFirst()
+let jsonPath = arguments.firstIndex(of: "--json").flatMap { arguments.index(after: $0) < arguments.endIndex ? arguments[arguments.index(after: $0)] : nil }
+
+stackMapBenchmarks(&harness)
+var groups: [String] = []
+for result in harness.results where !groups.contains(result.group) { groups.append(result.group) }
+for group in groups {
+    let reference = harness.results.first { $0.group == group }!.name
+    print(harness.table(group, reference: reference))
+    print()
+}
+if let jsonPath {
+    guard FileManager.default.createFile(atPath: jsonPath, contents: Data(harness.json().utf8)) else {
+        FileHandle.standardError.write(Data("cannot write \(jsonPath)\n".utf8))
+        exit(1)
+    }
+}
