@@ -31,6 +31,13 @@ let package = Package(
             dependencies: ["CWasmUnwindABI"]
         ),
 
+        // The captured-stack file format: writer, reader, and reading a
+        // capture the way a live stack is read (docs/capture-format.md).
+        .target(
+            name: "StackCapture",
+            dependencies: ["WasmUnwind"]
+        ),
+
         // The reference embedder: assembler, code memory, trampolines, a baseline
         // wasm compiler and its runtime.
         .target(
@@ -62,6 +69,13 @@ let package = Package(
             name: "UnwindOracle",
             dependencies: ["WasmUnwind", "CUnwindShim"]
         ),
+        // Captures of the reference runtime's stacks: at host calls, and at
+        // traps from the handler's snapshot.
+        .target(
+            name: "JITCapture",
+            dependencies: ["WasmJIT", "StackCapture", "UnwindOracle", "Verification"]
+        ),
+
         // The oracle applied to the reference runtime: CFI registration of
         // every compiled module, comparisons at host calls and traps, and the
         // randomized differential run (`wasm-unwind verify`).
@@ -77,6 +91,8 @@ let package = Package(
                 "WasmJIT",
                 "UnwindOracle",
                 "Verification",
+                "StackCapture",
+                "JITCapture",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -138,6 +138,45 @@ static void chain(int signal, siginfo_t *info, void *context) {
     }
 }
 
+/// Copies registers, activations and the stack of a trap into the thread's
+/// snapshot: plain loads and stores, nothing else.
+static void take_snapshot(wu_trap_snapshot *snapshot, const ucontext_t *uc, wu_activation *activation,
+                          const wu_store_trap_info *store, uint64_t pc, uint64_t fp, uint64_t sp) {
+    static const int dwarf_to_greg[17] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP,
+                                          REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
+                                          REG_RIP};
+    for (int i = 0; i < 17; i++) snapshot->registers[i] = (uint64_t)uc->uc_mcontext.gregs[dwarf_to_greg[i]];
+    uint64_t count = 0;
+    uint64_t outermost_entry = store->limits->last_wasm_entry_fp;
+    if (count < snapshot->activation_capacity) {
+        snapshot->activations[count][0] = pc;
+        snapshot->activations[count][1] = fp;
+        snapshot->activations[count][2] = sp;
+        snapshot->activations[count][3] = store->limits->last_wasm_entry_fp;
+        count++;
+    }
+    for (wu_activation *record = activation; record && count < snapshot->activation_capacity; record = record->older) {
+        if (record->limits != store->limits) continue;
+        if (record->saved_exit_pc == 0) break;
+        snapshot->activations[count][0] = record->saved_exit_pc;
+        snapshot->activations[count][1] = record->saved_exit_fp;
+        snapshot->activations[count][2] = 0;
+        snapshot->activations[count][3] = record->saved_entry_fp;
+        outermost_entry = record->saved_entry_fp;
+        count++;
+    }
+    snapshot->activation_count = count;
+    uint64_t end = outermost_entry + 16;
+    uint64_t length = end > sp ? end - sp : 0;
+    snapshot->stack_truncated = length > snapshot->stack_capacity;
+    if (length > snapshot->stack_capacity) length = snapshot->stack_capacity;
+    const uint8_t *source = (const uint8_t *)(uintptr_t)sp;
+    for (uint64_t i = 0; i < length; i++) snapshot->stack[i] = source[i];
+    snapshot->stack_base = sp;
+    snapshot->stack_length = length;
+    snapshot->valid = 1;
+}
+
 static void trap_handler(int signal, siginfo_t *info, void *context) {
     int saved_errno = errno;
     wu_activation *activation = wu_current_activation();
@@ -180,6 +219,7 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     state->trap_code = code;
     state->trap_count += 1;
     walk_callback(state, store->limits, pc, fp, sp);
+    if (state->snapshot) take_snapshot(state->snapshot, uc, activation, store, pc, fp, sp);
     state->in_handler = 0;
     wu_trap_observer_fn observer = observer_callback;
     if (observer) observer(signal, info, context, state);

@@ -60,26 +60,55 @@ public struct CheckedMemoryReader: MemoryReader {
     }
 }
 
-/// Reads words out of a byte buffer that was copied from `baseAddress` (a
-/// captured stack). Nothing is read from this process's own memory.
-public struct CapturedMemoryReader: MemoryReader {
-    public let baseAddress: UInt
-    public let bytes: [UInt8]
+/// Reads words out of bytes copied from another process's memory (a
+/// captured stack), at the addresses they were copied from. Nothing is read
+/// from this process's own memory; an address in no segment is unreadable.
+public struct CapturedMemoryReader: MemoryReader, Sendable {
+    /// Bytes that were at `baseAddress` .. `baseAddress + bytes.count`.
+    public struct Segment: Hashable, Sendable {
+        public var baseAddress: UInt
+        public var bytes: [UInt8]
 
-    public init(baseAddress: UInt, bytes: [UInt8]) {
-        self.baseAddress = baseAddress
-        self.bytes = bytes
+        public init(baseAddress: UInt, bytes: [UInt8]) {
+            self.baseAddress = baseAddress
+            self.bytes = bytes
+        }
+
+        public var range: Range<UInt> { baseAddress..<(baseAddress &+ UInt(bytes.count)) }
     }
 
+    /// Sorted by address, not overlapping.
+    public let segments: [Segment]
+
+    /// A reader over `segments` (sorted here; they must not overlap).
+    public init(segments: [Segment]) {
+        self.segments = segments.sorted { $0.baseAddress < $1.baseAddress }
+    }
+
+    /// A reader over one segment.
+    public init(baseAddress: UInt, bytes: [UInt8]) {
+        self.init(segments: [Segment(baseAddress: baseAddress, bytes: bytes)])
+    }
+
+    /// From the lowest captured byte to one past the highest (gaps between
+    /// segments are inside it but unreadable).
     public var readableRange: Range<UInt>? {
-        baseAddress..<(baseAddress &+ UInt(bytes.count))
+        guard let first = segments.first, let last = segments.last else { return 0..<0 }
+        return first.baseAddress..<last.range.upperBound
     }
 
     public func loadWord(at address: UInt) -> UInt? {
-        guard address >= baseAddress else { return nil }
-        let offset = address - baseAddress
-        guard offset <= UInt(bytes.count), UInt(bytes.count) - offset >= 8 else { return nil }
-        return bytes.withUnsafeBytes { raw in
+        // The last segment starting at or below the address.
+        var low = 0, high = segments.count
+        while low < high {
+            let mid = (low + high) / 2
+            if segments[mid].baseAddress <= address { low = mid + 1 } else { high = mid }
+        }
+        guard low > 0 else { return nil }
+        let segment = segments[low - 1]
+        let offset = address - segment.baseAddress
+        guard offset <= UInt(segment.bytes.count), UInt(segment.bytes.count) - offset >= 8 else { return nil }
+        return segment.bytes.withUnsafeBytes { raw in
             UInt(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: Int(offset), as: UInt64.self)))
         }
     }

@@ -27,6 +27,10 @@ struct HostModule {
     var format: OutputFormat = .text
     /// Whether `gc` prints the roots it found.
     var printRoots = false
+    /// Called at `backtrace` and `backtrace_all` (captures), and before
+    /// `trap` fails (a host failure leaves no signal snapshot).
+    var onBacktrace: ((Caller, _ hybrid: Bool) -> Void)?
+    var onHostFailure: ((Caller) -> Void)?
 
     func resolve(module: String, name: String, signature: Signature) -> Imports.Definition? {
         guard module == "host" else { return nil }
@@ -41,9 +45,12 @@ struct HostModule {
         }
         let write = self.write
         let format = self.format
+        let onBacktrace = self.onBacktrace
+        let onHostFailure = self.onHostFailure
         switch (name, signature.parameters, signature.results) {
         case ("backtrace", [], []):
             return .host(HostFunction(signature: signature) { caller, _ in
+                onBacktrace?(caller, false)
                 let trace = caller.backtrace()
                 switch format {
                 case .text: write("wasm backtrace:\n" + trace.text())
@@ -53,6 +60,7 @@ struct HostModule {
             })
         case ("backtrace_all", [], []):
             return .host(HostFunction(signature: signature) { caller, _ in
+                onBacktrace?(caller, true)
                 write("hybrid backtrace:\n" + (try OracleSession.hybridBacktrace(caller)).text())
                 return []
             })
@@ -76,7 +84,8 @@ struct HostModule {
                 return []
             })
         case ("trap", [], []), ("trap", [.i32], []):
-            return .host(HostFunction(signature: signature) { _, arguments in
+            return .host(HostFunction(signature: signature) { caller, arguments in
+                onHostFailure?(caller)
                 throw HostTrapError(code: arguments.first)
             })
         case ("print_i32", [.i32], []), ("print_i64", [.i64], []):

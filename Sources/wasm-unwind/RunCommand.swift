@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import JITCapture
+import StackCapture
 import Verification
 import WasmJIT
 
@@ -38,8 +40,17 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Print at most N frames of a trap's backtrace (stack overflows are deep).")
     var maxBacktraceFrames: Int?
 
+    @Option(name: .long, help: ArgumentHelp("How far wasm may grow the stack before \"call stack exhausted\" (default 524288).", valueName: "BYTES"))
+    var maxWasmStack: Int?
+
     @Flag(name: .long, help: "Print the GC roots found at each host.gc call.")
     var printRoots = false
+
+    @Option(name: .long, help: ArgumentHelp("Write a capture of the stack when wasm traps (see `wasm-unwind dump`).", valueName: "FILE"))
+    var capture: String?
+
+    @Flag(name: .long, help: "With --capture: also capture at each host.backtrace and host.backtrace_all (FILE, FILE.2, FILE.3 ...).")
+    var captureBacktraces = false
 
     @Option(name: .long, help: "How host.backtrace prints backtraces: text (Wasmtime's layout) or json.")
     var format: OutputFormat = .text
@@ -51,6 +62,12 @@ struct RunCommand: ParsableCommand {
         for argument in arguments where argument.hasPrefix("-") && Int64(argument) == nil {
             throw ValidationError("unknown option `\(argument)`")
         }
+        if let maxWasmStack, maxWasmStack < 4096 {
+            throw ValidationError("--max-wasm-stack must be at least 4096 bytes, got \(maxWasmStack)")
+        }
+        if captureBacktraces && capture == nil {
+            throw ValidationError("--capture-backtraces needs --capture FILE")
+        }
         if let maxBacktraceFrames, maxBacktraceFrames < 0 {
             throw ValidationError("--max-backtrace-frames must be 0 or more, got \(maxBacktraceFrames)")
         }
@@ -61,12 +78,35 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         // Modules' CFI is registered with libunwind, for host.backtrace_all.
-        let engine = OracleSession(observeTraps: false).engine
+        var configuration = Engine.Configuration()
+        if let maxWasmStack { configuration.maximumWasmStackSize = maxWasmStack }
+        let engine = OracleSession(configuration: configuration, observeTraps: false).engine
         let store = Store(engine: engine)
         var imports = Imports()
         var host = HostModule()
         host.format = format
         host.printRoots = printRoots
+        var captureCount = 0
+        let capturePath = capture
+        func write(_ file: CaptureFile) {
+            guard let capturePath else { return }
+            captureCount += 1
+            let path = captureCount == 1 ? capturePath : "\(capturePath).\(captureCount)"
+            if FileManager.default.createFile(atPath: path, contents: Data(file.serialized())) {
+                printError("capture written to \(path)")
+            } else {
+                printError("error: cannot write the capture to \(path)")
+            }
+        }
+        if capture != nil {
+            store.enableTrapSnapshots()
+            host.onHostFailure = { caller in write(LiveCapture.atHostCall(caller, note: "at a failing host call")) }
+        }
+        if captureBacktraces {
+            host.onBacktrace = { caller, hybrid in
+                write(LiveCapture.atHostCall(caller, hostFrames: hybrid, note: hybrid ? "at host.backtrace_all" : "at host.backtrace"))
+            }
+        }
         imports.fallback = host.resolve
         do {
             for entry in preload {
@@ -99,6 +139,7 @@ struct RunCommand: ParsableCommand {
                 trap.backtrace.frames.removeSubrange(limit...)
                 trap.backtrace.isTruncated = true
             }
+            if let file = LiveCapture.atTrap(trap, store: store) { write(file) }
             printError(trap.description)
             throw ExitCode(134)
         } catch let error as ExitCode {

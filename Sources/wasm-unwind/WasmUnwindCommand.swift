@@ -10,5 +10,5 @@ struct WasmUnwindCommand: ParsableCommand {
             transition, and walks the frame-pointer chain between those records to \
             print exact wasm backtraces.
             """,
-        subcommands: [RunCommand.self, DemoCommand.self, CompileCommand.self, VerifyCommand.self])
+        subcommands: [RunCommand.self, DemoCommand.self, DumpCommand.self, CompileCommand.self, VerifyCommand.self])
 }

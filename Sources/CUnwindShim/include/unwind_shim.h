@@ -71,6 +71,33 @@ void wu_oracle_observe_traps(void);
 /// The frames libunwind found at this thread's last observed trap.
 int wu_oracle_last_trap_frames(const wu_oracle_frame **frames);
 
+/// Bytes of another process's memory, at the address they had.
+typedef struct wu_remote_segment {
+    uint64_t base;
+    uint64_t length;
+    const uint8_t *bytes;
+} wu_remote_segment;
+
+/// A captured stack as libunwind's remote API sees it.
+typedef struct wu_remote_image {
+    /// Stack bytes, and the CFI and search tables at their addresses.
+    const wu_remote_segment *segments;
+    uint64_t segment_count;
+    /// The code ranges with CFI, and their search tables.
+    const wu_oracle_unwind_table *tables;
+    uint64_t table_count;
+    /// Registers by libunwind number (x86_64: DWARF numbering, 16 = rip),
+    /// and which of them are known.
+    uint64_t registers[17];
+    uint32_t register_mask;
+} wu_remote_image;
+
+/// Unwinds a captured stack with unw_init_remote and unw_step through
+/// custom accessors (memory from the segments, procedure info from the
+/// tables via _Ux86_64_dwarf_search_unwind_table). Returns the number of
+/// frames, or a negative libunwind error.
+int wu_oracle_unwind_remote(const wu_remote_image *image, wu_oracle_frame *frames, int capacity);
+
 #ifdef __cplusplus
 }
 #endif

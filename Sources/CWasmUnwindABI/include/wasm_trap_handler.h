@@ -35,6 +35,29 @@ typedef struct wu_store_trap_info {
     uint64_t region_count;
 } wu_store_trap_info;
 
+/// A copy of the trapped stack taken inside the handler, for captures: the
+/// stack is dead memory once the handler jumps back. Buffers are
+/// preallocated; the handler only copies.
+typedef struct wu_trap_snapshot {
+    /// Registers from the signal context, by DWARF number: rax, rdx, rcx,
+    /// rbx, rsi, rdi, rbp, rsp, r8-r15, then rip (16).
+    uint64_t registers[17];
+    /// Per activation, newest first: start pc, start fp, start sp (0 when
+    /// unknown), entry fp. The first starts at the trap.
+    uint64_t (*activations)[4];
+    uint64_t activation_capacity;
+    uint64_t activation_count;
+    /// The bytes from the trap's sp up to 16 bytes above the outermost
+    /// activation's entry fp (at most `stack_capacity`).
+    uint8_t *stack;
+    uint64_t stack_capacity;
+    uint64_t stack_base;
+    uint64_t stack_length;
+    /// The range did not fit: only its lowest `stack_capacity` bytes were kept.
+    int32_t stack_truncated;
+    int32_t valid;
+} wu_trap_snapshot;
+
 /// The calling thread's trap record and preallocated frame buffer.
 typedef struct wu_thread_trap_state {
     /// Frames written by the walk callback (the embedder's layout).
@@ -54,6 +77,8 @@ typedef struct wu_thread_trap_state {
     int32_t in_handler;
     /// How many traps the handler has taken on this thread.
     uint64_t trap_count;
+    /// When set, the handler fills it at every trap (captures).
+    wu_trap_snapshot *snapshot;
 } wu_thread_trap_state;
 
 /// Trap codes the handler itself decides (the rest come from trap sites).

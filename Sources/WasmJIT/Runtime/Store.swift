@@ -41,6 +41,14 @@ public final class Store {
         registry.symbolicate(Backtrace.capture(limits, trap: trap, walkLimits: walkLimits))
     }
 
+    /// Makes every wasm trap on the calling thread keep a copy of the trapped
+    /// stack (`Trap.snapshot`) — registers, activations and up to
+    /// `stackCapacity` bytes — so it can be written as a capture. The copy is
+    /// made in the signal handler, into buffers allocated here.
+    public func enableTrapSnapshots(stackCapacity: Int = 4 << 20, activationCapacity: Int = 4096) {
+        TrapHandling.enableSnapshots(stackCapacity: stackCapacity, activationCapacity: activationCapacity)
+    }
+
     /// The modules instantiated in this store.
     public var modules: [Module] { Array(registeredModules.values) }
 

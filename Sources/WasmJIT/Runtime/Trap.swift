@@ -14,6 +14,9 @@ public struct Trap: Error, CustomStringConvertible {
     public var reason: Reason
     /// The wasm frames on the stack when the trap happened, newest first.
     public var backtrace: SymbolicatedBacktrace
+    /// A copy of the trapped stack, when snapshots are on for the thread
+    /// (`Store.enableTrapSnapshots`), for captures.
+    public var snapshot: TrapSnapshot?
 
     public init(reason: Reason, backtrace: SymbolicatedBacktrace) {
         self.reason = reason

@@ -40,6 +40,22 @@ enum TrapHandling {
         wu_trap_handler_install(walkFromTrap)
     }()
 
+    /// Makes the handler copy the trapped stack of every trap on this thread
+    /// (`Trap.snapshot`), for captures: registers, activations and up to
+    /// `stackCapacity` bytes of stack. The buffers are allocated here.
+    static func enableSnapshots(stackCapacity: Int, activationCapacity: Int) {
+        prepareCurrentThread()
+        guard let state = wu_thread_trap_state_current(), state.pointee.snapshot == nil else { return }
+        let snapshot = UnsafeMutablePointer<wu_trap_snapshot>.allocate(capacity: 1)
+        snapshot.initialize(to: wu_trap_snapshot())
+        let activations = UnsafeMutableRawPointer.allocate(byteCount: activationCapacity * 32, alignment: 8)
+        snapshot.pointee.activations = OpaquePointer(activations).map { UnsafeMutablePointer($0) }
+        snapshot.pointee.activation_capacity = UInt64(activationCapacity)
+        snapshot.pointee.stack = .allocate(capacity: stackCapacity)
+        snapshot.pointee.stack_capacity = UInt64(stackCapacity)
+        state.pointee.snapshot = snapshot
+    }
+
     /// The trap recorded by the handler on this thread, as a `Trap`.
     static func takeTrap(registry: CodeRegistry) -> Trap {
         guard let state = wu_thread_trap_state_current() else {
@@ -53,7 +69,12 @@ enum TrapHandling {
         guard let code = TrapCode(rawValue: UInt8(state.pointee.trap_code)) else {
             fatalError("the handler recorded an unknown trap code \(state.pointee.trap_code)")
         }
-        return Trap(reason: .wasm(code), backtrace: registry.symbolicate(backtrace))
+        var trap = Trap(reason: .wasm(code), backtrace: registry.symbolicate(backtrace))
+        if let snapshot = state.pointee.snapshot, snapshot.pointee.valid != 0 {
+            snapshot.pointee.valid = 0
+            trap.snapshot = TrapSnapshot(snapshot.pointee)
+        }
+        return trap
     }
 }
 
@@ -73,4 +94,34 @@ private let walkFromTrap: wu_trap_walk_fn = { state, limits, pc, fp, sp in
 private let releaseBuffers: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void = { frames, result in
     frames?.assumingMemoryBound(to: Frame.self).deallocate()
     result?.assumingMemoryBound(to: WalkResult.self).deallocate()
+}
+
+/// A copy of the trapped stack, taken by the signal handler before the stack
+/// was abandoned (after `Store.enableTrapSnapshots`).
+public struct TrapSnapshot: Sendable {
+    /// Registers from the signal context, by DWARF number (16 = rip).
+    public var registers: [UInt8: UInt]
+    /// Newest first: the trapping activation, then each older one.
+    public var activations: [(pc: UInt, fp: UInt, sp: UInt?, entryFP: UInt)]
+    /// The stack from the trap's sp up to above the outermost entry frame.
+    public var stackBase: UInt
+    public var stack: [UInt8]
+    /// The stack did not fit the snapshot buffer; `stack` is its lowest part.
+    public var isTruncated: Bool
+
+    init(_ snapshot: wu_trap_snapshot) {
+        var registers: [UInt8: UInt] = [:]
+        withUnsafeBytes(of: snapshot.registers) { raw in
+            for (index, value) in raw.bindMemory(to: UInt64.self).enumerated() { registers[UInt8(index)] = UInt(value) }
+        }
+        self.registers = registers
+        let rows = UnsafeRawPointer(snapshot.activations!).assumingMemoryBound(to: UInt64.self)
+        activations = (0..<Int(snapshot.activation_count)).map { index in
+            let row = rows + 4 * index
+            return (UInt(row[0]), UInt(row[1]), row[2] == 0 ? nil : UInt(row[2]), UInt(row[3]))
+        }
+        stackBase = UInt(snapshot.stack_base)
+        stack = Array(UnsafeBufferPointer(start: snapshot.stack, count: Int(snapshot.stack_length)))
+        isTruncated = snapshot.stack_truncated != 0
+    }
 }

@@ -1,0 +1,102 @@
+import StackCapture
+import UnwindOracle
+import Verification
+import WasmJIT
+
+/// Captures of the reference runtime's stacks.
+public enum LiveCapture {
+    /// Captures the calling host function's wasm stack: every activation
+    /// of the caller's store, the stack bytes from the newest wasm frame up
+    /// to above the outermost entry frame, and the store's modules. With
+    /// `hostFrames`, also libunwind's view of the whole stack (for
+    /// `dump --hybrid`).
+    public static func atHostCall(_ caller: Caller, hostFrames: Bool = false, note: String? = nil) -> CaptureFile {
+        let store = caller.store
+        var activations: [CaptureFile.Activation] = []
+        for bounds in LiveActivations(limits: store.limits) {
+            activations.append(CaptureFile.Activation(
+                start: bounds.start, startFramePointer: bounds.startFramePointer,
+                startStackPointer: stackPointer(at: bounds.start, fp: bounds.startFramePointer, registry: store.registry),
+                entryFramePointer: bounds.entryFramePointer))
+        }
+        var registers: [UInt8: UInt] = [:]
+        var stack: [CapturedMemoryReader.Segment] = []
+        if let newest = activations.first, let outermost = activations.last {
+            registers = [16: newest.start.rawValue, 6: newest.startFramePointer, 7: newest.startStackPointer]
+            stack = [copyStack(from: newest.startStackPointer, to: outermost.entryFramePointer + 16)]
+        }
+        var frames: [CaptureFile.HostFrame]?
+        if hostFrames, let hybrid = try? OracleSession.hybridBacktrace(caller) {
+            frames = hybrid.entries.map(hostFrame)
+        }
+        return CaptureFile(registers: registers, activations: activations, stack: stack,
+                           modules: store.modules.map(module), hostFrames: frames, note: note)
+    }
+
+    /// A capture of a wasm trap, from the snapshot the signal handler took
+    /// (the store must have `enableTrapSnapshots()` on). Nil if the trap
+    /// has no snapshot (a host failure, or snapshots off).
+    public static func atTrap(_ trap: Trap, store: Store, note: String? = nil) -> CaptureFile? {
+        guard let snapshot = trap.snapshot, let code = trap.code else { return nil }
+        let activations = snapshot.activations.enumerated().map { index, row in
+            CaptureFile.Activation(
+                start: index == 0 ? .programCounter(row.pc) : .returnAddress(row.pc), startFramePointer: row.fp,
+                startStackPointer: row.sp ?? stackPointer(at: .returnAddress(row.pc), fp: row.fp, registry: store.registry),
+                entryFramePointer: row.entryFP)
+        }
+        let stack = CapturedMemoryReader.Segment(baseAddress: snapshot.stackBase, bytes: snapshot.stack)
+        return CaptureFile(registers: snapshot.registers, activations: activations, stack: [stack],
+                           modules: store.modules.map(module),
+                           trap: CaptureFile.Trap(code: code.rawValue, message: code.message),
+                           note: note ?? (snapshot.isTruncated ? "stack truncated to \(snapshot.stack.count) bytes" : nil))
+    }
+
+    /// A wasm frame's stack pointer: its frame pointer minus the frame size
+    /// its call site's stack map records (the frame pointer if unknown).
+    static func stackPointer(at address: FrameAddress, fp: UInt, registry: CodeRegistry) -> UInt {
+        guard case .returnAddress(let pc) = address, let map = registry.stackMap(forReturnAddress: pc) else { return fp }
+        return fp - UInt(map.frameSize)
+    }
+
+    /// The live stack bytes in [low, high), clamped to this thread's stack.
+    static func copyStack(from low: UInt, to high: UInt) -> CapturedMemoryReader.Segment {
+        let bounds = ThreadStack.current()
+        let start = max(low, bounds.lowerBound)
+        let end = min(high, bounds.upperBound)
+        guard start < end else { return CapturedMemoryReader.Segment(baseAddress: start, bytes: []) }
+        let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: start), count: Int(end - start)))
+        return CapturedMemoryReader.Segment(baseAddress: start, bytes: bytes)
+    }
+
+    /// What a capture keeps of a compiled module.
+    public static func module(_ module: Module) -> CaptureFile.Module {
+        let base = module.code.baseAddress
+        let code = module.code.bytes
+        let info = module.unwindInfo
+        return CaptureFile.Module(
+            name: module.name, codeBase: base, codeSize: UInt(module.code.size),
+            functions: module.codeModule.functions,
+            trampolines: module.trampolines.map { trampoline in
+                let kind: CaptureFile.Trampoline.Kind
+                switch trampoline.kind {
+                case .entry: kind = .entry
+                case .exit: kind = .exit
+                }
+                return CaptureFile.Trampoline(kind: kind, codeRange: UInt(trampoline.codeRange.lowerBound)..<UInt(trampoline.codeRange.upperBound))
+            },
+            stackMaps: module.stackMaps,
+            ehFrame: .init(baseAddress: base + UInt(info.ehFrame.lowerBound), bytes: Array(code[info.ehFrame])),
+            searchTable: .init(baseAddress: base + UInt(info.searchTable.lowerBound), bytes: Array(code[info.searchTable])))
+    }
+
+    static func hostFrame(_ entry: HybridBacktrace.Entry) -> CaptureFile.HostFrame {
+        switch entry {
+        case .host(let pc, let name, let offset):
+            return .init(pc: pc, kind: .host, name: name ?? "", offset: offset)
+        case .trampoline(let pc, let kind):
+            return .init(pc: pc, kind: kind == .entryTrampoline ? .entryTrampoline : .exitTrampoline, name: "", offset: 0)
+        case .wasm(let frame):
+            return .init(pc: frame.frame.address.rawValue, kind: .wasm, name: "", offset: 0)
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import WasmUnwind
+
+/// A captured stack: everything needed to walk, symbolicate, find the roots
+/// of, and independently unwind a stack of wasm frames after the process
+/// that ran them is gone. The byte layout is in docs/capture-format.md.
+public struct CaptureFile: Hashable, Sendable {
+    public enum Architecture: UInt8, Hashable, Sendable {
+        case x86_64 = 1
+        case aarch64 = 2
+    }
+
+    /// One activation, newest first: where its newest frame is, and where
+    /// its entry trampoline's frame is.
+    public struct Activation: Hashable, Sendable {
+        /// A return address (the activation called out) or a pc (it trapped).
+        public var start: FrameAddress
+        public var startFramePointer: UInt
+        /// The newest wasm frame's stack pointer, if known (for an
+        /// independent unwinder's starting registers).
+        public var startStackPointer: UInt
+        public var entryFramePointer: UInt
+
+        public init(start: FrameAddress, startFramePointer: UInt, startStackPointer: UInt, entryFramePointer: UInt) {
+            self.start = start
+            self.startFramePointer = startFramePointer
+            self.startStackPointer = startStackPointer
+            self.entryFramePointer = entryFramePointer
+        }
+
+        public var bounds: ActivationBounds {
+            ActivationBounds(start: start, startFramePointer: startFramePointer, entryFramePointer: entryFramePointer)
+        }
+    }
+
+    /// A trampoline's code range (offsets from the module's code base).
+    public struct Trampoline: Hashable, Sendable {
+        public enum Kind: UInt8, Hashable, Sendable {
+            case entry = 0
+            case exit = 1
+        }
+
+        public var kind: Kind
+        public var codeRange: Range<UInt>
+
+        public init(kind: Kind, codeRange: Range<UInt>) {
+            self.kind = kind
+            self.codeRange = codeRange
+        }
+    }
+
+    /// A module's code, as far as unwinding and symbolication need it (not
+    /// the code bytes themselves).
+    public struct Module: Hashable, Sendable {
+        public var name: String?
+        public var codeBase: UInt
+        public var codeSize: UInt
+        public var functions: [CodeFunction]
+        public var trampolines: [Trampoline]
+        public var stackMaps: StackMapTable
+        /// The `.eh_frame` bytes at the address they had.
+        public var ehFrame: CapturedMemoryReader.Segment
+        /// The CFI search table (sorted int32 pairs: code start - code base,
+        /// FDE address - code base) at the address it had.
+        public var searchTable: CapturedMemoryReader.Segment
+
+        public init(name: String?, codeBase: UInt, codeSize: UInt, functions: [CodeFunction], trampolines: [Trampoline],
+                    stackMaps: StackMapTable, ehFrame: CapturedMemoryReader.Segment,
+                    searchTable: CapturedMemoryReader.Segment) {
+            self.name = name
+            self.codeBase = codeBase
+            self.codeSize = codeSize
+            self.functions = functions
+            self.trampolines = trampolines
+            self.stackMaps = stackMaps
+            self.ehFrame = ehFrame
+            self.searchTable = searchTable
+        }
+
+        public var codeRange: Range<UInt> { codeBase..<(codeBase &+ codeSize) }
+
+        public var codeModule: CodeModule {
+            CodeModule(name: name, codeRange: codeRange, functions: functions, stackMaps: stackMaps)
+        }
+    }
+
+    /// Why execution stopped, for a capture taken at a trap.
+    public struct Trap: Hashable, Sendable {
+        public var code: UInt8
+        public var message: String
+
+        public init(code: UInt8, message: String) {
+            self.code = code
+            self.message = message
+        }
+    }
+
+    /// A frame of the whole stack as an independent unwinder saw it at
+    /// capture time (host frames included), for `--hybrid`.
+    public struct HostFrame: Hashable, Sendable {
+        public enum Kind: UInt8, Hashable, Sendable {
+            case host = 0
+            case entryTrampoline = 1
+            case exitTrampoline = 2
+            case wasm = 3
+        }
+
+        public var pc: UInt
+        public var kind: Kind
+        public var name: String
+        public var offset: UInt
+
+        public init(pc: UInt, kind: Kind, name: String, offset: UInt) {
+            self.pc = pc
+            self.kind = kind
+            self.name = name
+            self.offset = offset
+        }
+    }
+
+    public var architecture: Architecture
+    /// Registers at the capture point, by DWARF number (x86_64: 0 rax ...
+    /// 6 rbp, 7 rsp ... 15 r15, 16 rip).
+    public var registers: [UInt8: UInt]
+    public var activations: [Activation]
+    public var stack: [CapturedMemoryReader.Segment]
+    public var modules: [Module]
+    public var trap: Trap?
+    public var hostFrames: [HostFrame]?
+    public var note: String?
+
+    public init(architecture: Architecture = .x86_64, registers: [UInt8: UInt], activations: [Activation],
+                stack: [CapturedMemoryReader.Segment], modules: [Module], trap: Trap? = nil,
+                hostFrames: [HostFrame]? = nil, note: String? = nil) {
+        self.architecture = architecture
+        self.registers = registers
+        self.activations = activations
+        self.stack = stack
+        self.modules = modules
+        self.trap = trap
+        self.hostFrames = hostFrames
+        self.note = note
+    }
+}

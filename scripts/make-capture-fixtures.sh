@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Regenerates the committed capture fixtures and their golden dumps from the
+# committed WAT sources. Captures hold this machine's addresses, so they are
+# made once and committed; the tests dump them and compare with the goldens,
+# and re-capture from the WAT to check names and offsets stay the same.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.build/debug/wasm-unwind
+out=fixtures/captures
+swift build --product wasm-unwind >/dev/null
+rm -f $out/*.capture $out/*.txt $out/*.json $out/*.capture.*
+
+capture() {  # name, then the run arguments
+  local name=$1; shift
+  $bin run "$@" --capture "$out/$name.capture" >/dev/null 2>&1 || true
+  rm -f "$out/$name.capture".[0-9]*
+}
+capture single     fixtures/programs/factorial.wat --invoke fac 3 --capture-backtraces
+capture nested     fixtures/demo/nested.wat --invoke main 7 --capture-backtraces
+capture trap       fixtures/traps/traps.wat --invoke outer
+capture overflow   fixtures/traps/traps.wat --invoke recurse 0 --max-wasm-stack 8192
+capture refs       fixtures/captures/refs.wat --invoke outer 1 --capture-backtraces
+capture hybrid     fixtures/programs/hybrid.wat --invoke outer --capture-backtraces
+
+for file in $out/*.capture; do
+  name=${file%.capture}
+  $bin dump "$file" --roots > "$name.txt"
+  $bin dump "$file" --roots --format json > "$name.json"
+done
+$bin dump $out/hybrid.capture --hybrid > $out/hybrid.hybrid.txt
+ls -l $out
