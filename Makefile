@@ -40,5 +40,10 @@ bench: deps
 	$(SWIFT) build -c release --product wasm-unwind-bench
 	.build/release/wasm-unwind-bench --json .build/benchmarks.json
 
+# libFuzzer over the capture reader and walker (SECONDS=600 by default).
+SECONDS ?= 600
+fuzz:
+	scripts/fuzz.sh $(SECONDS)
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

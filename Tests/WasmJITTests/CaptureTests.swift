@@ -297,3 +297,33 @@ func catchError(_ body: () throws -> Any) -> CaptureFormatError? {
         return nil
     }
 }
+
+@Suite("Captured stacks: fuzz regressions")
+struct CaptureRegressionTests {
+    @Test("every input in fixtures/fuzz-regressions reads to an error or a sound result")
+    func regressions() throws {
+        let directory = PackagePaths.fixture("fuzz-regressions")
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { !$0.hasSuffix(".md") }.sorted()
+        #expect(!names.isEmpty)
+        for name in names {
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))
+            do {
+                let stack = try CapturedStack(CaptureFile(parsing: bytes))
+                let trace = stack.backtrace(limits: WalkLimits(maximumFrames: 100_000, maximumActivations: 10_000))
+                _ = stack.text(roots: try? stack.roots(of: trace))
+            } catch {
+                // An error naming the problem is a sound result.
+                #expect(!"\(error)".isEmpty)
+            }
+        }
+        // The committed one: its activation claims an entry frame far above
+        // the captured bytes, so the walk takes the real entry trampoline's
+        // frame for a fifth frame, then stops where the chain leaves the
+        // captured memory, keeping the five frames it found.
+        let stack = try CapturedStack(CaptureFile(parsing: [UInt8](Data(contentsOf: URL(
+            fileURLWithPath: directory + "/chain-past-captured-bytes.capture")))))
+        let trace = stack.backtrace()
+        #expect(trace.frames.count == 5)
+        #expect(trace.error?.rule == "frame-pointer-outside-stack")
+    }
+}
