@@ -101,8 +101,16 @@ let package = Package(
         // process (`make bench`). Not part of the tests.
         .executableTarget(
             name: "wasm-unwind-bench",
-            dependencies: ["WasmUnwind", "WasmJIT", "UnwindOracle", "Verification", "CMallocCounter"],
+            dependencies: ["WasmUnwind", "WasmJIT", "UnwindOracle", "Verification", "StackCapture", "JITCapture",
+                           "CMallocCounter", "CBenchmarkSupport"],
             path: "Benchmarks/WasmUnwindBenchmarks"
+        ),
+        // The C baselines: the frame-pointer floor and libunwind's loops.
+        .target(
+            name: "CBenchmarkSupport",
+            dependencies: ["CLibunwind"],
+            path: "Benchmarks/CBenchmarkSupport",
+            cSettings: [.unsafeFlags(["-O2"])]
         ),
 
         // A child process for the trap tests (host crashes must stay crashes).

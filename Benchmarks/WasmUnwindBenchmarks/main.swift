@@ -3,10 +3,21 @@
 // mode and runs it; `--json` writes the results as JSON as well.
 import Foundation
 
+import CMallocCounter
+
 var harness = Harness()
+harness.allocationCounter = { malloc_counter_total() }
 let arguments = CommandLine.arguments.dropFirst()
 let jsonPath = arguments.firstIndex(of: "--json").flatMap { arguments.index(after: $0) < arguments.endIndex ? arguments[arguments.index(after: $0)] : nil }
 
+let box = HarnessBox(harness)
+do {
+    try stackBenchmarks(box)
+} catch {
+    FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
+    exit(1)
+}
+harness = box.harness
 stackMapBenchmarks(&harness)
 var groups: [String] = []
 for result in harness.results where !groups.contains(result.group) { groups.append(result.group) }
@@ -15,6 +26,8 @@ for group in groups {
     print(harness.table(group, reference: reference))
     print()
 }
+print("What the baselines saw:")
+for note in box.notes { print("  " + note) }
 if let jsonPath {
     guard FileManager.default.createFile(atPath: jsonPath, contents: Data(harness.json().utf8)) else {
         FileHandle.standardError.write(Data("cannot write \(jsonPath)\n".utf8))

@@ -22,8 +22,10 @@ public struct HybridBacktrace: Sendable {
     /// Merges libunwind's frames (with names) and the walk. The result's pcs
     /// are exactly libunwind's pcs, in order; the wasm frames among them are
     /// the walk's, checked against libunwind's first.
-    public init(libunwind: [LibunwindFrame], walk: SymbolicatedBacktrace, kind: (UInt) -> JITCodeKind?) throws {
-        let comparison = OracleComparison(libunwind: libunwind, walk: walk.frames.map(\.frame), trapped: false, kind: kind)
+    public init(libunwind: [LibunwindFrame], walk: SymbolicatedBacktrace, exitTrampolines: Bool = true,
+                kind: (UInt) -> JITCodeKind?) throws {
+        let comparison = OracleComparison(libunwind: libunwind, walk: walk.frames.map(\.frame), trapped: false,
+                                          exitTrampolines: exitTrampolines, kind: kind)
         guard comparison.isMatch else { throw MergeError(comparison: comparison) }
         var wasm = walk.frames.makeIterator()
         entries = libunwind.map { frame in

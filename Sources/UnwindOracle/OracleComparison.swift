@@ -38,15 +38,17 @@ public struct OracleComparison: Sendable {
     /// Compares `libunwind` (all frames, newest first) with `walk` (the
     /// walker's wasm frames). `kind` says which addresses are JIT code.
     /// `trapped` says the newest activation starts at a trapping pc (no exit
-    /// trampoline below it).
-    public init(libunwind: [LibunwindFrame], walk: [Frame], trapped: Bool, kind: (UInt) -> JITCodeKind?) {
+    /// trampoline below it); `exitTrampolines` false says wasm called the
+    /// host directly (inline exit recording: no exit trampoline anywhere).
+    public init(libunwind: [LibunwindFrame], walk: [Frame], trapped: Bool, exitTrampolines: Bool = true,
+                kind: (UInt) -> JITCodeKind?) {
         var expected: [(JITCodeKind, UInt?)] = []
         var activation = -1
         for frame in walk {
             if frame.activation != activation {
                 if activation >= 0 { expected.append((.entryTrampoline, nil)) }
                 activation = frame.activation
-                if !(trapped && activation == 0) { expected.append((.exitTrampoline, nil)) }
+                if exitTrampolines && !(trapped && activation == 0) { expected.append((.exitTrampoline, nil)) }
             }
             expected.append((.wasmFunction, frame.address.rawValue))
         }

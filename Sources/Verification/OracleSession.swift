@@ -64,7 +64,7 @@ public final class OracleSession: Sendable {
         let libunwind = Libunwind.unwindHere()
         let walk = caller.backtrace()
         let comparison = OracleComparison(libunwind: libunwind, walk: walk.frames.map(\.frame), trapped: false,
-                                          kind: classifier(for: caller.store))
+                                          exitTrampolines: usesExitTrampolines(caller.store), kind: classifier(for: caller.store))
         return (comparison, walk)
     }
 
@@ -72,13 +72,19 @@ public final class OracleSession: Sendable {
     /// signal context (taken inside the handler) against the trap's walk.
     public static func compareAtTrap(_ trap: Trap, store: Store) -> OracleComparison {
         OracleComparison(libunwind: Libunwind.lastTrapFrames(), walk: trap.backtrace.frames.map(\.frame), trapped: true,
-                         kind: classifier(for: store))
+                         exitTrampolines: usesExitTrampolines(store), kind: classifier(for: store))
     }
 
     /// Inside a host function: every frame on the stack, host and wasm.
     public static func hybridBacktrace(_ caller: Caller) throws -> HybridBacktrace {
         let libunwind = Libunwind.unwindHere(names: true)
-        return try HybridBacktrace(libunwind: libunwind, walk: caller.backtrace(), kind: classifier(for: caller.store))
+        return try HybridBacktrace(libunwind: libunwind, walk: caller.backtrace(),
+                                   exitTrampolines: usesExitTrampolines(caller.store), kind: classifier(for: caller.store))
+    }
+
+    /// Whether wasm reaches the host through exit trampolines in `store`.
+    static func usesExitTrampolines(_ store: Store) -> Bool {
+        store.engine.configuration.exitRecording == .trampoline
     }
 
     /// A report line for a pc: what the store's registry says it is.

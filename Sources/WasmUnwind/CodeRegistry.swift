@@ -50,6 +50,46 @@ public struct CodeRegistry: Sendable {
         return module.symbol(atCodeOffset: pc - module.codeRange.lowerBound)
     }
 
+    /// Where an address's code is, as positions in the registry's tables,
+    /// without copying names or maps: the form for hot paths (profilers,
+    /// a symbolication per frame). `symbol(for:)` gives the full answer.
+    public struct Resolution: Hashable, Sendable {
+        /// Index in `modules`.
+        public var module: Int
+        /// Index in that module's `functions`, if the address is in one.
+        public var function: Int?
+        /// The wasm module offset, if the function's address map has one.
+        public var moduleOffset: UInt32?
+    }
+
+    /// `address` looked up (a return address at `ra - 1`) without copies.
+    public func resolve(_ address: FrameAddress) -> Resolution? {
+        let pc = address.adjustedProgramCounter
+        let moduleIndex = insertionIndex(for: pc &+ 1) - 1
+        guard moduleIndex >= 0, modules[moduleIndex].codeRange.contains(pc) else { return nil }
+        let offset = pc - modules[moduleIndex].codeRange.lowerBound
+        return modules[moduleIndex].functions.withUnsafeBufferPointer { functions in
+            var low = 0, high = functions.count
+            while low < high {
+                let mid = (low + high) / 2
+                if functions[mid].codeRange.lowerBound <= offset { low = mid + 1 } else { high = mid }
+            }
+            guard low > 0, functions[low - 1].codeRange.contains(offset) else {
+                return Resolution(module: moduleIndex, function: nil, moduleOffset: nil)
+            }
+            let native = offset - functions[low - 1].codeRange.lowerBound
+            let wasm = functions[low - 1].addressMap.withUnsafeBufferPointer { map -> UInt32? in
+                var low = 0, high = map.count
+                while low < high {
+                    let mid = (low + high) / 2
+                    if UInt(map[mid].nativeOffset) <= native { low = mid + 1 } else { high = mid }
+                }
+                return low > 0 ? map[low - 1].wasmOffset : nil
+            }
+            return Resolution(module: moduleIndex, function: low - 1, moduleOffset: wasm)
+        }
+    }
+
     /// `frame` with what the registry knows of its code.
     public func symbolicate(_ frame: Frame) -> SymbolicatedFrame {
         SymbolicatedFrame(frame: frame, symbol: symbol(for: frame.address))

@@ -51,3 +51,8 @@ func printError(_ text: String) {
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
 }
+
+extension ExitRecording: ExpressibleByArgument {
+    /// The modes a user picks from (the imprecise one exists for a test).
+    public static var allValueStrings: [String] { ["trampoline", "inline"] }
+}

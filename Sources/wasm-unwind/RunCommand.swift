@@ -43,6 +43,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("How far wasm may grow the stack before \"call stack exhausted\" (default 524288).", valueName: "BYTES"))
     var maxWasmStack: Int?
 
+    @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: in an exit trampoline per import, or inline at the call site.")
+    var exitRecording: ExitRecording = .trampoline
+
     @Flag(name: .long, help: "Print the GC roots found at each host.gc call.")
     var printRoots = false
 
@@ -78,7 +81,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         // Modules' CFI is registered with libunwind, for host.backtrace_all.
-        var configuration = Engine.Configuration()
+        var configuration = Engine.Configuration(exitRecording: exitRecording)
         if let maxWasmStack { configuration.maximumWasmStackSize = maxWasmStack }
         let engine = OracleSession(configuration: configuration, observeTraps: false).engine
         let store = Store(engine: engine)

@@ -25,6 +25,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "How many programs to check.")
     var count: Int = 1000
 
+    @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: trampoline or inline.")
+    var exitRecording: ExitRecording = .trampoline
+
     @Flag(name: .long, help: "Print the program of SEED and exit (to replay a failure).")
     var printProgram = false
 
@@ -37,7 +40,7 @@ struct VerifyCommand: ParsableCommand {
             print(DifferentialRun.program(seed: seed).text, terminator: "")
             return
         }
-        let run = DifferentialRun()
+        let run = DifferentialRun(configuration: Engine.Configuration(exitRecording: exitRecording))
         let summary = run.run(seed: seed, count: count) { summary in
             if summary.programs % 1000 == 0 {
                 printError("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches")

@@ -4,9 +4,10 @@ import WasmJIT
 
 @Suite("Randomized differential testing against libunwind")
 struct DifferentialTests {
-    @Test("300 random programs: every checkpoint and trap matches libunwind, every root check the program's account")
-    func randomPrograms() {
-        let summary = DifferentialRun().run(seed: 1, count: 300)
+    @Test("300 random programs: every checkpoint and trap matches libunwind, every root check the program's account",
+          arguments: exitRecordingModes)
+    func randomPrograms(mode: ExitRecording) {
+        let summary = DifferentialRun(configuration: Engine.Configuration(exitRecording: mode)).run(seed: 1, count: 300)
         for mismatch in summary.mismatches.prefix(3) {
             Issue.record("seed \(mismatch.seed) at \(mismatch.place):\n\(mismatch.report)\n\(mismatch.program)")
         }

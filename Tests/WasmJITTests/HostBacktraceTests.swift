@@ -32,8 +32,8 @@ struct HostBacktraceTests {
 
     /// Runs `descend(depth - 1)`: `depth` activations, the host printing a
     /// backtrace in the innermost.
-    func nested(depth: Int) throws -> (trace: SymbolicatedBacktrace, depthSeen: Int) {
-        var harness = Harness()
+    func nested(depth: Int, _ mode: ExitRecording = .trampoline) throws -> (trace: SymbolicatedBacktrace, depthSeen: Int) {
+        var harness = Harness(mode)
         let recorder = Recorder()
         var depthSeen = 0
         harness.define("backtrace") { caller, _ in
@@ -52,9 +52,9 @@ struct HostBacktraceTests {
         return (try #require(recorder.traces.first), depthSeen)
     }
 
-    @Test("one activation: the calling frames, newest first", arguments: [1])
-    func oneActivation(depth: Int) throws {
-        let (trace, depthSeen) = try nested(depth: depth)
+    @Test("one activation: the calling frames, newest first", arguments: exitRecordingModes)
+    func oneActivation(mode: ExitRecording) throws {
+        let (trace, depthSeen) = try nested(depth: 1, mode)
         #expect(depthSeen == 1)
         #expect(trace.error == nil)
         #expect(describe(trace) == ["0x5d nest!step", "0x53 nest!descend"])
@@ -62,9 +62,9 @@ struct HostBacktraceTests {
         #expect(trace.frames.map(\.symbol?.functionOffset) == [6, 3])
     }
 
-    @Test("nested activations 2 to 5 deep give one trace across all of them", arguments: 2...5)
-    func nestedActivations(depth: Int) throws {
-        let (trace, depthSeen) = try nested(depth: depth)
+    @Test("nested activations 2 to 5 deep give one trace across all of them", arguments: 2...5, exitRecordingModes)
+    func nestedActivations(depth: Int, mode: ExitRecording) throws {
+        let (trace, depthSeen) = try nested(depth: depth, mode)
         #expect(depthSeen == depth)
         #expect(trace.error == nil)
         let outer = ["0x65 nest!step", "0x53 nest!descend"]
@@ -74,9 +74,9 @@ struct HostBacktraceTests {
         #expect(trace.frames.map(\.frame.activation) == (0..<depth).flatMap { [$0, $0] })
     }
 
-    @Test("the text rendering is Wasmtime's")
-    func text() throws {
-        let (trace, _) = try nested(depth: 2)
+    @Test("the text rendering is Wasmtime's", arguments: exitRecordingModes)
+    func text(mode: ExitRecording) throws {
+        let (trace, _) = try nested(depth: 2, mode)
         #expect(trace.text() == """
                 0:     0x5d - nest!step
                 1:     0x53 - nest!descend
@@ -85,9 +85,9 @@ struct HostBacktraceTests {
             """)
     }
 
-    @Test("frames are ordered by frame pointer and return addresses lie in the calling function's code")
-    func framesAreOnTheStack() throws {
-        let (trace, _) = try nested(depth: 3)
+    @Test("frames are ordered by frame pointer and return addresses lie in the calling function's code", arguments: exitRecordingModes)
+    func framesAreOnTheStack(mode: ExitRecording) throws {
+        let (trace, _) = try nested(depth: 3, mode)
         let fps = trace.frames.map(\.frame.framePointer)
         #expect(fps == fps.sorted())
         #expect(Set(fps).count == fps.count)
@@ -100,13 +100,13 @@ struct HostBacktraceTests {
         }
     }
 
-    @Test("a chain of 1,000 functions in one module is walked in full")
-    func thousandFunctions() throws {
+    @Test("a chain of 1,000 functions in one module is walked in full", arguments: exitRecordingModes)
+    func thousandFunctions(mode: ExitRecording) throws {
         var text = "(module $many\n  (import \"host\" \"backtrace\" (func $bt))\n"
         text += "  (func $f0 (export \"f0\") call $f1)\n"
         for k in 1..<999 { text += "  (func $f\(k) call $f\(k + 1))\n" }
         text += "  (func $f999 call $bt))"
-        var harness = Harness()
+        var harness = Harness(mode)
         let recorder = Recorder()
         harness.define("backtrace") { caller, _ in
             recorder.traces.append(caller.backtrace())
@@ -130,9 +130,9 @@ struct HostBacktraceTests {
         #expect(offsets[999] == 0x41E)
     }
 
-    @Test("a call into another module's export continues the same activation")
-    func twoModules() throws {
-        var harness = Harness()
+    @Test("a call into another module's export continues the same activation", arguments: exitRecordingModes)
+    func twoModules(mode: ExitRecording) throws {
+        var harness = Harness(mode)
         let recorder = Recorder()
         harness.define("backtrace") { caller, _ in
             recorder.traces.append(caller.backtrace())
@@ -197,10 +197,10 @@ struct HostBacktraceTests {
         #expect(outerTraceFromInner?.frames.first?.symbol?.moduleName == "outer")
     }
 
-    @Test("limits are restored after every call: nothing of wasm remains on the record")
-    func limitsRestored() throws {
-        let (_, _) = try nested(depth: 3)
-        var harness = Harness()
+    @Test("limits are restored after every call: nothing of wasm remains on the record", arguments: exitRecordingModes)
+    func limitsRestored(mode: ExitRecording) throws {
+        let (_, _) = try nested(depth: 3, mode)
+        var harness = Harness(mode)
         harness.define("noop") { _, _ in [] }
         let instance = try harness.instantiate("""
             (module (import "host" "noop" (func $noop)) (func (export "f") call $noop))

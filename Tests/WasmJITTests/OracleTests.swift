@@ -33,14 +33,27 @@ struct OracleTests {
         return (comparison, walk, frames, store)
     }
 
-    @Test("at a host call, libunwind's JIT frames equal the walk pc for pc, trampolines at the boundaries", arguments: [1, 2, 5])
-    func hostCall(depth: Int) throws {
-        let (comparison, walk, _, store) = try compareNested(depth: depth)
+    @Test("at a host call, libunwind's JIT frames equal the walk pc for pc, trampolines at the boundaries",
+          arguments: [1, 2, 5], exitRecordingModes)
+    func hostCall(depth: Int, mode: ExitRecording) throws {
+        let (comparison, walk, frames, store) = try compareNested(depth: depth, configuration: Engine.Configuration(exitRecording: mode))
         #expect(comparison.isMatch, "\(comparison.report { OracleSession.symbolicate($0, store: store) })")
         #expect(comparison.wasmFramesCompared == 2 * depth)
         #expect(walk.frames.count == 2 * depth)
-        // exit, 2 wasm, entry per activation.
-        #expect(comparison.rows.count == 4 * depth)
+        // Per activation: exit trampoline (trampoline mode only), 2 wasm, entry.
+        #expect(comparison.rows.count == (mode == .trampoline ? 4 : 3) * depth)
+        // Inline: libunwind sees no exit-trampoline frame at all.
+        let kind = OracleSession.classifier(for: store)
+        let exits = frames.filter { kind($0.ip &- 1) == .exitTrampoline }.count
+        #expect(exits == (mode == .trampoline ? depth : 0))
+    }
+
+    @Test("the walk is the same in both exit-recording modes: names and module offsets")
+    func modesAgree() throws {
+        let trampoline = try compareNested(depth: 3, configuration: Engine.Configuration(exitRecording: .trampoline))
+        let inline = try compareNested(depth: 3, configuration: Engine.Configuration(exitRecording: .inline))
+        #expect(describe(trampoline.1) == describe(inline.1))
+        #expect(trampoline.1.frames.map(\.frame.activation) == inline.1.frames.map(\.frame.activation))
     }
 
     @Test("libunwind really reads our CFI: deliberately wrong CFI makes the comparison fail")
@@ -63,9 +76,10 @@ struct OracleTests {
 
 @Suite("libunwind as the oracle at traps and for hybrid backtraces")
 struct OracleTrapTests {
-    @Test("from the trap's signal context, libunwind's JIT frames equal the trap backtrace", arguments: ["inner", "recurse", "div", "outer"])
-    func trap(export: String) throws {
-        let session = OracleSession()
+    @Test("from the trap's signal context, libunwind's JIT frames equal the trap backtrace",
+          arguments: ["inner", "recurse", "div", "outer"], exitRecordingModes)
+    func trap(export: String, mode: ExitRecording) throws {
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode))
         let store = Store(engine: session.engine)
         var imports = Imports()
         imports.define(module: "host", name: "trap", .host(HostFunction(signature: Signature(parameters: [.i32], results: [])) { _, _ in [] }))
@@ -85,9 +99,9 @@ struct OracleTrapTests {
         }
     }
 
-    @Test("the hybrid backtrace lists every frame, host and wasm, and its pcs are libunwind's")
-    func hybrid() throws {
-        let session = OracleSession()
+    @Test("the hybrid backtrace lists every frame, host and wasm, and its pcs are libunwind's", arguments: exitRecordingModes)
+    func hybrid(mode: ExitRecording) throws {
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode))
         let store = Store(engine: session.engine)
         var hybrid: HybridBacktrace?
         var libunwindPCs: [UInt] = []
@@ -118,8 +132,9 @@ struct OracleTrapTests {
             return fields.count > 2 ? String(fields[2]) : ""
         }
         let jit = zip(lines, kinds).filter { $0.1 != "host" }.map { $0.0.split(separator: " ", maxSplits: 2)[2].drop { $0 == " " } }
-        #expect(jit == ["[exit trampoline]", "wasm   0x5d - nest!step", "wasm   0x53 - nest!descend", "[entry trampoline]",
-                        "[exit trampoline]", "wasm   0x65 - nest!step", "wasm   0x53 - nest!descend", "[entry trampoline]"])
+        let expected = ["[exit trampoline]", "wasm   0x5d - nest!step", "wasm   0x53 - nest!descend", "[entry trampoline]",
+                        "[exit trampoline]", "wasm   0x65 - nest!step", "wasm   0x53 - nest!descend", "[entry trampoline]"]
+        #expect(jit.map(String.init) == expected.filter { mode == .trampoline || $0 != "[exit trampoline]" })
         #expect(lines.contains { $0.contains("host   wu_invoke + ") })
         #expect(lines.contains { $0.contains("host   WasmJIT.Func.call(Swift.Array<WasmJIT.Value>) throws -> Swift.Array<WasmJIT.Value> + ") })
     }

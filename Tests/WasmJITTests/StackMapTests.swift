@@ -19,14 +19,15 @@ final class DeinitCounter: @unchecked Sendable {
 
 /// A store whose `host` module creates tracked objects and collects.
 final class GCHarness {
-    let engine = Engine()
+    let engine: Engine
     let store: Store
     var imports = Imports()
     let counter = DeinitCounter()
     var reports: [CollectionReport] = []
     var created: [Int32: ExternRef] = [:]
 
-    init() {
+    init(_ exitRecording: ExitRecording = .trampoline) {
+        engine = Engine(configuration: Engine.Configuration(exitRecording: exitRecording))
         store = Store(engine: engine)
         imports.define(module: "host", name: "new_object", .host(HostFunction(
             signature: Signature(parameters: [.i32], results: [.externref])) { [unowned self] caller, arguments in
@@ -82,9 +83,9 @@ struct StackMapTests {
     // Frame of middle: p at fp-16, l at fp-24, n at fp-32, i at fp-40,
     // operand slot 0 at fp-48.
 
-    @Test("refs in params, locals and operand-stack values live across a call are roots; null refs are not")
-    func paramsLocalsOperands() throws {
-        let harness = GCHarness()
+    @Test("refs in params, locals and operand-stack values live across a call are roots; null refs are not", arguments: exitRecordingModes)
+    func paramsLocalsOperands(mode: ExitRecording) throws {
+        let harness = GCHarness(mode)
         let instance = try harness.instantiate(Self.refs)
         let argument = harness.store.externref(for: Tracked(1, harness.counter))
         _ = try instance.export("middle")!.call([.externref(argument)])
@@ -98,24 +99,26 @@ struct StackMapTests {
         #expect(report.stackRoots.allSatisfy { $0.slotAddress % 8 == 0 })
     }
 
-    @Test("a frame with no references has an empty stack map, not a missing one")
-    func noReferences() throws {
-        let harness = GCHarness()
+    @Test("a frame with no references has an empty stack map, not a missing one", arguments: exitRecordingModes)
+    func noReferences(mode: ExitRecording) throws {
+        let harness = GCHarness(mode)
         let instance = try harness.instantiate(Self.refs)
         #expect(try instance.export("plain")!.call([.i32(5)]) == [.i32(5)])
         let report = try #require(harness.reports.first)
         #expect(report.stackRoots.isEmpty)
         let module = try #require(harness.store.modules.first)
-        // Every call site has an entry: new (0x65), leaf (0x6d), gc twice.
-        #expect(module.stackMaps.count == 4)
+        // Every call site has an entry: new (0x65), leaf (0x6d), gc twice;
+        // with inline exit recording each import call has two call
+        // instructions (host and wasm paths), each with its entry.
+        #expect(module.stackMaps.count == (mode == .trampoline ? 4 : 7))
         let plain = try #require(module.compiledFunction(4))
         let returnOffset = UInt32(plain.callSites[0].returnAddressOffset)
         #expect(module.stackMaps.map(atReturnOffset: returnOffset)?.isEmpty == true)
     }
 
-    @Test("objects held only by wasm frames survive a collection; once the frames return the next collection frees them")
-    func collectorFreesExactly() throws {
-        let harness = GCHarness()
+    @Test("objects held only by wasm frames survive a collection; once the frames return the next collection frees them", arguments: exitRecordingModes)
+    func collectorFreesExactly(mode: ExitRecording) throws {
+        let harness = GCHarness(mode)
         let instance = try harness.instantiate(Self.refs)
         let argument = harness.store.externref(for: Tracked(1, harness.counter))
         let garbage = harness.store.externref(for: Tracked(99, harness.counter))
@@ -142,9 +145,9 @@ struct StackMapTests {
         #expect(harness.counter.freed == [7])
     }
 
-    @Test("a collection many frames deep and across nested activations keeps every frame's objects")
-    func deepAndNested() throws {
-        let harness = GCHarness()
+    @Test("a collection many frames deep and across nested activations keeps every frame's objects", arguments: exitRecordingModes)
+    func deepAndNested(mode: ExitRecording) throws {
+        let harness = GCHarness(mode)
         harness.imports.fallback = { module, name, signature in
             guard module == "host", name == "call:down" else { return nil }
             return .host(HostFunction(signature: signature) { caller, arguments in

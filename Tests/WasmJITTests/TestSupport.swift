@@ -4,11 +4,12 @@ import WasmJIT
 
 /// A store with the given host functions under module "host", for one test.
 struct Harness {
-    let engine = Engine()
+    let engine: Engine
     let store: Store
     var imports = Imports()
 
-    init() {
+    init(_ exitRecording: ExitRecording = .trampoline) {
+        engine = Engine(configuration: Engine.Configuration(exitRecording: exitRecording))
         store = Store(engine: engine)
     }
 
@@ -80,3 +81,7 @@ func readProcFile(_ path: String) -> String {
     defer { try? handle.close() }
     return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
 }
+
+/// The exit-recording modes every backtrace, trap, stack-map and oracle test
+/// runs in.
+let exitRecordingModes: [ExitRecording] = [.trampoline, .inline]

@@ -48,6 +48,14 @@ struct TrapTests {
     }
 
     func trap(_ export: String, _ arguments: [Value], engine: Engine = Engine()) throws -> Trap {
+        try trap(export, arguments, engine: engine, mode: nil)
+    }
+
+    func trap(_ export: String, _ arguments: [Value], mode: ExitRecording) throws -> Trap {
+        try trap(export, arguments, engine: Engine(configuration: Engine.Configuration(exitRecording: mode)), mode: mode)
+    }
+
+    func trap(_ export: String, _ arguments: [Value], engine: Engine, mode: ExitRecording?) throws -> Trap {
         let (_, instance) = try Self.instantiate(engine)
         do {
             let results = try instance.export(export)!.call(arguments)
@@ -58,9 +66,9 @@ struct TrapTests {
         }
     }
 
-    @Test("unreachable: SIGILL at the ud2, reported at the instruction itself")
-    func unreachable() throws {
-        let trap = try trap("inner", [.i32(0)])
+    @Test("unreachable: SIGILL at the ud2, reported at the instruction itself", arguments: exitRecordingModes)
+    func unreachable(mode: ExitRecording) throws {
+        let trap = try trap("inner", [.i32(0)], mode: mode)
         #expect(trap.code == .unreachable)
         #expect(describe(trap.backtrace) == ["0xab traps!inner"])
         #expect(trap.backtrace.frames.first?.frame.address.rawValue != nil)
@@ -69,30 +77,30 @@ struct TrapTests {
         }
     }
 
-    @Test("integer divide by zero and INT_MIN / -1, by explicit checks")
-    func division() throws {
-        let byZero = try trap("div", [.i32(7), .i32(0)])
+    @Test("integer divide by zero and INT_MIN / -1, by explicit checks", arguments: exitRecordingModes)
+    func division(mode: ExitRecording) throws {
+        let byZero = try trap("div", [.i32(7), .i32(0)], mode: mode)
         #expect(byZero.code == .integerDivisionByZero)
         #expect(describe(byZero.backtrace) == ["0x85 traps!div"])
-        let overflow = try trap("div", [.i32(Int32.min), .i32(-1)])
+        let overflow = try trap("div", [.i32(Int32.min), .i32(-1)], mode: mode)
         #expect(overflow.code == .integerOverflow)
         #expect(describe(overflow.backtrace) == ["0x85 traps!div"])
     }
 
-    @Test("out-of-bounds loads trap; the last in-bounds word does not")
-    func outOfBounds() throws {
-        let (_, instance) = try Self.instantiate()
+    @Test("out-of-bounds loads trap; the last in-bounds word does not", arguments: exitRecordingModes)
+    func outOfBounds(mode: ExitRecording) throws {
+        let (_, instance) = try Self.instantiate(Engine(configuration: Engine.Configuration(exitRecording: mode)))
         // offset 4 + address 65528 + 4 bytes = 65536: the last word.
         #expect(try instance.export("oob")!.call([.i32(65528)]) == [.i32(0)])
-        let trap = try trap("oob", [.i32(65529)])
+        let trap = try trap("oob", [.i32(65529)], mode: mode)
         #expect(trap.code == .outOfBoundsMemoryAccess)
         #expect(describe(trap.backtrace) == ["0x8b traps!oob"])
-        #expect(try self.trap("oob", [.i32(-1)]).code == .outOfBoundsMemoryAccess)
+        #expect(try self.trap("oob", [.i32(-1)], mode: mode).code == .outOfBoundsMemoryAccess)
     }
 
-    @Test("stack overflow: the prologue check against stack_limit, the whole recursion in the trace")
-    func stackOverflow() throws {
-        let trap = try trap("recurse", [.i32(0)])
+    @Test("stack overflow: the prologue check against stack_limit, the whole recursion in the trace", arguments: exitRecordingModes)
+    func stackOverflow(mode: ExitRecording) throws {
+        let trap = try trap("recurse", [.i32(0)], mode: mode)
         #expect(trap.code == .stackOverflow)
         #expect(trap.backtrace.error == nil)
         #expect(!trap.backtrace.isTruncated)
@@ -104,9 +112,9 @@ struct TrapTests {
         #expect(lines.count > 10_000)
     }
 
-    @Test("a host function that fails: its error, with the backtrace at the call")
-    func hostFailure() throws {
-        let trap = try trap("fail", [])
+    @Test("a host function that fails: its error, with the backtrace at the call", arguments: exitRecordingModes)
+    func hostFailure(mode: ExitRecording) throws {
+        let trap = try trap("fail", [], mode: mode)
         guard case .host(let error) = trap.reason else {
             Issue.record("expected a host failure, got \(trap.reason)")
             return
@@ -120,17 +128,17 @@ struct TrapTests {
             """)
     }
 
-    @Test("a trap two activations deep surfaces through the host and gives one trace across both")
-    func nestedTwo() throws {
-        let trap = try trap("outer", [])
+    @Test("a trap two activations deep surfaces through the host and gives one trace across both", arguments: exitRecordingModes)
+    func nestedTwo(mode: ExitRecording) throws {
+        let trap = try trap("outer", [], mode: mode)
         #expect(trap.code == .unreachable)
         #expect(describe(trap.backtrace) == ["0xab traps!inner", "0xa4 traps!outer"])
         #expect(trap.backtrace.frames.map(\.frame.activation) == [0, 1])
     }
 
-    @Test("a trap three activations deep: the host rethrows, the trace covers all three")
-    func nestedThree() throws {
-        let engine = Engine()
+    @Test("a trap three activations deep: the host rethrows, the trace covers all three", arguments: exitRecordingModes)
+    func nestedThree(mode: ExitRecording) throws {
+        let engine = Engine(configuration: Engine.Configuration(exitRecording: mode))
         let store = Store(engine: engine)
         var imports = Imports()
         var rethrown = 0
@@ -177,9 +185,9 @@ struct TrapTests {
         #expect(store.limits.lastWasmEntryFP == 0 && store.limits.lastWasmExitPC == 0)
     }
 
-    @Test("after a trap the limits record and activation chain are restored and the store works")
-    func reuseAfterTrap() throws {
-        let engine = Engine()
+    @Test("after a trap the limits record and activation chain are restored and the store works", arguments: exitRecordingModes)
+    func reuseAfterTrap(mode: ExitRecording) throws {
+        let engine = Engine(configuration: Engine.Configuration(exitRecording: mode))
         let store = Store(engine: engine)
         let recorder = Recorder()
         var imports = Imports()

@@ -26,9 +26,12 @@ typedef void (*wu_entry_trampoline_fn)(wu_vmctx *vmctx, const void *callee, uint
 /// What a call to an imported function jumps to, and with which context.
 /// A host import is this module's exit trampoline with its own context; a
 /// wasm import is the other instance's function with the other context.
+/// `is_host` tells call sites compiled with inline exit recording to call the
+/// host directly instead.
 typedef struct wu_import {
     const void *code;
     wu_vmctx *vmctx;
+    uint64_t is_host;
 } wu_import;
 
 /// The instance context. Generated code keeps its address in r15.
@@ -54,7 +57,8 @@ struct wu_vmctx {
 #define WU_VMCTX_RAISE 40
 #define WU_VMCTX_IMPORTS 48
 #define WU_VMCTX_INSTANCE 56
-#define WU_IMPORT_SIZE 16
+#define WU_IMPORT_SIZE 24
+#define WU_IMPORT_IS_HOST 16
 
 _Static_assert(offsetof(wu_vmctx, limits) == WU_VMCTX_LIMITS, "abi");
 _Static_assert(offsetof(wu_vmctx, memory_base) == WU_VMCTX_MEMORY_BASE, "abi");
@@ -65,6 +69,7 @@ _Static_assert(offsetof(wu_vmctx, raise) == WU_VMCTX_RAISE, "abi");
 _Static_assert(offsetof(wu_vmctx, imports) == WU_VMCTX_IMPORTS, "abi");
 _Static_assert(offsetof(wu_vmctx, instance) == WU_VMCTX_INSTANCE, "abi");
 _Static_assert(sizeof(wu_import) == WU_IMPORT_SIZE, "abi");
+_Static_assert(offsetof(wu_import, is_host) == WU_IMPORT_IS_HOST, "abi");
 
 /// How `wu_invoke` came back.
 enum {

@@ -59,7 +59,8 @@ public final class Module: @unchecked Sendable {
             assembler.bind(functionLabels[definedIndex])
             var compiler = FunctionCompiler(
                 module: description, index: index, signature: signature, declaredLocals: declared,
-                bodyOffset: body.bodyOffset, functionLabels: functionLabels)
+                bodyOffset: body.bodyOffset, functionLabels: functionLabels,
+                exitRecording: engine.configuration.exitRecording)
             swap(&compiler.assembler, &assembler)
             let compiled = try compiler.compile(body.code)
             swap(&compiler.assembler, &assembler)

@@ -17,13 +17,18 @@ public final class Engine: Sendable {
         /// The DWARF CFI emitted for generated code (`.exact` unless a test
         /// needs CFI that is known to be wrong).
         public var unwindInfo: UnwindInfoStyle
+        /// Where a call from wasm to a host function records the exit
+        /// frame pointer and pc (docs/runtime.md).
+        public var exitRecording: ExitRecording
 
         public init(maximumWasmStackSize: Int = 512 * 1024, hostStackReserve: Int = 128 * 1024,
-                    checksStackLimit: Bool = true, unwindInfo: UnwindInfoStyle = .exact) {
+                    checksStackLimit: Bool = true, unwindInfo: UnwindInfoStyle = .exact,
+                    exitRecording: ExitRecording = .trampoline) {
             self.maximumWasmStackSize = maximumWasmStackSize
             self.hostStackReserve = hostStackReserve
             self.checksStackLimit = checksStackLimit
             self.unwindInfo = unwindInfo
+            self.exitRecording = exitRecording
         }
     }
 
@@ -37,4 +42,23 @@ public final class Engine: Sendable {
         self.configuration = configuration
         self.didCompile = didCompile
     }
+}
+
+/// Where wasm -> host calls record the exit frame pointer and pc.
+public enum ExitRecording: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// A generated exit trampoline per import records them (its caller's fp
+    /// and its own return address) and calls the host: Wasmtime's design.
+    case trampoline
+    /// The calling wasm function records them at the call site — its own fp
+    /// and the address of a label bound right after the call, taken before
+    /// the call with `lea` — and calls the host directly: the seed issue's
+    /// `get_call_return_address` proposal. No trampoline frame in between.
+    case inline
+    /// Like `.inline`, but records a deliberately imprecise pc: the end of
+    /// the calling function's first instruction instead of the return
+    /// address. The backtrace still names the function; stack-map lookups
+    /// fail. Exists to show why the precise return address matters.
+    case inlineWithImprecisePCForTesting = "inline-imprecise"
+
+    public var description: String { rawValue }
 }

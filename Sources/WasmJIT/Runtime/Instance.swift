@@ -71,6 +71,7 @@ public final class Instance {
                 hostFunctions[index] = function
                 importTable[index].code = UnsafeRawPointer(bitPattern: module.code.address(at: module.exitTrampolineOffsets[index]))
                 importTable[index].vmctx = context
+                importTable[index].is_host = 1
             case .function(let function):
                 guard function.signature == imported.signature else {
                     throw InstantiationError.importSignatureMismatch(
@@ -120,9 +121,13 @@ public final class Instance {
     func linkTarget(ofFunction index: UInt32) -> wu_import {
         if let compiled = module.compiledFunction(index) {
             return wu_import(code: UnsafeRawPointer(bitPattern: module.code.address(at: compiled.codeRange.lowerBound)),
-                             vmctx: context)
+                             vmctx: context, is_host: 0)
         }
-        return importTable[Int(index)]
+        // A re-exported host import goes through its exit trampoline, which
+        // works from any module's code.
+        var target = importTable[Int(index)]
+        target.is_host = 0
+        return target
     }
 
     /// The instance's linear memory, if it has one (for hosts and tests).
