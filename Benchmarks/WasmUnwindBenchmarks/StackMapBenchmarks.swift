@@ -1,7 +1,7 @@
 import WasmUnwind
 
-/// Stack-map lookup at 1K, 100K and 1M call sites: the page directory
-/// against plain binary search over the same sorted offsets.
+/// Stack-map lookup at 1K, 100K and 1M call sites: the hash index against
+/// plain binary search over the same sorted offsets.
 func stackMapBenchmarks(_ harness: inout Harness) {
     for count in [1_000, 100_000, 1_000_000] {
         var random = SystemRandomNumberGenerator()
@@ -21,10 +21,10 @@ func stackMapBenchmarks(_ harness: inout Harness) {
         queries.shuffle(using: &random)
         var next = 0
         let label = count >= 1_000_000 ? "1M" : count >= 1_000 && count < 1_000_000 && count % 1_000 == 0 ? "\(count / 1000)K" : "\(count)"
-        harness.measure("stack-map lookup, \(label) call sites", "page directory (ours)") {
+        harness.measure("stack-map lookup, \(label) call sites", "hash index (ours): map index") {
             let query = queries[next]
             next = next + 1 == queries.count ? 0 : next + 1
-            consume(UInt(table.entryIndexByDirectory(of: query)!))
+            consume(UInt(table.mapIndex(atReturnOffset: query)!))
         }
         harness.measure("stack-map lookup, \(label) call sites", "plain binary search") {
             let query = queries[next]

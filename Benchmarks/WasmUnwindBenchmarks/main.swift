@@ -5,6 +5,15 @@ import Foundation
 
 import CMallocCounter
 
+if let index = CommandLine.arguments.firstIndex(of: "--callgrind") {
+    let iterations = Int(CommandLine.arguments.dropFirst(index + 1).first ?? "") ?? 10
+    do { try callgrindProbes(iterations: iterations) } catch {
+        FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
+
 var harness = Harness()
 harness.allocationCounter = { malloc_counter_total() }
 let arguments = CommandLine.arguments.dropFirst()
@@ -19,6 +28,14 @@ do {
 }
 harness = box.harness
 stackMapBenchmarks(&harness)
+var codeSizes: [String] = []
+do {
+    try hostCallBenchmarks(&harness)
+    codeSizes = try codeSizeReport()
+} catch {
+    FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
+    exit(1)
+}
 var groups: [String] = []
 for result in harness.results where !groups.contains(result.group) { groups.append(result.group) }
 for group in groups {
@@ -26,6 +43,8 @@ for group in groups {
     print(harness.table(group, reference: reference))
     print()
 }
+for line in codeSizes { print(line) }
+print()
 print("What the baselines saw:")
 for note in box.notes { print("  " + note) }
 if let jsonPath {

@@ -35,6 +35,13 @@ public struct CodeRegistry: Sendable {
         return true
     }
 
+    /// The index in `modules` of the module whose code contains `address`.
+    public func moduleIndex(containing address: UInt) -> Int? {
+        let index = insertionIndex(for: address &+ 1)
+        guard index > 0, modules[index - 1].codeRange.contains(address) else { return nil }
+        return index - 1
+    }
+
     /// The module whose code contains `address`.
     public func module(containing address: UInt) -> CodeModule? {
         let index = insertionIndex(for: address &+ 1)

@@ -32,18 +32,49 @@ public enum FrameAddress: Hashable, Sendable {
 }
 
 /// One wasm frame found on the stack.
+///
+/// Laid out in 24 bytes (the walker writes one per frame into a caller's
+/// buffer, so its size is part of the cost of a walk).
 public struct Frame: Hashable, Sendable {
-    /// Where execution is (or will resume) in this frame.
-    public var address: FrameAddress
     /// The frame's frame pointer: the address of its saved caller frame pointer.
     public var framePointer: UInt
-    /// Which activation the frame belongs to, 0 being the newest.
-    public var activation: Int
+    @usableFromInline var rawAddress: UInt
+    @usableFromInline var activationIndex: UInt32
+    @usableFromInline var isReturnAddress: Bool
 
     @inlinable
     public init(address: FrameAddress, framePointer: UInt, activation: Int) {
-        self.address = address
         self.framePointer = framePointer
-        self.activation = activation
+        self.activationIndex = UInt32(truncatingIfNeeded: activation)
+        switch address {
+        case .programCounter(let pc):
+            rawAddress = pc
+            isReturnAddress = false
+        case .returnAddress(let ra):
+            rawAddress = ra
+            isReturnAddress = true
+        }
+    }
+
+    @inlinable
+    init(rawAddress: UInt, isReturnAddress: Bool, framePointer: UInt, activation: UInt32) {
+        self.framePointer = framePointer
+        self.rawAddress = rawAddress
+        self.activationIndex = activation
+        self.isReturnAddress = isReturnAddress
+    }
+
+    /// Where execution is (or will resume) in this frame.
+    @inlinable
+    public var address: FrameAddress {
+        get { isReturnAddress ? .returnAddress(rawAddress) : .programCounter(rawAddress) }
+        set { self = Frame(address: newValue, framePointer: framePointer, activation: activation) }
+    }
+
+    /// Which activation the frame belongs to, 0 being the newest.
+    @inlinable
+    public var activation: Int {
+        get { Int(activationIndex) }
+        set { activationIndex = UInt32(truncatingIfNeeded: newValue) }
     }
 }

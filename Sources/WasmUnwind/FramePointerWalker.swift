@@ -160,12 +160,50 @@ public struct FramePointerWalker<
     /// and returns how many it wrote. Allocation-free, for signal handlers.
     /// `isComplete` tells whether the walk reached its end (check `error`
     /// for why it did not).
+    ///
+    /// Consecutive frames of one activation go through a tight loop that
+    /// keeps the walk's position in registers and makes the same checks as
+    /// `next()`; anything it does not accept — an activation boundary, a
+    /// broken rule — it leaves to `next()`, which decides exactly as a
+    /// frame-by-frame walk would.
     @inlinable
     public mutating func walk(into buffer: UnsafeMutableBufferPointer<Frame>) -> (count: Int, isComplete: Bool) {
+        guard let base = buffer.baseAddress else {
+            return (0, next() == nil && error == nil)
+        }
+        let capacity = buffer.count
         var count = 0
-        while count < buffer.count {
+        while count < capacity {
+            if !finished && pendingError == nil && !needsActivation {
+                var fp = self.fp
+                var pc = address.rawValue
+                var isReturnAddress: Bool
+                if case .returnAddress = address { isReturnAddress = true } else { isReturnAddress = false }
+                var frames = frameCount
+                let entry = entryFP
+                let activation = UInt32(truncatingIfNeeded: activationIndex)
+                let range = reader.readableRange
+                let limit = limits.maximumFrames
+                while count < capacity, fp != entry, frames < limit, fp % Architecture.framePointerAlignment == 0 {
+                    if let range, fp < range.lowerBound || fp > range.upperBound &- 16 { break }
+                    guard let returnAddress = reader.loadWord(at: fp &+ Architecture.returnAddressOffset),
+                          let olderFP = reader.loadWord(at: fp &+ Architecture.olderFramePointerOffset),
+                          olderFP > fp, olderFP <= entry
+                    else { break }
+                    base[count] = Frame(rawAddress: pc, isReturnAddress: isReturnAddress, framePointer: fp, activation: activation)
+                    count += 1
+                    frames += 1
+                    pc = Architecture.strippingPointerAuthentication(returnAddress)
+                    isReturnAddress = true
+                    fp = olderFP
+                }
+                self.fp = fp
+                address = isReturnAddress ? .returnAddress(pc) : .programCounter(pc)
+                frameCount = frames
+                if count == capacity { break }
+            }
             guard let frame = next() else { return (count, error == nil) }
-            buffer[count] = frame
+            base[count] = frame
             count += 1
         }
         // The buffer is full; the walk is complete only if nothing follows.

@@ -51,25 +51,39 @@ extension CodeRegistry {
     /// `reader`. Each frame suspended at a call is looked up by its exact
     /// return address; a trapping frame (a `.programCounter`) is at no call
     /// site and has no roots. Null references are not roots.
+    @_specialize(exported: true, where Reader == UncheckedMemoryReader)
+    @_specialize(exported: true, where Reader == CheckedMemoryReader)
+    @_specialize(exported: true, where Reader == CapturedMemoryReader)
     public func roots<Reader: MemoryReader>(
-        of frames: some Sequence<Frame>, reader: Reader
+        of frames: [Frame], reader: Reader
     ) throws(RootEnumerationError) -> [GCRoot] {
         var roots: [GCRoot] = []
-        for (index, frame) in frames.enumerated() {
-            guard case .returnAddress(let returnAddress) = frame.address else { continue }
-            guard module(containing: returnAddress &- 1) != nil else {
+        roots.reserveCapacity(frames.count)
+        for index in frames.indices {
+            let frame = frames[index]
+            guard frame.isReturnAddress else { continue }
+            let returnAddress = frame.rawAddress
+            guard let moduleIndex = moduleIndex(containing: returnAddress &- 1) else {
                 throw .unregisteredCode(pc: returnAddress, frameIndex: index)
             }
-            guard let map = stackMap(forReturnAddress: returnAddress) else {
-                throw .missingStackMap(pc: returnAddress, frameIndex: index)
-            }
-            for offset in map.slotOffsets {
-                let address = UInt(bitPattern: Int(bitPattern: frame.framePointer) + Int(offset))
-                guard let value = reader.loadWord(at: address) else {
-                    throw .unreadableSlot(address: address, frameIndex: index)
-                }
-                if value != 0 {
-                    roots.append(GCRoot(slotAddress: address, value: value, frame: frame, frameIndex: index))
+            let offset = returnAddress - modules[moduleIndex].codeRange.lowerBound
+            guard offset <= UInt(UInt32.max),
+                  let mapIndex = modules[moduleIndex].stackMaps.mapIndex(atReturnOffset: UInt32(offset))
+            else { throw .missingStackMap(pc: returnAddress, frameIndex: index) }
+            // Walk the bitmap in place: bit k is the word at fp - 8(k + 1).
+            let bitmap = modules[moduleIndex].stackMaps.maps[mapIndex].bitmap
+            for word in bitmap.indices {
+                var bits = bitmap[word]
+                while bits != 0 {
+                    let bit = word * 64 + bits.trailingZeroBitCount
+                    bits &= bits &- 1
+                    let address = frame.framePointer &- UInt(8 * (bit + 1))
+                    guard let value = reader.loadWord(at: address) else {
+                        throw .unreadableSlot(address: address, frameIndex: index)
+                    }
+                    if value != 0 {
+                        roots.append(GCRoot(slotAddress: address, value: value, frame: frame, frameIndex: index))
+                    }
                 }
             }
         }

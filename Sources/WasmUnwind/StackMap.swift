@@ -56,10 +56,12 @@ public struct StackMap: Hashable, Sendable {
 /// Entries are sorted by code offset and point into a pool of distinct
 /// maps (most call sites share one). Lookup is exact — an offset that is
 /// not a recorded return address finds nothing, never a neighbour — and
-/// goes through a page directory built at load time: for every 128 bytes of
-/// code, the first entry at or after them, so a lookup reads one directory
-/// pair and searches the few entries of one page (see docs/stack-maps.md for
-/// the measurements against plain binary search).
+/// goes through a hash index built at load time: open addressing with
+/// linear probing over at least twice as many slots as entries, each slot
+/// one word holding the offset and the map index, so a lookup is usually a
+/// single memory access. (A page directory over the sorted entries, tried
+/// first, needed two dependent accesses and was twice as slow at a million
+/// call sites; docs/stack-maps.md has the measurements.)
 public struct StackMapTable: Hashable, Sendable {
     /// Each entry as one word: return-address code offset in the high 32
     /// bits (strictly increasing), map index in the low 32, so a lookup
@@ -67,10 +69,13 @@ public struct StackMapTable: Hashable, Sendable {
     @usableFromInline let entries: [UInt64]
     /// The distinct maps.
     public let maps: [StackMap]
-    /// `directory[p]` is the first entry whose offset is at least
-    /// `p << pageShift`; one extra element closes the last page.
-    @usableFromInline let directory: [UInt32]
-    @usableFromInline static let pageShift: UInt32 = 7
+    /// The hash index: a power-of-two number of slots, each `emptySlot` or
+    /// `offset << 32 | map index`. (A map index is below `UInt32.max`, so
+    /// no entry is all ones, even at offset `UInt32.max`.)
+    @usableFromInline let slots: [UInt64]
+    /// 64 minus log2 of the slot count, for Fibonacci hashing.
+    @usableFromInline let hashShift: UInt64
+    @usableFromInline static var emptySlot: UInt64 { .max }
 
     /// Return-address code offsets, strictly increasing.
     public var offsets: [UInt32] { entries.map { UInt32($0 >> 32) } }
@@ -108,16 +113,22 @@ public struct StackMapTable: Hashable, Sendable {
     init(validatedOffsets offsets: [UInt32], mapIndices: [UInt32], maps: [StackMap]) {
         self.entries = zip(offsets, mapIndices).map { UInt64($0) << 32 | UInt64($1) }
         self.maps = maps
-        let pages = Int((offsets.last ?? 0) >> Self.pageShift) + 1
-        var directory = [UInt32](repeating: UInt32(offsets.count), count: pages + 1)
-        var entry = 0
-        for page in 0...pages {
-            let start = UInt64(page) << UInt64(Self.pageShift)
-            while entry < offsets.count && UInt64(offsets[entry]) < start { entry += 1 }
-            directory[page] = UInt32(entry)
+        var bits: UInt64 = 4
+        while (1 << bits) < 2 * offsets.count { bits += 1 }
+        let mask = (1 << bits) - 1
+        var slots = [UInt64](repeating: Self.emptySlot, count: 1 << bits)
+        for (offset, index) in zip(offsets, mapIndices) {
+            precondition(index < UInt32.max, "map index \(index) out of range")
+            var slot = Int(Self.hash(offset) >> (64 - bits))
+            while slots[slot] != Self.emptySlot { slot = (slot + 1) & Int(mask) }
+            slots[slot] = UInt64(offset) << 32 | UInt64(index)
         }
-        self.directory = directory
+        self.slots = slots
+        self.hashShift = 64 - bits
     }
+
+    @inlinable
+    static func hash(_ offset: UInt32) -> UInt64 { UInt64(offset) &* 0x9E37_79B9_7F4A_7C15 }
 
     public var count: Int { entries.count }
 
@@ -129,27 +140,23 @@ public struct StackMapTable: Hashable, Sendable {
     }
 
     /// The index in `maps` of the call site's map (no copy of the map: the
-    /// form for hot paths).
+    /// form for hot paths), through the hash index.
     @inlinable
     public func mapIndex(atReturnOffset offset: UInt32) -> Int? {
-        entryIndex(of: offset).map { Int(UInt32(truncatingIfNeeded: entries[$0])) }
-    }
-
-    /// The entry for `offset` through the page directory.
-    @inlinable
-    func entryIndex(of offset: UInt32) -> Int? {
-        let page = Int(offset >> Self.pageShift)
-        guard page + 1 < directory.count else { return nil }
-        var low = Int(directory[page])
-        var high = Int(directory[page + 1])
-        let target = UInt64(offset)
-        while low < high {
-            let mid = (low + high) >> 1
-            let key = entries[mid] >> 32
-            if key == target { return mid }
-            if key < target { low = mid + 1 } else { high = mid }
+        let wanted = UInt64(offset)
+        let start = Int(truncatingIfNeeded: Self.hash(offset) >> hashShift)
+        return slots.withUnsafeBufferPointer { slots in
+            // The mask keeps every probe inside the table, whose size is a
+            // power of two, so the reads need no bounds checks.
+            let mask = slots.count &- 1
+            var slot = start
+            while true {
+                let value = slots[slot & mask]
+                if value == Self.emptySlot { return nil }
+                if value >> 32 == wanted { return Int(truncatingIfNeeded: value & 0xFFFF_FFFF) }
+                slot &+= 1
+            }
         }
-        return nil
     }
 
     /// The same lookup by plain binary search over all entries (the
@@ -166,8 +173,6 @@ public struct StackMapTable: Hashable, Sendable {
         return nil
     }
 
-    /// `entryIndex(of:)`, public for benchmarks.
-    public func entryIndexByDirectory(of offset: UInt32) -> Int? { entryIndex(of: offset) }
 
     public static func == (a: StackMapTable, b: StackMapTable) -> Bool {
         a.entries == b.entries && a.maps == b.maps

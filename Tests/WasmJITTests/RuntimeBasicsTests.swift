@@ -86,3 +86,68 @@ struct TrampolineValueTests {
         #expect(try instance.export("mix")!.call((1...8).map { .i64(Int64($0)) }) == [.i64(87_654_321)])
     }
 }
+
+@Suite("Host functions on raw slots")
+struct SlotHostFunctionTests {
+    @Test("arguments of every kind arrive in their slots and the written slot is the result", arguments: exitRecordingModes)
+    func slots(_ mode: ExitRecording) throws {
+        var harness = Harness(mode)
+        var received: [UInt64] = []
+        let kinds: [ValueKind] = [.i32, .i64, .externref, .i32, .i64, .externref, .i32, .i64]
+        harness.imports.define(module: "host", name: "take", .host(HostFunction.slots(
+            signature: Signature(parameters: kinds, results: [.i64])) { _, slots in
+                received = (0..<8).map { slots[$0] }
+                slots[0] = UInt64(bitPattern: -77)
+            }))
+        let instance = try harness.instantiate("""
+            (module
+              (import "host" "take" (func $take (param i32 i64 externref i32 i64 externref i32 i64) (result i64)))
+              (func (export "run") (param externref) (result i64)
+                i32.const -1
+                i64.const 0x123456789
+                local.get 0
+                i32.const 4
+                i64.const -5
+                ref.null extern
+                i32.const 7
+                i64.const 8
+                call $take))
+            """)
+        #expect(try instance.export("run")!.call([.externref(ExternRef(handle: 0xABCD))]) == [.i64(-77)])
+        // An i32 slot's upper half is not part of the value.
+        #expect(received.enumerated().map { $0.element & (kinds[$0.offset] == .i32 ? 0xFFFF_FFFF : ~0) }
+                == [0xFFFF_FFFF, 0x1_2345_6789, 0xABCD, 4, UInt64(bitPattern: -5), 0, 7, 8])
+    }
+
+    @Test("a reference passed only as an argument survives a collection during the call; the call has a backtrace",
+          arguments: exitRecordingModes)
+    func heldArgument(_ mode: ExitRecording) throws {
+        var harness = Harness(mode)
+        let counter = DeinitCounter()
+        let store = harness.store
+        harness.imports.define(module: "host", name: "make", .host(HostFunction.slots(
+            signature: Signature(parameters: [], results: [.externref])) { caller, slots in
+                slots[0] = caller.store.externref(for: Tracked(5, counter)).handle
+            }))
+        var alive: Bool?
+        var names: [String?] = []
+        harness.imports.define(module: "host", name: "keep", .host(HostFunction.slots(
+            signature: Signature(parameters: [.externref], results: [])) { caller, slots in
+                names = caller.backtrace().frames.map { $0.symbol?.functionName }
+                _ = try caller.store.collectGarbage()
+                alive = caller.store.object(for: ExternRef(handle: slots[0])) != nil
+            }))
+        let instance = try harness.instantiate("""
+            (module
+              (import "host" "make" (func $make (result externref)))
+              (import "host" "keep" (func $keep (param externref)))
+              (func $pass (export "pass") call $make call $keep))
+            """)
+        _ = try instance.export("pass")!.call([])
+        #expect(alive == true)
+        #expect(names == ["pass"])
+        // Once the call returns nothing holds it.
+        _ = try store.collectGarbage()
+        #expect(counter.freed == [5])
+    }
+}

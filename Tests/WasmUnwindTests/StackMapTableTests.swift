@@ -33,6 +33,48 @@ struct StackMapTableTests {
         #expect(StackMapTable.empty.map(atReturnOffset: 0) == nil)
     }
 
+    @Test("the extreme offsets 0 and UInt32.max are keys like any other")
+    func extremeOffsets() throws {
+        let table = try StackMapTable(entries: [(0, Self.mapA), (.max, Self.mapB)])
+        #expect(table.map(atReturnOffset: 0) == Self.mapA)
+        #expect(table.map(atReturnOffset: .max) == Self.mapB)
+        #expect(table.map(atReturnOffset: 1) == nil)
+        #expect(table.map(atReturnOffset: .max - 1) == nil)
+    }
+
+    @Test("the hash index agrees with binary search on 20,000 random call sites, present and absent")
+    func hashAgreesWithBinarySearch() throws {
+        var generator = SystemRandomNumberGenerator()
+        let maps = (0..<7).map { StackMap(frameSize: 64, slotOffsets: $0 == 0 ? [] : [-8 * Int32($0)]) }
+        var offsets = Set<UInt32>()
+        // Clustered like real code (call sites a few bytes apart) plus
+        // scattered ones, so probe chains get long somewhere.
+        var next: UInt32 = 0
+        while offsets.count < 15_000 { next += UInt32.random(in: 5...60, using: &generator); offsets.insert(next) }
+        while offsets.count < 20_000 { offsets.insert(UInt32.random(in: 0...UInt32.max, using: &generator)) }
+        let entries = offsets.map { (offset: $0, map: maps[Int($0 % 7)]) }
+        let table = try StackMapTable(entries: entries)
+        // Collected, then checked once: a #expect per lookup is slow in
+        // debug builds.
+        var wrong: [String] = []
+        let mapIndices = table.mapIndices
+        for offset in offsets {
+            let index = table.mapIndex(atReturnOffset: offset)
+            let expected = table.entryIndexByBinarySearch(of: offset).map { Int(mapIndices[$0]) }
+            if index == nil || index != expected || table.maps[index!] != maps[Int(offset % 7)] {
+                wrong.append("present \(offset): \(String(describing: index)) vs \(String(describing: expected))")
+            }
+        }
+        var absent = 0
+        while absent < 20_000 {
+            let probe = UInt32.random(in: 0...UInt32.max, using: &generator)
+            if offsets.contains(probe) { continue }
+            absent += 1
+            if let index = table.mapIndex(atReturnOffset: probe) { wrong.append("absent \(probe) found map \(index)") }
+        }
+        #expect(wrong.isEmpty, "\(wrong.prefix(5))")
+    }
+
     @Test("identical maps are stored once")
     func deduplicated() throws {
         let table = try sample()

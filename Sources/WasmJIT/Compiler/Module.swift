@@ -32,8 +32,9 @@ public final class Module: @unchecked Sendable {
     let trapOffsets: UnsafeMutableBufferPointer<UInt32>
     let trapCodes: UnsafeMutableBufferPointer<UInt8>
     let entryTrampolineOffsets: [Signature: Int]
-    /// Per imported function: the offset of its exit trampoline.
-    let exitTrampolineOffsets: [Int]
+    /// Per imported function: the offset of its exit trampoline (none for a
+    /// host import that inline call sites reach directly).
+    let exitTrampolineOffsets: [Int?]
 
     /// Compiles a wasm binary.
     public init(engine: Engine, binary: [UInt8]) throws(CompileError) {
@@ -86,8 +87,16 @@ public final class Module: @unchecked Sendable {
             entryOffsets[signature] = start
             trampolines.append(CompiledTrampoline(kind: .entry(signature), codeRange: start..<assembler.offset))
         }
-        var exitOffsets: [Int] = []
+        var exitOffsets: [Int?] = []
+        // With inline exit recording call sites call the host directly; an
+        // exit trampoline is needed only for an import the module re-exports
+        // (another module's call to it goes through the trampoline).
+        let reexported = Set(description.exports.values)
         for (importIndex, imported) in description.imports.enumerated() {
+            guard engine.configuration.exitRecording == .trampoline || reexported.contains(UInt32(importIndex)) else {
+                exitOffsets.append(nil)
+                continue
+            }
             while assembler.offset % 16 != 0 { assembler.int3() }
             let start = assembler.offset
             let events = Trampolines.emitExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)

@@ -1,14 +1,51 @@
 /// A function implemented in Swift that wasm can import.
 public struct HostFunction {
-    public let signature: Signature
-    /// Called with the arguments; returns the results. Throwing leaves wasm
-    /// with a `Trap` whose reason is `.host(error)` (or rethrows a `Trap`
-    /// from a nested call unchanged).
-    public let body: (Caller, [Value]) throws -> [Value]
+    /// The function's type.
+    public var signature: Signature { storage.signature }
+    /// One reference, so looking a host function up on every call costs
+    /// one retain.
+    let storage: Storage
 
+    final class Storage {
+        let signature: Signature
+        let implementation: Implementation
+        /// The parameters that are references: the host holds them while
+        /// it runs.
+        let referenceParameters: [Int]
+
+        init(signature: Signature, implementation: Implementation) {
+            self.signature = signature
+            self.implementation = implementation
+            self.referenceParameters = signature.parameters.indices.filter { signature.parameters[$0] == .externref }
+        }
+    }
+
+    enum Implementation {
+        case values((Caller, [Value]) throws -> [Value])
+        case slots((Caller, UnsafeMutablePointer<UInt64>) throws -> Void)
+    }
+
+    /// A host function on boxed values: called with the arguments, returns
+    /// the results. Throwing leaves wasm with a `Trap` whose reason is
+    /// `.host(error)` (or rethrows a `Trap` from a nested call unchanged).
     public init(signature: Signature, body: @escaping (Caller, [Value]) throws -> [Value]) {
-        self.signature = signature
-        self.body = body
+        self.init(signature: signature, implementation: .values(body))
+    }
+
+    /// A host function on raw slots, without an array or a boxed value per
+    /// call (the fast path, like Wasmtime's `Func::new_unchecked`). `body`
+    /// gets the 64-bit slots the exit spilled: parameter `i` is in slot `i`
+    /// (an i32 in the low half, an externref as its handle, 0 for null),
+    /// and it writes result `i` to slot `i` before returning. There are
+    /// `max(parameters, results)` slots. Throwing behaves as for
+    /// `init(signature:body:)`.
+    public static func slots(signature: Signature,
+                             _ body: @escaping (Caller, UnsafeMutablePointer<UInt64>) throws -> Void) -> HostFunction {
+        HostFunction(signature: signature, implementation: .slots(body))
+    }
+
+    private init(signature: Signature, implementation: Implementation) {
+        storage = Storage(signature: signature, implementation: implementation)
     }
 }
 

@@ -15,7 +15,9 @@ public final class Instance {
     private let globals: UnsafeMutablePointer<UInt64>
     private let memory: UnsafeMutableRawPointer?
     private let memorySize: Int
-    private var hostFunctions: [HostFunction?]
+    /// Read on every host call; written only while instantiating, before
+    /// any code of the instance can run (so no exclusivity check).
+    @exclusivity(unchecked) private var hostFunctions: [HostFunction?]
     /// Instances whose functions this one imports, kept alive.
     private var linkedInstances: [Instance] = []
 
@@ -69,7 +71,9 @@ public final class Instance {
                         expected: imported.signature, found: function.signature)
                 }
                 hostFunctions[index] = function
-                importTable[index].code = UnsafeRawPointer(bitPattern: module.code.address(at: module.exitTrampolineOffsets[index]))
+                importTable[index].code = module.exitTrampolineOffsets[index].flatMap {
+                    UnsafeRawPointer(bitPattern: module.code.address(at: $0))
+                }
                 importTable[index].vmctx = context
                 importTable[index].is_host = 1
             case .function(let function):
@@ -140,25 +144,30 @@ public final class Instance {
     /// spilled, and writes its result back. Returns 0, or 1 after recording
     /// the failure in the store.
     fileprivate func callHost(importIndex: Int, values: UnsafeMutablePointer<UInt64>) -> Int32 {
-        guard let function = hostFunctions[importIndex] else {
+        guard let function = hostFunctions[importIndex]?.storage else {
             // The import table only points exit trampolines at host imports.
             fatalError("import \(importIndex) has no host function")
         }
         let signature = function.signature
-        let arguments = signature.parameters.enumerated().map { index, kind in Value(slot: values[index], kind: kind) }
         // References passed to the host are held by the host while it runs.
-        store.objects.callScopes.append(arguments.compactMap { value in
-            if case .externref(let reference?) = value { return reference.handle }
-            return nil
-        })
-        defer { store.objects.callScopes.removeLast() }
+        let referenceArguments = function.referenceParameters
+        if !referenceArguments.isEmpty {
+            store.objects.callScopes.append(referenceArguments.map { values[$0] }.filter { $0 != 0 })
+        }
+        defer { if !referenceArguments.isEmpty { store.objects.callScopes.removeLast() } }
         do {
-            let results = try function.body(Caller(instance: self), arguments)
-            guard results.map(\.kind) == signature.results else {
-                throw HostFunctionError.resultMismatch(import: module.imports[importIndex].name,
-                                                       expected: signature.results, returned: results)
+            switch function.implementation {
+            case .slots(let body):
+                try body(Caller(instance: self), values)
+            case .values(let body):
+                let arguments = signature.parameters.indices.map { Value(slot: values[$0], kind: signature.parameters[$0]) }
+                let results = try body(Caller(instance: self), arguments)
+                guard results.map(\.kind) == signature.results else {
+                    throw HostFunctionError.resultMismatch(import: module.imports[importIndex].name,
+                                                           expected: signature.results, returned: results)
+                }
+                for (index, value) in results.enumerated() { values[index] = value.slot }
             }
-            for (index, value) in results.enumerated() { values[index] = value.slot }
             return 0
         } catch let trap as Trap {
             // A trap from a nested activation, on its way out: it already
@@ -174,8 +183,10 @@ public final class Instance {
 
 /// The C entry point of every exit trampoline (`wu_host_call_fn`).
 private let hostCallEntry: wu_host_call_fn = { context, importIndex, values in
-    let instance = Unmanaged<Instance>.fromOpaque(context!.pointee.instance!).takeUnretainedValue()
-    return instance.callHost(importIndex: Int(importIndex), values: values!)
+    // The instance outlives every call into its code: no retain needed.
+    Unmanaged<Instance>.fromOpaque(context!.pointee.instance!)._withUnsafeGuaranteedRef {
+        $0.callHost(importIndex: Int(importIndex), values: values!)
+    }
 }
 
 /// Why a module could not be instantiated.
