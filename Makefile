@@ -33,7 +33,8 @@ demo: build
 # 10,000 random programs, every checkpoint and trap compared with libunwind.
 verify: deps
 	$(SWIFT) build -c release --product wasm-unwind
-	.build/release/wasm-unwind verify --seed 1 --count 10000
+	.build/release/wasm-unwind verify --seed 1 --count 10000 --exit-recording trampoline
+	.build/release/wasm-unwind verify --seed 1 --count 10000 --exit-recording inline
 
 # Release-mode benchmarks, every method beside its baselines, in one process.
 bench: deps

@@ -7,8 +7,9 @@ import WasmUnwind
 /// `--callgrind N`: each method N times from its own never-inlined
 /// function, so `callgrind_annotate --inclusive=yes` attributes exact
 /// instruction counts to each (scripts/callgrind.sh divides by N). Runs at
-/// the innermost host call of a 1,000-frame stack in one activation.
-func callgrindProbes(iterations: Int) throws {
+/// the innermost host call of a `frames`-deep stack in one activation; the
+/// host-call probes make 1,000 calls.
+func callgrindProbes(iterations: Int, frames: Int) throws {
     let engine = Engine()
     let store = Store(engine: engine)
     var imports = Imports()
@@ -40,7 +41,8 @@ func callgrindProbes(iterations: Int) throws {
         try caller.export("down")!.call(arguments)
     }))
     let instance = try Instance(store: store, module: Module(engine: engine, text: benchmarkModule), imports: imports)
-    _ = try instance.export("down")!.call([.i32(999), .i32(1001), .externref(store.externref(for: Sample()))])
+    _ = try instance.export("down")!.call([.i32(Int32(frames - 1)), .i32(Int32(frames + 1)),
+                                           .externref(store.externref(for: Sample()))])
 
     // 1,000 host calls to a no-op host function on slots, in each mode.
     var hostLoops: [ExitRecording: Func] = [:]

@@ -76,12 +76,13 @@ struct Harness {
     func table(_ group: String, reference: String) -> String {
         let rows = results.filter { $0.group == group }
         guard let base = rows.first(where: { $0.name == reference }) else { return "" }
+        let width = max(46, (rows.map(\.name.count).max() ?? 0) + 4)
         var lines = ["\(group)",
-                     pad("  method", 46) + pad("ns/op", 12, right: true) + pad("ns/item", 10, right: true)
+                     pad("  method", width) + pad("ns/op", 12, right: true) + pad("ns/item", 10, right: true)
                      + pad("spread (ns/op)", 24, right: true) + pad("x ours", 9, right: true) + pad("allocs/op", 11, right: true)]
         for row in rows {
             let ratio = row.median / base.median
-            lines.append(pad("  " + row.name, 46) + pad(format(row.median), 12, right: true)
+            lines.append(pad("  " + row.name, width) + pad(format(row.median), 12, right: true)
                          + pad(format(row.perItem), 10, right: true)
                          + pad("\(format(row.low))-\(format(row.high))", 24, right: true)
                          + pad(String(format: "%.2f", ratio), 9, right: true)

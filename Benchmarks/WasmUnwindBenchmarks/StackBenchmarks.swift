@@ -74,13 +74,38 @@ func stackBenchmarks(_ box: HarnessBox) throws {
             _ = try instance.export("down")!.call([.i32(Int32(frames - 1)), .i32(Int32(split)), .externref(object)])
         }
     }
+    // The stacks above are one recursive function: every frame returns to
+    // the same call site, which per-pc caches (libunwind's unw_backtrace
+    // keeps one) turn into a single lookup. A chain of 1,000 distinct
+    // functions has 1,000 distinct return addresses.
+    let store = Store(engine: engine)
+    var imports = Imports()
+    imports.define(module: "host", name: "measure", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in
+        try measureAtHostCall(caller, frames: 1000, activations: 1, shape: "distinct ", images: images, box: box)
+        return []
+    }))
+    let instance = try Instance(store: store, module: Module(engine: engine, text: chainModule(functions: 1000)), imports: imports)
+    _ = try instance.export("f0")!.call([.externref(store.externref(for: Sample()))])
 }
 
-func measureAtHostCall(_ caller: Caller, frames: Int, activations: Int, images: ImageMap, box: HarnessBox) throws {
+/// `f0` calls `f1` ... calls `f(n-1)`, which calls the host; each keeps its
+/// externref parameter, so every frame holds one root.
+func chainModule(functions: Int) -> String {
+    var text = "(module $chain\n  (import \"host\" \"measure\" (func $measure))\n"
+    for index in 0..<functions {
+        let call = index == functions - 1 ? "call $measure" : "local.get 0 call $f\(index + 1)"
+        text += "  (func $f\(index) (export \"f\(index)\") (param externref) \(call))\n"
+    }
+    return text + ")"
+}
+
+func measureAtHostCall(_ caller: Caller, frames: Int, activations: Int, shape: String = "", images: ImageMap,
+                       box: HarnessBox) throws {
     let store = caller.store
     let registry = store.registry
     let limits = store.limits.address
-    let group = "capture at a host call: \(frames) wasm frames, \(activations) activation\(activations == 1 ? "" : "s")"
+    let stack = "\(frames) \(shape)wasm frames, \(activations) activation\(activations == 1 ? "" : "s")"
+    let group = "capture at a host call: \(stack)"
     let buffer = UnsafeMutableBufferPointer<Frame>.allocate(capacity: 1 << 16)
     let pcs = UnsafeMutablePointer<UInt64>.allocate(capacity: 1 << 16)
     let raw = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1 << 16)
@@ -149,14 +174,14 @@ func measureAtHostCall(_ caller: Caller, frames: Int, activations: Int, images: 
     let frameList = Array(buffer.prefix(frames))
     let roots = try registry.roots(of: frameList, reader: UncheckedMemoryReader())
     precondition(roots.count == frames)
-    box.harness.measure("gc roots: \(frames) frames, \(activations) activation\(activations == 1 ? "" : "s"), a root per frame",
+    box.harness.measure("gc roots: \(stack), a root per frame",
                         "ours: stack-map lookup + slot reads per frame", items: frames) {
         consume(UInt((try? registry.roots(of: frameList, reader: UncheckedMemoryReader()).count) ?? 0))
     }
 
     // Captures: write (capture + serialise) and dump (parse + walk).
     let bytes = LiveCapture.atHostCall(caller).serialized()
-    let captureGroup = "capture file: \(frames) frames, \(activations) activation\(activations == 1 ? "" : "s") (\(bytes.count) bytes)"
+    let captureGroup = "capture file: \(stack) (\(bytes.count) bytes)"
     box.harness.measure(captureGroup, "write: capture at the host call + serialise", items: frames) {
         consume(UInt(LiveCapture.atHostCall(caller).serialized().count))
     }

@@ -36,5 +36,18 @@ func stackMapBenchmarks(_ harness: inout Harness) {
             next = next + 1 == queries.count ? 0 : next + 1
             consume(UInt(table.map(atReturnOffset: query)!.frameSize))
         }
+        // The memory floor: one random 8-byte read from an array the size
+        // of the hash index, indices precomputed (no hashing, no compare).
+        // Any exact lookup structure that does not fit the cache pays at
+        // least this.
+        let words = table.indexByteCount / 8
+        let floorArray = [UInt64](repeating: 1, count: words)
+        let floorIndices = (0..<queries.count).map { _ in Int.random(in: 0..<words, using: &random) }
+        harness.measure("stack-map lookup, \(label) call sites",
+                        "memory floor: a random read of \(table.indexByteCount >> 10) KiB (the index's size)") {
+            let index = floorIndices[next]
+            next = next + 1 == floorIndices.count ? 0 : next + 1
+            consume(UInt(floorArray[index]))
+        }
     }
 }

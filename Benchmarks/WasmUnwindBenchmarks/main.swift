@@ -7,7 +7,9 @@ import CMallocCounter
 
 if let index = CommandLine.arguments.firstIndex(of: "--callgrind") {
     let iterations = Int(CommandLine.arguments.dropFirst(index + 1).first ?? "") ?? 10
-    do { try callgrindProbes(iterations: iterations) } catch {
+    let frames = CommandLine.arguments.firstIndex(of: "--frames")
+        .flatMap { Int(CommandLine.arguments.dropFirst($0 + 1).first ?? "") } ?? 1000
+    do { try callgrindProbes(iterations: iterations, frames: frames) } catch {
         FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
         exit(1)
     }

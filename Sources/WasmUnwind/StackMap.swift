@@ -132,6 +132,9 @@ public struct StackMapTable: Hashable, Sendable {
 
     public var count: Int { entries.count }
 
+    /// Bytes of the hash index (at least 16 per call site; a power of two).
+    public var indexByteCount: Int { slots.count * MemoryLayout<UInt64>.size }
+
     /// The map of the call site whose return address is at `offset`, or nil
     /// if no call returns there.
     @inlinable
@@ -160,7 +163,7 @@ public struct StackMapTable: Hashable, Sendable {
     }
 
     /// The same lookup by plain binary search over all entries (the
-    /// baseline the page directory is measured against).
+    /// baseline the hash index is measured against).
     public func entryIndexByBinarySearch(of offset: UInt32) -> Int? {
         var low = 0, high = entries.count
         let target = UInt64(offset)

@@ -23,10 +23,13 @@ struct CompileCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the stack map table: its maps, its entries and its binary form.")
     var stackMaps = false
 
+    @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: in an exit trampoline per import, or inline at the call site.")
+    var exitRecording: ExitRecording = .trampoline
+
     func run() throws {
         let module: Module
         do {
-            module = try loadModule(engine: Engine(), path: file)
+            module = try loadModule(engine: Engine(configuration: Engine.Configuration(exitRecording: exitRecording)), path: file)
         } catch {
             printError("error: \(error)")
             throw ExitCode(1)
