@@ -40,35 +40,68 @@ struct Harness {
     var targetRoundNanoseconds: UInt64 = 20_000_000
     var results: [Measurement] = []
     var allocationCounter: (() -> UInt64)?
+    /// Only groups whose title contains this are measured (`--only`).
+    var groupFilter: String?
 
-    /// Measures `operation` (which does one unit of work per call).
-    mutating func measure(_ group: String, _ name: String, items: Int = 1, _ operation: () -> Void) {
-        // Warm up, and find how many calls fill a round.
-        var iterations = 1
-        while true {
-            let start = Clock.nanoseconds()
-            for _ in 0..<iterations { operation() }
-            let elapsed = Clock.nanoseconds() - start
-            if elapsed >= targetRoundNanoseconds / 4 || iterations >= 1 << 26 {
-                iterations = max(1, Int(Double(iterations) * Double(targetRoundNanoseconds) / Double(max(elapsed, 1))))
-                break
+    private struct Method {
+        var group: String
+        var name: String
+        var items: Int
+        var operation: () -> Void
+    }
+    /// The methods of the group being declared, run by `run()`.
+    private var pending: [Method] = []
+
+    /// Declares a method of `group`: `operation` does one unit of work per
+    /// call. Methods of one group run together, round by round (see
+    /// `run()`); declaring a method of another group runs the pending ones.
+    mutating func measure(_ group: String, _ name: String, items: Int = 1, _ operation: @escaping () -> Void) {
+        if let groupFilter, !group.contains(groupFilter) { return }
+        if let last = pending.last, last.group != group { run() }
+        pending.append(Method(group: group, name: name, items: items, operation: operation))
+    }
+
+    /// Measures the pending methods. Each warms up and finds how many calls
+    /// fill a round; then the rounds are interleaved — round 1 of every
+    /// method, round 2 of every method, ... — so a burst of noise on a
+    /// shared machine slows every method of the group alike, and the ratios
+    /// between them hold.
+    mutating func run() {
+        let methods = pending
+        pending = []
+        var iterations: [Int] = []
+        for method in methods {
+            var count = 1
+            while true {
+                let start = Clock.nanoseconds()
+                for _ in 0..<count { method.operation() }
+                let elapsed = Clock.nanoseconds() - start
+                if elapsed >= targetRoundNanoseconds / 4 || count >= 1 << 26 {
+                    count = max(1, Int(Double(count) * Double(targetRoundNanoseconds) / Double(max(elapsed, 1))))
+                    break
+                }
+                count *= 4
             }
-            iterations *= 4
+            iterations.append(count)
         }
-        var perOperation: [Double] = []
+        var perOperation = [[Double]](repeating: [], count: methods.count)
         for _ in 0..<rounds {
-            let start = Clock.nanoseconds()
-            for _ in 0..<iterations { operation() }
-            perOperation.append(Double(Clock.nanoseconds() - start) / Double(iterations))
+            for (index, method) in methods.enumerated() {
+                let start = Clock.nanoseconds()
+                for _ in 0..<iterations[index] { method.operation() }
+                perOperation[index].append(Double(Clock.nanoseconds() - start) / Double(iterations[index]))
+            }
         }
-        var allocations: Double?
-        if let counter = allocationCounter {
-            let before = counter()
-            for _ in 0..<1000 { operation() }
-            allocations = Double(counter() - before) / 1000
+        for (index, method) in methods.enumerated() {
+            var allocations: Double?
+            if let counter = allocationCounter {
+                let before = counter()
+                for _ in 0..<1000 { method.operation() }
+                allocations = Double(counter() - before) / 1000
+            }
+            results.append(Measurement(group: method.group, name: method.name, rounds: perOperation[index],
+                                       itemsPerOperation: method.items, allocationsPerOperation: allocations))
         }
-        results.append(Measurement(group: group, name: name, rounds: perOperation, itemsPerOperation: items,
-                                   allocationsPerOperation: allocations))
     }
 
     /// The results of one group as a table, with each method's ratio to

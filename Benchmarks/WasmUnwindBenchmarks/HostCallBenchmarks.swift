@@ -63,6 +63,7 @@ func hostCallBenchmarks(_ harness: inout Harness) throws {
             }
         }
     }
+    harness.run()
 }
 
 /// Code bytes per import and per call site in both modes, measured from the

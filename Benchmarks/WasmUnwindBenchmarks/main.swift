@@ -1,6 +1,7 @@
 // wasm-unwind-bench: every benchmark of the project in one process, each
 // method side by side with its baselines. `make bench` builds it in release
-// mode and runs it; `--json` writes the results as JSON as well.
+// mode and runs it; `--json FILE` writes the results as JSON as well, and
+// `--only TEXT` measures only the groups whose title contains TEXT.
 import Foundation
 
 import CMallocCounter
@@ -19,6 +20,7 @@ if let index = CommandLine.arguments.firstIndex(of: "--callgrind") {
 var harness = Harness()
 harness.allocationCounter = { malloc_counter_total() }
 let arguments = CommandLine.arguments.dropFirst()
+harness.groupFilter = arguments.firstIndex(of: "--only").flatMap { arguments.index(after: $0) < arguments.endIndex ? arguments[arguments.index(after: $0)] : nil }
 let jsonPath = arguments.firstIndex(of: "--json").flatMap { arguments.index(after: $0) < arguments.endIndex ? arguments[arguments.index(after: $0)] : nil }
 
 let box = HarnessBox(harness)

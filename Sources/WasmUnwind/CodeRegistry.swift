@@ -76,24 +76,16 @@ public struct CodeRegistry: Sendable {
         guard moduleIndex >= 0, modules[moduleIndex].codeRange.contains(pc) else { return nil }
         let offset = pc - modules[moduleIndex].codeRange.lowerBound
         return modules[moduleIndex].functions.withUnsafeBufferPointer { functions in
-            var low = 0, high = functions.count
-            while low < high {
-                let mid = (low + high) / 2
-                if functions[mid].codeRange.lowerBound <= offset { low = mid + 1 } else { high = mid }
-            }
-            guard low > 0, functions[low - 1].codeRange.contains(offset) else {
+            let index = functions.prefixCount { $0.codeRange.lowerBound <= offset } - 1
+            guard index >= 0, functions[index].codeRange.contains(offset) else {
                 return Resolution(module: moduleIndex, function: nil, moduleOffset: nil)
             }
-            let native = offset - functions[low - 1].codeRange.lowerBound
-            let wasm = functions[low - 1].addressMap.withUnsafeBufferPointer { map -> UInt32? in
-                var low = 0, high = map.count
-                while low < high {
-                    let mid = (low + high) / 2
-                    if UInt(map[mid].nativeOffset) <= native { low = mid + 1 } else { high = mid }
-                }
-                return low > 0 ? map[low - 1].wasmOffset : nil
+            let native = offset - functions[index].codeRange.lowerBound
+            let wasm = functions[index].addressMap.withUnsafeBufferPointer { map -> UInt32? in
+                let entry = map.prefixCount { UInt($0.nativeOffset) <= native } - 1
+                return entry >= 0 ? map[entry].wasmOffset : nil
             }
-            return Resolution(module: moduleIndex, function: low - 1, moduleOffset: wasm)
+            return Resolution(module: moduleIndex, function: index, moduleOffset: wasm)
         }
     }
 
@@ -110,12 +102,7 @@ public struct CodeRegistry: Sendable {
 
     /// First index whose module starts at or above `address`.
     private func insertionIndex(for address: UInt) -> Int {
-        var low = 0, high = modules.count
-        while low < high {
-            let mid = (low + high) / 2
-            if modules[mid].codeRange.lowerBound < address { low = mid + 1 } else { high = mid }
-        }
-        return low
+        modules.prefixCount { $0.codeRange.lowerBound < address }
     }
 }
 
@@ -140,15 +127,11 @@ public struct CodeModule: Hashable, Sendable {
     /// The function containing `offset` (from the code base) and where in
     /// the wasm module that code came from.
     public func symbol(atCodeOffset offset: UInt) -> FrameSymbol? {
-        var low = 0, high = functions.count
-        while low < high {
-            let mid = (low + high) / 2
-            if functions[mid].codeRange.lowerBound <= offset { low = mid + 1 } else { high = mid }
-        }
-        guard low > 0, functions[low - 1].codeRange.contains(offset) else {
+        let index = functions.prefixCount { $0.codeRange.lowerBound <= offset } - 1
+        guard index >= 0, functions[index].codeRange.contains(offset) else {
             return FrameSymbol(moduleName: name, function: nil, moduleOffset: nil)
         }
-        let function = functions[low - 1]
+        let function = functions[index]
         let moduleOffset = function.moduleOffset(atFunctionOffset: offset - function.codeRange.lowerBound)
         return FrameSymbol(moduleName: name, function: function, moduleOffset: moduleOffset)
     }
@@ -202,12 +185,8 @@ public struct CodeFunction: Hashable, Sendable {
 
     /// The wasm offset of the last map entry at or before `offset`.
     public func moduleOffset(atFunctionOffset offset: UInt) -> UInt32? {
-        var low = 0, high = addressMap.count
-        while low < high {
-            let mid = (low + high) / 2
-            if UInt(addressMap[mid].nativeOffset) <= offset { low = mid + 1 } else { high = mid }
-        }
-        return low > 0 ? addressMap[low - 1].wasmOffset : nil
+        let index = addressMap.prefixCount { UInt($0.nativeOffset) <= offset } - 1
+        return index >= 0 ? addressMap[index].wasmOffset : nil
     }
 }
 
@@ -280,5 +259,20 @@ public struct SymbolicatedFrame: Hashable, Sendable {
     public init(frame: Frame, symbol: FrameSymbol?) {
         self.frame = frame
         self.symbol = symbol
+    }
+}
+
+extension RandomAccessCollection where Index == Int {
+    /// How many leading elements satisfy `isBefore`, in a collection where
+    /// every element that does comes before every element that does not
+    /// (sorted tables): a binary search.
+    @inlinable
+    func prefixCount(while isBefore: (Element) -> Bool) -> Int {
+        var low = startIndex, high = endIndex
+        while low < high {
+            let mid = (low &+ high) >> 1
+            if isBefore(self[mid]) { low = mid + 1 } else { high = mid }
+        }
+        return low - startIndex
     }
 }

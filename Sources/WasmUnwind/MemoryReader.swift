@@ -99,13 +99,9 @@ public struct CapturedMemoryReader: MemoryReader, Sendable {
 
     public func loadWord(at address: UInt) -> UInt? {
         // The last segment starting at or below the address.
-        var low = 0, high = segments.count
-        while low < high {
-            let mid = (low + high) / 2
-            if segments[mid].baseAddress <= address { low = mid + 1 } else { high = mid }
-        }
-        guard low > 0 else { return nil }
-        let segment = segments[low - 1]
+        let index = segments.prefixCount { $0.baseAddress <= address } - 1
+        guard index >= 0 else { return nil }
+        let segment = segments[index]
         let offset = address - segment.baseAddress
         guard offset <= UInt(segment.bytes.count), UInt(segment.bytes.count) - offset >= 8 else { return nil }
         return segment.bytes.withUnsafeBytes { raw in
