@@ -16,6 +16,30 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     }
 }
 
+extension SplitMix64 {
+    /// True `percent` times in a hundred.
+    mutating func chance(_ percent: Int) -> Bool { Int.random(in: 0..<100, using: &self) < percent }
+    /// A number in `range`.
+    mutating func number(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
+}
+
+/// The type and locals of one function of a generated program.
+struct GeneratedFunction {
+    var parameters: [ValueKind]
+    var locals: [ValueKind]
+    var result: ValueKind?
+    /// Parameters, then locals: the local index space.
+    var all: [ValueKind] { parameters + locals }
+
+    /// `(param ...) (result ...)`, for the function and for imports of it.
+    var signatureText: String {
+        var parts: [String] = []
+        if !parameters.isEmpty { parts.append("(param " + parameters.map(\.description).joined(separator: " ") + ")") }
+        if let result { parts.append("(result \(result))") }
+        return parts.joined(separator: " ")
+    }
+}
+
 /// A generated program: its text, the export to call and the arguments.
 public struct RandomProgram: Sendable {
     public let seed: UInt64
@@ -46,42 +70,35 @@ public struct ProgramGenerator {
         random = SplitMix64(seed: seed)
     }
 
-    private struct Function {
-        var parameters: [ValueKind]
-        var locals: [ValueKind]
-        var result: ValueKind?
-        var all: [ValueKind] { parameters + locals }
-    }
+    private typealias Function = GeneratedFunction
 
-    private mutating func chance(_ percent: Int) -> Bool { Int.random(in: 0..<100, using: &random) < percent }
-    private mutating func number(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &random) }
-    private mutating func kind() -> ValueKind { chance(50) ? .i32 : .i64 }
+    private mutating func kind() -> ValueKind { random.chance(50) ? .i32 : .i64 }
 
     public mutating func generate() -> RandomProgram {
-        let count = number(2...9)
+        let count = random.number(2...9)
         var functions: [Function] = []
         for _ in 0..<count {
-            let parameters = (0..<number(0...8)).map { _ in kind() }
-            let locals = (0..<number(0...40)).map { _ in kind() }
-            functions.append(Function(parameters: parameters, locals: locals, result: chance(60) ? kind() : nil))
+            let parameters = (0..<random.number(0...8)).map { _ in kind() }
+            let locals = (0..<random.number(0...40)).map { _ in kind() }
+            functions.append(Function(parameters: parameters, locals: locals, result: random.chance(60) ? kind() : nil))
         }
         // The last function recurses on its first parameter (an i32 depth).
         functions[count - 1].parameters.insert(.i32, at: 0)
-        let recursionDepthLimit = chance(3) ? 1_000_000 : number(1...120)
+        let recursionDepthLimit = random.chance(3) ? 1_000_000 : random.number(1...120)
 
         var text = "(module $random\(seed)\n"
         text += "  (import \"host\" \"check\" (func $check))\n"
         text += "  (import \"host\" \"fail\" (func $fail))\n"
         var reentryTargets: [Int] = []
-        for target in 1..<count where chance(50) {
+        for target in 1..<count where random.chance(50) {
             reentryTargets.append(target)
-            text += "  (import \"host\" \"call:f\(target)\" (func $enter_f\(target) \(signatureText(functions[target]))))\n"
+            text += "  (import \"host\" \"call:f\(target)\" (func $enter_f\(target) \(functions[target].signatureText)))\n"
         }
         text += "  (memory 1)\n"
-        fuel = number(3...30)
+        fuel = random.number(3...30)
         text += "  (global $fuel (mut i32) (i32.const \(fuel)))\n"
         for (index, function) in functions.enumerated() {
-            text += "  (func $f\(index) (export \"f\(index)\") \(signatureText(function, named: true))\n"
+            text += "  (func $f\(index) (export \"f\(index)\") \(function.signatureText)\n"
             if !function.locals.isEmpty {
                 text += "    (local " + function.locals.map(\.description).joined(separator: " ") + ")\n"
             }
@@ -92,7 +109,7 @@ public struct ProgramGenerator {
             // The recursive function's own statements run at every level on
             // the way back up; keep them free of checkpoints, or deep
             // recursions would compare depth-squared frames.
-            for _ in 0..<number(1...7) {
+            for _ in 0..<random.number(1...7) {
                 body += statement(in: function, index: index, functions: functions, reentryTargets: reentryTargets,
                                   checkpoints: index != count - 1)
             }
@@ -105,13 +122,6 @@ public struct ProgramGenerator {
             kind == .i32 ? .i32(Int32.random(in: -1000...1000, using: &random)) : .i64(Int64.random(in: -1000...1000, using: &random))
         }
         return RandomProgram(seed: seed, text: text, entry: "f0", arguments: arguments)
-    }
-
-    private func signatureText(_ function: Function, named: Bool = false) -> String {
-        var parts: [String] = []
-        if !function.parameters.isEmpty { parts.append("(param " + function.parameters.map(\.description).joined(separator: " ") + ")") }
-        if let result = function.result { parts.append("(result \(result))") }
-        return parts.joined(separator: " ")
     }
 
     /// Calls itself with depth + 1 while depth is below `limit` (callers
@@ -129,7 +139,7 @@ public struct ProgramGenerator {
 
     private mutating func statement(in function: Function, index: Int, functions: [Function],
                                     reentryTargets: [Int], checkpoints: Bool) -> [String] {
-        let roll = number(0...99)
+        let roll = random.number(0...99)
         let checkpoint = (70..<82).contains(roll) || roll >= 93
         switch roll {
         case _ where checkpoint && !checkpoints, 0..<25:
@@ -137,7 +147,7 @@ public struct ProgramGenerator {
             guard let local = function.all.indices.randomElement(using: &random) else { return [] }
             return expression(function.all[local], in: function, depth: 3) + ["local.set \(local)"]
         case 25..<55 where index + 1 < functions.count:
-            return guardedCall(to: number((index + 1)...(functions.count - 1)), in: function, functions: functions, viaHost: false)
+            return guardedCall(to: random.number((index + 1)...(functions.count - 1)), in: function, functions: functions, viaHost: false)
         case 55..<70 where !reentryTargets.filter({ $0 > index }).isEmpty:
             let target = reentryTargets.filter { $0 > index }.randomElement(using: &random)!
             return guardedCall(to: target, in: function, functions: functions, viaHost: true)
@@ -145,20 +155,20 @@ public struct ProgramGenerator {
             return ["call $check"]
         case 82..<88:
             // Memory traffic through a bounds-checked store and load.
-            let address = number(0...8191) * 8
+            let address = random.number(0...8191) * 8
             return ["i32.const \(address)"] + expression(.i64, in: function, depth: 2) + ["i64.store",
                     "i32.const \(address)", "i64.load", "drop"]
         case 88..<91:
             // A trap when the fuel reaches a chosen value.
             let trap: [String]
-            switch number(0...2) {
+            switch random.number(0...2) {
             case 0: trap = ["  unreachable"]
             case 1: trap = ["  i32.const 1", "  i32.const 0", "  i32.div_s", "  drop"]
             default: trap = ["  i32.const 70000", "  i32.load", "  drop"]
             }
-            return ["global.get $fuel", "i32.const \(number(0...fuel))", "i32.eq", "if"] + trap + ["end"]
+            return ["global.get $fuel", "i32.const \(random.number(0...fuel))", "i32.eq", "if"] + trap + ["end"]
         case 91..<93:
-            return ["global.get $fuel", "i32.const \(number(0...fuel))", "i32.eq", "if", "  call $fail", "end"]
+            return ["global.get $fuel", "i32.const \(random.number(0...fuel))", "i32.eq", "if", "  call $fail", "end"]
         case 93...:
             // Values left on the operand stack across a checkpoint, then dropped.
             let kind = self.kind()
@@ -178,8 +188,8 @@ public struct ProgramGenerator {
         let callee = functions[target]
         var lines = ["global.get $fuel", "if",
                      "  global.get $fuel", "  i32.const 1", "  i32.sub", "  global.set $fuel"]
-        let pending = number(0...2)
-        for _ in 0..<pending { lines += ["  i64.const \(number(0...99))"] }
+        let pending = random.number(0...2)
+        for _ in 0..<pending { lines += ["  i64.const \(random.number(0...99))"] }
         for (position, kind) in callee.parameters.enumerated() {
             if target == functions.count - 1 && position == 0 {
                 lines += ["  i32.const 0"]  // recursion depth starts at 0
@@ -203,11 +213,11 @@ public struct ProgramGenerator {
     /// An expression of `kind` that cannot trap.
     private mutating func expression(_ kind: ValueKind, in function: Function, depth: Int) -> [String] {
         let candidates = function.all.indices.filter { function.all[$0] == kind }
-        if depth == 0 || chance(35) {
-            if let local = candidates.randomElement(using: &random), chance(70) { return ["local.get \(local)"] }
-            return ["\(kind).const \(number(-100_000...100_000))"]
+        if depth == 0 || random.chance(35) {
+            if let local = candidates.randomElement(using: &random), random.chance(70) { return ["local.get \(local)"] }
+            return ["\(kind).const \(random.number(-100_000...100_000))"]
         }
-        switch number(0...9) {
+        switch random.number(0...9) {
         case 0...5:
             let operation = ["add", "sub", "mul", "xor", "and", "or", "shl", "shr_u", "shr_s", "rotl"].randomElement(using: &random)!
             return expression(kind, in: function, depth: depth - 1) + expression(kind, in: function, depth: depth - 1)
@@ -215,7 +225,7 @@ public struct ProgramGenerator {
         case 6:
             return kind == .i32
                 ? expression(.i64, in: function, depth: depth - 1) + ["i32.wrap_i64"]
-                : expression(.i32, in: function, depth: depth - 1) + [chance(50) ? "i64.extend_i32_s" : "i64.extend_i32_u"]
+                : expression(.i32, in: function, depth: depth - 1) + [random.chance(50) ? "i64.extend_i32_s" : "i64.extend_i32_u"]
         case 7 where kind == .i32:
             let compared = self.kind()
             return expression(compared, in: function, depth: depth - 1) + expression(compared, in: function, depth: depth - 1)

@@ -25,27 +25,18 @@ public struct ReferenceProgramGenerator {
         random = SplitMix64(seed: seed)
     }
 
-    private struct Function {
-        var parameters: [ValueKind]
-        var locals: [ValueKind]
-        var result: ValueKind?
-        var all: [ValueKind] { parameters + locals }
-        var referenceLocals: [Int] { all.indices.filter { all[$0] == .externref } }
-        var integerLocals: [Int] { all.indices.filter { all[$0] == .i32 } }
-    }
+    private typealias Function = GeneratedFunction
 
-    private mutating func chance(_ percent: Int) -> Bool { Int.random(in: 0..<100, using: &random) < percent }
-    private mutating func number(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &random) }
-    private mutating func kind() -> ValueKind { chance(55) ? .externref : .i32 }
+    private mutating func kind() -> ValueKind { random.chance(55) ? .externref : .i32 }
 
     public mutating func generate() -> RandomProgram {
-        let count = number(2...7)
+        let count = random.number(2...7)
         var functions: [Function] = []
         for _ in 0..<count {
-            var parameters = (0..<number(0...7)).map { _ in kind() }
-            if parameters.isEmpty || !parameters.contains(.externref) && chance(50) { parameters.append(.externref) }
-            let locals = (0..<number(0...8)).map { _ in kind() } + [.i32]
-            let result: ValueKind? = chance(40) ? .externref : (chance(50) ? .i32 : nil)
+            var parameters = (0..<random.number(0...7)).map { _ in kind() }
+            if parameters.isEmpty || !parameters.contains(.externref) && random.chance(50) { parameters.append(.externref) }
+            let locals = (0..<random.number(0...8)).map { _ in kind() } + [.i32]
+            let result: ValueKind? = random.chance(40) ? .externref : (random.chance(50) ? .i32 : nil)
             functions.append(Function(parameters: parameters, locals: locals, result: result))
         }
         var text = "(module $references\(seed)\n"
@@ -55,16 +46,16 @@ public struct ReferenceProgramGenerator {
             text += "  (import \"host\" \"\(name)\" (func $\(name) \(signature)))\n"
         }
         var reentryTargets: [Int] = []
-        for target in 1..<count where chance(50) {
+        for target in 1..<count where random.chance(50) {
             reentryTargets.append(target)
-            text += "  (import \"host\" \"call:f\(target)\" (func $enter_f\(target) \(signatureText(functions[target]))))\n"
+            text += "  (import \"host\" \"call:f\(target)\" (func $enter_f\(target) \(functions[target].signatureText)))\n"
         }
-        text += "  (global $fuel (mut i32) (i32.const \(number(3...25))))\n"
+        text += "  (global $fuel (mut i32) (i32.const \(random.number(3...25))))\n"
         for (index, function) in functions.enumerated() {
-            text += "  (func $f\(index) (export \"f\(index)\") \(signatureText(function))\n"
+            text += "  (func $f\(index) (export \"f\(index)\") \(function.signatureText)\n"
             text += "    (local " + function.locals.map(\.description).joined(separator: " ") + ")\n"
             var body: [String] = []
-            for _ in 0..<number(2...8) {
+            for _ in 0..<random.number(2...8) {
                 body += statement(in: function, index: index, functions: functions, reentryTargets: reentryTargets)
             }
             if let result = function.result { body += value(result, in: function) }
@@ -73,23 +64,16 @@ public struct ReferenceProgramGenerator {
         }
         text += ")\n"
         let arguments = functions[0].parameters.map { kind -> Value in
-            kind == .i32 ? .i32(Int32(number(0...100))) : .externref(nil)
+            kind == .i32 ? .i32(Int32(random.number(0...100))) : .externref(nil)
         }
         return RandomProgram(seed: seed, text: text, entry: "f0", arguments: arguments)
-    }
-
-    private func signatureText(_ function: Function) -> String {
-        var parts: [String] = []
-        if !function.parameters.isEmpty { parts.append("(param " + function.parameters.map(\.description).joined(separator: " ") + ")") }
-        if let result = function.result { parts.append("(result \(result))") }
-        return parts.joined(separator: " ")
     }
 
     /// A value of `kind`: a local of that kind, a constant, or a null.
     private mutating func value(_ kind: ValueKind, in function: Function) -> [String] {
         let candidates = kind == .externref ? function.referenceLocals : function.integerLocals
-        if let local = candidates.randomElement(using: &random), chance(80) { return ["local.get \(local)"] }
-        return kind == .externref ? ["ref.null extern"] : ["i32.const \(number(0...100))"]
+        if let local = candidates.randomElement(using: &random), random.chance(80) { return ["local.get \(local)"] }
+        return kind == .externref ? ["ref.null extern"] : ["i32.const \(random.number(0...100))"]
     }
 
     /// Announces the frame's live references: every reference local, plus
@@ -104,7 +88,7 @@ public struct ReferenceProgramGenerator {
     private mutating func statement(in function: Function, index: Int, functions: [Function],
                                     reentryTargets: [Int]) -> [String] {
         let references = function.referenceLocals
-        switch number(0...99) {
+        switch random.number(0...99) {
         case 0..<20 where !references.isEmpty:
             let id = nextObject
             nextObject += 1
@@ -116,7 +100,7 @@ public struct ReferenceProgramGenerator {
             return value(.externref, in: function) + value(.externref, in: function) + value(.i32, in: function)
                 + ["select (result externref)", "local.set \(target)"]
         case 34..<62 where index + 1 < functions.count:
-            return call(to: number((index + 1)...(functions.count - 1)), in: function, functions: functions, viaHost: false)
+            return call(to: random.number((index + 1)...(functions.count - 1)), in: function, functions: functions, viaHost: false)
         case 62..<75 where !reentryTargets.filter({ $0 > index }).isEmpty:
             let target = reentryTargets.filter { $0 > index }.randomElement(using: &random)!
             return call(to: target, in: function, functions: functions, viaHost: true)
@@ -124,7 +108,7 @@ public struct ReferenceProgramGenerator {
             return ["call $gc"]
         default:
             // A root check, with some references left on the operand stack.
-            let pending = (0..<number(0...2)).compactMap { _ in references.randomElement(using: &random) }
+            let pending = (0..<random.number(0...2)).compactMap { _ in references.randomElement(using: &random) }
             return announcement(function, pending: pending) + pending.map { "local.get \($0)" }
                 + ["call $check_roots"] + pending.map { _ in "drop" } + ["call $frame_pop"]
         }
@@ -133,7 +117,7 @@ public struct ReferenceProgramGenerator {
     /// `if fuel { fuel -= 1; announce; push pending; call; pop }`.
     private mutating func call(to target: Int, in function: Function, functions: [Function], viaHost: Bool) -> [String] {
         let callee = functions[target]
-        let pending = (0..<number(0...2)).compactMap { _ in function.referenceLocals.randomElement(using: &random) }
+        let pending = (0..<random.number(0...2)).compactMap { _ in function.referenceLocals.randomElement(using: &random) }
         var lines = ["global.get $fuel", "i32.eqz", "if", "else",
                      "  global.get $fuel", "  i32.const 1", "  i32.sub", "  global.set $fuel"]
         lines += announcement(function, pending: pending).map { "  " + $0 }
@@ -152,4 +136,11 @@ public struct ReferenceProgramGenerator {
         lines += ["  call $frame_pop", "end"]
         return lines
     }
+}
+
+extension GeneratedFunction {
+    /// Indices of the reference-typed locals (parameters included).
+    var referenceLocals: [Int] { all.indices.filter { all[$0] == .externref } }
+    /// Indices of the i32 locals.
+    var integerLocals: [Int] { all.indices.filter { all[$0] == .i32 } }
 }

@@ -121,19 +121,9 @@ public struct ByteWriter: Sendable {
 
     public mutating func write(_ byte: UInt8) { bytes.append(byte) }
 
-    public mutating func write<T: FixedWidthInteger>(_ value: T) {
-        for index in 0..<MemoryLayout<T>.size { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * index))) }
-    }
+    public mutating func write<T: FixedWidthInteger>(_ value: T) { bytes.appendLittleEndian(value) }
 
-    public mutating func writeULEB(_ value: UInt64) {
-        var value = value
-        repeat {
-            var byte = UInt8(value & 0x7F)
-            value >>= 7
-            if value != 0 { byte |= 0x80 }
-            bytes.append(byte)
-        } while value != 0
-    }
+    public mutating func writeULEB(_ value: UInt64) { bytes.appendULEB(value) }
 
     public mutating func write(_ some: some Sequence<UInt8>) { bytes.append(contentsOf: some) }
 
@@ -148,4 +138,38 @@ public struct ByteWriter: Sendable {
     }
 
     public var count: Int { bytes.count }
+}
+
+/// The encodings every binary format here shares (captures, stack maps,
+/// DWARF CFI): one implementation each.
+extension Array where Element == UInt8 {
+    /// Appends `value`, least significant byte first.
+    public mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+        for index in 0..<MemoryLayout<T>.size { append(UInt8(truncatingIfNeeded: value >> (8 * index))) }
+    }
+
+    /// Appends `value` as unsigned LEB128.
+    public mutating func appendULEB(_ value: UInt64) {
+        var value = value
+        repeat {
+            var byte = UInt8(value & 0x7F)
+            value >>= 7
+            if value != 0 { byte |= 0x80 }
+            append(byte)
+        } while value != 0
+    }
+
+    /// Appends `value` as signed LEB128.
+    public mutating func appendSLEB(_ value: Int64) {
+        var value = value
+        while true {
+            let byte = UInt8(value & 0x7F)
+            value >>= 7
+            if (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0) {
+                append(byte)
+                return
+            }
+            append(byte | 0x80)
+        }
+    }
 }

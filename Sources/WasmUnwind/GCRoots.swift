@@ -41,10 +41,18 @@ extension CodeRegistry {
     /// The stack map of the call site that returns to `returnAddress`
     /// (exact: a pc that is not a recorded return address has none).
     public func stackMap(forReturnAddress returnAddress: UInt) -> StackMap? {
-        guard let module = module(containing: returnAddress &- 1) else { return nil }
-        let offset = returnAddress - module.codeRange.lowerBound
+        guard let moduleIndex = moduleIndex(containing: returnAddress &- 1),
+              let mapIndex = mapIndex(forReturnAddress: returnAddress, inModule: moduleIndex)
+        else { return nil }
+        return modules[moduleIndex].stackMaps.maps[mapIndex]
+    }
+
+    /// The index in module `moduleIndex`'s `stackMaps.maps` of the call site
+    /// returning to `returnAddress`, if it is one.
+    func mapIndex(forReturnAddress returnAddress: UInt, inModule moduleIndex: Int) -> Int? {
+        let offset = returnAddress - modules[moduleIndex].codeRange.lowerBound
         guard offset <= UInt(UInt32.max) else { return nil }
-        return module.stackMaps.map(atReturnOffset: UInt32(offset))
+        return modules[moduleIndex].stackMaps.mapIndex(atReturnOffset: UInt32(offset))
     }
 
     /// Every live reference in `frames` (a walk, newest first), read through
@@ -66,10 +74,9 @@ extension CodeRegistry {
             guard let moduleIndex = moduleIndex(containing: returnAddress &- 1) else {
                 throw .unregisteredCode(pc: returnAddress, frameIndex: index)
             }
-            let offset = returnAddress - modules[moduleIndex].codeRange.lowerBound
-            guard offset <= UInt(UInt32.max),
-                  let mapIndex = modules[moduleIndex].stackMaps.mapIndex(atReturnOffset: UInt32(offset))
-            else { throw .missingStackMap(pc: returnAddress, frameIndex: index) }
+            guard let mapIndex = mapIndex(forReturnAddress: returnAddress, inModule: moduleIndex) else {
+                throw .missingStackMap(pc: returnAddress, frameIndex: index)
+            }
             // Walk the bitmap in place: bit k is the word at fp - 8(k + 1).
             let bitmap = modules[moduleIndex].stackMaps.maps[mapIndex].bitmap
             for word in bitmap.indices {

@@ -1,4 +1,5 @@
 import Testing
+import WasmUnwind
 @testable import WasmJIT
 
 /// Each vector: the instruction in Intel syntax, the bytes GNU `as` 2.40
@@ -171,17 +172,17 @@ struct UnwindInfoEncodingTests {
     @Test("LEB128 encodings (examples from the DWARF 5 standard, section 7.6)")
     func leb128() {
         var unsigned: [UInt8] = []
-        UnwindInfoEncoder.appendULEB(624_485, to: &unsigned)
+        unsigned.appendULEB(624_485)
         #expect(unsigned == [0xE5, 0x8E, 0x26])
         var small: [UInt8] = []
-        UnwindInfoEncoder.appendULEB(127, to: &small)
-        UnwindInfoEncoder.appendULEB(128, to: &small)
+        small.appendULEB(127)
+        small.appendULEB(128)
         #expect(small == [0x7F, 0x80, 0x01])
         var signed: [UInt8] = []
-        UnwindInfoEncoder.appendSLEB(-8, to: &signed)
-        UnwindInfoEncoder.appendSLEB(-123_456, to: &signed)
-        UnwindInfoEncoder.appendSLEB(63, to: &signed)
-        UnwindInfoEncoder.appendSLEB(64, to: &signed)
+        signed.appendSLEB(-8)
+        signed.appendSLEB(-123_456)
+        signed.appendSLEB(63)
+        signed.appendSLEB(64)
         #expect(signed == [0x78, 0xC0, 0xBB, 0x78, 0x3F, 0xC0, 0x00])
     }
 

@@ -59,12 +59,21 @@ enum PackagePaths {
     }
 }
 
-/// Runs the CLI and returns (status, stdout, stderr).
+/// Runs the CLI in the package root and returns (status, stdout, stderr).
 func runCLI(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let result = try runChild(PackagePaths.cli, arguments, directory: PackagePaths.root)
+    return (result.status, result.stdout, result.stderr)
+}
+
+/// Runs an executable to its end: exit status or the signal that killed it.
+func runChild(_ path: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil)
+    throws -> (status: Int32, signal: Int32?, stdout: String, stderr: String)
+{
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: PackagePaths.cli)
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
-    process.currentDirectoryURL = PackagePaths.root
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    if let directory { process.currentDirectoryURL = directory }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -72,7 +81,8 @@ func runCLI(_ arguments: [String]) throws -> (status: Int32, stdout: String, std
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    let signal = process.terminationReason == .uncaughtSignal ? process.terminationStatus : nil
+    return (process.terminationStatus, signal, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
 }
 
 /// A /proc file's contents (their size is 0 to stat, so read to the end).

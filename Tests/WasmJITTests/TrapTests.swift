@@ -373,22 +373,3 @@ final class PendingResult<T>: @unchecked Sendable {
         return try box.result!.get()
     }
 }
-
-/// Runs an executable to its end: exit status or the signal that killed it.
-func runChild(_ path: String, _ arguments: [String], environment: [String: String] = [:])
-    throws -> (status: Int32, signal: Int32?, stdout: String, stderr: String)
-{
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    let signal = process.terminationReason == .uncaughtSignal ? process.terminationStatus : nil
-    return (process.terminationStatus, signal, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-}

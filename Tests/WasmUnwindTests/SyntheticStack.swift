@@ -105,9 +105,19 @@ struct RecordingReader: MemoryReader {
 /// Walks `activations` over `stack` with the checked reader.
 func walk(_ stack: SyntheticStack, _ activations: [ActivationBounds],
           limits: WalkLimits = .default) -> Backtrace {
-    Backtrace(walking: FramePointerWalker(
-        architecture: X86_64.self,
-        reader: CheckedMemoryReader(bounds: stack.range),
-        activations: activations.makeIterator(),
-        limits: limits))
+    func walker() -> FramePointerWalker<X86_64, CheckedMemoryReader, IndexingIterator<[ActivationBounds]>> {
+        FramePointerWalker(architecture: X86_64.self, reader: CheckedMemoryReader(bounds: stack.range),
+                           activations: activations.makeIterator(), limits: limits)
+    }
+    let trace = Backtrace(walking: walker())
+    // The allocation-free entry point (its tight loop hands anything unusual
+    // to next()) must find exactly the same frames and the same error.
+    let buffer = UnsafeMutableBufferPointer<Frame>.allocate(capacity: 256)
+    defer { buffer.deallocate() }
+    var intoBuffer = walker()
+    let result = intoBuffer.walk(into: buffer)
+    #expect(Array(buffer.prefix(result.count)) == trace.frames, "walk(into:) found other frames")
+    #expect(intoBuffer.error == trace.error, "walk(into:) stopped for another reason")
+    #expect(result.isComplete == (trace.error == nil && !trace.isTruncated))
+    return trace
 }

@@ -1,3 +1,4 @@
+import WasmUnwind
 /// How a run of generated code changes its frame, instruction by
 /// instruction, recorded by the code generator as it emits the code, so the
 /// CFI describes exactly what the code does.
@@ -101,13 +102,13 @@ enum UnwindInfoEncoder {
         // CIE
         let cieStart = bytes.count
         var cie: [UInt8] = []
-        appendUInt32(0, to: &cie)                       // CIE id
+        cie.appendLittleEndian(UInt32(0))               // CIE id
         cie.append(1)                                   // version
         cie.append(contentsOf: Array("zR".utf8) + [0])  // augmentation
-        appendULEB(1, to: &cie)                         // code alignment factor
-        appendSLEB(-8, to: &cie)                        // data alignment factor
-        appendULEB(UInt64(returnAddressRegister), to: &cie)
-        appendULEB(1, to: &cie)                         // augmentation data length
+        cie.appendULEB(1)                               // code alignment factor
+        cie.appendSLEB(-8)                              // data alignment factor
+        cie.appendULEB(UInt64(returnAddressRegister))
+        cie.appendULEB(1)                               // augmentation data length
         cie.append(0x1B)                                // FDE pointers: pcrel | sdata4
         cie.append(contentsOf: [0x0C, dwarfNumber(.rsp), 8])          // DW_CFA_def_cfa rsp, 8
         cie.append(0x80 | returnAddressRegister); cie.append(1)       // DW_CFA_offset ra, CFA - 8
@@ -119,23 +120,23 @@ enum UnwindInfoEncoder {
             fdeOffsets.append(fdeStart)
             var fde: [UInt8] = []
             // CIE pointer: from this field back to the CIE.
-            appendUInt32(UInt32(fdeStart + 4 - cieStart), to: &fde)
+            fde.appendLittleEndian(UInt32(fdeStart + 4 - cieStart))
             // pc_begin, pcrel: relative to the field's own offset.
             let pcBeginField = fdeStart + 4 + fde.count
-            appendUInt32(UInt32(bitPattern: Int32(description.codeRange.lowerBound - pcBeginField)), to: &fde)
-            appendUInt32(UInt32(description.codeRange.count), to: &fde)   // pc_range
-            appendULEB(0, to: &fde)                                        // augmentation data length
+            fde.appendLittleEndian(UInt32(bitPattern: Int32(description.codeRange.lowerBound - pcBeginField)))
+            fde.appendLittleEndian(UInt32(description.codeRange.count))   // pc_range
+            fde.appendULEB(0)                                             // augmentation data length
             fde.append(contentsOf: instructions(for: description, style: style))
             appendRecord(fde, to: &bytes)
         }
-        appendUInt32(0, to: &bytes)  // zero-length terminator
+        bytes.appendLittleEndian(UInt32(0))  // zero-length terminator
         let ehFrameEnd = bytes.count
 
         align(&bytes, to: 8)
         let tableStart = bytes.count
         for (description, fde) in zip(descriptions, fdeOffsets) {
-            appendUInt32(UInt32(description.codeRange.lowerBound), to: &bytes)
-            appendUInt32(UInt32(fde), to: &bytes)
+            bytes.appendLittleEndian(UInt32(description.codeRange.lowerBound))
+            bytes.appendLittleEndian(UInt32(fde))
         }
         // libunwind counts the table in words: keep whole 8-byte units. One
         // pair is 8 bytes, so the table is always whole; nothing to pad.
@@ -151,20 +152,20 @@ enum UnwindInfoEncoder {
             advance(from: &location, to: offset, into: &out)
             switch event {
             case .pushedFramePointer:
-                out.append(0x0E); appendULEB(16, to: &out)                       // def_cfa_offset 16
-                out.append(0x80 | dwarfNumber(.rbp)); appendULEB(2, to: &out)     // rbp at CFA - 16
+                out.append(0x0E); out.appendULEB(16)                       // def_cfa_offset 16
+                out.append(0x80 | dwarfNumber(.rbp)); out.appendULEB(2)     // rbp at CFA - 16
             case .establishedFramePointer:
                 if style == .exact {
-                    out.append(0x0D); appendULEB(UInt64(dwarfNumber(.rbp)), to: &out)  // def_cfa_register rbp
+                    out.append(0x0D); out.appendULEB(UInt64(dwarfNumber(.rbp)))  // def_cfa_register rbp
                 }
             case .savedRegister(let register, let cfaOffset):
-                out.append(0x80 | dwarfNumber(register)); appendULEB(UInt64(cfaOffset / 8), to: &out)
+                out.append(0x80 | dwarfNumber(register)); out.appendULEB(UInt64(cfaOffset / 8))
             case .restoredRegister(let register):
                 out.append(0xC0 | dwarfNumber(register))                          // DW_CFA_restore
             case .rememberState:
                 out.append(0x0A)
             case .poppedFramePointer:
-                out.append(0x0C); out.append(dwarfNumber(.rsp)); appendULEB(8, to: &out)  // def_cfa rsp, 8
+                out.append(0x0C); out.append(dwarfNumber(.rsp)); out.appendULEB(8)  // def_cfa rsp, 8
                 out.append(0xC0 | dwarfNumber(.rbp))                                    // restore rbp
             case .restoreState:
                 out.append(0x0B)
@@ -182,9 +183,9 @@ enum UnwindInfoEncoder {
         } else if delta <= 0xFF {
             out.append(0x02); out.append(UInt8(delta))                      // advance_loc1
         } else if delta <= 0xFFFF {
-            out.append(0x03); appendUInt16(UInt16(delta), to: &out)         // advance_loc2
+            out.append(0x03); out.appendLittleEndian(UInt16(delta))         // advance_loc2
         } else {
-            out.append(0x04); appendUInt32(UInt32(delta), to: &out)         // advance_loc4
+            out.append(0x04); out.appendLittleEndian(UInt32(delta))         // advance_loc4
         }
         location = offset
     }
@@ -194,42 +195,11 @@ enum UnwindInfoEncoder {
     static func appendRecord(_ body: [UInt8], to bytes: inout [UInt8]) {
         var body = body
         while (body.count + 4) % 8 != 0 { body.append(0) }
-        appendUInt32(UInt32(body.count), to: &bytes)
+        bytes.appendLittleEndian(UInt32(body.count))
         bytes.append(contentsOf: body)
     }
 
     static func align(_ bytes: inout [UInt8], to alignment: Int) {
         while bytes.count % alignment != 0 { bytes.append(0xCC) }
-    }
-
-    static func appendUInt16(_ value: UInt16, to bytes: inout [UInt8]) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    static func appendUInt32(_ value: UInt32, to bytes: inout [UInt8]) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    static func appendULEB(_ value: UInt64, to bytes: inout [UInt8]) {
-        var value = value
-        repeat {
-            var byte = UInt8(value & 0x7F)
-            value >>= 7
-            if value != 0 { byte |= 0x80 }
-            bytes.append(byte)
-        } while value != 0
-    }
-
-    static func appendSLEB(_ value: Int64, to bytes: inout [UInt8]) {
-        var value = value
-        while true {
-            let byte = UInt8(value & 0x7F)
-            value >>= 7
-            if (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0) {
-                bytes.append(byte)
-                return
-            }
-            bytes.append(byte | 0x80)
-        }
     }
 }
