@@ -116,8 +116,13 @@ let package = Package(
         // A child process for the trap tests (host crashes must stay crashes).
         .executableTarget(
             name: "trap-probe",
-            dependencies: ["WasmJIT"],
+            dependencies: ["WasmJIT", "CrashSupport"],
             path: "Tests/TrapProbe"
+        ),
+        // Real faults in host code (SIGSEGV, SIGBUS, SIGILL, SIGFPE) for the probe.
+        .target(
+            name: "CrashSupport",
+            path: "Tests/CrashSupport"
         ),
 
         // Test-only malloc interposer: proves the trap handler allocates nothing.

@@ -20,22 +20,42 @@ static _Thread_local wu_thread_trap_state *thread_state
 typedef struct thread_resources {
     wu_thread_trap_state state;
     void (*release)(void *frames, void *walk_result);
+    /// Our alternate signal stack (a mapping with a guard page), if the
+    /// thread's own was missing or too small; NULL when the thread's is used.
     void *alternate_stack;
     size_t alternate_stack_size;
+    /// The thread's alternate stack before ours, given back on release.
+    stack_t previous_alternate_stack;
+    wu_trap_snapshot snapshot;
 } thread_resources;
 
 static pthread_key_t resources_key;
 static pthread_once_t resources_key_once = PTHREAD_ONCE_INIT;
 
+static void free_snapshot_buffers(wu_trap_snapshot *snapshot) {
+    free(snapshot->activations);
+    free(snapshot->stack);
+    memset(snapshot, 0, sizeof *snapshot);
+}
+
+/// Frees a thread's trap resources. Runs at thread exit (the key's
+/// destructor) or from `wu_thread_trap_state_release`, on that thread.
 static void release_thread_resources(void *pointer) {
     thread_resources *resources = pointer;
+    thread_state = NULL;
     if (resources->alternate_stack) {
-        stack_t disable = {.ss_flags = SS_DISABLE};
-        sigaltstack(&disable, NULL);
+        // Give the thread its previous alternate stack back (or none).
+        stack_t previous = resources->previous_alternate_stack;
+        if (previous.ss_flags & SS_DISABLE) {
+            previous = (stack_t){.ss_flags = SS_DISABLE};
+        } else {
+            previous.ss_flags = 0;
+        }
+        sigaltstack(&previous, NULL);
         munmap(resources->alternate_stack, resources->alternate_stack_size);
     }
+    free_snapshot_buffers(&resources->snapshot);
     if (resources->release) resources->release(resources->state.frames, resources->state.walk_result);
-    thread_state = NULL;
     free(resources);
 }
 
@@ -55,8 +75,9 @@ wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_
     resources->release = release;
 
     // The handler must run even when the thread's stack is exhausted, so it
-    // needs a stack of its own. Keep one the thread already has if it is
-    // big enough (the Swift runtime gives the main thread a smaller one).
+    // needs a stack of its own. Keep the one the thread already has if it
+    // is big enough; otherwise install ours and remember the thread's (the
+    // Swift runtime gives the main thread a smaller one) to give it back.
     stack_t current;
     if (sigaltstack(NULL, &current) == 0 &&
         ((current.ss_flags & SS_DISABLE) || current.ss_size < WU_ALTERNATE_STACK_SIZE)) {
@@ -69,6 +90,7 @@ wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_
             if (sigaltstack(&stack, NULL) == 0) {
                 resources->alternate_stack = mapping;
                 resources->alternate_stack_size = size;
+                resources->previous_alternate_stack = current;
             } else {
                 munmap(mapping, size);
             }
@@ -77,6 +99,30 @@ wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_
     pthread_setspecific(resources_key, resources);
     thread_state = &resources->state;
     return thread_state;
+}
+
+int wu_thread_trap_state_enable_snapshots(uint64_t stack_capacity, uint64_t activation_capacity) {
+    if (!thread_state) return -1;
+    thread_resources *resources = (thread_resources *)thread_state;  // `state` is the first member
+    if (thread_state->snapshot) return 0;
+    wu_trap_snapshot *snapshot = &resources->snapshot;
+    snapshot->activations = calloc(activation_capacity ? activation_capacity : 1, sizeof *snapshot->activations);
+    snapshot->stack = malloc(stack_capacity ? stack_capacity : 1);
+    if (!snapshot->activations || !snapshot->stack) {
+        free_snapshot_buffers(snapshot);
+        return -1;
+    }
+    snapshot->activation_capacity = activation_capacity;
+    snapshot->stack_capacity = stack_capacity;
+    thread_state->snapshot = snapshot;
+    return 0;
+}
+
+void wu_thread_trap_state_release(void) {
+    if (!thread_state) return;
+    thread_resources *resources = (thread_resources *)thread_state;
+    pthread_setspecific(resources_key, NULL);
+    release_thread_resources(resources);
 }
 
 // MARK: - The handler
@@ -115,53 +161,71 @@ static int trap_code_at(const wu_code_region *region, uint64_t pc) {
     return -1;
 }
 
-/// Hands a fault that is not a wasm trap to whoever handled the signal
-/// before us. With the default action, the handler is reset and returns:
-/// the faulting instruction runs again and the process dies of the signal.
+/// Hands a fault that is not a wasm trap to whatever handled the signal
+/// before us, exactly as if we were not installed:
+///
+/// * a function (with or without SA_SIGINFO): called, on our alternate
+///   stack, with the same arguments;
+/// * SIG_DFL: the action is reset to the default and the handler returns,
+///   so the faulting instruction runs again and the process dies of the
+///   signal (a signal sent with kill/raise is raised again instead);
+/// * SIG_IGN: a sent signal is ignored; a fault cannot be ignored (the
+///   kernel would kill the process), so it gets the default action.
+///
+/// `sa_handler` and `sa_sigaction` share storage, and SIG_DFL/SIG_IGN are
+/// stored there whatever the flags say: compare the value before calling it.
 static void chain(int signal, siginfo_t *info, void *context) {
     for (size_t i = 0; i < SIGNAL_COUNT; i++) {
         if (handled_signals[i] != signal) continue;
         struct sigaction *previous = &previous_actions[i];
-        if (previous->sa_flags & SA_SIGINFO) {
-            previous->sa_sigaction(signal, info, context);
-            return;
-        }
-        if (previous->sa_handler == SIG_DFL || previous->sa_handler == SIG_IGN) {
-            struct sigaction fallback = {.sa_handler = SIG_DFL};
+        void (*handler)(int) = previous->sa_handler;
+        int sent = info->si_code <= 0;
+        if (handler == SIG_IGN && sent) return;
+        if (handler == SIG_DFL || handler == SIG_IGN) {
+            struct sigaction fallback;
+            memset(&fallback, 0, sizeof fallback);
+            fallback.sa_handler = SIG_DFL;
             sigemptyset(&fallback.sa_mask);
             sigaction(signal, &fallback, NULL);
-            if (info->si_code <= 0) raise(signal);  // sent, not caused by an instruction
+            if (sent) raise(signal);
             return;
         }
-        previous->sa_handler(signal);
+        if (previous->sa_flags & SA_SIGINFO) {
+            previous->sa_sigaction(signal, info, context);
+        } else {
+            handler(signal);
+        }
         return;
     }
 }
 
 /// Copies registers, activations and the stack of a trap into the thread's
-/// snapshot: plain loads and stores, nothing else.
-static void take_snapshot(wu_trap_snapshot *snapshot, const ucontext_t *uc, wu_activation *activation,
+/// snapshot: plain loads and stores, nothing else. The activation records
+/// are followed with the same rules as `LiveActivations`: at most
+/// `WU_MAXIMUM_ACTIVATION_RECORDS` records, each older one at a higher
+/// address than the newer (records live in host frames, and the stack
+/// grows down), so a corrupt or cyclic chain ends.
+static void take_snapshot(wu_trap_snapshot *snapshot, const uint64_t *registers, wu_activation *activation,
                           const wu_store_trap_info *store, uint64_t pc, uint64_t fp, uint64_t sp) {
-    static const int dwarf_to_greg[17] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP,
-                                          REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
-                                          REG_RIP};
-    for (int i = 0; i < 17; i++) snapshot->registers[i] = (uint64_t)uc->uc_mcontext.gregs[dwarf_to_greg[i]];
+    for (int i = 0; i < 17; i++) snapshot->registers[i] = registers[i];
     uint64_t count = 0;
     uint64_t outermost_entry = store->limits->last_wasm_entry_fp;
     if (count < snapshot->activation_capacity) {
-        snapshot->activations[count][0] = pc;
-        snapshot->activations[count][1] = fp;
-        snapshot->activations[count][2] = sp;
-        snapshot->activations[count][3] = store->limits->last_wasm_entry_fp;
+        snapshot->activations[count] = (wu_snapshot_activation){pc, fp, sp, store->limits->last_wasm_entry_fp};
         count++;
     }
+    snapshot->activations_incomplete = 0;
+    uint64_t visited = 0;
     for (wu_activation *record = activation; record && count < snapshot->activation_capacity; record = record->older) {
+        if (++visited > WU_MAXIMUM_ACTIVATION_RECORDS ||
+            (record->older && (uintptr_t)record->older <= (uintptr_t)record)) {
+            snapshot->activations_incomplete = 1;
+            break;
+        }
         if (record->limits != store->limits) continue;
         if (record->saved_exit_pc == 0) break;
-        snapshot->activations[count][0] = record->saved_exit_pc;
-        snapshot->activations[count][1] = record->saved_exit_fp;
-        snapshot->activations[count][2] = 0;
-        snapshot->activations[count][3] = record->saved_entry_fp;
+        snapshot->activations[count] =
+            (wu_snapshot_activation){record->saved_exit_pc, record->saved_exit_fp, 0, record->saved_entry_fp};
         outermost_entry = record->saved_entry_fp;
         count++;
     }
@@ -186,11 +250,15 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     uint64_t fp = (uint64_t)uc->uc_mcontext.gregs[REG_RBP];
     uint64_t sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
 
-    // Ours only if this thread is running wasm, the pc lies in the code of
-    // the store that entered it, and the instruction is one that traps.
-    const wu_store_trap_info *store = activation ? activation->embedder_context : NULL;
-    const wu_code_region *region = store ? find_region(store, pc) : NULL;
-    if (!state || !activation->jump_buffer || !region) {
+    // Ours only if this thread can take traps and is not already inside
+    // this handler, is running wasm (it has an activation that set a jump
+    // buffer: after the outermost call returns there is none), the pc lies
+    // in the code of the store that entered it, and the instruction is one
+    // that traps. Anything else is a fault of the host (or of this handler)
+    // and must crash as it would without us.
+    const wu_store_trap_info *store = activation && activation->jump_buffer ? activation->embedder_context : NULL;
+    const wu_code_region *region = store && state && !state->in_handler ? find_region(store, pc) : NULL;
+    if (!region) {
         errno = saved_errno;
         chain(signal, info, context);
         return;
@@ -210,16 +278,20 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
         return;
     }
 
+    static const int dwarf_to_greg[17] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP,
+                                          REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
+                                          REG_RIP};
     state->in_handler = 1;
+    for (int i = 0; i < 17; i++) state->registers[i] = (uint64_t)uc->uc_mcontext.gregs[dwarf_to_greg[i]];
     state->pc = pc;
     state->fp = fp;
     state->sp = sp;
     state->fault_address = (uint64_t)info->si_addr;
     state->signal = signal;
-    state->trap_code = code;
+    state->trap_code = (wu_trap_code)code;
     state->trap_count += 1;
     walk_callback(state, store->limits, pc, fp, sp);
-    if (state->snapshot) take_snapshot(state->snapshot, uc, activation, store, pc, fp, sp);
+    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);
     state->in_handler = 0;
     wu_trap_observer_fn observer = observer_callback;
     if (observer) observer(signal, info, context, state);

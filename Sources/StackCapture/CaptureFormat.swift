@@ -415,4 +415,3 @@ extension CaptureFile.Module {
     }
 }
 
-func hex(_ value: UInt) -> String { "0x" + String(value, radix: 16) }

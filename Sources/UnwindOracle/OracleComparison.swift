@@ -93,6 +93,5 @@ public struct OracleComparison: Sendable {
     }
 }
 
-func hex(_ value: UInt) -> String { "0x" + String(value, radix: 16) }
 
 import Foundation

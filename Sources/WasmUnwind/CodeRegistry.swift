@@ -83,7 +83,7 @@ public struct CodeRegistry: Sendable {
             let native = offset - functions[index].codeRange.lowerBound
             let wasm = functions[index].addressMap.withUnsafeBufferPointer { map -> UInt32? in
                 let entry = map.prefixCount { UInt($0.nativeOffset) <= native } - 1
-                return entry >= 0 ? map[entry].wasmOffset : nil
+                return entry >= 0 ? map[entry].moduleOffset : nil
             }
             return Resolution(module: moduleIndex, function: index, moduleOffset: wasm)
         }
@@ -186,7 +186,7 @@ public struct CodeFunction: Hashable, Sendable {
     /// The wasm offset of the last map entry at or before `offset`.
     public func moduleOffset(atFunctionOffset offset: UInt) -> UInt32? {
         let index = addressMap.prefixCount { UInt($0.nativeOffset) <= offset } - 1
-        return index >= 0 ? addressMap[index].wasmOffset : nil
+        return index >= 0 ? addressMap[index].moduleOffset : nil
     }
 }
 
@@ -194,13 +194,23 @@ public struct CodeFunction: Hashable, Sendable {
 public struct AddressMapEntry: Hashable, Sendable {
     /// Offset from the function's native start.
     public var nativeOffset: UInt32
-    /// Offset of the wasm instruction in the module binary.
+    /// Offset of the wasm instruction in the module binary, or
+    /// `noWasmOffset` for code that runs no wasm instruction (a prologue).
     public var wasmOffset: UInt32
 
     public init(nativeOffset: UInt32, wasmOffset: UInt32) {
         self.nativeOffset = nativeOffset
         self.wasmOffset = wasmOffset
     }
+
+    /// The `wasmOffset` of code that belongs to no wasm instruction: a
+    /// function's prologue, where a stack-exhaustion trap happens. Such a
+    /// frame is printed without an offset, as Wasmtime prints it.
+    public static let noWasmOffset = UInt32.max
+
+    /// The module offset, or nil for code of no wasm instruction.
+    @inlinable
+    public var moduleOffset: UInt32? { wasmOffset == Self.noWasmOffset ? nil : wasmOffset }
 }
 
 /// Why a module could not be registered.

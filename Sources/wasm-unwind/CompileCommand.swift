@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import WasmJIT
+import WasmUnwind
 
 struct CompileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,7 +53,7 @@ struct CompileCommand: ParsableCommand {
                 print("  call site: return address \(hex(site.returnAddressOffset)) -> wasm \(hex(site.wasmOffset)) (\(callee))\(references)")
             }
             for site in function.trapSites {
-                print("  trap site: \(hex(site.codeOffset)) -> wasm \(hex(site.wasmOffset)) (\(site.code.message))")
+                print("  trap site: \(hex(site.codeOffset)) -> " + (site.wasmOffset.map { "wasm \(hex($0))" } ?? "prologue") + " (\(site.code.message))")
             }
         }
         for trampoline in module.trampolines {
@@ -86,5 +87,3 @@ struct CompileCommand: ParsableCommand {
     }
 }
 
-func hex(_ value: Int) -> String { "0x" + String(value, radix: 16) }
-func hex(_ range: Range<Int>) -> String { "\(hex(range.lowerBound))..<\(hex(range.upperBound))" }

@@ -1,21 +1,180 @@
-// A child process for the trap tests: runs wasm whose host function
-// crashes in one of several ways, so the test can check that a host crash
-// is not mistaken for a wasm trap and kills the process with its signal.
+// A child process for the trap tests: runs wasm, then faults in host code or
+// traps in wasm in a chosen way, so a test can check how the process ends.
+// A fault outside wasm must end the process exactly as it would end a
+// process without WasmJIT: killed by the original signal, after Swift's
+// crash report.
 //
 //   trap-probe null-dereference   host code reads address 8        -> SIGSEGV
 //   trap-probe fatal-error        host code calls fatalError (ud2) -> SIGILL
 //   trap-probe wasm-trap          wasm executes `unreachable`      -> caught, exit 0
 //   trap-probe trap-loop N        N traps after a warm-up; prints resident bytes before and after
+//   trap-probe crash SIGNAL PLACE a real fault in host code: SIGNAL is segv, bus,
+//                                 ill or fpe; PLACE is
+//                                   before        the handler installed, no wasm run yet on this thread
+//                                   host          in a host function called from wasm
+//                                   after         after the outermost call returned
+//                                   after-trap    after a wasm trap was caught on this thread
+//                                   other-thread  on a thread that never ran wasm, while this
+//                                                 one is inside wasm
+//   trap-probe chain-siginfo-default  SIGILL's previous handler is SIG_DFL with
+//                                 SA_SIGINFO; host code executes ud2 -> SIGILL
+//   trap-probe thread-exit N      N threads that each trap once with snapshots on;
+//                                 prints resident and virtual bytes before and after
+//   trap-probe alternate-stack    prints the alternate signal stack before, while
+//                                 and after this thread can take traps
+import CrashSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 import WasmJIT
 
-let mode = CommandLine.arguments.dropFirst().first ?? ""
+let arguments = Array(CommandLine.arguments.dropFirst())
+let mode = arguments.first ?? ""
+
+/// Faults with `signal` (by name) in host code.
+func fault(_ signal: String) {
+    switch signal {
+    case "segv": crash_segv()
+    case "bus": crash_bus()
+    case "ill": crash_ill()
+    case "fpe": print(crash_fpe())
+    default:
+        print("unknown signal \(signal)")
+        exit(2)
+    }
+}
+
+if mode == "chain-siginfo-default" {
+    // A previous "handler" that is SIG_DFL but flagged SA_SIGINFO: its
+    // sa_sigaction field is the null pointer and must never be called.
+    var action = sigaction()
+    action.sa_flags = SA_SIGINFO
+    action.__sigaction_handler.sa_handler = SIG_DFL
+    sigaction(SIGILL, &action, nil)
+}
+
+var hostAction: () -> Void = {}
 let engine = Engine()
 let store = Store(engine: engine)
 var imports = Imports()
 imports.define(module: "host", name: "crash", .host(HostFunction(signature: Signature(parameters: [], results: [])) { _, _ in
+    hostAction()
+    return []
+}))
+let module = try Module(engine: engine, text: """
+    (module $probe
+      (import "host" "crash" (func $crash))
+      (func $call_host (export "call_host") call $crash)
+      (func $die (export "die") unreachable))
+    """)
+let instance = try Instance(store: store, module: module, imports: imports)
+
+/// Resident set size, from /proc/self/statm.
+func memoryUse() -> (resident: Int, virtual: Int) {
+    guard let file = fopen("/proc/self/statm", "r") else { return (0, 0) }
+    defer { fclose(file) }
+    var size = 0, resident = 0
+    withUnsafeMutablePointer(to: &size) { sizePointer in
+        withUnsafeMutablePointer(to: &resident) { residentPointer in
+            _ = withVaList([sizePointer, residentPointer]) { vfscanf(file, "%ld %ld", $0) }
+        }
+    }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    return (resident * page, size * page)
+}
+
+/// Runs `body` on a new thread and waits for it to end.
+func onNewThread(_ body: @escaping () -> Void) {
+    final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    pthread_create(&thread, nil, { context in
+        let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
+        box.body()
+        return nil
+    }, box)
+    pthread_join(thread, nil)
+}
+
+func describeAlternateStack() -> String {
+    var current = stack_t()
+    sigaltstack(nil, &current)
+    if current.ss_flags & Int32(SS_DISABLE) != 0 { return "disabled" }
+    return "\(UInt(bitPattern: current.ss_sp)) \(current.ss_size)"
+}
+
+switch mode {
+case "trap-loop":
+    let count = Int(arguments.dropFirst().first ?? "") ?? 10_000
+    let die = instance.export("die")!
+    for _ in 0..<500 { _ = try? die.call([]) }
+    let before = memoryUse().resident
+    for _ in 0..<count { _ = try? die.call([]) }
+    print("resident before \(before) after \(memoryUse().resident)")
+    exit(0)
+case "thread-exit":
+    let count = Int(arguments.dropFirst().first ?? "") ?? 1000
+    func trapOnce() {
+        store.enableTrapSnapshots()
+        _ = try? instance.export("die")!.call([])
+    }
+    for _ in 0..<50 { onNewThread(trapOnce) }
+    let before = memoryUse()
+    for _ in 0..<count { onNewThread(trapOnce) }
+    let after = memoryUse()
+    print("resident \(before.resident) \(after.resident) virtual \(before.virtual) \(after.virtual)")
+    exit(0)
+case "alternate-stack":
+    print("before \(describeAlternateStack())")
+    _ = try? instance.export("die")!.call([])
+    print("taking traps \(describeAlternateStack())")
+    TrapHandling.releaseCurrentThread()
+    print("released \(describeAlternateStack())")
+    // A thread that already has a big enough alternate stack keeps it.
+    onNewThread {
+        let size = 256 * 1024
+        let memory = malloc(size)!
+        var own = stack_t(ss_sp: memory, ss_flags: 0, ss_size: size)
+        sigaltstack(&own, nil)
+        print("own \(describeAlternateStack())")
+        _ = try? instance.export("die")!.call([])
+        print("own, taking traps \(describeAlternateStack())")
+    }
+    exit(0)
+case "crash":
+    let signal = arguments.dropFirst().first ?? ""
+    let place = arguments.dropFirst(2).first ?? ""
+    switch place {
+    case "before":
+        fault(signal)
+    case "host":
+        hostAction = { fault(signal) }
+        _ = try? instance.export("call_host")!.call([])
+    case "after":
+        _ = try instance.export("call_host")!.call([])
+        fault(signal)
+    case "after-trap":
+        _ = try? instance.export("die")!.call([])
+        fault(signal)
+    case "other-thread":
+        hostAction = { onNewThread { fault(signal) } }
+        _ = try? instance.export("call_host")!.call([])
+    default:
+        print("unknown place \(place)")
+        exit(2)
+    }
+    print("survived")
+    exit(0)
+case "chain-siginfo-default":
+    hostAction = { crash_ill() }
+    _ = try? instance.export("call_host")!.call([])
+    print("survived")
+    exit(0)
+default:
+    break
+}
+
+hostAction = {
     switch mode {
     case "null-dereference":
         // Address 8: the first page is never mapped. Computed at run time
@@ -27,38 +186,7 @@ imports.define(module: "host", name: "crash", .host(HostFunction(signature: Sign
     default:
         break
     }
-    return []
-}))
-let module = try Module(engine: engine, text: """
-    (module $probe
-      (import "host" "crash" (func $crash))
-      (func $call_host (export "call_host") call $crash)
-      (func $die (export "die") unreachable))
-    """)
-let instance = try Instance(store: store, module: module, imports: imports)
-if mode == "trap-loop" {
-    let count = Int(CommandLine.arguments.dropFirst(2).first ?? "") ?? 10_000
-    let die = instance.export("die")!
-    for _ in 0..<500 { _ = try? die.call([]) }
-    let before = residentBytes()
-    for _ in 0..<count { _ = try? die.call([]) }
-    print("resident before \(before) after \(residentBytes())")
-    exit(0)
 }
-
-/// Resident set size, from /proc/self/statm.
-func residentBytes() -> Int {
-    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
-    defer { fclose(file) }
-    var size = 0, resident = 0
-    withUnsafeMutablePointer(to: &size) { sizePointer in
-        withUnsafeMutablePointer(to: &resident) { residentPointer in
-            _ = withVaList([sizePointer, residentPointer]) { vfscanf(file, "%ld %ld", $0) }
-        }
-    }
-    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
-
 do {
     _ = try instance.export(mode == "wasm-trap" ? "die" : "call_host")!.call([])
     print("returned")

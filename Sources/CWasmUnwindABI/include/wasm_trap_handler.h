@@ -14,6 +14,16 @@
 extern "C" {
 #endif
 
+/// Why wasm code trapped. The values are stable: trap-site tables and
+/// captured stacks store them. `TrapCode` in Swift names each one.
+typedef enum wu_trap_code {
+    WU_TRAP_UNREACHABLE = 1,
+    WU_TRAP_INTEGER_DIVISION_BY_ZERO = 2,
+    WU_TRAP_INTEGER_OVERFLOW = 3,
+    WU_TRAP_OUT_OF_BOUNDS_MEMORY_ACCESS = 4,
+    WU_TRAP_STACK_OVERFLOW = 5,
+} wu_trap_code;
+
 /// One module's code, as the handler sees it.
 typedef struct wu_code_region {
     uint64_t start;
@@ -35,16 +45,24 @@ typedef struct wu_store_trap_info {
     uint64_t region_count;
 } wu_store_trap_info;
 
+/// One activation in a snapshot, newest first: where its wasm frames start
+/// (the trap's pc, fp and sp for the first; the saved exit pc and fp, sp
+/// unknown (0), for the others) and its entry trampoline's frame pointer.
+typedef struct wu_snapshot_activation {
+    uint64_t pc;
+    uint64_t fp;
+    uint64_t sp;
+    uint64_t entry_fp;
+} wu_snapshot_activation;
+
 /// A copy of the trapped stack taken inside the handler, for captures: the
-/// stack is dead memory once the handler jumps back. Buffers are
-/// preallocated; the handler only copies.
+/// stack is dead memory once the handler jumps back. The buffers are
+/// allocated when snapshots are enabled; the handler only copies.
 typedef struct wu_trap_snapshot {
     /// Registers from the signal context, by DWARF number: rax, rdx, rcx,
     /// rbx, rsi, rdi, rbp, rsp, r8-r15, then rip (16).
     uint64_t registers[17];
-    /// Per activation, newest first: start pc, start fp, start sp (0 when
-    /// unknown), entry fp. The first starts at the trap.
-    uint64_t (*activations)[4];
+    wu_snapshot_activation *activations;
     uint64_t activation_capacity;
     uint64_t activation_count;
     /// The bytes from the trap's sp up to 16 bytes above the outermost
@@ -55,6 +73,10 @@ typedef struct wu_trap_snapshot {
     uint64_t stack_length;
     /// The range did not fit: only its lowest `stack_capacity` bytes were kept.
     int32_t stack_truncated;
+    /// The activation chain broke one of its rules (a cycle, a record out
+    /// of stack order, too many records): `activations` holds those found
+    /// before it.
+    int32_t activations_incomplete;
     int32_t valid;
 } wu_trap_snapshot;
 
@@ -69,10 +91,17 @@ typedef struct wu_thread_trap_state {
     uint64_t pc;
     uint64_t fp;
     uint64_t sp;
+    /// `si_addr` of the signal: the faulting address of a memory fault.
     uint64_t fault_address;
+    /// Registers from the signal context, by DWARF number (see
+    /// `wu_trap_snapshot.registers`): out-of-line trap stubs leave what the
+    /// runtime needs to describe the trap in them (the address of an
+    /// out-of-bounds access in rax; the instance context in r15).
+    uint64_t registers[17];
     int32_t signal;
-    int32_t trap_code;
-    /// Non-zero while the handler runs on this thread (for tests that check
+    wu_trap_code trap_code;
+    /// Non-zero while the handler runs on this thread: a fault inside the
+    /// handler itself is never taken for a wasm trap (and tests check that
     /// the handler does not allocate).
     int32_t in_handler;
     /// How many traps the handler has taken on this thread.
@@ -81,8 +110,9 @@ typedef struct wu_thread_trap_state {
     wu_trap_snapshot *snapshot;
 } wu_thread_trap_state;
 
-/// Trap codes the handler itself decides (the rest come from trap sites).
-#define WU_TRAP_STACK_OVERFLOW 5
+/// Upper bound on the activation records the handler follows: a corrupt or
+/// cyclic chain ends here.
+#define WU_MAXIMUM_ACTIVATION_RECORDS 100000
 
 /// Walks the wasm frames from a trap into `state->frames`. Called inside the
 /// signal handler; must be async-signal-safe.
@@ -105,12 +135,27 @@ void wu_trap_handler_set_observer(wu_trap_observer_fn observer);
 wu_thread_trap_state *wu_thread_trap_state_current(void);
 
 /// Makes the calling thread ready to take traps: an alternate signal stack
-/// (unless the thread has one) and a trap state whose frame buffer is
-/// `frames` (capacity `frame_capacity`) and summary is `walk_result`. The
-/// buffers are the caller's; they are released with `release` when the
-/// thread exits. Returns the state.
+/// (unless the thread has one of at least `WU_ALTERNATE_STACK_SIZE` bytes,
+/// which is kept) and a trap state whose frame buffer is `frames`
+/// (capacity `frame_capacity`) and summary is `walk_result`. The buffers are
+/// the caller's; they are released with `release` when the thread exits or
+/// calls `wu_thread_trap_state_release`. Returns the state, or NULL if
+/// memory ran out.
 wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_capacity, void *walk_result,
                                                    void (*release)(void *frames, void *walk_result));
+
+/// Makes every trap on the calling thread fill a snapshot of up to
+/// `stack_capacity` bytes of stack and `activation_capacity` activations.
+/// The buffers are allocated here and freed with the thread's other trap
+/// resources. Returns 0, or -1 if the thread is not prepared or memory ran
+/// out.
+int wu_thread_trap_state_enable_snapshots(uint64_t stack_capacity, uint64_t activation_capacity);
+
+/// Frees the calling thread's trap resources now rather than at thread exit,
+/// and gives the thread back the alternate signal stack it had before
+/// `wu_thread_trap_state_prepare` (the Swift runtime installs a small one on
+/// the main thread). The thread must not be running wasm.
+void wu_thread_trap_state_release(void);
 
 /// The handler's own signal stack size.
 #define WU_ALTERNATE_STACK_SIZE (64 * 1024)

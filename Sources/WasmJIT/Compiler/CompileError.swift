@@ -1,3 +1,5 @@
+import WasmUnwind
+
 /// Why a module could not be compiled. Every case that concerns a place in
 /// the module carries its byte offset in the binary.
 public enum CompileError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -28,4 +30,3 @@ public enum CompileError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-func hex(_ value: Int) -> String { "0x" + String(value, radix: 16) }

@@ -1,25 +1,5 @@
 import WasmUnwind
 
-/// Why wasm code trapped. The raw values are stable: captures store them.
-public enum TrapCode: UInt8, Hashable, Sendable, CaseIterable {
-    case unreachable = 1
-    case integerDivisionByZero = 2
-    case integerOverflow = 3
-    case outOfBoundsMemoryAccess = 4
-    case stackOverflow = 5
-
-    /// The message Wasmtime prints for this trap.
-    public var message: String {
-        switch self {
-        case .unreachable: return "wasm `unreachable` instruction executed"
-        case .integerDivisionByZero: return "integer divide by zero"
-        case .integerOverflow: return "integer overflow"
-        case .outOfBoundsMemoryAccess: return "out of bounds memory access"
-        case .stackOverflow: return "call stack exhausted"
-        }
-    }
-}
-
 /// A call instruction in compiled code, recorded when it was emitted.
 public struct CallSite: Hashable, Sendable {
     /// What the call calls.
@@ -45,8 +25,9 @@ public struct CallSite: Hashable, Sendable {
 public struct TrapSite: Hashable, Sendable {
     /// Code offset of the trapping instruction (`ud2`).
     public var codeOffset: Int
-    /// Module offset of the wasm instruction that traps.
-    public var wasmOffset: Int
+    /// Module offset of the wasm instruction that traps (nil for a trap in
+    /// the prologue: stack exhaustion).
+    public var wasmOffset: Int?
     public var code: TrapCode
 }
 

@@ -55,7 +55,11 @@ struct FunctionCompiler: AnyInstructionVisitor {
     private var addressMap: [AddressMapEntry] = []
     private var callSites: [CallSite] = []
     private var trapSites: [TrapSite] = []
-    private var trapStubs: [(label: Label, wasmOffset: Int, code: TrapCode)] = []
+    /// Out-of-line trap stubs. `wasmOffset` is nil for a trap in the
+    /// prologue (no wasm instruction runs there); `addressOffset` is the
+    /// memarg offset of an out-of-bounds access, which the stub adds to the
+    /// address in rax so the handler can say where the access went.
+    private var trapStubs: [(label: Label, wasmOffset: Int?, code: TrapCode, addressOffset: UInt64?)] = []
     /// Out-of-line `raise` calls after a failed inline host call.
     private var raiseStubs: [(label: Label, wasmOffset: Int)] = []
     private var finished = false
@@ -117,7 +121,9 @@ struct FunctionCompiler: AnyInstructionVisitor {
 
     private mutating func emitPrologue() {
         start = assembler.offset
-        addressMap.append(AddressMapEntry(nativeOffset: 0, wasmOffset: UInt32(bodyOffset)))
+        // The prologue runs no wasm instruction: like Wasmtime, a pc there
+        // (a stack-exhaustion trap) has no module offset.
+        addressMap.append(AddressMapEntry(nativeOffset: 0, wasmOffset: AddressMapEntry.noWasmOffset))
         assembler.push(.rbp)
         frameEvents.append((assembler.offset - start, .pushedFramePointer))
         assembler.mov(.q, .rbp, .rsp)
@@ -126,7 +132,7 @@ struct FunctionCompiler: AnyInstructionVisitor {
         // Stack check: the whole frame is reserved, nothing stored yet.
         assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
         assembler.arithmetic(.cmp, .q, .rsp, Memory.at(.rax, Int32(RuntimeLimits.Offsets.stackLimit)))
-        assembler.j(.below, trapStub(.stackOverflow, wasmOffset: bodyOffset))
+        assembler.j(.below, trapStub(.stackOverflow, wasmOffset: nil))
         assembler.mov(.q, Self.savedContextSlot, .r15)
         for (parameter, _) in signature.parameters.enumerated() {
             if parameter < 6 {
@@ -162,6 +168,14 @@ struct FunctionCompiler: AnyInstructionVisitor {
         for stub in trapStubs {
             recordAddress(wasmOffset: stub.wasmOffset)
             assembler.bind(stub.label)
+            if let offset = stub.addressOffset, offset != 0 {
+                if offset <= UInt64(Int32.max) {
+                    assembler.lea(.rax, Memory.at(.rax, Int32(offset)))
+                } else {
+                    assembler.mov(.rdx, immediate: Int64(offset))
+                    assembler.arithmetic(.add, .q, .rax, .rdx)
+                }
+            }
             trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: stub.wasmOffset, code: stub.code))
             assembler.ud2()
         }
@@ -180,18 +194,21 @@ struct FunctionCompiler: AnyInstructionVisitor {
         finished = true
     }
 
-    private mutating func trapStub(_ code: TrapCode, wasmOffset: Int) -> Label {
+    private mutating func trapStub(_ code: TrapCode, wasmOffset: Int?, addressOffset: UInt64? = nil) -> Label {
         let label = assembler.newLabel()
-        trapStubs.append((label, wasmOffset, code))
+        trapStubs.append((label, wasmOffset, code, addressOffset))
         return label
     }
 
-    private mutating func recordAddress(wasmOffset: Int) {
+    /// Maps the code from here on to the wasm instruction at `wasmOffset`
+    /// (nil: to no instruction).
+    private mutating func recordAddress(wasmOffset: Int?) {
         let native = UInt32(assembler.offset - start)
+        let wasm = wasmOffset.map(UInt32.init) ?? AddressMapEntry.noWasmOffset
         if let last = addressMap.last, last.nativeOffset == native {
-            addressMap[addressMap.count - 1].wasmOffset = UInt32(wasmOffset)
+            addressMap[addressMap.count - 1].wasmOffset = wasm
         } else {
-            addressMap.append(AddressMapEntry(nativeOffset: native, wasmOffset: UInt32(wasmOffset)))
+            addressMap.append(AddressMapEntry(nativeOffset: native, wasmOffset: wasm))
         }
     }
 
@@ -803,7 +820,7 @@ struct FunctionCompiler: AnyInstructionVisitor {
             assembler.arithmetic(.add, .q, .rdx, .rax)
         }
         assembler.arithmetic(.cmp, .q, .rdx, Memory.at(.r15, Int32(WU_VMCTX_MEMORY_SIZE)))
-        assembler.j(.above, trapStub(.outOfBoundsMemoryAccess, wasmOffset: wasmOffset))
+        assembler.j(.above, trapStub(.outOfBoundsMemoryAccess, wasmOffset: wasmOffset, addressOffset: memarg.offset))
         assembler.mov(.q, .rcx, Memory.at(.r15, Int32(WU_VMCTX_MEMORY_BASE)))
         if memarg.offset <= UInt64(Int32.max) {
             return Memory.at(.rcx, index: .rax, Int32(memarg.offset))

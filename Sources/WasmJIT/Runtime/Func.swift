@@ -45,7 +45,7 @@ public struct Func {
         case Int(WU_INVOKE_RETURNED):
             return signature.results.enumerated().map { i, kind in Value(slot: values[i], kind: kind) }
         case Int(WU_INVOKE_TRAPPED):
-            throw TrapHandling.takeTrap(registry: store.registry)
+            throw TrapHandling.takeTrap(store: store)
         default:
             guard let failure = store.pendingFailure else {
                 fatalError("wasm left through \(reason) without a recorded failure")

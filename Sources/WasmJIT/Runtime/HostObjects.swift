@@ -59,7 +59,6 @@ public struct CollectionError: Error, CustomStringConvertible {
     }
 }
 
-func hex(_ value: UInt) -> String { "0x" + String(value, radix: 16) }
 
 extension Store {
     /// A handle wasm can hold for `object`. The object lives until a

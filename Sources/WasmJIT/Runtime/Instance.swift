@@ -55,6 +55,7 @@ public final class Instance {
         context.pointee.imports = importTable
         wu_vmctx_set_entry_points(context, hostCallEntry)
         context.pointee.instance = Unmanaged.passUnretained(self).toOpaque()
+        store.register(context: context)
 
         for (index, imported) in description.imports.enumerated() {
             guard let definition = imports.resolve(module: imported.module, name: imported.name,
@@ -108,6 +109,7 @@ public final class Instance {
     }
 
     deinit {
+        store.unregister(context: context)
         context.deallocate()
         importTable.deallocate()
         globals.deallocate()

@@ -20,9 +20,13 @@ public final class Store {
     var pendingFailure: Trap?
     /// The host objects wasm refers to by handle.
     let objects = HostObjects()
+    /// The context records of the instances alive in this store, for
+    /// describing traps from the registers a trap leaves.
+    private var instanceContexts: Set<UInt> = []
 
     public init(engine: Engine) {
         self.engine = engine
+        TrapHandling.installHandler()
         regions = .allocate(capacity: 1)
         trapInfo = .allocate(capacity: 1)
         trapInfo.initialize(to: wu_store_trap_info(
@@ -54,6 +58,16 @@ public final class Store {
 
     /// How many of this store's activations are on the calling thread.
     public var activationDepth: Int { Activation.depth(of: limits) }
+
+    func register(context: UnsafeMutablePointer<wu_vmctx>) { instanceContexts.insert(UInt(bitPattern: context)) }
+    func unregister(context: UnsafeMutablePointer<wu_vmctx>) { instanceContexts.remove(UInt(bitPattern: context)) }
+
+    /// The linear memory size of the instance whose context is at
+    /// `address`, if it is an instance of this store.
+    func memorySize(ofContext address: UInt) -> Int? {
+        guard instanceContexts.contains(address), let context = UnsafePointer<wu_vmctx>(bitPattern: address) else { return nil }
+        return Int(context.pointee.memory_size)
+    }
 
     func register(_ module: Module) throws(CodeRegistryError) {
         let key = ObjectIdentifier(module)

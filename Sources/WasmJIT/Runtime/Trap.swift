@@ -1,3 +1,4 @@
+import CWasmUnwindABI
 import WasmUnwind
 
 /// Wasm execution stopped: a trap in wasm code, or a host function that
@@ -14,13 +15,18 @@ public struct Trap: Error, CustomStringConvertible {
     public var reason: Reason
     /// The wasm frames on the stack when the trap happened, newest first.
     public var backtrace: SymbolicatedBacktrace
+    /// What caused the trap, when Wasmtime would say more than the trap
+    /// code: for an out-of-bounds access, `memory fault at wasm address
+    /// 0x10000 in linear memory of size 0x10000`.
+    public var cause: String?
     /// A copy of the trapped stack, when snapshots are on for the thread
     /// (`Store.enableTrapSnapshots`), for captures.
     public var snapshot: TrapSnapshot?
 
-    public init(reason: Reason, backtrace: SymbolicatedBacktrace) {
+    public init(reason: Reason, backtrace: SymbolicatedBacktrace, cause: String? = nil) {
         self.reason = reason
         self.backtrace = backtrace
+        self.cause = cause
     }
 
     /// The trap code, if wasm code trapped.
@@ -44,7 +50,57 @@ public struct Trap: Error, CustomStringConvertible {
     ///     0:     0x23 - m!die
     /// wasm trap: wasm `unreachable` instruction executed
     /// ```
+    ///
+    /// with the cause, if there is one, on the line before the message.
     public var description: String {
-        "error while executing at wasm backtrace:\n" + backtrace.text() + "\n" + message
+        "error while executing at wasm backtrace:\n" + backtrace.text() + "\n"
+            + (cause.map { $0 + "\n" } ?? "") + message
     }
+}
+
+/// Why wasm code trapped.
+///
+/// Each code is one of the C header's `wu_trap_code` constants, so trap-site
+/// tables, the signal handler and captured stacks agree on the numbers by
+/// construction; this type names them and says what Wasmtime prints for
+/// each.
+public struct TrapCode: RawRepresentable, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    public let rawValue: UInt8
+
+    /// The code with this number, if there is one.
+    public init?(rawValue: UInt8) {
+        guard Self.allCases.contains(where: { $0.rawValue == rawValue }) else { return nil }
+        self.rawValue = rawValue
+    }
+
+    init(_ code: wu_trap_code) { rawValue = UInt8(code.rawValue) }
+
+    /// `unreachable` executed (`WU_TRAP_UNREACHABLE`).
+    public static var unreachable: TrapCode { TrapCode(WU_TRAP_UNREACHABLE) }
+    /// An integer division or remainder by zero (`WU_TRAP_INTEGER_DIVISION_BY_ZERO`).
+    public static var integerDivisionByZero: TrapCode { TrapCode(WU_TRAP_INTEGER_DIVISION_BY_ZERO) }
+    /// `INT_MIN / -1` (`WU_TRAP_INTEGER_OVERFLOW`).
+    public static var integerOverflow: TrapCode { TrapCode(WU_TRAP_INTEGER_OVERFLOW) }
+    /// A load or store outside linear memory (`WU_TRAP_OUT_OF_BOUNDS_MEMORY_ACCESS`).
+    public static var outOfBoundsMemoryAccess: TrapCode { TrapCode(WU_TRAP_OUT_OF_BOUNDS_MEMORY_ACCESS) }
+    /// The wasm stack ran out (`WU_TRAP_STACK_OVERFLOW`).
+    public static var stackOverflow: TrapCode { TrapCode(WU_TRAP_STACK_OVERFLOW) }
+
+    public static let allCases: [TrapCode] = [
+        .unreachable, .integerDivisionByZero, .integerOverflow, .outOfBoundsMemoryAccess, .stackOverflow,
+    ]
+
+    /// The message Wasmtime prints for this trap.
+    public var message: String {
+        switch self {
+        case .unreachable: return "wasm `unreachable` instruction executed"
+        case .integerDivisionByZero: return "integer divide by zero"
+        case .integerOverflow: return "integer overflow"
+        case .outOfBoundsMemoryAccess: return "out of bounds memory access"
+        case .stackOverflow: return "call stack exhausted"
+        default: return "trap code \(rawValue)"
+        }
+    }
+
+    public var description: String { message }
 }

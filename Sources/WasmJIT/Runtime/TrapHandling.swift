@@ -11,13 +11,20 @@ import WasmUnwind
 /// into the thread's preallocated frame buffer, and jumps back to the
 /// newest activation's `wu_invoke`. Everything else goes to the handler
 /// that was installed before (Swift's crash reporter) or the default action.
-enum TrapHandling {
-    /// Frames one trap can record per thread; deeper traces are truncated.
-    static let frameCapacity = 1 << 16
+public enum TrapHandling {
+    /// Frames one trap can record per thread; deeper traces keep the newest
+    /// this many frames.
+    public static let frameCapacity = 1 << 16
 
-    /// Installs the handler (once per process) and readies the calling
-    /// thread (once per thread): an alternate signal stack and a frame
-    /// buffer, both allocated here so the handler allocates nothing.
+    /// Installs the handler, once per process (later calls do nothing).
+    /// Every store does this when it is made.
+    public static func installHandler() {
+        _ = installOnce
+    }
+
+    /// Readies the calling thread (once per thread): an alternate signal
+    /// stack and a frame buffer, both allocated here so the handler
+    /// allocates nothing.
     static func prepareCurrentThread() {
         if wu_thread_trap_state_current() != nil { return }
         _ = installOnce
@@ -27,6 +34,16 @@ enum TrapHandling {
         guard wu_thread_trap_state_prepare(frames, UInt64(frameCapacity), result, releaseBuffers) != nil else {
             fatalError("cannot allocate the trap state of this thread")
         }
+    }
+
+    /// Frees the calling thread's trap resources now instead of at thread
+    /// exit, and gives the thread back the alternate signal stack it had
+    /// before (the Swift runtime installs a small one on the main thread).
+    /// The next call into wasm on this thread prepares it again. Call it
+    /// only with no wasm running on this thread.
+    public static func releaseCurrentThread() {
+        precondition(wu_current_activation() == nil, "releaseCurrentThread() called inside an activation")
+        wu_thread_trap_state_release()
     }
 
     private static let installOnce: Void = {
@@ -42,22 +59,17 @@ enum TrapHandling {
 
     /// Makes the handler copy the trapped stack of every trap on this thread
     /// (`Trap.snapshot`), for captures: registers, activations and up to
-    /// `stackCapacity` bytes of stack. The buffers are allocated here.
+    /// `stackCapacity` bytes of stack. The buffers are allocated here and
+    /// freed with the thread's other trap resources.
     static func enableSnapshots(stackCapacity: Int, activationCapacity: Int) {
         prepareCurrentThread()
-        guard let state = wu_thread_trap_state_current(), state.pointee.snapshot == nil else { return }
-        let snapshot = UnsafeMutablePointer<wu_trap_snapshot>.allocate(capacity: 1)
-        snapshot.initialize(to: wu_trap_snapshot())
-        let activations = UnsafeMutableRawPointer.allocate(byteCount: activationCapacity * 32, alignment: 8)
-        snapshot.pointee.activations = OpaquePointer(activations).map { UnsafeMutablePointer($0) }
-        snapshot.pointee.activation_capacity = UInt64(activationCapacity)
-        snapshot.pointee.stack = .allocate(capacity: stackCapacity)
-        snapshot.pointee.stack_capacity = UInt64(stackCapacity)
-        state.pointee.snapshot = snapshot
+        guard wu_thread_trap_state_enable_snapshots(UInt64(stackCapacity), UInt64(activationCapacity)) == 0 else {
+            fatalError("cannot allocate a trap snapshot of \(stackCapacity) bytes")
+        }
     }
 
     /// The trap recorded by the handler on this thread, as a `Trap`.
-    static func takeTrap(registry: CodeRegistry) -> Trap {
+    static func takeTrap(store: Store) -> Trap {
         guard let state = wu_thread_trap_state_current() else {
             fatalError("a trap was reported on a thread that cannot take traps")
         }
@@ -66,15 +78,28 @@ enum TrapHandling {
         let result = state.pointee.walk_result.assumingMemoryBound(to: WalkResult.self).pointee
         let backtrace = Backtrace(frames: Array(frames), error: result.error,
                                   isTruncated: !result.isComplete && result.error == nil)
-        guard let code = TrapCode(rawValue: UInt8(state.pointee.trap_code)) else {
-            fatalError("the handler recorded an unknown trap code \(state.pointee.trap_code)")
-        }
-        var trap = Trap(reason: .wasm(code), backtrace: registry.symbolicate(backtrace))
+        let code = TrapCode(state.pointee.trap_code)
+        var trap = Trap(reason: .wasm(code), backtrace: store.registry.symbolicate(backtrace),
+                        cause: cause(of: code, state: state.pointee, store: store))
         if let snapshot = state.pointee.snapshot, snapshot.pointee.valid != 0 {
             snapshot.pointee.valid = 0
             trap.snapshot = TrapSnapshot(snapshot.pointee)
         }
         return trap
+    }
+
+    /// What Wasmtime says of a trap beyond its code: for an out-of-bounds
+    /// access, the first wasm address the access touched outside memory
+    /// (the address a guard page would have faulted at) and the memory's
+    /// size. The trap stub leaves the access's effective address in rax and
+    /// the trapping function's instance context in r15.
+    static func cause(of code: TrapCode, state: wu_thread_trap_state, store: Store) -> String? {
+        guard code == .outOfBoundsMemoryAccess else { return nil }
+        let registers = withUnsafeBytes(of: state.registers) { Array($0.bindMemory(to: UInt64.self)) }
+        guard let memorySize = store.memorySize(ofContext: UInt(registers[15])) else { return nil }
+        let effectiveAddress = registers[0]
+        let faulting = max(effectiveAddress, UInt64(memorySize))
+        return "memory fault at wasm address \(hex(UInt(faulting))) in linear memory of size \(hex(UInt(memorySize)))"
     }
 }
 
@@ -108,6 +133,9 @@ public struct TrapSnapshot: Sendable {
     public var stack: [UInt8]
     /// The stack did not fit the snapshot buffer; `stack` is its lowest part.
     public var isTruncated: Bool
+    /// The activation chain was corrupt; `activations` holds the ones found
+    /// before the problem.
+    public var activationsIncomplete: Bool
 
     init(_ snapshot: wu_trap_snapshot) {
         var registers: [UInt8: UInt] = [:]
@@ -115,13 +143,13 @@ public struct TrapSnapshot: Sendable {
             for (index, value) in raw.bindMemory(to: UInt64.self).enumerated() { registers[UInt8(index)] = UInt(value) }
         }
         self.registers = registers
-        let rows = UnsafeRawPointer(snapshot.activations!).assumingMemoryBound(to: UInt64.self)
-        activations = (0..<Int(snapshot.activation_count)).map { index in
-            let row = rows + 4 * index
-            return (UInt(row[0]), UInt(row[1]), row[2] == 0 ? nil : UInt(row[2]), UInt(row[3]))
+        let rows = UnsafeBufferPointer(start: snapshot.activations, count: Int(snapshot.activation_count))
+        activations = rows.map { row in
+            (UInt(row.pc), UInt(row.fp), row.sp == 0 ? nil : UInt(row.sp), UInt(row.entry_fp))
         }
         stackBase = UInt(snapshot.stack_base)
         stack = Array(UnsafeBufferPointer(start: snapshot.stack, count: Int(snapshot.stack_length)))
         isTruncated = snapshot.stack_truncated != 0
+        activationsIncomplete = snapshot.activations_incomplete != 0
     }
 }

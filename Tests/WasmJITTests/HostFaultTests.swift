@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+
+/// A fault outside wasm is not a wasm trap, wherever and whenever it
+/// happens: the process dies of the original signal after Swift's crash
+/// report, as a process without WasmJIT would. Each case runs in a child
+/// process (`trap-probe`).
+@Suite("Faults outside wasm stay crashes")
+struct HostFaultTests {
+    /// The signal each probe fault raises, and the words Swift's crash
+    /// reporter uses for it.
+    static let signals: [(name: String, number: Int32, report: String)] = [
+        ("segv", SIGSEGV, "Program crashed: Bad pointer dereference"),
+        ("bus", SIGBUS, "Program crashed: Bus error"),
+        ("ill", SIGILL, "Program crashed: Illegal instruction"),
+        ("fpe", SIGFPE, "Program crashed: Floating point exception"),
+    ]
+
+    static let places = ["before", "host", "after", "after-trap", "other-thread"]
+
+    static var cases: [(String, String)] { signals.flatMap { signal in places.map { (signal.name, $0) } } }
+
+    @Test("a real fault in host code dies of its own signal with Swift's crash report", arguments: cases)
+    func hostFault(signal: String, place: String) throws {
+        let expected = try #require(Self.signals.first { $0.name == signal })
+        let result = try runChild(PackagePaths.executable("trap-probe"), ["crash", signal, place])
+        #expect(result.signal == expected.number, "exit \(result.status), stderr: \(result.stderr.prefix(400))")
+        #expect(result.stderr.contains(expected.report), "stderr: \(result.stderr.prefix(400))")
+        #expect(!result.stdout.contains("wasm trap") && !result.stdout.contains("survived"))
+    }
+
+    @Test("a previous SIGILL action of SIG_DFL flagged SA_SIGINFO is never called as a function")
+    func chainToDefaultWithSiginfoFlag() throws {
+        let result = try runChild(PackagePaths.executable("trap-probe"), ["chain-siginfo-default"])
+        #expect(result.signal == SIGILL, "exit \(result.status), stderr: \(result.stderr.prefix(400))")
+        #expect(!result.stdout.contains("survived"))
+    }
+
+    @Test("the thread's alternate signal stack: replaced only when too small, restored on release, kept when big enough")
+    func alternateStack() throws {
+        let result = try runChild(PackagePaths.executable("trap-probe"), ["alternate-stack"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = Dictionary(uniqueKeysWithValues: result.stdout.split(separator: "\n").map { line -> (String, String) in
+            let words = line.split(separator: " ")
+            let value = words.suffix(2).joined(separator: " ")
+            return (words.dropLast(2).joined(separator: " "), value)
+        })
+        // Swift gives the main thread a small alternate stack; the handler
+        // needs more, so it uses its own while the thread can take traps...
+        let before = try #require(lines["before"])
+        let during = try #require(lines["taking traps"])
+        #expect(before != during)
+        #expect(Int(during.split(separator: " ")[1])! >= 64 * 1024)
+        // ...and gives Swift's back when the thread no longer needs it.
+        #expect(lines["released"] == before)
+        // A big enough alternate stack is kept as it is.
+        #expect(lines["own"] != nil && lines["own, taking traps"] == lines["own"])
+    }
+
+    @Test("1,000 threads that each trap with snapshots on leave memory flat: per-thread resources are freed at exit")
+    func threadExit() throws {
+        let result = try runChild(PackagePaths.executable("trap-probe"), ["thread-exit", "1000"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let numbers = result.stdout.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        try #require(numbers.count == 4, "\(result.stdout)")
+        #expect(numbers[1] < numbers[0] + (4 << 20), "resident memory grew from \(numbers[0]) to \(numbers[1]) bytes")
+        #expect(numbers[3] < numbers[2] + (64 << 20), "virtual memory grew from \(numbers[2]) to \(numbers[3]) bytes")
+    }
+}
