@@ -28,7 +28,8 @@ public struct CaptureFile: Hashable, Sendable {
         }
 
         public var bounds: ActivationBounds {
-            ActivationBounds(start: start, startFramePointer: startFramePointer, entryFramePointer: entryFramePointer)
+            ActivationBounds(start: start, startFramePointer: startFramePointer, entryFramePointer: entryFramePointer,
+                             lowestFramePointer: startStackPointer)
         }
     }
 

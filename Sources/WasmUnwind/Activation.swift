@@ -13,25 +13,49 @@ public struct ActivationBounds: Hashable, Sendable {
     public var startFramePointer: UInt
     /// The entry trampoline's frame pointer; the walk stops when it gets there.
     public var entryFramePointer: UInt
+    /// No frame of the activation lies below this address: the trap's stack
+    /// pointer, or the stack limit wasm ran with (0 when unknown). The
+    /// walker refuses a start frame pointer below it, so even the unchecked
+    /// reader never reads a first frame outside the stack.
+    public var lowestFramePointer: UInt
 
     @inlinable
-    public init(start: FrameAddress, startFramePointer: UInt, entryFramePointer: UInt) {
+    public init(start: FrameAddress, startFramePointer: UInt, entryFramePointer: UInt, lowestFramePointer: UInt = 0) {
         self.start = start
         self.startFramePointer = startFramePointer
         self.entryFramePointer = entryFramePointer
+        self.lowestFramePointer = lowestFramePointer
     }
 
-    /// The bounds of an activation that called out to the host.
+    /// The bounds of an activation that called out to the host; `stackLimit`
+    /// is the limit its wasm ran with, if known.
     @inlinable
-    public static func exit(pc: UInt, fp: UInt, entryFP: UInt) -> ActivationBounds {
-        ActivationBounds(start: .returnAddress(pc), startFramePointer: fp, entryFramePointer: entryFP)
+    public static func exit(pc: UInt, fp: UInt, entryFP: UInt, stackLimit: UInt = 0) -> ActivationBounds {
+        ActivationBounds(start: .returnAddress(pc), startFramePointer: fp, entryFramePointer: entryFP,
+                         lowestFramePointer: stackLimit)
     }
 
-    /// The bounds of an activation interrupted by a trap at `pc`.
+    /// The bounds of an activation interrupted by a trap at `pc`, with the
+    /// trap's stack pointer `sp` if known.
     @inlinable
-    public static func trap(pc: UInt, fp: UInt, entryFP: UInt) -> ActivationBounds {
-        ActivationBounds(start: .programCounter(pc), startFramePointer: fp, entryFramePointer: entryFP)
+    public static func trap(pc: UInt, fp: UInt, entryFP: UInt, sp: UInt = 0) -> ActivationBounds {
+        ActivationBounds(start: .programCounter(pc), startFramePointer: fp, entryFramePointer: entryFP,
+                         lowestFramePointer: sp)
     }
+}
+
+/// Where a walk gets its activations from, newest first: the live records,
+/// a capture's list, a core file's threads. A source that finds its own
+/// records corrupt (a cyclic chain, records out of stack order) stops and
+/// says why in `failure`; the walk then ends with that error.
+public protocol ActivationSource: IteratorProtocol where Element == ActivationBounds {
+    /// Why the source stopped before the oldest activation, if it did.
+    var failure: UnwindError? { get }
+}
+
+/// A list of activations (a capture's) cannot be corrupt as a chain.
+extension IndexingIterator: ActivationSource where Elements.Element == ActivationBounds {
+    @inlinable public var failure: UnwindError? { nil }
 }
 
 /// The registers of an interrupted wasm frame, as a trap handler reads them
@@ -131,16 +155,72 @@ public enum Activation {
         wu_current_activation().map(ActivationRecord.init)
     }
 
-    /// The number of activations of `limits` on the calling thread.
+    /// The number of activations of `limits` on the calling thread. Counts
+    /// what it can of a corrupt chain: it stops at the first record out of
+    /// stack order and after `WalkLimits.default.maximumActivations` records.
     public static func depth(of limits: RuntimeLimits) -> Int {
         var count = 0
-        var next = wu_current_activation()
-        while let record = next {
+        var records = ActivationRecords(head: wu_current_activation())
+        while let record = records.next() {
             if record.pointee.limits == limits.record { count += 1 }
-            next = record.pointee.older
         }
         return count
     }
+}
+
+/// The calling thread's activation records of every store, newest first,
+/// followed under the rules that keep a corrupt chain finite: at most
+/// `maximumRecords` records, and each older record at a higher address than
+/// the newer one (records live in the host frames that entered wasm, and
+/// the stack grows down, so a cycle cannot climb for ever). The first
+/// record that breaks a rule ends the iteration and sets `failure`.
+@usableFromInline
+struct ActivationRecords: IteratorProtocol {
+    @usableFromInline var next_: UnsafeMutablePointer<wu_activation>?
+    @usableFromInline var visited = 0
+    @usableFromInline let maximumRecords: Int
+    // The failure, kept as two words (the walker copies this struct around;
+    // an `UnwindError?` is five): the record whose link broke the order and
+    // its older record, or (0, 0) with `visited > maximumRecords`.
+    @usableFromInline var brokenRecord: UInt = 0
+    @usableFromInline var brokenOlder: UInt = 0
+
+    @inlinable
+    init(head: UnsafeMutablePointer<wu_activation>?, maximumRecords: Int = WalkLimits.default.maximumActivations) {
+        next_ = head
+        self.maximumRecords = maximumRecords
+    }
+
+    /// Why the iteration ended early, if it did.
+    @inlinable
+    var failure: UnwindError? {
+        if brokenRecord != 0 { return .activationRecordsOutOfOrder(record: brokenRecord, older: brokenOlder) }
+        if visited > maximumRecords { return .activationLimitExceeded(limit: maximumRecords) }
+        return nil
+    }
+
+    @inlinable
+    mutating func next() -> UnsafeMutablePointer<wu_activation>? {
+        guard let record = next_ else { return nil }
+        visited &+= 1
+        if visited > maximumRecords {
+            next_ = nil
+            return nil
+        }
+        let older = record.pointee.older
+        if let older, UInt(bitPattern: older) <= UInt(bitPattern: record) {
+            next_ = nil
+            brokenRecord = UInt(bitPattern: record)
+            brokenOlder = UInt(bitPattern: older)
+            return record
+        }
+        next_ = older
+        return record
+    }
+
+    /// Stops the iteration (the rest of the chain is not wanted).
+    @inlinable
+    mutating func stop() { next_ = nil }
 }
 
 /// The activations of one store on the calling thread, newest first, as
@@ -154,11 +234,15 @@ public enum Activation {
 ///
 /// Reads only the records; allocates nothing, so it may run in a signal
 /// handler.
-public struct LiveActivations: IteratorProtocol, Sequence {
+public struct LiveActivations: ActivationSource, Sequence {
     @usableFromInline let limits: UnsafeMutablePointer<wu_runtime_limits>
     @usableFromInline var trap: TrapRegisters?
-    @usableFromInline var next_: UnsafeMutablePointer<wu_activation>?
+    @usableFromInline var records: ActivationRecords
     @usableFromInline var liveDone = false
+
+    /// Why the chain of records ended early: a cycle, a record out of stack
+    /// order, or more records than a chain may hold.
+    @inlinable public var failure: UnwindError? { records.failure }
 
     /// The activations of `limits`, starting at a trap's registers if given.
     @inlinable
@@ -178,7 +262,7 @@ public struct LiveActivations: IteratorProtocol, Sequence {
     init(record: UnsafeMutablePointer<wu_runtime_limits>, trap: TrapRegisters?) {
         self.limits = record
         self.trap = trap
-        self.next_ = wu_current_activation()
+        self.records = ActivationRecords(head: wu_current_activation())
     }
 
     @inlinable
@@ -187,18 +271,20 @@ public struct LiveActivations: IteratorProtocol, Sequence {
             liveDone = true
             let live = limits.pointee
             if let trap {
-                return .trap(pc: trap.pc, fp: trap.fp, entryFP: UInt(live.last_wasm_entry_fp))
+                return .trap(pc: trap.pc, fp: trap.fp, entryFP: UInt(live.last_wasm_entry_fp), sp: trap.sp)
             }
-            guard live.last_wasm_exit_pc != 0 else { next_ = nil; return nil }
+            guard live.last_wasm_exit_pc != 0 else { records.stop(); return nil }
             return .exit(pc: UInt(live.last_wasm_exit_pc), fp: UInt(live.last_wasm_exit_fp),
-                         entryFP: UInt(live.last_wasm_entry_fp))
+                         entryFP: UInt(live.last_wasm_entry_fp), stackLimit: UInt(live.stack_limit))
         }
-        while let record = next_ {
-            next_ = record.pointee.older
+        while let record = records.next() {
             guard record.pointee.limits == limits else { continue }
-            guard record.pointee.saved_exit_pc != 0 else { next_ = nil; return nil }
+            guard record.pointee.saved_exit_pc != 0 else { records.stop(); return nil }
+            // The record holds what the limits record was when this entry
+            // began: the older activation's exit and the limit it ran with.
             return .exit(pc: UInt(record.pointee.saved_exit_pc), fp: UInt(record.pointee.saved_exit_fp),
-                         entryFP: UInt(record.pointee.saved_entry_fp))
+                         entryFP: UInt(record.pointee.saved_entry_fp),
+                         stackLimit: UInt(record.pointee.saved_stack_limit))
         }
         return nil
     }

@@ -32,8 +32,16 @@
 ///    a chain that does not climb is corrupt, and a cycle cannot climb
 ///    forever);
 /// 3. it does not pass the activation's entry frame pointer;
-/// 4. each older activation starts above the newer one's entry frame;
-/// 5. the number of frames and activations stays under the limits.
+/// 4. each older activation starts above the newer one's entry frame, and
+///    no activation starts below the lowest address its frames may have
+///    (the trap's stack pointer or the stack limit);
+/// 5. the number of frames and activations stays under the limits, and the
+///    activation source itself is sound (a corrupt chain of live records
+///    ends the walk with the source's error).
+///
+/// Rules 1 to 3 for one frame are the two predicates `canRead(frameAt:)`
+/// and `isLink(from:to:entry:)`, which both `next()` and the fast loop of
+/// `walk(into:)` use; `next()` then names the rule that failed.
 ///
 /// The walker is a `Sequence` of `Frame`s: take a prefix, stop early, or
 /// collect. After it returns `nil`, `error` says whether the walk completed.
@@ -42,7 +50,7 @@
 public struct FramePointerWalker<
     Architecture: FrameArchitecture,
     Reader: MemoryReader,
-    Activations: IteratorProtocol<ActivationBounds>
+    Activations: ActivationSource
 >: IteratorProtocol, Sequence {
     public typealias Element = Frame
 
@@ -87,6 +95,22 @@ public struct FramePointerWalker<
         return nil
     }
 
+    /// Rules 1 and 2 for a frame about to be read: its frame pointer is
+    /// aligned and its frame record lies inside the reader's range.
+    @inline(__always) @usableFromInline
+    static func canRead(frameAt fp: UInt, range: Range<UInt>?) -> Bool {
+        guard fp % Architecture.framePointerAlignment == 0 else { return false }
+        if let range, fp < range.lowerBound || fp > range.upperBound &- 16 { return false }
+        return true
+    }
+
+    /// Rule 3 for a frame's link to its caller: the saved frame pointer
+    /// climbs (the stack grows down), and stays within the activation.
+    @inline(__always) @usableFromInline
+    static func isLink(from fp: UInt, to olderFP: UInt, entry: UInt) -> Bool {
+        olderFP > fp && olderFP <= entry
+    }
+
     @inlinable
     public mutating func next() -> Frame? {
         if finished { return nil }
@@ -95,6 +119,7 @@ public struct FramePointerWalker<
         // Move to the next activation that has frames left.
         while needsActivation || fp == entryFP {
             guard let bounds = activations.next() else {
+                if let failure = activations.failure { return fail(failure) }
                 finished = true
                 return nil
             }
@@ -113,6 +138,9 @@ public struct FramePointerWalker<
             if start > bounds.entryFramePointer {
                 return fail(.framePointerPassedEntry(fp: start, entryFP: bounds.entryFramePointer))
             }
+            if start < bounds.lowestFramePointer {
+                return fail(.framePointerBelowStack(fp: start, lowest: bounds.lowestFramePointer))
+            }
             address = bounds.start
             fp = start
             entryFP = bounds.entryFramePointer
@@ -121,12 +149,11 @@ public struct FramePointerWalker<
 
         // `fp` belongs to a wasm frame of the current activation: check it
         // before reading through it.
-        if fp % Architecture.framePointerAlignment != 0 {
-            return fail(.misalignedFramePointer(fp: fp, alignment: Architecture.framePointerAlignment))
-        }
-        if let range = reader.readableRange,
-           fp < range.lowerBound || fp > range.upperBound &- 16 {
-            return fail(.framePointerOutsideStack(fp: fp, stack: range))
+        if !Self.canRead(frameAt: fp, range: reader.readableRange) {
+            if fp % Architecture.framePointerAlignment != 0 {
+                return fail(.misalignedFramePointer(fp: fp, alignment: Architecture.framePointerAlignment))
+            }
+            return fail(.framePointerOutsideStack(fp: fp, stack: reader.readableRange ?? 0..<0))
         }
         if frameCount >= limits.maximumFrames {
             return fail(.frameLimitExceeded(limit: limits.maximumFrames))
@@ -144,12 +171,14 @@ public struct FramePointerWalker<
             pendingError = .unreadableMemory(address: fp &+ Architecture.olderFramePointerOffset)
             return frame
         }
-        if olderFP == fp {
-            pendingError = .framePointerDidNotAdvance(fp: fp)
-        } else if olderFP < fp {
-            pendingError = .framePointerMovedBackwards(fp: fp, olderFP: olderFP)
-        } else if olderFP > entryFP {
-            pendingError = .framePointerPassedEntry(fp: olderFP, entryFP: entryFP)
+        if !Self.isLink(from: fp, to: olderFP, entry: entryFP) {
+            if olderFP == fp {
+                pendingError = .framePointerDidNotAdvance(fp: fp)
+            } else if olderFP < fp {
+                pendingError = .framePointerMovedBackwards(fp: fp, olderFP: olderFP)
+            } else {
+                pendingError = .framePointerPassedEntry(fp: olderFP, entryFP: entryFP)
+            }
         }
         address = .returnAddress(Architecture.strippingPointerAuthentication(returnAddress))
         fp = olderFP
@@ -184,11 +213,10 @@ public struct FramePointerWalker<
                 let activation = UInt32(truncatingIfNeeded: activationIndex)
                 let range = reader.readableRange
                 let limit = limits.maximumFrames
-                while count < capacity, fp != entry, frames < limit, fp % Architecture.framePointerAlignment == 0 {
-                    if let range, fp < range.lowerBound || fp > range.upperBound &- 16 { break }
+                while count < capacity, fp != entry, frames < limit, Self.canRead(frameAt: fp, range: range) {
                     guard let returnAddress = reader.loadWord(at: fp &+ Architecture.returnAddressOffset),
                           let olderFP = reader.loadWord(at: fp &+ Architecture.olderFramePointerOffset),
-                          olderFP > fp, olderFP <= entry
+                          Self.isLink(from: fp, to: olderFP, entry: entry)
                     else { break }
                     base[count] = Frame(rawAddress: pc, isReturnAddress: isReturnAddress, framePointer: fp, activation: activation)
                     count += 1

@@ -25,8 +25,16 @@ public enum UnwindError: Error, Hashable, Sendable {
     /// More frames than the walk allows (a corrupt chain, or a limit the
     /// caller chose).
     case frameLimitExceeded(limit: Int)
-    /// More activations than the walk allows.
+    /// More activations than the walk allows (or, for live activation
+    /// records, more records than a chain may hold: a corrupt chain).
     case activationLimitExceeded(limit: Int)
+    /// A live activation record links to an older record at a lower (or
+    /// the same) address: the records live in host frames and the stack
+    /// grows down, so the chain is corrupt (a cycle, or a stray pointer).
+    case activationRecordsOutOfOrder(record: UInt, older: UInt)
+    /// An activation starts below the lowest address its frames may have:
+    /// the trap's stack pointer, or the stack limit wasm ran with.
+    case framePointerBelowStack(fp: UInt, lowest: UInt)
 
     /// A stable, machine-readable name for the rule that failed.
     public var rule: String {
@@ -41,6 +49,8 @@ public enum UnwindError: Error, Hashable, Sendable {
         case .activationsOutOfOrder: return "activations-out-of-order"
         case .frameLimitExceeded: return "frame-limit-exceeded"
         case .activationLimitExceeded: return "activation-limit-exceeded"
+        case .activationRecordsOutOfOrder: return "activation-records-out-of-order"
+        case .framePointerBelowStack: return "frame-pointer-below-stack"
         }
     }
 }
@@ -68,6 +78,10 @@ extension UnwindError: CustomStringConvertible {
             return "more than \(limit) frames"
         case .activationLimitExceeded(let limit):
             return "more than \(limit) activations"
+        case .activationRecordsOutOfOrder(let record, let older):
+            return "activation record at \(hex(record)) links to an older record at \(hex(older)), not above it (corrupt chain)"
+        case .framePointerBelowStack(let fp, let lowest):
+            return "activation starts at frame pointer \(hex(fp)), below its lowest possible frame \(hex(lowest))"
         }
     }
 }

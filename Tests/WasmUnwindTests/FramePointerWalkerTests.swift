@@ -106,7 +106,7 @@ struct FramePointerWalkerTests {
         let buffer = UnsafeMutableBufferPointer<Frame>.allocate(capacity: 4)
         defer { buffer.deallocate() }
         var walker = FramePointerWalker(architecture: X86_64.self, reader: UncheckedMemoryReader(),
-                                        activations: CollectionOfOne(bounds).makeIterator())
+                                        activations: [bounds].makeIterator())
         let result = walker.walk(into: buffer)
         #expect(result.count == 4 && result.isComplete)
         #expect(buffer.map(\.address.rawValue) == [1, 2, 3, 4])
@@ -114,7 +114,7 @@ struct FramePointerWalkerTests {
         let small = UnsafeMutableBufferPointer<Frame>.allocate(capacity: 2)
         defer { small.deallocate() }
         var second = FramePointerWalker(architecture: X86_64.self, reader: UncheckedMemoryReader(),
-                                        activations: CollectionOfOne(bounds).makeIterator())
+                                        activations: [bounds].makeIterator())
         let partial = second.walk(into: small)
         #expect(partial.count == 2 && !partial.isComplete)
         #expect(second.error == nil)
@@ -125,7 +125,7 @@ struct FramePointerWalkerTests {
         let stack = SyntheticStack()
         let (bounds, _) = stack.activation(pcs: [10, 20, 30, 40, 50])
         let walker = FramePointerWalker(architecture: X86_64.self, reader: UncheckedMemoryReader(),
-                                        activations: CollectionOfOne(bounds).makeIterator())
+                                        activations: [bounds].makeIterator())
         #expect(walker.prefix(2).map(\.address.rawValue) == [10, 20])
     }
 
@@ -136,7 +136,7 @@ struct FramePointerWalkerTests {
         stack.write(0x002A_0000_0000_4100, at: fps[0] + 8)
         let trace = Backtrace(walking: FramePointerWalker(
             architecture: AArch64.self, reader: CheckedMemoryReader(bounds: stack.range),
-            activations: CollectionOfOne(bounds).makeIterator()))
+            activations: [bounds].makeIterator()))
         #expect(trace.frames.map(\.address.rawValue) == [0x4000, 0x4100])
     }
 }
@@ -250,7 +250,7 @@ struct WalkerCorruptionTests {
         let trace = Backtrace(walking: FramePointerWalker(
             architecture: X86_64.self,
             reader: HoleReader(inner: CheckedMemoryReader(bounds: stack.range), hole: fps[1] + 8),
-            activations: CollectionOfOne(bounds).makeIterator()))
+            activations: [bounds].makeIterator()))
         #expect(trace.frames.map(\.address.rawValue) == [1, 2])
         #expect(trace.error == .unreadableMemory(address: fps[1] + 8))
     }
