@@ -73,7 +73,7 @@ let package = Package(
         // traps from the handler's snapshot.
         .target(
             name: "JITCapture",
-            dependencies: ["WasmJIT", "StackCapture", "UnwindOracle", "Verification"]
+            dependencies: ["WasmJIT", "StackCapture", "UnwindOracle"]
         ),
 
         // The oracle applied to the reference runtime: CFI registration of

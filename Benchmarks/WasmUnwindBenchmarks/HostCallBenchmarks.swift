@@ -81,8 +81,7 @@ func codeSizeReport() throws -> [String] {
     for mode in [ExitRecording.trampoline, .inline] {
         let once = try module(1, mode), twice = try module(2, mode)
         let perCallSite = twice.functions[0].codeRange.count - once.functions[0].codeRange.count
-        let trampoline = once.trampolines.filter { if case .exit = $0.kind { return true } else { return false } }
-            .reduce(0) { $0 + $1.codeRange.count }
+        let trampoline = once.trampolines.filter { $0.kind == .exitTrampoline }.reduce(0) { $0 + $1.codeRange.count }
         lines.append("  \(mode): \(perCallSite) bytes per call site + \(trampoline) bytes of exit trampoline per import"
                      + " (\(once.stackMaps.count) stack-map entr\(once.stackMaps.count == 1 ? "y" : "ies") per call site)")
     }

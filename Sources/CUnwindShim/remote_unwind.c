@@ -128,6 +128,8 @@ int wu_oracle_unwind_remote(const wu_remote_image *image, wu_oracle_frame *frame
             frames[count].ip = ip;
             frames[count].sp = sp;
             frames[count].name_status = -1;
+            unw_proc_info_t info;
+            frames[count].procedure_start = unw_get_proc_info(&cursor, &info) == 0 ? info.start_ip : 0;
             count++;
         } while (unw_step(&cursor) > 0);
         result = count;

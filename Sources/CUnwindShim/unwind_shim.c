@@ -25,6 +25,8 @@ static int collect(unw_cursor_t *cursor, wu_oracle_frame *frames, int capacity, 
         frame->ip = ip;
         frame->sp = sp;
         frame->is_signal_frame = unw_is_signal_frame(cursor) > 0;
+        unw_proc_info_t info;
+        frame->procedure_start = unw_get_proc_info(cursor, &info) == 0 ? info.start_ip : 0;
         frame->name[0] = 0;
         frame->name_offset = 0;
         frame->name_status = -1;

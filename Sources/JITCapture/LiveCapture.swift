@@ -1,7 +1,7 @@
 import StackCapture
 import UnwindOracle
-import Verification
 import WasmJIT
+import WasmUnwind
 
 /// Captures of the reference runtime's stacks.
 public enum LiveCapture {
@@ -26,8 +26,10 @@ public enum LiveCapture {
             stack = [copyStack(from: newest.startStackPointer, to: outermost.entryFramePointer + 16)]
         }
         var frames: [CaptureFile.HostFrame]?
-        if hostFrames, let hybrid = try? OracleSession.hybridBacktrace(caller) {
-            frames = hybrid.entries.map(hostFrame)
+        if hostFrames, let hybrid = try? HybridBacktrace.merge(
+            libunwind: Libunwind.unwindHere(names: true), walk: caller.backtrace(),
+            exitTrampolines: store.engine.configuration.exitRecording == .trampoline, registry: store.registry) {
+            frames = hybrid.map(hostFrame)
         }
         return CaptureFile(registers: registers, activations: activations, stack: stack,
                            modules: store.modules.map(module), hostFrames: frames, note: note)
@@ -47,7 +49,7 @@ public enum LiveCapture {
         let stack = CapturedMemoryReader.Segment(baseAddress: snapshot.stackBase, bytes: snapshot.stack)
         return CaptureFile(registers: snapshot.registers, activations: activations, stack: [stack],
                            modules: store.modules.map(module),
-                           trap: CaptureFile.Trap(code: code.rawValue, message: code.message),
+                           trap: CapturedTrap(code: code.rawValue, message: code.message),
                            note: note ?? (snapshot.isTruncated ? "stack truncated to \(snapshot.stack.count) bytes" : nil))
     }
 
@@ -73,30 +75,24 @@ public enum LiveCapture {
         let base = module.code.baseAddress
         let code = module.code.bytes
         let info = module.unwindInfo
+        let described = module.codeModule
         return CaptureFile.Module(
             name: module.name, codeBase: base, codeSize: UInt(module.code.size),
-            functions: module.codeModule.functions,
-            trampolines: module.trampolines.map { trampoline in
-                let kind: CaptureFile.Trampoline.Kind
-                switch trampoline.kind {
-                case .entry: kind = .entry
-                case .exit: kind = .exit
-                }
-                return CaptureFile.Trampoline(kind: kind, codeRange: UInt(trampoline.codeRange.lowerBound)..<UInt(trampoline.codeRange.upperBound))
-            },
-            stackMaps: module.stackMaps,
+            functions: described.functions, stubs: described.stubs, stackMaps: module.stackMaps,
             ehFrame: .init(baseAddress: base + UInt(info.ehFrame.lowerBound), bytes: Array(code[info.ehFrame])),
             searchTable: .init(baseAddress: base + UInt(info.searchTable.lowerBound), bytes: Array(code[info.searchTable])))
     }
 
-    static func hostFrame(_ entry: HybridBacktrace.Entry) -> CaptureFile.HostFrame {
-        switch entry {
+    static func hostFrame(_ frame: HybridFrame) -> CaptureFile.HostFrame {
+        switch frame {
         case .host(let pc, let name, let offset):
-            return .init(pc: pc, kind: .host, name: name ?? "", offset: offset)
-        case .trampoline(let pc, let kind):
-            return .init(pc: pc, kind: kind == .entryTrampoline ? .entryTrampoline : .exitTrampoline, name: "", offset: 0)
+            return .init(pc: pc, kind: nil, name: name ?? "", offset: offset)
+        case .stub(let pc, let kind):
+            return .init(pc: pc, kind: kind, name: "", offset: 0)
         case .wasm(let frame):
-            return .init(pc: frame.frame.address.rawValue, kind: .wasm, name: "", offset: 0)
+            return .init(pc: frame.frame.address.rawValue, kind: .wasmFunction, name: "", offset: 0)
+        case .unmatchedWasm(let pc):
+            return .init(pc: pc, kind: .wasmFunction, name: "", offset: 0)
         }
     }
 }

@@ -7,6 +7,13 @@ public struct CaptureFile: Hashable, Sendable {
     public enum Architecture: UInt8, Hashable, Sendable {
         case x86_64 = 1
         case aarch64 = 2
+
+        public var name: String {
+            switch self {
+            case .x86_64: return X86_64.name
+            case .aarch64: return AArch64.name
+            }
+        }
     }
 
     /// One activation, newest first: where its newest frame is, and where
@@ -16,7 +23,8 @@ public struct CaptureFile: Hashable, Sendable {
         public var start: FrameAddress
         public var startFramePointer: UInt
         /// The newest wasm frame's stack pointer, if known (for an
-        /// independent unwinder's starting registers).
+        /// independent unwinder's starting registers, and as the lowest
+        /// address the activation's frames may have); 0 when unknown.
         public var startStackPointer: UInt
         public var entryFramePointer: UInt
 
@@ -33,45 +41,32 @@ public struct CaptureFile: Hashable, Sendable {
         }
     }
 
-    /// A trampoline's code range (offsets from the module's code base).
-    public struct Trampoline: Hashable, Sendable {
-        public enum Kind: UInt8, Hashable, Sendable {
-            case entry = 0
-            case exit = 1
-        }
-
-        public var kind: Kind
-        public var codeRange: Range<UInt>
-
-        public init(kind: Kind, codeRange: Range<UInt>) {
-            self.kind = kind
-            self.codeRange = codeRange
-        }
-    }
-
     /// A module's code, as far as unwinding and symbolication need it (not
     /// the code bytes themselves).
     public struct Module: Hashable, Sendable {
         public var name: String?
         public var codeBase: UInt
+        /// Bytes from `codeBase`: the machine code and, after it, its CFI.
         public var codeSize: UInt
         public var functions: [CodeFunction]
-        public var trampolines: [Trampoline]
+        /// Trampolines and stubs, sorted by offset.
+        public var stubs: [CodeStub]
         public var stackMaps: StackMapTable
-        /// The `.eh_frame` bytes at the address they had.
+        /// The `.eh_frame` bytes at the address they had (inside the code
+        /// range, after the last function or stub).
         public var ehFrame: CapturedMemoryReader.Segment
         /// The CFI search table (sorted int32 pairs: code start - code base,
         /// FDE address - code base) at the address it had.
         public var searchTable: CapturedMemoryReader.Segment
 
-        public init(name: String?, codeBase: UInt, codeSize: UInt, functions: [CodeFunction], trampolines: [Trampoline],
+        public init(name: String?, codeBase: UInt, codeSize: UInt, functions: [CodeFunction], stubs: [CodeStub],
                     stackMaps: StackMapTable, ehFrame: CapturedMemoryReader.Segment,
                     searchTable: CapturedMemoryReader.Segment) {
             self.name = name
             self.codeBase = codeBase
             self.codeSize = codeSize
             self.functions = functions
-            self.trampolines = trampolines
+            self.stubs = stubs
             self.stackMaps = stackMaps
             self.ehFrame = ehFrame
             self.searchTable = searchTable
@@ -79,38 +74,25 @@ public struct CaptureFile: Hashable, Sendable {
 
         public var codeRange: Range<UInt> { codeBase..<(codeBase &+ codeSize) }
 
+        /// The machine code alone: from the code base to the CFI.
+        public var machineCodeRange: Range<UInt> { codeBase..<ehFrame.baseAddress }
+
         public var codeModule: CodeModule {
-            CodeModule(name: name, codeRange: codeRange, functions: functions, stackMaps: stackMaps)
-        }
-    }
-
-    /// Why execution stopped, for a capture taken at a trap.
-    public struct Trap: Hashable, Sendable {
-        public var code: UInt8
-        public var message: String
-
-        public init(code: UInt8, message: String) {
-            self.code = code
-            self.message = message
+            CodeModule(name: name, codeRange: codeRange, functions: functions, stubs: stubs, stackMaps: stackMaps)
         }
     }
 
     /// A frame of the whole stack as an independent unwinder saw it at
     /// capture time (host frames included), for `--hybrid`.
     public struct HostFrame: Hashable, Sendable {
-        public enum Kind: UInt8, Hashable, Sendable {
-            case host = 0
-            case entryTrampoline = 1
-            case exitTrampoline = 2
-            case wasm = 3
-        }
-
         public var pc: UInt
-        public var kind: Kind
+        /// What JIT code the frame is in, or nil for host code.
+        public var kind: CodeKind?
+        /// The host procedure's name (empty when unknown or for JIT code).
         public var name: String
         public var offset: UInt
 
-        public init(pc: UInt, kind: Kind, name: String, offset: UInt) {
+        public init(pc: UInt, kind: CodeKind?, name: String, offset: UInt) {
             self.pc = pc
             self.kind = kind
             self.name = name
@@ -125,12 +107,12 @@ public struct CaptureFile: Hashable, Sendable {
     public var activations: [Activation]
     public var stack: [CapturedMemoryReader.Segment]
     public var modules: [Module]
-    public var trap: Trap?
+    public var trap: CapturedTrap?
     public var hostFrames: [HostFrame]?
     public var note: String?
 
     public init(architecture: Architecture = .x86_64, registers: [UInt8: UInt], activations: [Activation],
-                stack: [CapturedMemoryReader.Segment], modules: [Module], trap: Trap? = nil,
+                stack: [CapturedMemoryReader.Segment], modules: [Module], trap: CapturedTrap? = nil,
                 hostFrames: [HostFrame]? = nil, note: String? = nil) {
         self.architecture = architecture
         self.registers = registers

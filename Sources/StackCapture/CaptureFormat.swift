@@ -13,7 +13,9 @@ import WasmUnwind
 /// fields at the end of a section, which this reader ignores.
 public enum CaptureFormat {
     public static let magic: [UInt8] = [0x57, 0x55, 0x43, 0x41, 0x50, 0x0D, 0x0A, 0x1A]  // "WUCAP\r\n\x1a"
-    public static let majorVersion: UInt16 = 1
+    /// 2: code kinds are `CodeKind`'s numbers, trampolines and stubs one
+    /// list (1 had its own numbering of trampoline and host-frame kinds).
+    public static let majorVersion: UInt16 = 2
     public static let minorVersion: UInt16 = 0
     static let headerSize = 16
     static let tableEntrySize = 16
@@ -91,42 +93,22 @@ extension CaptureFile {
         }
         section(.activations) { writer in
             writer.writeULEB(UInt64(activations.count))
-            for activation in activations {
-                switch activation.start {
-                case .returnAddress(let pc):
-                    writer.write(UInt8(0))
-                    writer.write(UInt64(pc))
-                case .programCounter(let pc):
-                    writer.write(UInt8(1))
-                    writer.write(UInt64(pc))
-                }
-                writer.write(UInt64(activation.startFramePointer))
-                writer.write(UInt64(activation.startStackPointer))
-                writer.write(UInt64(activation.entryFramePointer))
-            }
+            for activation in activations { activation.write(to: &writer) }
         }
         section(.stack) { writer in
             writer.writeULEB(UInt64(stack.count))
-            for segment in stack { Self.write(segment, to: &writer) }
+            for segment in stack { segment.write(to: &writer) }
         }
         for module in modules {
             section(.module) { writer in module.write(to: &writer) }
         }
         if let trap {
-            section(.trap) { writer in
-                writer.write(trap.code)
-                writer.writeString(trap.message)
-            }
+            section(.trap) { writer in trap.write(to: &writer) }
         }
         if let hostFrames {
             section(.hostFrames) { writer in
                 writer.writeULEB(UInt64(hostFrames.count))
-                for frame in hostFrames {
-                    writer.write(UInt64(frame.pc))
-                    writer.write(frame.kind.rawValue)
-                    writer.writeString(frame.name)
-                    writer.writeULEB(UInt64(frame.offset))
-                }
+                for frame in hostFrames { frame.write(to: &writer) }
             }
         }
         if let note {
@@ -149,44 +131,6 @@ extension CaptureFile {
         for (_, body) in sections { file.write(body) }
         return file.bytes
     }
-
-    static func write(_ segment: CapturedMemoryReader.Segment, to writer: inout ByteWriter) {
-        writer.write(UInt64(segment.baseAddress))
-        writer.writeULEB(UInt64(segment.bytes.count))
-        writer.write(segment.bytes)
-    }
-}
-
-extension CaptureFile.Module {
-    func write(to writer: inout ByteWriter) {
-        writer.write(UInt8(name == nil ? 0 : 1))
-        if let name { writer.writeString(name) }
-        writer.write(UInt64(codeBase))
-        writer.write(UInt64(codeSize))
-        writer.writeULEB(UInt64(functions.count))
-        for function in functions {
-            writer.writeULEB(UInt64(function.index))
-            writer.write(UInt8(function.name == nil ? 0 : 1))
-            if let name = function.name { writer.writeString(name) }
-            writer.writeULEB(UInt64(function.codeRange.lowerBound))
-            writer.writeULEB(UInt64(function.codeRange.upperBound))
-            writer.writeULEB(UInt64(function.bodyOffset))
-            writer.writeULEB(UInt64(function.addressMap.count))
-            for entry in function.addressMap {
-                writer.writeULEB(UInt64(entry.nativeOffset))
-                writer.writeULEB(UInt64(entry.wasmOffset))
-            }
-        }
-        writer.writeULEB(UInt64(trampolines.count))
-        for trampoline in trampolines {
-            writer.write(trampoline.kind.rawValue)
-            writer.writeULEB(UInt64(trampoline.codeRange.lowerBound))
-            writer.writeULEB(UInt64(trampoline.codeRange.upperBound))
-        }
-        stackMaps.write(to: &writer)
-        CaptureFile.write(ehFrame, to: &writer)
-        CaptureFile.write(searchTable, to: &writer)
-    }
 }
 
 // MARK: - Reading
@@ -196,8 +140,14 @@ extension CaptureFile {
     /// before relying on it. Fails with the first problem: which section,
     /// which byte, what was expected there.
     public init(parsing bytes: [UInt8]) throws(CaptureFormatError) {
+        var warnings: [String] = []
+        try self.init(parsing: bytes, warnings: &warnings)
+    }
+
+    /// Parses a capture as `init(parsing:)` does, and adds to `warnings`
+    /// what is odd but harmless (bytes after the last section).
+    public init(parsing bytes: [UInt8], warnings: inout [String]) throws(CaptureFormatError) {
         var header = ByteReader(bytes)
-        func headerError(_ error: ByteFormatError) -> CaptureFormatError { CaptureFormatError(section: nil, error) }
         do {
             let magic = try header.readBytes(8, "the 8-byte magic")
             guard Array(magic) == CaptureFormat.magic else {
@@ -233,12 +183,16 @@ extension CaptureFile {
                 throw CaptureFormatError(section: nil, offset: b.tableOffset, expected:
                     "sections not to overlap, but bytes \(b.offset)... are in two sections")
             }
+            let end = max(tableEnd, entries.map { $0.offset + $0.length }.max() ?? 0)
+            if end < bytes.count {
+                warnings.append("\(bytes.count - end) bytes after the last section, from byte \(end), were ignored")
+            }
             var architecture: Architecture?
             var registers: [UInt8: UInt]?
             var activations: [Activation]?
             var stack: [CapturedMemoryReader.Segment]?
             var modules: [Module] = []
-            var trap: Trap?
+            var trap: CapturedTrap?
             var hostFrames: [HostFrame]?
             var note: String?
             for entry in entries {
@@ -253,45 +207,21 @@ extension CaptureFile {
                     switch kind {
                     case .architecture:
                         try once(architecture)
-                        let raw = try reader.readUInt8("the architecture")
-                        guard let value = Architecture(rawValue: raw) else {
-                            throw reader.error(at: reader.offset - 1, "architecture 1 (x86_64) or 2 (aarch64), found \(raw)")
-                        }
-                        let width = try reader.readUInt8("the word size")
-                        guard width == 8 else { throw reader.error(at: reader.offset - 1, "8-byte words, found \(width)") }
-                        architecture = value
+                        architecture = try Architecture(reading: &reader)
                     case .registers:
                         try once(registers)
-                        let count = try reader.readULEB("the register count", atMost: min(64, reader.remaining / 9))
-                        var values: [UInt8: UInt] = [:]
-                        for _ in 0..<count {
-                            let number = try reader.readUInt8("a register number")
-                            values[number] = UInt(try reader.readInteger("register \(number)", as: UInt64.self))
-                        }
-                        registers = values
+                        registers = try Self.readRegisters(&reader)
                     case .activations:
                         try once(activations)
                         let count = try reader.readULEB("the activation count", atMost: reader.remaining / 33)
-                        var list: [Activation] = []
-                        for index in 0..<count {
-                            let kindByte = try reader.readUInt8("activation \(index)'s start kind")
-                            guard kindByte <= 1 else {
-                                throw reader.error(at: reader.offset - 1, "activation \(index)'s start kind 0 (exit) or 1 (trap), found \(kindByte)")
-                            }
-                            let pc = UInt(try reader.readInteger("activation \(index)'s start pc", as: UInt64.self))
-                            let fp = UInt(try reader.readInteger("activation \(index)'s start fp", as: UInt64.self))
-                            let sp = UInt(try reader.readInteger("activation \(index)'s start sp", as: UInt64.self))
-                            let entryFP = UInt(try reader.readInteger("activation \(index)'s entry fp", as: UInt64.self))
-                            list.append(Activation(start: kindByte == 0 ? .returnAddress(pc) : .programCounter(pc),
-                                                   startFramePointer: fp, startStackPointer: sp, entryFramePointer: entryFP))
+                        activations = try (0..<count).map { (index) throws(ByteFormatError) in
+                            try Activation(reading: &reader, index: index)
                         }
-                        activations = list
                     case .stack:
                         try once(stack)
                         let count = try reader.readULEB("the stack segment count", atMost: reader.remaining / 9)
-                        var segments: [CapturedMemoryReader.Segment] = []
-                        for index in 0..<count {
-                            segments.append(try Self.readSegment(&reader, "stack segment \(index)"))
+                        let segments = try (0..<count).map { (index) throws(ByteFormatError) in
+                            try CapturedMemoryReader.Segment(reading: &reader, "stack segment \(index)")
                         }
                         let ordered = segments.sorted { $0.baseAddress < $1.baseAddress }
                         for (a, b) in zip(ordered, ordered.dropFirst()) where a.range.overlaps(b.range) {
@@ -302,23 +232,13 @@ extension CaptureFile {
                         modules.append(try Module(reading: &reader))
                     case .trap:
                         try once(trap)
-                        let code = try reader.readUInt8("the trap code")
-                        trap = Trap(code: code, message: try reader.readString("the trap message"))
+                        trap = try CapturedTrap(reading: &reader)
                     case .hostFrames:
                         try once(hostFrames)
                         let count = try reader.readULEB("the host frame count", atMost: reader.remaining / 11)
-                        var frames: [HostFrame] = []
-                        for index in 0..<count {
-                            let pc = UInt(try reader.readInteger("host frame \(index)'s pc", as: UInt64.self))
-                            let raw = try reader.readUInt8("host frame \(index)'s kind")
-                            guard let frameKind = HostFrame.Kind(rawValue: raw) else {
-                                throw reader.error(at: reader.offset - 1, "host frame \(index)'s kind 0 to 3, found \(raw)")
-                            }
-                            let name = try reader.readString("host frame \(index)'s name")
-                            let offset = UInt(try reader.readULEB("host frame \(index)'s offset"))
-                            frames.append(HostFrame(pc: pc, kind: frameKind, name: name, offset: offset))
+                        hostFrames = try (0..<count).map { (index) throws(ByteFormatError) in
+                            try HostFrame(reading: &reader, index: index)
                         }
-                        hostFrames = frames
                     case .note:
                         try once(note)
                         note = try reader.readString("the note")
@@ -343,25 +263,136 @@ extension CaptureFile {
         } catch let error as CaptureFormatError {
             throw error
         } catch let error as ByteFormatError {
-            throw headerError(error)
+            throw CaptureFormatError(section: nil, error)
         } catch {
             throw CaptureFormatError(section: nil, offset: 0, expected: "\(error)")
         }
     }
 
-    static func readSegment(_ reader: inout ByteReader, _ what: String) throws(ByteFormatError) -> CapturedMemoryReader.Segment {
+    static func readRegisters(_ reader: inout ByteReader) throws(ByteFormatError) -> [UInt8: UInt] {
+        let count = try reader.readULEB("the register count", atMost: 17)
+        var values: [UInt8: UInt] = [:]
+        for index in 0..<count {
+            let start = reader.offset
+            let number = try reader.readUInt8("register \(index)'s number")
+            guard number <= 16 else { throw reader.error(at: start, "a DWARF register number of at most 16, found \(number)") }
+            guard values[number] == nil else { throw reader.error(at: start, "register \(number) once, found twice") }
+            values[number] = UInt(try reader.readInteger("register \(number)'s value", as: UInt64.self))
+        }
+        return values
+    }
+}
+
+// MARK: - Sections
+
+extension CaptureFile.Architecture {
+    /// ARCH: u8 architecture, u8 word size (8).
+    init(reading reader: inout ByteReader) throws(ByteFormatError) {
+        let raw = try reader.readUInt8("the architecture")
+        guard let value = Self(rawValue: raw) else {
+            throw reader.error(at: reader.offset - 1, "architecture 1 (x86_64) or 2 (aarch64), found \(raw)")
+        }
+        let width = try reader.readUInt8("the word size")
+        guard width == 8 else { throw reader.error(at: reader.offset - 1, "8-byte words, found \(width)") }
+        self = value
+    }
+}
+
+extension CaptureFile.Activation {
+    /// u8 start kind (0 return address, 1 pc), u64 start, u64 fp, u64 sp, u64 entry fp.
+    init(reading reader: inout ByteReader, index: Int) throws(ByteFormatError) {
+        let kind = try reader.readUInt8("activation \(index)'s start kind")
+        guard kind <= 1 else {
+            throw reader.error(at: reader.offset - 1, "activation \(index)'s start kind 0 (exit) or 1 (trap), found \(kind)")
+        }
+        let pc = UInt(try reader.readInteger("activation \(index)'s start pc", as: UInt64.self))
+        startFramePointer = UInt(try reader.readInteger("activation \(index)'s start fp", as: UInt64.self))
+        startStackPointer = UInt(try reader.readInteger("activation \(index)'s start sp", as: UInt64.self))
+        entryFramePointer = UInt(try reader.readInteger("activation \(index)'s entry fp", as: UInt64.self))
+        start = kind == 0 ? .returnAddress(pc) : .programCounter(pc)
+    }
+
+    func write(to writer: inout ByteWriter) {
+        switch start {
+        case .returnAddress(let pc):
+            writer.write(UInt8(0))
+            writer.write(UInt64(pc))
+        case .programCounter(let pc):
+            writer.write(UInt8(1))
+            writer.write(UInt64(pc))
+        }
+        writer.write(UInt64(startFramePointer))
+        writer.write(UInt64(startStackPointer))
+        writer.write(UInt64(entryFramePointer))
+    }
+}
+
+extension CapturedMemoryReader.Segment {
+    /// u64 address, uleb length, the bytes.
+    init(reading reader: inout ByteReader, _ what: String) throws(ByteFormatError) {
         let start = reader.offset
         let base = try reader.readInteger("\(what)'s address", as: UInt64.self)
         let length = try reader.readULEB("\(what)'s length", atMost: reader.remaining)
         guard base <= UInt64.max - UInt64(length) else {
-            throw reader.error(at: start, "\(what) to fit in the address space, found \(length) bytes at \(hex(UInt(base)))")
+            throw reader.error(at: start, "\(what) to fit in the address space, found \(length) bytes at \(hex(base))")
         }
         let bytes = try reader.readBytes(length, "\(what)'s bytes")
-        return CapturedMemoryReader.Segment(baseAddress: UInt(base), bytes: Array(bytes))
+        self.init(baseAddress: UInt(base), bytes: Array(bytes))
+    }
+
+    func write(to writer: inout ByteWriter) {
+        writer.write(UInt64(baseAddress))
+        writer.writeULEB(UInt64(bytes.count))
+        writer.write(bytes)
+    }
+}
+
+extension CapturedTrap {
+    /// TRAP: u8 code, string message.
+    init(reading reader: inout ByteReader) throws(ByteFormatError) {
+        let code = try reader.readUInt8("the trap code")
+        self.init(code: code, message: try reader.readString("the trap message"))
+    }
+
+    func write(to writer: inout ByteWriter) {
+        writer.write(code)
+        writer.writeString(message)
+    }
+}
+
+extension CaptureFile.HostFrame {
+    /// u64 pc, u8 kind (0 host, else a `CodeKind`), string name, uleb offset.
+    init(reading reader: inout ByteReader, index: Int) throws(ByteFormatError) {
+        pc = UInt(try reader.readInteger("host frame \(index)'s pc", as: UInt64.self))
+        kind = try Self.readKind(&reader, "host frame \(index)'s kind")
+        name = try reader.readString("host frame \(index)'s name")
+        offset = UInt(try reader.readULEB("host frame \(index)'s offset"))
+    }
+
+    static func readKind(_ reader: inout ByteReader, _ what: String) throws(ByteFormatError) -> CodeKind? {
+        let raw = try reader.readUInt8(what)
+        if raw == 0 { return nil }
+        guard let kind = CodeKind(rawValue: raw) else {
+            let known = CodeKind.allCases.map { "\($0.rawValue) (\($0))" }.joined(separator: ", ")
+            throw reader.error(at: reader.offset - 1, "\(what): 0 (host) or \(known), found \(raw)")
+        }
+        return kind
+    }
+
+    func write(to writer: inout ByteWriter) {
+        writer.write(UInt64(pc))
+        writer.write(kind?.rawValue ?? 0)
+        writer.writeString(name)
+        writer.writeULEB(UInt64(offset))
     }
 }
 
 extension CaptureFile.Module {
+    /// MODULE: the module's name, code range, functions (with address
+    /// maps), trampolines and stubs, stack maps and CFI. Every range is
+    /// checked here, where its offset is known: functions and stubs sorted,
+    /// disjoint and inside the code; the CFI inside the code range after
+    /// them; every search-table entry naming code and an FDE inside it.
     init(reading reader: inout ByteReader) throws(ByteFormatError) {
         let flags = try reader.readUInt8("the module flags")
         name = flags & 1 != 0 ? try reader.readString("the module name") : nil
@@ -373,6 +404,7 @@ extension CaptureFile.Module {
         }
         let functionCount = try reader.readULEB("the function count", atMost: reader.remaining / 6)
         var functions: [CodeFunction] = []
+        var codeEnd: UInt = 0
         for position in 0..<functionCount {
             let index = try reader.readULEB("function \(position)'s index", atMost: Int(UInt32.max))
             let hasName = try reader.readUInt8("function \(position)'s name flag")
@@ -381,37 +413,108 @@ extension CaptureFile.Module {
             let start = try reader.readULEB("function \(position)'s code start", atMost: Int(codeSize))
             let end = try reader.readULEB("function \(position)'s code end", atMost: Int(codeSize))
             guard start <= end else { throw reader.error(at: rangeOffset, "function \(position)'s code start \(start) not after its end \(end)") }
+            guard UInt(start) >= codeEnd else {
+                throw reader.error(at: rangeOffset, "function \(position) at \(start)..<\(end) to start after the previous one's end \(codeEnd) (sorted, disjoint)")
+            }
+            codeEnd = UInt(end)
             let body = try reader.readULEB("function \(position)'s body offset", atMost: Int(UInt32.max))
             let mapCount = try reader.readULEB("function \(position)'s address map length", atMost: reader.remaining / 2)
             var map: [AddressMapEntry] = []
-            for _ in 0..<mapCount {
+            for entry in 0..<mapCount {
+                let mapOffset = reader.offset
                 let native = try reader.readULEB("an address map native offset", atMost: Int(UInt32.max))
                 let wasm = try reader.readULEB("an address map wasm offset", atMost: Int(UInt32.max))
+                if let last = map.last, UInt32(native) <= last.nativeOffset {
+                    throw reader.error(at: mapOffset, "function \(position)'s address map entry \(entry) to follow native offset \(last.nativeOffset), found \(native)")
+                }
                 map.append(AddressMapEntry(nativeOffset: UInt32(native), wasmOffset: UInt32(wasm)))
             }
             functions.append(CodeFunction(index: UInt32(index), name: name, codeRange: UInt(start)..<UInt(end),
                                           bodyOffset: UInt32(body), addressMap: map))
         }
         self.functions = functions
-        let trampolineCount = try reader.readULEB("the trampoline count", atMost: reader.remaining / 3)
-        var trampolines: [CaptureFile.Trampoline] = []
-        for position in 0..<trampolineCount {
-            let raw = try reader.readUInt8("trampoline \(position)'s kind")
-            guard let kind = CaptureFile.Trampoline.Kind(rawValue: raw) else {
-                throw reader.error(at: reader.offset - 1, "trampoline \(position)'s kind 0 (entry) or 1 (exit), found \(raw)")
+        let stubCount = try reader.readULEB("the stub count", atMost: reader.remaining / 4)
+        var stubs: [CodeStub] = []
+        var stubEnd: UInt = 0
+        for position in 0..<stubCount {
+            let start = reader.offset
+            guard let kind = try CaptureFile.HostFrame.readKind(&reader, "stub \(position)'s kind") else {
+                throw reader.error(at: start, "stub \(position)'s kind to be JIT code, found 0 (host)")
             }
-            let start = try reader.readULEB("trampoline \(position)'s code start", atMost: Int(codeSize))
-            let end = try reader.readULEB("trampoline \(position)'s code end", atMost: Int(codeSize))
-            guard start <= end else { throw reader.error("trampoline \(position)'s code start not after its end") }
-            trampolines.append(CaptureFile.Trampoline(kind: kind, codeRange: UInt(start)..<UInt(end)))
+            let rangeOffset = reader.offset
+            let lower = try reader.readULEB("stub \(position)'s code start", atMost: Int(codeSize))
+            let upper = try reader.readULEB("stub \(position)'s code end", atMost: Int(codeSize))
+            let range = UInt(lower)..<UInt(max(lower, upper))
+            guard lower <= upper, range.lowerBound >= stubEnd,
+                  !functions.contains(where: { $0.codeRange.overlaps(range) }) else {
+                throw reader.error(at: rangeOffset, "stub \(position) at \(lower)..<\(upper) to be sorted and to overlap no function or stub")
+            }
+            stubEnd = range.upperBound
+            let hasName = try reader.readUInt8("stub \(position)'s name flag")
+            let name = hasName != 0 ? try reader.readString("stub \(position)'s name") : nil
+            stubs.append(CodeStub(kind: kind, codeRange: range, name: name))
         }
-        self.trampolines = trampolines
+        self.stubs = stubs
         stackMaps = try StackMapTable(reading: &reader, codeSize: UInt32(codeSize))
-        ehFrame = try CaptureFile.readSegment(&reader, "the .eh_frame")
-        searchTable = try CaptureFile.readSegment(&reader, "the CFI search table")
+        let ehFrameOffset = reader.offset
+        ehFrame = try CapturedMemoryReader.Segment(reading: &reader, "the .eh_frame")
+        let code = codeBase..<(codeBase + codeSize)
+        let lastCode = codeBase + max(codeEnd, stubEnd)
+        guard ehFrame.baseAddress >= lastCode, ehFrame.range.upperBound <= code.upperBound else {
+            throw reader.error(at: ehFrameOffset, "the .eh_frame at \(hex(ehFrame.range)) to lie in the module's code range \(hex(code)) after its last function or stub (\(hex(lastCode)))")
+        }
+        let tableOffset = reader.offset
+        searchTable = try CapturedMemoryReader.Segment(reading: &reader, "the CFI search table")
         guard searchTable.bytes.count % 8 == 0 else {
-            throw reader.error("the CFI search table to be whole 8-byte pairs, found \(searchTable.bytes.count) bytes")
+            throw reader.error(at: tableOffset, "the CFI search table to be whole 8-byte pairs, found \(searchTable.bytes.count) bytes")
+        }
+        guard searchTable.baseAddress >= ehFrame.range.upperBound, searchTable.range.upperBound <= code.upperBound else {
+            throw reader.error(at: tableOffset, "the CFI search table at \(hex(searchTable.range)) to lie in the module's code range \(hex(code)) after the .eh_frame")
+        }
+        // Each pair: code start and FDE, both relative to the code base.
+        var previousStart: UInt32?
+        for pair in 0..<(searchTable.bytes.count / 8) {
+            let bytes = searchTable.bytes[(pair * 8)..<(pair * 8 + 8)]
+            let start = bytes.prefix(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            let fde = bytes.suffix(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            let fdeAddress = codeBase + UInt(fde)
+            guard UInt(start) < ehFrame.baseAddress - codeBase, previousStart.map({ start > $0 }) ?? true,
+                  ehFrame.range.contains(fdeAddress), ehFrame.range.upperBound - fdeAddress >= 8 else {
+                throw reader.error(at: tableOffset, "CFI search table entry \(pair) (code \(hex(start)), FDE \(hex(fde))) to name code before the .eh_frame, in order, and an FDE inside it")
+            }
+            previousStart = start
         }
     }
-}
 
+    func write(to writer: inout ByteWriter) {
+        writer.write(UInt8(name == nil ? 0 : 1))
+        if let name { writer.writeString(name) }
+        writer.write(UInt64(codeBase))
+        writer.write(UInt64(codeSize))
+        writer.writeULEB(UInt64(functions.count))
+        for function in functions {
+            writer.writeULEB(UInt64(function.index))
+            writer.write(UInt8(function.name == nil ? 0 : 1))
+            if let name = function.name { writer.writeString(name) }
+            writer.writeULEB(UInt64(function.codeRange.lowerBound))
+            writer.writeULEB(UInt64(function.codeRange.upperBound))
+            writer.writeULEB(UInt64(function.bodyOffset))
+            writer.writeULEB(UInt64(function.addressMap.count))
+            for entry in function.addressMap {
+                writer.writeULEB(UInt64(entry.nativeOffset))
+                writer.writeULEB(UInt64(entry.wasmOffset))
+            }
+        }
+        writer.writeULEB(UInt64(stubs.count))
+        for stub in stubs {
+            writer.write(stub.kind.rawValue)
+            writer.writeULEB(UInt64(stub.codeRange.lowerBound))
+            writer.writeULEB(UInt64(stub.codeRange.upperBound))
+            writer.write(UInt8(stub.name == nil ? 0 : 1))
+            if let name = stub.name { writer.writeString(name) }
+        }
+        stackMaps.write(to: &writer)
+        ehFrame.write(to: &writer)
+        searchTable.write(to: &writer)
+    }
+}

@@ -47,73 +47,46 @@ public struct CapturedStack: Sendable {
         try registry.roots(of: backtrace.frames, reader: memory)
     }
 
-    /// What a code address is, in the captured modules.
-    public func trampolineKind(at address: UInt) -> CaptureFile.Trampoline.Kind? {
-        for module in capture.modules where module.codeRange.contains(address) {
-            let offset = address - module.codeBase
-            return module.trampolines.first { $0.codeRange.contains(offset) }?.kind
-        }
-        return nil
-    }
-
     /// Total bytes of captured stack.
     public var stackBytes: Int { capture.stack.reduce(0) { $0 + $1.bytes.count } }
-}
 
-// MARK: - Rendering
-
-extension CapturedStack {
-    /// A one-line summary: activations, where it was taken, how much stack.
-    public var summary: String {
-        let count = capture.activations.count
-        let place = capture.trap == nil ? "at a host call" : "at a trap"
-        return "\(count) activation\(count == 1 ? "" : "s"), captured \(place); \(stackBytes) bytes of stack, "
-            + "\(capture.modules.count) module\(capture.modules.count == 1 ? "" : "s")"
-            + (capture.note.map { " (\($0))" } ?? "")
-    }
-
-    /// The dump of `wasm-unwind dump` as text: the summary, the frames in
-    /// Wasmtime's layout with activation boundaries marked, and, with
-    /// `roots`, each root.
-    public func text(roots: [GCRoot]? = nil, rootError: RootEnumerationError? = nil) -> String {
-        let trace = symbolicated()
-        var lines = [summary, trace.text(activationBoundaries: true)]
-        if let trap = capture.trap { lines.append("wasm trap: \(trap.message)") }
-        if let roots {
-            lines.append("gc roots: \(roots.count)")
-            for root in roots {
-                let frame = SymbolicatedBacktrace.line(index: root.frameIndex, frame: registry.symbolicate(root.frame))
-                let slot = Int(bitPattern: root.slotAddress) - Int(bitPattern: root.frame.framePointer)
-                lines.append("\(frame)    fp\(slot) = \(hex(root.value))")
+    /// The dump of `wasm-unwind dump`: where and how the capture was taken,
+    /// its backtrace, and with `roots`, the roots of its frames.
+    public func dump(file: String, backtrace: Backtrace, roots: Bool = false, warnings: [String] = []) -> CaptureDump {
+        var dump = CaptureDump(
+            file: file, architecture: capture.architecture.name, activationCount: capture.activations.count,
+            stackBytes: stackBytes, moduleCount: capture.modules.count, place: capture.trap == nil ? .hostCall : .trap,
+            note: capture.note, backtrace: registry.symbolicate(backtrace), warnings: warnings)
+        dump.trap = capture.trap
+        if roots {
+            do {
+                dump.roots = try self.roots(of: backtrace).map { root in
+                    RootReport(root: root, frame: registry.symbolicate(root.frame))
+                }
+            } catch {
+                dump.rootsError = error.description
             }
         }
-        if let rootError { lines.append("gc roots: \(rootError)") }
-        return lines.joined(separator: "\n")
+        return dump
     }
 
-    /// The dump as JSON (schema `wasm-unwind.capture-dump`, docs/capture-format.md).
-    public func json(file: String, roots: [GCRoot]? = nil, rootError: RootEnumerationError? = nil) -> JSONValue {
-        var members: [(String, JSONValue)] = [
-            ("schema", .string("wasm-unwind.capture-dump")),
-            ("version", .integer(1)),
-            ("file", .string(file)),
-            ("architecture", .string(capture.architecture == .x86_64 ? "x86_64" : "aarch64")),
-            ("activations", .integer(Int64(capture.activations.count))),
-            ("stack_bytes", .integer(Int64(stackBytes))),
-            ("trap", capture.trap.map { .object([("code", .integer(Int64($0.code))), ("message", .string($0.message))]) } ?? .null),
-            ("note", .string(capture.note)),
-            ("backtrace", symbolicated().json),
-        ]
-        if let roots {
-            members.append(("roots", .array(roots.map { root in
-                .object([("frame", .integer(Int64(root.frameIndex))), ("slot", .address(root.slotAddress)),
-                         ("fp_offset", .integer(Int64(Int(bitPattern: root.slotAddress) - Int(bitPattern: root.frame.framePointer)))),
-                         ("value", .address(root.value))])
-            })))
+    /// The captured host frames with the walk's wasm frames in their places
+    /// (a capture taken at `host.backtrace_all` keeps them), or nil.
+    public func hybridFrames(backtrace: Backtrace) -> [HybridFrame]? {
+        guard let frames = capture.hostFrames else { return nil }
+        var wasm = backtrace.frames.makeIterator()
+        return frames.map { frame in
+            switch frame.kind {
+            case nil:
+                return .host(pc: frame.pc, name: frame.name.isEmpty ? nil : frame.name, offset: frame.offset)
+            case .wasmFunction?:
+                guard let ours = wasm.next(), ours.address.rawValue == frame.pc else {
+                    return .unmatchedWasm(pc: frame.pc)
+                }
+                return .wasm(registry.symbolicate(ours))
+            case let kind?:
+                return .stub(pc: frame.pc, kind: kind)
+            }
         }
-        if let rootError {
-            members.append(("roots_error", .string(rootError.description)))
-        }
-        return .object(members)
     }
 }

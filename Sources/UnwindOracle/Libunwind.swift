@@ -6,6 +6,9 @@ public struct LibunwindFrame: Hashable, Sendable {
     /// every other.
     public var ip: UInt
     public var sp: UInt
+    /// Where the procedure libunwind found unwind information for starts
+    /// (`unw_get_proc_info`), or nil when it found none and guessed.
+    public var procedureStart: UInt?
     public var isSignalFrame: Bool
     /// The procedure name `unw_get_proc_name` found, if asked and found.
     public var procedureName: String?
@@ -14,6 +17,7 @@ public struct LibunwindFrame: Hashable, Sendable {
     init(_ frame: wu_oracle_frame) {
         ip = UInt(frame.ip)
         sp = UInt(frame.sp)
+        procedureStart = frame.procedure_start == 0 ? nil : UInt(frame.procedure_start)
         isSignalFrame = frame.is_signal_frame != 0
         procedureOffset = UInt(frame.name_offset)
         if frame.name_status == 0 {

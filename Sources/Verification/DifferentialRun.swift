@@ -1,5 +1,6 @@
 import UnwindOracle
 import WasmJIT
+import WasmUnwind
 
 /// Runs generated programs on the reference runtime and compares the
 /// frame-pointer walk with libunwind at every checkpoint (`host.check`,
@@ -84,12 +85,12 @@ public struct DifferentialRun {
         func compareHere(_ caller: Caller, place: String) {
             let (comparison, walk) = OracleSession.compareAtHostCall(caller)
             local.checkpoints += 1
-            local.framesCompared += comparison.wasmFramesCompared
+            local.framesCompared += comparison.framesCompared
             if !comparison.isMatch || walk.error != nil {
                 local.mismatches.append(Mismatch(
                     seed: program.seed, program: program.text, place: place,
                     report: (walk.error.map { "walk error: \($0)\n" } ?? "")
-                        + comparison.report { OracleSession.symbolicate($0, store: store) }))
+                        + TextFormatter().render(comparison)))
             }
         }
         func mismatch(_ place: String, _ report: String) {
@@ -148,7 +149,7 @@ public struct DifferentialRun {
                 // Every announced object must still be alive.
                 for root in roots where caller.store.object(for: ExternRef(handle: UInt64(root.value))) == nil {
                     let frame = caller.store.registry.symbolicate(root.frame)
-                    mismatch("host.check_roots", "frame \(root.frameIndex) (\(SymbolicatedBacktrace.line(index: root.frameIndex, frame: frame))): "
+                    mismatch("host.check_roots", "frame \(root.frameIndex) (\(TextFormatter.line(index: root.frameIndex, frame: frame))): "
                              + "slot fp\(Int(bitPattern: root.slotAddress) - Int(bitPattern: root.frame.framePointer)) holds 0x\(String(root.value, radix: 16)), "
                              + "which is no live object")
                 }
@@ -179,11 +180,11 @@ public struct DifferentialRun {
             if trap.code != nil {
                 local.traps += 1
                 let comparison = OracleSession.compareAtTrap(trap, store: store)
-                local.framesCompared += comparison.wasmFramesCompared
+                local.framesCompared += comparison.framesCompared
                 if !comparison.isMatch || trap.backtrace.error != nil {
                     local.mismatches.append(Mismatch(
                         seed: program.seed, program: program.text, place: "trap: \(trap.message)",
-                        report: comparison.report { OracleSession.symbolicate($0, store: store) }))
+                        report: TextFormatter().render(comparison)))
                 }
             }
         } catch {

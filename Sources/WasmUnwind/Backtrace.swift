@@ -6,15 +6,17 @@ public struct Backtrace: Hashable, Sendable {
     /// Why the walk stopped before the oldest activation's entry, if it did.
     /// `frames` then holds every frame found before the problem.
     public var error: UnwindError?
-    /// Frames were left out because the caller asked for at most
-    /// `maximumFrames` (the walk itself was sound).
-    public var isTruncated: Bool
+    /// Older frames were left out (the walk itself was sound): why.
+    public var truncation: Truncation?
 
-    public init(frames: [Frame], error: UnwindError? = nil, isTruncated: Bool = false) {
+    public init(frames: [Frame], error: UnwindError? = nil, truncation: Truncation? = nil) {
         self.frames = frames
         self.error = error
-        self.isTruncated = isTruncated
+        self.truncation = truncation
     }
+
+    /// Whether older frames were left out.
+    public var isTruncated: Bool { truncation != nil }
 
     /// Runs `walker` to its end, keeping at most `maximumFrames` frames.
     @inlinable
@@ -29,7 +31,8 @@ public struct Backtrace: Hashable, Sendable {
             if frames.count == maximumFrames { truncated = true; break }
             frames.append(frame)
         }
-        self.init(frames: frames, error: truncated ? nil : walker.error, isTruncated: truncated)
+        self.init(frames: frames, error: truncated ? nil : walker.error,
+                  truncation: truncated ? .requested(limit: maximumFrames, omitted: nil) : nil)
     }
 
     /// The wasm frames of `limits`' activations on the calling thread, read
@@ -61,6 +64,17 @@ public struct Backtrace: Hashable, Sendable {
             activations: LiveActivations(limits: limits, trap: trap),
             limits: walkLimits))
     }
+}
+
+/// Why a backtrace holds fewer frames than the stack: its oldest frames were
+/// left out on purpose, not lost to a broken chain.
+public enum Truncation: Hashable, Sendable {
+    /// The caller asked for at most `limit` frames; `omitted` says how many
+    /// more there were, when known.
+    case requested(limit: Int, omitted: Int?)
+    /// The buffer the walk wrote into (a trap handler's, preallocated) held
+    /// only the newest `capacity` frames; the older ones were not recorded.
+    case bufferFull(capacity: Int)
 }
 
 /// The result of an allocation-free walk into a caller's buffer.

@@ -1,10 +1,14 @@
-/// Maps code addresses to wasm modules, functions and module offsets.
+/// Maps code addresses to wasm modules, functions and module offsets, and
+/// says what every piece of JIT code is.
 ///
-/// A module registers its code range and, per function, the function's
-/// native range and a sorted map from native offset to wasm module offset
-/// (one entry where the native code of each wasm instruction starts, plus
-/// one for each out-of-line trap stub). Lookups are binary searches: module
-/// by address, function by offset, map entry by offset.
+/// A module registers its code range; per function, the function's native
+/// range and a sorted map from native offset to wasm module offset (one
+/// entry where the native code of each wasm instruction starts, plus one for
+/// each out-of-line trap stub); and its trampolines and stubs with their
+/// `CodeKind`. Lookups are binary searches: module by address, function (or
+/// stub) by offset, map entry by offset. This is the one answer to "what
+/// code is at this address" (`kind(at:)`, `symbol(for:)`), as the Swift
+/// runtime's unwinder asks one image map.
 public struct CodeRegistry: Sendable {
     /// Modules sorted by code base; their ranges never overlap.
     public private(set) var modules: [CodeModule] = []
@@ -47,6 +51,31 @@ public struct CodeRegistry: Sendable {
         let index = insertionIndex(for: address &+ 1)
         guard index > 0, modules[index - 1].codeRange.contains(address) else { return nil }
         return modules[index - 1]
+    }
+
+    /// What the code at `address` is, or nil outside every registered
+    /// module (and in a module's padding between functions and stubs).
+    /// Looks the address up as is: pass `ra - 1` for a return address.
+    public func kind(at address: UInt) -> CodeKind? {
+        guard let module = module(containing: address) else { return nil }
+        return module.kind(atCodeOffset: address - module.codeRange.lowerBound)
+    }
+
+    /// The absolute address range of the function or stub that contains
+    /// `address` (an unwinder's "procedure"), if any.
+    public func codeRange(containing address: UInt) -> Range<UInt>? {
+        guard let module = module(containing: address) else { return nil }
+        let offset = address - module.codeRange.lowerBound
+        let base = module.codeRange.lowerBound
+        if let function = module.functionIndex(containing: offset) {
+            let range = module.functions[function].codeRange
+            return (base + range.lowerBound)..<(base + range.upperBound)
+        }
+        if let stub = module.stubIndex(containing: offset) {
+            let range = module.stubs[stub].codeRange
+            return (base + range.lowerBound)..<(base + range.upperBound)
+        }
+        return nil
     }
 
     /// What the frame's code is: module, function and offsets. A return
@@ -97,7 +126,7 @@ public struct CodeRegistry: Sendable {
     /// Every frame of `backtrace`, symbolicated.
     public func symbolicate(_ backtrace: Backtrace) -> SymbolicatedBacktrace {
         SymbolicatedBacktrace(frames: backtrace.frames.map(symbolicate), error: backtrace.error,
-                              isTruncated: backtrace.isTruncated)
+                              truncation: backtrace.truncation)
     }
 
     /// First index whose module starts at or above `address`.
@@ -114,22 +143,45 @@ public struct CodeModule: Hashable, Sendable {
     public var codeRange: Range<UInt>
     /// The wasm functions compiled into that code, sorted by start offset.
     public var functions: [CodeFunction]
+    /// The module's other code — trampolines and stubs — sorted by start
+    /// offset, overlapping no function.
+    public var stubs: [CodeStub]
     /// The stack maps of the module's call sites.
     public var stackMaps: StackMapTable
 
-    public init(name: String?, codeRange: Range<UInt>, functions: [CodeFunction], stackMaps: StackMapTable = .empty) {
+    public init(name: String?, codeRange: Range<UInt>, functions: [CodeFunction], stubs: [CodeStub] = [],
+                stackMaps: StackMapTable = .empty) {
         self.name = name
         self.codeRange = codeRange
         self.functions = functions
+        self.stubs = stubs
         self.stackMaps = stackMaps
     }
 
-    /// The function containing `offset` (from the code base) and where in
-    /// the wasm module that code came from.
-    public func symbol(atCodeOffset offset: UInt) -> FrameSymbol? {
+    /// The index in `functions` of the function containing `offset`.
+    public func functionIndex(containing offset: UInt) -> Int? {
         let index = functions.prefixCount { $0.codeRange.lowerBound <= offset } - 1
-        guard index >= 0, functions[index].codeRange.contains(offset) else {
-            return FrameSymbol(moduleName: name, function: nil, moduleOffset: nil)
+        return index >= 0 && functions[index].codeRange.contains(offset) ? index : nil
+    }
+
+    /// The index in `stubs` of the stub containing `offset`.
+    public func stubIndex(containing offset: UInt) -> Int? {
+        let index = stubs.prefixCount { $0.codeRange.lowerBound <= offset } - 1
+        return index >= 0 && stubs[index].codeRange.contains(offset) ? index : nil
+    }
+
+    /// What the code at `offset` (from the code base) is.
+    public func kind(atCodeOffset offset: UInt) -> CodeKind? {
+        if functionIndex(containing: offset) != nil { return .wasmFunction }
+        return stubIndex(containing: offset).map { stubs[$0].kind }
+    }
+
+    /// The function or stub containing `offset` (from the code base) and,
+    /// in a function, where in the wasm module that code came from.
+    public func symbol(atCodeOffset offset: UInt) -> FrameSymbol? {
+        guard let index = functionIndex(containing: offset) else {
+            return FrameSymbol(moduleName: name, function: nil, stub: stubIndex(containing: offset).map { stubs[$0] },
+                               moduleOffset: nil)
         }
         let function = functions[index]
         let moduleOffset = function.moduleOffset(atFunctionOffset: offset - function.codeRange.lowerBound)
@@ -154,6 +206,22 @@ public struct CodeModule: Hashable, Sendable {
                 }
                 previousOffset = entry.nativeOffset
             }
+        }
+        // Stubs are sorted and disjoint, and no stub overlaps a function:
+        // walk both sorted lists together.
+        previousEnd = 0
+        var nextFunction = 0
+        for stub in stubs {
+            guard stub.codeRange.upperBound <= size, stub.codeRange.lowerBound >= previousEnd else {
+                throw .misplacedStub(kind: stub.kind, range: stub.codeRange, moduleSize: size)
+            }
+            while nextFunction < functions.count, functions[nextFunction].codeRange.upperBound <= stub.codeRange.lowerBound {
+                nextFunction += 1
+            }
+            if nextFunction < functions.count, functions[nextFunction].codeRange.overlaps(stub.codeRange) {
+                throw .misplacedStub(kind: stub.kind, range: stub.codeRange, moduleSize: size)
+            }
+            previousEnd = stub.codeRange.upperBound
         }
     }
 }
@@ -219,6 +287,7 @@ public enum CodeRegistryError: Error, Hashable, Sendable, CustomStringConvertibl
     case functionOutsideModule(functionIndex: UInt32, range: Range<UInt>, moduleSize: UInt)
     case overlappingFunctions(functionIndex: UInt32, range: Range<UInt>)
     case unsortedAddressMap(functionIndex: UInt32, nativeOffset: UInt32)
+    case misplacedStub(kind: CodeKind, range: Range<UInt>, moduleSize: UInt)
 
     public var description: String {
         switch self {
@@ -230,6 +299,8 @@ public enum CodeRegistryError: Error, Hashable, Sendable, CustomStringConvertibl
             return "function \(index) at offsets \(hex(range.lowerBound))..<\(hex(range.upperBound)) overlaps the previous function (functions must be sorted and disjoint)"
         case .unsortedAddressMap(let index, let offset):
             return "function \(index)'s address map is not strictly increasing at native offset \(hex(UInt(offset)))"
+        case .misplacedStub(let kind, let range, let size):
+            return "\(kind) at offsets \(hex(range)) lies outside the module's \(size) bytes of code, overlaps a function or is out of order (stubs must be sorted and disjoint)"
         }
     }
 }
@@ -238,16 +309,23 @@ public enum CodeRegistryError: Error, Hashable, Sendable, CustomStringConvertibl
 public struct FrameSymbol: Hashable, Sendable {
     /// The module's name, if it has one.
     public var moduleName: String?
-    /// The function, if the address lies in one (trampolines do not).
+    /// The function, if the address lies in one.
     public var function: CodeFunction?
+    /// The trampoline or stub, if the address lies in one.
+    public var stub: CodeStub?
     /// Offset of the wasm instruction in the module binary.
     public var moduleOffset: UInt32?
 
-    public init(moduleName: String?, function: CodeFunction?, moduleOffset: UInt32?) {
+    public init(moduleName: String?, function: CodeFunction?, stub: CodeStub? = nil, moduleOffset: UInt32?) {
         self.moduleName = moduleName
         self.function = function
+        self.stub = stub
         self.moduleOffset = moduleOffset
     }
+
+    /// What the code is: nil for an address in the module that is in no
+    /// function or stub (padding).
+    public var kind: CodeKind? { function != nil ? .wasmFunction : stub?.kind }
 
     /// The function's index, if the address lies in one.
     public var functionIndex: UInt32? { function?.index }

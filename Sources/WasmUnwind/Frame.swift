@@ -20,6 +20,13 @@ public enum FrameAddress: Hashable, Sendable {
         }
     }
 
+    /// Whether this is a return address (rather than an interrupted pc).
+    @inlinable
+    public var isReturnAddress: Bool {
+        if case .returnAddress = self { return true }
+        return false
+    }
+
     /// The address to look up in code maps: the pc itself for an interrupted
     /// instruction, `ra - 1` (inside the call instruction) for a return address.
     @inlinable

@@ -28,20 +28,14 @@ struct CompileCommand: ParsableCommand {
     var exitRecording: ExitRecording = .trampoline
 
     func run() throws {
-        let module: Module
-        do {
-            module = try loadModule(engine: Engine(configuration: Engine.Configuration(exitRecording: exitRecording)), path: file)
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(1)
-        }
+        let module = try loadModule(engine: Engine(configuration: Engine.Configuration(exitRecording: exitRecording)), path: file)
         let info = module.unwindInfo
-        print("module \(module.name ?? "<unknown>"): \(module.codeSize) bytes of code, CFI at \(hex(info.ehFrame)) (\(info.fdeOffsets.count) FDEs), search table at \(hex(info.searchTable))")
+        output("module \(module.name ?? "<unknown>"): \(module.codeSize) bytes of code, CFI at \(hex(info.ehFrame)) (\(info.fdeOffsets.count) FDEs), search table at \(hex(info.searchTable))")
         let maps = module.stackMaps
-        print("stack maps: \(maps.count) call sites, \(maps.maps.count) distinct maps, \(maps.serialized().count) bytes serialised")
+        output("stack maps: \(maps.count) call sites, \(maps.maps.count) distinct maps, \(maps.serialized().count) bytes serialised")
         for function in module.functions {
             let name = function.name ?? "<wasm function \(function.index)>"
-            print("function \(function.index) \(name): code \(hex(function.codeRange)), frame \(function.frameSize) bytes, body at \(hex(function.bodyOffset))")
+            output("function \(function.index) \(name): code \(hex(function.codeRange)), frame \(function.frameSize) bytes, body at \(hex(function.bodyOffset))")
             for site in function.callSites {
                 let callee: String
                 switch site.callee {
@@ -50,40 +44,30 @@ struct CompileCommand: ParsableCommand {
                 }
                 let references = site.liveReferenceSlots.isEmpty ? "" :
                     ", references at " + site.liveReferenceSlots.map { "fp\($0)" }.joined(separator: " ")
-                print("  call site: return address \(hex(site.returnAddressOffset)) -> wasm \(hex(site.wasmOffset)) (\(callee))\(references)")
+                output("  call site: return address \(hex(site.returnAddressOffset)) -> wasm \(hex(site.wasmOffset)) (\(callee))\(references)")
             }
             for site in function.trapSites {
-                print("  trap site: \(hex(site.codeOffset)) -> " + (site.wasmOffset.map { "wasm \(hex($0))" } ?? "prologue") + " (\(site.code.message))")
+                output("  trap site: \(hex(site.codeOffset)) -> " + (site.wasmOffset.map { "wasm \(hex($0))" } ?? "prologue") + " (\(site.code.message))")
             }
         }
         for trampoline in module.trampolines {
-            switch trampoline.kind {
-            case .entry(let signature):
-                print("entry trampoline \(signature): code \(hex(trampoline.codeRange))")
-            case .exit(let index):
-                let imported = module.imports[Int(index)]
-                print("exit trampoline for import \(index) \(imported.module)::\(imported.name): code \(hex(trampoline.codeRange))")
-            }
+            output("\(module.name(of: trampoline)): code \(hex(trampoline.codeRange))")
         }
         if stackMaps {
             let table = module.stackMaps
             let bytes = table.serialized()
-            print("stack map table: \(table.count) entries, \(table.maps.count) maps, \(bytes.count) bytes")
+            output("stack map table: \(table.count) entries, \(table.maps.count) maps, \(bytes.count) bytes")
             for (index, map) in table.maps.enumerated() {
                 let slots = map.isEmpty ? "no references" : "references at " + map.slotOffsets.map { "fp\($0)" }.joined(separator: " ")
-                print("  map \(index): frame \(map.frameSize) bytes, \(slots)")
+                output("  map \(index): frame \(map.frameSize) bytes, \(slots)")
             }
             for (offset, index) in zip(table.offsets, table.mapIndices) {
-                print("  return address \(hex(Int(offset))) -> map \(index)")
+                output("  return address \(hex(Int(offset))) -> map \(index)")
             }
-            print("  binary: " + bytes.map { String(format: "%02x", $0) }.joined(separator: " "))
+            output("  binary: " + bytes.map { String(format: "%02x", $0) }.joined(separator: " "))
         }
         if let codeOut {
-            guard FileManager.default.createFile(atPath: codeOut, contents: Data(module.code.bytes)) else {
-                printError("error: cannot write \(codeOut)")
-                throw ExitCode(1)
-            }
+            try writeFile(codeOut, module.code.bytes, what: "the machine code")
         }
     }
 }
-

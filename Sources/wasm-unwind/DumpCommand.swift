@@ -21,13 +21,14 @@ struct DumpCommand: ParsableCommand {
             A file that cannot be read, a corrupt capture, a broken frame chain or a \
             mismatch is reported (file, section, byte, what was expected; the frames \
             found before a break) and makes the exit status 1; the other files are \
-            still dumped.
+            still dumped. With --format json the dumps of all files are one JSON \
+            document.
             """)
 
     @Argument(help: "Capture files.")
     var files: [String]
 
-    @Option(name: .long, help: "text (Wasmtime's layout) or json.")
+    @Option(name: .long, help: "text (Wasmtime's layout) or json (one document for all files).")
     var format: OutputFormat = .text
 
     @Flag(name: .long, help: "Also print the GC roots of the captured frames.")
@@ -44,102 +45,64 @@ struct DumpCommand: ParsableCommand {
     }
 
     func run() throws {
+        let formatter = format.formatter
+        var entries: [DumpReport.Entry] = []
         var failed = false
         for (index, file) in files.enumerated() {
-            if index > 0 && format == .text { print() }
-            if !dump(file) { failed = true }
+            let (entry, sound) = dump(file)
+            if !sound { failed = true }
+            if formatter.rendersEventsAsTheyHappen {
+                // Each file's dump is written (and flushed) before the next
+                // file is read: nothing already read is lost.
+                if index > 0 { output() }
+                if case .failure = entry {} else { output(formatter.render(DumpReport(entries: [entry]))) }
+                try flushStandardOutput()
+            } else {
+                entries.append(entry)
+            }
         }
+        if !formatter.rendersEventsAsTheyHappen { output(formatter.render(DumpReport(entries: entries))) }
         if failed { throw ExitCode(1) }
     }
 
-    /// Dumps one file; returns whether it was sound.
-    func dump(_ file: String) -> Bool {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            printError("\(file): cannot read the file")
-            return false
+    /// One file's dump, and whether it was sound. Problems are also
+    /// reported on standard error as they are found.
+    func dump(_ file: String) -> (DumpReport.Entry, Bool) {
+        func failure(_ message: String) -> (DumpReport.Entry, Bool) {
+            printError("\(file): \(message)")
+            return (.failure(file: file, message: message), false)
         }
+        let bytes: [UInt8]
+        do { bytes = try readFile(file) } catch { return failure("\(error)") }
+        var warnings: [String] = []
         let stack: CapturedStack
         do {
-            stack = try CapturedStack(CaptureFile(parsing: [UInt8](data)))
+            stack = try CapturedStack(CaptureFile(parsing: bytes, warnings: &warnings))
         } catch {
-            printError("\(file): not a valid capture: \(error)")
-            return false
+            return failure("not a valid capture: \(error)")
         }
+        for warning in warnings { printError("warning: \(file): \(warning)") }
         var sound = true
         let backtrace = stack.backtrace()
         if let error = backtrace.error {
             printError("\(file): the captured frame chain is broken after \(backtrace.frames.count) frames: \(error) [\(error.rule)]")
             sound = false
         }
-        var foundRoots: [GCRoot]?
-        var rootError: RootEnumerationError?
-        if roots {
-            do { foundRoots = try stack.roots(of: backtrace) } catch {
-                rootError = error
-                sound = false
-            }
-        }
-        switch format {
-        case .text:
-            print("\(file): \(stack.summary)")
-            print(stack.text(roots: foundRoots, rootError: rootError).split(separator: "\n", omittingEmptySubsequences: false)
-                .dropFirst().joined(separator: "\n"))
-        case .json:
-            print(stack.json(file: file, roots: foundRoots, rootError: rootError).rendered())
-        }
+        var dump = stack.dump(file: file, backtrace: backtrace, roots: roots, warnings: warnings)
+        if dump.rootsError != nil { sound = false }
         if hybrid {
-            if let frames = stack.capture.hostFrames {
-                if !printHybrid(frames, stack: stack, backtrace: backtrace) { sound = false }
+            if let frames = stack.hybridFrames(backtrace: backtrace) {
+                dump.hybrid = frames
+                if frames.contains(where: { if case .unmatchedWasm = $0 { return true } else { return false } }) { sound = false }
             } else {
-                printError("\(file): no host frames in this capture (capture at host.backtrace_all to keep them)")
+                dump.hybridError = "no host frames in this capture (capture at host.backtrace_all to keep them)"
+                printError("\(file): \(dump.hybridError!)")
             }
         }
         if verify {
-            let verification = CaptureVerification(stack)
-            if verification.isMatch {
-                print("verify: libunwind agrees on all \(verification.framesCompared) wasm frames in \(verification.activations.count) activation\(verification.activations.count == 1 ? "" : "s")")
-            } else {
-                sound = false
-                print("verify: libunwind disagrees with the walk")
-                for (index, comparison) in verification.activations.enumerated() where !comparison.isMatch {
-                    print("activation \(index):")
-                    print(comparison.report { pc in
-                        stack.registry.symbol(for: .returnAddress(pc)).map { symbol in
-                            "\(symbol.moduleName ?? "<unknown>")!\(symbol.functionName ?? "?")"
-                        } ?? "<not wasm>"
-                    })
-                }
-            }
+            dump.verification = stack.verify(backtrace: backtrace)
+            if !(dump.verification!.allSatisfy(\.isMatch)) { sound = false }
         }
-        return sound
-    }
-
-    /// The captured host frames with the walk's wasm frames in their places.
-    func printHybrid(_ frames: [CaptureFile.HostFrame], stack: CapturedStack, backtrace: Backtrace) -> Bool {
-        var wasm = backtrace.frames.makeIterator()
-        var lines = ["hybrid backtrace:"]
-        var sound = true
-        for (index, frame) in frames.enumerated() {
-            let number = String(index)
-            let prefix = "  " + String(repeating: " ", count: max(0, 3 - number.count)) + number + ": 0x" + String(frame.pc, radix: 16)
-            switch frame.kind {
-            case .host:
-                lines.append(prefix + "  host   " + (frame.name.isEmpty ? "<unknown>" : "\(frame.name) + \(frame.offset)"))
-            case .entryTrampoline:
-                lines.append(prefix + "  [entry trampoline]")
-            case .exitTrampoline:
-                lines.append(prefix + "  [exit trampoline]")
-            case .wasm:
-                guard let ours = wasm.next(), ours.address.rawValue == frame.pc else {
-                    lines.append(prefix + "  wasm   (the walk has no frame here)")
-                    sound = false
-                    continue
-                }
-                let line = SymbolicatedBacktrace.line(index: 0, frame: stack.registry.symbolicate(ours))
-                lines.append(prefix + "  wasm   " + line.dropFirst("    0:".count).drop { $0 == " " })
-            }
-        }
-        print(lines.joined(separator: "\n"))
-        return sound
+        return (.dump(dump), sound)
     }
 }

@@ -4,28 +4,31 @@ import JITCapture
 import StackCapture
 import Verification
 import WasmJIT
+import WasmUnwind
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Compile a module, instantiate it and call an export.",
         discussion: """
-            FILE is WebAssembly text (.wat) or binary (.wasm). Instantiating runs the \
-            start function; then the export named by --invoke (default: `_start` if \
-            there is one) is called with ARGS, parsed as its parameter types, and its \
-            results are printed one per line.
+            FILE is WebAssembly text (.wat) or binary (.wasm); any other name is read as \
+            a binary if it starts with \\0asm. Instantiating runs the start function; \
+            then the export named by --invoke (default: `_start` if there is one) is \
+            called with ARGS, parsed as its parameter types, and its results are printed \
+            one per line. Put `--` before arguments that look like options.
 
             Imports from the module `host` are built in: `call:<export>` re-enters \
             the importing instance, `backtrace` prints the wasm backtrace, \
             `backtrace_all` prints every frame on the stack (host frames from \
             libunwind, wasm frames from the walk), `trap` fails, `new_object` and \
             `object_id` make and read externrefs, `gc` collects (--print-roots \
-            prints its roots), \
-            `print_i32` and `print_i64` print a value. --preload NAME=FILE \
-            instantiates FILE first; its exports satisfy imports from module NAME.
+            prints its roots), `print_i32` and `print_i64` print a value. --preload \
+            NAME=FILE instantiates FILE first; its exports satisfy imports from module NAME.
 
             A trap prints the wasm backtrace as Wasmtime does and exits with status \
-            134; any other error exits with status 1.
+            134; any other error exits with status 1. With --format json everything \
+            the run reports — backtraces, prints, collections, the results or the trap \
+            — is one JSON document on standard output, written when the run ends.
             """)
 
     @Argument(help: "The module to run (.wat or .wasm).")
@@ -37,10 +40,12 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Instantiate a module first and link its exports as NAME.", valueName: "NAME=FILE"))
     var preload: [String] = []
 
-    @Option(name: .long, help: "Print at most N frames of a trap's backtrace (stack overflows are deep).")
+    @Option(name: .long, parsing: .unconditional,
+            help: "Print at most N frames of a trap's backtrace (runs of identical frames are folded anyway).")
     var maxBacktraceFrames: Int?
 
-    @Option(name: .long, help: ArgumentHelp("How far wasm may grow the stack before \"call stack exhausted\" (default 524288).", valueName: "BYTES"))
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("How far wasm may grow the stack before \"call stack exhausted\" (default 524288).", valueName: "BYTES"))
     var maxWasmStack: Int?
 
     @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: in an exit trampoline per import, or inline at the call site.")
@@ -55,14 +60,14 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "With --capture: also capture at each host.backtrace and host.backtrace_all (FILE, FILE.2, FILE.3 ...).")
     var captureBacktraces = false
 
-    @Option(name: .long, help: "How host.backtrace prints backtraces: text (Wasmtime's layout) or json.")
+    @Option(name: .long, help: "text (Wasmtime's layout) or json (one document).")
     var format: OutputFormat = .text
 
     @Argument(parsing: .allUnrecognized, help: "Integer arguments for the export (negative numbers allowed).")
     var arguments: [String] = []
 
     func validate() throws {
-        for argument in arguments where argument.hasPrefix("-") && Int64(argument) == nil {
+        for argument in arguments where argument.hasPrefix("-") && argument != "--" && Int64(argument) == nil && UInt64(argument) == nil {
             throw ValidationError("unknown option `\(argument)`")
         }
         if let maxWasmStack, maxWasmStack < 4096 {
@@ -79,26 +84,42 @@ struct RunCommand: ParsableCommand {
         }
     }
 
+    /// The export's arguments: everything after the file, without `--`.
+    var exportArguments: [String] { arguments.filter { $0 != "--" } }
+
     func run() throws {
         // Modules' CFI is registered with libunwind, for host.backtrace_all.
         var configuration = Engine.Configuration(exitRecording: exitRecording)
-        if let maxWasmStack { configuration.maximumWasmStackSize = maxWasmStack }
+        if let maxWasmStack {
+            try checkStackFits(maxWasmStack, reserve: configuration.hostStackReserve)
+            configuration.maximumWasmStackSize = maxWasmStack
+        }
         let engine = OracleSession(configuration: configuration, observeTraps: false).engine
         let store = Store(engine: engine)
-        var imports = Imports()
+        let formatter = format.formatter
+        var report = RunReport()
+        func emit(_ event: RunEvent) {
+            if formatter.rendersEventsAsTheyHappen {
+                output(formatter.render(event))
+            } else {
+                report.events.append(event)
+            }
+        }
         var host = HostModule()
-        host.format = format
+        host.emit = { emit($0) }
         host.printRoots = printRoots
         var captureCount = 0
+        var captureFailure: Error?
         let capturePath = capture
         func write(_ file: CaptureFile) {
-            guard let capturePath else { return }
+            guard let capturePath, captureFailure == nil else { return }
             captureCount += 1
             let path = captureCount == 1 ? capturePath : "\(capturePath).\(captureCount)"
-            if FileManager.default.createFile(atPath: path, contents: Data(file.serialized())) {
+            do {
+                try writeFile(path, file.serialized(), what: "the capture")
                 printError("capture written to \(path)")
-            } else {
-                printError("error: cannot write the capture to \(path)")
+            } catch {
+                captureFailure = error
             }
         }
         if capture != nil {
@@ -110,7 +131,13 @@ struct RunCommand: ParsableCommand {
                 write(LiveCapture.atHostCall(caller, hostFrames: hybrid, note: hybrid ? "at host.backtrace_all" : "at host.backtrace"))
             }
         }
+        var imports = Imports()
         imports.fallback = host.resolve
+        func finish(exitCode: Int32) throws {
+            if let captureFailure { throw captureFailure }
+            if !formatter.rendersEventsAsTheyHappen { output(formatter.render(report)) }
+            if exitCode != 0 { throw ExitCode(exitCode) }
+        }
         do {
             for entry in preload {
                 let name = String(entry[..<entry.firstIndex(of: "=")!])
@@ -123,33 +150,63 @@ struct RunCommand: ParsableCommand {
             let instance = try Instance(store: store, module: module, imports: imports)
             let name = invoke ?? (module.exportNames.contains("_start") ? "_start" : nil)
             guard let name else {
-                guard arguments.isEmpty else { throw CommandError("arguments given but no --invoke") }
-                return
+                guard exportArguments.isEmpty else { throw CommandError("arguments given but no --invoke") }
+                // A module with a start function has run it; without one,
+                // nothing has run: say what could.
+                guard module.hasStartFunction else {
+                    let exports = module.exportNames.isEmpty ? "it exports no functions"
+                        : "give --invoke with one of its exports: \(module.exportNames.joined(separator: ", "))"
+                    throw CommandError("\(file) has no `_start` function to run; \(exports)")
+                }
+                return try finish(exitCode: 0)
             }
             guard let function = instance.export(name) else {
                 throw CommandError("\(file) has no exported function `\(name)`; exports: \(module.exportNames.joined(separator: ", "))")
             }
             let parameters = function.signature.parameters
-            guard arguments.count == parameters.count else {
-                throw CommandError("`\(name)` takes \(parameters.count) arguments \(parameters), got \(arguments.count)")
+            let given = exportArguments
+            guard given.count == parameters.count else {
+                throw CommandError("`\(name)` takes \(counted(parameters.count, "argument")) "
+                                   + "(\(parameters.map(\.description).joined(separator: ", "))), got \(given.count)")
             }
-            let values = try zip(arguments, parameters).map { try parseArgument($0, as: $1) }
-            for result in try function.call(values) {
-                print(result)
+            let values = try zip(given, parameters).map { try parseArgument($0, as: $1) }
+            let results = try function.call(values).map(typedValue)
+            if formatter.rendersEventsAsTheyHappen {
+                for result in results { output(result.value) }
             }
-        } catch var trap as Trap {
-            if let limit = maxBacktraceFrames, trap.backtrace.frames.count > limit {
-                trap.backtrace.frames.removeSubrange(limit...)
-                trap.backtrace.isTruncated = true
-            }
+            report.results = results
+            try finish(exitCode: 0)
+        } catch let trap as Trap {
+            var trapReport = trap.report
+            if let limit = maxBacktraceFrames { trapReport.backtrace = trapReport.backtrace.prefix(limit) }
             if let file = LiveCapture.atTrap(trap, store: store) { write(file) }
-            printError(trap.description)
-            throw ExitCode(134)
+            if formatter.rendersEventsAsTheyHappen {
+                try flushStandardOutput()
+                printError(formatter.render(trapReport))
+            }
+            report.trap = trapReport
+            try finish(exitCode: 134)
         } catch let error as ExitCode {
             throw error
         } catch {
+            if formatter.rendersEventsAsTheyHappen { throw CommandError("\(error)") }
+            report.error = "\(error)"
             printError("error: \(error)")
-            throw ExitCode(1)
+            try finish(exitCode: 1)
+        }
+    }
+
+    /// `--max-wasm-stack` must leave the host its reserve on this thread's
+    /// stack: an error says how much wasm can have here.
+    func checkStackFits(_ bytes: Int, reserve: Int) throws {
+        let stack = ThreadStack.current()
+        var here = 0
+        let sp = withUnsafeMutablePointer(to: &here) { UInt(bitPattern: $0) }
+        let available = Int(sp) - Int(stack.lowerBound) - reserve
+        guard bytes <= available else {
+            throw CommandError("--max-wasm-stack \(bytes) is more than this thread's stack can give wasm: "
+                               + "at most \(max(0, available)) bytes of its \(stack.count) "
+                               + "(\(reserve) stay reserved for host code; `ulimit -s` raises the stack)")
         }
     }
 }

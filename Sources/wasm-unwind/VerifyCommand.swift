@@ -19,10 +19,10 @@ struct VerifyCommand: ParsableCommand {
             program's seed, its WAT and a frame-by-frame report, and exits with 1.
             """)
 
-    @Option(name: .long, help: "The first program's seed; program i uses SEED + i.")
+    @Option(name: .long, parsing: .unconditional, help: "The first program's seed; program i uses SEED + i.")
     var seed: UInt64 = 1
 
-    @Option(name: .long, help: "How many programs to check.")
+    @Option(name: .long, parsing: .unconditional, help: "How many programs to check.")
     var count: Int = 1000
 
     @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: trampoline or inline.")
@@ -37,7 +37,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         if printProgram {
-            print(DifferentialRun.program(seed: seed).text, terminator: "")
+            StandardOutput.write(DifferentialRun.program(seed: seed).text)
             return
         }
         let run = DifferentialRun(configuration: Engine.Configuration(exitRecording: exitRecording))
@@ -47,12 +47,12 @@ struct VerifyCommand: ParsableCommand {
             }
         }
         for mismatch in summary.mismatches.prefix(5) {
-            print("mismatch in program seed \(mismatch.seed) at \(mismatch.place):")
-            print(mismatch.report)
-            print("program (replay: wasm-unwind verify --seed \(mismatch.seed) --count 1):")
-            print(mismatch.program)
+            output("mismatch in program seed \(mismatch.seed) at \(mismatch.place):")
+            output(mismatch.report)
+            output("program (replay: wasm-unwind verify --seed \(mismatch.seed) --count 1):")
+            output(mismatch.program)
         }
-        print("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
+        output("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
               + " (\(summary.checkpoints) checkpoints, \(summary.traps) traps, \(summary.rootChecks) root checks"
               + " comparing \(summary.rootsCompared) roots, \(summary.collections) collections)")
         if !summary.mismatches.isEmpty { throw ExitCode(1) }

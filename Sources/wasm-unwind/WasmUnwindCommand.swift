@@ -1,4 +1,8 @@
 import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct WasmUnwindCommand: ParsableCommand {
@@ -11,4 +15,31 @@ struct WasmUnwindCommand: ParsableCommand {
             print exact wasm backtraces.
             """,
         subcommands: [RunCommand.self, DemoCommand.self, DumpCommand.self, CompileCommand.self, VerifyCommand.self])
+
+    /// Runs the command, then makes sure its output was written: every
+    /// error is reported as `error: ...` on standard error (usage errors
+    /// with the usage), and a failure to write standard output is an error.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            try flushStandardOutput()
+        } catch let error as CommandError {
+            try? flushStandardOutput()
+            printError("error: \(error)")
+            Glibc.exit(1)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error)  // --help, --version: to standard output
+            }
+            if case .failure(let failure) = Result(catching: { try flushStandardOutput() }) {
+                printError("error: \(failure)")
+            }
+            var message = fullMessage(for: error)
+            if message.hasPrefix("Error: ") { message = "error: " + message.dropFirst("Error: ".count) }
+            if !message.isEmpty { printError(message) }
+            Glibc.exit(code.rawValue)
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import JITCapture
 import StackCapture
 import Testing
 import WasmUnwind
@@ -87,8 +88,9 @@ struct CaptureCorruptionTests {
         do {
             let stack = try CapturedStack(CaptureFile(parsing: bytes))
             let backtrace = stack.backtrace()
-            _ = stack.text(roots: try? stack.roots(of: backtrace))
-            _ = stack.json(file: "x").rendered()
+            let report = DumpReport(entries: [.dump(stack.dump(file: "x", backtrace: backtrace, roots: true))])
+            _ = TextFormatter().render(report)
+            _ = JSONFormatter().render(report)
             return backtrace.error == nil ? "ok" : "broken chain"
         } catch {
             return "error"
@@ -135,8 +137,8 @@ struct CaptureCorruptionTests {
     @Test("an unknown major version is rejected naming both versions")
     func unknownMajor() throws {
         var bytes = try CaptureFixtures.bytes("single")
-        bytes[8] = 2
-        #expect(throws: CaptureFormatError(section: nil, offset: 8, expected: "major version 1 (this reader reads 1.0), found 2.0")) {
+        bytes[8] = 3
+        #expect(throws: CaptureFormatError(section: nil, offset: 8, expected: "major version 2 (this reader reads 2.0), found 3.0")) {
             try CaptureFile(parsing: bytes)
         }
     }
@@ -310,7 +312,11 @@ struct CaptureRegressionTests {
             do {
                 let stack = try CapturedStack(CaptureFile(parsing: bytes))
                 let trace = stack.backtrace(limits: WalkLimits(maximumFrames: 100_000, maximumActivations: 10_000))
-                _ = stack.text(roots: try? stack.roots(of: trace))
+                var dump = stack.dump(file: name, backtrace: trace, roots: true)
+                dump.hybrid = stack.hybridFrames(backtrace: trace)
+                dump.verification = stack.verify(backtrace: trace)
+                _ = TextFormatter().render(dump)
+                _ = JSONFormatter().render(DumpReport(entries: [.dump(dump)]))
             } catch {
                 // An error naming the problem is a sound result.
                 #expect(!"\(error)".isEmpty)
@@ -325,5 +331,14 @@ struct CaptureRegressionTests {
         let trace = stack.backtrace()
         #expect(trace.frames.count == 5)
         #expect(trace.error?.rule == "frame-pointer-outside-stack")
+
+        // Found by mutating captures for `dump --verify`: an .eh_frame below
+        // the code base made the verification build a reversed range and
+        // crash. The reader refuses it, naming the section and the byte.
+        let below = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/eh-frame-below-code.capture")))
+        #expect(throws: CaptureFormatError.self) { try CaptureFile(parsing: below) }
+        let result = try runCLI(["dump", "--verify", "fixtures/fuzz-regressions/eh-frame-below-code.capture"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("not a valid capture: section MODULE, byte 677: expected the .eh_frame at 0x5f"))
     }
 }

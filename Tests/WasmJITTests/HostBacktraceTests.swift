@@ -1,5 +1,6 @@
 import Testing
 import WasmJIT
+import WasmUnwind
 
 /// Backtraces taken by a host function on real JIT stacks. Expected module
 /// offsets are those `wasm-objdump -d` (wabt 1.0.32) prints for the same
@@ -77,7 +78,7 @@ struct HostBacktraceTests {
     @Test("the text rendering is Wasmtime's", arguments: exitRecordingModes)
     func text(mode: ExitRecording) throws {
         let (trace, _) = try nested(depth: 2, mode)
-        #expect(trace.text() == """
+        #expect(TextFormatter().render(trace) == """
                 0:     0x5d - nest!step
                 1:     0x53 - nest!descend
                 2:     0x65 - nest!step

@@ -2,6 +2,7 @@ import Testing
 import UnwindOracle
 import Verification
 import WasmJIT
+import WasmUnwind
 
 @Suite("libunwind as the oracle")
 struct OracleTests {
@@ -9,12 +10,13 @@ struct OracleTests {
 
     /// Runs the nesting module `depth` activations deep and compares at the
     /// innermost host call.
-    func compareNested(depth: Int, configuration: Engine.Configuration = Engine.Configuration())
-        throws -> (OracleComparison, SymbolicatedBacktrace, [LibunwindFrame], Store)
+    func compareNested(depth: Int, configuration: Engine.Configuration = Engine.Configuration(),
+                       registersUnwindInfo: Bool = true)
+        throws -> (FrameComparison, SymbolicatedBacktrace, [LibunwindFrame], Store)
     {
-        let session = OracleSession(configuration: configuration)
-        let store = Store(engine: session.engine)
-        var result: (OracleComparison, SymbolicatedBacktrace, [LibunwindFrame])?
+        let engine = registersUnwindInfo ? OracleSession(configuration: configuration).engine : Engine(configuration: configuration)
+        let store = Store(engine: engine)
+        var result: (FrameComparison, SymbolicatedBacktrace, [LibunwindFrame])?
         var imports = Imports()
         imports.define(module: "host", name: "backtrace", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in
             let (comparison, walk) = OracleSession.compareAtHostCall(caller)
@@ -27,7 +29,7 @@ struct OracleTests {
                 try caller.export("descend")!.call(arguments)
             })
         }
-        let instance = try Instance(store: store, module: Module(engine: session.engine, text: Self.nest), imports: imports)
+        let instance = try Instance(store: store, module: Module(engine: engine, text: Self.nest), imports: imports)
         _ = try instance.export("descend")!.call([.i32(Int32(depth - 1))])
         let (comparison, walk, frames) = try #require(result)
         return (comparison, walk, frames, store)
@@ -37,14 +39,13 @@ struct OracleTests {
           arguments: [1, 2, 5], exitRecordingModes)
     func hostCall(depth: Int, mode: ExitRecording) throws {
         let (comparison, walk, frames, store) = try compareNested(depth: depth, configuration: Engine.Configuration(exitRecording: mode))
-        #expect(comparison.isMatch, "\(comparison.report { OracleSession.symbolicate($0, store: store) })")
-        #expect(comparison.wasmFramesCompared == 2 * depth)
+        #expect(comparison.isMatch, "\(TextFormatter().render(comparison))")
+        #expect(comparison.framesCompared == 2 * depth)
         #expect(walk.frames.count == 2 * depth)
         // Per activation: exit trampoline (trampoline mode only), 2 wasm, entry.
         #expect(comparison.rows.count == (mode == .trampoline ? 4 : 3) * depth)
         // Inline: libunwind sees no exit-trampoline frame at all.
-        let kind = OracleSession.classifier(for: store)
-        let exits = frames.filter { kind($0.ip &- 1) == .exitTrampoline }.count
+        let exits = frames.filter { store.registry.kind(at: $0.ip &- 1) == .exitTrampoline }.count
         #expect(exits == (mode == .trampoline ? depth : 0))
     }
 
@@ -63,11 +64,38 @@ struct OracleTests {
         #expect(!comparison.isMatch)
     }
 
+    @Test("libunwind must unwind each JIT frame by our CFI: with registration off, the first JIT frame fails",
+          arguments: exitRecordingModes)
+    func registrationOff(mode: ExitRecording) throws {
+        let (comparison, _, frames, store) = try compareNested(
+            depth: 1, configuration: Engine.Configuration(exitRecording: mode), registersUnwindInfo: false)
+        // libunwind's frame-pointer guess still finds the same pcs...
+        let jit = frames.filter { store.registry.kind(at: $0.ip &- 1) == .wasmFunction }.map(\.ip)
+        #expect(!jit.isEmpty)
+        // ...but it had no unwind information for them, and that fails.
+        #expect(!comparison.isMatch)
+        let first = try #require(comparison.mismatches.first)
+        #expect(first.index == 0)
+        #expect(first.expected?.kind == first.found?.kind)
+        let start = store.registry.codeRange(containing: try #require(first.found?.pc) &- 1)?.lowerBound
+        #expect(first.found?.procedureStart != start)
+        #expect(first.problem?.hasPrefix("libunwind") == true)
+    }
+
+    @Test("with registration on, libunwind's procedure for each JIT frame starts where the registry's code starts")
+    func procedureStarts() throws {
+        let (comparison, _, _, store) = try compareNested(depth: 2)
+        for row in comparison.rows {
+            let found = try #require(row.found)
+            let pc = try #require(found.pc)
+            #expect(found.procedureStart == store.registry.codeRange(containing: pc &- 1)?.lowerBound)
+        }
+    }
+
     @Test("every libunwind frame in JIT code is explained: host frames are never JIT pcs")
     func fullStack() throws {
         let (_, walk, frames, store) = try compareNested(depth: 3)
-        let kind = OracleSession.classifier(for: store)
-        let jit = frames.filter { kind($0.ip - 1) == .wasmFunction }.map(\.ip)
+        let jit = frames.filter { store.registry.kind(at: $0.ip - 1) == .wasmFunction }.map(\.ip)
         #expect(jit == walk.frames.map(\.frame.address.rawValue))
         // libunwind got all the way out of the thread, past every activation.
         #expect(frames.count > jit.count + 12)
@@ -93,9 +121,9 @@ struct OracleTrapTests {
             Issue.record("expected a trap")
         } catch let trap as Trap {
             let comparison = OracleSession.compareAtTrap(trap, store: store)
-            #expect(comparison.isMatch, "\(comparison.report { OracleSession.symbolicate($0, store: store) })")
-            #expect(comparison.wasmFramesCompared == trap.backtrace.frames.count)
-            #expect(comparison.wasmFramesCompared > 0)
+            #expect(comparison.isMatch, "\(TextFormatter().render(comparison))")
+            #expect(comparison.framesCompared == trap.backtrace.frames.count)
+            #expect(comparison.framesCompared > 0)
         }
     }
 
@@ -103,7 +131,7 @@ struct OracleTrapTests {
     func hybrid(mode: ExitRecording) throws {
         let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode))
         let store = Store(engine: session.engine)
-        var hybrid: HybridBacktrace?
+        var hybrid: [HybridFrame]?
         var libunwindPCs: [UInt] = []
         var imports = Imports()
         imports.define(module: "host", name: "backtrace", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in
@@ -122,8 +150,8 @@ struct OracleTrapTests {
         let trace = try #require(hybrid)
         // The hybrid was taken one frame deeper (inside hybridBacktrace) than
         // the comparison list; below that, every pc is libunwind's.
-        #expect(Array(trace.pcs.dropFirst(2)) == Array(libunwindPCs.dropFirst(1)))
-        let lines = trace.text().split(separator: "\n").map { String($0.drop { $0 == " " }) }
+        #expect(Array(trace.map(\.pc).dropFirst(2)) == Array(libunwindPCs.dropFirst(1)))
+        let lines = TextFormatter().render(trace).split(separator: "\n").dropFirst().map { String($0.drop { $0 == " " }) }
         // Stack order: the innermost activation's exit trampoline, its wasm
         // frames, its entry trampoline, then host frames down to wu_invoke
         // and Func.call, then the outer activation the same way.

@@ -18,6 +18,10 @@ typedef struct wu_oracle_frame {
     uint64_t ip;
     /// UNW_REG_SP.
     uint64_t sp;
+    /// The start of the procedure whose unwind information libunwind used
+    /// (`unw_get_proc_info`'s start_ip), or 0 when it had none (then it
+    /// guessed the caller from the frame pointer).
+    uint64_t procedure_start;
     /// unw_is_signal_frame.
     int32_t is_signal_frame;
     /// 0 when unw_get_proc_name found a name for the frame.

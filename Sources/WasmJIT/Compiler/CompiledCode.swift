@@ -50,14 +50,13 @@ public struct CompiledFunction: Hashable, Sendable {
 
 /// A trampoline's place in the module's code.
 public struct CompiledTrampoline: Hashable, Sendable {
-    public enum Kind: Hashable, Sendable {
-        /// Host -> wasm, one per signature.
-        case entry(Signature)
-        /// Wasm -> host, one per imported function.
-        case exit(importIndex: UInt32)
-    }
-
-    public var kind: Kind
+    /// `.entryTrampoline` (host -> wasm, one per signature) or
+    /// `.exitTrampoline` (wasm -> host, one per imported function).
+    public var kind: CodeKind
+    /// The signature an entry trampoline calls, or the import's.
+    public var signature: Signature
+    /// The import an exit trampoline calls.
+    public var importIndex: UInt32?
     /// Code offsets (from the module's code base).
     public var codeRange: Range<Int>
 }

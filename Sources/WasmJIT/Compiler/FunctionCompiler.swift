@@ -104,7 +104,7 @@ struct FunctionCompiler: AnyInstructionVisitor {
         } catch let error as CompileError {
             throw error
         } catch {
-            throw .malformed("\(error) in function \(index)")
+            throw .malformed(parserError: error)
         }
         guard finished else { throw .invalid("function \(index) has no final `end`", offset: parser.offset) }
         return CompiledFunction(

@@ -85,7 +85,8 @@ public final class Module: @unchecked Sendable {
             let events = Trampolines.emitEntry(signature, into: &assembler)
             frames.append(FrameDescription(codeRange: start..<assembler.offset, events: events))
             entryOffsets[signature] = start
-            trampolines.append(CompiledTrampoline(kind: .entry(signature), codeRange: start..<assembler.offset))
+            trampolines.append(CompiledTrampoline(kind: .entryTrampoline, signature: signature, importIndex: nil,
+                                                  codeRange: start..<assembler.offset))
         }
         var exitOffsets: [Int?] = []
         // With inline exit recording call sites call the host directly; an
@@ -102,8 +103,8 @@ public final class Module: @unchecked Sendable {
             let events = Trampolines.emitExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)
             frames.append(FrameDescription(codeRange: start..<assembler.offset, events: events))
             exitOffsets.append(start)
-            trampolines.append(CompiledTrampoline(kind: .exit(importIndex: UInt32(importIndex)),
-                                                  codeRange: start..<assembler.offset))
+            trampolines.append(CompiledTrampoline(kind: .exitTrampoline, signature: imported.signature,
+                                                  importIndex: UInt32(importIndex), codeRange: start..<assembler.offset))
         }
 
         var bytes: [UInt8]
@@ -181,14 +182,11 @@ public final class Module: @unchecked Sendable {
     /// `wat2wasm` with the name section on (so offsets and names are those
     /// of `wat2wasm --debug-names`).
     public convenience init(engine: Engine, text: String) throws(CompileError) {
-        let binary: [UInt8]
-        do {
-            binary = try wat2wasm(text, features: [.referenceTypes], options: EncodeOptions(nameSection: true))
-        } catch {
-            throw .invalidText("\(error)")
-        }
-        try self.init(engine: engine, binary: binary)
+        try self.init(engine: engine, binary: TextParsing.binary(of: text))
     }
+
+    /// Whether the module has a start function (run at instantiation).
+    public var hasStartFunction: Bool { description.start != nil }
 
     /// The names of the exported functions, in export order.
     public var exportNames: [String] { description.exportOrder }
@@ -203,13 +201,28 @@ public final class Module: @unchecked Sendable {
         description.imports.map { ($0.module, $0.name, $0.signature) }
     }
 
-    /// The module's code as the code registry describes it.
+    /// The module's code as the code registry describes it: functions,
+    /// trampolines and stack maps.
     public var codeModule: CodeModule {
         CodeModule(name: name, codeRange: code.range, functions: functions.map { function in
             CodeFunction(index: function.index, name: function.name,
                          codeRange: UInt(function.codeRange.lowerBound)..<UInt(function.codeRange.upperBound),
                          bodyOffset: UInt32(function.bodyOffset), addressMap: function.addressMap)
+        }, stubs: trampolines.sorted { $0.codeRange.lowerBound < $1.codeRange.lowerBound }.map { trampoline in
+            CodeStub(kind: trampoline.kind,
+                     codeRange: UInt(trampoline.codeRange.lowerBound)..<UInt(trampoline.codeRange.upperBound),
+                     name: name(of: trampoline))
         }, stackMaps: stackMaps)
+    }
+
+    /// A trampoline's name for debuggers and profilers: `entry trampoline
+    /// (i32) -> (i32)`, `exit trampoline for host::print_i32`.
+    public func name(of trampoline: CompiledTrampoline) -> String {
+        if let index = trampoline.importIndex {
+            let imported = description.imports[Int(index)]
+            return "\(trampoline.kind) for \(imported.module)::\(imported.name)"
+        }
+        return "\(trampoline.kind) \(trampoline.signature)"
     }
 
     /// The compiled function with index `index` (imports first), if defined.

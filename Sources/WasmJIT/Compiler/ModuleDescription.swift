@@ -106,6 +106,7 @@ struct ModuleDescription {
     }
 
     init(parsing bytes: [UInt8]) throws(CompileError) {
+        try Self.checkHeader(bytes)
         self.bytes = bytes
         var parser = Parser(bytes: bytes, features: [.referenceTypes])
         var codes: [Code] = []
@@ -209,7 +210,7 @@ struct ModuleDescription {
         } catch let error as CompileError {
             throw error
         } catch {
-            throw .malformed(String(describing: error))
+            throw .malformed(parserError: error)
         }
         guard codes.count == functionSignatureIndices.count else {
             throw .invalid("\(functionSignatureIndices.count) functions declared but \(codes.count) bodies", offset: nil)
@@ -222,6 +223,23 @@ struct ModuleDescription {
         if let start, Int(start) >= functionCount {
             throw .invalid("start function \(start) does not exist", offset: nil)
         }
+    }
+
+    /// The 8-byte header every binary starts with: the magic `\0asm` and
+    /// version 1. (WasmKit's parser takes an empty file for an empty module.)
+    static func checkHeader(_ bytes: [UInt8]) throws(CompileError) {
+        let magic: [UInt8] = [0x00, 0x61, 0x73, 0x6D]
+        guard bytes.count >= 4 else {
+            throw .malformed("expected the magic \\0asm, but the binary is \(bytes.count) bytes long", offset: 0)
+        }
+        guard Array(bytes.prefix(4)) == magic else {
+            throw .malformed("expected the magic \\0asm, found \(bytes.prefix(4).map { hex($0) }.joined(separator: " "))", offset: 0)
+        }
+        guard bytes.count >= 8 else {
+            throw .malformed("expected the 4-byte version, but the binary ends after \(bytes.count) bytes", offset: 4)
+        }
+        let version = bytes[4..<8].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard version == 1 else { throw .malformed("expected version 1, found \(version)", offset: 4) }
     }
 
     /// The value of a constant expression (`i32.const`, `i64.const`,
@@ -256,12 +274,12 @@ struct ModuleDescription {
                     offsets.append(reader.position)
                     reader.position += Int(bodySize)
                 }
-                guard offsets.count == count else { throw .malformed("code section has \(offsets.count) entries, expected \(count)") }
+                guard offsets.count == count else { throw .malformed("code section has \(offsets.count) entries, expected \(count)", offset: nil) }
                 return offsets
             }
             reader.position += Int(size)
         }
-        guard count == 0 else { throw .malformed("no code section") }
+        guard count == 0 else { throw .malformed("no code section", offset: nil) }
         return []
     }
 
@@ -288,8 +306,8 @@ struct LEBReader {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            guard position < bytes.count else { throw .malformed("LEB128 runs past the end at offset \(hex(position))") }
-            guard shift < 64 else { throw .malformed("LEB128 too long at offset \(hex(position))") }
+            guard position < bytes.count else { throw .malformed("LEB128 runs past the end", offset: position) }
+            guard shift < 64 else { throw .malformed("LEB128 too long", offset: position) }
             let byte = bytes[position]
             position += 1
             result |= UInt64(byte & 0x7F) << shift

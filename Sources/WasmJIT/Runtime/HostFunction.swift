@@ -76,8 +76,10 @@ public struct Imports {
     }
 
     private var definitions: [String: [String: Definition]] = [:]
-    /// Asked for imports with no definition (module, name, signature).
-    public var fallback: ((String, String, Signature) -> Definition?)?
+    /// Asked for imports with no definition (module, name, signature); it
+    /// may throw to say why an import it knows cannot be satisfied (for
+    /// example, a signature it does not offer).
+    public var fallback: ((String, String, Signature) throws -> Definition?)?
 
     public init() {}
 
@@ -92,7 +94,8 @@ public struct Imports {
         }
     }
 
-    func resolve(module: String, name: String, signature: Signature) -> Definition? {
-        definitions[module]?[name] ?? fallback?(module, name, signature)
+    func resolve(module: String, name: String, signature: Signature) throws -> Definition? {
+        if let definition = definitions[module]?[name] { return definition }
+        return try fallback?(module, name, signature)
     }
 }

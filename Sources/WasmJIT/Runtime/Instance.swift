@@ -58,8 +58,8 @@ public final class Instance {
         store.register(context: context)
 
         for (index, imported) in description.imports.enumerated() {
-            guard let definition = imports.resolve(module: imported.module, name: imported.name,
-                                                   signature: imported.signature)
+            guard let definition = try imports.resolve(module: imported.module, name: imported.name,
+                                                       signature: imported.signature)
             else {
                 throw InstantiationError.unresolvedImport(module: imported.module, name: imported.name,
                                                           signature: imported.signature)
@@ -204,7 +204,7 @@ public enum InstantiationError: Error, CustomStringConvertible {
         case .unresolvedImport(let module, let name, let signature):
             return "unknown import: `\(module)::\(name)` of type \(signature) has not been defined"
         case .importSignatureMismatch(let module, let name, let expected, let found):
-            return "incompatible import type for `\(module)::\(name)`: expected \(expected), found \(found)"
+            return "\(module)::\(name) expects \(found), the module imports it as \(expected)"
         case .crossStoreImport(let module, let name):
             return "import `\(module)::\(name)` comes from an instance of another store"
         case .dataSegmentOutOfBounds(let offset, let end, let size):

@@ -43,7 +43,12 @@ public struct Trap: Error, CustomStringConvertible {
         }
     }
 
-    /// Wasmtime's display of a trap:
+    /// The trap as a value for formatters.
+    public var report: TrapReport {
+        TrapReport(message: message, cause: cause, code: code?.rawValue, backtrace: backtrace)
+    }
+
+    /// Wasmtime's display of a trap (`TextFormatter.render(_: TrapReport)`):
     ///
     /// ```
     /// error while executing at wasm backtrace:
@@ -52,10 +57,7 @@ public struct Trap: Error, CustomStringConvertible {
     /// ```
     ///
     /// with the cause, if there is one, on the line before the message.
-    public var description: String {
-        "error while executing at wasm backtrace:\n" + backtrace.text() + "\n"
-            + (cause.map { $0 + "\n" } ?? "") + message
-    }
+    public var description: String { TextFormatter().render(report) }
 }
 
 /// Why wasm code trapped.

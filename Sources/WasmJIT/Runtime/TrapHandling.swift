@@ -77,7 +77,8 @@ public enum TrapHandling {
                                          count: Int(state.pointee.frame_count))
         let result = state.pointee.walk_result.assumingMemoryBound(to: WalkResult.self).pointee
         let backtrace = Backtrace(frames: Array(frames), error: result.error,
-                                  isTruncated: !result.isComplete && result.error == nil)
+                                  truncation: !result.isComplete && result.error == nil
+                                      ? .bufferFull(capacity: frames.count) : nil)
         let code = TrapCode(state.pointee.trap_code)
         var trap = Trap(reason: .wasm(code), backtrace: store.registry.symbolicate(backtrace),
                         cause: cause(of: code, state: state.pointee, store: store))

@@ -1,0 +1,275 @@
+/// The values that formatters render. Everything the package prints — a
+/// live backtrace, a trap, a captured stack's dump, a hybrid backtrace, a
+/// comparison with another unwinder, a collection's roots — is first one of
+/// these values; `TextFormatter` and `JSONFormatter` turn them into text.
+/// Producers never build strings for output.
+
+/// A backtrace whose frames have been looked up in a `CodeRegistry`.
+public struct SymbolicatedBacktrace: Hashable, Sendable {
+    public var frames: [SymbolicatedFrame]
+    /// Why the walk stopped early, if it did (see `Backtrace.error`).
+    public var error: UnwindError?
+    /// Why older frames were left out, if they were (see `Backtrace.truncation`).
+    public var truncation: Truncation?
+
+    public init(frames: [SymbolicatedFrame], error: UnwindError? = nil, truncation: Truncation? = nil) {
+        self.frames = frames
+        self.error = error
+        self.truncation = truncation
+    }
+
+    /// Whether older frames were left out.
+    public var isTruncated: Bool { truncation != nil }
+
+    /// Keeps the newest `limit` frames and records how many were left out.
+    public func prefix(_ limit: Int) -> SymbolicatedBacktrace {
+        guard frames.count > limit else { return self }
+        return SymbolicatedBacktrace(frames: Array(frames.prefix(limit)), error: nil,
+                                     truncation: .requested(limit: limit, omitted: frames.count - limit))
+    }
+}
+
+/// Why wasm stopped, where, and what Wasmtime would say about it.
+public struct TrapReport: Hashable, Sendable {
+    /// The last line of Wasmtime's display: `wasm trap: ...`, or a host
+    /// error's own text.
+    public var message: String
+    /// A line Wasmtime prints before the message, such as `memory fault at
+    /// wasm address 0x10000 in linear memory of size 0x10000`.
+    public var cause: String?
+    /// The trap code (`wu_trap_code`), nil when a host function failed.
+    public var code: UInt8?
+    /// The wasm frames across every activation when it happened.
+    public var backtrace: SymbolicatedBacktrace
+
+    public init(message: String, cause: String? = nil, code: UInt8?, backtrace: SymbolicatedBacktrace) {
+        self.message = message
+        self.cause = cause
+        self.code = code
+        self.backtrace = backtrace
+    }
+}
+
+/// One frame of a hybrid backtrace: every frame on the stack in stack
+/// order, host frames named by an unwinder that can walk them (libunwind),
+/// JIT code from the registry.
+public enum HybridFrame: Hashable, Sendable {
+    /// Host code: the procedure's name (demangled) and the pc's offset in it.
+    case host(pc: UInt, name: String?, offset: UInt)
+    /// JIT code that is not a wasm function: a trampoline or a stub.
+    case stub(pc: UInt, kind: CodeKind)
+    /// A wasm frame of the walk, symbolicated.
+    case wasm(SymbolicatedFrame)
+    /// A wasm frame the other unwinder saw that the walk does not have.
+    case unmatchedWasm(pc: UInt)
+
+    /// The frame's pc (a return address for every frame but the newest).
+    public var pc: UInt {
+        switch self {
+        case .host(let pc, _, _), .stub(let pc, _), .unmatchedWasm(let pc): return pc
+        case .wasm(let frame): return frame.frame.address.rawValue
+        }
+    }
+}
+
+/// A GC root as reports show it: the root, its frame symbolicated, and what
+/// the embedder knows of the referenced object.
+public struct RootReport: Hashable, Sendable {
+    public var root: GCRoot
+    public var frame: SymbolicatedFrame
+    /// The embedder's description of the object (`object 3`), if any.
+    public var object: String?
+
+    public init(root: GCRoot, frame: SymbolicatedFrame, object: String? = nil) {
+        self.root = root
+        self.frame = frame
+        self.object = object
+    }
+
+    /// The slot's offset from its frame's frame pointer (negative).
+    public var frameOffset: Int { Int(bitPattern: root.slotAddress) - Int(bitPattern: root.frame.framePointer) }
+}
+
+/// What a garbage collection found and did.
+public struct CollectionSummary: Hashable, Sendable {
+    /// The references found in wasm frames, newest frame first.
+    public var stackRoots: [RootReport]
+    /// Objects kept because the host holds them.
+    public var hostRootCount: Int
+    public var freedCount: Int
+    public var aliveCount: Int
+
+    public init(stackRoots: [RootReport], hostRootCount: Int, freedCount: Int, aliveCount: Int) {
+        self.stackRoots = stackRoots
+        self.hostRootCount = hostRootCount
+        self.freedCount = freedCount
+        self.aliveCount = aliveCount
+    }
+}
+
+/// The frame-pointer walk against another unwinder (libunwind), frame for
+/// frame, over the JIT code of one or more activations.
+public struct FrameComparison: Hashable, Sendable {
+    /// What one unwinder saw at one position.
+    public struct Entry: Hashable, Sendable {
+        public var kind: CodeKind
+        /// The pc, where the position is one frame (nil: any trampoline).
+        public var pc: UInt?
+        /// The start of the procedure the unwinder's unwind information
+        /// covers, when it says (libunwind's `unw_get_proc_info`).
+        public var procedureStart: UInt?
+        /// The registry's view of `pc`.
+        public var symbol: FrameSymbol?
+
+        public init(kind: CodeKind, pc: UInt?, procedureStart: UInt? = nil, symbol: FrameSymbol? = nil) {
+            self.kind = kind
+            self.pc = pc
+            self.procedureStart = procedureStart
+            self.symbol = symbol
+        }
+    }
+
+    /// One position in the expected sequence of JIT frames.
+    public struct Row: Hashable, Sendable {
+        public var index: Int
+        /// What the walk and the registry expect here.
+        public var expected: Entry?
+        /// What the other unwinder found here.
+        public var found: Entry?
+        public var matches: Bool
+        /// Why the row does not match, in words.
+        public var problem: String?
+
+        public init(index: Int, expected: Entry?, found: Entry?, matches: Bool, problem: String? = nil) {
+            self.index = index
+            self.expected = expected
+            self.found = found
+            self.matches = matches
+            self.problem = problem
+        }
+    }
+
+    /// Every position, matching or not.
+    public var rows: [Row]
+    /// The wasm frames of the walk that were compared.
+    public var framesCompared: Int
+
+    public init(rows: [Row], framesCompared: Int) {
+        self.rows = rows
+        self.framesCompared = framesCompared
+    }
+
+    public var mismatches: [Row] { rows.filter { !$0.matches } }
+    public var isMatch: Bool { rows.allSatisfy(\.matches) }
+}
+
+/// A captured stack as `wasm-unwind dump` shows it.
+public struct CaptureDump: Hashable, Sendable {
+    /// Where the capture was taken.
+    public enum Place: String, Hashable, Sendable {
+        case hostCall = "host-call"
+        case trap
+    }
+
+    public var file: String
+    public var architecture: String
+    public var activationCount: Int
+    public var stackBytes: Int
+    public var moduleCount: Int
+    public var place: Place
+    public var note: String?
+    /// The captured trap, if the capture was taken at one.
+    public var trap: CapturedTrap?
+    public var backtrace: SymbolicatedBacktrace
+    /// With `--roots`: the roots, or why they could not be enumerated.
+    public var roots: [RootReport]?
+    public var rootsError: String?
+    /// With `--hybrid`: every frame of the stack, when the capture kept them.
+    public var hybrid: [HybridFrame]?
+    public var hybridError: String?
+    /// With `--verify`: the offline libunwind comparison, per activation.
+    public var verification: [FrameComparison]?
+    /// Things a reader should know that do not make the capture unusable
+    /// (trailing bytes after the last section).
+    public var warnings: [String]
+
+    public init(file: String, architecture: String, activationCount: Int, stackBytes: Int, moduleCount: Int,
+                place: Place, note: String?, backtrace: SymbolicatedBacktrace, warnings: [String] = []) {
+        self.file = file
+        self.architecture = architecture
+        self.activationCount = activationCount
+        self.stackBytes = stackBytes
+        self.moduleCount = moduleCount
+        self.place = place
+        self.note = note
+        self.backtrace = backtrace
+        self.warnings = warnings
+    }
+
+}
+
+/// A trap as a capture records it: its code and message.
+public struct CapturedTrap: Hashable, Sendable {
+    public var code: UInt8
+    public var message: String
+
+    public init(code: UInt8, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// The dumps of `wasm-unwind dump`, one per file, in order.
+public struct DumpReport: Hashable, Sendable {
+    public enum Entry: Hashable, Sendable {
+        case dump(CaptureDump)
+        /// The file could not be read as a capture: why.
+        case failure(file: String, message: String)
+    }
+
+    public var entries: [Entry]
+
+    public init(entries: [Entry]) { self.entries = entries }
+}
+
+/// Something that happened while a module ran, worth reporting in order.
+public enum RunEvent: Hashable, Sendable {
+    /// Wasm asked for its backtrace.
+    case backtrace(SymbolicatedBacktrace)
+    /// Wasm asked for every frame on the stack.
+    case hybrid([HybridFrame])
+    /// A collection ran.
+    case collection(CollectionSummary)
+    /// Wasm printed a value.
+    case printed(type: String, value: String)
+}
+
+/// Everything `wasm-unwind run` reports: the events in order, then the
+/// results or the trap.
+public struct RunReport: Hashable, Sendable {
+    public var events: [RunEvent]
+    /// The export's results, as (type, value), if it returned.
+    public var results: [TypedValue]?
+    /// The trap, if it trapped.
+    public var trap: TrapReport?
+    /// An error that stopped the run before or outside wasm.
+    public var error: String?
+
+    public init(events: [RunEvent] = [], results: [TypedValue]? = nil, trap: TrapReport? = nil, error: String? = nil) {
+        self.events = events
+        self.results = results
+        self.trap = trap
+        self.error = error
+    }
+}
+
+/// A wasm value as reports show it: its type and its value in text.
+public struct TypedValue: Hashable, Sendable {
+    public var type: String
+    public var value: String
+
+    public init(type: String, value: String) {
+        self.type = type
+        self.value = value
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import WasmJIT
+import WasmUnwind
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An error the command reports as one line, `error: ...`, on standard
+/// error, exiting with status 1.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The bytes of a file, or an error naming the file and the system's reason.
+func readFile(_ path: String) throws -> [UInt8] {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+        throw CommandError("cannot read \(path): \(String(cString: strerror(errno)))")
+    }
+    defer { try? handle.close() }
+    do {
+        return [UInt8](try handle.readToEnd() ?? Data())
+    } catch {
+        throw CommandError("cannot read \(path): \(error.localizedDescription)")
+    }
+}
+
+/// Writes `bytes` to `path` (creating or replacing it); every failure of
+/// the system calls is an error with the system's reason.
+func writeFile(_ path: String, _ bytes: [UInt8], what: String) throws {
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else { throw CommandError("cannot write \(what) to \(path): \(String(cString: strerror(errno)))") }
+    var written = 0
+    var failure: Int32 = 0
+    bytes.withUnsafeBytes { raw in
+        while written < raw.count {
+            let count = write(descriptor, raw.baseAddress! + written, raw.count - written)
+            if count < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                return
+            }
+            written += count
+        }
+    }
+    if close(descriptor) != 0 && failure == 0 { failure = errno }
+    if failure != 0 { throw CommandError("cannot write \(what) to \(path): \(String(cString: strerror(failure)))") }
+}
+
+/// Writes to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Standard output, written with `write(2)` as each line is produced, so
+/// that a failure (a full disk, a closed pipe, /dev/full) is seen — and
+/// reported — rather than lost in a buffer at exit.
+enum StandardOutput {
+    /// The first `errno` a write failed with, or 0.
+    nonisolated(unsafe) static var failure: Int32 = 0
+
+    static func write(_ text: String) {
+        guard failure == 0 else { return }
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { raw in
+            var written = 0
+            while written < raw.count {
+                let count = Glibc.write(1, raw.baseAddress! + written, raw.count - written)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                written += count
+            }
+        }
+    }
+}
+
+/// Writes a line to standard output.
+func output(_ line: String = "") {
+    StandardOutput.write(line + "\n")
+}
+
+/// Fails if anything written to standard output could not be written.
+func flushStandardOutput() throws {
+    if StandardOutput.failure != 0 {
+        throw CommandError("cannot write to standard output: \(String(cString: strerror(StandardOutput.failure)))")
+    }
+}
+
+/// Reads and compiles a module. `.wat` files are text and `.wasm` files
+/// binary, whatever they hold; any other name is read as a binary if it
+/// starts with the magic `\0asm` and as text otherwise. Errors name the
+/// file and the place: `file.wat:4:10: unknown function $nope`,
+/// `file.wasm: malformed WebAssembly binary at offset 0x0: ...`.
+func loadModule(engine: Engine, path: String) throws -> Module {
+    let bytes = try readFile(path)
+    let isBinary: Bool
+    switch URL(fileURLWithPath: path).pathExtension {
+    case "wat": isBinary = false
+    case "wasm": isBinary = true
+    default: isBinary = bytes.starts(with: [0x00, 0x61, 0x73, 0x6D])
+    }
+    do {
+        if isBinary { return try Module(engine: engine, binary: bytes) }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw CommandError("\(path): not UTF-8 text (and not a wasm binary: it does not start with \\0asm)")
+        }
+        return try Module(engine: engine, text: text)
+    } catch let error as CompileError {
+        if case .invalidText(_, let line?, _) = error, line > 0 { throw CommandError("\(path):\(error)") }
+        throw CommandError("\(path): \(error)")
+    }
+}
+
+/// Parses an integer argument for a parameter of `kind`.
+func parseArgument(_ text: String, as kind: ValueKind) throws -> Value {
+    switch kind {
+    case .i32:
+        if let value = Int32(text) { return .i32(value) }
+        if let value = UInt32(text) { return .i32(Int32(bitPattern: value)) }
+    case .i64:
+        if let value = Int64(text) { return .i64(value) }
+        if let value = UInt64(text) { return .i64(Int64(bitPattern: value)) }
+    case .externref:
+        if text == "null" { return .externref(nil) }
+    }
+    throw CommandError("argument `\(text)` is not a valid \(kind)")
+}
+
+/// A value as reports show it.
+func typedValue(_ value: Value) -> TypedValue {
+    TypedValue(type: value.kind.description, value: value.description)
+}
+
+/// "1 argument", "2 arguments".
+func counted(_ count: Int, _ noun: String) -> String {
+    "\(count) \(noun)\(count == 1 ? "" : "s")"
+}
+
+extension OutputFormat: ExpressibleByArgument {}
+
+extension ExitRecording: ExpressibleByArgument {
+    /// The modes a user picks from (the imprecise one exists for a test).
+    public static var allValueStrings: [String] { ["trampoline", "inline"] }
+}
