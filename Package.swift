@@ -141,6 +141,9 @@ let package = Package(
             dependencies: [
                 "WasmJIT",
                 "WasmUnwind",
+                "CWasmUnwindABI",
+                "StackCapture",
+                "JITCapture",
                 "wasm-unwind",
                 "trap-probe",
                 "CMallocCounter",

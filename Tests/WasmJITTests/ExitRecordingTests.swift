@@ -1,3 +1,4 @@
+import CWasmUnwindABI
 import Testing
 import WasmJIT
 import WasmUnwind
@@ -55,6 +56,58 @@ struct ExitRecordingTests {
         #expect(throws: RootEnumerationError.missingStackMap(pc: recorded, frameIndex: 0)) { try roots.get() }
         let error = try #require(roots.failure())
         #expect(error.description == "frame 0: no stack map for return address \(hex(recorded)) (not a recorded call site)")
+    }
+
+    /// The four bytes before the exit pc recorded at a host call.
+    func bytesBeforeRecordedPC(_ mode: ExitRecording) throws -> (bytes: [UInt8], inFunction: Bool) {
+        var harness = Harness(mode)
+        var recorded: UInt = 0
+        harness.define("probe") { caller, _ in
+            recorded = caller.store.limits.lastWasmExitPC
+            return []
+        }
+        let instance = try harness.instantiate(Self.probe)
+        _ = try instance.export("leaf")!.call([.externref(nil)])
+        let code = instance.module.code
+        let offset = Int(recorded - code.baseAddress)
+        return (Array(code.bytes[(offset - 4)..<offset]), instance.module.compiledFunction(1)!.codeRange.contains(offset))
+    }
+
+    @Test("inline recording records the return address of the host call itself, made from the wasm function")
+    func recordedPCFollowsTheHostCall() throws {
+        let (bytes, inFunction) = try bytesBeforeRecordedPC(.inline)
+        #expect(inFunction)
+        #expect(bytes == [0x41, 0xFF, 0x57, UInt8(WU_VMCTX_HOST_CALL)])  // call [r15 + host_call]
+        // With a trampoline the recorded pc follows the wasm function's call
+        // to the trampoline (`call rax` through the import table), and the
+        // host is called from the trampoline: the assertion above fails.
+        let (trampoline, _) = try bytesBeforeRecordedPC(.trampoline)
+        #expect(trampoline.suffix(2) == [0xFF, 0xD0])  // call rax
+    }
+
+    @Test("the inline call-site sequence, byte for byte (objdump -M intel)")
+    func goldenSequence() throws {
+        let module = try Module(engine: Engine(configuration: Engine.Configuration(exitRecording: .inline)), text: Self.probe)
+        let leaf = try #require(module.compiledFunction(1))
+        // The host path's call site: the one whose return address follows
+        // `call [r15 + 0x20]`.
+        let site = try #require(leaf.callSites.last)
+        let end = site.returnAddressOffset
+        let golden: [UInt8] = [
+            0x49, 0x8B, 0x07,                          // mov rax, [r15]                 ; the limits record
+            0x48, 0x89, 0xE9,                          // mov rcx, rbp                   ; get_frame_pointer
+            0x48, 0x89, 0x48, 0x08,                    // mov [rax + 8], rcx             ; last_wasm_exit_fp
+            0x48, 0x8D, 0x0D, 0x13, 0x00, 0x00, 0x00,  // lea rcx, [rip + 0x13]          ; get_call_return_address
+            0x48, 0x89, 0x48, 0x10,                    // mov [rax + 16], rcx            ; last_wasm_exit_pc
+            0x4C, 0x89, 0xFF,                          // mov rdi, r15
+            0xBE, 0x00, 0x00, 0x00, 0x00,              // mov esi, 0                     ; import 0
+            0x48, 0x89, 0xE2,                          // mov rdx, rsp                   ; the argument slots
+            0x41, 0xFF, 0x57, 0x20,                    // call [r15 + 0x20]              ; host_call
+        ]
+        #expect(Array(module.code.bytes[(end - golden.count)..<end]) == golden)
+        // The lea's target is the call's return address: rip after the lea
+        // (end - 19) plus 0x13.
+        #expect(end - 19 + 0x13 == end)
     }
 
     @Test("inline mode emits no exit-trampoline call at host call sites, and host calls need no trampoline frame")

@@ -59,14 +59,28 @@ enum PackagePaths {
     }
 }
 
-/// Runs the CLI in the package root and returns (status, stdout, stderr).
-func runCLI(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let result = try runChild(PackagePaths.cli, arguments, directory: PackagePaths.root)
+/// Runs the CLI in the package root (or `directory`) and returns (status,
+/// stdout, stderr).
+func runCLI(_ arguments: [String], directory: URL? = nil, standardOutput: FileHandle? = nil)
+    throws -> (status: Int32, stdout: String, stderr: String)
+{
+    let result = try runChild(PackagePaths.cli, arguments, directory: directory ?? PackagePaths.root,
+                              standardOutput: standardOutput)
     return (result.status, result.stdout, result.stderr)
 }
 
+/// A fresh temporary directory for one test, removed by the caller.
+func temporaryDirectory(_ name: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
 /// Runs an executable to its end: exit status or the signal that killed it.
-func runChild(_ path: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil)
+/// With `standardOutput`, the child writes there instead of to a pipe (its
+/// stdout is then "").
+func runChild(_ path: String, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil,
+              standardOutput: FileHandle? = nil)
     throws -> (status: Int32, signal: Int32?, stdout: String, stderr: String)
 {
     let process = Process()
@@ -75,9 +89,10 @@ func runChild(_ path: String, _ arguments: [String], environment: [String: Strin
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     if let directory { process.currentDirectoryURL = directory }
     let out = Pipe(), err = Pipe()
-    process.standardOutput = out
+    process.standardOutput = standardOutput ?? out
     process.standardError = err
     try process.run()
+    if standardOutput != nil { try? out.fileHandleForWriting.close() }
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
