@@ -64,10 +64,10 @@ let package = Package(
         ),
         // libunwind as an independent unwinder: local and signal-context
         // unwinding, CFI registration, frame-by-frame comparison, hybrid
-        // host+wasm backtraces.
+        // host+wasm backtraces, and captured stacks unwound offline.
         .target(
             name: "UnwindOracle",
-            dependencies: ["WasmUnwind", "CUnwindShim"]
+            dependencies: ["WasmUnwind", "StackCapture", "CUnwindShim"]
         ),
         // Captures of the reference runtime's stacks: at host calls, and at
         // traps from the handler's snapshot.

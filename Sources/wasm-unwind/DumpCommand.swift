@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
-import JITCapture
 import StackCapture
+import UnwindOracle
 import WasmUnwind
 
 struct DumpCommand: ParsableCommand {
@@ -82,27 +82,11 @@ struct DumpCommand: ParsableCommand {
             return failure("not a valid capture: \(error)")
         }
         for warning in warnings { printError("warning: \(file): \(warning)") }
-        var sound = true
-        let backtrace = stack.backtrace()
-        if let error = backtrace.error {
-            printError("\(file): the captured frame chain is broken after \(backtrace.frames.count) frames: \(error) [\(error.rule)]")
-            sound = false
+        let (dump, sound) = stack.dump(file: file, roots: roots, hybrid: hybrid, verify: verify, warnings: warnings)
+        if let error = dump.backtrace.error {
+            printError("\(file): the captured frame chain is broken after \(dump.backtrace.frames.count) frames: \(error) [\(error.rule)]")
         }
-        var dump = stack.dump(file: file, backtrace: backtrace, roots: roots, warnings: warnings)
-        if dump.rootsError != nil { sound = false }
-        if hybrid {
-            if let frames = stack.hybridFrames(backtrace: backtrace) {
-                dump.hybrid = frames
-                if frames.contains(where: { if case .unmatchedWasm = $0 { return true } else { return false } }) { sound = false }
-            } else {
-                dump.hybridError = "no host frames in this capture (capture at host.backtrace_all to keep them)"
-                printError("\(file): \(dump.hybridError!)")
-            }
-        }
-        if verify {
-            dump.verification = stack.verify(backtrace: backtrace)
-            if !(dump.verification!.allSatisfy(\.isMatch)) { sound = false }
-        }
+        if let error = dump.hybridError { printError("\(file): \(error)") }
         return (.dump(dump), sound)
     }
 }

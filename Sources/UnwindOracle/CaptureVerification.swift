@@ -1,5 +1,4 @@
 import StackCapture
-import UnwindOracle
 import WasmUnwind
 
 extension CapturedStack {
@@ -26,20 +25,51 @@ extension CapturedStack {
             var registers: [UInt8: UInt] = [16: activation.start.rawValue, 6: activation.startFramePointer,
                                              7: activation.startStackPointer]
             if index == 0, !capture.registers.isEmpty { registers = capture.registers }
-            let frames = RemoteUnwinder.unwind(registers: registers, segments: segments, tables: tables)
+            let ours = walk.frames.filter { $0.activation == index }.map { frame in
+                Frame(address: frame.address, framePointer: frame.framePointer, activation: 0)
+            }
+            // The comparison needs libunwind's frames in JIT code: the walk's
+            // and the entry trampoline, and a few more to show a mismatch.
+            let frames = RemoteUnwinder.unwind(registers: registers, segments: segments, tables: tables,
+                                               capacity: ours.count + 8)
             // Past the entry trampoline lies host code with no CFI here;
             // whatever libunwind guesses there is not compared.
             let inJIT = Array(frames.enumerated().prefix { position, frame in
                 let trapped = position == 0 && !activation.start.isReturnAddress
                 return registry.kind(at: trapped ? frame.ip : frame.ip &- 1) != nil
             }.map(\.element))
-            let ours = walk.frames.filter { $0.activation == index }.map { frame in
-                Frame(address: frame.address, framePointer: frame.framePointer, activation: 0)
-            }
             // libunwind starts inside the newest wasm frame: no exit
             // trampoline below it, whatever the exit recording was.
             return FrameComparison(libunwind: inJIT, walk: ours, trapped: !activation.start.isReturnAddress,
                                    exitTrampolines: false, registry: registry)
         }
+    }
+}
+
+extension CapturedStack {
+    /// Everything `wasm-unwind dump` reports of this capture: the dump,
+    /// with `roots` its GC roots, with `hybrid` every captured frame of the
+    /// stack, with `verify` the comparison with libunwind's offline unwind;
+    /// and whether it was sound (the walk complete, the roots found, the
+    /// hybrid frames and the comparison matching).
+    public func dump(file: String, roots: Bool, hybrid: Bool, verify: Bool,
+                     warnings: [String] = [], limits: WalkLimits = .default) -> (dump: CaptureDump, isSound: Bool) {
+        let backtrace = self.backtrace(limits: limits)
+        var dump = self.dump(file: file, backtrace: backtrace, roots: roots, warnings: warnings)
+        var sound = backtrace.error == nil && dump.rootsError == nil
+        if hybrid {
+            if let frames = hybridFrames(backtrace: backtrace) {
+                dump.hybrid = frames
+                if frames.contains(where: { if case .unmatchedWasm = $0 { return true } else { return false } }) { sound = false }
+            } else {
+                dump.hybridError = "no host frames in this capture (capture at host.backtrace_all to keep them)"
+            }
+        }
+        if verify {
+            let comparisons = self.verify(backtrace: backtrace)
+            dump.verification = comparisons
+            if !comparisons.allSatisfy(\.isMatch) { sound = false }
+        }
+        return (dump, sound)
     }
 }
