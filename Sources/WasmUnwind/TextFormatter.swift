@@ -254,7 +254,8 @@ public struct TextFormatter: ReportFormatter {
             guard let entry else { return "-" }
             guard entry.kind == .wasmFunction else { return entry.kind.description + (entry.pc.map { " \(hex($0))" } ?? "") }
             guard let pc = entry.pc else { return "wasm" }
-            return hex(pc) + " " + (entry.symbol.map(Self.name) ?? "<not wasm>")
+            guard let symbol = entry.symbol else { return hex(pc) + " <not wasm>" }
+            return hex(pc) + " " + Self.name(of: symbol) + (symbol.moduleOffset.map { " @" + hex($0) } ?? "")
         }
         var lines = ["  #  walker (expected)                          libunwind"]
         for row in comparison.rows {
