@@ -43,17 +43,9 @@ enum Trampolines {
     ///   pop rbp; ret
     /// ```
     static func emitEntry(_ signature: Signature, into assembler: inout Assembler) -> [(offset: Int, event: FrameEvent)] {
-        let start = assembler.offset
-        var events: [(offset: Int, event: FrameEvent)] = []
+        var frame = FrameEmitter(start: assembler.offset)
         let stackArguments = max(0, signature.parameters.count - 6)
-        assembler.push(.rbp)
-        events.append((assembler.offset - start, .pushedFramePointer))
-        assembler.mov(.q, .rbp, .rsp)
-        events.append((assembler.offset - start, .establishedFramePointer))
-        for (index, register) in entrySavedRegisters.enumerated() {
-            assembler.push(register)
-            events.append((assembler.offset - start, .savedRegister(register, cfaOffset: 24 + 8 * index)))
-        }
+        frame.emitPrologue(&assembler, saving: entrySavedRegisters)
         // After five pushes rsp is 8 mod 16; keep it 16-aligned at the call.
         assembler.arithmetic(.sub, .q, .rsp, immediate: Int32(8 + (8 * stackArguments + 15) / 16 * 16))
         assembler.mov(.q, .r15, .rdi)
@@ -73,15 +65,8 @@ enum Trampolines {
         if !signature.results.isEmpty {
             assembler.mov(.q, Memory.at(.r12), .rax)
         }
-        assembler.lea(.rsp, Memory.at(.rbp, Int32(-8 * entrySavedRegisters.count)))
-        for register in entrySavedRegisters.reversed() {
-            assembler.pop(register)
-            events.append((assembler.offset - start, .restoredRegister(register)))
-        }
-        assembler.pop(.rbp)
-        events.append((assembler.offset - start, .poppedFramePointer))
-        assembler.ret()
-        return events
+        frame.emitEpilogue(&assembler, codeFollows: false)
+        return frame.events
     }
 
     /// The exit trampoline for one imported function: records where wasm
@@ -107,13 +92,9 @@ enum Trampolines {
     ///   ud2
     /// ```
     static func emitExit(importIndex: UInt32, _ signature: Signature, into assembler: inout Assembler) -> [(offset: Int, event: FrameEvent)] {
-        let start = assembler.offset
-        var events: [(offset: Int, event: FrameEvent)] = []
+        var frame = FrameEmitter(start: assembler.offset)
         let slots = max(signature.parameters.count, signature.results.count, 1)
-        assembler.push(.rbp)
-        events.append((assembler.offset - start, .pushedFramePointer))
-        assembler.mov(.q, .rbp, .rsp)
-        events.append((assembler.offset - start, .establishedFramePointer))
+        frame.emitPrologue(&assembler)
         assembler.arithmetic(.sub, .q, .rsp, immediate: Int32((8 * slots + 15) / 16 * 16))
         // Scratch registers here must not be argument registers: rdi, rsi,
         // rdx, rcx, r8 and r9 still hold wasm's arguments.
@@ -140,16 +121,11 @@ enum Trampolines {
         if !signature.results.isEmpty {
             assembler.mov(.q, .rax, Memory.at(.rsp))
         }
-        assembler.mov(.q, .rsp, .rbp)
-        events.append((assembler.offset - start, .rememberState))
-        assembler.pop(.rbp)
-        events.append((assembler.offset - start, .poppedFramePointer))
-        assembler.ret()
-        events.append((assembler.offset - start, .restoreState))
+        frame.emitEpilogue(&assembler, codeFollows: true)
         assembler.bind(failed)
         assembler.mov(.q, .rdi, .r15)
         assembler.call(Memory.at(.r15, Int32(WU_VMCTX_RAISE)))
         assembler.ud2()
-        return events
+        return frame.events
     }
 }

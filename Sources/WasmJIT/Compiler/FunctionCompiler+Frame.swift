@@ -1,0 +1,95 @@
+import CWasmUnwindABI
+import WasmUnwind
+
+/// The frame: prologue (with the stack-limit check), epilogue, the
+/// out-of-line stubs after it, and the address map.
+extension FunctionCompiler {
+    mutating func emitPrologue() {
+        start = assembler.offset
+        frame = FrameEmitter(start: start)
+        // The prologue runs no wasm instruction: like Wasmtime, a pc there
+        // (a stack-exhaustion trap) has no module offset.
+        addressMap.append(AddressMapEntry(nativeOffset: 0, wasmOffset: AddressMapEntry.noWasmOffset))
+        frame.emitPrologue(&assembler)
+        frameSizePosition = assembler.subWithPatchableImmediate(.rsp)
+        // Stack check: the whole frame is reserved, nothing stored yet.
+        assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.arithmetic(.cmp, .q, .rsp, Memory.at(.rax, Int32(RuntimeLimits.Offsets.stackLimit)))
+        assembler.j(.below, trapStub(.stackOverflow, wasmOffset: nil))
+        assembler.mov(.q, Self.savedContextSlot, .r15)
+        for (parameter, _) in signature.parameters.enumerated() {
+            if parameter < 6 {
+                assembler.mov(.q, localSlot(parameter), Register.integerArguments[parameter])
+            } else {
+                assembler.mov(.q, .rax, Memory.at(.rbp, Int32(16 + 8 * (parameter - 6))))
+                assembler.mov(.q, localSlot(parameter), .rax)
+            }
+        }
+        if locals.count > signature.parameters.count {
+            assembler.arithmetic(.xor, .d, .rax, .rax)
+            for local in signature.parameters.count..<locals.count {
+                assembler.mov(.q, localSlot(local), .rax)
+            }
+        }
+        control.append(ControlFrame(kind: .function, branchTarget: assembler.newLabel(), end: assembler.newLabel(),
+                                    height: 0, results: signature.results))
+        control[0].end = control[0].branchTarget
+    }
+
+    /// The result into rax, the epilogue, then the out-of-line stubs the
+    /// body jumps to; patches the frame size into the prologue.
+    mutating func emitEpilogueAndStubs() {
+        if !signature.results.isEmpty {
+            assembler.mov(.q, .rax, stackSlot(0))
+        }
+        frame.emitEpilogue(&assembler, codeFollows: true)
+        // Out-of-line trap stubs, one per trap site so the pc says which
+        // wasm instruction trapped.
+        for stub in trapStubs {
+            recordAddress(wasmOffset: stub.wasmOffset)
+            assembler.bind(stub.label)
+            if let offset = stub.addressOffset, offset != 0 {
+                if offset <= UInt64(Int32.max) {
+                    assembler.lea(.rax, Memory.at(.rax, Int32(offset)))
+                } else {
+                    assembler.mov(.rdx, immediate: Int64(offset))
+                    assembler.arithmetic(.add, .q, .rax, .rdx)
+                }
+            }
+            trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: stub.wasmOffset, code: stub.code))
+            assembler.ud2()
+        }
+        // A failed inline host call leaves through `raise`, which jumps to the
+        // activation's entry and never returns.
+        for stub in raiseStubs {
+            recordAddress(wasmOffset: stub.wasmOffset)
+            assembler.bind(stub.label)
+            assembler.mov(.q, .rdi, .r15)
+            assembler.call(Memory.at(.r15, Int32(WU_VMCTX_RAISE)))
+            assembler.ud2()
+        }
+        let bytes = 8 + 8 * locals.count + 8 * maxDepth + (maxOutgoingBytes + 15) / 16 * 16
+        frameSize = (bytes + 15) / 16 * 16
+        assembler.patch32(at: frameSizePosition, Int32(frameSize))
+        finished = true
+    }
+
+    /// A label for an out-of-line `ud2` recorded as a trap site of `code`.
+    mutating func trapStub(_ code: TrapCode, wasmOffset: Int?, addressOffset: UInt64? = nil) -> Label {
+        let label = assembler.newLabel()
+        trapStubs.append((label, wasmOffset, code, addressOffset))
+        return label
+    }
+
+    /// Maps the code from here on to the wasm instruction at `wasmOffset`
+    /// (nil: to no instruction).
+    mutating func recordAddress(wasmOffset: Int?) {
+        let native = UInt32(assembler.offset - start)
+        let wasm = wasmOffset.map(UInt32.init) ?? AddressMapEntry.noWasmOffset
+        if let last = addressMap.last, last.nativeOffset == native {
+            addressMap[addressMap.count - 1].wasmOffset = wasm
+        } else {
+            addressMap.append(AddressMapEntry(nativeOffset: native, wasmOffset: wasm))
+        }
+    }
+}

@@ -1,0 +1,232 @@
+import WasmParser
+import WasmTypes
+
+/// How the baseline compiler implements each wasm instruction: the one
+/// table that says whether an instruction is supported (`Lowering(_:)` is
+/// nil for the rest) and which code it becomes. The compiler switches over
+/// a `Lowering`, never over WasmKit's `Instruction` directly; the
+/// instruction's text name comes from `InstructionNames.name(of:)`.
+enum Lowering {
+    // Control (FunctionCompiler+Control.swift)
+    case unreachable
+    case nop
+    case block(BlockType)
+    case loop(BlockType)
+    case `if`(BlockType)
+    case `else`
+    case end
+    case br(UInt32)
+    case brIf(UInt32)
+    case `return`
+
+    // Calls (FunctionCompiler+Calls.swift)
+    case call(UInt32)
+
+    // Values (FunctionCompiler+Values.swift)
+    case drop
+    case select
+    case localGet(UInt32)
+    case localSet(UInt32)
+    case localTee(UInt32)
+    case globalGet(UInt32)
+    case globalSet(UInt32)
+    /// A constant's kind and its 64-bit slot.
+    case constant(ValueKind, UInt64)
+    case refNull
+    case refIsNull
+
+    // Integers (FunctionCompiler+Integer.swift)
+    case equalsZero(Width)
+    case integerCompare(Width, Condition)
+    case integerBinary(Width, IntegerBinary)
+    case integerUnary(Width, IntegerUnary)
+    case wrap
+    case extend(signed: Bool)
+
+    // Memory (FunctionCompiler+Memory.swift)
+    case load(IntegerLoad, MemArg)
+    case store(kind: ValueKind, size: Int, MemArg)
+    case memorySize
+
+    enum IntegerBinary: Equatable {
+        case arithmetic(ArithmeticOperation)
+        case multiply
+        case shift(ShiftOperation)
+        case divideSigned, divideUnsigned, remainderSigned, remainderUnsigned
+    }
+
+    enum IntegerUnary: Equatable {
+        case countLeadingZeros, countTrailingZeros, populationCount
+        case extend8, extend16, extend32
+    }
+
+    /// A load: the result's kind, the access size, and how the loaded bits
+    /// are extended to the slot.
+    struct IntegerLoad: Equatable {
+        var kind: ValueKind
+        var size: Int
+        var signed: Bool
+    }
+
+    /// The lowering of `instruction`, or nil if the compiler does not
+    /// implement it.
+    init?(_ instruction: Instruction) {
+        switch instruction {
+        case .unreachable: self = .unreachable
+        case .nop: self = .nop
+        case .block(let type): self = .block(type)
+        case .loop(let type): self = .loop(type)
+        case .if(let type): self = .if(type)
+        case .else: self = .else
+        case .end: self = .end
+        case .br(let depth): self = .br(depth)
+        case .brIf(let depth): self = .brIf(depth)
+        case .return: self = .return
+        case .call(let function): self = .call(function)
+        case .drop: self = .drop
+        case .select, .typedSelect: self = .select
+        case .localGet(let local): self = .localGet(local)
+        case .localSet(let local): self = .localSet(local)
+        case .localTee(let local): self = .localTee(local)
+        case .globalGet(let global): self = .globalGet(global)
+        case .globalSet(let global): self = .globalSet(global)
+        case .i32Const(let value): self = .constant(.i32, UInt64(UInt32(bitPattern: value)))
+        case .i64Const(let value): self = .constant(.i64, UInt64(bitPattern: value))
+        case .refNull(let type) where type == .externRef: self = .refNull
+        case .refIsNull: self = .refIsNull
+        case .i32Eqz: self = .equalsZero(.d)
+        case .i64Eqz: self = .equalsZero(.q)
+        case .cmp(let comparison):
+            guard let (width, condition) = Self.integerComparison(comparison) else { return nil }
+            self = .integerCompare(width, condition)
+        case .binary(let operation):
+            guard let (width, lowering) = Self.integerBinary(operation) else { return nil }
+            self = .integerBinary(width, lowering)
+        case .unary(let operation):
+            guard let (width, lowering) = Self.integerUnary(operation) else { return nil }
+            self = .integerUnary(width, lowering)
+        case .conversion(.i32WrapI64): self = .wrap
+        case .conversion(.i64ExtendI32S): self = .extend(signed: true)
+        case .conversion(.i64ExtendI32U): self = .extend(signed: false)
+        case .load(let load, let memarg):
+            guard let lowering = Self.integerLoad(load) else { return nil }
+            self = .load(lowering, memarg)
+        case .store(let store, let memarg):
+            guard let (kind, size) = Self.integerStore(store) else { return nil }
+            self = .store(kind: kind, size: size, memarg)
+        case .memorySize(let memory) where memory == 0: self = .memorySize
+        default: return nil
+        }
+    }
+
+    static func integerBinary(_ operation: Instruction.Binary) -> (Width, IntegerBinary)? {
+        switch operation {
+        case .i32Add: return (.d, .arithmetic(.add))
+        case .i32Sub: return (.d, .arithmetic(.sub))
+        case .i32And: return (.d, .arithmetic(.and))
+        case .i32Or: return (.d, .arithmetic(.or))
+        case .i32Xor: return (.d, .arithmetic(.xor))
+        case .i32Mul: return (.d, .multiply)
+        case .i32Shl: return (.d, .shift(.shl))
+        case .i32ShrS: return (.d, .shift(.sar))
+        case .i32ShrU: return (.d, .shift(.shr))
+        case .i32Rotl: return (.d, .shift(.rol))
+        case .i32Rotr: return (.d, .shift(.ror))
+        case .i32DivS: return (.d, .divideSigned)
+        case .i32DivU: return (.d, .divideUnsigned)
+        case .i32RemS: return (.d, .remainderSigned)
+        case .i32RemU: return (.d, .remainderUnsigned)
+        case .i64Add: return (.q, .arithmetic(.add))
+        case .i64Sub: return (.q, .arithmetic(.sub))
+        case .i64And: return (.q, .arithmetic(.and))
+        case .i64Or: return (.q, .arithmetic(.or))
+        case .i64Xor: return (.q, .arithmetic(.xor))
+        case .i64Mul: return (.q, .multiply)
+        case .i64Shl: return (.q, .shift(.shl))
+        case .i64ShrS: return (.q, .shift(.sar))
+        case .i64ShrU: return (.q, .shift(.shr))
+        case .i64Rotl: return (.q, .shift(.rol))
+        case .i64Rotr: return (.q, .shift(.ror))
+        case .i64DivS: return (.q, .divideSigned)
+        case .i64DivU: return (.q, .divideUnsigned)
+        case .i64RemS: return (.q, .remainderSigned)
+        case .i64RemU: return (.q, .remainderUnsigned)
+        default: return nil
+        }
+    }
+
+    static func integerComparison(_ comparison: Instruction.Cmp) -> (Width, Condition)? {
+        switch comparison {
+        case .i32Eq: return (.d, .equal)
+        case .i32Ne: return (.d, .notEqual)
+        case .i32LtS: return (.d, .less)
+        case .i32LtU: return (.d, .below)
+        case .i32GtS: return (.d, .greater)
+        case .i32GtU: return (.d, .above)
+        case .i32LeS: return (.d, .lessOrEqual)
+        case .i32LeU: return (.d, .belowOrEqual)
+        case .i32GeS: return (.d, .greaterOrEqual)
+        case .i32GeU: return (.d, .aboveOrEqual)
+        case .i64Eq: return (.q, .equal)
+        case .i64Ne: return (.q, .notEqual)
+        case .i64LtS: return (.q, .less)
+        case .i64LtU: return (.q, .below)
+        case .i64GtS: return (.q, .greater)
+        case .i64GtU: return (.q, .above)
+        case .i64LeS: return (.q, .lessOrEqual)
+        case .i64LeU: return (.q, .belowOrEqual)
+        case .i64GeS: return (.q, .greaterOrEqual)
+        case .i64GeU: return (.q, .aboveOrEqual)
+        default: return nil
+        }
+    }
+
+    static func integerUnary(_ operation: Instruction.Unary) -> (Width, IntegerUnary)? {
+        switch operation {
+        case .i32Clz: return (.d, .countLeadingZeros)
+        case .i32Ctz: return (.d, .countTrailingZeros)
+        case .i32Popcnt: return (.d, .populationCount)
+        case .i32Extend8S: return (.d, .extend8)
+        case .i32Extend16S: return (.d, .extend16)
+        case .i64Clz: return (.q, .countLeadingZeros)
+        case .i64Ctz: return (.q, .countTrailingZeros)
+        case .i64Popcnt: return (.q, .populationCount)
+        case .i64Extend8S: return (.q, .extend8)
+        case .i64Extend16S: return (.q, .extend16)
+        case .i64Extend32S: return (.q, .extend32)
+        default: return nil
+        }
+    }
+
+    static func integerLoad(_ load: Instruction.Load) -> IntegerLoad? {
+        switch load {
+        case .i32Load: return IntegerLoad(kind: .i32, size: 4, signed: false)
+        case .i64Load: return IntegerLoad(kind: .i64, size: 8, signed: false)
+        case .i32Load8S: return IntegerLoad(kind: .i32, size: 1, signed: true)
+        case .i32Load8U: return IntegerLoad(kind: .i32, size: 1, signed: false)
+        case .i32Load16S: return IntegerLoad(kind: .i32, size: 2, signed: true)
+        case .i32Load16U: return IntegerLoad(kind: .i32, size: 2, signed: false)
+        case .i64Load8S: return IntegerLoad(kind: .i64, size: 1, signed: true)
+        case .i64Load8U: return IntegerLoad(kind: .i64, size: 1, signed: false)
+        case .i64Load16S: return IntegerLoad(kind: .i64, size: 2, signed: true)
+        case .i64Load16U: return IntegerLoad(kind: .i64, size: 2, signed: false)
+        case .i64Load32S: return IntegerLoad(kind: .i64, size: 4, signed: true)
+        case .i64Load32U: return IntegerLoad(kind: .i64, size: 4, signed: false)
+        default: return nil
+        }
+    }
+
+    /// Value kind and access size in bytes.
+    static func integerStore(_ store: Instruction.Store) -> (ValueKind, Int)? {
+        switch store {
+        case .i32Store: return (.i32, 4)
+        case .i64Store: return (.i64, 8)
+        case .i32Store8: return (.i32, 1)
+        case .i32Store16: return (.i32, 2)
+        case .i64Store8: return (.i64, 1)
+        case .i64Store16: return (.i64, 2)
+        case .i64Store32: return (.i64, 4)
+        default: return nil
+        }
+    }
+}
