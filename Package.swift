@@ -137,6 +137,10 @@ let package = Package(
             dependencies: ["WasmUnwind", "CWasmUnwindABI"]
         ),
         .testTarget(
+            name: "StackCaptureTests",
+            dependencies: ["StackCapture", "WasmUnwind"]
+        ),
+        .testTarget(
             name: "WasmJITTests",
             dependencies: [
                 "WasmJIT",
