@@ -3,13 +3,14 @@
 #   make demo    run the built-in example: a nested host<->wasm backtrace
 #   make verify  long randomized differential run against libunwind
 #   make bench   release-mode benchmarks, side by side with baselines
-#   make fuzz    bounded libFuzzer run over the capture reader and walker
+#   make fuzz    bounded libFuzzer run over every reader of a capture
+#   make docs    the DocC documentation of WasmUnwind (.build/docs)
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/debug/wasm-unwind
 
-.PHONY: deps build test demo verify bench fuzz clean
+.PHONY: deps build test demo verify bench fuzz docs clean
 
 # libunwind-dev (and pkg-config to find it) from the system's packages.
 deps:
@@ -45,6 +46,13 @@ bench: deps
 SECONDS ?= 600
 fuzz:
 	scripts/fuzz.sh $(SECONDS)
+
+# The DocC catalog of WasmUnwind (its article's snippets are Snippets/,
+# which every build compiles); warnings are errors.
+docs: deps
+	$(SWIFT) package --disable-sandbox generate-documentation --target WasmUnwind --warnings-as-errors \
+		--output-path .build/docs
+	@echo "make docs: open .build/docs/index.html (or serve .build/docs)"
 
 clean:
 	rm -rf .build .build-fuzz
