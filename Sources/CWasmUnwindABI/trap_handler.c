@@ -288,7 +288,8 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     state->sp = sp;
     state->fault_address = (uint64_t)info->si_addr;
     state->signal = signal;
-    state->trap_code = (wu_trap_code)code;
+    state->trap_code = (wu_trap_code)(code & ~WU_TRAP_SITE_HAS_ADDRESS);
+    state->trap_has_address = (code & WU_TRAP_SITE_HAS_ADDRESS) != 0;
     state->trap_count += 1;
     walk_callback(state, store->limits, pc, fp, sp);
     if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);

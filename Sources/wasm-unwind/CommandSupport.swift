@@ -124,6 +124,10 @@ func parseArgument(_ text: String, as kind: ValueKind) throws -> Value {
     case .i64:
         if let value = Int64(text) { return .i64(value) }
         if let value = UInt64(text) { return .i64(Int64(bitPattern: value)) }
+    case .f32:
+        if let value = Float(text) { return .f32(value) }
+    case .f64:
+        if let value = Double(text) { return .f64(value) }
     case .externref:
         if text == "null" { return .externref(nil) }
     }

@@ -63,11 +63,11 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "text (Wasmtime's layout) or json (one document).")
     var format: OutputFormat = .text
 
-    @Argument(parsing: .allUnrecognized, help: "Integer arguments for the export (negative numbers allowed).")
+    @Argument(parsing: .allUnrecognized, help: "Arguments for the export: integers, floats (1.5, -0, nan, inf, 0x1p-3), or null for a reference (negative numbers allowed).")
     var arguments: [String] = []
 
     func validate() throws {
-        for argument in arguments where argument.hasPrefix("-") && argument != "--" && Int64(argument) == nil && UInt64(argument) == nil {
+        for argument in arguments where argument.hasPrefix("-") && argument != "--" && Int64(argument) == nil && Double(argument) == nil {
             throw ValidationError("unknown option `\(argument)`")
         }
         if let maxWasmStack, maxWasmStack < 4096 {

@@ -347,6 +347,8 @@ struct CompilerResultsTests {
                 switch value {
                 case .i32(let v): return UInt64(UInt32(bitPattern: v))
                 case .i64(let v): return UInt64(bitPattern: v)
+                case .f32(let v): return UInt64(v.bitPattern)
+                case .f64(let v): return v.bitPattern
                 case .externref: return 0
                 }
             }

@@ -22,7 +22,15 @@ typedef enum wu_trap_code {
     WU_TRAP_INTEGER_OVERFLOW = 3,
     WU_TRAP_OUT_OF_BOUNDS_MEMORY_ACCESS = 4,
     WU_TRAP_STACK_OVERFLOW = 5,
+    WU_TRAP_BAD_CONVERSION_TO_INTEGER = 6,
+    WU_TRAP_TABLE_OUT_OF_BOUNDS = 7,
+    WU_TRAP_INDIRECT_CALL_TO_NULL = 8,
+    WU_TRAP_BAD_SIGNATURE = 9,
 } wu_trap_code;
+
+/// Set in a trap site's code byte (`wu_code_region.trap_codes`) when the
+/// stub leaves the wasm address an out-of-bounds access went to in rax.
+#define WU_TRAP_SITE_HAS_ADDRESS 0x80
 
 /// One module's code, as the handler sees it.
 typedef struct wu_code_region {
@@ -100,6 +108,9 @@ typedef struct wu_thread_trap_state {
     uint64_t registers[17];
     int32_t signal;
     wu_trap_code trap_code;
+    /// Non-zero when rax holds the wasm address of an out-of-bounds access
+    /// (the trap site's `WU_TRAP_SITE_HAS_ADDRESS`).
+    int32_t trap_has_address;
     /// Non-zero while the handler runs on this thread: a fault inside the
     /// handler itself is never taken for a wasm trap (and tests check that
     /// the handler does not allocate).

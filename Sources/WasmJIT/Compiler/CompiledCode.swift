@@ -29,6 +29,8 @@ public struct TrapSite: Hashable, Sendable {
     /// the prologue: stack exhaustion).
     public var wasmOffset: Int?
     public var code: TrapCode
+    /// The stub leaves the wasm address of an out-of-bounds access in rax.
+    public var carriesAddress = false
 }
 
 /// One compiled wasm function's place in the module's code and its tables.

@@ -56,7 +56,8 @@ extension FunctionCompiler {
                     assembler.arithmetic(.add, .q, .rax, .rdx)
                 }
             }
-            trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: stub.wasmOffset, code: stub.code))
+            trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: stub.wasmOffset, code: stub.code,
+                                      carriesAddress: stub.addressOffset != nil))
             assembler.ud2()
         }
         // A failed inline host call leaves through `raise`, which jumps to the

@@ -31,7 +31,7 @@ import WasmUnwind
 /// The compiler is split by concern: this file holds its state, the
 /// operand stack and the dispatch; `Lowering` says what each instruction
 /// becomes; FunctionCompiler+Frame (prologue, epilogue, stubs), +Control,
-/// +Calls, +Values, +Integer and +Memory emit it.
+/// +Calls, +Values, +Integer, +Float and +Memory emit it.
 struct FunctionCompiler: AnyInstructionVisitor {
     typealias VisitorError = CompileError
 
@@ -161,6 +161,15 @@ struct FunctionCompiler: AnyInstructionVisitor {
         case .integerCompare(let width, let condition): try compare(width, condition)
         case .integerBinary(let width, let operation): try binary(width, operation)
         case .integerUnary(let width, let operation): try unary(width, operation)
+        case .floatBinary(let precision, let operation): try floatBinary(precision, operation)
+        case .floatUnary(let precision, let operation): try floatUnary(precision, operation)
+        case .floatCompare(let precision, let comparison): try floatCompare(precision, comparison)
+        case .truncate(let width, let precision, let signed, let saturating):
+            try truncate(width, precision, signed: signed, saturating: saturating)
+        case .convert(let precision, let width, let signed): try convert(precision, width, signed: signed)
+        case .demote: try changePrecision(to: .single)
+        case .promote: try changePrecision(to: .double)
+        case .reinterpret(let source, let destination): try reinterpret(from: source, to: destination)
         case .wrap: try wrap()
         case .extend(let signed): try extend(signed: signed)
         case .load(let load, let memarg): try self.load(load, memarg)

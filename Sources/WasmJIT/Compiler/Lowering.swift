@@ -43,6 +43,19 @@ enum Lowering {
     case wrap
     case extend(signed: Bool)
 
+    // Floats (FunctionCompiler+Float.swift)
+    case floatBinary(FloatPrecision, FloatBinary)
+    case floatUnary(FloatPrecision, FloatUnary)
+    case floatCompare(FloatPrecision, FloatComparison)
+    /// A float to an integer of `width`: trapping, or saturating.
+    case truncate(Width, FloatPrecision, signed: Bool, saturating: Bool)
+    /// An integer of `width` to a float.
+    case convert(FloatPrecision, Width, signed: Bool)
+    case demote
+    case promote
+    /// The same bits as another kind: i32 <-> f32, i64 <-> f64.
+    case reinterpret(from: ValueKind, to: ValueKind)
+
     // Memory (FunctionCompiler+Memory.swift)
     case load(IntegerLoad, MemArg)
     case store(kind: ValueKind, size: Int, MemArg)
@@ -55,13 +68,27 @@ enum Lowering {
         case divideSigned, divideUnsigned, remainderSigned, remainderUnsigned
     }
 
+    enum FloatBinary: Equatable {
+        case arithmetic(FloatArithmetic)
+        case min, max, copysign
+    }
+
+    enum FloatUnary: Equatable {
+        case abs, neg, sqrt
+        case round(RoundingMode)
+    }
+
+    enum FloatComparison: Equatable {
+        case equal, notEqual, less, greater, lessOrEqual, greaterOrEqual
+    }
+
     enum IntegerUnary: Equatable {
         case countLeadingZeros, countTrailingZeros, populationCount
         case extend8, extend16, extend32
     }
 
     /// A load: the result's kind, the access size, and how the loaded bits
-    /// are extended to the slot.
+    /// are extended to the slot (floats: zero-extended bits).
     struct IntegerLoad: Equatable {
         var kind: ValueKind
         var size: Int
@@ -96,18 +123,34 @@ enum Lowering {
         case .refIsNull: self = .refIsNull
         case .i32Eqz: self = .equalsZero(.d)
         case .i64Eqz: self = .equalsZero(.q)
+        case .f32Const(let value): self = .constant(.f32, UInt64(value.bitPattern))
+        case .f64Const(let value): self = .constant(.f64, value.bitPattern)
         case .cmp(let comparison):
-            guard let (width, condition) = Self.integerComparison(comparison) else { return nil }
-            self = .integerCompare(width, condition)
+            if let (width, condition) = Self.integerComparison(comparison) {
+                self = .integerCompare(width, condition)
+            } else if let (precision, condition) = Self.floatComparison(comparison) {
+                self = .floatCompare(precision, condition)
+            } else {
+                return nil
+            }
         case .binary(let operation):
-            guard let (width, lowering) = Self.integerBinary(operation) else { return nil }
-            self = .integerBinary(width, lowering)
+            if let (width, lowering) = Self.integerBinary(operation) {
+                self = .integerBinary(width, lowering)
+            } else if let (precision, lowering) = Self.floatBinary(operation) {
+                self = .floatBinary(precision, lowering)
+            } else {
+                return nil
+            }
         case .unary(let operation):
-            guard let (width, lowering) = Self.integerUnary(operation) else { return nil }
-            self = .integerUnary(width, lowering)
-        case .conversion(.i32WrapI64): self = .wrap
-        case .conversion(.i64ExtendI32S): self = .extend(signed: true)
-        case .conversion(.i64ExtendI32U): self = .extend(signed: false)
+            if let (width, lowering) = Self.integerUnary(operation) {
+                self = .integerUnary(width, lowering)
+            } else if let (precision, lowering) = Self.floatUnary(operation) {
+                self = .floatUnary(precision, lowering)
+            } else {
+                return nil
+            }
+        case .conversion(let conversion):
+            self = Self.conversion(conversion)
         case .load(let load, let memarg):
             guard let lowering = Self.integerLoad(load) else { return nil }
             self = .load(lowering, memarg)
@@ -115,6 +158,102 @@ enum Lowering {
             guard let (kind, size) = Self.integerStore(store) else { return nil }
             self = .store(kind: kind, size: size, memarg)
         case .memorySize(let memory) where memory == 0: self = .memorySize
+        default: return nil
+        }
+    }
+
+    static func conversion(_ conversion: Instruction.Conversion) -> Lowering {
+        switch conversion {
+        case .i32WrapI64: return .wrap
+        case .i64ExtendI32S: return .extend(signed: true)
+        case .i64ExtendI32U: return .extend(signed: false)
+        case .i32TruncF32S: return .truncate(.d, .single, signed: true, saturating: false)
+        case .i32TruncF32U: return .truncate(.d, .single, signed: false, saturating: false)
+        case .i32TruncF64S: return .truncate(.d, .double, signed: true, saturating: false)
+        case .i32TruncF64U: return .truncate(.d, .double, signed: false, saturating: false)
+        case .i64TruncF32S: return .truncate(.q, .single, signed: true, saturating: false)
+        case .i64TruncF32U: return .truncate(.q, .single, signed: false, saturating: false)
+        case .i64TruncF64S: return .truncate(.q, .double, signed: true, saturating: false)
+        case .i64TruncF64U: return .truncate(.q, .double, signed: false, saturating: false)
+        case .i32TruncSatF32S: return .truncate(.d, .single, signed: true, saturating: true)
+        case .i32TruncSatF32U: return .truncate(.d, .single, signed: false, saturating: true)
+        case .i32TruncSatF64S: return .truncate(.d, .double, signed: true, saturating: true)
+        case .i32TruncSatF64U: return .truncate(.d, .double, signed: false, saturating: true)
+        case .i64TruncSatF32S: return .truncate(.q, .single, signed: true, saturating: true)
+        case .i64TruncSatF32U: return .truncate(.q, .single, signed: false, saturating: true)
+        case .i64TruncSatF64S: return .truncate(.q, .double, signed: true, saturating: true)
+        case .i64TruncSatF64U: return .truncate(.q, .double, signed: false, saturating: true)
+        case .f32ConvertI32S: return .convert(.single, .d, signed: true)
+        case .f32ConvertI32U: return .convert(.single, .d, signed: false)
+        case .f32ConvertI64S: return .convert(.single, .q, signed: true)
+        case .f32ConvertI64U: return .convert(.single, .q, signed: false)
+        case .f64ConvertI32S: return .convert(.double, .d, signed: true)
+        case .f64ConvertI32U: return .convert(.double, .d, signed: false)
+        case .f64ConvertI64S: return .convert(.double, .q, signed: true)
+        case .f64ConvertI64U: return .convert(.double, .q, signed: false)
+        case .f32DemoteF64: return .demote
+        case .f64PromoteF32: return .promote
+        case .i32ReinterpretF32: return .reinterpret(from: .f32, to: .i32)
+        case .i64ReinterpretF64: return .reinterpret(from: .f64, to: .i64)
+        case .f32ReinterpretI32: return .reinterpret(from: .i32, to: .f32)
+        case .f64ReinterpretI64: return .reinterpret(from: .i64, to: .f64)
+        }
+    }
+
+    static func floatBinary(_ operation: Instruction.Binary) -> (FloatPrecision, FloatBinary)? {
+        switch operation {
+        case .f32Add: return (.single, .arithmetic(.add))
+        case .f32Sub: return (.single, .arithmetic(.sub))
+        case .f32Mul: return (.single, .arithmetic(.mul))
+        case .f32Div: return (.single, .arithmetic(.div))
+        case .f32Min: return (.single, .min)
+        case .f32Max: return (.single, .max)
+        case .f32Copysign: return (.single, .copysign)
+        case .f64Add: return (.double, .arithmetic(.add))
+        case .f64Sub: return (.double, .arithmetic(.sub))
+        case .f64Mul: return (.double, .arithmetic(.mul))
+        case .f64Div: return (.double, .arithmetic(.div))
+        case .f64Min: return (.double, .min)
+        case .f64Max: return (.double, .max)
+        case .f64Copysign: return (.double, .copysign)
+        default: return nil
+        }
+    }
+
+    static func floatUnary(_ operation: Instruction.Unary) -> (FloatPrecision, FloatUnary)? {
+        switch operation {
+        case .f32Abs: return (.single, .abs)
+        case .f32Neg: return (.single, .neg)
+        case .f32Sqrt: return (.single, .sqrt)
+        case .f32Ceil: return (.single, .round(.ceil))
+        case .f32Floor: return (.single, .round(.floor))
+        case .f32Trunc: return (.single, .round(.trunc))
+        case .f32Nearest: return (.single, .round(.nearest))
+        case .f64Abs: return (.double, .abs)
+        case .f64Neg: return (.double, .neg)
+        case .f64Sqrt: return (.double, .sqrt)
+        case .f64Ceil: return (.double, .round(.ceil))
+        case .f64Floor: return (.double, .round(.floor))
+        case .f64Trunc: return (.double, .round(.trunc))
+        case .f64Nearest: return (.double, .round(.nearest))
+        default: return nil
+        }
+    }
+
+    static func floatComparison(_ comparison: Instruction.Cmp) -> (FloatPrecision, FloatComparison)? {
+        switch comparison {
+        case .f32Eq: return (.single, .equal)
+        case .f32Ne: return (.single, .notEqual)
+        case .f32Lt: return (.single, .less)
+        case .f32Gt: return (.single, .greater)
+        case .f32Le: return (.single, .lessOrEqual)
+        case .f32Ge: return (.single, .greaterOrEqual)
+        case .f64Eq: return (.double, .equal)
+        case .f64Ne: return (.double, .notEqual)
+        case .f64Lt: return (.double, .less)
+        case .f64Gt: return (.double, .greater)
+        case .f64Le: return (.double, .lessOrEqual)
+        case .f64Ge: return (.double, .greaterOrEqual)
         default: return nil
         }
     }
@@ -212,6 +351,8 @@ enum Lowering {
         case .i64Load16U: return IntegerLoad(kind: .i64, size: 2, signed: false)
         case .i64Load32S: return IntegerLoad(kind: .i64, size: 4, signed: true)
         case .i64Load32U: return IntegerLoad(kind: .i64, size: 4, signed: false)
+        case .f32Load: return IntegerLoad(kind: .f32, size: 4, signed: false)
+        case .f64Load: return IntegerLoad(kind: .f64, size: 8, signed: false)
         default: return nil
         }
     }
@@ -226,6 +367,8 @@ enum Lowering {
         case .i64Store8: return (.i64, 1)
         case .i64Store16: return (.i64, 2)
         case .i64Store32: return (.i64, 4)
+        case .f32Store: return (.f32, 4)
+        case .f64Store: return (.f64, 8)
         default: return nil
         }
     }

@@ -138,7 +138,7 @@ public final class Module: @unchecked Sendable {
         trapCodes = .allocate(capacity: max(1, sites.count))
         for (index, site) in sites.enumerated() {
             trapOffsets[index] = UInt32(site.codeOffset)
-            trapCodes[index] = site.code.rawValue
+            trapCodes[index] = site.code.rawValue | (site.carriesAddress ? UInt8(WU_TRAP_SITE_HAS_ADDRESS) : 0)
         }
         trapSiteCount = sites.count
         self.name = description.moduleName

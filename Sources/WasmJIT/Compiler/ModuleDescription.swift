@@ -2,17 +2,18 @@ import WasmParser
 import WasmTypes
 
 /// The value types the compiler handles. Every value occupies one 64-bit
-/// slot; i32 values are kept zero-extended.
+/// slot: i32 and f32 values kept zero-extended, floats as their bit
+/// patterns.
 public enum ValueKind: Hashable, Sendable, CustomStringConvertible {
-    case i32, i64, externref
+    case i32, i64, f32, f64, externref
 
     init(_ type: ValueType, offset: Int?) throws(CompileError) {
         switch type {
         case .i32: self = .i32
         case .i64: self = .i64
+        case .f32: self = .f32
+        case .f64: self = .f64
         case .ref(let reference) where reference.heapType == .externRef: self = .externref
-        case .f32: throw .unsupportedFeature("value type f32", offset: offset)
-        case .f64: throw .unsupportedFeature("value type f64", offset: offset)
         case .v128: throw .unsupportedFeature("value type v128", offset: offset)
         case .ref(let reference): throw .unsupportedFeature("reference type \(reference.heapType)", offset: offset)
         }
@@ -22,9 +23,14 @@ public enum ValueKind: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .i32: return "i32"
         case .i64: return "i64"
+        case .f32: return "f32"
+        case .f64: return "f64"
         case .externref: return "externref"
         }
     }
+
+    /// Whether values of this kind are floats (compiled with SSE).
+    var isFloat: Bool { self == .f32 || self == .f64 }
 }
 
 /// A function signature in the compiler's value kinds.
@@ -252,6 +258,8 @@ struct ModuleDescription {
         switch (instructions[0], kind) {
         case (.i32Const(let value), .i32): return UInt64(UInt32(bitPattern: value))
         case (.i64Const(let value), .i64): return UInt64(bitPattern: value)
+        case (.f32Const(let value), .f32): return UInt64(value.bitPattern)
+        case (.f64Const(let value), .f64): return value.bitPattern
         case (.refNull, .externref): return 0
         default:
             throw .unsupportedFeature("constant expression \(instructions[0]) for \(kind)", offset: offset)

@@ -87,9 +87,18 @@ public struct TrapCode: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     public static var outOfBoundsMemoryAccess: TrapCode { TrapCode(WU_TRAP_OUT_OF_BOUNDS_MEMORY_ACCESS) }
     /// The wasm stack ran out (`WU_TRAP_STACK_OVERFLOW`).
     public static var stackOverflow: TrapCode { TrapCode(WU_TRAP_STACK_OVERFLOW) }
+    /// A float-to-integer `trunc` of NaN (`WU_TRAP_BAD_CONVERSION_TO_INTEGER`).
+    public static var badConversionToInteger: TrapCode { TrapCode(WU_TRAP_BAD_CONVERSION_TO_INTEGER) }
+    /// A table access or `call_indirect` past the table's end (`WU_TRAP_TABLE_OUT_OF_BOUNDS`).
+    public static var tableOutOfBounds: TrapCode { TrapCode(WU_TRAP_TABLE_OUT_OF_BOUNDS) }
+    /// `call_indirect` of a null element (`WU_TRAP_INDIRECT_CALL_TO_NULL`).
+    public static var indirectCallToNull: TrapCode { TrapCode(WU_TRAP_INDIRECT_CALL_TO_NULL) }
+    /// `call_indirect` of a function of another type (`WU_TRAP_BAD_SIGNATURE`).
+    public static var badSignature: TrapCode { TrapCode(WU_TRAP_BAD_SIGNATURE) }
 
     public static let allCases: [TrapCode] = [
         .unreachable, .integerDivisionByZero, .integerOverflow, .outOfBoundsMemoryAccess, .stackOverflow,
+        .badConversionToInteger, .tableOutOfBounds, .indirectCallToNull, .badSignature,
     ]
 
     /// The message Wasmtime prints for this trap.
@@ -100,6 +109,10 @@ public struct TrapCode: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
         case .integerOverflow: return "integer overflow"
         case .outOfBoundsMemoryAccess: return "out of bounds memory access"
         case .stackOverflow: return "call stack exhausted"
+        case .badConversionToInteger: return "invalid conversion to integer"
+        case .tableOutOfBounds: return "undefined element: out of bounds table access"
+        case .indirectCallToNull: return "uninitialized element"
+        case .badSignature: return "indirect call type mismatch"
         default: return "trap code \(rawValue)"
         }
     }

@@ -95,7 +95,7 @@ public enum TrapHandling {
     /// size. The trap stub leaves the access's effective address in rax and
     /// the trapping function's instance context in r15.
     static func cause(of code: TrapCode, state: wu_thread_trap_state, store: Store) -> String? {
-        guard code == .outOfBoundsMemoryAccess else { return nil }
+        guard code == .outOfBoundsMemoryAccess, state.trap_has_address != 0 else { return nil }
         let registers = withUnsafeBytes(of: state.registers) { Array($0.bindMemory(to: UInt64.self)) }
         guard let memorySize = store.memorySize(ofContext: UInt(registers[15])) else { return nil }
         let effectiveAddress = registers[0]

@@ -1,7 +1,12 @@
 /// A wasm value crossing between Swift and wasm.
+///
+/// Floats compare by their bits, so a NaN equals the same NaN: what a test
+/// of wasm semantics needs (use `Float`'s own `==` for IEEE equality).
 public enum Value: Hashable, Sendable, CustomStringConvertible {
     case i32(Int32)
     case i64(Int64)
+    case f32(Float)
+    case f64(Double)
     /// An `externref`: a handle to a host object, or null.
     case externref(ExternRef?)
 
@@ -10,6 +15,8 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .i32: return .i32
         case .i64: return .i64
+        case .f32: return .f32
+        case .f64: return .f64
         case .externref: return .externref
         }
     }
@@ -19,6 +26,8 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .i32(let value): return UInt64(UInt32(bitPattern: value))
         case .i64(let value): return UInt64(bitPattern: value)
+        case .f32(let value): return UInt64(value.bitPattern)
+        case .f64(let value): return value.bitPattern
         case .externref(let reference): return reference?.handle ?? 0
         }
     }
@@ -28,14 +37,25 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         switch kind {
         case .i32: self = .i32(Int32(truncatingIfNeeded: slot))
         case .i64: self = .i64(Int64(bitPattern: slot))
+        case .f32: self = .f32(Float(bitPattern: UInt32(truncatingIfNeeded: slot)))
+        case .f64: self = .f64(Double(bitPattern: slot))
         case .externref: self = .externref(slot == 0 ? nil : ExternRef(handle: slot))
         }
+    }
+
+    public static func == (a: Value, b: Value) -> Bool { a.kind == b.kind && a.slot == b.slot }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(kind)
+        hasher.combine(slot)
     }
 
     public var description: String {
         switch self {
         case .i32(let value): return String(value)
         case .i64(let value): return String(value)
+        case .f32(let value): return String(value)
+        case .f64(let value): return String(value)
         case .externref(let reference): return reference.map { "externref(\($0.handle))" } ?? "null"
         }
     }
