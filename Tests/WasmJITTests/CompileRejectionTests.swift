@@ -14,15 +14,11 @@ struct CompileRejectionTests {
     }
 
     static let instructions: [Case] = [
-        Case(module: #"(module (func (export "f") f32.const 1.5 drop))"#, name: "f32.const", offset: 0x1E),
-        Case(module: #"(module (memory 1) (func (export "f") i32.const 1 memory.grow drop))"#, name: "memory.grow", offset: 0x25),
-        Case(module: #"(module (func (export "f") block i32.const 0 br_table 0 0 end))"#, name: "br_table", offset: 0x22),
-        Case(module: #"(module (memory 1) (func (export "f") i32.const 0 i32.const 0 i32.const 0 memory.fill))"#,
-             name: "memory.fill", offset: 0x29),
-        Case(module: #"(module (func (export "f") i64.const 1 f64.convert_i64_s drop))"#, name: "f64.convert_i64_s", offset: 0x20),
-        Case(module: #"(module (func (export "f") unreachable f32.const 0 drop))"#, name: "f32.const", offset: 0x1F),
-        Case(module: #"(module (func (export "f") i32.const 1 i32.const 2 i32.const 3 drop drop drop nop i64.const 7 i64.const 9 f32.const 3 drop drop drop))"#,
-             name: "f32.const", offset: 0x2C),
+        Case(module: #"(module (func (export "f") v128.const i32x4 1 2 3 4 drop))"#, name: "v128.const", offset: 0x1E),
+        Case(module: #"(module (memory 1) (func (export "f") i32.const 0 i32.atomic.load drop))"#, name: "i32.atomic.load", offset: 0x25),
+        Case(module: #"(module (func (export "f") unreachable v128.const i64x2 0 0 drop))"#, name: "v128.const", offset: 0x1F),
+        Case(module: #"(module (func (export "f") i32.const 1 i32.const 2 i32.const 3 drop drop drop nop i64.const 7 i64.const 9 v128.const i32x4 0 0 0 0 drop drop drop))"#,
+             name: "v128.const", offset: 0x2C),
     ]
 
     @Test("an unsupported instruction names itself and its offset", arguments: instructions)
@@ -34,8 +30,8 @@ struct CompileRejectionTests {
 
     @Test("unsupported module features are named")
     func features() {
-        #expect(throws: CompileError.unsupportedFeature("value type f32", offset: nil)) {
-            try Module(engine: Engine(), text: #"(module (func (export "f") (param f32)))"#)
+        #expect(throws: CompileError.unsupportedFeature("value type v128", offset: nil)) {
+            try Module(engine: Engine(), text: #"(module (func (export "f") (param v128)))"#)
         }
         #expect(throws: CompileError.self) {
             try Module(engine: Engine(), text: #"(module (table 1 funcref))"#)
@@ -64,5 +60,8 @@ struct CompileRejectionTests {
         #expect(InstructionNamesProbe.textName("callIndirect") == "call_indirect")
         #expect(InstructionNamesProbe.textName("memoryGrow") == "memory.grow")
         #expect(InstructionNamesProbe.textName("refFunc") == "ref.func")
+        #expect(InstructionNamesProbe.textName("i32AtomicLoad") == "i32.atomic.load")
+        #expect(InstructionNamesProbe.textName("i64AtomicRmw16AddU") == "i64.atomic.rmw16.add_u")
+        #expect(InstructionNamesProbe.textName("memoryAtomicWait32") == "memory.atomic.wait32")
     }
 }

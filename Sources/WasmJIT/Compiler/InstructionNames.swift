@@ -41,7 +41,18 @@ enum InstructionNames {
         let typed = ["i32", "i64", "f32", "f64", "v128", "i8x16", "i16x8", "i32x4", "i64x2", "f32x4", "f64x2"]
         let namespaced = ["memory", "table", "ref", "local", "global", "data", "elem", "atomic", "struct", "array", "any", "extern", "i31"]
         if typed.contains(first) || namespaced.contains(first), words.count > 1 {
-            return first + "." + words.dropFirst().joined(separator: "_")
+            var rest = Array(words.dropFirst())
+            var prefix = first + "."
+            // Atomics have a second namespace: i32.atomic.load,
+            // i32.atomic.rmw8.add_u, memory.atomic.notify.
+            if rest.first == "atomic", rest.count > 1 {
+                prefix += "atomic."
+                rest.removeFirst()
+                if rest[0].hasPrefix("rmw"), rest.count > 1 {
+                    prefix += rest.removeFirst() + "."
+                }
+            }
+            return prefix + rest.joined(separator: "_")
         }
         return words.joined(separator: "_")
     }

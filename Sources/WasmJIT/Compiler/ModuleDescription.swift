@@ -93,6 +93,11 @@ struct ModuleDescription {
 
     var functionCount: Int { imports.count + functionSignatureIndices.count }
 
+    /// What the parsers accept: more than the compiler implements, so that
+    /// an instruction outside the subset is rejected by the compiler with
+    /// its name and offset rather than by the parser as a syntax error.
+    static let parsedFeatures: WasmFeatureSet = [.referenceTypes, .tailCall, .exceptionHandling, .simd, .threads]
+
     /// The signature of function `index` (imports first).
     func signature(ofFunction index: UInt32, offset: Int?) throws(CompileError) -> Signature {
         if Int(index) < imports.count { return imports[Int(index)].signature }
@@ -114,7 +119,7 @@ struct ModuleDescription {
     init(parsing bytes: [UInt8]) throws(CompileError) {
         try Self.checkHeader(bytes)
         self.bytes = bytes
-        var parser = Parser(bytes: bytes, features: [.referenceTypes])
+        var parser = Parser(bytes: bytes, features: Self.parsedFeatures)
         var codes: [Code] = []
         var typeErrors: [Int: CompileError] = [:]
         do {

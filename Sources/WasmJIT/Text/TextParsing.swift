@@ -27,7 +27,7 @@ enum TextParsing {
         }
         let result = onLargeStack {
             Result { () throws -> [UInt8] in
-                try wat2wasm(text, features: [.referenceTypes], options: EncodeOptions(nameSection: true))
+                try wat2wasm(text, features: ModuleDescription.parsedFeatures, options: EncodeOptions(nameSection: true))
             }
         }
         switch result {
