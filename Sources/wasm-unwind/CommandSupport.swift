@@ -130,6 +130,8 @@ func parseArgument(_ text: String, as kind: ValueKind) throws -> Value {
         if let value = Double(text) { return .f64(value) }
     case .externref:
         if text == "null" { return .externref(nil) }
+    case .funcref:
+        if text == "null" { return .funcref(nil) }
     }
     throw CommandError("argument `\(text)` is not a valid \(kind)")
 }

@@ -41,6 +41,8 @@ struct CompileCommand: ParsableCommand {
                 switch site.callee {
                 case .function(let index): callee = "function \(index)"
                 case .imported(let index): callee = "import \(index)"
+                case .indirect(let type, let table): callee = "indirect, type \(type), table \(table)"
+                case .runtime(let instruction): callee = "runtime: \(instruction)"
                 }
                 let references = site.liveReferenceSlots.isEmpty ? "" :
                     ", references at " + site.liveReferenceSlots.map { "fp\($0)" }.joined(separator: " ")

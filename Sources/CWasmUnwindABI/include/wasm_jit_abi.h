@@ -34,12 +34,80 @@ typedef struct wu_import {
     uint64_t is_host;
 } wu_import;
 
+/// A function reference (`funcref`): what `call_indirect` and `ref.func`
+/// work with. Each instance has one per function of its index space; a
+/// table element or a funcref value is a pointer to one, or 0 for null.
+typedef struct wu_func_ref {
+    /// The code to call: a wasm function, or an exit trampoline.
+    const void *code;
+    /// The context to call it with (r15).
+    wu_vmctx *vmctx;
+    /// The engine-wide id of the function's signature: `call_indirect`
+    /// compares it with the id of the type it expects.
+    uint64_t type;
+} wu_func_ref;
+
+#define WU_FUNC_REF_CODE 0
+#define WU_FUNC_REF_VMCTX 8
+#define WU_FUNC_REF_TYPE 16
+#define WU_FUNC_REF_SIZE 24
+
+_Static_assert(offsetof(wu_func_ref, code) == WU_FUNC_REF_CODE, "abi");
+_Static_assert(offsetof(wu_func_ref, vmctx) == WU_FUNC_REF_VMCTX, "abi");
+_Static_assert(offsetof(wu_func_ref, type) == WU_FUNC_REF_TYPE, "abi");
+_Static_assert(sizeof(wu_func_ref) == WU_FUNC_REF_SIZE, "abi");
+
+/// A table: its elements (a funcref table holds `wu_func_ref` pointers, an
+/// externref table host-object handles; 0 is null) and its size. The record
+/// stays put when the table grows; `elements` may move.
+typedef struct wu_table {
+    uint64_t *elements;
+    uint64_t size;
+} wu_table;
+
+#define WU_TABLE_ELEMENTS 0
+#define WU_TABLE_SIZE 8
+
+_Static_assert(offsetof(wu_table, elements) == WU_TABLE_ELEMENTS, "abi");
+_Static_assert(offsetof(wu_table, size) == WU_TABLE_SIZE, "abi");
+
+/// The runtime functions generated code calls for instructions too large
+/// to inline (`memory.grow`, bulk memory, table operations). Each gets the
+/// calling instance's context first. The call site records the exit (fp and
+/// precise return address) first, as a host call does, so the wasm frames
+/// below stay visible while they run. Those that can trap return 0, or
+/// non-zero after which the call site branches to its trap stub.
+typedef struct wu_libcalls {
+    /// The old size in pages, or -1 if the memory cannot grow that much.
+    int64_t (*memory_grow)(wu_vmctx *vmctx, uint64_t delta);
+    int32_t (*memory_fill)(wu_vmctx *vmctx, uint64_t destination, uint64_t value, uint64_t count);
+    int32_t (*memory_copy)(wu_vmctx *vmctx, uint64_t destination, uint64_t source, uint64_t count);
+    int32_t (*memory_init)(wu_vmctx *vmctx, uint64_t segment, uint64_t destination, uint64_t source, uint64_t count);
+    int32_t (*data_drop)(wu_vmctx *vmctx, uint64_t segment);
+    /// The old size, or -1 if the table cannot grow that much.
+    int64_t (*table_grow)(wu_vmctx *vmctx, uint64_t table, uint64_t value, uint64_t delta);
+    int32_t (*table_fill)(wu_vmctx *vmctx, uint64_t table, uint64_t destination, uint64_t value, uint64_t count);
+    int32_t (*table_copy)(wu_vmctx *vmctx, uint64_t destination_table, uint64_t source_table, uint64_t destination,
+                          uint64_t source, uint64_t count);
+    int32_t (*table_init)(wu_vmctx *vmctx, uint64_t table, uint64_t segment, uint64_t destination, uint64_t source,
+                          uint64_t count);
+    int32_t (*elem_drop)(wu_vmctx *vmctx, uint64_t segment);
+    /// Called before compiled code stores a function reference of another
+    /// instance into a table or global of this one (`table.set`,
+    /// `global.set`): this instance keeps that one alive from then on.
+    int32_t (*hold_reference)(wu_vmctx *vmctx, uint64_t reference);
+} wu_libcalls;
+
 /// The instance context. Generated code keeps its address in r15.
 struct wu_vmctx {
     wu_runtime_limits *limits;
+    /// Linear memory: its base never moves; its size in bytes changes with
+    /// `memory.grow` (in every context that shares the memory).
     uint8_t *memory_base;
     uint64_t memory_size;
-    uint64_t *globals;
+    /// Each global's 64-bit cell, by global index (imports first): an
+    /// imported global's cell is the exporter's.
+    uint64_t **globals;
     wu_host_call_fn host_call;
     /// Leaves wasm after a failed host call: jumps to the newest activation's
     /// entry point. Never returns.
@@ -47,6 +115,12 @@ struct wu_vmctx {
     wu_import *imports;
     /// The embedder's instance object (opaque to generated code).
     void *instance;
+    /// Each table, by table index (imports first).
+    wu_table **tables;
+    /// This instance's function reference of each function, by function
+    /// index (imports first): what `ref.func` pushes.
+    wu_func_ref **functions;
+    const wu_libcalls *libcalls;
 };
 
 #define WU_VMCTX_LIMITS 0
@@ -57,6 +131,9 @@ struct wu_vmctx {
 #define WU_VMCTX_RAISE 40
 #define WU_VMCTX_IMPORTS 48
 #define WU_VMCTX_INSTANCE 56
+#define WU_VMCTX_TABLES 64
+#define WU_VMCTX_FUNCTIONS 72
+#define WU_VMCTX_LIBCALLS 80
 #define WU_IMPORT_SIZE 24
 #define WU_IMPORT_IS_HOST 16
 
@@ -68,8 +145,27 @@ _Static_assert(offsetof(wu_vmctx, host_call) == WU_VMCTX_HOST_CALL, "abi");
 _Static_assert(offsetof(wu_vmctx, raise) == WU_VMCTX_RAISE, "abi");
 _Static_assert(offsetof(wu_vmctx, imports) == WU_VMCTX_IMPORTS, "abi");
 _Static_assert(offsetof(wu_vmctx, instance) == WU_VMCTX_INSTANCE, "abi");
+_Static_assert(offsetof(wu_vmctx, tables) == WU_VMCTX_TABLES, "abi");
+_Static_assert(offsetof(wu_vmctx, functions) == WU_VMCTX_FUNCTIONS, "abi");
+_Static_assert(offsetof(wu_vmctx, libcalls) == WU_VMCTX_LIBCALLS, "abi");
 _Static_assert(sizeof(wu_import) == WU_IMPORT_SIZE, "abi");
 _Static_assert(offsetof(wu_import, is_host) == WU_IMPORT_IS_HOST, "abi");
+
+#define WU_LIBCALL_MEMORY_GROW 0
+#define WU_LIBCALL_MEMORY_FILL 8
+#define WU_LIBCALL_MEMORY_COPY 16
+#define WU_LIBCALL_MEMORY_INIT 24
+#define WU_LIBCALL_DATA_DROP 32
+#define WU_LIBCALL_TABLE_GROW 40
+#define WU_LIBCALL_TABLE_FILL 48
+#define WU_LIBCALL_TABLE_COPY 56
+#define WU_LIBCALL_TABLE_INIT 64
+#define WU_LIBCALL_ELEM_DROP 72
+#define WU_LIBCALL_HOLD_REFERENCE 80
+
+_Static_assert(offsetof(wu_libcalls, memory_grow) == WU_LIBCALL_MEMORY_GROW, "abi");
+_Static_assert(offsetof(wu_libcalls, elem_drop) == WU_LIBCALL_ELEM_DROP, "abi");
+_Static_assert(offsetof(wu_libcalls, hold_reference) == WU_LIBCALL_HOLD_REFERENCE, "abi");
 
 /// How `wu_invoke` came back.
 enum {

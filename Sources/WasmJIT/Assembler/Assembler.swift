@@ -42,7 +42,7 @@ public struct Label: Hashable, Sendable {
 
 /// A memory operand: `[base + index * scale + displacement]`, or an address
 /// relative to the instruction pointer of a label (`[rip + label]`).
-public struct Memory: Sendable {
+public struct MemoryOperand: Sendable {
     enum Base: Sendable {
         case register(Register)
         case label(Label)
@@ -54,20 +54,20 @@ public struct Memory: Sendable {
     let displacement: Int32
 
     /// `[base + displacement]`.
-    public static func at(_ base: Register, _ displacement: Int32 = 0) -> Memory {
-        Memory(base: .register(base), index: nil, scale: 1, displacement: displacement)
+    public static func at(_ base: Register, _ displacement: Int32 = 0) -> MemoryOperand {
+        MemoryOperand(base: .register(base), index: nil, scale: 1, displacement: displacement)
     }
 
     /// `[base + index * scale + displacement]`; `scale` is 1, 2, 4 or 8.
-    public static func at(_ base: Register, index: Register, scale: UInt8 = 1, _ displacement: Int32 = 0) -> Memory {
+    public static func at(_ base: Register, index: Register, scale: UInt8 = 1, _ displacement: Int32 = 0) -> MemoryOperand {
         precondition(index != .rsp, "rsp cannot be an index register")
         precondition([1, 2, 4, 8].contains(scale), "scale must be 1, 2, 4 or 8")
-        return Memory(base: .register(base), index: index, scale: scale, displacement: displacement)
+        return MemoryOperand(base: .register(base), index: index, scale: scale, displacement: displacement)
     }
 
     /// `[rip + label]`: the address of `label` wherever the code ends up.
-    public static func label(_ label: Label) -> Memory {
-        Memory(base: .label(label), index: nil, scale: 1, displacement: 0)
+    public static func label(_ label: Label) -> MemoryOperand {
+        MemoryOperand(base: .label(label), index: nil, scale: 1, displacement: 0)
     }
 }
 
@@ -165,7 +165,7 @@ public struct Assembler: Sendable {
     /// REX + opcode + ModRM/SIB/displacement for a register-memory form.
     /// `trailingImmediateBytes` counts the bytes emitted after the
     /// displacement, which a rip-relative displacement is relative to.
-    mutating func memoryForm(_ width: Width, opcode: [UInt8], reg: UInt8, memory: Memory,
+    mutating func memoryForm(_ width: Width, opcode: [UInt8], reg: UInt8, memory: MemoryOperand,
                              byteRegister: Bool = false, trailingImmediateBytes: Int = 0) {
         switch memory.base {
         case .label(let label):

@@ -37,7 +37,7 @@ extension Assembler {
     }
 
     /// `call qword ptr [mem]`
-    public mutating func call(_ memory: Memory) {
+    public mutating func call(_ memory: MemoryOperand) {
         memoryForm(.d, opcode: [0xFF], reg: 2, memory: memory)
     }
 
@@ -62,17 +62,17 @@ extension Assembler {
     }
 
     /// `mov dst, [mem]` (load)
-    public mutating func mov(_ width: Width, _ destination: Register, _ source: Memory) {
+    public mutating func mov(_ width: Width, _ destination: Register, _ source: MemoryOperand) {
         memoryForm(width, opcode: [0x8B], reg: destination.rawValue, memory: source)
     }
 
     /// `mov [mem], src` (store)
-    public mutating func mov(_ width: Width, _ destination: Memory, _ source: Register) {
+    public mutating func mov(_ width: Width, _ destination: MemoryOperand, _ source: Register) {
         memoryForm(width, opcode: [0x89], reg: source.rawValue, memory: destination)
     }
 
     /// `mov [mem], simm32` (64-bit stores sign-extend the immediate)
-    public mutating func mov(_ width: Width, _ destination: Memory, immediate: Int32) {
+    public mutating func mov(_ width: Width, _ destination: MemoryOperand, immediate: Int32) {
         memoryForm(width, opcode: [0xC7], reg: 0, memory: destination, trailingImmediateBytes: 4)
         emit32(immediate)
     }
@@ -96,38 +96,38 @@ extension Assembler {
     }
 
     /// `mov byte ptr [mem], src8`
-    public mutating func mov8(_ destination: Memory, _ source: Register) {
+    public mutating func mov8(_ destination: MemoryOperand, _ source: Register) {
         memoryForm(.d, opcode: [0x88], reg: source.rawValue, memory: destination, byteRegister: true)
     }
 
     /// `mov word ptr [mem], src16`
-    public mutating func mov16(_ destination: Memory, _ source: Register) {
+    public mutating func mov16(_ destination: MemoryOperand, _ source: Register) {
         emit(0x66)
         memoryForm(.d, opcode: [0x89], reg: source.rawValue, memory: destination)
     }
 
     /// `movzx dst, byte ptr [mem]` (zero-extends to 64 bits)
-    public mutating func movzx8(_ destination: Register, _ source: Memory) {
+    public mutating func movzx8(_ destination: Register, _ source: MemoryOperand) {
         memoryForm(.d, opcode: [0x0F, 0xB6], reg: destination.rawValue, memory: source)
     }
 
     /// `movzx dst, word ptr [mem]`
-    public mutating func movzx16(_ destination: Register, _ source: Memory) {
+    public mutating func movzx16(_ destination: Register, _ source: MemoryOperand) {
         memoryForm(.d, opcode: [0x0F, 0xB7], reg: destination.rawValue, memory: source)
     }
 
     /// `movsx dst, byte ptr [mem]`
-    public mutating func movsx8(_ width: Width, _ destination: Register, _ source: Memory) {
+    public mutating func movsx8(_ width: Width, _ destination: Register, _ source: MemoryOperand) {
         memoryForm(width, opcode: [0x0F, 0xBE], reg: destination.rawValue, memory: source)
     }
 
     /// `movsx dst, word ptr [mem]`
-    public mutating func movsx16(_ width: Width, _ destination: Register, _ source: Memory) {
+    public mutating func movsx16(_ width: Width, _ destination: Register, _ source: MemoryOperand) {
         memoryForm(width, opcode: [0x0F, 0xBF], reg: destination.rawValue, memory: source)
     }
 
     /// `movsxd dst, dword ptr [mem]`
-    public mutating func movsxd(_ destination: Register, _ source: Memory) {
+    public mutating func movsxd(_ destination: Register, _ source: MemoryOperand) {
         memoryForm(.q, opcode: [0x63], reg: destination.rawValue, memory: source)
     }
 
@@ -152,7 +152,7 @@ extension Assembler {
     }
 
     /// `lea dst, [mem]`; with `.label` this is `lea dst, [rip + label]`.
-    public mutating func lea(_ destination: Register, _ source: Memory) {
+    public mutating func lea(_ destination: Register, _ source: MemoryOperand) {
         memoryForm(.q, opcode: [0x8D], reg: destination.rawValue, memory: source)
     }
 
@@ -176,7 +176,7 @@ extension Assembler {
 
     /// `op dst, [mem]`
     public mutating func arithmetic(_ operation: ArithmeticOperation, _ width: Width,
-                                    _ destination: Register, _ source: Memory) {
+                                    _ destination: Register, _ source: MemoryOperand) {
         memoryForm(width, opcode: [operation.rawValue << 3 | 3], reg: destination.rawValue, memory: source)
     }
 
@@ -200,7 +200,7 @@ extension Assembler {
     /// `op qword ptr [mem], imm` (e.g. `cmp [mem], 0`; imm8 form when the
     /// value fits)
     public mutating func arithmetic(_ operation: ArithmeticOperation, _ width: Width,
-                                    _ destination: Memory, immediate: Int32) {
+                                    _ destination: MemoryOperand, immediate: Int32) {
         if let small = Int8(exactly: immediate) {
             memoryForm(width, opcode: [0x83], reg: operation.rawValue, memory: destination, trailingImmediateBytes: 1)
             emit(UInt8(bitPattern: small))

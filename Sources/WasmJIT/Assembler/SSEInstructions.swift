@@ -45,7 +45,7 @@ extension Assembler {
     }
 
     /// The same with a memory `rm`.
-    mutating func sseMemoryForm(prefix: UInt8?, opcode: [UInt8], reg: UInt8, memory: Memory) {
+    mutating func sseMemoryForm(prefix: UInt8?, opcode: [UInt8], reg: UInt8, memory: MemoryOperand) {
         if let prefix { emit(prefix) }
         memoryForm(.d, opcode: [0x0F] + opcode, reg: reg, memory: memory)
     }
@@ -63,12 +63,12 @@ extension Assembler {
     }
 
     /// `movss xmm, dword ptr [mem]` / `movsd xmm, qword ptr [mem]`.
-    public mutating func movScalar(_ precision: FloatPrecision, _ destination: XMMRegister, _ source: Memory) {
+    public mutating func movScalar(_ precision: FloatPrecision, _ destination: XMMRegister, _ source: MemoryOperand) {
         sseMemoryForm(prefix: precision.scalarPrefix, opcode: [0x10], reg: destination.rawValue, memory: source)
     }
 
     /// `movss dword ptr [mem], xmm` / `movsd qword ptr [mem], xmm`.
-    public mutating func movScalar(_ precision: FloatPrecision, _ destination: Memory, _ source: XMMRegister) {
+    public mutating func movScalar(_ precision: FloatPrecision, _ destination: MemoryOperand, _ source: XMMRegister) {
         sseMemoryForm(prefix: precision.scalarPrefix, opcode: [0x11], reg: source.rawValue, memory: destination)
     }
 

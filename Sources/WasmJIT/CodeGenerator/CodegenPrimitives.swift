@@ -21,13 +21,13 @@ extension Assembler {
     /// `dst = [fp + 8]` — the address this function returns to: for an exit
     /// trampoline, the precise pc after its caller's `call`.
     public mutating func loadReturnAddress(into destination: Register) {
-        mov(.q, destination, Memory.at(.rbp, 8))
+        mov(.q, destination, MemoryOperand.at(.rbp, 8))
     }
 
     /// `dst = [fp]` — the caller's frame pointer (for an exit trampoline, the
     /// frame pointer of the youngest wasm frame).
     public mutating func loadCallerFramePointer(into destination: Register) {
-        mov(.q, destination, Memory.at(.rbp, 0))
+        mov(.q, destination, MemoryOperand.at(.rbp, 0))
     }
 
     /// A label for "the return address of a call emitted later"
@@ -40,7 +40,7 @@ extension Assembler {
 
     /// `lea dst, [rip + label]`: the run-time address of a label.
     public mutating func loadAddress(of label: CallReturnAddressLabel, into destination: Register) {
-        lea(destination, Memory.label(label.label))
+        lea(destination, MemoryOperand.label(label.label))
     }
 
     /// `call target` and bind `returnAddress` to the instruction after it
@@ -67,5 +67,5 @@ public struct CallReturnAddressLabel: Hashable, Sendable {
 public enum CallTarget: Sendable {
     case label(Label)
     case register(Register)
-    case memory(Memory)
+    case memory(MemoryOperand)
 }

@@ -51,7 +51,7 @@ struct FrameEmitter {
         if savedRegisters.isEmpty {
             assembler.mov(.q, .rsp, .rbp)
         } else {
-            assembler.lea(.rsp, Memory.at(.rbp, Int32(-savedRegisterBytes)))
+            assembler.lea(.rsp, MemoryOperand.at(.rbp, Int32(-savedRegisterBytes)))
         }
         if codeFollows { record(.rememberState, assembler) }
         for register in savedRegisters.reversed() {

@@ -51,19 +51,19 @@ enum Trampolines {
         assembler.mov(.q, .r15, .rdi)
         assembler.mov(.q, .r12, .rdx)
         assembler.mov(.q, .r11, .rsi)
-        assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
         assembler.loadFramePointer(into: .rcx)
-        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmEntryFP)), .rcx)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmEntryFP)), .rcx)
         for argument in signature.parameters.indices where argument >= 6 {
-            assembler.mov(.q, .rax, Memory.at(.r12, Int32(8 * argument)))
-            assembler.mov(.q, Memory.at(.rsp, Int32(8 * (argument - 6))), .rax)
+            assembler.mov(.q, .rax, MemoryOperand.at(.r12, Int32(8 * argument)))
+            assembler.mov(.q, MemoryOperand.at(.rsp, Int32(8 * (argument - 6))), .rax)
         }
         for argument in signature.parameters.indices where argument < 6 {
-            assembler.mov(.q, Register.integerArguments[argument], Memory.at(.r12, Int32(8 * argument)))
+            assembler.mov(.q, Register.integerArguments[argument], MemoryOperand.at(.r12, Int32(8 * argument)))
         }
         assembler.call(.r11)
         if !signature.results.isEmpty {
-            assembler.mov(.q, Memory.at(.r12), .rax)
+            assembler.mov(.q, MemoryOperand.at(.r12), .rax)
         }
         frame.emitEpilogue(&assembler, codeFollows: false)
         return frame.events
@@ -98,33 +98,33 @@ enum Trampolines {
         assembler.arithmetic(.sub, .q, .rsp, immediate: Int32((8 * slots + 15) / 16 * 16))
         // Scratch registers here must not be argument registers: rdi, rsi,
         // rdx, rcx, r8 and r9 still hold wasm's arguments.
-        assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
         assembler.loadCallerFramePointer(into: .r10)
-        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .r10)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .r10)
         assembler.loadReturnAddress(into: .r10)
-        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .r10)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .r10)
         for argument in signature.parameters.indices {
             if argument < 6 {
-                assembler.mov(.q, Memory.at(.rsp, Int32(8 * argument)), Register.integerArguments[argument])
+                assembler.mov(.q, MemoryOperand.at(.rsp, Int32(8 * argument)), Register.integerArguments[argument])
             } else {
-                assembler.mov(.q, .rax, Memory.at(.rbp, Int32(16 + 8 * (argument - 6))))
-                assembler.mov(.q, Memory.at(.rsp, Int32(8 * argument)), .rax)
+                assembler.mov(.q, .rax, MemoryOperand.at(.rbp, Int32(16 + 8 * (argument - 6))))
+                assembler.mov(.q, MemoryOperand.at(.rsp, Int32(8 * argument)), .rax)
             }
         }
         assembler.mov(.q, .rdi, .r15)
         assembler.mov(.rsi, immediate: Int64(importIndex))
         assembler.mov(.q, .rdx, .rsp)
-        assembler.call(Memory.at(.r15, Int32(WU_VMCTX_HOST_CALL)))
+        assembler.call(MemoryOperand.at(.r15, Int32(WU_VMCTX_HOST_CALL)))
         let failed = assembler.newLabel()
         assembler.test(.d, .rax, .rax)
         assembler.j(.notEqual, failed)
         if !signature.results.isEmpty {
-            assembler.mov(.q, .rax, Memory.at(.rsp))
+            assembler.mov(.q, .rax, MemoryOperand.at(.rsp))
         }
         frame.emitEpilogue(&assembler, codeFollows: true)
         assembler.bind(failed)
         assembler.mov(.q, .rdi, .r15)
-        assembler.call(Memory.at(.r15, Int32(WU_VMCTX_RAISE)))
+        assembler.call(MemoryOperand.at(.r15, Int32(WU_VMCTX_RAISE)))
         assembler.ud2()
         return frame.events
     }

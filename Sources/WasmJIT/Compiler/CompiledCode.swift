@@ -8,6 +8,11 @@ public struct CallSite: Hashable, Sendable {
         case function(UInt32)
         /// An imported function (through the import table).
         case imported(UInt32)
+        /// `call_indirect` through table `table`, expecting type `type`.
+        case indirect(type: UInt32, table: UInt32)
+        /// A runtime function (`wu_libcalls`) for the named instruction:
+        /// `memory.grow`, `table.fill` ...
+        case runtime(String)
     }
 
     /// Code offset (from the module's code base) of the return address: the

@@ -14,48 +14,164 @@ extension FunctionCompiler {
         }
         for parameter in callee.parameters.reversed() { _ = try pop(parameter) }
         let base = stack.count
-        // The stack map: every reference-typed slot still live below the
-        // arguments, plus reference-typed locals.
-        var liveReferences: [Int32] = []
-        for (local, kind) in locals.enumerated() where kind == .externref {
-            liveReferences.append(localSlot(local).displacement)
-        }
-        for depth in 0..<base where stack[depth] == .externref {
-            liveReferences.append(stackSlot(depth).displacement)
-        }
         let isImport = Int(function) < module.imports.count
-        func record(_ returnOffset: Int) {
-            callSites.append(CallSite(
-                returnAddressOffset: returnOffset, wasmOffset: binaryOffset,
-                callee: isImport ? .imported(function) : .function(function),
-                liveReferenceSlots: liveReferences))
-        }
+        let target: CallSite.Callee = isImport ? .imported(function) : .function(function)
 
         if !isImport {
             emitWasmArguments(callee, base: base)
             let label = functionLabels[Int(function) - module.imports.count]
-            record(assembler.call(.label(label), providing: assembler.newCallReturnAddressLabel()))
+            recordCallSite(assembler.call(.label(label), providing: assembler.newCallReturnAddressLabel()), target)
         } else if exitRecording == .trampoline {
             emitWasmArguments(callee, base: base)
-            record(emitImportCall(function))
+            recordCallSite(emitImportCall(function), target)
         } else {
             // Inline exit recording: a host import is called right here;
             // another instance's function like any wasm import. Which one it
             // is is known only at instantiation, so the import table says.
             let hostPath = assembler.newLabel(), done = assembler.newLabel()
-            assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_IMPORTS)))
-            assembler.arithmetic(.cmp, .q, Memory.at(.rax, Int32(Int(function) * Int(WU_IMPORT_SIZE) + Int(WU_IMPORT_IS_HOST))),
+            assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_IMPORTS)))
+            assembler.arithmetic(.cmp, .q, MemoryOperand.at(.rax, Int32(Int(function) * Int(WU_IMPORT_SIZE) + Int(WU_IMPORT_IS_HOST))),
                                  immediate: 0)
             assembler.j(.notEqual, hostPath)
             emitWasmArguments(callee, base: base)
-            record(emitImportCall(function))
+            recordCallSite(emitImportCall(function), target)
             assembler.jmp(done)
             assembler.bind(hostPath)
-            record(emitInlineHostCall(function, callee, base: base))
+            recordCallSite(emitInlineHostCall(function, callee, base: base), target)
             assembler.bind(done)
         }
         if let result = callee.results.first {
             assembler.mov(.q, push(result), .rax)
+        }
+    }
+
+    /// Records a call site whose return address is at code offset
+    /// `returnOffset`, with the stack map of the values live across it:
+    /// every reference-typed local and operand-stack slot below the current
+    /// height (the call's own operands already popped).
+    mutating func recordCallSite(_ returnOffset: Int, _ callee: CallSite.Callee) {
+        var liveReferences: [Int32] = []
+        for (local, kind) in locals.enumerated() where kind == .externref {
+            liveReferences.append(localSlot(local).displacement)
+        }
+        for depth in 0..<stack.count where stack[depth] == .externref {
+            liveReferences.append(stackSlot(depth).displacement)
+        }
+        callSites.append(CallSite(returnAddressOffset: returnOffset, wasmOffset: binaryOffset, callee: callee,
+                                  liveReferenceSlots: liveReferences))
+    }
+
+    /// `call_indirect type table`: the element at the index on top of the
+    /// stack must be in the table (else "undefined element"), non-null
+    /// (else "uninitialized element") and of the expected type by its
+    /// engine-wide id (else "indirect call type mismatch"); then it is
+    /// called with its own context, like an import.
+    ///
+    /// ```
+    ///   mov eax, [index]
+    ///   mov rcx, [r15 + tables]; mov rcx, [rcx + 8 * table]
+    ///   cmp rax, [rcx + size]; jae undefined_element
+    ///   mov rcx, [rcx + elements]; mov r11, [rcx + 8 * rax]
+    ///   test r11, r11; jz uninitialized_element
+    ///   cmp qword [r11 + type], id; jne type_mismatch
+    ///   ... arguments ...
+    ///   mov rax, [r11 + code]; mov r15, [r11 + vmctx]
+    ///   call rax
+    /// return:
+    ///   mov r15, [rbp - 8]
+    /// ```
+    mutating func callIndirect(type: UInt32, table: UInt32) throws(CompileError) {
+        let callee = try module.signature(atTypeIndex: type, offset: binaryOffset)
+        guard callee.results.count <= 1 else {
+            throw .unsupportedFeature("calls to functions with more than one result", offset: binaryOffset)
+        }
+        guard try module.tableType(table, offset: binaryOffset).kind == .funcref else {
+            throw .invalid("type mismatch: call_indirect through table \(table), which is not a funcref table",
+                           offset: binaryOffset)
+        }
+        let index = try pop(.i32)
+        for parameter in callee.parameters.reversed() { _ = try pop(parameter) }
+        let base = stack.count
+        try loadFunctionReference(index: index.slot, table: table, into: .r11)
+        assembler.arithmetic(.cmp, .q, MemoryOperand.at(.r11, Int32(WU_FUNC_REF_TYPE)),
+                             immediate: Int32(bitPattern: typeIDs[Int(type)]))
+        assembler.j(.notEqual, trapStub(.badSignature, wasmOffset: binaryOffset))
+        emitWasmArguments(callee, base: base)
+        assembler.mov(.q, .rax, MemoryOperand.at(.r11, Int32(WU_FUNC_REF_CODE)))
+        assembler.mov(.q, .r15, MemoryOperand.at(.r11, Int32(WU_FUNC_REF_VMCTX)))
+        let returnOffset = assembler.call(.register(.rax), providing: assembler.newCallReturnAddressLabel())
+        assembler.mov(.q, .r15, Self.savedContextSlot)
+        recordCallSite(returnOffset, .indirect(type: type, table: table))
+        if let result = callee.results.first {
+            assembler.mov(.q, push(result), .rax)
+        }
+    }
+
+    /// Leaves in `destination` the non-null function reference at the i32
+    /// `index` of funcref table `table`, trapping when the index is past the
+    /// end or the element is null. Clobbers rax and rcx.
+    mutating func loadFunctionReference(index: MemoryOperand, table: UInt32, into destination: Register) throws(CompileError) {
+        loadTableRecord(table, into: .rcx)
+        assembler.mov(.d, .rax, index)
+        assembler.arithmetic(.cmp, .q, .rax, MemoryOperand.at(.rcx, Int32(WU_TABLE_SIZE)))
+        assembler.j(.aboveOrEqual, trapStub(.tableOutOfBounds, wasmOffset: binaryOffset))
+        assembler.mov(.q, .rcx, MemoryOperand.at(.rcx, Int32(WU_TABLE_ELEMENTS)))
+        assembler.mov(.q, destination, MemoryOperand.at(.rcx, index: .rax, scale: 8))
+        assembler.test(.q, destination, destination)
+        assembler.j(.equal, trapStub(.indirectCallToNull, wasmOffset: binaryOffset))
+    }
+
+    /// `destination = vmctx->tables[table]` (a `wu_table *`).
+    mutating func loadTableRecord(_ table: UInt32, into destination: Register) {
+        assembler.mov(.q, destination, MemoryOperand.at(.r15, Int32(WU_VMCTX_TABLES)))
+        assembler.mov(.q, destination, MemoryOperand.at(destination, Int32(8 * table)))
+    }
+
+    /// An argument of a runtime call: an operand-stack slot, or a constant.
+    enum RuntimeArgument {
+        case slot(MemoryOperand)
+        case constant(Int64)
+    }
+
+    /// Calls runtime function `libcall` (its `WU_LIBCALL_*` offset) with
+    /// the context and `arguments`, after recording the exit as a host call
+    /// does (this frame's fp and the precise return address), so the wasm
+    /// frames stay visible to a backtrace taken while it runs. With `trap`,
+    /// a non-zero return branches to a trap stub of that code at this
+    /// instruction. The result is left in rax.
+    ///
+    /// ```
+    ///   mov rax, [r15 + limits]
+    ///   mov [rax + last_wasm_exit_fp], rbp
+    ///   lea rcx, [rip + return]; mov [rax + last_wasm_exit_pc], rcx
+    ///   mov rdi, r15; mov rsi, [argument 0] ...
+    ///   mov rax, [r15 + libcalls]; call [rax + libcall]
+    /// return:
+    ///   test eax, eax; jne trap        ; with `trap`
+    /// ```
+    mutating func callRuntime(_ libcall: Int32, _ instruction: String, _ arguments: [RuntimeArgument],
+                              trap: TrapCode? = nil) {
+        precondition(arguments.count <= 5, "runtime calls take the context and at most five arguments")
+        let returnAddress = assembler.newCallReturnAddressLabel()
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.loadFramePointer(into: .rcx)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rcx)
+        assembler.loadAddress(of: returnAddress, into: .rcx)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rcx)
+        assembler.mov(.q, .rdi, .r15)
+        for (position, argument) in arguments.enumerated() {
+            let register = Register.integerArguments[position + 1]
+            switch argument {
+            case .slot(let slot): assembler.mov(.q, register, slot)
+            case .constant(let value): assembler.mov(register, immediate: value)
+            }
+        }
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIBCALLS)))
+        recordCallSite(assembler.call(.memory(MemoryOperand.at(.rax, libcall)), providing: returnAddress),
+                       .runtime(instruction))
+        if let trap {
+            assembler.test(.d, .rax, .rax)
+            assembler.j(.notEqual, trapStub(trap, wasmOffset: binaryOffset))
         }
     }
 
@@ -64,7 +180,7 @@ extension FunctionCompiler {
         // Stack arguments first: they go through rax, which is no argument register.
         for argument in callee.parameters.indices where argument >= 6 {
             assembler.mov(.q, .rax, stackSlot(base + argument))
-            assembler.mov(.q, Memory.at(.rsp, Int32(8 * (argument - 6))), .rax)
+            assembler.mov(.q, MemoryOperand.at(.rsp, Int32(8 * (argument - 6))), .rax)
         }
         maxOutgoingBytes = max(maxOutgoingBytes, 8 * max(0, callee.parameters.count - 6))
         for argument in callee.parameters.indices where argument < 6 {
@@ -76,9 +192,9 @@ extension FunctionCompiler {
     /// its own context, or this module's exit trampoline for a host import.
     /// Returns the return address's code offset.
     mutating func emitImportCall(_ function: UInt32) -> Int {
-        assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_IMPORTS)))
-        assembler.mov(.q, .r11, Memory.at(.rax, Int32(Int(function) * Int(WU_IMPORT_SIZE) + 8)))
-        assembler.mov(.q, .rax, Memory.at(.rax, Int32(Int(function) * Int(WU_IMPORT_SIZE))))
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_IMPORTS)))
+        assembler.mov(.q, .r11, MemoryOperand.at(.rax, Int32(Int(function) * Int(WU_IMPORT_SIZE) + 8)))
+        assembler.mov(.q, .rax, MemoryOperand.at(.rax, Int32(Int(function) * Int(WU_IMPORT_SIZE))))
         assembler.mov(.q, .r15, .r11)
         let returnOffset = assembler.call(.register(.rax), providing: assembler.newCallReturnAddressLabel())
         assembler.mov(.q, .r15, Self.savedContextSlot)
@@ -105,33 +221,33 @@ extension FunctionCompiler {
     /// ```
     mutating func emitInlineHostCall(_ function: UInt32, _ callee: Signature, base: Int) -> Int {
         let returnAddress = assembler.newCallReturnAddressLabel()
-        assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
         assembler.loadFramePointer(into: .rcx)
-        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rcx)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rcx)
         if exitRecording == .inlineWithImprecisePCForTesting {
             // The end of this function's first instruction (`push rbp`), so
             // that pc - 1 is the function's first byte.
-            assembler.lea(.rcx, Memory.label(functionLabels[Int(index) - module.imports.count]))
-            assembler.lea(.rcx, Memory.at(.rcx, 1))
+            assembler.lea(.rcx, MemoryOperand.label(functionLabels[Int(index) - module.imports.count]))
+            assembler.lea(.rcx, MemoryOperand.at(.rcx, 1))
         } else {
             assembler.loadAddress(of: returnAddress, into: .rcx)
         }
-        assembler.mov(.q, Memory.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rcx)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rcx)
         for argument in callee.parameters.indices {
             assembler.mov(.q, .rax, stackSlot(base + argument))
-            assembler.mov(.q, Memory.at(.rsp, Int32(8 * argument)), .rax)
+            assembler.mov(.q, MemoryOperand.at(.rsp, Int32(8 * argument)), .rax)
         }
         maxOutgoingBytes = max(maxOutgoingBytes, 8 * max(1, callee.parameters.count, callee.results.count))
         assembler.mov(.q, .rdi, .r15)
         assembler.mov(.rsi, immediate: Int64(function))
         assembler.mov(.q, .rdx, .rsp)
-        let returnOffset = assembler.call(.memory(Memory.at(.r15, Int32(WU_VMCTX_HOST_CALL))), providing: returnAddress)
+        let returnOffset = assembler.call(.memory(MemoryOperand.at(.r15, Int32(WU_VMCTX_HOST_CALL))), providing: returnAddress)
         assembler.test(.d, .rax, .rax)
         let raise = assembler.newLabel()
         raiseStubs.append((raise, binaryOffset))
         assembler.j(.notEqual, raise)
         if !callee.results.isEmpty {
-            assembler.mov(.q, .rax, Memory.at(.rsp))
+            assembler.mov(.q, .rax, MemoryOperand.at(.rsp))
         }
         return returnOffset
     }

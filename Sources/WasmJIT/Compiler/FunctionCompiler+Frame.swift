@@ -13,15 +13,15 @@ extension FunctionCompiler {
         frame.emitPrologue(&assembler)
         frameSizePosition = assembler.subWithPatchableImmediate(.rsp)
         // Stack check: the whole frame is reserved, nothing stored yet.
-        assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_LIMITS)))
-        assembler.arithmetic(.cmp, .q, .rsp, Memory.at(.rax, Int32(RuntimeLimits.Offsets.stackLimit)))
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.arithmetic(.cmp, .q, .rsp, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.stackLimit)))
         assembler.j(.below, trapStub(.stackOverflow, wasmOffset: nil))
         assembler.mov(.q, Self.savedContextSlot, .r15)
         for (parameter, _) in signature.parameters.enumerated() {
             if parameter < 6 {
                 assembler.mov(.q, localSlot(parameter), Register.integerArguments[parameter])
             } else {
-                assembler.mov(.q, .rax, Memory.at(.rbp, Int32(16 + 8 * (parameter - 6))))
+                assembler.mov(.q, .rax, MemoryOperand.at(.rbp, Int32(16 + 8 * (parameter - 6))))
                 assembler.mov(.q, localSlot(parameter), .rax)
             }
         }
@@ -50,7 +50,7 @@ extension FunctionCompiler {
             assembler.bind(stub.label)
             if let offset = stub.addressOffset, offset != 0 {
                 if offset <= UInt64(Int32.max) {
-                    assembler.lea(.rax, Memory.at(.rax, Int32(offset)))
+                    assembler.lea(.rax, MemoryOperand.at(.rax, Int32(offset)))
                 } else {
                     assembler.mov(.rdx, immediate: Int64(offset))
                     assembler.arithmetic(.add, .q, .rax, .rdx)
@@ -66,7 +66,7 @@ extension FunctionCompiler {
             recordAddress(wasmOffset: stub.wasmOffset)
             assembler.bind(stub.label)
             assembler.mov(.q, .rdi, .r15)
-            assembler.call(Memory.at(.r15, Int32(WU_VMCTX_RAISE)))
+            assembler.call(MemoryOperand.at(.r15, Int32(WU_VMCTX_RAISE)))
             assembler.ud2()
         }
         let bytes = 8 + 8 * locals.count + 8 * maxDepth + (maxOutgoingBytes + 15) / 16 * 16

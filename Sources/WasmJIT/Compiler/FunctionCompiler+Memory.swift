@@ -3,33 +3,34 @@ import WasmParser
 import WasmUnwind
 
 /// Linear memory: loads and stores through an explicit bounds check that
-/// branches to a trap stub, and `memory.size`.
+/// branches to a trap stub, `memory.size`, and as runtime calls
+/// `memory.grow` and the bulk memory instructions.
 extension FunctionCompiler {
     /// Leaves the effective address's operand for `[rcx + rax + disp]`
     /// after checking `address + offset + size <= memory size`, trapping
     /// otherwise. Clobbers rax, rcx, rdx.
-    mutating func boundsCheckedAddress(_ address: Memory, _ memarg: MemArg, size: Int) throws(CompileError) -> Memory {
-        guard module.memoryPages != nil, memarg.memory == 0 else {
+    mutating func boundsCheckedAddress(_ address: MemoryOperand, _ memarg: MemArg, size: Int) throws(CompileError) -> MemoryOperand {
+        guard module.hasMemory, memarg.memory == 0 else {
             throw .invalid("memory access without a memory", offset: binaryOffset)
         }
         let wasmOffset = binaryOffset
         assembler.mov(.d, .rax, address)  // zero-extends the 32-bit address
         let end = memarg.offset + UInt64(size)
         if end <= UInt64(Int32.max) {
-            assembler.lea(.rdx, Memory.at(.rax, Int32(end)))
+            assembler.lea(.rdx, MemoryOperand.at(.rax, Int32(end)))
         } else {
             assembler.mov(.rdx, immediate: Int64(end))
             assembler.arithmetic(.add, .q, .rdx, .rax)
         }
-        assembler.arithmetic(.cmp, .q, .rdx, Memory.at(.r15, Int32(WU_VMCTX_MEMORY_SIZE)))
+        assembler.arithmetic(.cmp, .q, .rdx, MemoryOperand.at(.r15, Int32(WU_VMCTX_MEMORY_SIZE)))
         assembler.j(.above, trapStub(.outOfBoundsMemoryAccess, wasmOffset: wasmOffset, addressOffset: memarg.offset))
-        assembler.mov(.q, .rcx, Memory.at(.r15, Int32(WU_VMCTX_MEMORY_BASE)))
+        assembler.mov(.q, .rcx, MemoryOperand.at(.r15, Int32(WU_VMCTX_MEMORY_BASE)))
         if memarg.offset <= UInt64(Int32.max) {
-            return Memory.at(.rcx, index: .rax, Int32(memarg.offset))
+            return MemoryOperand.at(.rcx, index: .rax, Int32(memarg.offset))
         }
         assembler.mov(.rdx, immediate: Int64(memarg.offset))
         assembler.arithmetic(.add, .q, .rax, .rdx)
-        return Memory.at(.rcx, index: .rax)
+        return MemoryOperand.at(.rcx, index: .rax)
     }
 
     mutating func load(_ load: Lowering.IntegerLoad, _ memarg: MemArg) throws(CompileError) {
@@ -62,9 +63,62 @@ extension FunctionCompiler {
     }
 
     mutating func memorySize() throws(CompileError) {
-        guard module.memoryPages != nil else { throw .invalid("memory.size without a memory", offset: binaryOffset) }
-        assembler.mov(.q, .rax, Memory.at(.r15, Int32(WU_VMCTX_MEMORY_SIZE)))
+        guard module.hasMemory else { throw .invalid("memory.size without a memory", offset: binaryOffset) }
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_MEMORY_SIZE)))
         assembler.shift(.shr, .q, .rax, by: 16)
         assembler.mov(.q, push(.i32), .rax)
+    }
+
+    func requireMemory(_ instruction: String) throws(CompileError) {
+        guard module.hasMemory else { throw .invalid("unknown memory 0: \(instruction) without a memory", offset: binaryOffset) }
+    }
+
+    func requireDataSegment(_ segment: UInt32) throws(CompileError) {
+        guard Int(segment) < module.dataSegments.count else {
+            throw .invalid("unknown data segment \(segment)", offset: binaryOffset)
+        }
+    }
+
+    /// `memory.grow`: the old size in pages, or -1.
+    mutating func memoryGrow() throws(CompileError) {
+        try requireMemory("memory.grow")
+        let delta = try pop(.i32)
+        callRuntime(Int32(WU_LIBCALL_MEMORY_GROW), "memory.grow", [.slot(delta.slot)])
+        assembler.mov(.d, .rax, .rax)
+        assembler.mov(.q, push(.i32), .rax)
+    }
+
+    mutating func memoryFill() throws(CompileError) {
+        try requireMemory("memory.fill")
+        let count = try pop(.i32)
+        let value = try pop(.i32)
+        let destination = try pop(.i32)
+        callRuntime(Int32(WU_LIBCALL_MEMORY_FILL), "memory.fill",
+                    [.slot(destination.slot), .slot(value.slot), .slot(count.slot)], trap: .outOfBoundsMemoryAccess)
+    }
+
+    mutating func memoryCopy() throws(CompileError) {
+        try requireMemory("memory.copy")
+        let count = try pop(.i32)
+        let source = try pop(.i32)
+        let destination = try pop(.i32)
+        callRuntime(Int32(WU_LIBCALL_MEMORY_COPY), "memory.copy",
+                    [.slot(destination.slot), .slot(source.slot), .slot(count.slot)], trap: .outOfBoundsMemoryAccess)
+    }
+
+    mutating func memoryInit(_ segment: UInt32) throws(CompileError) {
+        try requireMemory("memory.init")
+        try requireDataSegment(segment)
+        let count = try pop(.i32)
+        let source = try pop(.i32)
+        let destination = try pop(.i32)
+        callRuntime(Int32(WU_LIBCALL_MEMORY_INIT), "memory.init",
+                    [.constant(Int64(segment)), .slot(destination.slot), .slot(source.slot), .slot(count.slot)],
+                    trap: .outOfBoundsMemoryAccess)
+    }
+
+    mutating func dataDrop(_ segment: UInt32) throws(CompileError) {
+        try requireDataSegment(segment)
+        callRuntime(Int32(WU_LIBCALL_DATA_DROP), "data.drop", [.constant(Int64(segment))])
     }
 }

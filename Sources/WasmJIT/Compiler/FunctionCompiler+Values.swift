@@ -9,9 +9,8 @@ extension FunctionCompiler {
         return locals[Int(local)]
     }
 
-    func globalDefinition(_ global: UInt32) throws(CompileError) -> ModuleDescription.GlobalDefinition {
-        guard Int(global) < module.globals.count else { throw .invalid("global \(global) out of range", offset: binaryOffset) }
-        return module.globals[Int(global)]
+    func globalType(_ global: UInt32) throws(CompileError) -> ModuleDescription.GlobalType {
+        try module.globalType(global, offset: binaryOffset)
     }
 
     mutating func localGet(_ local: UInt32) throws(CompileError) {
@@ -33,20 +32,28 @@ extension FunctionCompiler {
         assembler.mov(.q, localSlot(Int(local)), .rax)
     }
 
+    /// `rcx = vmctx->globals[global]`: the global's cell (an imported
+    /// global's is the exporter's).
+    mutating func loadGlobalCell(_ global: UInt32) {
+        assembler.mov(.q, .rcx, MemoryOperand.at(.r15, Int32(WU_VMCTX_GLOBALS)))
+        assembler.mov(.q, .rcx, MemoryOperand.at(.rcx, Int32(8 * global)))
+    }
+
     mutating func globalGet(_ global: UInt32) throws(CompileError) {
-        let definition = try globalDefinition(global)
-        assembler.mov(.q, .rcx, Memory.at(.r15, Int32(WU_VMCTX_GLOBALS)))
-        assembler.mov(.q, .rax, Memory.at(.rcx, Int32(8 * global)))
-        assembler.mov(.q, push(definition.kind), .rax)
+        let type = try globalType(global)
+        loadGlobalCell(global)
+        assembler.mov(.q, .rax, MemoryOperand.at(.rcx))
+        assembler.mov(.q, push(type.kind), .rax)
     }
 
     mutating func globalSet(_ global: UInt32) throws(CompileError) {
-        let definition = try globalDefinition(global)
-        guard definition.mutable else { throw .invalid("global.set of immutable global \(global)", offset: binaryOffset) }
-        let value = try pop(definition.kind)
+        let type = try globalType(global)
+        guard type.mutable else { throw .invalid("global is immutable: global.set of global \(global)", offset: binaryOffset) }
+        let value = try pop(type.kind)
+        if type.kind == .funcref { holdIfForeign(value.slot) }
+        loadGlobalCell(global)
         assembler.mov(.q, .rax, value.slot)
-        assembler.mov(.q, .rcx, Memory.at(.r15, Int32(WU_VMCTX_GLOBALS)))
-        assembler.mov(.q, Memory.at(.rcx, Int32(8 * global)), .rax)
+        assembler.mov(.q, MemoryOperand.at(.rcx), .rax)
     }
 
     /// A constant's 64-bit slot value, through rax.
@@ -55,19 +62,13 @@ extension FunctionCompiler {
         assembler.mov(.q, push(kind), .rax)
     }
 
-    mutating func refIsNull() throws(CompileError) {
-        let value = try pop(.externref)
-        assembler.mov(.q, .rax, value.slot)
-        assembler.test(.q, .rax, .rax)
-        assembler.set(.equal, .rax)
-        assembler.movzx8(.rax, Register.rax)
-        assembler.mov(.q, push(.i32), .rax)
-    }
-
-    mutating func select() throws(CompileError) {
+    mutating func select(typed: ValueKind?) throws(CompileError) {
         let condition = try pop(.i32)
-        let second = try pop()
+        let second = try pop(typed)
         let first = try pop(second.kind)
+        if typed == nil && second.kind.isReference {
+            throw .invalid("type mismatch: select of \(second.kind) needs a type annotation", offset: binaryOffset)
+        }
         assembler.mov(.q, .rax, first.slot)
         assembler.mov(.q, .rcx, second.slot)
         assembler.mov(.d, .rdx, condition.slot)

@@ -46,6 +46,10 @@ struct FunctionCompiler: AnyInstructionVisitor {
     /// Labels of the defined functions, by defined index.
     let functionLabels: [Label]
     let exitRecording: ExitRecording
+    /// The engine-wide id of each type's signature, by type index (0 for a
+    /// type that is no function type of this subset): `call_indirect`
+    /// compares a reference's id with one of these.
+    let typeIDs: [UInt32]
 
     var stack: [ValueKind] = []
     var maxDepth = 0
@@ -88,8 +92,9 @@ struct FunctionCompiler: AnyInstructionVisitor {
     }
 
     init(module: ModuleDescription, index: UInt32, signature: Signature, declaredLocals: [ValueKind],
-         bodyOffset: Int, functionLabels: [Label], exitRecording: ExitRecording) {
+         bodyOffset: Int, functionLabels: [Label], exitRecording: ExitRecording, typeIDs: [UInt32]) {
         self.exitRecording = exitRecording
+        self.typeIDs = typeIDs
         self.module = module
         self.index = index
         self.signature = signature
@@ -147,16 +152,26 @@ struct FunctionCompiler: AnyInstructionVisitor {
             try branch(depth: UInt32(control.count - 1))
             unreachable = true
         case .call(let function): try call(function)
+        case .callIndirect(let type, let table): try callIndirect(type: type, table: table)
         case .drop: _ = try pop()
-        case .select: try select()
+        case .select(let typed): try select(typed: typed)
         case .localGet(let local): try localGet(local)
         case .localSet(let local): try localSet(local)
         case .localTee(let local): try localTee(local)
         case .globalGet(let global): try globalGet(global)
         case .globalSet(let global): try globalSet(global)
         case .constant(let kind, let bits): constant(kind, bits)
-        case .refNull: assembler.mov(.q, push(.externref), immediate: 0)
+        case .refNull(let kind): refNull(kind)
         case .refIsNull: try refIsNull()
+        case .refFunc(let function): try refFunc(function)
+        case .tableGet(let table): try tableGet(table)
+        case .tableSet(let table): try tableSet(table)
+        case .tableSize(let table): try tableSize(table)
+        case .tableGrow(let table): try tableGrow(table)
+        case .tableFill(let table): try tableFill(table)
+        case .tableCopy(let destination, let source): try tableCopy(destination: destination, source: source)
+        case .tableInit(let segment, let table): try tableInit(segment: segment, table: table)
+        case .elemDrop(let segment): try elemDrop(segment)
         case .equalsZero(let width): try equalsZero(width)
         case .integerCompare(let width, let condition): try compare(width, condition)
         case .integerBinary(let width, let operation): try binary(width, operation)
@@ -175,19 +190,24 @@ struct FunctionCompiler: AnyInstructionVisitor {
         case .load(let load, let memarg): try self.load(load, memarg)
         case .store(let kind, let size, let memarg): try store(kind, size: size, memarg)
         case .memorySize: try memorySize()
+        case .memoryGrow: try memoryGrow()
+        case .memoryFill: try memoryFill()
+        case .memoryCopy: try memoryCopy()
+        case .memoryInit(let segment): try memoryInit(segment)
+        case .dataDrop(let segment): try dataDrop(segment)
         }
     }
 
     // MARK: Operand stack
 
     @discardableResult
-    mutating func push(_ kind: ValueKind) -> Memory {
+    mutating func push(_ kind: ValueKind) -> MemoryOperand {
         stack.append(kind)
         maxDepth = max(maxDepth, stack.count)
         return stackSlot(stack.count - 1)
     }
 
-    mutating func pop(_ expected: ValueKind? = nil) throws(CompileError) -> (slot: Memory, kind: ValueKind) {
+    mutating func pop(_ expected: ValueKind? = nil) throws(CompileError) -> (slot: MemoryOperand, kind: ValueKind) {
         guard stack.count > control[control.count - 1].height else {
             throw .invalid("operand stack underflow", offset: binaryOffset)
         }
@@ -198,7 +218,7 @@ struct FunctionCompiler: AnyInstructionVisitor {
         return (stackSlot(stack.count), kind)
     }
 
-    func localSlot(_ local: Int) -> Memory { .at(.rbp, Int32(-16 - 8 * local)) }
-    func stackSlot(_ depth: Int) -> Memory { .at(.rbp, Int32(-16 - 8 * locals.count - 8 * depth)) }
-    static let savedContextSlot = Memory.at(.rbp, -8)
+    func localSlot(_ local: Int) -> MemoryOperand { .at(.rbp, Int32(-16 - 8 * local)) }
+    func stackSlot(_ depth: Int) -> MemoryOperand { .at(.rbp, Int32(-16 - 8 * locals.count - 8 * depth)) }
+    static let savedContextSlot = MemoryOperand.at(.rbp, -8)
 }

@@ -21,10 +21,12 @@ enum Lowering {
 
     // Calls (FunctionCompiler+Calls.swift)
     case call(UInt32)
+    case callIndirect(type: UInt32, table: UInt32)
 
     // Values (FunctionCompiler+Values.swift)
     case drop
-    case select
+    /// `select`, or the typed `select t` (which references need).
+    case select(typed: ValueKind?)
     case localGet(UInt32)
     case localSet(UInt32)
     case localTee(UInt32)
@@ -32,8 +34,19 @@ enum Lowering {
     case globalSet(UInt32)
     /// A constant's kind and its 64-bit slot.
     case constant(ValueKind, UInt64)
-    case refNull
+
+    // References and tables (FunctionCompiler+Tables.swift)
+    case refNull(ValueKind)
     case refIsNull
+    case refFunc(UInt32)
+    case tableGet(UInt32)
+    case tableSet(UInt32)
+    case tableSize(UInt32)
+    case tableGrow(UInt32)
+    case tableFill(UInt32)
+    case tableCopy(destination: UInt32, source: UInt32)
+    case tableInit(segment: UInt32, table: UInt32)
+    case elemDrop(UInt32)
 
     // Integers (FunctionCompiler+Integer.swift)
     case equalsZero(Width)
@@ -60,6 +73,11 @@ enum Lowering {
     case load(IntegerLoad, MemArg)
     case store(kind: ValueKind, size: Int, MemArg)
     case memorySize
+    case memoryGrow
+    case memoryFill
+    case memoryCopy
+    case memoryInit(UInt32)
+    case dataDrop(UInt32)
 
     enum IntegerBinary: Equatable {
         case arithmetic(ArithmeticOperation)
@@ -110,8 +128,12 @@ enum Lowering {
         case .brIf(let depth): self = .brIf(depth)
         case .return: self = .return
         case .call(let function): self = .call(function)
+        case .callIndirect(let type, let table): self = .callIndirect(type: type, table: table)
         case .drop: self = .drop
-        case .select, .typedSelect: self = .select
+        case .select: self = .select(typed: nil)
+        case .typedSelect(let type):
+            guard let kind = try? ValueKind(type, offset: nil) else { return nil }
+            self = .select(typed: kind)
         case .localGet(let local): self = .localGet(local)
         case .localSet(let local): self = .localSet(local)
         case .localTee(let local): self = .localTee(local)
@@ -119,8 +141,18 @@ enum Lowering {
         case .globalSet(let global): self = .globalSet(global)
         case .i32Const(let value): self = .constant(.i32, UInt64(UInt32(bitPattern: value)))
         case .i64Const(let value): self = .constant(.i64, UInt64(bitPattern: value))
-        case .refNull(let type) where type == .externRef: self = .refNull
+        case .refNull(let type) where type == .externRef: self = .refNull(.externref)
+        case .refNull(let type) where type == .funcRef: self = .refNull(.funcref)
         case .refIsNull: self = .refIsNull
+        case .refFunc(let function): self = .refFunc(function)
+        case .tableGet(let table): self = .tableGet(table)
+        case .tableSet(let table): self = .tableSet(table)
+        case .tableSize(let table): self = .tableSize(table)
+        case .tableGrow(let table): self = .tableGrow(table)
+        case .tableFill(let table): self = .tableFill(table)
+        case .tableCopy(let destination, let source): self = .tableCopy(destination: destination, source: source)
+        case .tableInit(let segment, let table): self = .tableInit(segment: segment, table: table)
+        case .elemDrop(let segment): self = .elemDrop(segment)
         case .i32Eqz: self = .equalsZero(.d)
         case .i64Eqz: self = .equalsZero(.q)
         case .f32Const(let value): self = .constant(.f32, UInt64(value.bitPattern))
@@ -158,6 +190,11 @@ enum Lowering {
             guard let (kind, size) = Self.integerStore(store) else { return nil }
             self = .store(kind: kind, size: size, memarg)
         case .memorySize(let memory) where memory == 0: self = .memorySize
+        case .memoryGrow(let memory) where memory == 0: self = .memoryGrow
+        case .memoryFill(let memory) where memory == 0: self = .memoryFill
+        case .memoryCopy(let destination, let source) where destination == 0 && source == 0: self = .memoryCopy
+        case .memoryInit(let segment, let memory) where memory == 0: self = .memoryInit(segment)
+        case .dataDrop(let segment): self = .dataDrop(segment)
         default: return nil
         }
     }

@@ -27,6 +27,9 @@ public final class Module: @unchecked Sendable {
     public let stackMaps: StackMapTable
 
     let description: ModuleDescription
+    /// The engine that compiled the module: type ids in its code are that
+    /// engine's, so it can only be instantiated in that engine's stores.
+    let engine: ObjectIdentifier
     /// Every trap site's code offset, sorted, and its trap code: plain
     /// memory the signal handler reads (`wu_code_region`).
     let trapOffsets: UnsafeMutableBufferPointer<UInt32>
@@ -41,6 +44,7 @@ public final class Module: @unchecked Sendable {
         let description = try ModuleDescription(parsing: binary)
         var assembler = Assembler()
         let functionLabels = description.bodies.map { _ in assembler.newLabel() }
+        let typeIDs = description.signatures.map { $0.map { engine.typeID(of: $0) } ?? 0 }
 
         var functions: [CompiledFunction] = []
         functions.reserveCapacity(description.bodies.count)
@@ -61,7 +65,7 @@ public final class Module: @unchecked Sendable {
             var compiler = FunctionCompiler(
                 module: description, index: index, signature: signature, declaredLocals: declared,
                 bodyOffset: body.bodyOffset, functionLabels: functionLabels,
-                exitRecording: engine.configuration.exitRecording)
+                exitRecording: engine.configuration.exitRecording, typeIDs: typeIDs)
             swap(&compiler.assembler, &assembler)
             let compiled = try compiler.compile(body.code)
             swap(&compiler.assembler, &assembler)
@@ -90,11 +94,12 @@ public final class Module: @unchecked Sendable {
         }
         var exitOffsets: [Int?] = []
         // With inline exit recording call sites call the host directly; an
-        // exit trampoline is needed only for an import the module re-exports
-        // (another module's call to it goes through the trampoline).
-        let reexported = Set(description.exports.values)
+        // exit trampoline is needed only for an import whose reference the
+        // module can take (re-exported, in a table or a global: those are
+        // called through the trampoline by other modules or `call_indirect`).
+        let referenced = description.referencedFunctions
         for (importIndex, imported) in description.imports.enumerated() {
-            guard engine.configuration.exitRecording == .trampoline || reexported.contains(UInt32(importIndex)) else {
+            guard engine.configuration.exitRecording == .trampoline || referenced.contains(UInt32(importIndex)) else {
                 exitOffsets.append(nil)
                 continue
             }
@@ -148,6 +153,7 @@ public final class Module: @unchecked Sendable {
         self.functions = functions
         self.trampolines = trampolines
         self.description = description
+        self.engine = ObjectIdentifier(engine)
         self.entryTrampolineOffsets = entryOffsets
         self.exitTrampolineOffsets = exitOffsets
         engine.didCompile?(self)

@@ -5,7 +5,7 @@ import WasmTypes
 /// slot: i32 and f32 values kept zero-extended, floats as their bit
 /// patterns.
 public enum ValueKind: Hashable, Sendable, CustomStringConvertible {
-    case i32, i64, f32, f64, externref
+    case i32, i64, f32, f64, funcref, externref
 
     init(_ type: ValueType, offset: Int?) throws(CompileError) {
         switch type {
@@ -13,7 +13,8 @@ public enum ValueKind: Hashable, Sendable, CustomStringConvertible {
         case .i64: self = .i64
         case .f32: self = .f32
         case .f64: self = .f64
-        case .ref(let reference) where reference.heapType == .externRef: self = .externref
+        case .ref(let reference) where reference.heapType == .externRef && reference.isNullable: self = .externref
+        case .ref(let reference) where reference.heapType == .funcRef && reference.isNullable: self = .funcref
         case .v128: throw .unsupportedFeature("value type v128", offset: offset)
         case .ref(let reference): throw .unsupportedFeature("reference type \(reference.heapType)", offset: offset)
         }
@@ -25,9 +26,13 @@ public enum ValueKind: Hashable, Sendable, CustomStringConvertible {
         case .i64: return "i64"
         case .f32: return "f32"
         case .f64: return "f64"
+        case .funcref: return "funcref"
         case .externref: return "externref"
         }
     }
+
+    /// Whether values of this kind are references (null is 0).
+    var isReference: Bool { self == .funcref || self == .externref }
 
     /// Whether values of this kind are floats (compiled with SSE).
     var isFloat: Bool { self == .f32 || self == .f64 }
@@ -50,7 +55,10 @@ public struct Signature: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Everything the compiler and the runtime need from a module binary,
-/// checked against the supported subset.
+/// checked against the supported subset: the types, every import and
+/// export (functions, tables, memory, globals), tables, memory, globals,
+/// element and data segments, the start function, the bodies and the
+/// names.
 struct ModuleDescription {
     struct FunctionImport {
         var module: String
@@ -58,16 +66,70 @@ struct ModuleDescription {
         var signature: Signature
     }
 
-    struct GlobalDefinition {
+    struct TableType: Equatable {
+        /// `.funcref` or `.externref`.
+        var kind: ValueKind
+        var minimum: UInt64
+        var maximum: UInt64?
+    }
+
+    struct MemoryType: Equatable {
+        /// In 64 KiB pages.
+        var minimum: UInt64
+        var maximum: UInt64?
+    }
+
+    struct GlobalType: Equatable {
         var kind: ValueKind
         var mutable: Bool
-        var initialValue: UInt64
+    }
+
+    struct TableImport { var module: String; var name: String; var type: TableType }
+    struct MemoryImport { var module: String; var name: String; var type: MemoryType }
+    struct GlobalImport { var module: String; var name: String; var type: GlobalType }
+
+    /// A constant expression, evaluated at instantiation.
+    enum ConstantExpression: Equatable {
+        /// A number's 64-bit slot.
+        case value(UInt64)
+        /// The value of global `index` (an imported or an earlier global).
+        case globalGet(UInt32)
+        /// Function `index`'s reference.
+        case refFunc(UInt32)
+        case refNull
+    }
+
+    struct GlobalDefinition {
+        var type: GlobalType
+        var initializer: ConstantExpression
+    }
+
+    struct ElementSegment {
+        enum Mode: Equatable {
+            case active(table: UInt32, offset: ConstantExpression)
+            case passive
+            case declarative
+        }
+        var kind: ValueKind
+        var mode: Mode
+        var items: [ConstantExpression]
     }
 
     struct DataSegment {
-        var offset: UInt32
+        enum Mode: Equatable {
+            case active(offset: ConstantExpression)
+            case passive
+        }
+        var mode: Mode
         var bytes: [UInt8]
         var moduleOffset: Int
+    }
+
+    enum Export: Hashable {
+        case function(UInt32)
+        case table(UInt32)
+        case memory(UInt32)
+        case global(UInt32)
     }
 
     struct FunctionBody {
@@ -78,25 +140,51 @@ struct ModuleDescription {
 
     var bytes: [UInt8]
     var signatures: [Signature?] = []  // nil: a type this compiler does not handle
+    /// Imported functions, in import order (the function index space starts
+    /// with them).
     var imports: [FunctionImport] = []
+    var tableImports: [TableImport] = []
+    var memoryImport: MemoryImport?
+    var globalImports: [GlobalImport] = []
     var functionSignatureIndices: [UInt32] = []
+    /// Defined tables and globals (after the imported ones in their index
+    /// spaces), and the defined memory.
+    var tables: [TableType] = []
+    var definedMemory: MemoryType?
     var globals: [GlobalDefinition] = []
-    var memoryPages: UInt64?
-    var memoryMaximumPages: UInt64?
-    var exports: [String: UInt32] = [:]
+    var exports: [String: Export] = [:]
     var exportOrder: [String] = []
     var start: UInt32?
+    var elementSegments: [ElementSegment] = []
     var dataSegments: [DataSegment] = []
     var bodies: [FunctionBody] = []
     var moduleName: String?
     var functionNames: [UInt32: String] = [:]
 
     var functionCount: Int { imports.count + functionSignatureIndices.count }
+    var tableCount: Int { tableImports.count + tables.count }
+    var globalCount: Int { globalImports.count + globals.count }
+    /// The memory, imported or defined.
+    var memory: MemoryType? { memoryImport?.type ?? definedMemory }
+    var hasMemory: Bool { memory != nil }
 
     /// What the parsers accept: more than the compiler implements, so that
     /// an instruction outside the subset is rejected by the compiler with
     /// its name and offset rather than by the parser as a syntax error.
     static let parsedFeatures: WasmFeatureSet = [.referenceTypes, .tailCall, .exceptionHandling, .simd, .threads]
+
+    /// Functions whose references the module can take: exported ones and
+    /// those in element segments or global initializers. (`ref.func` in a
+    /// body must name one of these.)
+    var referencedFunctions: Set<UInt32> {
+        var set = Set<UInt32>()
+        for case .function(let index) in exports.values { set.insert(index) }
+        for segment in elementSegments {
+            for case .refFunc(let index) in segment.items { set.insert(index) }
+        }
+        for case .refFunc(let index) in globals.map(\.initializer) { set.insert(index) }
+        return set
+    }
 
     /// The signature of function `index` (imports first).
     func signature(ofFunction index: UInt32, offset: Int?) throws(CompileError) -> Signature {
@@ -111,9 +199,25 @@ struct ModuleDescription {
     func signature(atTypeIndex index: UInt32, offset: Int?) throws(CompileError) -> Signature {
         guard Int(index) < signatures.count else { throw .invalid("type index \(index) out of range", offset: offset) }
         guard let signature = signatures[Int(index)] else {
-            throw .unsupportedFeature("type \(index) is not a function type of i32, i64 and externref", offset: offset)
+            throw .unsupportedFeature("type \(index) is not a function type of numbers, funcref and externref", offset: offset)
         }
         return signature
+    }
+
+    /// The type of table `index` (imports first).
+    func tableType(_ index: UInt32, offset: Int?) throws(CompileError) -> TableType {
+        if Int(index) < tableImports.count { return tableImports[Int(index)].type }
+        let defined = Int(index) - tableImports.count
+        guard defined < tables.count else { throw .invalid("table index \(index) out of range", offset: offset) }
+        return tables[defined]
+    }
+
+    /// The type of global `index` (imports first).
+    func globalType(_ index: UInt32, offset: Int?) throws(CompileError) -> GlobalType {
+        if Int(index) < globalImports.count { return globalImports[Int(index)].type }
+        let defined = Int(index) - globalImports.count
+        guard defined < globals.count else { throw .invalid("global index \(index) out of range", offset: offset) }
+        return globals[defined].type
     }
 
     init(parsing bytes: [UInt8]) throws(CompileError) {
@@ -147,14 +251,26 @@ struct ModuleDescription {
                     }
                 case .importSection(let entries):
                     for entry in entries {
-                        guard case .function(let typeIndex) = entry.descriptor else {
-                            throw CompileError.unsupportedFeature(
-                                "import \(entry.module).\(entry.name) is not a function (only function imports are supported)",
-                                offset: offset)
+                        switch entry.descriptor {
+                        case .function(let typeIndex):
+                            if let error = typeErrors[Int(typeIndex)] { throw error }
+                            imports.append(FunctionImport(module: entry.module, name: entry.name,
+                                                          signature: try signature(atTypeIndex: typeIndex, offset: offset)))
+                        case .table(let type):
+                            tableImports.append(TableImport(module: entry.module, name: entry.name,
+                                                            type: try Self.tableType(type, offset: offset)))
+                        case .memory(let limits):
+                            guard memoryImport == nil else {
+                                throw CompileError.unsupportedFeature("more than one memory", offset: offset)
+                            }
+                            memoryImport = MemoryImport(module: entry.module, name: entry.name,
+                                                        type: try Self.memoryType(limits, offset: offset))
+                        case .global(let type):
+                            globalImports.append(GlobalImport(module: entry.module, name: entry.name,
+                                                              type: try Self.globalType(type, offset: offset)))
+                        case .tag:
+                            throw CompileError.unsupportedFeature("exception tags", offset: offset)
                         }
-                        if let error = typeErrors[Int(typeIndex)] { throw error }
-                        imports.append(FunctionImport(module: entry.module, name: entry.name,
-                                                      signature: try signature(atTypeIndex: typeIndex, offset: offset)))
                     }
                 case .functionSection(let indices):
                     for index in indices {
@@ -162,53 +278,77 @@ struct ModuleDescription {
                         _ = try signature(atTypeIndex: index, offset: offset)
                     }
                     functionSignatureIndices = indices
-                case .tableSection(let tables):
-                    if !tables.isEmpty { throw CompileError.unsupportedFeature("tables", offset: offset) }
-                case .memorySection(let memories):
-                    guard memories.count <= 1 else { throw CompileError.unsupportedFeature("more than one memory", offset: offset) }
-                    if let memory = memories.first {
-                        guard !memory.type.isMemory64, !memory.type.shared else {
-                            throw CompileError.unsupportedFeature("64-bit or shared memory", offset: offset)
+                case .tableSection(let entries):
+                    for entry in entries {
+                        guard entry.initializer == nil else {
+                            throw CompileError.unsupportedFeature("tables with an initializer expression", offset: offset)
                         }
-                        guard memory.type.min <= 16384 else {
-                            throw CompileError.unsupportedFeature("an initial memory above 1 GiB (16384 pages)", offset: offset)
-                        }
-                        memoryPages = memory.type.min
-                        memoryMaximumPages = memory.type.max
+                        tables.append(try Self.tableType(entry.type, offset: offset))
                     }
+                case .memorySection(let memories):
+                    guard memories.count + (memoryImport == nil ? 0 : 1) <= 1 else {
+                        throw CompileError.unsupportedFeature("more than one memory", offset: offset)
+                    }
+                    if let memory = memories.first { definedMemory = try Self.memoryType(memory.type, offset: offset) }
                 case .globalSection(let entries):
                     for entry in entries {
-                        let kind = try ValueKind(entry.type.valueType, offset: offset)
-                        guard kind != .externref else {
-                            // A global would be a root the stack maps do not cover.
-                            throw CompileError.unsupportedFeature("externref globals", offset: offset)
-                        }
+                        let type = try Self.globalType(entry.type, offset: offset)
                         globals.append(GlobalDefinition(
-                            kind: kind, mutable: entry.type.mutability == .variable,
-                            initialValue: try Self.constant(entry.initializer, kind: kind, offset: offset)))
+                            type: type,
+                            initializer: try constant(entry.initializer, kind: type.kind, offset: offset,
+                                                      availableGlobals: globalImports.count + globals.count)))
                     }
                 case .exportSection(let entries):
                     for entry in entries {
-                        if case .function(let index) = entry.descriptor {
-                            exports[entry.name] = index
-                            exportOrder.append(entry.name)
+                        let export: Export
+                        switch entry.descriptor {
+                        case .function(let index): export = .function(index)
+                        case .table(let index): export = .table(index)
+                        case .memory(let index): export = .memory(index)
+                        case .global(let index): export = .global(index)
+                        case .tag: throw CompileError.unsupportedFeature("exception tags", offset: offset)
                         }
+                        guard exports[entry.name] == nil else {
+                            throw CompileError.invalid("duplicate export name \"\(entry.name)\"", offset: offset)
+                        }
+                        exports[entry.name] = export
+                        exportOrder.append(entry.name)
                     }
                 case .startSection(let index):
                     start = index
                 case .elementSection(let segments):
-                    if !segments.isEmpty { throw CompileError.unsupportedFeature("element segments", offset: offset) }
+                    for segment in segments {
+                        let kind = try ValueKind(.ref(segment.type), offset: offset)
+                        let mode: ElementSegment.Mode
+                        switch segment.mode {
+                        case .active(let table, let expression):
+                            mode = .active(table: table, offset: try constant(expression, kind: .i32, offset: offset,
+                                                                               availableGlobals: globalCount))
+                        case .passive: mode = .passive
+                        case .declarative: mode = .declarative
+                        }
+                        let items = try segment.initializer.map { (expression) throws(CompileError) in
+                            try constant(expression, kind: kind, offset: offset, availableGlobals: globalCount)
+                        }
+                        elementSegments.append(ElementSegment(kind: kind, mode: mode, items: items))
+                    }
                 case .codeSection(let entries):
                     codes = entries
                 case .dataSection(let segments):
                     for segment in segments {
-                        guard case .active(let active) = segment else {
-                            throw CompileError.unsupportedFeature("passive data segments", offset: offset)
+                        switch segment {
+                        case .active(let active):
+                            guard active.index == 0 else {
+                                throw CompileError.invalid("data segment for memory \(active.index)", offset: offset)
+                            }
+                            dataSegments.append(DataSegment(
+                                mode: .active(offset: try constant(active.offset, kind: .i32, offset: offset,
+                                                                   availableGlobals: globalCount)),
+                                bytes: Array(active.initializer), moduleOffset: active.initializer.startIndex))
+                        case .passive(let bytes):
+                            dataSegments.append(DataSegment(mode: .passive, bytes: Array(bytes),
+                                                            moduleOffset: bytes.startIndex))
                         }
-                        guard active.index == 0 else { throw CompileError.invalid("data segment for memory \(active.index)", offset: offset) }
-                        let start = try Self.constant(active.offset, kind: .i32, offset: offset)
-                        dataSegments.append(DataSegment(offset: UInt32(start), bytes: Array(active.initializer),
-                                                        moduleOffset: active.initializer.startIndex))
                     }
                 case .dataCount:
                     break
@@ -228,12 +368,72 @@ struct ModuleDescription {
         }
         let bodyOffsets = try Self.bodyOffsets(in: bytes, count: codes.count)
         bodies = zip(codes, bodyOffsets).map { FunctionBody(code: $0, bodyOffset: $1) }
-        for (name, index) in exports where Int(index) >= functionCount {
-            throw .invalid("export \"\(name)\" names function \(index), which does not exist", offset: nil)
+        try validateIndices()
+    }
+
+    /// Every index a section names exists: exports, the start function,
+    /// segments' tables and functions, the memory data segments need.
+    func validateIndices() throws(CompileError) {
+        for name in exportOrder {
+            switch exports[name]! {
+            case .function(let index) where Int(index) >= functionCount:
+                throw .invalid("export \"\(name)\" names function \(index), which does not exist", offset: nil)
+            case .table(let index) where Int(index) >= tableCount:
+                throw .invalid("export \"\(name)\" names table \(index), which does not exist", offset: nil)
+            case .memory(let index) where index != 0 || !hasMemory:
+                throw .invalid("export \"\(name)\" names memory \(index), which does not exist", offset: nil)
+            case .global(let index) where Int(index) >= globalCount:
+                throw .invalid("export \"\(name)\" names global \(index), which does not exist", offset: nil)
+            default: break
+            }
         }
-        if let start, Int(start) >= functionCount {
-            throw .invalid("start function \(start) does not exist", offset: nil)
+        if let start {
+            guard Int(start) < functionCount else { throw .invalid("start function \(start) does not exist", offset: nil) }
+            let signature = try self.signature(ofFunction: start, offset: nil)
+            guard signature.parameters.isEmpty, signature.results.isEmpty else {
+                throw .invalid("start function \(start) has type \(signature), not () -> ()", offset: nil)
+            }
         }
+        for segment in elementSegments {
+            if case .active(let table, _) = segment.mode {
+                let type = try tableType(table, offset: nil)
+                guard type.kind == segment.kind else {
+                    throw .invalid("element segment of \(segment.kind) for a table of \(type.kind)", offset: nil)
+                }
+            }
+            for case .refFunc(let index) in segment.items where Int(index) >= functionCount {
+                throw .invalid("element segment names function \(index), which does not exist", offset: nil)
+            }
+        }
+        if !dataSegments.isEmpty && !hasMemory {
+            throw .invalid("data segment without a memory", offset: nil)
+        }
+    }
+
+    static func tableType(_ type: WasmParser.TableType, offset: Int) throws(CompileError) -> TableType {
+        guard !type.limits.isMemory64 else { throw .unsupportedFeature("64-bit tables", offset: offset) }
+        let kind = try ValueKind(.ref(type.elementType), offset: offset)
+        if let maximum = type.limits.max, maximum < type.limits.min {
+            throw .invalid("size minimum must not be greater than maximum", offset: offset)
+        }
+        return TableType(kind: kind, minimum: type.limits.min, maximum: type.limits.max)
+    }
+
+    static func memoryType(_ limits: Limits, offset: Int) throws(CompileError) -> MemoryType {
+        guard !limits.isMemory64, !limits.shared else {
+            throw .unsupportedFeature("64-bit or shared memory", offset: offset)
+        }
+        if let maximum = limits.max, maximum < limits.min {
+            throw .invalid("size minimum must not be greater than maximum", offset: offset)
+        }
+        guard limits.min <= 65536, (limits.max ?? 0) <= 65536 else {
+            throw .invalid("memory size must be at most 65536 pages (4GiB)", offset: offset)
+        }
+        return MemoryType(minimum: limits.min, maximum: limits.max)
+    }
+
+    static func globalType(_ type: WasmParser.GlobalType, offset: Int) throws(CompileError) -> GlobalType {
+        GlobalType(kind: try ValueKind(type.valueType, offset: offset), mutable: type.mutability == .variable)
     }
 
     /// The 8-byte header every binary starts with: the magic `\0asm` and
@@ -253,21 +453,37 @@ struct ModuleDescription {
         guard version == 1 else { throw .malformed("expected version 1, found \(version)", offset: 4) }
     }
 
-    /// The value of a constant expression (`i32.const`, `i64.const`,
-    /// `ref.null`), as a 64-bit slot.
-    static func constant(_ expression: ConstExpression, kind: ValueKind, offset: Int) throws(CompileError) -> UInt64 {
+    /// A constant expression of `kind`: one `i32.const`, `i64.const`,
+    /// `f32.const`, `f64.const`, `ref.null`, `ref.func` or `global.get` (of
+    /// an immutable global below `availableGlobals`), then `end`.
+    func constant(_ expression: ConstExpression, kind: ValueKind, offset: Int,
+                  availableGlobals: Int) throws(CompileError) -> ConstantExpression {
         let instructions = expression.last == .end ? Array(expression.dropLast()) : expression
         guard instructions.count == 1 else {
             throw .unsupportedFeature("constant expression of \(instructions.count) instructions", offset: offset)
         }
         switch (instructions[0], kind) {
-        case (.i32Const(let value), .i32): return UInt64(UInt32(bitPattern: value))
-        case (.i64Const(let value), .i64): return UInt64(bitPattern: value)
-        case (.f32Const(let value), .f32): return UInt64(value.bitPattern)
-        case (.f64Const(let value), .f64): return value.bitPattern
-        case (.refNull, .externref): return 0
+        case (.i32Const(let value), .i32): return .value(UInt64(UInt32(bitPattern: value)))
+        case (.i64Const(let value), .i64): return .value(UInt64(bitPattern: value))
+        case (.f32Const(let value), .f32): return .value(UInt64(value.bitPattern))
+        case (.f64Const(let value), .f64): return .value(value.bitPattern)
+        case (.refNull(let type), .externref) where type == .externRef: return .refNull
+        case (.refNull(let type), .funcref) where type == .funcRef: return .refNull
+        case (.refFunc(let index), .funcref):
+            guard Int(index) < functionCount || functionSignatureIndices.isEmpty else {
+                throw .invalid("unknown function \(index)", offset: offset)
+            }
+            return .refFunc(index)
+        case (.globalGet(let index), _):
+            guard Int(index) < availableGlobals else {
+                throw .invalid("unknown global \(index) in a constant expression", offset: offset)
+            }
+            let type = try globalType(index, offset: offset)
+            guard !type.mutable else { throw .invalid("constant expression required: global \(index) is mutable", offset: offset) }
+            guard type.kind == kind else { throw .invalid("type mismatch: global \(index) is \(type.kind), expected \(kind)", offset: offset) }
+            return .globalGet(index)
         default:
-            throw .unsupportedFeature("constant expression \(instructions[0]) for \(kind)", offset: offset)
+            throw .invalid("type mismatch or constant expression required: \(instructions[0]) for \(kind)", offset: offset)
         }
     }
 

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Compilation and execution settings shared by modules and stores.
 public final class Engine: Sendable {
     public struct Configuration: Hashable, Sendable {
@@ -33,6 +35,20 @@ public final class Engine: Sendable {
     }
 
     public let configuration: Configuration
+    /// Engine-wide ids of signatures, so `call_indirect` can compare types
+    /// across modules with one integer comparison.
+    private let signatureIDs = Mutex<[Signature: UInt32]>([:])
+
+    /// The id of `signature`: equal signatures have equal ids in every
+    /// module this engine compiles.
+    func typeID(of signature: Signature) -> UInt32 {
+        signatureIDs.withLock { ids in
+            if let id = ids[signature] { return id }
+            let id = UInt32(ids.count + 1)
+            ids[signature] = id
+            return id
+        }
+    }
     /// Called with every module this engine compiles, before it is used
     /// (an unwinder registers the module's CFI here).
     let didCompile: (@Sendable (Module) -> Void)?

@@ -6,11 +6,15 @@ public struct Func {
     /// Index in the module's function index space (imports first).
     public let index: UInt32
     public let signature: Signature
+    /// The host function, when the function is a host import of `instance`
+    /// (called directly, with no activation).
+    let hostFunction: HostFunction?
 
-    init(instance: Instance, index: UInt32) {
+    init(instance: Instance, index: UInt32, hostFunction: HostFunction? = nil) {
         self.instance = instance
         self.index = index
         self.signature = instance.module.signature(ofFunction: index)!
+        self.hostFunction = hostFunction
     }
 
     /// Calls the function in a new activation and returns its results.
@@ -20,6 +24,15 @@ public struct Func {
     public func call(_ arguments: [Value]) throws -> [Value] {
         guard arguments.map(\.kind) == signature.parameters else {
             throw CallError.argumentMismatch(expected: signature.parameters, found: arguments)
+        }
+        if let hostFunction {
+            var values = [UInt64](repeating: 0, count: max(signature.parameters.count, signature.results.count, 1))
+            for (i, argument) in arguments.enumerated() { values[i] = argument.slot }
+            try values.withUnsafeMutableBufferPointer { buffer in
+                try hostFunction.invoke(Caller(instance: instance), buffer.baseAddress!, store: instance.store,
+                                        importName: instance.module.imports[Int(index)].name)
+            }
+            return signature.results.enumerated().map { i, kind in Value(slot: values[i], kind: kind) }
         }
         guard instance.module.compiledFunction(index) != nil else {
             throw CallError.importedFunction(index: index)

@@ -73,12 +73,15 @@ public struct Imports {
         case host(HostFunction)
         /// A function exported by another instance of the same store.
         case function(Func)
+        case table(Table)
+        case memory(Memory)
+        case global(Global)
     }
 
     private var definitions: [String: [String: Definition]] = [:]
-    /// Asked for imports with no definition (module, name, signature); it
-    /// may throw to say why an import it knows cannot be satisfied (for
-    /// example, a signature it does not offer).
+    /// Asked for function imports with no definition (module, name,
+    /// signature); it may throw to say why an import it knows cannot be
+    /// satisfied (for example, a signature it does not offer).
     public var fallback: ((String, String, Signature) throws -> Definition?)?
 
     public init() {}
@@ -87,10 +90,11 @@ public struct Imports {
         definitions[module, default: [:]][name] = definition
     }
 
-    /// Every exported function of `instance`, under `module`.
+    /// Every export of `instance` — functions, tables, memory, globals —
+    /// under `module`.
     public mutating func define(module: String, exportsOf instance: Instance) {
         for name in instance.module.exportNames {
-            if let function = instance.export(name) { define(module: module, name: name, .function(function)) }
+            if let definition = instance.exportedDefinition(name) { define(module: module, name: name, definition) }
         }
     }
 
@@ -98,4 +102,6 @@ public struct Imports {
         if let definition = definitions[module]?[name] { return definition }
         return try fallback?(module, name, signature)
     }
+
+    func resolve(module: String, name: String) -> Definition? { definitions[module]?[name] }
 }

@@ -1,10 +1,12 @@
 import CWasmUnwindABI
+import WasmUnwind
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A module instantiated in a store: its context record (what r15 points
-/// to), linear memory, globals and import table.
+/// to), its memory, tables and globals (its own or imported), its function
+/// references, and its import table.
 public final class Instance {
     public let module: Module
     /// The store the instance lives in (kept alive by the instance).
@@ -12,18 +14,45 @@ public final class Instance {
 
     let context: UnsafeMutablePointer<wu_vmctx>
     private let importTable: UnsafeMutablePointer<wu_import>
-    private let globals: UnsafeMutablePointer<UInt64>
-    private let memory: UnsafeMutableRawPointer?
-    private let memorySize: Int
+    /// `uint64_t **`: each global's cell, by global index.
+    private let globalCells: UnsafeMutablePointer<UnsafeMutablePointer<UInt64>?>
+    /// `wu_table **`: each table's record, by table index.
+    private let tableRecords: UnsafeMutablePointer<UnsafeMutablePointer<wu_table>?>
+    /// `wu_func_ref **`: each function's reference, by function index.
+    let functionReferences: UnsafeMutablePointer<UnsafeMutablePointer<wu_func_ref>?>
+    /// The references this instance owns: its defined functions' and its
+    /// host imports' (a wasm import's reference is the exporter's).
+    private let ownReferences: UnsafeMutablePointer<wu_func_ref>
+
+    /// The instance's memory, its own or imported.
+    public private(set) var memory: Memory?
+    /// The instance's tables and globals, by index (imports first).
+    public private(set) var tables: [Table] = []
+    public private(set) var globals: [Global] = []
     /// Read on every host call; written only while instantiating, before
     /// any code of the instance can run (so no exclusivity check).
     @exclusivity(unchecked) private var hostFunctions: [HostFunction?]
+    /// The wasm functions this instance imports, by import index.
+    private var importedFunctions: [Func?]
     /// Instances whose functions this one imports, kept alive.
     private var linkedInstances: [Instance] = []
+    /// Instances whose function references this one stored in its tables
+    /// or globals, kept alive so the references stay callable.
+    private var heldInstances: [Instance] = []
+    /// Each element segment's references (nil once dropped).
+    var elementSegments: [[UInt64]?] = []
+    /// Whether each data segment has been dropped.
+    var droppedData: [Bool] = []
 
-    /// Instantiates `module` in `store`, resolving its imports, then runs its
-    /// start function (a trap there is thrown).
+    /// Instantiates `module` in `store`: resolves and checks its imports,
+    /// makes its memory, tables and globals, initialises its active element
+    /// and data segments in order, then runs its start function. A trap
+    /// during initialisation or in the start function is thrown; what the
+    /// segments before it wrote into imported tables and memory stays, as
+    /// the spec says, and the instance then lives as long as the store so
+    /// the references it wrote stay callable.
     public init(store: Store, module: Module, imports: Imports = Imports()) throws {
+        guard module.engine == ObjectIdentifier(store.engine) else { throw InstantiationError.engineMismatch }
         self.module = module
         self.store = store
         let description = module.description
@@ -32,38 +61,59 @@ public final class Instance {
         context.initialize(to: wu_vmctx())
         importTable = .allocate(capacity: max(1, description.imports.count))
         importTable.initialize(repeating: wu_import(), count: max(1, description.imports.count))
-        globals = .allocate(capacity: max(1, description.globals.count))
-        globals.initialize(repeating: 0, count: max(1, description.globals.count))
-        for (index, global) in description.globals.enumerated() { globals[index] = global.initialValue }
-        if let pages = description.memoryPages {
-            memorySize = Int(pages) * 65536
-            let mapping = mmap(nil, max(memorySize, 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-            guard let mapping, mapping != MAP_FAILED else {
-                throw InstantiationError.memoryUnavailable(bytes: memorySize)
-            }
-            memory = mapping
-        } else {
-            memorySize = 0
-            memory = nil
-        }
+        globalCells = .allocate(capacity: max(1, description.globalCount))
+        globalCells.initialize(repeating: nil, count: max(1, description.globalCount))
+        tableRecords = .allocate(capacity: max(1, description.tableCount))
+        tableRecords.initialize(repeating: nil, count: max(1, description.tableCount))
+        functionReferences = .allocate(capacity: max(1, description.functionCount))
+        functionReferences.initialize(repeating: nil, count: max(1, description.functionCount))
+        ownReferences = .allocate(capacity: max(1, description.functionCount))
+        ownReferences.initialize(repeating: wu_func_ref(), count: max(1, description.functionCount))
         hostFunctions = Array(repeating: nil, count: description.imports.count)
+        importedFunctions = Array(repeating: nil, count: description.imports.count)
 
         context.pointee.limits = UnsafeMutablePointer(bitPattern: store.limits.address)
-        context.pointee.memory_base = memory?.assumingMemoryBound(to: UInt8.self)
-        context.pointee.memory_size = UInt64(memorySize)
-        context.pointee.globals = globals
+        context.pointee.globals = globalCells
         context.pointee.imports = importTable
+        context.pointee.tables = tableRecords
+        context.pointee.functions = functionReferences
+        context.pointee.libcalls = Libcalls.table
         wu_vmctx_set_entry_points(context, hostCallEntry)
         context.pointee.instance = Unmanaged.passUnretained(self).toOpaque()
         store.register(context: context)
 
+        try linkImports(imports)
+        try makeDefinitions()
+        try store.register(module)
+        try initializeSegments()
+        if let start = description.start {
+            _ = try Func(instance: self, index: start).call([])
+        }
+    }
+
+    deinit {
+        store.unregister(context: context)
+        memory?.detach(context)
+        context.deallocate()
+        importTable.deallocate()
+        globalCells.deallocate()
+        tableRecords.deallocate()
+        functionReferences.deallocate()
+        ownReferences.deallocate()
+    }
+
+    // MARK: Instantiation
+
+    private func linkImports(_ imports: Imports) throws {
+        let description = module.description
         for (index, imported) in description.imports.enumerated() {
             guard let definition = try imports.resolve(module: imported.module, name: imported.name,
                                                        signature: imported.signature)
             else {
                 throw InstantiationError.unresolvedImport(module: imported.module, name: imported.name,
-                                                          signature: imported.signature)
+                                                          type: "function \(imported.signature)")
             }
+            let typeID = UInt64(store.engine.typeID(of: imported.signature))
             switch definition {
             case .host(let function):
                 guard function.signature == imported.signature else {
@@ -72,11 +122,12 @@ public final class Instance {
                         expected: imported.signature, found: function.signature)
                 }
                 hostFunctions[index] = function
-                importTable[index].code = module.exitTrampolineOffsets[index].flatMap {
+                let trampoline = module.exitTrampolineOffsets[index].flatMap {
                     UnsafeRawPointer(bitPattern: module.code.address(at: $0))
                 }
-                importTable[index].vmctx = context
-                importTable[index].is_host = 1
+                importTable[index] = wu_import(code: trampoline, vmctx: context, is_host: 1)
+                ownReferences[index] = wu_func_ref(code: trampoline, vmctx: context, type: typeID)
+                functionReferences[index] = ownReferences + index
             case .function(let function):
                 guard function.signature == imported.signature else {
                     throw InstantiationError.importSignatureMismatch(
@@ -86,40 +137,221 @@ public final class Instance {
                 guard function.instance.store === store else {
                     throw InstantiationError.crossStoreImport(module: imported.module, name: imported.name)
                 }
-                linkedInstances.append(function.instance)
-                importTable[index] = function.instance.linkTarget(ofFunction: function.index)
-            }
-        }
-        for segment in description.dataSegments {
-            guard Int(segment.offset) + segment.bytes.count <= memorySize else {
-                throw InstantiationError.dataSegmentOutOfBounds(moduleOffset: segment.moduleOffset,
-                                                                end: Int(segment.offset) + segment.bytes.count,
-                                                                memorySize: memorySize)
-            }
-            segment.bytes.withUnsafeBytes { source in
-                if let base = source.baseAddress {
-                    memory!.advanced(by: Int(segment.offset)).copyMemory(from: base, byteCount: source.count)
+                if let host = function.hostFunction {
+                    // A re-exported host import: this module's own exit
+                    // trampoline calls it.
+                    hostFunctions[index] = host
+                    let trampoline = module.exitTrampolineOffsets[index].flatMap {
+                        UnsafeRawPointer(bitPattern: module.code.address(at: $0))
+                    }
+                    importTable[index] = wu_import(code: trampoline, vmctx: context, is_host: 1)
+                    ownReferences[index] = wu_func_ref(code: trampoline, vmctx: context, type: typeID)
+                    functionReferences[index] = ownReferences + index
+                } else {
+                    linkedInstances.append(function.instance)
+                    importedFunctions[index] = function
+                    importTable[index] = function.instance.linkTarget(ofFunction: function.index)
+                    functionReferences[index] = function.instance.functionReferences[Int(function.index)]
                 }
+            default:
+                throw InstantiationError.importKindMismatch(module: imported.module, name: imported.name,
+                                                            expected: "a function", found: Self.kind(of: definition))
             }
         }
-        try store.register(module)
-        if let start = description.start {
-            _ = try Func(instance: self, index: start).call([])
+        for (index, imported) in description.tableImports.enumerated() {
+            guard let definition = imports.resolve(module: imported.module, name: imported.name) else {
+                throw InstantiationError.unresolvedImport(module: imported.module, name: imported.name, type: "table")
+            }
+            guard case .table(let table) = definition else {
+                throw InstantiationError.importKindMismatch(module: imported.module, name: imported.name,
+                                                            expected: "a table", found: Self.kind(of: definition))
+            }
+            let wanted = imported.type
+            guard table.kind == wanted.kind, table.size >= wanted.minimum,
+                  wanted.maximum.map({ table.maximum != nil && table.maximum! <= $0 }) ?? true
+            else {
+                throw InstantiationError.importTypeMismatch(
+                    module: imported.module, name: imported.name,
+                    expected: Self.describe(wanted), found: Self.describe(table))
+            }
+            tables.append(table)
+            tableRecords[index] = table.record
+            // Whatever this instance writes into the table (its segments,
+            // even if instantiation then fails; its code) may refer to it.
+            if table.kind == .funcref { table.keepAlive(self) }
+        }
+        if let imported = description.memoryImport {
+            guard let definition = imports.resolve(module: imported.module, name: imported.name) else {
+                throw InstantiationError.unresolvedImport(module: imported.module, name: imported.name, type: "memory")
+            }
+            guard case .memory(let memory) = definition else {
+                throw InstantiationError.importKindMismatch(module: imported.module, name: imported.name,
+                                                            expected: "a memory", found: Self.kind(of: definition))
+            }
+            let wanted = imported.type
+            guard memory.pages >= wanted.minimum,
+                  wanted.maximum.map({ memory.maximumPages != nil && memory.maximumPages! <= $0 }) ?? true
+            else {
+                throw InstantiationError.importTypeMismatch(
+                    module: imported.module, name: imported.name,
+                    expected: "memory \(Self.describe(wanted.minimum, wanted.maximum))",
+                    found: "memory \(Self.describe(memory.pages, memory.maximumPages))")
+            }
+            self.memory = memory
+            memory.attach(context)
+        }
+        for (index, imported) in description.globalImports.enumerated() {
+            guard let definition = imports.resolve(module: imported.module, name: imported.name) else {
+                throw InstantiationError.unresolvedImport(module: imported.module, name: imported.name, type: "global")
+            }
+            guard case .global(let global) = definition else {
+                throw InstantiationError.importKindMismatch(module: imported.module, name: imported.name,
+                                                            expected: "a global", found: Self.kind(of: definition))
+            }
+            guard global.kind == imported.type.kind, global.isMutable == imported.type.mutable else {
+                throw InstantiationError.importTypeMismatch(
+                    module: imported.module, name: imported.name,
+                    expected: Self.describe(imported.type.kind, mutable: imported.type.mutable),
+                    found: Self.describe(global.kind, mutable: global.isMutable))
+            }
+            globals.append(global)
+            globalCells[index] = global.cell
+            if global.kind == .funcref && global.isMutable { global.keepAlive(self) }
         }
     }
 
-    deinit {
-        store.unregister(context: context)
-        context.deallocate()
-        importTable.deallocate()
-        globals.deallocate()
-        if let memory { munmap(memory, max(memorySize, 1)) }
+    /// The memory, tables and globals the module defines, and the
+    /// references of its defined functions.
+    private func makeDefinitions() throws {
+        let description = module.description
+        for (defined, function) in module.functions.enumerated() {
+            let index = description.imports.count + defined
+            let signature = try description.signature(ofFunction: function.index, offset: nil)
+            ownReferences[index] = wu_func_ref(
+                code: UnsafeRawPointer(bitPattern: module.code.address(at: function.codeRange.lowerBound)),
+                vmctx: context, type: UInt64(store.engine.typeID(of: signature)))
+            functionReferences[index] = ownReferences + index
+        }
+        if let defined = description.definedMemory {
+            let memory = try Memory(minimumPages: defined.minimum, maximumPages: defined.maximum)
+            self.memory = memory
+            memory.attach(context)
+        }
+        for type in description.tables {
+            let table = try Table(kind: type.kind, minimum: type.minimum, maximum: type.maximum)
+            tableRecords[tables.count] = table.record
+            tables.append(table)
+        }
+        for definition in description.globals {
+            let global = Global(kind: definition.type.kind, mutable: definition.type.mutable,
+                                bits: evaluate(definition.initializer))
+            globalCells[globals.count] = global.cell
+            globals.append(global)
+        }
     }
+
+    /// A constant expression's 64-bit slot.
+    func evaluate(_ expression: ModuleDescription.ConstantExpression) -> UInt64 {
+        switch expression {
+        case .value(let bits): return bits
+        case .globalGet(let index): return globalCells[Int(index)]!.pointee
+        case .refFunc(let index): return UInt64(UInt(bitPattern: functionReferences[Int(index)]))
+        case .refNull: return 0
+        }
+    }
+
+    /// Active element segments, then active data segments, in order; each
+    /// one dropped once applied. The first one out of bounds traps.
+    private func initializeSegments() throws {
+        let description = module.description
+        elementSegments = description.elementSegments.map { segment in segment.items.map(evaluate) }
+        for (segment, items) in zip(description.elementSegments, elementSegments) where segment.kind == .funcref {
+            for item in items ?? [] { holdReference(item, in: nil) }
+        }
+        droppedData = Array(repeating: false, count: description.dataSegments.count)
+        for (index, segment) in description.elementSegments.enumerated() {
+            switch segment.mode {
+            case .active(let table, let offset):
+                let items = elementSegments[index] ?? []
+                let start = evaluate(offset) & 0xFFFF_FFFF
+                let target = tables[Int(table)]
+                guard start + UInt64(items.count) <= target.size else {
+                    throw Trap(reason: .wasm(.tableOutOfBounds), backtrace: SymbolicatedBacktrace(frames: []))
+                }
+                for (position, item) in items.enumerated() { _ = target.set(start + UInt64(position), item) }
+                elementSegments[index] = nil
+            case .declarative:
+                elementSegments[index] = nil
+            case .passive:
+                break
+            }
+        }
+        for (index, segment) in description.dataSegments.enumerated() {
+            guard case .active(let offset) = segment.mode, let memory else { continue }
+            let start = Int(evaluate(offset) & 0xFFFF_FFFF)
+            guard start + segment.bytes.count <= memory.size else {
+                throw Trap(reason: .wasm(.outOfBoundsMemoryAccess), backtrace: SymbolicatedBacktrace(frames: []))
+            }
+            memory.withBytes { bytes in
+                segment.bytes.withUnsafeBytes { source in
+                    if let base = source.baseAddress {
+                        (bytes.baseAddress! + start).copyMemory(from: base, byteCount: source.count)
+                    }
+                }
+            }
+            droppedData[index] = true
+        }
+    }
+
+    /// Keeps alive the instance a function reference `bits` belongs to,
+    /// when that is another instance and the reference is about to be
+    /// stored in a table or global of this one (`table` says which table;
+    /// nil: a funcref global or a funcref table known to the caller).
+    func holdReference(_ bits: UInt64, in table: Int?) {
+        if let table, tables[table].kind != .funcref { return }
+        guard bits != 0, let reference = UnsafePointer<wu_func_ref>(bitPattern: UInt(bits)),
+              let owner = reference.pointee.vmctx, owner != context, let object = owner.pointee.instance
+        else { return }
+        let instance = Unmanaged<Instance>.fromOpaque(object).takeUnretainedValue()
+        if !heldInstances.contains(where: { $0 === instance }) { heldInstances.append(instance) }
+    }
+
+    // MARK: Exports
 
     /// The exported function `name`, if there is one.
     public func export(_ name: String) -> Func? {
-        guard let index = module.description.exports[name] else { return nil }
+        guard case .function(let index)? = module.description.exports[name] else { return nil }
+        return function(index)
+    }
+
+    /// Function `index` of this instance: a wasm import is the exporter's
+    /// function, a host import the host function.
+    func function(_ index: UInt32) -> Func {
+        if Int(index) < importedFunctions.count, let imported = importedFunctions[Int(index)] { return imported }
+        if Int(index) < hostFunctions.count, let host = hostFunctions[Int(index)] {
+            return Func(instance: self, index: index, hostFunction: host)
+        }
         return Func(instance: self, index: index)
+    }
+
+    /// Export `name` as a definition another instance can import.
+    public func exportedDefinition(_ name: String) -> Imports.Definition? {
+        switch module.description.exports[name] {
+        case .function(let index)?:
+            let function = function(index)
+            if let host = function.hostFunction { return .host(host) }
+            return .function(function)
+        case .table(let index)?: return .table(tables[Int(index)])
+        case .memory?: return memory.map { .memory($0) }
+        case .global(let index)?: return .global(globals[Int(index)])
+        case nil: return nil
+        }
+    }
+
+    /// The exported global `name`, if there is one.
+    public func exportedGlobal(_ name: String) -> Global? {
+        guard case .global(let index)? = module.description.exports[name] else { return nil }
+        return globals[Int(index)]
     }
 
     /// What a call to function `index` of this instance jumps to, with which
@@ -139,37 +371,39 @@ public final class Instance {
     /// The instance's linear memory, if it has one (for hosts and tests).
     public func withMemory<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R? {
         guard let memory else { return nil }
-        return try body(UnsafeMutableRawBufferPointer(start: memory, count: memorySize))
+        return try memory.withBytes(body)
     }
+
+    /// The host objects this instance holds outside the stack: externrefs
+    /// in its own tables and globals (roots for the collector).
+    var heldReferences: [UInt64] {
+        var held: [UInt64] = []
+        for table in tables where table.kind == .externref {
+            held += table.elements.filter { $0 != 0 }
+        }
+        for global in globals where global.kind == .externref && global.cell.pointee != 0 {
+            held.append(global.cell.pointee)
+        }
+        for (segment, items) in zip(module.description.elementSegments, elementSegments)
+        where segment.kind == .externref {
+            held += (items ?? []).filter { $0 != 0 }
+        }
+        return held
+    }
+
+    // MARK: Host calls
 
     /// Runs import `index`'s host function on the values the exit trampoline
     /// spilled, and writes its result back. Returns 0, or 1 after recording
     /// the failure in the store.
     fileprivate func callHost(importIndex: Int, values: UnsafeMutablePointer<UInt64>) -> Int32 {
-        guard let function = hostFunctions[importIndex]?.storage else {
+        guard let function = hostFunctions[importIndex] else {
             // The import table only points exit trampolines at host imports.
             fatalError("import \(importIndex) has no host function")
         }
-        let signature = function.signature
-        // References passed to the host are held by the host while it runs.
-        let referenceArguments = function.referenceParameters
-        if !referenceArguments.isEmpty {
-            store.objects.callScopes.append(referenceArguments.map { values[$0] }.filter { $0 != 0 })
-        }
-        defer { if !referenceArguments.isEmpty { store.objects.callScopes.removeLast() } }
         do {
-            switch function.implementation {
-            case .slots(let body):
-                try body(Caller(instance: self), values)
-            case .values(let body):
-                let arguments = signature.parameters.indices.map { Value(slot: values[$0], kind: signature.parameters[$0]) }
-                let results = try body(Caller(instance: self), arguments)
-                guard results.map(\.kind) == signature.results else {
-                    throw HostFunctionError.resultMismatch(import: module.imports[importIndex].name,
-                                                           expected: signature.results, returned: results)
-                }
-                for (index, value) in results.enumerated() { values[index] = value.slot }
-            }
+            try function.invoke(Caller(instance: self), values, store: store,
+                                importName: module.imports[importIndex].name)
             return 0
         } catch let trap as Trap {
             // A trap from a nested activation, on its way out: it already
@@ -179,6 +413,56 @@ public final class Instance {
         } catch {
             store.pendingFailure = Trap(reason: .host(error), backtrace: store.backtrace())
             return 1
+        }
+    }
+
+    static func kind(of definition: Imports.Definition) -> String {
+        switch definition {
+        case .host, .function: return "a function"
+        case .table: return "a table"
+        case .memory: return "a memory"
+        case .global: return "a global"
+        }
+    }
+
+    static func describe(_ minimum: UInt64, _ maximum: UInt64?) -> String {
+        "\(minimum)" + (maximum.map { " \($0)" } ?? "")
+    }
+
+    static func describe(_ type: ModuleDescription.TableType) -> String {
+        "table \(describe(type.minimum, type.maximum)) \(type.kind)"
+    }
+
+    static func describe(_ table: Table) -> String {
+        "table \(describe(table.size, table.maximum)) \(table.kind)"
+    }
+
+    static func describe(_ kind: ValueKind, mutable: Bool) -> String {
+        mutable ? "global (mut \(kind))" : "global \(kind)"
+    }
+}
+
+extension HostFunction {
+    /// Calls the host function on `values` (arguments in, results out).
+    func invoke(_ caller: Caller, _ values: UnsafeMutablePointer<UInt64>, store: Store, importName: String) throws {
+        let function = storage
+        let signature = function.signature
+        // References passed to the host are held by the host while it runs.
+        let referenceArguments = function.referenceParameters
+        if !referenceArguments.isEmpty {
+            store.objects.callScopes.append(referenceArguments.map { values[$0] }.filter { $0 != 0 })
+        }
+        defer { if !referenceArguments.isEmpty { store.objects.callScopes.removeLast() } }
+        switch function.implementation {
+        case .slots(let body):
+            try body(caller, values)
+        case .values(let body):
+            let arguments = signature.parameters.indices.map { Value(slot: values[$0], kind: signature.parameters[$0]) }
+            let results = try body(caller, arguments)
+            guard results.map(\.kind) == signature.results else {
+                throw HostFunctionError.resultMismatch(import: importName, expected: signature.results, returned: results)
+            }
+            for (index, value) in results.enumerated() { values[index] = value.slot }
         }
     }
 }
@@ -193,24 +477,33 @@ private let hostCallEntry: wu_host_call_fn = { context, importIndex, values in
 
 /// Why a module could not be instantiated.
 public enum InstantiationError: Error, CustomStringConvertible {
-    case unresolvedImport(module: String, name: String, signature: Signature)
+    case unresolvedImport(module: String, name: String, type: String)
     case importSignatureMismatch(module: String, name: String, expected: Signature, found: Signature)
+    case importTypeMismatch(module: String, name: String, expected: String, found: String)
+    case importKindMismatch(module: String, name: String, expected: String, found: String)
     case crossStoreImport(module: String, name: String)
-    case dataSegmentOutOfBounds(moduleOffset: Int, end: Int, memorySize: Int)
     case memoryUnavailable(bytes: Int)
+    case tableTooLarge(elements: UInt64)
+    case engineMismatch
 
     public var description: String {
         switch self {
-        case .unresolvedImport(let module, let name, let signature):
-            return "unknown import: `\(module)::\(name)` of type \(signature) has not been defined"
+        case .unresolvedImport(let module, let name, let type):
+            return "unknown import: `\(module)::\(name)` (\(type)) has not been defined"
         case .importSignatureMismatch(let module, let name, let expected, let found):
             return "\(module)::\(name) expects \(found), the module imports it as \(expected)"
+        case .importTypeMismatch(let module, let name, let expected, let found):
+            return "incompatible import type for `\(module)::\(name)`: the module imports \(expected), found \(found)"
+        case .importKindMismatch(let module, let name, let expected, let found):
+            return "incompatible import type for `\(module)::\(name)`: the module imports \(expected), found \(found)"
         case .crossStoreImport(let module, let name):
             return "import `\(module)::\(name)` comes from an instance of another store"
-        case .dataSegmentOutOfBounds(let offset, let end, let size):
-            return "data segment at module offset \(hex(offset)) ends at \(end), past the memory's \(size) bytes"
         case .memoryUnavailable(let bytes):
             return "cannot map \(bytes) bytes of linear memory"
+        case .engineMismatch:
+            return "the module was compiled by another engine than the store's"
+        case .tableTooLarge(let elements):
+            return "a table of \(elements) elements is more than this runtime allows (\(Table.limit))"
         }
     }
 }

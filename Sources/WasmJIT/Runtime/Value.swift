@@ -7,6 +7,8 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     case i64(Int64)
     case f32(Float)
     case f64(Double)
+    /// A `funcref`: a function reference, or null.
+    case funcref(FuncRef?)
     /// An `externref`: a handle to a host object, or null.
     case externref(ExternRef?)
 
@@ -17,6 +19,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .i64: return .i64
         case .f32: return .f32
         case .f64: return .f64
+        case .funcref: return .funcref
         case .externref: return .externref
         }
     }
@@ -28,6 +31,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .i64(let value): return UInt64(bitPattern: value)
         case .f32(let value): return UInt64(value.bitPattern)
         case .f64(let value): return value.bitPattern
+        case .funcref(let reference): return UInt64(reference?.address ?? 0)
         case .externref(let reference): return reference?.handle ?? 0
         }
     }
@@ -39,6 +43,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .i64: self = .i64(Int64(bitPattern: slot))
         case .f32: self = .f32(Float(bitPattern: UInt32(truncatingIfNeeded: slot)))
         case .f64: self = .f64(Double(bitPattern: slot))
+        case .funcref: self = .funcref(slot == 0 ? nil : FuncRef(address: UInt(slot)))
         case .externref: self = .externref(slot == 0 ? nil : ExternRef(handle: slot))
         }
     }
@@ -56,6 +61,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .i64(let value): return String(value)
         case .f32(let value): return String(value)
         case .f64(let value): return String(value)
+        case .funcref(let reference): return reference.map { "funcref(0x\(String($0.address, radix: 16)))" } ?? "null"
         case .externref(let reference): return reference.map { "externref(\($0.handle))" } ?? "null"
         }
     }
