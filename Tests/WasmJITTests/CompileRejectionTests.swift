@@ -36,9 +36,6 @@ struct CompileRejectionTests {
         #expect(throws: CompileError.self) {
             try Module(engine: Engine(), text: #"(module (memory 1 2 shared))"#)
         }
-        #expect(throws: CompileError.unsupportedFeature("function 0 returns more than one value", offset: 0x18)) {
-            try Module(engine: Engine(), text: #"(module (func (result i32 i32) i32.const 1 i32.const 2))"#)
-        }
     }
 
     @Test("invalid modules are errors, not crashes")

@@ -45,16 +45,21 @@ typedef struct wu_func_ref {
     /// The engine-wide id of the function's signature: `call_indirect`
     /// compares it with the id of the type it expects.
     uint64_t type;
+    /// 1 when `code` is an exit trampoline to a host function (a tail call
+    /// to it becomes an ordinary call).
+    uint64_t is_host;
 } wu_func_ref;
 
 #define WU_FUNC_REF_CODE 0
 #define WU_FUNC_REF_VMCTX 8
 #define WU_FUNC_REF_TYPE 16
-#define WU_FUNC_REF_SIZE 24
+#define WU_FUNC_REF_IS_HOST 24
+#define WU_FUNC_REF_SIZE 32
 
 _Static_assert(offsetof(wu_func_ref, code) == WU_FUNC_REF_CODE, "abi");
 _Static_assert(offsetof(wu_func_ref, vmctx) == WU_FUNC_REF_VMCTX, "abi");
 _Static_assert(offsetof(wu_func_ref, type) == WU_FUNC_REF_TYPE, "abi");
+_Static_assert(offsetof(wu_func_ref, is_host) == WU_FUNC_REF_IS_HOST, "abi");
 _Static_assert(sizeof(wu_func_ref) == WU_FUNC_REF_SIZE, "abi");
 
 /// A table: its elements (a funcref table holds `wu_func_ref` pointers, an

@@ -136,6 +136,14 @@ public struct Assembler: Sendable {
         }
     }
 
+    /// A 32-bit data word holding `label - anchor` (a jump table entry;
+    /// `anchor` is a code offset, usually the table's start).
+    public mutating func emitLabelOffset(_ label: Label, from anchor: Int) {
+        let position = offset
+        emit32(0)
+        fixups.append((position, anchor, label))
+    }
+
     // MARK: Encoding helpers
 
     mutating func emit(_ byte: UInt8) { bytes.append(byte) }

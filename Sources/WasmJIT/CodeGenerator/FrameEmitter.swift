@@ -48,6 +48,18 @@ struct FrameEmitter {
     /// jumps to (trap stubs, failure paths) — the CFI remembers the body's
     /// rules before the epilogue and restores them after the `ret`.
     mutating func emitEpilogue(_ assembler: inout Assembler, codeFollows: Bool) {
+        emitEpilogue(&assembler, codeFollows: codeFollows) { $0.ret() }
+    }
+
+    /// The epilogue of a tail call: the frame is taken down as for a
+    /// return, then `jump` (instead of `ret`) enters the callee, which
+    /// returns straight to this function's caller.
+    mutating func emitTailCallEpilogue(_ assembler: inout Assembler, jump: (inout Assembler) -> Void) {
+        emitEpilogue(&assembler, codeFollows: true, exit: jump)
+    }
+
+    private mutating func emitEpilogue(_ assembler: inout Assembler, codeFollows: Bool,
+                                       exit: (inout Assembler) -> Void) {
         if savedRegisters.isEmpty {
             assembler.mov(.q, .rsp, .rbp)
         } else {
@@ -60,7 +72,7 @@ struct FrameEmitter {
         }
         assembler.pop(.rbp)
         record(.poppedFramePointer, assembler)
-        assembler.ret()
+        exit(&assembler)
         if codeFollows { record(.restoreState, assembler) }
     }
 }

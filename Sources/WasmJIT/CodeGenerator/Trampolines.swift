@@ -44,10 +44,11 @@ enum Trampolines {
     /// ```
     static func emitEntry(_ signature: Signature, into assembler: inout Assembler) -> [(offset: Int, event: FrameEvent)] {
         var frame = FrameEmitter(start: assembler.offset)
-        let stackArguments = max(0, signature.parameters.count - 6)
+        // The outgoing area holds the stack arguments, then results 1...
+        let outgoingSlots = max(0, signature.parameters.count - 6, signature.results.count - 1)
         frame.emitPrologue(&assembler, saving: entrySavedRegisters)
         // After five pushes rsp is 8 mod 16; keep it 16-aligned at the call.
-        assembler.arithmetic(.sub, .q, .rsp, immediate: Int32(8 + (8 * stackArguments + 15) / 16 * 16))
+        assembler.arithmetic(.sub, .q, .rsp, immediate: Int32(8 + (8 * outgoingSlots + 15) / 16 * 16))
         assembler.mov(.q, .r15, .rdi)
         assembler.mov(.q, .r12, .rdx)
         assembler.mov(.q, .r11, .rsi)
@@ -64,6 +65,10 @@ enum Trampolines {
         assembler.call(.r11)
         if !signature.results.isEmpty {
             assembler.mov(.q, MemoryOperand.at(.r12), .rax)
+        }
+        for position in signature.results.indices.dropFirst() {
+            assembler.mov(.q, .rax, MemoryOperand.at(.rsp, Int32(8 * (position - 1))))
+            assembler.mov(.q, MemoryOperand.at(.r12, Int32(8 * position)), .rax)
         }
         frame.emitEpilogue(&assembler, codeFollows: false)
         return frame.events
@@ -118,6 +123,12 @@ enum Trampolines {
         let failed = assembler.newLabel()
         assembler.test(.d, .rax, .rax)
         assembler.j(.notEqual, failed)
+        // Result k > 0 goes above the return address, into the wasm
+        // caller's outgoing area.
+        for position in signature.results.indices.dropFirst() {
+            assembler.mov(.q, .rax, MemoryOperand.at(.rsp, Int32(8 * position)))
+            assembler.mov(.q, MemoryOperand.at(.rbp, Int32(16 + 8 * (position - 1))), .rax)
+        }
         if !signature.results.isEmpty {
             assembler.mov(.q, .rax, MemoryOperand.at(.rsp))
         }

@@ -9,9 +9,6 @@ import WasmUnwind
 extension FunctionCompiler {
     mutating func call(_ function: UInt32) throws(CompileError) {
         let callee = try module.signature(ofFunction: function, offset: binaryOffset)
-        guard callee.results.count <= 1 else {
-            throw .unsupportedFeature("calls to functions with more than one result", offset: binaryOffset)
-        }
         for parameter in callee.parameters.reversed() { _ = try pop(parameter) }
         let base = stack.count
         let isImport = Int(function) < module.imports.count
@@ -40,8 +37,17 @@ extension FunctionCompiler {
             recordCallSite(emitInlineHostCall(function, callee, base: base), target)
             assembler.bind(done)
         }
-        if let result = callee.results.first {
-            assembler.mov(.q, push(result), .rax)
+        pushResults(of: callee)
+    }
+
+    /// After a call: result 0 is in rax, result k > 0 at [rsp + 8(k - 1)]
+    /// (the callee wrote it above its return address, into this frame's
+    /// outgoing area, which is reserved large enough).
+    mutating func pushResults(of callee: Signature) {
+        maxOutgoingBytes = max(maxOutgoingBytes, 8 * max(0, callee.results.count - 1))
+        for (position, kind) in callee.results.enumerated() {
+            if position > 0 { assembler.mov(.q, .rax, MemoryOperand.at(.rsp, Int32(8 * (position - 1)))) }
+            assembler.mov(.q, push(kind), .rax)
         }
     }
 
@@ -82,9 +88,6 @@ extension FunctionCompiler {
     /// ```
     mutating func callIndirect(type: UInt32, table: UInt32) throws(CompileError) {
         let callee = try module.signature(atTypeIndex: type, offset: binaryOffset)
-        guard callee.results.count <= 1 else {
-            throw .unsupportedFeature("calls to functions with more than one result", offset: binaryOffset)
-        }
         guard try module.tableType(table, offset: binaryOffset).kind == .funcref else {
             throw .invalid("type mismatch: call_indirect through table \(table), which is not a funcref table",
                            offset: binaryOffset)
@@ -102,9 +105,7 @@ extension FunctionCompiler {
         let returnOffset = assembler.call(.register(.rax), providing: assembler.newCallReturnAddressLabel())
         assembler.mov(.q, .r15, Self.savedContextSlot)
         recordCallSite(returnOffset, .indirect(type: type, table: table))
-        if let result = callee.results.first {
-            assembler.mov(.q, push(result), .rax)
-        }
+        pushResults(of: callee)
     }
 
     /// Leaves in `destination` the non-null function reference at the i32
@@ -246,10 +247,120 @@ extension FunctionCompiler {
         let raise = assembler.newLabel()
         raiseStubs.append((raise, binaryOffset))
         assembler.j(.notEqual, raise)
+        // The host left result k at [rsp + 8k]; calls leave result 0 in rax
+        // and result k > 0 at [rsp + 8(k - 1)].
+        for position in callee.results.indices.dropFirst() {
+            assembler.mov(.q, .rax, MemoryOperand.at(.rsp, Int32(8 * position)))
+            assembler.mov(.q, MemoryOperand.at(.rsp, Int32(8 * (position - 1))), .rax)
+        }
         if !callee.results.isEmpty {
             assembler.mov(.q, .rax, MemoryOperand.at(.rsp))
         }
         return returnOffset
     }
 
+}
+
+/// Tail calls (`return_call`, `return_call_indirect`): the arguments go to
+/// the registers and to this function's own incoming stack-argument area,
+/// the frame is taken down, and the callee is entered with a jump, so it
+/// returns straight to this function's caller. The frame is gone from every
+/// backtrace from then on, as in Wasmtime (docs/runtime.md).
+///
+/// A tail call stays an ordinary call followed by a return when it cannot
+/// be done in place: when the callee needs more stack-argument space than
+/// this function's caller reserved, or — known only at run time — when the
+/// callee belongs to another instance (it would return to a caller that
+/// expects its own context in r15) or is a host function.
+extension FunctionCompiler {
+    /// Stack slots this function's caller reserved above the return
+    /// address: for this function's stack arguments and results 1... Every
+    /// caller reserves at least that much, and a tail caller only jumps
+    /// here when its own area (at least as large) has room.
+    var incomingAreaSlots: Int { max(0, signature.parameters.count - 6, signature.results.count - 1) }
+
+    func tailCallFits(_ callee: Signature) throws(CompileError) -> Bool {
+        guard callee.results == signature.results else {
+            throw .invalid("type mismatch: tail call to a function returning \(callee.results) from one returning \(signature.results)",
+                           offset: binaryOffset)
+        }
+        return max(0, callee.parameters.count - 6) <= incomingAreaSlots
+    }
+
+    mutating func returnCall(_ function: UInt32) throws(CompileError) {
+        let callee = try module.signature(ofFunction: function, offset: binaryOffset)
+        let fits = try tailCallFits(callee)
+        let saved = stack
+        if fits, Int(function) >= module.imports.count {
+            for parameter in callee.parameters.reversed() { _ = try pop(parameter) }
+            emitTailArguments(callee, base: stack.count)
+            let label = functionLabels[Int(function) - module.imports.count]
+            frame.emitTailCallEpilogue(&assembler) { $0.jmp(label) }
+            stack = saved
+            unreachable = true
+            return
+        }
+        if fits {
+            // An import: in place only when it is wasm of this same instance.
+            let entry = Int32(Int(function) * Int(WU_IMPORT_SIZE))
+            let ordinary = assembler.newLabel()
+            assembler.mov(.q, .r11, MemoryOperand.at(.r15, Int32(WU_VMCTX_IMPORTS)))
+            assembler.arithmetic(.cmp, .q, MemoryOperand.at(.r11, entry + Int32(WU_IMPORT_IS_HOST)), immediate: 0)
+            assembler.j(.notEqual, ordinary)
+            assembler.arithmetic(.cmp, .q, .r15, MemoryOperand.at(.r11, entry + 8))
+            assembler.j(.notEqual, ordinary)
+            for parameter in callee.parameters.reversed() { _ = try pop(parameter) }
+            emitTailArguments(callee, base: stack.count)
+            assembler.mov(.q, .r11, MemoryOperand.at(.r15, Int32(WU_VMCTX_IMPORTS)))
+            assembler.mov(.q, .r11, MemoryOperand.at(.r11, entry))
+            frame.emitTailCallEpilogue(&assembler) { $0.jmp(.r11) }
+            assembler.bind(ordinary)
+            stack = saved
+        }
+        try call(function)
+        try branch(depth: UInt32(control.count - 1))
+        unreachable = true
+    }
+
+    mutating func returnCallIndirect(type: UInt32, table: UInt32) throws(CompileError) {
+        let callee = try module.signature(atTypeIndex: type, offset: binaryOffset)
+        let saved = stack
+        if try tailCallFits(callee) {
+            guard try module.tableType(table, offset: binaryOffset).kind == .funcref else {
+                throw .invalid("type mismatch: return_call_indirect through table \(table), which is not a funcref table",
+                               offset: binaryOffset)
+            }
+            let index = try pop(.i32)
+            for parameter in callee.parameters.reversed() { _ = try pop(parameter) }
+            let ordinary = assembler.newLabel()
+            try loadFunctionReference(index: index.slot, table: table, into: .r11)
+            assembler.arithmetic(.cmp, .q, MemoryOperand.at(.r11, Int32(WU_FUNC_REF_TYPE)),
+                                 immediate: Int32(bitPattern: typeIDs[Int(type)]))
+            assembler.j(.notEqual, trapStub(.badSignature, wasmOffset: binaryOffset))
+            assembler.arithmetic(.cmp, .q, .r15, MemoryOperand.at(.r11, Int32(WU_FUNC_REF_VMCTX)))
+            assembler.j(.notEqual, ordinary)
+            assembler.arithmetic(.cmp, .q, MemoryOperand.at(.r11, Int32(WU_FUNC_REF_IS_HOST)), immediate: 0)
+            assembler.j(.notEqual, ordinary)
+            emitTailArguments(callee, base: stack.count)
+            assembler.mov(.q, .r11, MemoryOperand.at(.r11, Int32(WU_FUNC_REF_CODE)))
+            frame.emitTailCallEpilogue(&assembler) { $0.jmp(.r11) }
+            assembler.bind(ordinary)
+            stack = saved
+        }
+        try callIndirect(type: type, table: table)
+        try branch(depth: UInt32(control.count - 1))
+        unreachable = true
+    }
+
+    /// A tail call's arguments: stack arguments into this function's own
+    /// incoming area (through rax), then the registers. Leaves r11 alone.
+    mutating func emitTailArguments(_ callee: Signature, base: Int) {
+        for argument in callee.parameters.indices where argument >= 6 {
+            assembler.mov(.q, .rax, stackSlot(base + argument))
+            assembler.mov(.q, MemoryOperand.at(.rbp, Int32(16 + 8 * (argument - 6))), .rax)
+        }
+        for argument in callee.parameters.indices where argument < 6 {
+            assembler.mov(.q, Register.integerArguments[argument], stackSlot(base + argument))
+        }
+    }
 }

@@ -12,11 +12,25 @@ extension FunctionCompiler {
         unreachable = true
     }
 
+    /// `if`: with parameters, the `then` arm works on a copy of them right
+    /// above the originals, which stay untouched for the `else` arm (every
+    /// value lives in a slot, and the `then` arm may overwrite any slot at
+    /// or above its own base).
     mutating func compileIf(_ type: BlockType) throws(CompileError) {
         let condition = try pop(.i32)
-        assembler.mov(.d, .rax, condition.slot)
-        assembler.test(.d, .rax, .rax)
+        let (parameters, _) = try blockType(type)
+        try checkParameters(parameters)
+        let original = stack.count - parameters.count
+        // The condition's slot is where the first copy goes: read it first.
+        let conditionRegister: Register = parameters.isEmpty ? .rax : .rdx
+        assembler.mov(.d, conditionRegister, condition.slot)
+        for (i, kind) in parameters.enumerated() {
+            assembler.mov(.q, .rax, stackSlot(original + i))
+            assembler.mov(.q, push(kind), .rax)
+        }
+        assembler.test(.d, conditionRegister, conditionRegister)
         try openBlock(.if, type)
+        if !parameters.isEmpty { control[control.count - 1].savedParameters = original }
         assembler.j(.equal, control[control.count - 1].elseLabel!)
     }
 
@@ -40,23 +54,32 @@ extension FunctionCompiler {
         }
     }
 
-    mutating func blockResults(_ type: BlockType) throws(CompileError) -> [ValueKind] {
+    /// A block type's parameters and results.
+    func blockType(_ type: BlockType) throws(CompileError) -> (parameters: [ValueKind], results: [ValueKind]) {
         switch type {
-        case .empty: return []
-        case .type(let value): return [try ValueKind(value, offset: binaryOffset)]
+        case .empty: return ([], [])
+        case .type(let value): return ([], [try ValueKind(value, offset: binaryOffset)])
         case .funcType(let index):
             let signature = try module.signature(atTypeIndex: index, offset: binaryOffset)
-            guard signature.parameters.isEmpty, signature.results.count <= 1 else {
-                throw .unsupportedFeature("multi-value block type \(signature)", offset: binaryOffset)
-            }
-            return signature.results
+            return (signature.parameters, signature.results)
+        }
+    }
+
+    /// The top of the operand stack holds `parameters`.
+    func checkParameters(_ parameters: [ValueKind]) throws(CompileError) {
+        let height = control[control.count - 1].height
+        guard stack.count - height >= parameters.count, Array(stack.suffix(parameters.count)) == parameters else {
+            throw .invalid("type mismatch: the block takes \(parameters), the operand stack ends \(stack.suffix(parameters.count))",
+                           offset: binaryOffset)
         }
     }
 
     mutating func openBlock(_ kind: ControlFrame.Kind, _ type: BlockType) throws(CompileError) {
-        let results = try blockResults(type)
+        let (parameters, results) = try blockType(type)
+        try checkParameters(parameters)
         let end = assembler.newLabel()
-        var frame = ControlFrame(kind: kind, branchTarget: end, end: end, height: stack.count, results: results)
+        var frame = ControlFrame(kind: kind, branchTarget: end, end: end, height: stack.count - parameters.count,
+                                 parameters: parameters, results: results)
         if kind == .loop {
             frame.branchTarget = assembler.newLabel()
             assembler.bind(frame.branchTarget)
@@ -69,7 +92,7 @@ extension FunctionCompiler {
         guard stack.count == frame.height + frame.results.count,
               Array(stack[frame.height...]) == frame.results
         else {
-            throw .invalid("block ends with operand stack \(stack[min(frame.height, stack.count)...]) but its type is \(frame.results)",
+            throw .invalid("type mismatch: block ends with operand stack \(stack[min(frame.height, stack.count)...]) but its type is \(frame.results)",
                            offset: binaryOffset)
         }
     }
@@ -85,6 +108,13 @@ extension FunctionCompiler {
         control[control.count - 1].kind = .else
         control[control.count - 1].elseLabel = nil
         stack.removeSubrange(frame.height...)
+        if let saved = frame.savedParameters {
+            for i in frame.parameters.indices {
+                assembler.mov(.q, .rax, stackSlot(saved + i))
+                assembler.mov(.q, stackSlot(frame.height + i), .rax)
+            }
+        }
+        stack.append(contentsOf: frame.parameters)
         unreachable = false
     }
 
@@ -96,9 +126,11 @@ extension FunctionCompiler {
             try checkFrameResults(frame)
         }
         if let elseLabel = frame.elseLabel {
-            // `if` without `else`: the false branch falls through to the end.
-            guard frame.results.isEmpty else {
-                throw .invalid("`if` with a result needs an `else`", offset: binaryOffset)
+            // `if` without `else`: the false branch passes its parameters
+            // through as its results, so they must be the same types.
+            guard frame.results == frame.parameters else {
+                throw .invalid("type mismatch: `if` without `else` must have results equal to its parameters",
+                               offset: binaryOffset)
             }
             assembler.bind(elseLabel)
         }
@@ -108,6 +140,16 @@ extension FunctionCompiler {
         maxDepth = max(maxDepth, stack.count)
         unreachable = false
         assembler.bind(frame.end)
+        if let saved = frame.savedParameters {
+            // The `if`'s results, from above the saved parameters down to
+            // where the parameters were.
+            for i in frame.results.indices {
+                assembler.mov(.q, .rax, stackSlot(frame.height + i))
+                assembler.mov(.q, stackSlot(saved + i), .rax)
+            }
+            stack.removeSubrange(saved...)
+            stack.append(contentsOf: frame.results)
+        }
         if frame.kind == .function {
             emitEpilogueAndStubs()
         }
@@ -158,4 +200,67 @@ extension FunctionCompiler {
         }
     }
 
+
+    /// `br_table`: a jump table of 32-bit offsets from the table's start,
+    /// placed right after the indirect jump; the index is checked against
+    /// the table's length first (past it: the default). A target whose
+    /// values must move first gets a stub that moves them and jumps on.
+    ///
+    /// ```
+    ///   mov eax, [index]
+    ///   cmp rax, count; jae default
+    ///   lea rcx, [rip + table]
+    ///   movsxd rax, [rcx + 4 * rax]
+    ///   add rax, rcx; jmp rax
+    /// table:
+    ///   .long target0 - table, target1 - table ...
+    /// ```
+    mutating func branchTable(_ table: BrTable) throws(CompileError) {
+        let index = try pop(.i32)
+        let defaultFrame = try target(depth: table.defaultIndex)
+        let arity = defaultFrame.branchArity
+        var stubs: [UInt32: Label] = [:]
+        var targets: [Label] = []
+        var pendingStubs: [(label: Label, frame: ControlFrame)] = []
+        for depth in table.labelIndices + [table.defaultIndex] {
+            let frame = try target(depth: depth)
+            guard frame.branchArity == arity else {
+                throw .invalid("type mismatch: br_table targets carry \(frame.branchArity) and \(arity)", offset: binaryOffset)
+            }
+            if stack.count - arity.count == frame.height {
+                targets.append(frame.branchTarget)
+            } else if let stub = stubs[depth] {
+                targets.append(stub)
+            } else {
+                let stub = assembler.newLabel()
+                stubs[depth] = stub
+                pendingStubs.append((stub, frame))
+                targets.append(stub)
+            }
+        }
+        guard stack.count - control[control.count - 1].height >= arity.count,
+              Array(stack.suffix(arity.count)) == arity
+        else { throw .invalid("type mismatch: br_table carries \(arity), the stack ends \(stack.suffix(arity.count))", offset: binaryOffset) }
+        let defaultTarget = targets.removeLast()
+        assembler.mov(.d, .rax, index.slot)
+        if !targets.isEmpty {
+            assembler.arithmetic(.cmp, .q, .rax, immediate: Int32(clamping: targets.count))
+            assembler.j(.aboveOrEqual, defaultTarget)
+            let tableLabel = assembler.newLabel()
+            assembler.lea(.rcx, MemoryOperand.label(tableLabel))
+            assembler.movsxd(.rax, MemoryOperand.at(.rcx, index: .rax, scale: 4))
+            assembler.arithmetic(.add, .q, .rax, .rcx)
+            assembler.jmp(.rax)
+            assembler.bind(tableLabel)
+            let start = assembler.offset
+            for target in targets { assembler.emitLabelOffset(target, from: start) }
+        } else {
+            assembler.jmp(defaultTarget)
+        }
+        for (label, frame) in pendingStubs {
+            assembler.bind(label)
+            try emitBranchValues(to: frame)
+            assembler.jmp(frame.branchTarget)
+        }
+    }
 }

@@ -39,6 +39,12 @@ extension FunctionCompiler {
     /// The result into rax, the epilogue, then the out-of-line stubs the
     /// body jumps to; patches the frame size into the prologue.
     mutating func emitEpilogueAndStubs() {
+        // Result 0 in rax; result k > 0 above the return address, in the
+        // caller's outgoing area.
+        for position in signature.results.indices.dropFirst() {
+            assembler.mov(.q, .rax, stackSlot(position))
+            assembler.mov(.q, MemoryOperand.at(.rbp, Int32(16 + 8 * (position - 1))), .rax)
+        }
         if !signature.results.isEmpty {
             assembler.mov(.q, .rax, stackSlot(0))
         }

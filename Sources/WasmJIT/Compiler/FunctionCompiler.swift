@@ -85,10 +85,16 @@ struct FunctionCompiler: AnyInstructionVisitor {
         var branchTarget: Label
         var end: Label
         var elseLabel: Label?
+        /// The operand-stack height below the block's parameters.
         var height: Int
+        var parameters: [ValueKind] = []
         var results: [ValueKind]
-        /// Values a branch to this frame carries.
-        var branchArity: [ValueKind] { kind == .loop ? [] : results }
+        /// For an `if` with parameters: where the parameters were before
+        /// the `if` copied them for its `then` arm; `else` copies them again.
+        var savedParameters: Int?
+        /// Values a branch to this frame carries: a loop's parameters (its
+        /// header takes them), any other block's results.
+        var branchArity: [ValueKind] { kind == .loop ? parameters : results }
     }
 
     init(module: ModuleDescription, index: UInt32, signature: Signature, declaredLocals: [ValueKind],
@@ -148,11 +154,16 @@ struct FunctionCompiler: AnyInstructionVisitor {
             try branch(depth: depth)
             unreachable = true
         case .brIf(let depth): try branchIf(depth: depth)
+        case .brTable(let table):
+            try branchTable(table)
+            unreachable = true
         case .return:
             try branch(depth: UInt32(control.count - 1))
             unreachable = true
         case .call(let function): try call(function)
         case .callIndirect(let type, let table): try callIndirect(type: type, table: table)
+        case .returnCall(let function): try returnCall(function)
+        case .returnCallIndirect(let type, let table): try returnCallIndirect(type: type, table: table)
         case .drop: _ = try pop()
         case .select(let typed): try select(typed: typed)
         case .localGet(let local): try localGet(local)

@@ -17,11 +17,14 @@ enum Lowering {
     case end
     case br(UInt32)
     case brIf(UInt32)
+    case brTable(BrTable)
     case `return`
 
     // Calls (FunctionCompiler+Calls.swift)
     case call(UInt32)
     case callIndirect(type: UInt32, table: UInt32)
+    case returnCall(UInt32)
+    case returnCallIndirect(type: UInt32, table: UInt32)
 
     // Values (FunctionCompiler+Values.swift)
     case drop
@@ -126,9 +129,12 @@ enum Lowering {
         case .end: self = .end
         case .br(let depth): self = .br(depth)
         case .brIf(let depth): self = .brIf(depth)
+        case .brTable(let table): self = .brTable(table)
         case .return: self = .return
         case .call(let function): self = .call(function)
         case .callIndirect(let type, let table): self = .callIndirect(type: type, table: table)
+        case .returnCall(let function): self = .returnCall(function)
+        case .returnCallIndirect(let type, let table): self = .returnCallIndirect(type: type, table: table)
         case .drop: self = .drop
         case .select: self = .select(typed: nil)
         case .typedSelect(let type):

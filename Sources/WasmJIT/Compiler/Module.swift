@@ -52,9 +52,6 @@ public final class Module: @unchecked Sendable {
         for (definedIndex, body) in description.bodies.enumerated() {
             let index = UInt32(description.imports.count + definedIndex)
             let signature = try description.signature(ofFunction: index, offset: body.bodyOffset)
-            guard signature.results.count <= 1 else {
-                throw .unsupportedFeature("function \(index) returns more than one value", offset: body.bodyOffset)
-            }
             let declared = try body.code.locals.map { (type) throws(CompileError) in
                 try ValueKind(type, offset: body.bodyOffset)
             }

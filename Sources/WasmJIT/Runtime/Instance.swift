@@ -126,7 +126,7 @@ public final class Instance {
                     UnsafeRawPointer(bitPattern: module.code.address(at: $0))
                 }
                 importTable[index] = wu_import(code: trampoline, vmctx: context, is_host: 1)
-                ownReferences[index] = wu_func_ref(code: trampoline, vmctx: context, type: typeID)
+                ownReferences[index] = wu_func_ref(code: trampoline, vmctx: context, type: typeID, is_host: 1)
                 functionReferences[index] = ownReferences + index
             case .function(let function):
                 guard function.signature == imported.signature else {
@@ -145,7 +145,7 @@ public final class Instance {
                         UnsafeRawPointer(bitPattern: module.code.address(at: $0))
                     }
                     importTable[index] = wu_import(code: trampoline, vmctx: context, is_host: 1)
-                    ownReferences[index] = wu_func_ref(code: trampoline, vmctx: context, type: typeID)
+                    ownReferences[index] = wu_func_ref(code: trampoline, vmctx: context, type: typeID, is_host: 1)
                     functionReferences[index] = ownReferences + index
                 } else {
                     linkedInstances.append(function.instance)
@@ -229,7 +229,7 @@ public final class Instance {
             let signature = try description.signature(ofFunction: function.index, offset: nil)
             ownReferences[index] = wu_func_ref(
                 code: UnsafeRawPointer(bitPattern: module.code.address(at: function.codeRange.lowerBound)),
-                vmctx: context, type: UInt64(store.engine.typeID(of: signature)))
+                vmctx: context, type: UInt64(store.engine.typeID(of: signature)), is_host: 0)
             functionReferences[index] = ownReferences + index
         }
         if let defined = description.definedMemory {
