@@ -86,11 +86,23 @@ let package = Package(
             dependencies: ["WasmJIT", "UnwindOracle"]
         ),
 
+        // The spec test scripts (.wast) on the reference runtime
+        // (`wasm-unwind wast`).
+        .target(
+            name: "WastRunner",
+            dependencies: [
+                "WasmJIT",
+                .product(name: "WAT", package: "WasmKit"),
+                .product(name: "WasmParser", package: "WasmKit"),
+            ]
+        ),
+
         .executableTarget(
             name: "wasm-unwind",
             dependencies: [
                 "WasmUnwind",
                 "WasmJIT",
+                "WastRunner",
                 "UnwindOracle",
                 "Verification",
                 "StackCapture",
@@ -155,6 +167,7 @@ let package = Package(
                 "CMallocCounter",
                 "UnwindOracle",
                 "Verification",
+                "WastRunner",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmKit", package: "WasmKit"),
             ]

@@ -14,7 +14,8 @@ struct WasmUnwindCommand: ParsableCommand {
             transition, and walks the frame-pointer chain between those records to \
             print exact wasm backtraces.
             """,
-        subcommands: [RunCommand.self, DemoCommand.self, DumpCommand.self, CompileCommand.self, VerifyCommand.self])
+        subcommands: [RunCommand.self, DemoCommand.self, DumpCommand.self, CompileCommand.self, VerifyCommand.self,
+                      WastCommand.self])
 
     /// Runs the command, then makes sure its output was written: every
     /// error is reported as `error: ...` on standard error (usage errors

@@ -147,8 +147,8 @@ enum Lowering {
         case .globalSet(let global): self = .globalSet(global)
         case .i32Const(let value): self = .constant(.i32, UInt64(UInt32(bitPattern: value)))
         case .i64Const(let value): self = .constant(.i64, UInt64(bitPattern: value))
-        case .refNull(let type) where type == .externRef: self = .refNull(.externref)
-        case .refNull(let type) where type == .funcRef: self = .refNull(.funcref)
+        case .refNull(.abstract(.externRef)), .refNull(.abstract(.noExtern)): self = .refNull(.externref)
+        case .refNull(.abstract(.funcRef)), .refNull(.abstract(.noFunc)), .refNull(.concrete): self = .refNull(.funcref)
         case .refIsNull: self = .refIsNull
         case .refFunc(let function): self = .refFunc(function)
         case .tableGet(let table): self = .tableGet(table)

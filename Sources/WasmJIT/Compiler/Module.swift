@@ -42,6 +42,7 @@ public final class Module: @unchecked Sendable {
     /// Compiles a wasm binary.
     public init(engine: Engine, binary: [UInt8]) throws(CompileError) {
         let description = try ModuleDescription(parsing: binary)
+        var usesTypedReferences = description.usesTypedReferences
         var assembler = Assembler()
         let functionLabels = description.bodies.map { _ in assembler.newLabel() }
         let typeIDs = description.signatures.map { $0.map { engine.typeID(of: $0) } ?? 0 }
@@ -54,6 +55,10 @@ public final class Module: @unchecked Sendable {
             let signature = try description.signature(ofFunction: index, offset: body.bodyOffset)
             let declared = try body.code.locals.map { (type) throws(CompileError) in
                 try ValueKind(type, offset: body.bodyOffset)
+            }
+            if try FunctionValidator.validate(body.code, module: description, signature: signature,
+                                              locals: signature.parameters + declared) {
+                usesTypedReferences = true
             }
             // Functions start 16-byte aligned (a convention, and it keeps
             // function starts apart for the pc - 1 rule).
@@ -151,12 +156,20 @@ public final class Module: @unchecked Sendable {
         self.trampolines = trampolines
         self.description = description
         self.engine = ObjectIdentifier(engine)
+        self.usesTypedFunctionReferences = usesTypedReferences
         self.entryTrampolineOffsets = entryOffsets
         self.exitTrampolineOffsets = exitOffsets
         engine.didCompile?(self)
     }
 
     let trapSiteCount: Int
+
+    /// Whether the module declares typed function references (`(ref $t)`,
+    /// `(ref func)`, `nullfuncref` ...). They run as `funcref`; the
+    /// compiler validates them as `funcref` too, so it accepts some modules
+    /// the typed function references proposal rejects (a null where a
+    /// non-null reference is required).
+    public let usesTypedFunctionReferences: Bool
 
     /// Objects that live exactly as long as the module, released before its
     /// code is unmapped (an unwinder's registration of the module's CFI).
@@ -202,6 +215,16 @@ public final class Module: @unchecked Sendable {
     /// The imported functions: module, name and signature, by import index.
     public var imports: [(module: String, name: String, signature: Signature)] {
         description.imports.map { ($0.module, $0.name, $0.signature) }
+    }
+
+    /// The module names the module imports anything from (functions,
+    /// tables, memory, globals), in import order without repeats.
+    public var importModuleNames: [String] {
+        var names: [String] = []
+        let all = description.imports.map(\.module) + description.tableImports.map(\.module)
+            + (description.memoryImport.map { [$0.module] } ?? []) + description.globalImports.map(\.module)
+        for name in all where !names.contains(name) { names.append(name) }
+        return names
     }
 
     /// The module's code as the code registry describes it: functions,

@@ -8,15 +8,33 @@ public enum ValueKind: Hashable, Sendable, CustomStringConvertible {
     case i32, i64, f32, f64, funcref, externref
 
     init(_ type: ValueType, offset: Int?) throws(CompileError) {
+        self = try Self.classify(type, offset: offset).kind
+    }
+
+    /// The kind of `type`, and whether it is a typed function reference
+    /// — non-nullable (`(ref func)`), concrete (`(ref null $t)`) or a
+    /// bottom type (`nullfuncref`) — which this runtime represents and
+    /// runs as `funcref` (or `externref`), validating it as that: exact
+    /// for every program that is valid, lax for the invalid programs the
+    /// typed function references proposal rejects.
+    static func classify(_ type: ValueType, offset: Int?) throws(CompileError) -> (kind: ValueKind, typed: Bool) {
         switch type {
-        case .i32: self = .i32
-        case .i64: self = .i64
-        case .f32: self = .f32
-        case .f64: self = .f64
-        case .ref(let reference) where reference.heapType == .externRef && reference.isNullable: self = .externref
-        case .ref(let reference) where reference.heapType == .funcRef && reference.isNullable: self = .funcref
+        case .i32: return (.i32, false)
+        case .i64: return (.i64, false)
+        case .f32: return (.f32, false)
+        case .f64: return (.f64, false)
         case .v128: throw .unsupportedFeature("value type v128", offset: offset)
-        case .ref(let reference): throw .unsupportedFeature("reference type \(reference.heapType)", offset: offset)
+        case .ref(let reference):
+            switch reference.heapType {
+            case .abstract(.funcRef): return (.funcref, !reference.isNullable)
+            case .abstract(.externRef): return (.externref, !reference.isNullable)
+            case .abstract(.noFunc), .concrete: return (.funcref, true)
+            case .abstract(.noExtern): return (.externref, true)
+            case .abstract(.exnRef), .abstract(.noExn):
+                throw .unsupportedFeature("reference type exnref (exception handling)", offset: offset)
+            case .abstract(let other):
+                throw .unsupportedFeature("reference type \(other) (the GC proposal)", offset: offset)
+            }
         }
     }
 
@@ -71,6 +89,8 @@ struct ModuleDescription {
         var kind: ValueKind
         var minimum: UInt64
         var maximum: UInt64?
+        /// What every element starts as (null when absent).
+        var initializer: ConstantExpression? = nil
     }
 
     struct MemoryType: Equatable {
@@ -89,7 +109,7 @@ struct ModuleDescription {
     struct GlobalImport { var module: String; var name: String; var type: GlobalType }
 
     /// A constant expression, evaluated at instantiation.
-    enum ConstantExpression: Equatable {
+    indirect enum ConstantExpression: Equatable {
         /// A number's 64-bit slot.
         case value(UInt64)
         /// The value of global `index` (an imported or an earlier global).
@@ -97,6 +117,24 @@ struct ModuleDescription {
         /// Function `index`'s reference.
         case refFunc(UInt32)
         case refNull
+        /// `i32.add` ... `i64.mul` of two constant expressions (extended
+        /// constant expressions, Wasm 3.0).
+        case arithmetic(ConstantArithmetic, ConstantExpression, ConstantExpression)
+    }
+
+    enum ConstantArithmetic: Equatable {
+        case add32, sub32, mul32, add64, sub64, mul64
+
+        func apply(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            switch self {
+            case .add32: return UInt64(UInt32(truncatingIfNeeded: a) &+ UInt32(truncatingIfNeeded: b))
+            case .sub32: return UInt64(UInt32(truncatingIfNeeded: a) &- UInt32(truncatingIfNeeded: b))
+            case .mul32: return UInt64(UInt32(truncatingIfNeeded: a) &* UInt32(truncatingIfNeeded: b))
+            case .add64: return a &+ b
+            case .sub64: return a &- b
+            case .mul64: return a &* b
+            }
+        }
     }
 
     struct GlobalDefinition {
@@ -160,6 +198,17 @@ struct ModuleDescription {
     var bodies: [FunctionBody] = []
     var moduleName: String?
     var functionNames: [UInt32: String] = [:]
+    /// The data count section's count, if the module has one
+    /// (`memory.init` and `data.drop` need it).
+    var dataCount: UInt32?
+    var hasDataCount: Bool { dataCount != nil }
+    /// Whether any type the module declares is a typed function reference
+    /// (`ValueKind.classify`), validated here only as funcref or externref.
+    var usesTypedReferences = false
+
+    mutating func note(_ types: [ValueType]) {
+        for type in types where (try? ValueKind.classify(type, offset: nil).typed) == true { usesTypedReferences = true }
+    }
 
     var functionCount: Int { imports.count + functionSignatureIndices.count }
     var tableCount: Int { tableImports.count + tables.count }
@@ -171,7 +220,8 @@ struct ModuleDescription {
     /// What the parsers accept: more than the compiler implements, so that
     /// an instruction outside the subset is rejected by the compiler with
     /// its name and offset rather than by the parser as a syntax error.
-    static let parsedFeatures: WasmFeatureSet = [.referenceTypes, .tailCall, .exceptionHandling, .simd, .threads]
+    static let parsedFeatures: WasmFeatureSet = [.referenceTypes, .tailCall, .exceptionHandling, .simd, .threads,
+                                                 .functionReferences, .gc]
 
     /// Functions whose references the module can take: exported ones and
     /// those in element segments or global initializers. (`ref.func` in a
@@ -239,6 +289,7 @@ struct ModuleDescription {
                                 signatures.append(nil)
                                 continue
                             }
+                            note(type.parameters + type.results)
                             do {
                                 signatures.append(Signature(
                                     parameters: try type.parameters.map { (t) throws(CompileError) in try ValueKind(t, offset: nil) },
@@ -257,6 +308,7 @@ struct ModuleDescription {
                             imports.append(FunctionImport(module: entry.module, name: entry.name,
                                                           signature: try signature(atTypeIndex: typeIndex, offset: offset)))
                         case .table(let type):
+                            note([.ref(type.elementType)])
                             tableImports.append(TableImport(module: entry.module, name: entry.name,
                                                             type: try Self.tableType(type, offset: offset)))
                         case .memory(let limits):
@@ -266,6 +318,7 @@ struct ModuleDescription {
                             memoryImport = MemoryImport(module: entry.module, name: entry.name,
                                                         type: try Self.memoryType(limits, offset: offset))
                         case .global(let type):
+                            note([type.valueType])
                             globalImports.append(GlobalImport(module: entry.module, name: entry.name,
                                                               type: try Self.globalType(type, offset: offset)))
                         case .tag:
@@ -280,10 +333,13 @@ struct ModuleDescription {
                     functionSignatureIndices = indices
                 case .tableSection(let entries):
                     for entry in entries {
-                        guard entry.initializer == nil else {
-                            throw CompileError.unsupportedFeature("tables with an initializer expression", offset: offset)
+                        note([.ref(entry.type.elementType)])
+                        var type = try Self.tableType(entry.type, offset: offset)
+                        if let initializer = entry.initializer {
+                            type.initializer = try constant(initializer, kind: type.kind, offset: offset,
+                                                            availableGlobals: globalImports.count)
                         }
-                        tables.append(try Self.tableType(entry.type, offset: offset))
+                        tables.append(type)
                     }
                 case .memorySection(let memories):
                     guard memories.count + (memoryImport == nil ? 0 : 1) <= 1 else {
@@ -292,6 +348,7 @@ struct ModuleDescription {
                     if let memory = memories.first { definedMemory = try Self.memoryType(memory.type, offset: offset) }
                 case .globalSection(let entries):
                     for entry in entries {
+                        note([entry.type.valueType])
                         let type = try Self.globalType(entry.type, offset: offset)
                         globals.append(GlobalDefinition(
                             type: type,
@@ -318,6 +375,7 @@ struct ModuleDescription {
                     start = index
                 case .elementSection(let segments):
                     for segment in segments {
+                        note([.ref(segment.type)])
                         let kind = try ValueKind(.ref(segment.type), offset: offset)
                         let mode: ElementSegment.Mode
                         switch segment.mode {
@@ -334,6 +392,7 @@ struct ModuleDescription {
                     }
                 case .codeSection(let entries):
                     codes = entries
+                    for entry in entries { note(entry.locals) }
                 case .dataSection(let segments):
                     for segment in segments {
                         switch segment {
@@ -350,8 +409,8 @@ struct ModuleDescription {
                                                             moduleOffset: bytes.startIndex))
                         }
                     }
-                case .dataCount:
-                    break
+                case .dataCount(let count):
+                    dataCount = count
                 case .customSection(let section):
                     if section.name == "name" { parseNames(section.bytes) }
                 case .tagSection:
@@ -405,8 +464,13 @@ struct ModuleDescription {
                 throw .invalid("element segment names function \(index), which does not exist", offset: nil)
             }
         }
-        if !dataSegments.isEmpty && !hasMemory {
-            throw .invalid("data segment without a memory", offset: nil)
+        for segment in dataSegments {
+            if case .active = segment.mode, !hasMemory {
+                throw .invalid("unknown memory 0: an active data segment without a memory", offset: segment.moduleOffset)
+            }
+        }
+        if let dataCount, Int(dataCount) != dataSegments.count {
+            throw .malformed("data count and data section have inconsistent lengths", offset: nil)
         }
     }
 
@@ -453,38 +517,69 @@ struct ModuleDescription {
         guard version == 1 else { throw .malformed("expected version 1, found \(version)", offset: 4) }
     }
 
-    /// A constant expression of `kind`: one `i32.const`, `i64.const`,
+    /// A constant expression of `kind`: `i32.const`, `i64.const`,
     /// `f32.const`, `f64.const`, `ref.null`, `ref.func` or `global.get` (of
-    /// an immutable global below `availableGlobals`), then `end`.
+    /// an immutable global below `availableGlobals`), combined by `i32.add`,
+    /// `i32.sub`, `i32.mul` and their i64 forms (extended constant
+    /// expressions); then `end`.
     func constant(_ expression: ConstExpression, kind: ValueKind, offset: Int,
                   availableGlobals: Int) throws(CompileError) -> ConstantExpression {
         let instructions = expression.last == .end ? Array(expression.dropLast()) : expression
-        guard instructions.count == 1 else {
-            throw .unsupportedFeature("constant expression of \(instructions.count) instructions", offset: offset)
-        }
-        switch (instructions[0], kind) {
-        case (.i32Const(let value), .i32): return .value(UInt64(UInt32(bitPattern: value)))
-        case (.i64Const(let value), .i64): return .value(UInt64(bitPattern: value))
-        case (.f32Const(let value), .f32): return .value(UInt64(value.bitPattern))
-        case (.f64Const(let value), .f64): return .value(value.bitPattern)
-        case (.refNull(let type), .externref) where type == .externRef: return .refNull
-        case (.refNull(let type), .funcref) where type == .funcRef: return .refNull
-        case (.refFunc(let index), .funcref):
-            guard Int(index) < functionCount || functionSignatureIndices.isEmpty else {
-                throw .invalid("unknown function \(index)", offset: offset)
+        var stack: [(ConstantExpression, ValueKind)] = []
+        func operands(_ type: ValueKind) throws(CompileError) -> (ConstantExpression, ConstantExpression) {
+            guard stack.count >= 2, stack[stack.count - 1].1 == type, stack[stack.count - 2].1 == type else {
+                throw .invalid("type mismatch in a constant expression", offset: offset)
             }
-            return .refFunc(index)
-        case (.globalGet(let index), _):
-            guard Int(index) < availableGlobals else {
-                throw .invalid("unknown global \(index) in a constant expression", offset: offset)
-            }
-            let type = try globalType(index, offset: offset)
-            guard !type.mutable else { throw .invalid("constant expression required: global \(index) is mutable", offset: offset) }
-            guard type.kind == kind else { throw .invalid("type mismatch: global \(index) is \(type.kind), expected \(kind)", offset: offset) }
-            return .globalGet(index)
-        default:
-            throw .invalid("type mismatch or constant expression required: \(instructions[0]) for \(kind)", offset: offset)
+            let b = stack.removeLast().0, a = stack.removeLast().0
+            return (a, b)
         }
+        for instruction in instructions {
+            switch instruction {
+            case .i32Const(let value): stack.append((.value(UInt64(UInt32(bitPattern: value))), .i32))
+            case .i64Const(let value): stack.append((.value(UInt64(bitPattern: value)), .i64))
+            case .f32Const(let value): stack.append((.value(UInt64(value.bitPattern)), .f32))
+            case .f64Const(let value): stack.append((.value(value.bitPattern), .f64))
+            case .refNull(.abstract(.externRef)), .refNull(.abstract(.noExtern)): stack.append((.refNull, .externref))
+            case .refNull(.abstract(.funcRef)), .refNull(.abstract(.noFunc)), .refNull(.concrete):
+                stack.append((.refNull, .funcref))
+            case .refFunc(let index):
+                guard Int(index) < functionCount || functionSignatureIndices.isEmpty else {
+                    throw .invalid("unknown function \(index)", offset: offset)
+                }
+                stack.append((.refFunc(index), .funcref))
+            case .globalGet(let index):
+                guard Int(index) < availableGlobals else {
+                    throw .invalid("unknown global \(index) in a constant expression", offset: offset)
+                }
+                let type = try globalType(index, offset: offset)
+                guard !type.mutable else {
+                    throw .invalid("constant expression required: global \(index) is mutable", offset: offset)
+                }
+                stack.append((.globalGet(index), type.kind))
+            case .binary(let operation):
+                let arithmetic: ConstantArithmetic, type: ValueKind
+                switch operation {
+                case .i32Add: (arithmetic, type) = (.add32, .i32)
+                case .i32Sub: (arithmetic, type) = (.sub32, .i32)
+                case .i32Mul: (arithmetic, type) = (.mul32, .i32)
+                case .i64Add: (arithmetic, type) = (.add64, .i64)
+                case .i64Sub: (arithmetic, type) = (.sub64, .i64)
+                case .i64Mul: (arithmetic, type) = (.mul64, .i64)
+                default: throw .invalid("constant expression required: \(operation) is not constant", offset: offset)
+                }
+                let (a, b) = try operands(type)
+                stack.append((.arithmetic(arithmetic, a, b), type))
+            default:
+                throw .invalid("constant expression required: \(instruction) is not constant", offset: offset)
+            }
+        }
+        guard stack.count == 1, let (result, type) = stack.first else {
+            throw .invalid("type mismatch: a constant expression must leave exactly one value", offset: offset)
+        }
+        guard type == kind else {
+            throw .invalid("type mismatch: constant expression of \(type), expected \(kind)", offset: offset)
+        }
+        return result
     }
 
     /// Where each function body's locals declaration starts: the code

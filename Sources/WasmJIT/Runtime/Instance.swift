@@ -87,7 +87,7 @@ public final class Instance {
         try store.register(module)
         try initializeSegments()
         if let start = description.start {
-            _ = try Func(instance: self, index: start).call([])
+            _ = try function(start).call([])
         }
     }
 
@@ -238,7 +238,9 @@ public final class Instance {
             memory.attach(context)
         }
         for type in description.tables {
-            let table = try Table(kind: type.kind, minimum: type.minimum, maximum: type.maximum)
+            let initial = type.initializer.map(evaluate) ?? 0
+            if type.kind == .funcref { holdReference(initial, in: nil) }
+            let table = try Table(kind: type.kind, minimum: type.minimum, maximum: type.maximum, initial: initial)
             tableRecords[tables.count] = table.record
             tables.append(table)
         }
@@ -257,6 +259,7 @@ public final class Instance {
         case .globalGet(let index): return globalCells[Int(index)]!.pointee
         case .refFunc(let index): return UInt64(UInt(bitPattern: functionReferences[Int(index)]))
         case .refNull: return 0
+        case .arithmetic(let operation, let a, let b): return operation.apply(evaluate(a), evaluate(b))
         }
     }
 

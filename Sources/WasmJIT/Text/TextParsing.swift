@@ -174,3 +174,20 @@ private extension Substring {
         return nil
     }
 }
+
+extension CompileError {
+    /// A WasmKit text-parser error in the user's words, with its line and
+    /// column.
+    public init(textError error: WatParserError) {
+        let position = error.location?.computeLineAndColumn()
+        self = .invalidText(message: TextParsing.describe(error), line: position?.line,
+                            column: position.map { $0.column + 1 })
+    }
+}
+
+/// Runs `body` on a new thread with a 64 MiB stack and waits for it: for
+/// work that parses WebAssembly text (whose parser recurses once per level
+/// of nesting), such as a script of many modules.
+public func runOnLargeStack<T>(_ body: @escaping () -> T) -> T {
+    TextParsing.onLargeStack(body)
+}

@@ -1,0 +1,419 @@
+import WasmParser
+import WasmTypes
+
+/// Validates one function body before it is compiled: the operand-stack
+/// typing algorithm of the WebAssembly specification (its appendix
+/// "Validation Algorithm"), over the same `Lowering` the compiler switches
+/// on. Code after an unconditional branch is checked too, against a stack
+/// that is polymorphic below the current block's base — the compiler
+/// emits nothing there, so without this pass an ill-typed dead tail would
+/// be accepted.
+struct FunctionValidator: AnyInstructionVisitor {
+    typealias VisitorError = CompileError
+    var binaryOffset: Int = 0
+
+    /// A value type, or "unknown": what popping past the base of an
+    /// unreachable block yields, which matches any type.
+    typealias Operand = ValueKind?
+
+    struct Frame {
+        var kind: Lowering.BlockKind
+        var parameters: [ValueKind]
+        var results: [ValueKind]
+        var height: Int
+        var unreachable = false
+        var labelTypes: [ValueKind] { kind == .loop ? parameters : results }
+    }
+
+    let module: ModuleDescription
+    let signature: Signature
+    let locals: [ValueKind]
+    var operands: [Operand] = []
+    var frames: [Frame] = []
+    /// Module offset of the instruction being validated.
+    var offset = 0
+    /// Whether a block type was a typed function reference.
+    var usesTypedReferences = false
+
+    init(module: ModuleDescription, signature: Signature, locals: [ValueKind]) {
+        self.module = module
+        self.signature = signature
+        self.locals = locals
+        frames = [Frame(kind: .block, parameters: [], results: signature.results, height: 0)]
+    }
+
+    /// Validates `code`; throws the first error with its module offset.
+    /// Returns whether the body uses a typed function reference type.
+    @discardableResult
+    static func validate(_ code: Code, module: ModuleDescription, signature: Signature,
+                         locals: [ValueKind]) throws(CompileError) -> Bool {
+        var validator = FunctionValidator(module: module, signature: signature, locals: locals)
+        var parser = ExpressionParser(code: code)
+        do {
+            while let instruction = try parser.parse() {
+                guard !validator.frames.isEmpty else {
+                    throw CompileError.invalid("code after the function's final `end`", offset: parser.offset)
+                }
+                try instruction(visitor: &validator)
+            }
+        } catch let error as CompileError {
+            throw error
+        } catch {
+            throw .malformed(parserError: error)
+        }
+        guard validator.frames.isEmpty else {
+            throw .malformed("function body has no final `end`", offset: parser.offset)
+        }
+        return validator.usesTypedReferences
+    }
+
+    mutating func visit(_ instruction: Instruction) throws(CompileError) {
+        offset = binaryOffset
+        guard let lowering = Lowering(instruction) else {
+            throw .unsupportedInstruction(name: InstructionNames.name(of: instruction), offset: binaryOffset)
+        }
+        try validate(lowering)
+    }
+
+    // MARK: The operand stack
+
+    mutating func push(_ type: ValueKind) { operands.append(type) }
+    mutating func push(_ types: [ValueKind]) { operands.append(contentsOf: types) }
+
+    mutating func pop() throws(CompileError) -> Operand {
+        let frame = frames[frames.count - 1]
+        if operands.count == frame.height {
+            if frame.unreachable { return nil }
+            throw mismatch("the operand stack is empty")
+        }
+        return operands.removeLast()
+    }
+
+    @discardableResult
+    mutating func pop(_ expected: ValueKind) throws(CompileError) -> Operand {
+        let actual = try pop()
+        if let actual, actual != expected {
+            throw mismatch("expected \(expected), found \(actual)")
+        }
+        return actual ?? expected
+    }
+
+    mutating func pop(_ expected: [ValueKind]) throws(CompileError) {
+        for type in expected.reversed() { try pop(type) }
+    }
+
+    func mismatch(_ detail: String) -> CompileError {
+        .invalid("type mismatch: \(detail)", offset: offset)
+    }
+
+    mutating func pushFrame(_ kind: Lowering.BlockKind, _ parameters: [ValueKind], _ results: [ValueKind]) {
+        frames.append(Frame(kind: kind, parameters: parameters, results: results, height: operands.count))
+        push(parameters)
+    }
+
+    mutating func popFrame() throws(CompileError) -> Frame {
+        guard let frame = frames.last else { throw .invalid("`end` without a block", offset: offset) }
+        try pop(frame.results)
+        guard operands.count == frame.height else {
+            throw mismatch("values remain on the stack at the end of a block")
+        }
+        frames.removeLast()
+        return frame
+    }
+
+    mutating func setUnreachable() {
+        operands.removeSubrange(frames[frames.count - 1].height...)
+        frames[frames.count - 1].unreachable = true
+    }
+
+    func label(_ depth: UInt32) throws(CompileError) -> Frame {
+        guard Int(depth) < frames.count else { throw .invalid("unknown label: branch depth \(depth)", offset: offset) }
+        return frames[frames.count - 1 - Int(depth)]
+    }
+
+    // MARK: Module context
+
+    mutating func blockType(_ type: BlockType) throws(CompileError) -> ([ValueKind], [ValueKind]) {
+        switch type {
+        case .empty: return ([], [])
+        case .type(let value):
+            let (kind, typed) = try ValueKind.classify(value, offset: offset)
+            if typed { usesTypedReferences = true }
+            return ([], [kind])
+        case .funcType(let index):
+            let signature = try module.signature(atTypeIndex: index, offset: offset)
+            return (signature.parameters, signature.results)
+        }
+    }
+
+    func local(_ index: UInt32) throws(CompileError) -> ValueKind {
+        guard Int(index) < locals.count else { throw .invalid("unknown local \(index)", offset: offset) }
+        return locals[Int(index)]
+    }
+
+    func table(_ index: UInt32) throws(CompileError) -> ValueKind {
+        guard Int(index) < module.tableCount else { throw .invalid("unknown table \(index)", offset: offset) }
+        return try module.tableType(index, offset: offset).kind
+    }
+
+    func elementSegment(_ index: UInt32) throws(CompileError) -> ValueKind {
+        guard Int(index) < module.elementSegments.count else {
+            throw .invalid("unknown elem segment \(index)", offset: offset)
+        }
+        return module.elementSegments[Int(index)].kind
+    }
+
+    func requireMemory() throws(CompileError) {
+        guard module.hasMemory else { throw .invalid("unknown memory 0", offset: offset) }
+    }
+
+    func requireDataSegment(_ index: UInt32) throws(CompileError) {
+        guard module.hasDataCount else { throw .malformed("data count section required", offset: offset) }
+        guard Int(index) < module.dataSegments.count else { throw .invalid("unknown data segment \(index)", offset: offset) }
+    }
+
+    func checkAlignment(_ memarg: MemArg, size: Int) throws(CompileError) {
+        try requireMemory()
+        // `align` is the exponent: 2^align bytes, at most the access size.
+        guard memarg.align <= UInt64(size.trailingZeroBitCount) else {
+            throw .invalid("alignment must not be larger than natural", offset: offset)
+        }
+        guard memarg.offset <= UInt64(UInt32.max) else {
+            throw .invalid("offset out of range for a 32-bit memory", offset: offset)
+        }
+    }
+
+    // MARK: Instructions
+
+    mutating func validate(_ lowering: Lowering) throws(CompileError) {
+        switch lowering {
+        case .unreachable:
+            setUnreachable()
+        case .nop:
+            break
+        case .block(let type), .loop(let type):
+            let (parameters, results) = try blockType(type)
+            try pop(parameters)
+            if case .loop = lowering { pushFrame(.loop, parameters, results) } else { pushFrame(.block, parameters, results) }
+        case .if(let type):
+            let (parameters, results) = try blockType(type)
+            try pop(.i32)
+            try pop(parameters)
+            pushFrame(.if, parameters, results)
+        case .else:
+            guard frames.last?.kind == .if else { throw .invalid("`else` without a matching `if`", offset: offset) }
+            let frame = try popFrame()
+            pushFrame(.else, frame.parameters, frame.results)
+        case .end:
+            let frame = try popFrame()
+            if frame.kind == .if && frame.parameters != frame.results {
+                throw mismatch("`if` without `else` must leave its parameters as its results")
+            }
+            push(frame.results)
+        case .br(let depth):
+            try pop(try label(depth).labelTypes)
+            setUnreachable()
+        case .brIf(let depth):
+            try pop(.i32)
+            let types = try label(depth).labelTypes
+            try pop(types)
+            push(types)
+        case .brTable(let table):
+            try pop(.i32)
+            let arity = try label(table.defaultIndex).labelTypes.count
+            for depth in table.labelIndices + [table.defaultIndex] {
+                let types = try label(depth).labelTypes
+                guard types.count == arity else { throw mismatch("br_table targets carry different numbers of values") }
+                // Each target's types must match the same operands.
+                let saved = operands
+                try pop(types)
+                operands = saved
+            }
+            try pop(try label(table.defaultIndex).labelTypes)
+            setUnreachable()
+        case .return:
+            try pop(signature.results)
+            setUnreachable()
+        case .call(let function):
+            let callee = try module.signature(ofFunction: function, offset: offset)
+            try pop(callee.parameters)
+            push(callee.results)
+        case .callIndirect(let type, let table):
+            guard try self.table(table) == .funcref else { throw mismatch("call_indirect through a table of externref") }
+            let callee = try module.signature(atTypeIndex: type, offset: offset)
+            try pop(.i32)
+            try pop(callee.parameters)
+            push(callee.results)
+        case .returnCall(let function):
+            let callee = try module.signature(ofFunction: function, offset: offset)
+            guard callee.results == signature.results else { throw mismatch("tail call to a function of other results") }
+            try pop(callee.parameters)
+            setUnreachable()
+        case .returnCallIndirect(let type, let table):
+            guard try self.table(table) == .funcref else { throw mismatch("return_call_indirect through a table of externref") }
+            let callee = try module.signature(atTypeIndex: type, offset: offset)
+            guard callee.results == signature.results else { throw mismatch("tail call to a function of other results") }
+            try pop(.i32)
+            try pop(callee.parameters)
+            setUnreachable()
+        case .drop:
+            _ = try pop()
+        case .select(let typed):
+            try pop(.i32)
+            if let typed {
+                try pop(typed)
+                try pop(typed)
+                push(typed)
+            } else {
+                let second = try pop(), first = try pop()
+                if let first, first.isReference { throw mismatch("select of references needs a type annotation") }
+                if let second, second.isReference { throw mismatch("select of references needs a type annotation") }
+                if let first, let second, first != second { throw mismatch("select of \(first) and \(second)") }
+                operands.append(first ?? second)
+            }
+        case .localGet(let index):
+            push(try local(index))
+        case .localSet(let index):
+            try pop(try local(index))
+        case .localTee(let index):
+            let type = try local(index)
+            try pop(type)
+            push(type)
+        case .globalGet(let index):
+            guard Int(index) < module.globalCount else { throw .invalid("unknown global \(index)", offset: offset) }
+            push(try module.globalType(index, offset: offset).kind)
+        case .globalSet(let index):
+            guard Int(index) < module.globalCount else { throw .invalid("unknown global \(index)", offset: offset) }
+            let type = try module.globalType(index, offset: offset)
+            guard type.mutable else { throw .invalid("global is immutable: global.set of global \(index)", offset: offset) }
+            try pop(type.kind)
+        case .constant(let kind, _):
+            push(kind)
+        case .refNull(let kind):
+            push(kind)
+        case .refIsNull:
+            if let type = try pop(), !type.isReference { throw mismatch("ref.is_null of \(type)") }
+            push(.i32)
+        case .refFunc(let function):
+            guard Int(function) < module.functionCount else { throw .invalid("unknown function \(function)", offset: offset) }
+            guard module.referencedFunctions.contains(function) else {
+                throw .invalid("undeclared function reference \(function)", offset: offset)
+            }
+            push(.funcref)
+        case .tableGet(let index):
+            let kind = try table(index)
+            try pop(.i32)
+            push(kind)
+        case .tableSet(let index):
+            let kind = try table(index)
+            try pop(kind)
+            try pop(.i32)
+        case .tableSize(let index):
+            _ = try table(index)
+            push(.i32)
+        case .tableGrow(let index):
+            let kind = try table(index)
+            try pop(.i32)
+            try pop(kind)
+            push(.i32)
+        case .tableFill(let index):
+            let kind = try table(index)
+            try pop(.i32)
+            try pop(kind)
+            try pop(.i32)
+        case .tableCopy(let destination, let source):
+            guard try table(destination) == table(source) else {
+                throw mismatch("table.copy between tables of different types")
+            }
+            try pop([.i32, .i32, .i32])
+        case .tableInit(let segment, let index):
+            guard try table(index) == elementSegment(segment) else {
+                throw mismatch("table.init of an element segment of another type")
+            }
+            try pop([.i32, .i32, .i32])
+        case .elemDrop(let segment):
+            _ = try elementSegment(segment)
+        case .equalsZero(let width):
+            try pop(width.kind)
+            push(.i32)
+        case .integerCompare(let width, _):
+            try pop([width.kind, width.kind])
+            push(.i32)
+        case .integerBinary(let width, _):
+            try pop([width.kind, width.kind])
+            push(width.kind)
+        case .integerUnary(let width, _):
+            try pop(width.kind)
+            push(width.kind)
+        case .wrap:
+            try pop(.i64)
+            push(.i32)
+        case .extend:
+            try pop(.i32)
+            push(.i64)
+        case .floatBinary(let precision, _):
+            try pop([precision.kind, precision.kind])
+            push(precision.kind)
+        case .floatUnary(let precision, _):
+            try pop(precision.kind)
+            push(precision.kind)
+        case .floatCompare(let precision, _):
+            try pop([precision.kind, precision.kind])
+            push(.i32)
+        case .truncate(let width, let precision, _, _):
+            try pop(precision.kind)
+            push(width.kind)
+        case .convert(let precision, let width, _):
+            try pop(width.kind)
+            push(precision.kind)
+        case .demote:
+            try pop(.f64)
+            push(.f32)
+        case .promote:
+            try pop(.f32)
+            push(.f64)
+        case .reinterpret(let from, let to):
+            try pop(from)
+            push(to)
+        case .load(let load, let memarg):
+            try checkAlignment(memarg, size: load.size)
+            try pop(.i32)
+            push(load.kind)
+        case .store(let kind, let size, let memarg):
+            try checkAlignment(memarg, size: size)
+            try pop(kind)
+            try pop(.i32)
+        case .memorySize:
+            try requireMemory()
+            push(.i32)
+        case .memoryGrow:
+            try requireMemory()
+            try pop(.i32)
+            push(.i32)
+        case .memoryFill, .memoryCopy:
+            try requireMemory()
+            try pop([.i32, .i32, .i32])
+        case .memoryInit(let segment):
+            try requireMemory()
+            try requireDataSegment(segment)
+            try pop([.i32, .i32, .i32])
+        case .dataDrop(let segment):
+            try requireDataSegment(segment)
+        }
+    }
+}
+
+extension Lowering {
+    /// What kind of block a control frame is.
+    enum BlockKind { case block, loop, `if`, `else` }
+}
+
+extension Width {
+    /// The integer type of this width.
+    var kind: ValueKind { self == .d ? .i32 : .i64 }
+}
+
+extension FloatPrecision {
+    /// The float type of this precision.
+    var kind: ValueKind { self == .single ? .f32 : .f64 }
+}
