@@ -5,12 +5,28 @@
 #   make bench   release-mode benchmarks, side by side with baselines
 #   make fuzz    bounded libFuzzer run over every reader of a capture
 #   make docs    the DocC documentation of WasmUnwind (.build/docs)
+#   make venv    Python's wasmtime 50.0.1 in .venv, the second oracle
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/debug/wasm-unwind
 
-.PHONY: deps build test demo verify bench fuzz docs clean
+.PHONY: deps venv build test demo verify bench fuzz docs clean
+
+# Real Wasmtime (its Python package, which carries the runtime and its C
+# API) in a virtual environment of the project's own.
+VENV := .venv
+WASMTIME := 50.0.1
+venv: $(VENV)/.wasmtime-$(WASMTIME)
+$(VENV)/.wasmtime-$(WASMTIME):
+	@if ! python3 -m venv --help >/dev/null 2>&1; then \
+		echo "make: installing python3 and python3-venv with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv >/dev/null; \
+	fi
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check wasmtime==$(WASMTIME)
+	touch $@
 
 # libunwind-dev (and pkg-config to find it) from the system's packages.
 deps:
@@ -23,7 +39,7 @@ deps:
 build: deps
 	$(SWIFT) build
 
-test: deps
+test: deps venv
 	scripts/check-walker-codegen.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
@@ -31,11 +47,16 @@ test: deps
 demo: build
 	$(BIN) demo
 
-# 10,000 random programs, every checkpoint and trap compared with libunwind.
-verify: deps
+# 10,000 random programs (and 2,500 two-module ones), every checkpoint and
+# trap compared with libunwind; then the C fixtures and 2,000 two-module
+# programs compared with real Wasmtime. Both exit-recording modes.
+verify: deps venv
 	$(SWIFT) build -c release --product wasm-unwind
+	scripts/build-c-fixtures.sh .build/c-fixtures >/dev/null
 	.build/release/wasm-unwind verify --seed 1 --count 10000 --exit-recording trampoline
 	.build/release/wasm-unwind verify --seed 1 --count 10000 --exit-recording inline
+	.build/release/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exit-recording trampoline
+	.build/release/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exit-recording inline
 
 # Release-mode benchmarks, every method beside its baselines, in one process.
 bench: deps
@@ -55,4 +76,4 @@ docs: deps
 	@echo "make docs: open .build/docs/index.html (or serve .build/docs)"
 
 clean:
-	rm -rf .build .build-fuzz
+	rm -rf .build .build-fuzz $(VENV)

@@ -24,7 +24,7 @@ let package = Package(
         // C layout of the records that generated code reads and writes, and the
         // few libc facilities Swift cannot call directly (thread-local activation
         // head, sigsetjmp).
-        .target(name: "CWasmUnwindABI"),
+        .target(name: "CWasmUnwindABI", linkerSettings: [.linkedLibrary("stdc++")]),
 
         // The embedder library: records, activations, the frame-pointer walker,
         // the code registry and rendering. No JIT, no libunwind.

@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
 
 #include "wasm_unwind_system.h"
 
@@ -24,4 +26,18 @@ int wu_thread_stack_bounds(uint64_t *low, uint64_t *high) {
     cached_low = *low = (uint64_t)(uintptr_t)base;
     cached_high = *high = (uint64_t)(uintptr_t)base + size;
     return 0;
+}
+
+// From the C++ runtime (libstdc++ or libc++abi), which every Swift program
+// on Linux links.
+extern char *__cxa_demangle(const char *mangled, char *buffer, size_t *length, int *status);
+
+char *wu_demangle_itanium(const char *mangled) {
+    int status = 0;
+    char *demangled = __cxa_demangle(mangled, NULL, NULL, &status);
+    if (status != 0) {
+        free(demangled);
+        return NULL;
+    }
+    return demangled;
 }

@@ -15,7 +15,10 @@ public struct DifferentialRun {
     }
 
     public struct Summary: Sendable {
+        public init() {}
         public var programs = 0
+        /// Of `programs`, the two-module programs of `LinkedProgramGenerator`.
+        public var linkedPrograms = 0
         public var framesCompared = 0
         public var checkpoints = 0
         public var traps = 0
@@ -72,6 +75,12 @@ public struct DifferentialRun {
         var summary = Summary()
         for offset in 0..<count {
             check(Self.program(seed: seed &+ UInt64(offset)), into: &summary)
+            // Every fourth seed also runs a two-module program of the
+            // instructions real compilers emit (tables, br_table ...).
+            if (seed &+ UInt64(offset)) % 4 == 0 {
+                var generator = LinkedProgramGenerator(seed: seed &+ UInt64(offset))
+                check(generator.generate(), into: &summary)
+            }
             progress(summary)
         }
         return summary
@@ -198,12 +207,55 @@ public struct DifferentialRun {
         } catch {
             mismatch("after the program", "the final collection failed: \(error)")
         }
-        summary.framesCompared += local.framesCompared
-        summary.checkpoints += local.checkpoints
-        summary.traps += local.traps
-        summary.rootChecks += local.rootChecks
-        summary.rootsCompared += local.rootsCompared
-        summary.collections += local.collections
-        summary.mismatches += local.mismatches
+        summary.add(local)
+    }
+
+    /// Runs a two-module program with every checkpoint (`host.check`) and
+    /// trap compared with libunwind, for each of its arguments.
+    public func check(_ program: LinkedProgram, into summary: inout Summary) {
+        summary.programs += 1
+        summary.linkedPrograms += 1
+        var local = Summary()
+        func mismatch(_ place: String, _ report: String) {
+            local.mismatches.append(Mismatch(seed: program.seed, program: program.text, place: place, report: report))
+        }
+        do {
+            let store = Store(engine: session.engine)
+            let instances = try LinkedProgramHost.instantiate(program, in: store, engine: session.engine) { caller in
+                let (comparison, walk) = OracleSession.compareAtHostCall(caller)
+                local.checkpoints += 1
+                local.framesCompared += comparison.framesCompared
+                if !comparison.isMatch || walk.error != nil {
+                    mismatch("host.check", (walk.error.map { "walk error: \($0)\n" } ?? "") + TextFormatter().render(comparison))
+                }
+            }
+            for argument in program.arguments {
+                do {
+                    _ = try instances.main.export(program.entry)!.call([.i32(argument)])
+                } catch let trap as Trap where trap.code != nil {
+                    local.traps += 1
+                    let comparison = OracleSession.compareAtTrap(trap, store: store)
+                    local.framesCompared += comparison.framesCompared
+                    if !comparison.isMatch || trap.backtrace.error != nil {
+                        mismatch("entry(\(argument)): trap: \(trap.message)", TextFormatter().render(comparison))
+                    }
+                }
+            }
+        } catch {
+            mismatch("running the program", "\(error)")
+        }
+        summary.add(local)
+    }
+}
+
+extension DifferentialRun.Summary {
+    mutating func add(_ local: Self) {
+        framesCompared += local.framesCompared
+        checkpoints += local.checkpoints
+        traps += local.traps
+        rootChecks += local.rootChecks
+        rootsCompared += local.rootsCompared
+        collections += local.collections
+        mismatches += local.mismatches
     }
 }

@@ -84,6 +84,7 @@ public struct JSONFormatter: ReportFormatter {
             ("module", .string(symbol?.moduleName)),
             ("function_index", .integer(symbol?.functionIndex)),
             ("function_name", .string(symbol?.functionName)),
+            ("demangled_name", .string(symbol?.functionName.map(Demangling.demangle))),
             ("module_offset", .integer(symbol?.moduleOffset)),
             ("function_offset", .integer(symbol?.functionOffset)),
         ])

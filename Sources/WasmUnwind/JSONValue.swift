@@ -57,7 +57,7 @@ public indirect enum JSONValue: Hashable, Sendable {
             out += String(repeating: " ", count: indent) + "]"
         case .object(let members):
             if members.isEmpty { out += "{}"; return }
-            if members.allSatisfy({ $0.1.isScalar }) && members.count <= 12 && indent > 0 {
+            if members.allSatisfy({ $0.1.isScalar }) && members.count <= 16 && indent > 0 {
                 out += "{"
                 for (i, (key, value)) in members.enumerated() {
                     if i > 0 { out += ", " }

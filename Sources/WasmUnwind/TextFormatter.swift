@@ -100,12 +100,13 @@ public struct TextFormatter: ReportFormatter {
     }
 
     /// `module!function`: `<unknown>` for a module without a name, `<wasm
-    /// function N>` for a function without one, `<entry trampoline>` for a
-    /// trampoline, `<no code>` for padding between them.
+    /// function N>` for a function without one, a Rust or C++ name
+    /// demangled (`Demangling`), `<entry trampoline>` for a trampoline,
+    /// `<no code>` for padding between them.
     public static func name(of symbol: FrameSymbol) -> String {
         let module = symbol.moduleName ?? "<unknown>"
         if let function = symbol.function {
-            return module + "!" + (function.name ?? "<wasm function \(function.index)>")
+            return module + "!" + (function.name.map(Demangling.demangle) ?? "<wasm function \(function.index)>")
         }
         if let stub = symbol.stub {
             return module + "!<" + (stub.name ?? stub.kind.description) + ">"

@@ -10,7 +10,9 @@ struct VerifyCommand: ParsableCommand {
         discussion: """
             Generates COUNT random modules from SEED (random call graphs, frame sizes, \
             host re-entry at random depths, traps at random points; odd seeds also \
-            hold externrefs across calls and announce them), runs each on the \
+            hold externrefs across calls and announce them; every fourth seed adds a \
+            two-module program of tables, call_indirect across instances and to the \
+            host, br_table, multi-value, tail calls and bulk memory), runs each on the \
             reference runtime with every module's CFI registered with libunwind, and \
             at every checkpoint and every trap compares libunwind's frames in JIT code \
             with the walk, pc for pc; at every root check, the roots found through the \
@@ -38,6 +40,10 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         if printProgram {
             StandardOutput.write(DifferentialRun.program(seed: seed).text)
+            if seed % 4 == 0 {
+                var generator = LinkedProgramGenerator(seed: seed)
+                StandardOutput.write(generator.generate().text)
+            }
             return
         }
         let run = DifferentialRun(configuration: Engine.Configuration(exitRecording: exitRecording))
@@ -53,7 +59,7 @@ struct VerifyCommand: ParsableCommand {
             output(mismatch.program)
         }
         output("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
-              + " (\(summary.checkpoints) checkpoints, \(summary.traps) traps, \(summary.rootChecks) root checks"
+              + " (\(summary.linkedPrograms) of them linked two-module programs, \(summary.checkpoints) checkpoints, \(summary.traps) traps, \(summary.rootChecks) root checks"
               + " comparing \(summary.rootsCompared) roots, \(summary.collections) collections)")
         if !summary.mismatches.isEmpty { throw ExitCode(1) }
     }

@@ -215,10 +215,10 @@ struct RenderingTests {
               "truncation": null,
               "error": {"rule": "frame-pointer-moved-backwards", "message": "frame at 0x9020 links to a lower address 0x10; older frames must be higher"},
               "frames": [
-                {"index": 0, "activation": 0, "kind": "pc", "address": "0x10012", "fp": "0x7ff0", "registered": true, "code": "wasm-function", "module": "sample", "function_index": 1, "function_name": "first", "module_offset": 36, "function_offset": 4},
-                {"index": 1, "activation": 0, "kind": "return-address", "address": "0x10049", "fp": "0x8000", "registered": true, "code": "wasm-function", "module": "sample", "function_index": 2, "function_name": null, "module_offset": 53, "function_offset": 5},
-                {"index": 2, "activation": 1, "kind": "return-address", "address": "0x30011", "fp": "0x9000", "registered": true, "code": "wasm-function", "module": null, "function_index": 1, "function_name": "first", "module_offset": 36, "function_offset": 4},
-                {"index": 3, "activation": 1, "kind": "return-address", "address": "0x50000", "fp": "0x9020", "registered": false, "code": null, "module": null, "function_index": null, "function_name": null, "module_offset": null, "function_offset": null}
+                {"index": 0, "activation": 0, "kind": "pc", "address": "0x10012", "fp": "0x7ff0", "registered": true, "code": "wasm-function", "module": "sample", "function_index": 1, "function_name": "first", "demangled_name": "first", "module_offset": 36, "function_offset": 4},
+                {"index": 1, "activation": 0, "kind": "return-address", "address": "0x10049", "fp": "0x8000", "registered": true, "code": "wasm-function", "module": "sample", "function_index": 2, "function_name": null, "demangled_name": null, "module_offset": 53, "function_offset": 5},
+                {"index": 2, "activation": 1, "kind": "return-address", "address": "0x30011", "fp": "0x9000", "registered": true, "code": "wasm-function", "module": null, "function_index": 1, "function_name": "first", "demangled_name": "first", "module_offset": 36, "function_offset": 4},
+                {"index": 3, "activation": 1, "kind": "return-address", "address": "0x50000", "fp": "0x9020", "registered": false, "code": null, "module": null, "function_index": null, "function_name": null, "demangled_name": null, "module_offset": null, "function_offset": null}
               ]
             }
             """)

@@ -14,6 +14,11 @@ extern "C" {
 /// and `pthread_attr_getstack`.
 int wu_thread_stack_bounds(uint64_t *low, uint64_t *high);
 
+/// The C++ (Itanium ABI) demangling of `mangled`, from the C++ runtime's
+/// `__cxa_demangle`, in memory the caller frees with `free`; NULL when
+/// `mangled` is no valid mangled name.
+char *wu_demangle_itanium(const char *mangled);
+
 #ifdef __cplusplus
 }
 #endif

@@ -201,6 +201,12 @@ public final class Module: @unchecked Sendable {
         try self.init(engine: engine, binary: TextParsing.binary(of: text))
     }
 
+    /// The binary `init(engine:text:)` compiles: WasmKit's `wat2wasm` of
+    /// the text, with the name section.
+    public static func binary(ofText text: String) throws(CompileError) -> [UInt8] {
+        try TextParsing.binary(of: text)
+    }
+
     /// Whether the module has a start function (run at instantiation).
     public var hasStartFunction: Bool { description.start != nil }
 

@@ -1,0 +1,290 @@
+import Foundation
+import WasmJIT
+import WasmUnwind
+
+/// Runs the same programs on the reference runtime and on real Wasmtime
+/// (through scripts/wasmtime-oracle.py and the `wasmtime` Python package)
+/// and compares, call by call: the results, or the trap's message and its
+/// frames — module, function, module offset — newest first. Wasmtime keeps
+/// the newest 20 frames of a trap by default; those are compared.
+public final class WasmtimeComparison {
+    public struct Mismatch: Sendable {
+        public var program: String
+        public var call: String
+        public var report: String
+    }
+
+    public struct Summary: Sendable {
+        public var programs = 0
+        public var calls = 0
+        public var traps = 0
+        public var framesCompared = 0
+        /// Calls that differ only as docs/runtime.md says they must (the
+        /// trap of an `unreachable` alone on a conditional path).
+        public var knownDifferences = 0
+        public var mismatches: [Mismatch] = []
+
+        public init() {}
+    }
+
+    /// Frames of a trap Wasmtime records by default.
+    public static let wasmtimeFrameLimit = 20
+
+    private let process: Process
+    private let input: FileHandle
+    private let output: FileHandle
+    private var buffered = Data()
+    public let engine: Engine
+    private let directory: URL
+
+    /// Starts the Python helper `script` with `python`.
+    public init(python: String, script: String, configuration: Engine.Configuration = Engine.Configuration()) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script]
+        let toHelper = Pipe(), fromHelper = Pipe()
+        process.standardInput = toHelper
+        process.standardOutput = fromHelper
+        try process.run()
+        input = toHelper.fileHandleForWriting
+        output = fromHelper.fileHandleForReading
+        engine = Engine(configuration: configuration)
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("wasm-unwind-wasmtime-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? input.close()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    // MARK: Programs
+
+    /// A generated two-module program, each of its arguments a call.
+    public func compare(_ program: LinkedProgram, into summary: inout Summary) {
+        summary.programs += 1
+        let name = "linked program seed \(program.seed)"
+        do {
+            let lib = try TextToBinary.binary(program.lib), main = try TextToBinary.binary(program.main)
+            let store = Store(engine: engine)
+            let (_, mainInstance) = try LinkedProgramHost.instantiate(program, in: store, engine: engine)
+            let calls = program.arguments.map { ("entry", [Value.i32($0)]) }
+            let theirs = try ask(modules: [("lib", lib), ("main", main)], host: "linked", calls: calls)
+            for ((export, arguments), answer) in zip(calls, theirs) {
+                let ours = Outcome(calling: mainInstance.export(export)!, arguments, fileName: nil)
+                compare(ours, answer, program: name + "\n" + program.text, call: "\(export)\(arguments)",
+                        module: main, into: &summary)
+            }
+        } catch {
+            summary.mismatches.append(Mismatch(program: name + "\n" + program.text, call: "-", report: "\(error)"))
+        }
+    }
+
+    /// A compiled program (`.wasm`) without imports: each export in `calls`.
+    public func compare(file: String, calls: [(String, [Value])], into summary: inout Summary) {
+        summary.programs += 1
+        do {
+            let binary = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+            let store = Store(engine: engine)
+            let instance = try Instance(store: store, module: Module(engine: engine, binary: binary))
+            let fileName = URL(fileURLWithPath: file).lastPathComponent
+            let theirs = try ask(modules: [(fileName, binary)], host: "none", calls: calls, paths: [file])
+            for ((export, arguments), answer) in zip(calls, theirs) {
+                guard let function = instance.export(export) else {
+                    summary.mismatches.append(Mismatch(program: file, call: export, report: "no export \(export)"))
+                    continue
+                }
+                compare(Outcome(calling: function, arguments, fileName: fileName), answer, program: file,
+                        call: "\(export)\(arguments)", module: binary, into: &summary)
+            }
+        } catch {
+            summary.mismatches.append(Mismatch(program: file, call: "-", report: "\(error)"))
+        }
+    }
+
+    // MARK: Comparing
+
+    /// What one call did on the reference runtime.
+    struct Outcome {
+        var results: [Value]?
+        var trap: String?
+        var cause: String?
+        /// (module, function, offset), newest first.
+        var frames: [FrameKey] = []
+
+        init(results: [Value]? = nil, trap: String? = nil, cause: String? = nil, frames: [FrameKey] = []) {
+            self.results = results
+            self.trap = trap
+            self.cause = cause
+            self.frames = frames
+        }
+
+        init(calling function: Func, _ arguments: [Value], fileName: String?) {
+            do {
+                results = try function.call(arguments)
+            } catch let trap as Trap {
+                self.trap = trap.message
+                cause = trap.cause
+                frames = trap.backtrace.frames.map { frame in
+                    FrameKey(module: frame.symbol?.moduleName ?? fileName, function: frame.symbol?.functionName,
+                             offset: frame.symbol?.moduleOffset.map(Int.init))
+                }
+            } catch {
+                self.trap = "\(error)"
+            }
+        }
+    }
+
+    struct FrameKey: Equatable, CustomStringConvertible {
+        var module: String?
+        var function: String?
+        var offset: Int?
+        var description: String {
+            "\(module ?? "?")!\(function ?? "<unnamed>") @ " + (offset.map { "0x" + String($0, radix: 16) } ?? "-")
+        }
+    }
+
+    func compare(_ ours: Outcome, _ theirs: [String: Any], program: String, call: String, module: [UInt8],
+                 into summary: inout Summary) {
+        summary.calls += 1
+        func mismatch(_ report: String) {
+            summary.mismatches.append(Mismatch(program: program, call: call, report: report))
+        }
+        if let error = theirs["error"] as? String {
+            return mismatch("Wasmtime: \(error)")
+        }
+        if let results = theirs["results"] as? [Any] {
+            guard let ourResults = ours.results else {
+                return mismatch("Wasmtime returned \(results), we trapped: \(ours.trap ?? "")")
+            }
+            let same = results.count == ourResults.count && zip(ourResults, results).allSatisfy { Self.equal($0, $1) }
+            if !same { mismatch("Wasmtime returned \(results), we returned \(ourResults)") }
+            return
+        }
+        guard let message = theirs["trap"] as? String, let rawFrames = theirs["frames"] as? [[Any]] else {
+            return mismatch("unreadable answer \(theirs)")
+        }
+        summary.traps += 1
+        guard let ourMessage = ours.trap else {
+            return mismatch("Wasmtime trapped (\(message)), we returned \(ours.results ?? [])")
+        }
+        if ourMessage != message { return mismatch("Wasmtime: \(message); we: \(ourMessage)") }
+        let cause = theirs["cause"] as? String
+        if ours.cause != cause {
+            return mismatch("Wasmtime's cause: \(cause ?? "none"); ours: \(ours.cause ?? "none")")
+        }
+        let theirFrames = rawFrames.map { frame in
+            FrameKey(module: frame[0] as? String, function: frame[1] as? String, offset: (frame[2] as? NSNumber)?.intValue)
+        }
+        let ourFrames = Array(ours.frames.prefix(Self.wasmtimeFrameLimit))
+        summary.framesCompared += min(ourFrames.count, theirFrames.count)
+        if ourFrames == theirFrames { return }
+        if ourFrames.count == theirFrames.count, ourFrames.dropFirst() == theirFrames.dropFirst(),
+           Self.isConditionalTrapFold(ours: ourFrames[0], theirs: theirFrames[0], module: module) {
+            summary.knownDifferences += 1
+            return
+        }
+        var report = "frames differ (newest first):\n"
+        for index in 0..<max(ourFrames.count, theirFrames.count) {
+            let mine = index < ourFrames.count ? ourFrames[index].description : "-"
+            let other = index < theirFrames.count ? theirFrames[index].description : "-"
+            report += "  \(index): ours \(mine)   wasmtime \(other)\(mine == other ? "" : "   <--")\n"
+        }
+        mismatch(report)
+    }
+
+    /// Cranelift compiles an `unreachable` that is alone on one side of a
+    /// conditional into a conditional trap, reported at the branch (`if`,
+    /// `br_if`) instead of at the `unreachable` (docs/runtime.md).
+    static func isConditionalTrapFold(ours: FrameKey, theirs: FrameKey, module: [UInt8]) -> Bool {
+        guard ours.module == theirs.module, ours.function == theirs.function,
+              let mine = ours.offset, let other = theirs.offset, other < mine, mine < module.count
+        else { return false }
+        let branch = module[other]
+        return module[mine] == 0x00 && (branch == 0x04 || branch == 0x0D)
+    }
+
+    static func equal(_ value: Value, _ json: Any) -> Bool {
+        switch value {
+        case .i32(let v): return (json as? NSNumber)?.int64Value == Int64(v)
+        case .i64(let v): return (json as? NSNumber)?.int64Value == v
+        case .f32(let v): return v.isNaN ? json as? String == "nan" : (json as? NSNumber)?.floatValue == v
+        case .f64(let v): return v.isNaN ? json as? String == "nan" : (json as? NSNumber)?.doubleValue == v
+        case .funcref(nil), .externref(nil): return json is NSNull
+        default: return false
+        }
+    }
+
+    // MARK: The helper process
+
+    private func ask(modules: [(String, [UInt8])], host: String, calls: [(String, [Value])],
+                     paths: [String]? = nil) throws -> [[String: Any]] {
+        var entries: [[String: Any]] = []
+        for (index, (name, binary)) in modules.enumerated() {
+            let path: String
+            if let paths {
+                path = paths[index]
+            } else {
+                path = directory.appendingPathComponent("\(name).wasm").path
+                try Data(binary).write(to: URL(fileURLWithPath: path))
+            }
+            entries.append(["name": name, "path": path])
+        }
+        let request: [String: Any] = [
+            "modules": entries, "host": host,
+            "calls": calls.map { export, arguments in
+                ["export": export, "args": arguments.map(Self.json)] as [String: Any]
+            },
+        ]
+        var line = try JSONSerialization.data(withJSONObject: request)
+        line.append(0x0A)
+        try input.write(contentsOf: line)
+        let answer = try readLine()
+        guard let object = try JSONSerialization.jsonObject(with: answer) as? [String: Any] else {
+            throw WasmtimeOracleError("the helper answered \(String(decoding: answer, as: UTF8.self))")
+        }
+        if let error = object["error"] as? String { throw WasmtimeOracleError("Wasmtime: \(error)") }
+        guard let answers = object["calls"] as? [[String: Any]], answers.count == calls.count else {
+            throw WasmtimeOracleError("the helper answered \(object)")
+        }
+        return answers
+    }
+
+    static func json(_ value: Value) -> Any {
+        switch value {
+        case .i32(let v): return Int(v)
+        case .i64(let v): return Int(v)
+        case .f32(let v): return "\(v)"
+        case .f64(let v): return "\(v)"
+        default: return NSNull()
+        }
+    }
+
+    private func readLine() throws -> Data {
+        while true {
+            if let newline = buffered.firstIndex(of: 0x0A) {
+                let line = buffered[buffered.startIndex..<newline]
+                buffered.removeSubrange(buffered.startIndex...newline)
+                return Data(line)
+            }
+            let more = output.availableData
+            if more.isEmpty { throw WasmtimeOracleError("the Wasmtime helper exited") }
+            buffered.append(more)
+        }
+    }
+}
+
+/// The Wasmtime helper could not be run or answered nonsense.
+public struct WasmtimeOracleError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// WebAssembly text to the binary both runtimes load.
+enum TextToBinary {
+    static func binary(_ text: String) throws -> [UInt8] {
+        try Module.binary(ofText: text)
+    }
+}
