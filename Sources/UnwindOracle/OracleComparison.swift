@@ -19,25 +19,14 @@ extension FrameComparison {
     /// `trapped` says the newest activation starts at a trapping pc (no
     /// exit trampoline below it, and its first frame is looked up at the pc
     /// itself rather than `pc - 1`); `exitTrampolines` false says wasm
-    /// called the host directly (inline exit recording).
+    /// calls host imports directly (inline exit recording), so an exit
+    /// trampoline is expected at an activation boundary only where libunwind
+    /// finds one there (a host function called through a table).
     public init(libunwind: [LibunwindFrame], walk: [Frame], trapped: Bool, exitTrampolines: Bool = true,
                 registry: CodeRegistry) {
         func entry(_ kind: CodeKind, _ pc: UInt?) -> Entry {
             Entry(kind: kind, pc: pc, symbol: pc.flatMap { registry.symbol(for: .returnAddress($0)) })
         }
-        var expected: [Entry] = []
-        var activation = -1
-        for frame in walk {
-            if frame.activation != activation {
-                if activation >= 0 { expected.append(entry(.entryTrampoline, nil)) }
-                activation = frame.activation
-                if exitTrampolines && !(trapped && activation == 0) { expected.append(entry(.exitTrampoline, nil)) }
-            }
-            expected.append(Entry(kind: .wasmFunction, pc: frame.address.rawValue,
-                                  symbol: registry.symbol(for: frame.address)))
-        }
-        if activation >= 0 { expected.append(entry(.entryTrampoline, nil)) }
-
         // libunwind's frames in JIT code. A return address is classified by
         // the call instruction it follows; an interrupted frame (the first,
         // at a trap) by its pc.
@@ -49,6 +38,25 @@ extension FrameComparison {
                                symbol: registry.symbol(for: trapped && index == 0 ? .programCounter(frame.ip) : .returnAddress(frame.ip))),
                          registry.codeRange(containing: lookup)?.lowerBound))
         }
+        var expected: [Entry] = []
+        var activation = -1
+        for frame in walk {
+            if frame.activation != activation {
+                if activation >= 0 { expected.append(entry(.entryTrampoline, nil)) }
+                activation = frame.activation
+                // Inline exit recording calls host imports directly, but a
+                // host function reached through a table (or another
+                // module's import of it) still goes through its exit
+                // trampoline: there, libunwind must show it exactly here.
+                let throughTrampoline = exitTrampolines
+                    || (expected.count < seen.count && seen[expected.count].entry.kind == .exitTrampoline)
+                if throughTrampoline && !(trapped && activation == 0) { expected.append(entry(.exitTrampoline, nil)) }
+            }
+            expected.append(Entry(kind: .wasmFunction, pc: frame.address.rawValue,
+                                  symbol: registry.symbol(for: frame.address)))
+        }
+        if activation >= 0 { expected.append(entry(.entryTrampoline, nil)) }
+
         var rows: [Row] = []
         for index in 0..<max(expected.count, seen.count) {
             let want = index < expected.count ? expected[index] : nil

@@ -4,7 +4,8 @@ import WasmJIT
 /// compared on (scripts/wasmtime-oracle.py defines the same functions):
 ///
 /// * `host.slot (i32) -> i32`: a host function in `lib`'s table,
-///   returning `3d + 1`;
+///   returning `3d + 1` (a checkpoint too: reached through the table, it
+///   runs behind an exit trampoline in both exit-recording modes);
 /// * `host.reenter (i32) -> i32`: calls `main.entry` again (a new
 ///   activation) with its argument;
 /// * `host.check ()`: a checkpoint; `check` runs there.
@@ -15,7 +16,8 @@ public enum LinkedProgramHost {
     {
         let unary = Signature(parameters: [.i32], results: [.i32])
         var imports = Imports()
-        imports.define(module: "host", name: "slot", .host(HostFunction(signature: unary) { _, arguments in
+        imports.define(module: "host", name: "slot", .host(HostFunction(signature: unary) { caller, arguments in
+            check(caller)
             guard case .i32(let d) = arguments[0] else { return [.i32(0)] }
             return [.i32(d &* 3 &+ 1)]
         }))
