@@ -30,7 +30,7 @@ public struct Func {
             for (i, argument) in arguments.enumerated() { values[i] = argument.slot }
             try values.withUnsafeMutableBufferPointer { buffer in
                 try hostFunction.invoke(Caller(instance: instance), buffer.baseAddress!, store: instance.store,
-                                        importName: instance.module.imports[Int(index)].name)
+                                        importName: instance.module.description.imports[Int(index)].name)
             }
             return signature.results.enumerated().map { i, kind in Value(slot: values[i], kind: kind) }
         }

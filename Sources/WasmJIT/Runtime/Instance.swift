@@ -406,7 +406,7 @@ public final class Instance {
         }
         do {
             try function.invoke(Caller(instance: self), values, store: store,
-                                importName: module.imports[importIndex].name)
+                                importName: self.module.description.imports[importIndex].name)
             return 0
         } catch let trap as Trap {
             // A trap from a nested activation, on its way out: it already
@@ -447,7 +447,8 @@ public final class Instance {
 
 extension HostFunction {
     /// Calls the host function on `values` (arguments in, results out).
-    func invoke(_ caller: Caller, _ values: UnsafeMutablePointer<UInt64>, store: Store, importName: String) throws {
+    func invoke(_ caller: Caller, _ values: UnsafeMutablePointer<UInt64>, store: Store,
+                importName: @autoclosure () -> String) throws {
         let function = storage
         let signature = function.signature
         // References passed to the host are held by the host while it runs.
@@ -463,7 +464,7 @@ extension HostFunction {
             let arguments = signature.parameters.indices.map { Value(slot: values[$0], kind: signature.parameters[$0]) }
             let results = try body(caller, arguments)
             guard results.map(\.kind) == signature.results else {
-                throw HostFunctionError.resultMismatch(import: importName, expected: signature.results, returned: results)
+                throw HostFunctionError.resultMismatch(import: importName(), expected: signature.results, returned: results)
             }
             for (index, value) in results.enumerated() { values[index] = value.slot }
         }
