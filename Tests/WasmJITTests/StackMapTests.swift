@@ -218,3 +218,36 @@ struct StackMapTests {
                 == "frame 2: no stack map for return address 0x7f001234 (not a recorded call site)")
     }
 }
+
+@Suite("References held outside the stack")
+struct HeldReferenceTests {
+    @Test("externrefs in a table and a global survive collections; dropped ones are freed", arguments: exitRecordingModes)
+    func tablesAndGlobals(mode: ExitRecording) throws {
+        let harness = GCHarness(mode)
+        let instance = try harness.instantiate("""
+            (module
+              (import "host" "new_object" (func $new (param i32) (result externref)))
+              (import "host" "gc" (func $gc))
+              (table $t 2 externref)
+              (global $g (mut externref) (ref.null extern))
+              (func (export "keep")
+                (table.set $t (i32.const 1) (call $new (i32.const 1)))
+                (global.set $g (call $new (i32.const 2)))
+                (drop (call $new (i32.const 3)))
+                (call $gc))
+              (func (export "drop_them")
+                (table.set $t (i32.const 1) (ref.null extern))
+                (global.set $g (ref.null extern))
+                (call $gc))
+              (func (export "table_id") (result i32) (ref.is_null (table.get $t (i32.const 1))))
+            )
+            """)
+        _ = try instance.export("keep")!.call([])
+        // Object 3 was never stored: freed. 1 and 2 are held by the instance.
+        #expect(harness.counter.freed == [3])
+        #expect(harness.reports.last?.instanceRoots.count == 2)
+        #expect(try instance.export("table_id")!.call([]) == [.i32(0)])
+        _ = try instance.export("drop_them")!.call([])
+        #expect(harness.counter.freed.sorted() == [1, 2, 3])
+    }
+}

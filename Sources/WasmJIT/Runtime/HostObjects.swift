@@ -45,6 +45,9 @@ public struct CollectionReport: Sendable {
     /// Handles kept because the host holds them (pinned, or arguments of a
     /// host call in progress).
     public var hostRoots: [UInt64]
+    /// Handles kept because an instance holds them in a table, a global or
+    /// an element segment.
+    public var instanceRoots: [UInt64]
     /// Objects alive after the collection.
     public var liveObjects: Int
     /// Handles whose objects were freed.
@@ -77,8 +80,11 @@ extension Store {
 
     /// Mark and sweep: marks every handle in a live wasm frame of this
     /// store on this thread (found through the stack maps of the call sites
-    /// the frames are suspended at), every pinned handle and every argument
-    /// of a host call in progress, and frees every other object. Call it
+    /// the frames are suspended at), every pinned handle, every argument of
+    /// a host call in progress and every handle in a table, global or
+    /// element segment of a live instance of the store, and frees every
+    /// other object. (A table or global the host made holds its
+    /// references only while an instance imports it; pin them otherwise.) Call it
     /// from a host function (or with no wasm running).
     public func collectGarbage() throws -> CollectionReport {
         let stackRoots = try registry.roots(of: limits)
@@ -89,8 +95,12 @@ extension Store {
         }
         let hostRoots = Array(objects.pinned.keys) + objects.callScopes.flatMap { $0 }
         marked.formUnion(hostRoots)
+        // What instances hold in their tables, globals and element segments.
+        let instanceRoots = Set(referencesHeldByInstances)
+        marked.formUnion(instanceRoots)
         let freed = objects.sweep(keeping: marked)
         return CollectionReport(stackRoots: stackRoots, hostRoots: Array(Set(hostRoots)).sorted(),
+                                instanceRoots: instanceRoots.sorted(),
                                 liveObjects: objects.objects.count, freed: freed)
     }
 }

@@ -80,7 +80,7 @@ public final class Instance {
         context.pointee.libcalls = Libcalls.table
         wu_vmctx_set_entry_points(context, hostCallEntry)
         context.pointee.instance = Unmanaged.passUnretained(self).toOpaque()
-        store.register(context: context)
+        store.register(self, context: context)
 
         try linkImports(imports)
         try makeDefinitions()

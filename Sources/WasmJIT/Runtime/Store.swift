@@ -20,9 +20,11 @@ public final class Store {
     var pendingFailure: Trap?
     /// The host objects wasm refers to by handle.
     let objects = HostObjects()
-    /// The context records of the instances alive in this store, for
-    /// describing traps from the registers a trap leaves.
-    private var instanceContexts: Set<UInt> = []
+    /// The instances alive in this store by their context's address: for
+    /// describing traps from the registers a trap leaves, and for the
+    /// collector (their tables and globals hold references). Unretained:
+    /// an instance removes itself when it goes.
+    private var instances: [UInt: Unmanaged<Instance>] = [:]
 
     public init(engine: Engine) {
         self.engine = engine
@@ -59,13 +61,20 @@ public final class Store {
     /// How many of this store's activations are on the calling thread.
     public var activationDepth: Int { Activation.depth(of: limits) }
 
-    func register(context: UnsafeMutablePointer<wu_vmctx>) { instanceContexts.insert(UInt(bitPattern: context)) }
-    func unregister(context: UnsafeMutablePointer<wu_vmctx>) { instanceContexts.remove(UInt(bitPattern: context)) }
+    func register(_ instance: Instance, context: UnsafeMutablePointer<wu_vmctx>) {
+        instances[UInt(bitPattern: context)] = Unmanaged.passUnretained(instance)
+    }
+    func unregister(context: UnsafeMutablePointer<wu_vmctx>) { instances[UInt(bitPattern: context)] = nil }
+
+    /// The host objects the store's instances hold outside the stack.
+    var referencesHeldByInstances: [UInt64] {
+        instances.values.flatMap { $0.takeUnretainedValue().heldReferences }
+    }
 
     /// The linear memory size of the instance whose context is at
     /// `address`, if it is an instance of this store.
     func memorySize(ofContext address: UInt) -> Int? {
-        guard instanceContexts.contains(address), let context = UnsafePointer<wu_vmctx>(bitPattern: address) else { return nil }
+        guard instances[address] != nil, let context = UnsafePointer<wu_vmctx>(bitPattern: address) else { return nil }
         return Int(context.pointee.memory_size)
     }
 
