@@ -30,7 +30,7 @@ for call in $calls; do
   if [[ "$call" =~ ^\.text\+0x([0-9a-f]+)$ ]]; then
     # A local function: the relocation's addend is the target minus 4.
     start=$(printf '0x%x' $(( 0x${BASH_REMATCH[1]} + 4 )))
-    callee=$(disassemble --start-address="$start" | awk 'NR > 7 && /^[0-9a-f]+ </ {n++} NR > 7 && n <= 1')
+    callee=$(disassemble -j .text --start-address="$start" | awk 'NR > 7 && /^[0-9a-f]+ </ {n++} NR > 7 && n < 1')
     # Its own code must end in a ret and call nothing outside itself.
     inner=$(echo "$callee" | relocated_calls | grep -vE "^\.text\+" || true)
     if [ -n "$inner" ] || [ -n "$(echo "$callee" | indirect_calls)" ] || ! echo "$callee" | grep -qE '\sret\s*$'; then
