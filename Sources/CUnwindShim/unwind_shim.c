@@ -105,9 +105,26 @@ static _Thread_local wu_oracle_frame *trap_frames;
 static _Thread_local int trap_frame_count;
 
 static void observe(int signal, void *info, void *ucontext, wu_thread_trap_state *state) {
-    (void)signal; (void)info; (void)state;
+    (void)signal; (void)info;
     if (!trap_frames) return;
-    trap_frame_count = wu_oracle_unwind_signal_context(ucontext, trap_frames, TRAP_FRAME_CAPACITY);
+    if (ucontext) {
+        trap_frame_count = wu_oracle_unwind_signal_context(ucontext, trap_frames, TRAP_FRAME_CAPACITY);
+        return;
+    }
+    // A trap raised by a call from its stub (no signal): unwind from here,
+    // and start at the trapping frame, whose return address is right after
+    // the stub's call — reported, as a signal context would, as the pc
+    // inside the trapping code (state->pc, one byte before it).
+    int count = wu_oracle_unwind_here(trap_frames, TRAP_FRAME_CAPACITY, 0);
+    int first = 0;
+    while (first < count && trap_frames[first].ip != state->pc + 1) first++;
+    if (first == count) {
+        trap_frame_count = 0;
+        return;
+    }
+    memmove(trap_frames, trap_frames + first, (size_t)(count - first) * sizeof *trap_frames);
+    trap_frames[0].ip = state->pc;
+    trap_frame_count = count - first;
 }
 
 void wu_oracle_observe_traps(void) {

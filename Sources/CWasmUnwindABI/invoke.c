@@ -2,6 +2,7 @@
 #include <stddef.h>
 
 #include "wasm_jit_abi.h"
+#include "wasm_trap_handler.h"
 
 int wu_invoke(wu_entry_trampoline_fn trampoline, wu_vmctx *vmctx, const void *callee, uint64_t *values) {
     wu_activation *activation = wu_current_activation();
@@ -33,4 +34,5 @@ void wu_raise_host_failure(wu_vmctx *vmctx) {
 void wu_vmctx_set_entry_points(wu_vmctx *vmctx, wu_host_call_fn host_call) {
     vmctx->host_call = host_call;
     vmctx->raise = wu_raise_host_failure;
+    vmctx->trap = wu_trap_raise;
 }

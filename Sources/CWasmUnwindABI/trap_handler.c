@@ -270,6 +270,11 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
         uint64_t address = (uint64_t)info->si_addr;
         if (address < sp + 4096 && address + 1024 * 1024 > sp) code = WU_TRAP_STACK_OVERFLOW;
     }
+    if (code >= 0 && (code & WU_TRAP_SITE_MEMORY_ACCESS) && signal != SIGSEGV && signal != SIGBUS) {
+        // A load or store that did not fault on memory (a SIGFPE or SIGILL
+        // there would be a bug): not a wasm trap.
+        code = -1;
+    }
     if (code < 0) {
         // A fault in generated code that no wasm instruction explains is a
         // bug in the runtime, not a wasm trap: crash as any bug would.
@@ -288,8 +293,17 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     state->sp = sp;
     state->fault_address = (uint64_t)info->si_addr;
     state->signal = signal;
-    state->trap_code = (wu_trap_code)(code & ~WU_TRAP_SITE_HAS_ADDRESS);
-    state->trap_has_address = (code & WU_TRAP_SITE_HAS_ADDRESS) != 0;
+    state->trap_code = (wu_trap_code)(code & ~WU_TRAP_SITE_FLAGS);
+    state->trap_has_address = (code & WU_TRAP_SITE_FLAGS) != 0;
+    if (code & WU_TRAP_SITE_MEMORY_ACCESS) {
+        // The first byte the access touched outside the memory, in wasm
+        // terms: the fault address minus the base of the trapping
+        // instance's memory (its context is in r15).
+        const wu_vmctx *vmctx = (const wu_vmctx *)(uintptr_t)state->registers[15];
+        state->wasm_address = state->fault_address - (uint64_t)(uintptr_t)vmctx->memory_base;
+    } else {
+        state->wasm_address = state->registers[0];
+    }
     state->trap_count += 1;
     walk_callback(state, store->limits, pc, fp, sp);
     if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);
@@ -299,6 +313,49 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     errno = saved_errno;
     // Only wasm frames and trampolines lie between here and the frame of
     // wu_invoke that set this buffer.
+    siglongjmp(*(sigjmp_buf *)activation->jump_buffer, WU_INVOKE_TRAPPED);
+}
+
+__attribute__((noreturn, noinline)) void wu_trap_raise(void *vmctx, uint64_t code, uint64_t address) {
+    int saved_errno = errno;
+    wu_activation *activation = wu_current_activation();
+    wu_thread_trap_state *state = thread_state;
+    const wu_store_trap_info *store = activation ? activation->embedder_context : NULL;
+    // The stub called us: our caller's frame is the trapping wasm frame
+    // (the stub belongs to it and pushed nothing), the return address is
+    // right after the stub's call.
+    uint64_t *frame = __builtin_frame_address(0);
+    uint64_t fp = frame[0];
+    uint64_t return_address = (uint64_t)__builtin_return_address(0);
+    uint64_t pc = return_address - 1;
+    uint64_t sp = (uint64_t)(uintptr_t)frame + 16;
+    if (!state || !store || !activation->jump_buffer || state->in_handler) {
+        // Compiled code only runs inside an activation of a prepared
+        // thread: anything else is a bug in the runtime.
+        abort();
+    }
+    state->in_handler = 1;
+    for (int i = 0; i < 17; i++) state->registers[i] = 0;
+    state->registers[0] = address;
+    state->registers[6] = fp;
+    state->registers[7] = sp;
+    state->registers[15] = (uint64_t)(uintptr_t)vmctx;
+    state->registers[16] = pc;
+    state->pc = pc;
+    state->fp = fp;
+    state->sp = sp;
+    state->fault_address = 0;
+    state->signal = 0;
+    state->trap_code = (wu_trap_code)(code & ~WU_TRAP_SITE_FLAGS);
+    state->trap_has_address = (code & WU_TRAP_SITE_HAS_ADDRESS) != 0;
+    state->wasm_address = address;
+    state->trap_count += 1;
+    walk_callback(state, store->limits, pc, fp, sp);
+    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);
+    state->in_handler = 0;
+    wu_trap_observer_fn observer = observer_callback;
+    if (observer) observer(0, NULL, NULL, state);
+    errno = saved_errno;
     siglongjmp(*(sigjmp_buf *)activation->jump_buffer, WU_INVOKE_TRAPPED);
 }
 

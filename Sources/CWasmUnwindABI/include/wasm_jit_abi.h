@@ -126,6 +126,9 @@ struct wu_vmctx {
     /// index (imports first): what `ref.func` pushes.
     wu_func_ref **functions;
     const wu_libcalls *libcalls;
+    /// Where a trap stub goes (`wu_trap_raise`): records the trap, walks,
+    /// and jumps to the newest activation. Never returns.
+    void (*trap)(void *vmctx, uint64_t code, uint64_t address);
 };
 
 #define WU_VMCTX_LIMITS 0
@@ -139,6 +142,7 @@ struct wu_vmctx {
 #define WU_VMCTX_TABLES 64
 #define WU_VMCTX_FUNCTIONS 72
 #define WU_VMCTX_LIBCALLS 80
+#define WU_VMCTX_TRAP 88
 #define WU_IMPORT_SIZE 24
 #define WU_IMPORT_IS_HOST 16
 
@@ -153,6 +157,7 @@ _Static_assert(offsetof(wu_vmctx, instance) == WU_VMCTX_INSTANCE, "abi");
 _Static_assert(offsetof(wu_vmctx, tables) == WU_VMCTX_TABLES, "abi");
 _Static_assert(offsetof(wu_vmctx, functions) == WU_VMCTX_FUNCTIONS, "abi");
 _Static_assert(offsetof(wu_vmctx, libcalls) == WU_VMCTX_LIBCALLS, "abi");
+_Static_assert(offsetof(wu_vmctx, trap) == WU_VMCTX_TRAP, "abi");
 _Static_assert(sizeof(wu_import) == WU_IMPORT_SIZE, "abi");
 _Static_assert(offsetof(wu_import, is_host) == WU_IMPORT_IS_HOST, "abi");
 

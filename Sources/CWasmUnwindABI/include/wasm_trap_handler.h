@@ -31,6 +31,12 @@ typedef enum wu_trap_code {
 /// Set in a trap site's code byte (`wu_code_region.trap_codes`) when the
 /// stub leaves the wasm address an out-of-bounds access went to in rax.
 #define WU_TRAP_SITE_HAS_ADDRESS 0x80
+/// Set in a trap site's code byte when the site is a load or store of
+/// linear memory that faults past the memory's end (guard pages): the wasm
+/// address is the fault address minus the memory base of the context in
+/// r15.
+#define WU_TRAP_SITE_MEMORY_ACCESS 0x40
+#define WU_TRAP_SITE_FLAGS (WU_TRAP_SITE_HAS_ADDRESS | WU_TRAP_SITE_MEMORY_ACCESS)
 
 /// One module's code, as the handler sees it.
 typedef struct wu_code_region {
@@ -108,9 +114,12 @@ typedef struct wu_thread_trap_state {
     uint64_t registers[17];
     int32_t signal;
     wu_trap_code trap_code;
-    /// Non-zero when rax holds the wasm address of an out-of-bounds access
-    /// (the trap site's `WU_TRAP_SITE_HAS_ADDRESS`).
+    /// Non-zero when `wasm_address` holds the wasm address of an
+    /// out-of-bounds access.
     int32_t trap_has_address;
+    /// The wasm address an out-of-bounds access touched first outside the
+    /// memory (from the fault address, or from the stub's rax).
+    uint64_t wasm_address;
     /// Non-zero while the handler runs on this thread: a fault inside the
     /// handler itself is never taken for a wasm trap (and tests check that
     /// the handler does not allocate).
@@ -141,6 +150,17 @@ void wu_trap_handler_install(wu_trap_walk_fn walk);
 /// none. Must be async-signal-safe in the situations it is used.
 typedef void (*wu_trap_observer_fn)(int signal, void *info, void *ucontext, wu_thread_trap_state *state);
 void wu_trap_handler_set_observer(wu_trap_observer_fn observer);
+
+/// The trap entry of compiled code: an out-of-line trap stub calls it
+/// (through the context's `trap` field) instead of executing `ud2`, so a
+/// trap other than a memory fault costs no signal. It records the trap as
+/// the signal handler does — `pc` is a byte of the stub's call
+/// instruction, so the trap frame names the trapping wasm instruction; fp
+/// is the trapping frame's — walks, snapshots, calls the observer (with
+/// signal 0 and no context) and jumps to the newest activation. `address`
+/// is the wasm address of an out-of-bounds access when `code` carries
+/// `WU_TRAP_SITE_HAS_ADDRESS`. Never returns.
+__attribute__((noreturn)) void wu_trap_raise(void *vmctx, uint64_t code, uint64_t address);
 
 /// The calling thread's trap state, or NULL before `wu_thread_trap_state_prepare`.
 wu_thread_trap_state *wu_thread_trap_state_current(void);

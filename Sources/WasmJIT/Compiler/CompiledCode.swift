@@ -28,7 +28,9 @@ public struct CallSite: Hashable, Sendable {
 
 /// An instruction that traps, recorded when it was emitted.
 public struct TrapSite: Hashable, Sendable {
-    /// Code offset of the trapping instruction (`ud2`).
+    /// Code offset of the trapping instruction: a stub's `ud2` or its call
+    /// of the trap entry, or a load or store that may fault past the end
+    /// of memory.
     public var codeOffset: Int
     /// Module offset of the wasm instruction that traps (nil for a trap in
     /// the prologue: stack exhaustion).
@@ -36,6 +38,9 @@ public struct TrapSite: Hashable, Sendable {
     public var code: TrapCode
     /// The stub leaves the wasm address of an out-of-bounds access in rax.
     public var carriesAddress = false
+    /// A load or store whose fault past the end of memory is the trap
+    /// (guard pages): the fault address gives the wasm address.
+    public var isMemoryAccess = false
 }
 
 /// One compiled wasm function's place in the module's code and its tables.

@@ -7,8 +7,7 @@ import WasmUnwind
 /// slots its target expects, so slots stay compile-time facts across joins.
 extension FunctionCompiler {
     mutating func compileUnreachable() {
-        trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: binaryOffset, code: .unreachable))
-        assembler.ud2()
+        emitTrap(.unreachable, wasmOffset: binaryOffset, carriesAddress: false)
         unreachable = true
     }
 

@@ -62,9 +62,7 @@ extension FunctionCompiler {
                     assembler.arithmetic(.add, .q, .rax, .rdx)
                 }
             }
-            trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: stub.wasmOffset, code: stub.code,
-                                      carriesAddress: stub.addressOffset != nil))
-            assembler.ud2()
+            emitTrap(stub.code, wasmOffset: stub.wasmOffset, carriesAddress: stub.addressOffset != nil)
         }
         // A failed inline host call leaves through `raise`, which jumps to the
         // activation's entry and never returns.
@@ -81,7 +79,38 @@ extension FunctionCompiler {
         finished = true
     }
 
-    /// A label for an out-of-line `ud2` recorded as a trap site of `code`.
+    /// The instructions that leave wasm with trap `code`, recorded as a trap
+    /// site: a `ud2` (the signal handler takes it), or a call of the
+    /// context's trap entry (no signal):
+    ///
+    /// ```
+    ///   mov rdx, rax          ; the wasm address, for an out-of-bounds access
+    ///   mov esi, code
+    ///   mov rdi, r15
+    ///   call [r15 + trap]     ; wu_trap_raise: never returns
+    /// ```
+    ///
+    /// The trap's pc is a byte of the call, which the address map gives the
+    /// trapping instruction's wasm offset.
+    mutating func emitTrap(_ code: TrapCode, wasmOffset: Int?, carriesAddress: Bool) {
+        let flags = carriesAddress ? UInt8(WU_TRAP_SITE_HAS_ADDRESS) : 0
+        switch trapInstructions {
+        case .ud2:
+            trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: wasmOffset, code: code,
+                                      carriesAddress: carriesAddress))
+            assembler.ud2()
+        case .runtimeCall:
+            if carriesAddress { assembler.mov(.q, .rdx, .rax) }
+            assembler.mov(.rsi, immediate: Int64(code.rawValue | flags))
+            assembler.mov(.q, .rdi, .r15)
+            trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: wasmOffset, code: code,
+                                      carriesAddress: carriesAddress))
+            assembler.call(MemoryOperand.at(.r15, Int32(WU_VMCTX_TRAP)))
+            assembler.ud2()
+        }
+    }
+
+    /// A label for an out-of-line trap stub recorded as a trap site of `code`.
     mutating func trapStub(_ code: TrapCode, wasmOffset: Int?, addressOffset: UInt64? = nil) -> Label {
         let label = assembler.newLabel()
         trapStubs.append((label, wasmOffset, code, addressOffset))

@@ -2,19 +2,33 @@ import CWasmUnwindABI
 import WasmParser
 import WasmUnwind
 
-/// Linear memory: loads and stores through an explicit bounds check that
-/// branches to a trap stub, `memory.size`, and as runtime calls
-/// `memory.grow` and the bulk memory instructions.
+/// Linear memory: loads and stores — with guard pages, plain accesses each
+/// recorded as a trap site the signal handler recognises; with explicit
+/// checks, through a comparison that branches to a trap stub —
+/// `memory.size`, and as runtime calls `memory.grow` and the bulk memory
+/// instructions.
 extension FunctionCompiler {
-    /// Leaves the effective address's operand for `[rcx + rax + disp]`
-    /// after checking `address + offset + size <= memory size`, trapping
-    /// otherwise. Clobbers rax, rcx, rdx.
+    /// Leaves the effective address's operand for `[rcx + rax + disp]`:
+    /// with explicit checks after checking `address + offset + size <=
+    /// memory size`, trapping otherwise. Clobbers rax, rcx, rdx.
     mutating func boundsCheckedAddress(_ address: MemoryOperand, _ memarg: MemArg, size: Int) throws(CompileError) -> MemoryOperand {
         guard module.hasMemory, memarg.memory == 0 else {
             throw .invalid("memory access without a memory", offset: binaryOffset)
         }
         let wasmOffset = binaryOffset
         assembler.mov(.d, .rax, address)  // zero-extends the 32-bit address
+        guard boundsChecks == .explicit else {
+            // index < 2^32 and offset < 2^32: the sum stays inside the
+            // reservation (Memory.reservation), past the accessible bytes
+            // only into inaccessible ones.
+            assembler.mov(.q, .rcx, MemoryOperand.at(.r15, Int32(WU_VMCTX_MEMORY_BASE)))
+            if memarg.offset <= UInt64(Int32.max) {
+                return MemoryOperand.at(.rcx, index: .rax, Int32(memarg.offset))
+            }
+            assembler.mov(.rdx, immediate: Int64(memarg.offset))
+            assembler.arithmetic(.add, .q, .rax, .rdx)
+            return MemoryOperand.at(.rcx, index: .rax)
+        }
         let end = memarg.offset + UInt64(size)
         if end <= UInt64(Int32.max) {
             assembler.lea(.rdx, MemoryOperand.at(.rax, Int32(end)))
@@ -37,6 +51,7 @@ extension FunctionCompiler {
         let address = try pop(.i32)
         let memory = try boundsCheckedAddress(address.slot, memarg, size: load.size)
         let width: Width = load.kind == .i64 ? .q : .d
+        recordMemoryAccess()
         switch (load.size, load.signed) {
         case (1, true): assembler.movsx8(width, .rax, memory)
         case (1, false): assembler.movzx8(.rax, memory)
@@ -54,12 +69,21 @@ extension FunctionCompiler {
         let address = try pop(.i32)
         let memory = try boundsCheckedAddress(address.slot, memarg, size: size)
         assembler.mov(.q, .rdx, value.slot)
+        recordMemoryAccess()
         switch size {
         case 1: assembler.mov8(memory, .rdx)
         case 2: assembler.mov16(memory, .rdx)
         case 4: assembler.mov(.d, memory, .rdx)
         default: assembler.mov(.q, memory, .rdx)
         }
+    }
+
+    /// With guard pages, the next instruction is a load or store that
+    /// faults past the end of memory: a trap site of its own.
+    mutating func recordMemoryAccess() {
+        guard boundsChecks == .guardPages else { return }
+        trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: binaryOffset, code: .outOfBoundsMemoryAccess,
+                                  isMemoryAccess: true))
     }
 
     mutating func memorySize() throws(CompileError) {

@@ -50,6 +50,8 @@ struct FunctionCompiler: AnyInstructionVisitor {
     /// type that is no function type of this subset): `call_indirect`
     /// compares a reference's id with one of these.
     let typeIDs: [UInt32]
+    let trapInstructions: TrapInstructions
+    let boundsChecks: BoundsChecks
 
     var stack: [ValueKind] = []
     var maxDepth = 0
@@ -98,9 +100,12 @@ struct FunctionCompiler: AnyInstructionVisitor {
     }
 
     init(module: ModuleDescription, index: UInt32, signature: Signature, declaredLocals: [ValueKind],
-         bodyOffset: Int, functionLabels: [Label], exitRecording: ExitRecording, typeIDs: [UInt32]) {
+         bodyOffset: Int, functionLabels: [Label], exitRecording: ExitRecording, typeIDs: [UInt32],
+         trapInstructions: TrapInstructions = .runtimeCall, boundsChecks: BoundsChecks = .guardPages) {
         self.exitRecording = exitRecording
         self.typeIDs = typeIDs
+        self.trapInstructions = trapInstructions
+        self.boundsChecks = boundsChecks
         self.module = module
         self.index = index
         self.signature = signature

@@ -67,7 +67,8 @@ public final class Module: @unchecked Sendable {
             var compiler = FunctionCompiler(
                 module: description, index: index, signature: signature, declaredLocals: declared,
                 bodyOffset: body.bodyOffset, functionLabels: functionLabels,
-                exitRecording: engine.configuration.exitRecording, typeIDs: typeIDs)
+                exitRecording: engine.configuration.exitRecording, typeIDs: typeIDs,
+                trapInstructions: engine.configuration.trapInstructions, boundsChecks: engine.configuration.boundsChecks)
             swap(&compiler.assembler, &assembler)
             let compiled = try compiler.compile(body.code)
             swap(&compiler.assembler, &assembler)
@@ -146,6 +147,7 @@ public final class Module: @unchecked Sendable {
         for (index, site) in sites.enumerated() {
             trapOffsets[index] = UInt32(site.codeOffset)
             trapCodes[index] = site.code.rawValue | (site.carriesAddress ? UInt8(WU_TRAP_SITE_HAS_ADDRESS) : 0)
+                | (site.isMemoryAccess ? UInt8(WU_TRAP_SITE_MEMORY_ACCESS) : 0)
         }
         trapSiteCount = sites.count
         self.name = description.moduleName

@@ -22,15 +22,24 @@ public final class Engine: Sendable {
         /// Where a call from wasm to a host function records the exit
         /// frame pointer and pc (docs/runtime.md).
         public var exitRecording: ExitRecording
+        /// How a trap that compiled code detects itself (`unreachable`,
+        /// division, conversion, `call_indirect`, the stack limit) leaves
+        /// wasm (docs/traps.md).
+        public var trapInstructions: TrapInstructions
+        /// How loads and stores of linear memory stay inside it.
+        public var boundsChecks: BoundsChecks
 
         public init(maximumWasmStackSize: Int = 512 * 1024, hostStackReserve: Int = 128 * 1024,
                     checksStackLimit: Bool = true, unwindInfo: UnwindInfoStyle = .exact,
-                    exitRecording: ExitRecording = .trampoline) {
+                    exitRecording: ExitRecording = .trampoline, trapInstructions: TrapInstructions = .runtimeCall,
+                    boundsChecks: BoundsChecks = .guardPages) {
             self.maximumWasmStackSize = maximumWasmStackSize
             self.hostStackReserve = hostStackReserve
             self.checksStackLimit = checksStackLimit
             self.unwindInfo = unwindInfo
             self.exitRecording = exitRecording
+            self.trapInstructions = trapInstructions
+            self.boundsChecks = boundsChecks
         }
     }
 
@@ -75,6 +84,33 @@ public enum ExitRecording: String, Hashable, Sendable, CaseIterable, CustomStrin
     /// address. The backtrace still names the function; stack-map lookups
     /// fail. Exists to show why the precise return address matters.
     case inlineWithImprecisePCForTesting = "inline-imprecise"
+
+    public var description: String { rawValue }
+}
+
+/// How compiled code leaves wasm at a trap it detects itself.
+public enum TrapInstructions: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// The trap stub calls the runtime's trap entry (`wu_trap_raise`),
+    /// which records the trap, walks the stack and jumps out: no signal.
+    case runtimeCall = "call"
+    /// The trap stub is a `ud2`: the signal handler takes the SIGILL. The
+    /// path every memory fault takes anyway; kept so it stays tested.
+    case ud2
+
+    public var description: String { rawValue }
+}
+
+/// How loads and stores of linear memory stay inside it.
+public enum BoundsChecks: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
+    /// No check: memory is one reservation covering every address a
+    /// 32-bit index plus offset can form, inaccessible past its size, so an
+    /// access outside faults and the signal handler turns the fault into
+    /// "out of bounds memory access" (how production runtimes do it on
+    /// 64-bit hosts).
+    case guardPages = "guard-pages"
+    /// Each access compares its end with the memory's size first and
+    /// branches to a trap stub.
+    case explicit
 
     public var description: String { rawValue }
 }

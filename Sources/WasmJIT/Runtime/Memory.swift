@@ -16,8 +16,10 @@ public final class Memory {
     /// One wasm page.
     public static let pageSize = 65536
     /// Bytes reserved: any `index + offset + access size` a 32-bit
-    /// memory can form lies inside.
-    static let reservation = 8 << 30
+    /// memory can form — up to 2 * (2^32 - 1) + 8 — lies inside, so an
+    /// access past the accessible bytes always faults inside the
+    /// reservation (compiled code relies on it: no bounds checks).
+    static let reservation = (8 << 30) + 65536
 
     public let minimumPages: UInt64
     public let maximumPages: UInt64?

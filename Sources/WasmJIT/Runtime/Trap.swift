@@ -22,6 +22,10 @@ public struct Trap: Error, CustomStringConvertible {
     /// A copy of the trapped stack, when snapshots are on for the thread
     /// (`Store.enableTrapSnapshots`), for captures.
     public var snapshot: TrapSnapshot?
+    /// The signal that reported a wasm trap (SIGSEGV for a memory access
+    /// past a guard page, SIGILL for a `ud2` stub), or nil when compiled
+    /// code raised it by calling the runtime (`TrapInstructions.runtimeCall`).
+    public var signal: Int32?
 
     public init(reason: Reason, backtrace: SymbolicatedBacktrace, cause: String? = nil) {
         self.reason = reason

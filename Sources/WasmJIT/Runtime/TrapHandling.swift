@@ -82,6 +82,7 @@ public enum TrapHandling {
         let code = TrapCode(state.pointee.trap_code)
         var trap = Trap(reason: .wasm(code), backtrace: store.registry.symbolicate(backtrace),
                         cause: cause(of: code, state: state.pointee, store: store))
+        trap.signal = state.pointee.signal == 0 ? nil : state.pointee.signal
         if let snapshot = state.pointee.snapshot, snapshot.pointee.valid != 0 {
             snapshot.pointee.valid = 0
             trap.snapshot = TrapSnapshot(snapshot.pointee)
@@ -91,15 +92,17 @@ public enum TrapHandling {
 
     /// What Wasmtime says of a trap beyond its code: for an out-of-bounds
     /// access, the first wasm address the access touched outside memory
-    /// (the address a guard page would have faulted at) and the memory's
-    /// size. The trap stub leaves the access's effective address in rax and
-    /// the trapping function's instance context in r15.
+    /// (the address a guard page faults at) and the memory's size. The
+    /// handler leaves that address in `wasm_address` (from the fault
+    /// address, or from the rax of an explicit check's stub) and the
+    /// trapping function's instance context in r15.
     static func cause(of code: TrapCode, state: wu_thread_trap_state, store: Store) -> String? {
         guard code == .outOfBoundsMemoryAccess, state.trap_has_address != 0 else { return nil }
-        let registers = withUnsafeBytes(of: state.registers) { Array($0.bindMemory(to: UInt64.self)) }
-        guard let memorySize = store.memorySize(ofContext: UInt(registers[15])) else { return nil }
-        let effectiveAddress = registers[0]
-        let faulting = max(effectiveAddress, UInt64(memorySize))
+        let context = withUnsafeBytes(of: state.registers) { $0.load(fromByteOffset: 15 * 8, as: UInt64.self) }
+        guard let memorySize = store.memorySize(ofContext: UInt(context)) else { return nil }
+        // The access's first byte (explicit checks) or the faulting byte
+        // (guard pages): the first byte outside memory is at least the size.
+        let faulting = max(state.wasm_address, UInt64(memorySize))
         return "memory fault at wasm address \(hex(UInt(faulting))) in linear memory of size \(hex(UInt(memorySize)))"
     }
 }
