@@ -59,7 +59,7 @@ verify: deps venv
 	.build/release/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exit-recording inline
 
 # Release-mode benchmarks, every method beside its baselines, in one process.
-bench: deps
+bench: deps venv
 	$(SWIFT) build -c release --product wasm-unwind-bench
 	.build/release/wasm-unwind-bench --json .build/benchmarks.json
 

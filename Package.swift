@@ -119,12 +119,14 @@ let package = Package(
                            "CMallocCounter", "CBenchmarkSupport"],
             path: "Benchmarks/WasmUnwindBenchmarks"
         ),
-        // The C baselines: the frame-pointer floor and libunwind's loops.
+        // The C baselines: the frame-pointer floor, libunwind's loops, and
+        // Wasmtime through its C API (dlopen of the PyPI package's library).
         .target(
             name: "CBenchmarkSupport",
             dependencies: ["CLibunwind"],
             path: "Benchmarks/CBenchmarkSupport",
-            cSettings: [.unsafeFlags(["-O2"])]
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("dl")]
         ),
 
         // A child process for the trap tests (host crashes must stay crashes).

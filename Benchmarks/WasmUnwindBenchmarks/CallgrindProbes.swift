@@ -61,6 +61,42 @@ func callgrindProbes(iterations: Int, frames: Int) throws {
         try probeHostCallsTrampoline(hostLoops[.trampoline]!)
         try probeHostCallsInline(hostLoops[.inline]!)
     }
+
+    // A trap `frames` deep: raised, walked, symbolicated (and each frame
+    // read, and the message rendered).
+    var trapImports = Imports()
+    let binary = Signature(parameters: [.i32, .i32], results: [.i32])
+    trapImports.define(module: "host", name: "noop", .host(HostFunction.slots(signature: binary) { _, _ in }))
+    trapImports.define(module: "host", name: "noop_typed", .host(HostFunction.slots(signature: binary) { _, _ in }))
+    let trapInstance = try Instance(store: Store(engine: engine), module: Module(engine: engine, text: comparisonModule),
+                                    imports: trapImports)
+    let trapAt = trapInstance.export("trap_at")!
+    for _ in 0..<iterations {
+        probeTrap(trapAt, frames)
+        probeTrapRead(trapAt, frames)
+        probeTrapMessage(trapAt, frames)
+    }
+}
+
+@inline(never) func probeTrap(_ function: Func, _ frames: Int) {
+    do { _ = try function.call([.i32(Int32(frames - 1))]) } catch let trap as Trap {
+        consume(UInt(trap.backtrace.frames.count))
+    } catch {}
+}
+@inline(never) func probeTrapRead(_ function: Func, _ frames: Int) {
+    do { _ = try function.call([.i32(Int32(frames - 1))]) } catch let trap as Trap {
+        var sum: UInt = 0
+        for frame in trap.backtrace.frames {
+            sum &+= UInt(frame.symbol?.moduleOffset ?? 0) &+ UInt(frame.symbol?.functionName?.utf8.count ?? 0)
+                &+ UInt(frame.symbol?.moduleName?.utf8.count ?? 0)
+        }
+        consume(sum)
+    } catch {}
+}
+@inline(never) func probeTrapMessage(_ function: Func, _ frames: Int) {
+    do { _ = try function.call([.i32(Int32(frames - 1))]) } catch let trap as Trap {
+        consume(UInt(trap.description.utf8.count) &+ 2)
+    } catch {}
 }
 
 @inline(never) func probeHostCallsTrampoline(_ loop: Func) throws {

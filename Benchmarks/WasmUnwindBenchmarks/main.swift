@@ -36,6 +36,7 @@ var codeSizes: [String] = []
 do {
     try hostCallBenchmarks(&harness)
     codeSizes = try codeSizeReport()
+    try wasmtimeBenchmarks(&harness, notes: &box.notes)
 } catch {
     FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
     exit(1)

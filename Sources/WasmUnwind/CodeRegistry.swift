@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Maps code addresses to wasm modules, functions and module offsets, and
 /// says what every piece of JIT code is.
 ///
@@ -10,23 +14,30 @@
 /// code is at this address" (`kind(at:)`, `symbol(for:)`), as the Swift
 /// runtime's unwinder asks one image map.
 public struct CodeRegistry: Sendable {
-    /// Modules sorted by code base; their ranges never overlap.
-    public private(set) var modules: [CodeModule] = []
+    /// The registered modules, sorted by code base, each in a record that
+    /// symbols share instead of copying its tables.
+    public private(set) var records: [CodeModuleRecord] = []
+    /// `records[i].module.codeRange`, for the binary searches.
+    private var ranges: [Range<UInt>] = []
 
     public init() {}
+
+    /// Modules sorted by code base; their ranges never overlap.
+    public var modules: [CodeModule] { records.map(\.module) }
 
     /// Adds a module. Fails if its code overlaps a registered module's or its
     /// own tables are inconsistent.
     public mutating func register(_ module: CodeModule) throws(CodeRegistryError) {
         try module.validate()
         let index = insertionIndex(for: module.codeRange.lowerBound)
-        if index > 0, modules[index - 1].codeRange.overlaps(module.codeRange) {
-            throw .overlappingModules(new: module.codeRange, existing: modules[index - 1].codeRange)
+        if index > 0, ranges[index - 1].overlaps(module.codeRange) {
+            throw .overlappingModules(new: module.codeRange, existing: ranges[index - 1])
         }
-        if index < modules.count, modules[index].codeRange.overlaps(module.codeRange) {
-            throw .overlappingModules(new: module.codeRange, existing: modules[index].codeRange)
+        if index < ranges.count, ranges[index].overlaps(module.codeRange) {
+            throw .overlappingModules(new: module.codeRange, existing: ranges[index])
         }
-        modules.insert(module, at: index)
+        records.insert(CodeModuleRecord(module), at: index)
+        ranges.insert(module.codeRange, at: index)
     }
 
     /// Removes the module whose code starts at `codeBase`; returns whether
@@ -34,39 +45,39 @@ public struct CodeRegistry: Sendable {
     @discardableResult
     public mutating func unregister(codeBase: UInt) -> Bool {
         let index = insertionIndex(for: codeBase)
-        guard index < modules.count, modules[index].codeRange.lowerBound == codeBase else { return false }
-        modules.remove(at: index)
+        guard index < ranges.count, ranges[index].lowerBound == codeBase else { return false }
+        records.remove(at: index)
+        ranges.remove(at: index)
         return true
     }
 
     /// The index in `modules` of the module whose code contains `address`.
     public func moduleIndex(containing address: UInt) -> Int? {
         let index = insertionIndex(for: address &+ 1)
-        guard index > 0, modules[index - 1].codeRange.contains(address) else { return nil }
+        guard index > 0, ranges[index - 1].contains(address) else { return nil }
         return index - 1
     }
 
     /// The module whose code contains `address`.
     public func module(containing address: UInt) -> CodeModule? {
-        let index = insertionIndex(for: address &+ 1)
-        guard index > 0, modules[index - 1].codeRange.contains(address) else { return nil }
-        return modules[index - 1]
+        moduleIndex(containing: address).map { records[$0].module }
     }
 
     /// What the code at `address` is, or nil outside every registered
     /// module (and in a module's padding between functions and stubs).
     /// Looks the address up as is: pass `ra - 1` for a return address.
     public func kind(at address: UInt) -> CodeKind? {
-        guard let module = module(containing: address) else { return nil }
-        return module.kind(atCodeOffset: address - module.codeRange.lowerBound)
+        guard let index = moduleIndex(containing: address) else { return nil }
+        return records[index].module.kind(atCodeOffset: address - ranges[index].lowerBound)
     }
 
     /// The absolute address range of the function or stub that contains
     /// `address` (an unwinder's "procedure"), if any.
     public func codeRange(containing address: UInt) -> Range<UInt>? {
-        guard let module = module(containing: address) else { return nil }
-        let offset = address - module.codeRange.lowerBound
+        guard let index = moduleIndex(containing: address) else { return nil }
+        let module = records[index].module
         let base = module.codeRange.lowerBound
+        let offset = address - base
         if let function = module.functionIndex(containing: offset) {
             let range = module.functions[function].codeRange
             return (base + range.lowerBound)..<(base + range.upperBound)
@@ -79,16 +90,16 @@ public struct CodeRegistry: Sendable {
     }
 
     /// What the frame's code is: module, function and offsets. A return
-    /// address is looked up at `ra - 1`, a trap pc as is.
+    /// address is looked up at `ra - 1`, a trap pc as is. The symbol shares
+    /// the module's record: nothing is copied per frame.
     public func symbol(for address: FrameAddress) -> FrameSymbol? {
         let pc = address.adjustedProgramCounter
-        guard let module = module(containing: pc) else { return nil }
-        return module.symbol(atCodeOffset: pc - module.codeRange.lowerBound)
+        guard let index = moduleIndex(containing: pc) else { return nil }
+        return records[index].symbol(atCodeOffset: pc - ranges[index].lowerBound)
     }
 
-    /// Where an address's code is, as positions in the registry's tables,
-    /// without copying names or maps: the form for hot paths (profilers,
-    /// a symbolication per frame). `symbol(for:)` gives the full answer.
+    /// Where an address's code is, as positions in the registry's tables:
+    /// the form for hot paths that need no names (profilers).
     public struct Resolution: Hashable, Sendable {
         /// Index in `modules`.
         public var module: Int
@@ -101,21 +112,9 @@ public struct CodeRegistry: Sendable {
     /// `address` looked up (a return address at `ra - 1`) without copies.
     public func resolve(_ address: FrameAddress) -> Resolution? {
         let pc = address.adjustedProgramCounter
-        let moduleIndex = insertionIndex(for: pc &+ 1) - 1
-        guard moduleIndex >= 0, modules[moduleIndex].codeRange.contains(pc) else { return nil }
-        let offset = pc - modules[moduleIndex].codeRange.lowerBound
-        return modules[moduleIndex].functions.withUnsafeBufferPointer { functions in
-            let index = functions.prefixCount { $0.codeRange.lowerBound <= offset } - 1
-            guard index >= 0, functions[index].codeRange.contains(offset) else {
-                return Resolution(module: moduleIndex, function: nil, moduleOffset: nil)
-            }
-            let native = offset - functions[index].codeRange.lowerBound
-            let wasm = functions[index].addressMap.withUnsafeBufferPointer { map -> UInt32? in
-                let entry = map.prefixCount { UInt($0.nativeOffset) <= native } - 1
-                return entry >= 0 ? map[entry].moduleOffset : nil
-            }
-            return Resolution(module: moduleIndex, function: index, moduleOffset: wasm)
-        }
+        guard let moduleIndex = moduleIndex(containing: pc) else { return nil }
+        let (function, moduleOffset) = records[moduleIndex].locate(pc - ranges[moduleIndex].lowerBound)
+        return Resolution(module: moduleIndex, function: function, moduleOffset: moduleOffset)
     }
 
     /// `frame` with what the registry knows of its code.
@@ -125,13 +124,124 @@ public struct CodeRegistry: Sendable {
 
     /// Every frame of `backtrace`, symbolicated.
     public func symbolicate(_ backtrace: Backtrace) -> SymbolicatedBacktrace {
-        SymbolicatedBacktrace(frames: backtrace.frames.map(symbolicate), error: backtrace.error,
-                              truncation: backtrace.truncation)
+        backtrace.frames.withUnsafeBufferPointer {
+            symbolicate($0, error: backtrace.error, truncation: backtrace.truncation)
+        }
+    }
+
+    /// `frames`, symbolicated: one array, a record reference per frame.
+    public func symbolicate(_ frames: UnsafeBufferPointer<Frame>, error: UnwindError? = nil,
+                            truncation: Truncation? = nil) -> SymbolicatedBacktrace
+    {
+        var symbolicated: [SymbolicatedFrame] = []
+        symbolicated.reserveCapacity(frames.count)
+        // Deep stacks repeat functions (recursion, loops of calls): when a
+        // pc lies in the function the previous frame was in, only that
+        // function's address map is searched.
+        var lastModule = -1, lastFunction = -1
+        for frame in frames {
+            let pc = frame.address.adjustedProgramCounter
+            if lastFunction >= 0 {
+                let record = records[lastModule]
+                let offset = pc &- ranges[lastModule].lowerBound
+                if record.contains(offset, inFunction: lastFunction) {
+                    symbolicated.append(SymbolicatedFrame(frame: frame, symbol: FrameSymbol(
+                        record: record, function: Int32(lastFunction), stub: -1,
+                        moduleOffset: record.moduleOffset(offset, inFunction: lastFunction))))
+                    continue
+                }
+            }
+            lastFunction = -1
+            guard let index = moduleIndex(containing: pc) else {
+                symbolicated.append(SymbolicatedFrame(frame: frame, symbol: nil))
+                continue
+            }
+            let symbol = records[index].symbol(atCodeOffset: pc - ranges[index].lowerBound)
+            if symbol.functionSlot >= 0 {
+                lastModule = index
+                lastFunction = Int(symbol.functionSlot)
+            }
+            symbolicated.append(SymbolicatedFrame(frame: frame, symbol: symbol))
+        }
+        return SymbolicatedBacktrace(frames: symbolicated, error: error, truncation: truncation)
     }
 
     /// First index whose module starts at or above `address`.
     private func insertionIndex(for address: UInt) -> Int {
-        modules.prefixCount { $0.codeRange.lowerBound < address }
+        ranges.prefixCount { $0.lowerBound < address }
+    }
+}
+
+/// A registered module, shared by every symbol that refers to its code,
+/// with its functions' ranges and address maps laid out flat for lookups
+/// that touch no reference counts.
+public final class CodeModuleRecord: Sendable {
+    public let module: CodeModule
+    /// Per function: its code range (offsets from the code base).
+    private let functionStarts: [UInt]
+    private let functionEnds: [UInt]
+    /// Per function: where its address map starts in `nativeOffsets` and
+    /// `wasmOffsets`, and one more entry for the end.
+    private let mapStarts: [Int]
+    private let nativeOffsets: [UInt32]
+    private let wasmOffsets: [UInt32]
+
+    init(_ module: CodeModule) {
+        self.module = module
+        functionStarts = module.functions.map(\.codeRange.lowerBound)
+        functionEnds = module.functions.map(\.codeRange.upperBound)
+        var starts: [Int] = [0], native: [UInt32] = [], wasm: [UInt32] = []
+        for function in module.functions {
+            native += function.addressMap.map(\.nativeOffset)
+            wasm += function.addressMap.map(\.wasmOffset)
+            starts.append(native.count)
+        }
+        mapStarts = starts
+        nativeOffsets = native
+        wasmOffsets = wasm
+    }
+
+    /// The function containing `offset` (from the code base), or -1.
+    @inline(__always)
+    func functionSlot(containing offset: UInt) -> Int {
+        functionStarts.withUnsafeBufferPointer { starts in
+            let index = starts.prefixCount { $0 <= offset } - 1
+            return index >= 0 && offset < functionEnds[index] ? index : -1
+        }
+    }
+
+    @inline(__always)
+    func contains(_ offset: UInt, inFunction slot: Int) -> Bool {
+        offset >= functionStarts[slot] && offset < functionEnds[slot]
+    }
+
+    /// The wasm offset of the code at `offset` in function `slot`.
+    @inline(__always)
+    func moduleOffset(_ offset: UInt, inFunction slot: Int) -> UInt32? {
+        let native = offset - functionStarts[slot]
+        let first = mapStarts[slot], end = mapStarts[slot + 1]
+        return nativeOffsets.withUnsafeBufferPointer { offsets in
+            let entry = UnsafeBufferPointer(rebasing: offsets[first..<end]).prefixCount { UInt($0) <= native } - 1
+            guard entry >= 0 else { return nil }
+            let wasm = wasmOffsets[first + entry]
+            return wasm == AddressMapEntry.noWasmOffset ? nil : wasm
+        }
+    }
+
+    /// The function containing `offset` and the wasm offset of that code.
+    func locate(_ offset: UInt) -> (function: Int?, moduleOffset: UInt32?) {
+        let slot = functionSlot(containing: offset)
+        return slot < 0 ? (nil, nil) : (slot, moduleOffset(offset, inFunction: slot))
+    }
+
+    func symbol(atCodeOffset offset: UInt) -> FrameSymbol {
+        let slot = functionSlot(containing: offset)
+        if slot >= 0 {
+            return FrameSymbol(record: self, function: Int32(slot), stub: -1,
+                               moduleOffset: moduleOffset(offset, inFunction: slot))
+        }
+        let stub = module.stubIndex(containing: offset).map(Int32.init) ?? -1
+        return FrameSymbol(record: self, function: -1, stub: stub, moduleOffset: nil)
     }
 }
 
@@ -179,13 +289,7 @@ public struct CodeModule: Hashable, Sendable {
     /// The function or stub containing `offset` (from the code base) and,
     /// in a function, where in the wasm module that code came from.
     public func symbol(atCodeOffset offset: UInt) -> FrameSymbol? {
-        guard let index = functionIndex(containing: offset) else {
-            return FrameSymbol(moduleName: name, function: nil, stub: stubIndex(containing: offset).map { stubs[$0] },
-                               moduleOffset: nil)
-        }
-        let function = functions[index]
-        let moduleOffset = function.moduleOffset(atFunctionOffset: offset - function.codeRange.lowerBound)
-        return FrameSymbol(moduleName: name, function: function, moduleOffset: moduleOffset)
+        CodeModuleRecord(self).symbol(atCodeOffset: offset)
     }
 
     func validate() throws(CodeRegistryError) {
@@ -305,36 +409,86 @@ public enum CodeRegistryError: Error, Hashable, Sendable, CustomStringConvertibl
     }
 }
 
-/// What a frame's code is.
+/// What a frame's code is: a module's function or stub, and the wasm
+/// offset. It refers to the registry's record of the module rather than
+/// copying its tables, so symbolicating a frame costs a lookup and a
+/// reference; names are read when asked for.
 public struct FrameSymbol: Hashable, Sendable {
-    /// The module's name, if it has one.
-    public var moduleName: String?
-    /// The function, if the address lies in one.
-    public var function: CodeFunction?
-    /// The trampoline or stub, if the address lies in one.
-    public var stub: CodeStub?
-    /// Offset of the wasm instruction in the module binary.
-    public var moduleOffset: UInt32?
+    let record: CodeModuleRecord
+    /// Index in the module's functions, or -1.
+    let functionSlot: Int32
+    /// Index in the module's stubs, or -1.
+    let stubSlot: Int32
+    /// `moduleOffset`, or `AddressMapEntry.noWasmOffset` for none: a plain
+    /// word, so a symbol is a reference and three words with no padding
+    /// between them (see `isSameCode(at:_:)`).
+    private var wasmOffset: UInt32
 
-    public init(moduleName: String?, function: CodeFunction?, stub: CodeStub? = nil, moduleOffset: UInt32?) {
-        self.moduleName = moduleName
-        self.function = function
-        self.stub = stub
-        self.moduleOffset = moduleOffset
+    /// Offset of the wasm instruction in the module binary.
+    public var moduleOffset: UInt32? {
+        get { wasmOffset == AddressMapEntry.noWasmOffset ? nil : wasmOffset }
+        set { wasmOffset = newValue ?? AddressMapEntry.noWasmOffset }
     }
+
+    init(record: CodeModuleRecord, function: Int32, stub: Int32, moduleOffset: UInt32?) {
+        self.record = record
+        self.functionSlot = function
+        self.stubSlot = stub
+        self.wasmOffset = moduleOffset ?? AddressMapEntry.noWasmOffset
+    }
+
+    /// A symbol outside any registry (for tests and synthetic traces).
+    public init(moduleName: String?, function: CodeFunction?, stub: CodeStub? = nil, moduleOffset: UInt32?) {
+        let range = function?.codeRange ?? stub?.codeRange ?? 0..<0
+        record = CodeModuleRecord(CodeModule(name: moduleName, codeRange: range,
+                                             functions: function.map { [$0] } ?? [], stubs: stub.map { [$0] } ?? []))
+        functionSlot = function == nil ? -1 : 0
+        stubSlot = stub == nil ? -1 : 0
+        wasmOffset = moduleOffset ?? AddressMapEntry.noWasmOffset
+    }
+
+    /// The module's name, if it has one.
+    public var moduleName: String? { record.module.name }
+    /// The function, if the address lies in one.
+    public var function: CodeFunction? { functionSlot >= 0 ? record.module.functions[Int(functionSlot)] : nil }
+    /// The trampoline or stub, if the address lies in one.
+    public var stub: CodeStub? { stubSlot >= 0 ? record.module.stubs[Int(stubSlot)] : nil }
 
     /// What the code is: nil for an address in the module that is in no
     /// function or stub (padding).
-    public var kind: CodeKind? { function != nil ? .wasmFunction : stub?.kind }
+    public var kind: CodeKind? { functionSlot >= 0 ? .wasmFunction : stub?.kind }
 
     /// The function's index, if the address lies in one.
-    public var functionIndex: UInt32? { function?.index }
+    public var functionIndex: UInt32? { functionSlot >= 0 ? record.module.functions[Int(functionSlot)].index : nil }
     /// The function's name, if it has one.
-    public var functionName: String? { function?.name }
+    public var functionName: String? { functionSlot >= 0 ? record.module.functions[Int(functionSlot)].name : nil }
     /// Offset of the instruction from the function's body start.
     public var functionOffset: UInt32? {
-        guard let function, let moduleOffset, moduleOffset >= function.bodyOffset else { return nil }
-        return moduleOffset - function.bodyOffset
+        guard functionSlot >= 0, let moduleOffset else { return nil }
+        let bodyOffset = record.module.functions[Int(functionSlot)].bodyOffset
+        return moduleOffset >= bodyOffset ? moduleOffset - bodyOffset : nil
+    }
+
+    /// Whether both name the same code of the same registered module (one
+    /// identity comparison, no names compared).
+    @inline(__always)
+    func isSameCode(as other: FrameSymbol) -> Bool {
+        record === other.record && functionSlot == other.functionSlot && stubSlot == other.stubSlot
+            && moduleOffset == other.moduleOffset
+    }
+
+    /// Symbols are equal when they name the same code: module name,
+    /// function, stub and offset.
+    public static func == (a: FrameSymbol, b: FrameSymbol) -> Bool {
+        a.moduleOffset == b.moduleOffset && a.functionIndex == b.functionIndex && a.moduleName == b.moduleName
+            && a.function == b.function && a.stub == b.stub
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(moduleName)
+        hasher.combine(functionIndex)
+        hasher.combine(moduleOffset)
+        hasher.combine(stub)
     }
 }
 
@@ -347,6 +501,21 @@ public struct SymbolicatedFrame: Hashable, Sendable {
     public init(frame: Frame, symbol: FrameSymbol?) {
         self.frame = frame
         self.symbol = symbol
+    }
+
+    /// Whether both frames' code is the same code of the same registered
+    /// module, in the same activation, and not unknown: the symbols' bytes
+    /// compared in place — the record's address, the slots and the offset,
+    /// which make up a `FrameSymbol` with no padding — so no reference is
+    /// counted (folding the runs of a deep trace).
+    static func isSameCode(_ a: UnsafePointer<SymbolicatedFrame>, _ b: UnsafePointer<SymbolicatedFrame>) -> Bool {
+        guard a.pointee.frame.activation == b.pointee.frame.activation else { return false }
+        let offset = MemoryLayout<SymbolicatedFrame>.offset(of: \SymbolicatedFrame.symbol)!
+        let size = MemoryLayout<FrameSymbol>.size
+        let first = UnsafeRawPointer(a) + offset, second = UnsafeRawPointer(b) + offset
+        // A nil symbol is a null record pointer.
+        guard first.load(as: UInt.self) != 0 else { return false }
+        return memcmp(first, second, size) == 0
     }
 }
 

@@ -32,8 +32,12 @@ public struct TextFormatter: ReportFormatter {
     /// skipped. A truncated trace ends with a line saying why; an
     /// incomplete one with the error that stopped the walk.
     public func render(_ backtrace: SymbolicatedBacktrace, activationBoundaries: Bool = false) -> String {
+        backtrace.frames.withUnsafeBufferPointer { render(backtrace, frames: $0, activationBoundaries: activationBoundaries) }
+    }
+
+    private func render(_ backtrace: SymbolicatedBacktrace, frames: UnsafeBufferPointer<SymbolicatedFrame>,
+                        activationBoundaries: Bool) -> String {
         var lines: [String] = []
-        let frames = backtrace.frames
         var activation = frames.first?.frame.activation ?? 0
         var index = 0
         while index < frames.count {
@@ -43,7 +47,10 @@ public struct TextFormatter: ReportFormatter {
                 lines.append("       -- host frames; activation \(activation) --")
             }
             var end = index + 1
-            while end < frames.count, Self.sameCode(frames[end], frame) { end += 1 }
+            let base = frames.baseAddress!
+            while end < frames.count, SymbolicatedFrame.isSameCode(base + index, base + end) || Self.sameCode(frames[end], frame) {
+                end += 1
+            }
             if end - index >= foldingThreshold {
                 let first = String(index)
                 lines.append(Self.line(label: String(repeating: " ", count: max(0, 5 - first.count)) + first + "-\(end - 1)",

@@ -76,11 +76,11 @@ public enum TrapHandling {
         let frames = UnsafeBufferPointer(start: state.pointee.frames.assumingMemoryBound(to: Frame.self),
                                          count: Int(state.pointee.frame_count))
         let result = state.pointee.walk_result.assumingMemoryBound(to: WalkResult.self).pointee
-        let backtrace = Backtrace(frames: Array(frames), error: result.error,
-                                  truncation: !result.isComplete && result.error == nil
-                                      ? .bufferFull(capacity: frames.count) : nil)
+        let truncation: Truncation? = !result.isComplete && result.error == nil ? .bufferFull(capacity: frames.count) : nil
         let code = TrapCode(state.pointee.trap_code)
-        var trap = Trap(reason: .wasm(code), backtrace: store.registry.symbolicate(backtrace),
+        // Straight from the thread's frame buffer to symbolicated frames.
+        var trap = Trap(reason: .wasm(code),
+                        backtrace: store.registry.symbolicate(frames, error: result.error, truncation: truncation),
                         cause: cause(of: code, state: state.pointee, store: store))
         trap.signal = state.pointee.signal == 0 ? nil : state.pointee.signal
         if let snapshot = state.pointee.snapshot, snapshot.pointee.valid != 0 {
