@@ -62,12 +62,13 @@ func wasmtimeBenchmarks(_ harness: inout Harness, notes: inout [String]) throws 
     let typedCallsW = wu_wasmtime_function(wasmtime, "typed_host_calls")
     let wasmCallsW = wu_wasmtime_function(wasmtime, "wasm_calls")
 
-    func ours(_ mode: ExitRecording) throws -> (Instance, Store) {
+    func ours(_ mode: ExitRecording, native: Bool = false) throws -> (Instance, Store) {
         let engine = Engine(configuration: Engine.Configuration(exitRecording: mode))
         let store = Store(engine: engine)
         var imports = Imports()
         let signature = Signature(parameters: [.i32, .i32], results: [.i32])
-        imports.define(module: "host", name: "noop", .host(HostFunction.slots(signature: signature) { _, _ in }))
+        imports.define(module: "host", name: "noop", .host(native ? HostFunction.native { _, first, _ in first }
+                                                            : HostFunction.slots(signature: signature) { _, _ in }))
         imports.define(module: "host", name: "noop_typed", .host(HostFunction(signature: signature) { _, arguments in
             [arguments[0]]
         }))
@@ -120,9 +121,13 @@ func wasmtimeBenchmarks(_ harness: inout Harness, notes: inout [String]) throws 
 
     let calls = 1000
     let hostGroup = "host-call round trip on raw slots, (i32, i32) -> i32; an op is 1,000 calls from one wasm loop"
-    for (mode, target) in [("trampoline", instance), ("inline", inlineInstance)] {
+    let (nativeInstance, _) = try ours(.trampoline, native: true)
+    let (nativeInlineInstance, _) = try ours(.inline, native: true)
+    for (kind, mode, target) in [("HostFunction.native", "trampoline", nativeInstance),
+                                 ("HostFunction.native", "inline", nativeInlineInstance),
+                                 ("HostFunction.slots", "trampoline", instance), ("HostFunction.slots", "inline", inlineInstance)] {
         let function = target.export("host_calls")!
-        harness.measure(hostGroup, "ours (\(mode)): HostFunction.slots", items: calls) {
+        harness.measure(hostGroup, "ours (\(mode)): \(kind)", items: calls) {
             if case .i32(let value) = try! function.call([.i32(Int32(calls))])[0] { consume(UInt(bitPattern: Int(value))) }
         }
     }

@@ -90,8 +90,10 @@ struct ExitRecordingTests {
         let module = try Module(engine: Engine(configuration: Engine.Configuration(exitRecording: .inline)), text: Self.probe)
         let leaf = try #require(module.compiledFunction(1))
         // The host path's call site: the one whose return address follows
-        // `call [r15 + 0x20]`.
-        let site = try #require(leaf.callSites.last)
+        // `call [r15 + 0x20]` (the others: the wasm path, the native path).
+        let site = try #require(leaf.callSites.first { site in
+            Array(module.code.bytes[(site.returnAddressOffset - 4)..<site.returnAddressOffset]) == [0x41, 0xFF, 0x57, 0x20]
+        })
         let end = site.returnAddressOffset
         let golden: [UInt8] = [
             0x49, 0x8B, 0x07,                          // mov rax, [r15]                 ; the limits record

@@ -108,9 +108,9 @@ struct StackMapTests {
         #expect(report.stackRoots.isEmpty)
         let module = try #require(harness.store.modules.first)
         // Every call site has an entry: new (0x65), leaf (0x6d), gc twice;
-        // with inline exit recording each import call has two call
-        // instructions (host and wasm paths), each with its entry.
-        #expect(module.stackMaps.count == (mode == .trampoline ? 4 : 7))
+        // with inline exit recording each import call has three call
+        // instructions (wasm, host and native paths), each with its entry.
+        #expect(module.stackMaps.count == (mode == .trampoline ? 4 : 10))
         let plain = try #require(module.compiledFunction(4))
         let returnOffset = UInt32(plain.callSites[0].returnAddressOffset)
         #expect(module.stackMaps.map(atReturnOffset: returnOffset)?.isEmpty == true)

@@ -27,12 +27,21 @@ typedef void (*wu_entry_trampoline_fn)(wu_vmctx *vmctx, const void *callee, uint
 /// A host import is this module's exit trampoline with its own context; a
 /// wasm import is the other instance's function with the other context.
 /// `is_host` tells call sites compiled with inline exit recording to call the
-/// host directly instead.
+/// host directly instead: `WU_IMPORT_HOST` through `host_call`,
+/// `WU_IMPORT_NATIVE` by calling `native` with C arguments.
 typedef struct wu_import {
     const void *code;
     wu_vmctx *vmctx;
     uint64_t is_host;
+    /// A native host function: a C function taking the context, then the
+    /// parameters as C values (integers in order in the integer registers,
+    /// floats in the SSE registers), returning the result.
+    const void *native;
 } wu_import;
+
+#define WU_IMPORT_WASM 0
+#define WU_IMPORT_HOST 1
+#define WU_IMPORT_NATIVE 2
 
 /// A function reference (`funcref`): what `call_indirect` and `ref.func`
 /// work with. Each instance has one per function of its index space; a
@@ -143,8 +152,9 @@ struct wu_vmctx {
 #define WU_VMCTX_FUNCTIONS 72
 #define WU_VMCTX_LIBCALLS 80
 #define WU_VMCTX_TRAP 88
-#define WU_IMPORT_SIZE 24
+#define WU_IMPORT_SIZE 32
 #define WU_IMPORT_IS_HOST 16
+#define WU_IMPORT_NATIVE_FUNCTION 24
 
 _Static_assert(offsetof(wu_vmctx, limits) == WU_VMCTX_LIMITS, "abi");
 _Static_assert(offsetof(wu_vmctx, memory_base) == WU_VMCTX_MEMORY_BASE, "abi");
@@ -160,6 +170,7 @@ _Static_assert(offsetof(wu_vmctx, libcalls) == WU_VMCTX_LIBCALLS, "abi");
 _Static_assert(offsetof(wu_vmctx, trap) == WU_VMCTX_TRAP, "abi");
 _Static_assert(sizeof(wu_import) == WU_IMPORT_SIZE, "abi");
 _Static_assert(offsetof(wu_import, is_host) == WU_IMPORT_IS_HOST, "abi");
+_Static_assert(offsetof(wu_import, native) == WU_IMPORT_NATIVE_FUNCTION, "abi");
 
 #define WU_LIBCALL_MEMORY_GROW 0
 #define WU_LIBCALL_MEMORY_FILL 8

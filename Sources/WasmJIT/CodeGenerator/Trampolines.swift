@@ -139,4 +139,103 @@ enum Trampolines {
         assembler.ud2()
         return frame.events
     }
+
+    /// The exit trampoline of an import satisfied by a native host function
+    /// (`HostFunction.native`): records where wasm left off, as the other
+    /// exit trampoline does, then calls the C function with C arguments —
+    /// the context, then the integer parameters in order in rsi, rdx, rcx,
+    /// r8, r9 and the float ones in xmm0 ... — and puts a float result back
+    /// in rax. No buffer and no `host_call`.
+    ///
+    /// ```
+    ///   push rbp; mov rbp, rsp
+    ///   mov rax, [r15 + limits]
+    ///   mov r10, [rbp]; mov [rax + last_wasm_exit_fp], r10
+    ///   mov r10, [rbp + 8]; mov [rax + last_wasm_exit_pc], r10
+    ///   movq xmm0, rsi ...                 ; float parameters first
+    ///   mov r9, r8; ... mov rsi, rdi       ; integers, last first
+    ///   mov rdi, r15
+    ///   mov rax, [r15 + imports]
+    ///   call [rax + 32 * import + native]
+    ///   movq rax, xmm0                     ; a float result
+    ///   mov rsp, rbp; pop rbp; ret
+    /// ```
+    static func emitNativeExit(importIndex: UInt32, _ signature: Signature,
+                               into assembler: inout Assembler) -> [(offset: Int, event: FrameEvent)] {
+        var frame = FrameEmitter(start: assembler.offset)
+        frame.emitPrologue(&assembler)
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.loadCallerFramePointer(into: .r10)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .r10)
+        assembler.loadReturnAddress(into: .r10)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .r10)
+        emitNativeArguments(signature, into: &assembler) { parameter in
+            // Where wasm's calling convention left parameter k.
+            parameter < 6 ? .register(Register.integerArguments[parameter])
+                : .memory(MemoryOperand.at(.rbp, Int32(16 + 8 * (parameter - 6))))
+        }
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_IMPORTS)))
+        assembler.call(MemoryOperand.at(.rax, Int32(Int(importIndex) * Int(WU_IMPORT_SIZE) + Int(WU_IMPORT_NATIVE_FUNCTION))))
+        emitNativeResult(signature, into: &assembler)
+        frame.emitEpilogue(&assembler, codeFollows: false)
+        return frame.events
+    }
+
+    /// Where a parameter is before a native call.
+    enum ParameterSource {
+        case register(Register)
+        case memory(MemoryOperand)
+    }
+
+    /// Moves the parameters from where `source` says into C's registers —
+    /// floats into xmm0 ..., integers (and reference handles) into rsi,
+    /// rdx, rcx, r8, r9 — and the context into rdi. Floats go first (they
+    /// read integer registers without writing any); then the integer
+    /// register-to-register moves as a parallel move (each emitted once no
+    /// pending move still reads its destination; a cycle goes through
+    /// r11), then loads from memory, then rdi.
+    static func emitNativeArguments(_ signature: Signature, into assembler: inout Assembler,
+                                    source: (Int) -> ParameterSource) {
+        var floats = 0, integers = 0
+        var registerMoves: [(from: Register, to: Register)] = []
+        var loads: [(from: MemoryOperand, to: Register)] = []
+        for (parameter, kind) in signature.parameters.enumerated() {
+            if kind.isFloat {
+                let destination = XMMRegister(rawValue: UInt8(floats))!
+                floats += 1
+                let precision: FloatPrecision = kind == .f32 ? .single : .double
+                switch source(parameter) {
+                case .register(let register): assembler.movToXMM(precision == .single ? .d : .q, destination, register)
+                case .memory(let memory): assembler.movScalar(precision, destination, memory)
+                }
+            } else {
+                integers += 1
+                let destination = Register.integerArguments[integers]
+                switch source(parameter) {
+                case .register(let from): if from != destination { registerMoves.append((from, destination)) }
+                case .memory(let memory): loads.append((memory, destination))
+                }
+            }
+        }
+        while !registerMoves.isEmpty {
+            if let ready = registerMoves.firstIndex(where: { move in !registerMoves.contains { $0.from == move.to } }) {
+                let move = registerMoves.remove(at: ready)
+                assembler.mov(.q, move.to, move.from)
+            } else {
+                // Every pending destination is still to be read: a cycle.
+                // Park one source in r11 and read it from there.
+                let move = registerMoves.removeFirst()
+                assembler.mov(.q, .r11, move.from)
+                registerMoves.append((.r11, move.to))
+            }
+        }
+        for load in loads { assembler.mov(.q, load.to, load.from) }
+        assembler.mov(.q, .rdi, .r15)
+    }
+
+    /// A float result comes back in xmm0; wasm's convention wants it in rax.
+    static func emitNativeResult(_ signature: Signature, into assembler: inout Assembler) {
+        guard let result = signature.results.first, result.isFloat else { return }
+        assembler.movFromXMM(result == .f32 ? .d : .q, .rax, .xmm0)
+    }
 }

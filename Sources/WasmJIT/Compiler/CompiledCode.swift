@@ -69,6 +69,9 @@ public struct CompiledTrampoline: Hashable, Sendable {
     public var signature: Signature
     /// The import an exit trampoline calls.
     public var importIndex: UInt32?
+    /// An exit trampoline that calls a native host function (C arguments)
+    /// rather than `host_call`.
+    public var isNative = false
     /// Code offsets (from the module's code base).
     public var codeRange: Range<Int>
 }

@@ -34,7 +34,20 @@ extension FunctionCompiler {
             recordCallSite(emitImportCall(function), target)
             assembler.jmp(done)
             assembler.bind(hostPath)
-            recordCallSite(emitInlineHostCall(function, callee, base: base), target)
+            if HostFunction.isNativeCompatible(callee) {
+                // A native host function: called right here with C
+                // arguments (rax still holds the import table).
+                let nativePath = assembler.newLabel()
+                assembler.arithmetic(.cmp, .q, MemoryOperand.at(.rax, Int32(Int(function) * Int(WU_IMPORT_SIZE) + Int(WU_IMPORT_IS_HOST))),
+                                     immediate: Int32(WU_IMPORT_NATIVE))
+                assembler.j(.equal, nativePath)
+                recordCallSite(emitInlineHostCall(function, callee, base: base), target)
+                assembler.jmp(done)
+                assembler.bind(nativePath)
+                recordCallSite(emitInlineNativeCall(function, callee, base: base), target)
+            } else {
+                recordCallSite(emitInlineHostCall(function, callee, base: base), target)
+            }
             assembler.bind(done)
         }
         pushResults(of: callee)
@@ -49,6 +62,38 @@ extension FunctionCompiler {
             if position > 0 { assembler.mov(.q, .rax, MemoryOperand.at(.rsp, Int32(8 * (position - 1)))) }
             assembler.mov(.q, push(kind), .rax)
         }
+    }
+
+    /// Inline exit recording, native host function: the exit is recorded
+    /// here as for any inline host call, then the C function is called
+    /// with C arguments loaded straight from the operand-stack slots.
+    ///
+    /// ```
+    ///   mov rax, [r15 + limits]
+    ///   mov rcx, rbp; mov [rax + last_wasm_exit_fp], rcx
+    ///   lea rcx, [rip + return]; mov [rax + last_wasm_exit_pc], rcx
+    ///   movsd xmm0, [float argument] ...; mov rsi, [integer argument] ...
+    ///   mov rdi, r15
+    ///   mov rax, [r15 + imports]
+    ///   call [rax + 32 * import + native]
+    /// return:
+    ///   movq rax, xmm0                      ; a float result
+    /// ```
+    mutating func emitInlineNativeCall(_ function: UInt32, _ callee: Signature, base: Int) -> Int {
+        let returnAddress = assembler.newCallReturnAddressLabel()
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.loadFramePointer(into: .rcx)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rcx)
+        assembler.loadAddress(of: returnAddress, into: .rcx)
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rcx)
+        let slots = callee.parameters.indices.map { stackSlot(base + $0) }
+        Trampolines.emitNativeArguments(callee, into: &assembler) { .memory(slots[$0]) }
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_IMPORTS)))
+        let returnOffset = assembler.call(
+            .memory(MemoryOperand.at(.rax, Int32(Int(function) * Int(WU_IMPORT_SIZE) + Int(WU_IMPORT_NATIVE_FUNCTION)))),
+            providing: returnAddress)
+        Trampolines.emitNativeResult(callee, into: &assembler)
+        return returnOffset
     }
 
     /// Records a call site whose return address is at code offset

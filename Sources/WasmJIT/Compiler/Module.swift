@@ -38,6 +38,9 @@ public final class Module: @unchecked Sendable {
     /// Per imported function: the offset of its exit trampoline (none for a
     /// host import that inline call sites reach directly).
     let exitTrampolineOffsets: [Int?]
+    /// Per imported function: the offset of its native exit trampoline,
+    /// for a signature a native host function can have.
+    let nativeTrampolineOffsets: [Int?]
 
     /// Compiles a wasm binary.
     public init(engine: Engine, binary: [UInt8]) throws(CompileError) {
@@ -114,6 +117,24 @@ public final class Module: @unchecked Sendable {
             trampolines.append(CompiledTrampoline(kind: .exitTrampoline, signature: imported.signature,
                                                   importIndex: UInt32(importIndex), codeRange: start..<assembler.offset))
         }
+        // A native exit trampoline per import a native host function could
+        // satisfy: what calls through the import table (trampoline mode),
+        // tables and other modules reach when it is one.
+        var nativeOffsets: [Int?] = []
+        for (importIndex, imported) in description.imports.enumerated() {
+            guard HostFunction.isNativeCompatible(imported.signature) else {
+                nativeOffsets.append(nil)
+                continue
+            }
+            while assembler.offset % 16 != 0 { assembler.int3() }
+            let start = assembler.offset
+            let events = Trampolines.emitNativeExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)
+            frames.append(FrameDescription(codeRange: start..<assembler.offset, events: events))
+            nativeOffsets.append(start)
+            trampolines.append(CompiledTrampoline(kind: .exitTrampoline, signature: imported.signature,
+                                                  importIndex: UInt32(importIndex), isNative: true,
+                                                  codeRange: start..<assembler.offset))
+        }
 
         var bytes: [UInt8]
         do {
@@ -161,6 +182,7 @@ public final class Module: @unchecked Sendable {
         self.usesTypedFunctionReferences = usesTypedReferences
         self.entryTrampolineOffsets = entryOffsets
         self.exitTrampolineOffsets = exitOffsets
+        self.nativeTrampolineOffsets = nativeOffsets
         engine.didCompile?(self)
     }
 
@@ -254,7 +276,7 @@ public final class Module: @unchecked Sendable {
     public func name(of trampoline: CompiledTrampoline) -> String {
         if let index = trampoline.importIndex {
             let imported = description.imports[Int(index)]
-            return "\(trampoline.kind) for \(imported.module)::\(imported.name)"
+            return "\(trampoline.isNative ? "native " : "")\(trampoline.kind) for \(imported.module)::\(imported.name)"
         }
         return "\(trampoline.kind) \(trampoline.signature)"
     }

@@ -73,6 +73,7 @@ public struct Func {
 public enum CallError: Error, CustomStringConvertible {
     case argumentMismatch(expected: [ValueKind], found: [Value])
     case importedFunction(index: UInt32)
+    case nativeHostFunction
 
     public var description: String {
         switch self {
@@ -80,6 +81,8 @@ public enum CallError: Error, CustomStringConvertible {
             return "the function takes \(expected), called with \(found)"
         case .importedFunction(let index):
             return "function \(index) is an import; call it where it is defined"
+        case .nativeHostFunction:
+            return "a native host function is called by wasm only; call the C function itself"
         }
     }
 }

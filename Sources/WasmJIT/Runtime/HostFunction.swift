@@ -1,3 +1,5 @@
+import CWasmUnwindABI
+
 /// A function implemented in Swift that wasm can import.
 public struct HostFunction {
     /// The function's type.
@@ -12,17 +14,33 @@ public struct HostFunction {
         /// The parameters that are references: the host holds them while
         /// it runs.
         let referenceParameters: [Int]
+        /// The body of a host function on slots, for the fast path.
+        let slotsBody: ((Caller, UnsafeMutablePointer<UInt64>) throws -> Void)?
+        /// The body of a host function on values, for the fast path.
+        let valuesBody: ((Caller, [Value]) throws -> [Value])?
 
         init(signature: Signature, implementation: Implementation) {
             self.signature = signature
             self.implementation = implementation
             self.referenceParameters = signature.parameters.indices.filter { signature.parameters[$0] == .externref }
+            if case .slots(let body) = implementation { slotsBody = body } else { slotsBody = nil }
+            if case .values(let body) = implementation { valuesBody = body } else { valuesBody = nil }
         }
     }
+
+    init(storage: Storage) { self.storage = storage }
 
     enum Implementation {
         case values((Caller, [Value]) throws -> [Value])
         case slots((Caller, UnsafeMutablePointer<UInt64>) throws -> Void)
+        /// The address of a C function (`HostFunction.native`).
+        case native(UnsafeRawPointer)
+    }
+
+    /// The C function compiled code calls, for a native host function.
+    var nativeFunction: UnsafeRawPointer? {
+        if case .native(let address) = storage.implementation { return address }
+        return nil
     }
 
     /// A host function on boxed values: called with the arguments, returns
@@ -46,6 +64,76 @@ public struct HostFunction {
 
     private init(signature: Signature, implementation: Implementation) {
         storage = Storage(signature: signature, implementation: implementation)
+    }
+
+    /// A host function compiled code calls directly, as a C function with
+    /// native arguments: no buffer, no boxing, no allocation — the fastest
+    /// way from wasm to the host (Wasmtime's `Func::wrap`). `function` is
+    /// the address of a C-convention function (a `@convention(c)` Swift
+    /// closure or a C function) taking the caller's context
+    /// (`NativeCaller`), then the parameters — i32 as `Int32`, i64 as
+    /// `Int64`, f32 as `Float`, f64 as `Double`, references as `UInt64`
+    /// handles (0 for null) — and returning the result (or `Void`).
+    ///
+    /// The signature may have at most one result, five integer or reference
+    /// parameters and eight float parameters. A native function cannot
+    /// fail: use `init(signature:body:)` for one that throws. Called from
+    /// Swift through `Func.call` it is not supported (a `CallError`).
+    public static func native(signature: Signature, address function: UnsafeRawPointer)
+        throws(HostFunctionError) -> HostFunction
+    {
+        guard Self.isNativeCompatible(signature) else { throw .notNative(signature) }
+        return HostFunction(signature: signature, implementation: .native(function))
+    }
+
+    /// Whether `signature` can be called natively (see `native`).
+    static func isNativeCompatible(_ signature: Signature) -> Bool {
+        signature.results.count <= 1 && signature.parameters.filter { !$0.isFloat }.count <= 5
+            && signature.parameters.filter(\.isFloat).count <= 8
+    }
+
+    /// `(NativeCaller, Int32, Int32) -> Int32`, the common shape, typed.
+    public static func native(_ function: @convention(c) (NativeCaller, Int32, Int32) -> Int32) -> HostFunction {
+        HostFunction(signature: Signature(parameters: [.i32, .i32], results: [.i32]),
+                     implementation: .native(unsafeBitCast(function, to: UnsafeRawPointer.self)))
+    }
+
+    /// `(NativeCaller, Int32) -> Int32`, typed.
+    public static func native(_ function: @convention(c) (NativeCaller, Int32) -> Int32) -> HostFunction {
+        HostFunction(signature: Signature(parameters: [.i32], results: [.i32]),
+                     implementation: .native(unsafeBitCast(function, to: UnsafeRawPointer.self)))
+    }
+
+    /// `(NativeCaller, Int64) -> Int64`, typed.
+    public static func native(_ function: @convention(c) (NativeCaller, Int64) -> Int64) -> HostFunction {
+        HostFunction(signature: Signature(parameters: [.i64], results: [.i64]),
+                     implementation: .native(unsafeBitCast(function, to: UnsafeRawPointer.self)))
+    }
+
+    /// `(NativeCaller, Double) -> Double`, typed.
+    public static func native(_ function: @convention(c) (NativeCaller, Double) -> Double) -> HostFunction {
+        HostFunction(signature: Signature(parameters: [.f64], results: [.f64]),
+                     implementation: .native(unsafeBitCast(function, to: UnsafeRawPointer.self)))
+    }
+
+    /// `(NativeCaller) -> Void`, typed.
+    public static func native(_ function: @convention(c) (NativeCaller) -> Void) -> HostFunction {
+        HostFunction(signature: Signature(parameters: [], results: []),
+                     implementation: .native(unsafeBitCast(function, to: UnsafeRawPointer.self)))
+    }
+}
+
+/// What a native host function receives first: the calling instance's
+/// context (an opaque pointer, passed in the first C argument register).
+public typealias NativeCaller = OpaquePointer?
+
+extension Caller {
+    /// The caller of a native host function, from the context it received.
+    /// (A native host function runs inside wasm's activation like any
+    /// other host function: it may take backtraces and call exports.)
+    public init?(native context: NativeCaller) {
+        guard let context, let object = UnsafeMutablePointer<wu_vmctx>(context).pointee.instance else { return nil }
+        self.init(instance: Unmanaged<Instance>.fromOpaque(object).takeUnretainedValue())
     }
 }
 

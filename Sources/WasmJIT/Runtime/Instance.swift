@@ -32,6 +32,9 @@ public final class Instance {
     /// Read on every host call; written only while instantiating, before
     /// any code of the instance can run (so no exclusivity check).
     @exclusivity(unchecked) private var hostFunctions: [HostFunction?]
+    /// `hostFunctions`' storage, unretained (`hostFunctions` keeps each
+    /// alive): what `host_call` reads, without reference counting.
+    @exclusivity(unchecked) private var hostStorages: [Unmanaged<HostFunction.Storage>?]
     /// The wasm functions this instance imports, by import index.
     private var importedFunctions: [Func?]
     /// Instances whose functions this one imports, kept alive.
@@ -70,6 +73,7 @@ public final class Instance {
         ownReferences = .allocate(capacity: max(1, description.functionCount))
         ownReferences.initialize(repeating: wu_func_ref(), count: max(1, description.functionCount))
         hostFunctions = Array(repeating: nil, count: description.imports.count)
+        hostStorages = Array(repeating: nil, count: description.imports.count)
         importedFunctions = Array(repeating: nil, count: description.imports.count)
 
         context.pointee.limits = UnsafeMutablePointer(bitPattern: store.limits.address)
@@ -121,13 +125,7 @@ public final class Instance {
                         module: imported.module, name: imported.name,
                         expected: imported.signature, found: function.signature)
                 }
-                hostFunctions[index] = function
-                let trampoline = module.exitTrampolineOffsets[index].flatMap {
-                    UnsafeRawPointer(bitPattern: module.code.address(at: $0))
-                }
-                importTable[index] = wu_import(code: trampoline, vmctx: context, is_host: 1)
-                ownReferences[index] = wu_func_ref(code: trampoline, vmctx: context, type: typeID, is_host: 1)
-                functionReferences[index] = ownReferences + index
+                try bindHost(function, toImport: index, typeID: typeID)
             case .function(let function):
                 guard function.signature == imported.signature else {
                     throw InstantiationError.importSignatureMismatch(
@@ -140,13 +138,7 @@ public final class Instance {
                 if let host = function.hostFunction {
                     // A re-exported host import: this module's own exit
                     // trampoline calls it.
-                    hostFunctions[index] = host
-                    let trampoline = module.exitTrampolineOffsets[index].flatMap {
-                        UnsafeRawPointer(bitPattern: module.code.address(at: $0))
-                    }
-                    importTable[index] = wu_import(code: trampoline, vmctx: context, is_host: 1)
-                    ownReferences[index] = wu_func_ref(code: trampoline, vmctx: context, type: typeID, is_host: 1)
-                    functionReferences[index] = ownReferences + index
+                    try bindHost(host, toImport: index, typeID: typeID)
                 } else {
                     linkedInstances.append(function.instance)
                     importedFunctions[index] = function
@@ -218,6 +210,32 @@ public final class Instance {
             globalCells[index] = global.cell
             if global.kind == .funcref && global.isMutable { global.keepAlive(self) }
         }
+    }
+
+    /// Import `index` is the host function `function`: calls reach it
+    /// through this module's exit trampoline (or, inline, directly) — the
+    /// native one for a native host function.
+    private func bindHost(_ function: HostFunction, toImport index: Int, typeID: UInt64) throws {
+        hostFunctions[index] = function
+        hostStorages[index] = Unmanaged.passUnretained(function.storage)
+        let offset: Int?
+        if let native = function.nativeFunction {
+            guard let nativeTrampoline = module.nativeTrampolineOffsets[index] else {
+                throw InstantiationError.importSignatureMismatch(
+                    module: module.description.imports[index].module, name: module.description.imports[index].name,
+                    expected: module.description.imports[index].signature, found: function.signature)
+            }
+            offset = nativeTrampoline
+            let code = UnsafeRawPointer(bitPattern: module.code.address(at: nativeTrampoline))
+            importTable[index] = wu_import(code: code, vmctx: context, is_host: UInt64(WU_IMPORT_NATIVE), native: native)
+        } else {
+            offset = module.exitTrampolineOffsets[index]
+            let code = offset.flatMap { UnsafeRawPointer(bitPattern: module.code.address(at: $0)) }
+            importTable[index] = wu_import(code: code, vmctx: context, is_host: UInt64(WU_IMPORT_HOST), native: nil)
+        }
+        let trampoline = offset.flatMap { UnsafeRawPointer(bitPattern: module.code.address(at: $0)) }
+        ownReferences[index] = wu_func_ref(code: trampoline, vmctx: context, type: typeID, is_host: 1)
+        functionReferences[index] = ownReferences + index
     }
 
     /// The memory, tables and globals the module defines, and the
@@ -362,7 +380,7 @@ public final class Instance {
     func linkTarget(ofFunction index: UInt32) -> wu_import {
         if let compiled = module.compiledFunction(index) {
             return wu_import(code: UnsafeRawPointer(bitPattern: module.code.address(at: compiled.codeRange.lowerBound)),
-                             vmctx: context, is_host: 0)
+                             vmctx: context, is_host: 0, native: nil)
         }
         // A re-exported host import goes through its exit trampoline, which
         // works from any module's code.
@@ -400,13 +418,26 @@ public final class Instance {
     /// spilled, and writes its result back. Returns 0, or 1 after recording
     /// the failure in the store.
     fileprivate func callHost(importIndex: Int, values: UnsafeMutablePointer<UInt64>) -> Int32 {
-        guard let function = hostFunctions[importIndex] else {
+        guard let storage = hostStorages[importIndex] else {
             // The import table only points exit trampolines at host imports.
             fatalError("import \(importIndex) has no host function")
         }
         do {
-            try function.invoke(Caller(instance: self), values, store: store,
-                                importName: self.module.description.imports[importIndex].name)
+            try storage._withUnsafeGuaranteedRef { storage in
+                if let body = storage.slotsBody, storage.referenceParameters.isEmpty {
+                    // The fast paths, for host functions with no references
+                    // to hold: on slots ...
+                    try body(Caller(instance: self), values)
+                } else if let body = storage.valuesBody, storage.referenceParameters.isEmpty {
+                    // ... and on values, with the store's arguments array.
+                    try HostFunction.callOnValues(body, storage.signature, Caller(instance: self), values, store: store,
+                                                  importName: self.module.description.imports[importIndex].name)
+                } else {
+                    try HostFunction(storage: storage).invoke(
+                        Caller(instance: self), values, store: store,
+                        importName: self.module.description.imports[importIndex].name)
+                }
+            }
             return 0
         } catch let trap as Trap {
             // A trap from a nested activation, on its way out: it already
@@ -461,13 +492,31 @@ extension HostFunction {
         case .slots(let body):
             try body(caller, values)
         case .values(let body):
-            let arguments = signature.parameters.indices.map { Value(slot: values[$0], kind: signature.parameters[$0]) }
-            let results = try body(caller, arguments)
-            guard results.map(\.kind) == signature.results else {
-                throw HostFunctionError.resultMismatch(import: importName(), expected: signature.results, returned: results)
-            }
-            for (index, value) in results.enumerated() { values[index] = value.slot }
+            try Self.callOnValues(body, signature, caller, values, store: store, importName: importName())
+        case .native:
+            throw CallError.nativeHostFunction
         }
+    }
+}
+
+extension HostFunction {
+    /// A host function on values: the arguments' array is the store's,
+    /// reused from call to call (a nested host call takes a fresh one; if
+    /// the host kept the array, copy-on-write gives the next call a new
+    /// one), so a call allocates once: the results' array.
+    @inline(__always)
+    static func callOnValues(_ body: (Caller, [Value]) throws -> [Value], _ signature: Signature, _ caller: Caller,
+                             _ values: UnsafeMutablePointer<UInt64>, store: Store,
+                             importName: @autoclosure () -> String) throws {
+        var arguments = store.argumentArray.take() ?? []
+        arguments.removeAll(keepingCapacity: true)
+        for (index, kind) in signature.parameters.enumerated() { arguments.append(Value(slot: values[index], kind: kind)) }
+        let results = try body(caller, arguments)
+        store.argumentArray = arguments
+        guard results.count == signature.results.count, zip(results, signature.results).allSatisfy({ $0.kind == $1 }) else {
+            throw HostFunctionError.resultMismatch(import: importName(), expected: signature.results, returned: results)
+        }
+        for (index, value) in results.enumerated() { values[index] = value.slot }
     }
 }
 
@@ -515,11 +564,14 @@ public enum InstantiationError: Error, CustomStringConvertible {
 /// A host function broke its own signature.
 public enum HostFunctionError: Error, CustomStringConvertible {
     case resultMismatch(import: String, expected: [ValueKind], returned: [Value])
+    case notNative(Signature)
 
     public var description: String {
         switch self {
         case .resultMismatch(let name, let expected, let returned):
             return "host function `\(name)` returned \(returned) but its type says \(expected)"
+        case .notNative(let signature):
+            return "a native host function takes at most 5 integer and 8 float parameters and returns at most one value, not \(signature)"
         }
     }
 }

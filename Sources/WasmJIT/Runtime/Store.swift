@@ -20,6 +20,9 @@ public final class Store {
     var pendingFailure: Trap?
     /// The host objects wasm refers to by handle.
     let objects = HostObjects()
+    /// The arguments' array of host functions on `[Value]`, kept between
+    /// calls (a store is used by one thread at a time).
+    var argumentArray: [Value]?
     /// The instances alive in this store by their context's address: for
     /// describing traps from the registers a trap leaves, and for the
     /// collector (their tables and globals hold references). Unretained:
