@@ -37,6 +37,9 @@ do {
     try hostCallBenchmarks(&harness)
     codeSizes = try codeSizeReport()
     try wasmtimeBenchmarks(&harness, notes: &box.notes)
+    if harness.groupFilter == nil || "traps on threads".contains(harness.groupFilter!) {
+        codeSizes += [""] + (try threadTrapReport())
+    }
 } catch {
     FileHandle.standardError.write(Data("benchmark failed: \(error)\n".utf8))
     exit(1)
