@@ -18,6 +18,10 @@ public enum Demangling {
 
     /// The demangled form of `name`, or `name`.
     public static func demangle(_ name: String) -> String {
+        // Most names are not mangled: decide on the first bytes.
+        var bytes = name.utf8.makeIterator()
+        let first = bytes.next(), second = bytes.next()
+        guard first == UInt8(ascii: "_") || (first == UInt8(ascii: "Z") && second == UInt8(ascii: "N")) else { return name }
         guard name.utf8.count <= maximumLength, name.hasPrefix("_Z") || name.hasPrefix("ZN") || name.hasPrefix("__Z")
         else { return name }
         if let rust = rustLegacy(name) { return rust }

@@ -37,30 +37,37 @@ public struct TextFormatter: ReportFormatter {
 
     private func render(_ backtrace: SymbolicatedBacktrace, frames: UnsafeBufferPointer<SymbolicatedFrame>,
                         activationBoundaries: Bool) -> String {
-        var lines: [String] = []
+        // One byte buffer, appended to: a line is a few appends, no
+        // temporaries; made a string once.
+        var out: [UInt8] = []
+        out.reserveCapacity(min(frames.count, 64) * 48)
         var activation = frames.first?.frame.activation ?? 0
         var index = 0
         while index < frames.count {
             let frame = frames[index]
             if activationBoundaries, frame.frame.activation != activation {
                 activation = frame.frame.activation
-                lines.append("       -- host frames; activation \(activation) --")
+                if !out.isEmpty { out.append(UInt8(ascii: "\n")) }
+                out.append(contentsOf: "       -- host frames; activation \(activation) --".utf8)
             }
             var end = index + 1
             let base = frames.baseAddress!
             while end < frames.count, SymbolicatedFrame.isSameCode(base + index, base + end) || Self.sameCode(frames[end], frame) {
                 end += 1
             }
+            if !out.isEmpty { out.append(UInt8(ascii: "\n")) }
             if end - index >= foldingThreshold {
                 let first = String(index)
-                lines.append(Self.line(label: String(repeating: " ", count: max(0, 5 - first.count)) + first + "-\(end - 1)",
-                                       frame: frame) + " (\(Self.grouped(end - index)) times)")
+                Self.appendLine(label: String(repeating: " ", count: max(0, 5 - first.count)) + first + "-\(end - 1)",
+                                frame: frame, to: &out)
+                out.append(contentsOf: " (\(Self.grouped(end - index)) times)".utf8)
                 index = end
             } else {
-                lines.append(Self.line(index: index, frame: frame))
+                Self.appendLine(index: index, frame: frame, to: &out)
                 index += 1
             }
         }
+        var lines = out.isEmpty ? [] : [String(decoding: out, as: UTF8.self)]
         switch backtrace.truncation {
         case .requested(_, let omitted?)?:
             lines.append("       ... (backtrace truncated after \(Self.grouped(frames.count)) frames; \(Self.grouped(omitted)) more not shown)")
@@ -90,20 +97,89 @@ public struct TextFormatter: ReportFormatter {
     }
 
     static func line(label: String, frame: SymbolicatedFrame) -> String {
-        String(repeating: " ", count: max(0, 5 - label.count)) + label + ": " + describe(frame)
+        var out: [UInt8] = []
+        appendLine(label: label, frame: frame, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `line(index:frame:)`, appended to `out`.
+    static func appendLine(index: Int, frame: SymbolicatedFrame, to out: inout [UInt8]) {
+        // The index right-aligned in five columns.
+        var digits = 0, value = index
+        repeat { digits += 1; value /= 10 } while value > 0
+        for _ in 0..<max(0, 5 - digits) { out.append(UInt8(ascii: " ")) }
+        appendDecimal(index, digits: digits, to: &out)
+        out.append(UInt8(ascii: ":"))
+        out.append(UInt8(ascii: " "))
+        appendDescription(frame, to: &out)
+    }
+
+    static func appendDecimal(_ value: Int, digits: Int, to out: inout [UInt8]) {
+        let start = out.count
+        for _ in 0..<digits { out.append(0) }
+        var rest = value, position = out.count
+        repeat {
+            position -= 1
+            out[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        } while rest > 0 && position > start
+    }
+
+    static func appendLine(label: String, frame: SymbolicatedFrame, to out: inout [UInt8]) {
+        for _ in 0..<max(0, 5 - label.count) { out.append(UInt8(ascii: " ")) }
+        out.append(contentsOf: label.utf8)
+        out.append(UInt8(ascii: ":"))
+        out.append(UInt8(ascii: " "))
+        appendDescription(frame, to: &out)
+    }
+
+    /// `describe(_:)`, appended to `out`.
+    static func appendDescription(_ frame: SymbolicatedFrame, to out: inout [UInt8]) {
+        guard let symbol = frame.symbol else {
+            out.append(contentsOf: "<unregistered code at \(hex(frame.frame.address.rawValue))>".utf8)
+            return
+        }
+        if let offset = symbol.moduleOffset {
+            // `{offset:#8x}`: "0x" and the hex digits, right-aligned in 8.
+            var digits = 0, value = offset
+            repeat { digits += 1; value >>= 4 } while value > 0
+            for _ in 0..<max(0, 6 - digits) { out.append(UInt8(ascii: " ")) }
+            out.append(UInt8(ascii: "0"))
+            out.append(UInt8(ascii: "x"))
+            var shift = 4 * (digits - 1)
+            while shift >= 0 {
+                let digit = UInt8((offset >> UInt32(shift)) & 0xF)
+                out.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
+                shift -= 4
+            }
+            out.append(contentsOf: " - ".utf8)
+        }
+        appendName(of: symbol, to: &out)
+    }
+
+    static func appendName(of symbol: FrameSymbol, to out: inout [UInt8]) {
+        if let module = symbol.moduleName { out.append(contentsOf: module.utf8) } else { out.append(contentsOf: "<unknown>".utf8) }
+        out.append(UInt8(ascii: "!"))
+        if let index = symbol.functionIndex {
+            if let name = symbol.functionName {
+                out.append(contentsOf: Demangling.demangle(name).utf8)
+            } else {
+                out.append(contentsOf: "<wasm function \(index)>".utf8)
+            }
+        } else if let stub = symbol.stub {
+            out.append(UInt8(ascii: "<"))
+            out.append(contentsOf: (stub.name ?? stub.kind.description).utf8)
+            out.append(UInt8(ascii: ">"))
+        } else {
+            out.append(contentsOf: "<no code>".utf8)
+        }
     }
 
     /// `0x26 - hello_mod!hello`, padded as Wasmtime pads it, without the index.
     public static func describe(_ frame: SymbolicatedFrame) -> String {
-        guard let symbol = frame.symbol else {
-            return "<unregistered code at \(hex(frame.frame.address.rawValue))>"
-        }
-        var text = ""
-        if let offset = symbol.moduleOffset {
-            let digits = hex(offset)
-            text += String(repeating: " ", count: max(0, 8 - digits.count)) + digits + " - "
-        }
-        return text + name(of: symbol)
+        var out: [UInt8] = []
+        appendDescription(frame, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `module!function`: `<unknown>` for a module without a name, `<wasm
@@ -111,14 +187,9 @@ public struct TextFormatter: ReportFormatter {
     /// demangled (`Demangling`), `<entry trampoline>` for a trampoline,
     /// `<no code>` for padding between them.
     public static func name(of symbol: FrameSymbol) -> String {
-        let module = symbol.moduleName ?? "<unknown>"
-        if let function = symbol.function {
-            return module + "!" + (function.name.map(Demangling.demangle) ?? "<wasm function \(function.index)>")
-        }
-        if let stub = symbol.stub {
-            return module + "!<" + (stub.name ?? stub.kind.description) + ">"
-        }
-        return module + "!<no code>"
+        var out: [UInt8] = []
+        appendName(of: symbol, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `16,324`.
@@ -144,8 +215,15 @@ public struct TextFormatter: ReportFormatter {
     ///
     /// with the cause, if there is one, on the line before the message.
     public func render(_ trap: TrapReport) -> String {
-        "error while executing at wasm backtrace:\n" + render(trap.backtrace) + "\n"
-            + (trap.cause.map { $0 + "\n" } ?? "") + trap.message
+        var out = "error while executing at wasm backtrace:\n"
+        out.append(render(trap.backtrace))
+        out.append("\n")
+        if let cause = trap.cause {
+            out.append(cause)
+            out.append("\n")
+        }
+        out.append(trap.message)
+        return out
     }
 
     public func render(_ event: RunEvent) -> String {
