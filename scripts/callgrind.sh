@@ -46,6 +46,9 @@ describe() {
         probeDump) echo "dump: parse + walk" ;;
         probeHostCallsTrampoline) echo "host call, exit trampoline" ;;
         probeHostCallsInline) echo "host call, inline exit recording" ;;
+        probeTrap) echo "ours: trap + frames symbolicated" ;;
+        probeTrapRead) echo "ours: trap + every frame read" ;;
+        probeTrapMessage) echo "ours: trap + printed message" ;;
     esac
 }
 echo "instructions per capture under callgrind ($iterations runs each; one activation):"

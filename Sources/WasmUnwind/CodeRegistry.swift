@@ -19,6 +19,9 @@ public struct CodeRegistry: Sendable {
     public private(set) var records: [CodeModuleRecord] = []
     /// `records[i].module.codeRange`, for the binary searches.
     private var ranges: [Range<UInt>] = []
+    /// `records`, unretained (`records` keeps them alive): the hot lookups
+    /// use the record without counting a reference.
+    private var unretained: [Unmanaged<CodeModuleRecord>] = []
 
     public init() {}
 
@@ -36,8 +39,10 @@ public struct CodeRegistry: Sendable {
         if index < ranges.count, ranges[index].overlaps(module.codeRange) {
             throw .overlappingModules(new: module.codeRange, existing: ranges[index])
         }
-        records.insert(CodeModuleRecord(module), at: index)
+        let record = CodeModuleRecord(module)
+        records.insert(record, at: index)
         ranges.insert(module.codeRange, at: index)
+        unretained.insert(Unmanaged.passUnretained(record), at: index)
     }
 
     /// Removes the module whose code starts at `codeBase`; returns whether
@@ -48,14 +53,21 @@ public struct CodeRegistry: Sendable {
         guard index < ranges.count, ranges[index].lowerBound == codeBase else { return false }
         records.remove(at: index)
         ranges.remove(at: index)
+        unretained.remove(at: index)
         return true
     }
 
     /// The index in `modules` of the module whose code contains `address`.
+    @inline(__always)
     public func moduleIndex(containing address: UInt) -> Int? {
-        let index = insertionIndex(for: address &+ 1)
-        guard index > 0, ranges[index - 1].contains(address) else { return nil }
-        return index - 1
+        ranges.withUnsafeBufferPointer { ranges in
+            var low = 0, high = ranges.count
+            while low < high {
+                let mid = (low &+ high) >> 1
+                if ranges[mid].lowerBound <= address { low = mid &+ 1 } else { high = mid }
+            }
+            return low > 0 && address < ranges[low &- 1].upperBound ? low &- 1 : nil
+        }
     }
 
     /// The module whose code contains `address`.
@@ -113,7 +125,8 @@ public struct CodeRegistry: Sendable {
     public func resolve(_ address: FrameAddress) -> Resolution? {
         let pc = address.adjustedProgramCounter
         guard let moduleIndex = moduleIndex(containing: pc) else { return nil }
-        let (function, moduleOffset) = records[moduleIndex].locate(pc - ranges[moduleIndex].lowerBound)
+        let offset = pc - ranges[moduleIndex].lowerBound
+        let (function, moduleOffset) = unretained[moduleIndex]._withUnsafeGuaranteedRef { $0.locate(offset) }
         return Resolution(module: moduleIndex, function: function, moduleOffset: moduleOffset)
     }
 
@@ -175,57 +188,80 @@ public struct CodeRegistry: Sendable {
 /// A registered module, shared by every symbol that refers to its code,
 /// with its functions' ranges and address maps laid out flat for lookups
 /// that touch no reference counts.
-public final class CodeModuleRecord: Sendable {
+public final class CodeModuleRecord: @unchecked Sendable {
     public let module: CodeModule
-    /// Per function: its code range (offsets from the code base).
-    private let functionStarts: [UInt]
-    private let functionEnds: [UInt]
-    /// Per function: where its address map starts in `nativeOffsets` and
-    /// `wasmOffsets`, and one more entry for the end.
-    private let mapStarts: [Int]
-    private let nativeOffsets: [UInt32]
-    private let wasmOffsets: [UInt32]
+    /// Per function: its code range start and end (offsets from the code
+    /// base), and where its address map starts in `native`/`wasm` (one more
+    /// entry for the end). Plain memory, immutable after init: lookups
+    /// read it with no reference counting and no bounds checks.
+    private let functionCount: Int
+    private let starts: UnsafeMutablePointer<UInt>
+    private let ends: UnsafeMutablePointer<UInt>
+    private let mapStarts: UnsafeMutablePointer<Int>
+    private let native: UnsafeMutablePointer<UInt32>
+    private let wasm: UnsafeMutablePointer<UInt32>
 
     init(_ module: CodeModule) {
         self.module = module
-        functionStarts = module.functions.map(\.codeRange.lowerBound)
-        functionEnds = module.functions.map(\.codeRange.upperBound)
-        var starts: [Int] = [0], native: [UInt32] = [], wasm: [UInt32] = []
-        for function in module.functions {
-            native += function.addressMap.map(\.nativeOffset)
-            wasm += function.addressMap.map(\.wasmOffset)
-            starts.append(native.count)
+        functionCount = module.functions.count
+        let entries = module.functions.reduce(0) { $0 + $1.addressMap.count }
+        starts = .allocate(capacity: max(1, functionCount))
+        ends = .allocate(capacity: max(1, functionCount))
+        mapStarts = .allocate(capacity: functionCount + 1)
+        native = .allocate(capacity: max(1, entries))
+        wasm = .allocate(capacity: max(1, entries))
+        var position = 0
+        for (index, function) in module.functions.enumerated() {
+            starts[index] = function.codeRange.lowerBound
+            ends[index] = function.codeRange.upperBound
+            mapStarts[index] = position
+            for entry in function.addressMap {
+                native[position] = entry.nativeOffset
+                wasm[position] = entry.wasmOffset
+                position += 1
+            }
         }
-        mapStarts = starts
-        nativeOffsets = native
-        wasmOffsets = wasm
+        mapStarts[functionCount] = position
+    }
+
+    deinit {
+        starts.deallocate()
+        ends.deallocate()
+        mapStarts.deallocate()
+        native.deallocate()
+        wasm.deallocate()
     }
 
     /// The function containing `offset` (from the code base), or -1.
     @inline(__always)
     func functionSlot(containing offset: UInt) -> Int {
-        functionStarts.withUnsafeBufferPointer { starts in
-            let index = starts.prefixCount { $0 <= offset } - 1
-            return index >= 0 && offset < functionEnds[index] ? index : -1
+        var low = 0, high = functionCount
+        while low < high {
+            let mid = (low &+ high) >> 1
+            if starts[mid] <= offset { low = mid &+ 1 } else { high = mid }
         }
+        let index = low &- 1
+        return index >= 0 && offset < ends[index] ? index : -1
     }
 
     @inline(__always)
     func contains(_ offset: UInt, inFunction slot: Int) -> Bool {
-        offset >= functionStarts[slot] && offset < functionEnds[slot]
+        offset >= starts[slot] && offset < ends[slot]
     }
 
     /// The wasm offset of the code at `offset` in function `slot`.
     @inline(__always)
     func moduleOffset(_ offset: UInt, inFunction slot: Int) -> UInt32? {
-        let native = offset - functionStarts[slot]
-        let first = mapStarts[slot], end = mapStarts[slot + 1]
-        return nativeOffsets.withUnsafeBufferPointer { offsets in
-            let entry = UnsafeBufferPointer(rebasing: offsets[first..<end]).prefixCount { UInt($0) <= native } - 1
-            guard entry >= 0 else { return nil }
-            let wasm = wasmOffsets[first + entry]
-            return wasm == AddressMapEntry.noWasmOffset ? nil : wasm
+        let nativeOffset = offset &- starts[slot]
+        var low = mapStarts[slot], high = mapStarts[slot &+ 1]
+        let first = low
+        while low < high {
+            let mid = (low &+ high) >> 1
+            if UInt(native[mid]) <= nativeOffset { low = mid &+ 1 } else { high = mid }
         }
+        guard low > first else { return nil }
+        let value = wasm[low &- 1]
+        return value == AddressMapEntry.noWasmOffset ? nil : value
     }
 
     /// The function containing `offset` and the wasm offset of that code.
