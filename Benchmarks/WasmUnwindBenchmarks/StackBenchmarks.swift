@@ -179,6 +179,19 @@ func measureAtHostCall(_ caller: Caller, frames: Int, activations: Int, shape: S
         consume(UInt((try? registry.roots(of: frameList, reader: UncheckedMemoryReader()).count) ?? 0))
     }
 
+    // Symbolication into a backtrace value (what a trap builds) and the
+    // printed text, every frame on its own line (folding off: this stack
+    // repeats one function).
+    let symbolicated = registry.symbolicate(Backtrace(frames: frameList))
+    let unfolded = TextFormatter(foldingThreshold: .max)
+    let textGroup = "symbolicated backtrace and its text: \(stack), one line per frame"
+    box.harness.measure(textGroup, "ours: symbolicate into a SymbolicatedBacktrace", items: frames) {
+        frameList.withUnsafeBufferPointer { consume(UInt(registry.symbolicate($0).frames.count)) }
+    }
+    box.harness.measure(textGroup, "ours: render Wasmtime's text (TextFormatter)", items: frames) {
+        consume(UInt(unfolded.render(symbolicated).utf8.count))
+    }
+
     // Captures: write (capture + serialise) and dump (parse + walk).
     let bytes = LiveCapture.atHostCall(caller).serialized()
     let captureGroup = "capture file: \(stack) (\(bytes.count) bytes)"

@@ -200,10 +200,41 @@ public final class CodeModuleRecord: @unchecked Sendable {
     private let mapStarts: UnsafeMutablePointer<Int>
     private let native: UnsafeMutablePointer<UInt32>
     private let wasm: UnsafeMutablePointer<UInt32>
+    /// Names, interned when the module is registered: the module's name, and
+    /// per function its index and name, read by a frame with no copy of the
+    /// function's record.
+    let moduleName: String?
+    private let functionIndices: UnsafeMutablePointer<UInt32>
+    private let functionNames: UnsafeMutablePointer<String?>
+    /// What a frame prints after its offset, as UTF-8, per function then
+    /// per stub (`module!function`, demangled; `module!<entry trampoline>`):
+    /// bytes `displayStarts[i]..<displayStarts[i + 1]` of `displayBytes`.
+    private let displayStarts: UnsafeMutablePointer<Int>
+    private let displayBytes: UnsafeMutableBufferPointer<UInt8>
 
     init(_ module: CodeModule) {
         self.module = module
+        moduleName = module.name
         functionCount = module.functions.count
+        functionIndices = .allocate(capacity: max(1, functionCount))
+        functionNames = .allocate(capacity: max(1, functionCount))
+        for (slot, function) in module.functions.enumerated() {
+            functionIndices[slot] = function.index
+            (functionNames + slot).initialize(to: function.name)
+        }
+        let names = module.functions.map { Self.displayName(module: module.name, function: $0) }
+            + module.stubs.map { Self.displayName(module: module.name, stub: $0) }
+        displayStarts = .allocate(capacity: names.count + 1)
+        displayBytes = .allocate(capacity: max(1, names.reduce(0) { $0 + $1.utf8.count }))
+        var byte = 0
+        for (slot, name) in names.enumerated() {
+            displayStarts[slot] = byte
+            for unit in name.utf8 {
+                displayBytes[byte] = unit
+                byte += 1
+            }
+        }
+        displayStarts[names.count] = byte
         let entries = module.functions.reduce(0) { $0 + $1.addressMap.count }
         starts = .allocate(capacity: max(1, functionCount))
         ends = .allocate(capacity: max(1, functionCount))
@@ -225,6 +256,11 @@ public final class CodeModuleRecord: @unchecked Sendable {
     }
 
     deinit {
+        displayStarts.deallocate()
+        displayBytes.deallocate()
+        functionIndices.deallocate()
+        functionNames.deinitialize(count: functionCount)
+        functionNames.deallocate()
         starts.deallocate()
         ends.deallocate()
         mapStarts.deallocate()
@@ -263,6 +299,33 @@ public final class CodeModuleRecord: @unchecked Sendable {
         let value = wasm[low &- 1]
         return value == AddressMapEntry.noWasmOffset ? nil : value
     }
+
+    /// A function's printed name: `module!function`, `<unknown>` for a
+    /// module without a name, `<wasm function N>` for a function without
+    /// one, a Rust or C++ name demangled.
+    static func displayName(module: String?, function: CodeFunction) -> String {
+        (module ?? "<unknown>") + "!" + (function.name.map(Demangling.demangle) ?? "<wasm function \(function.index)>")
+    }
+
+    /// A stub's printed name: `module!<entry trampoline>`.
+    static func displayName(module: String?, stub: CodeStub) -> String {
+        (module ?? "<unknown>") + "!<" + (stub.name ?? stub.kind.description) + ">"
+    }
+
+    /// The printed name of function `function` or else stub `stub` (slots),
+    /// UTF-8, valid while the record lives.
+    @inline(__always)
+    func displayName(function: Int32, stub: Int32) -> UnsafeBufferPointer<UInt8> {
+        let slot = function >= 0 ? Int(function) : functionCount + Int(stub)
+        let start = displayStarts[slot]
+        return UnsafeBufferPointer(rebasing: displayBytes[start..<displayStarts[slot + 1]])
+    }
+
+    @inline(__always)
+    func functionIndex(slot: Int32) -> UInt32 { functionIndices[Int(slot)] }
+
+    @inline(__always)
+    func functionName(slot: Int32) -> String? { functionNames[Int(slot)] }
 
     /// The function containing `offset` and the wasm offset of that code.
     func locate(_ offset: UInt) -> (function: Int?, moduleOffset: UInt32?) {
@@ -458,7 +521,7 @@ public struct FrameSymbol: Hashable, Sendable {
     /// `moduleOffset`, or `AddressMapEntry.noWasmOffset` for none: a plain
     /// word, so a symbol is a reference and three words with no padding
     /// between them (see `isSameCode(at:_:)`).
-    private var wasmOffset: UInt32
+    fileprivate(set) var wasmOffset: UInt32
 
     /// Offset of the wasm instruction in the module binary.
     public var moduleOffset: UInt32? {
@@ -484,20 +547,23 @@ public struct FrameSymbol: Hashable, Sendable {
     }
 
     /// The module's name, if it has one.
-    public var moduleName: String? { record.module.name }
+    public var moduleName: String? { record.moduleName }
     /// The function, if the address lies in one.
     public var function: CodeFunction? { functionSlot >= 0 ? record.module.functions[Int(functionSlot)] : nil }
     /// The trampoline or stub, if the address lies in one.
     public var stub: CodeStub? { stubSlot >= 0 ? record.module.stubs[Int(stubSlot)] : nil }
+
+    /// Whether the address lies in a function or a stub (not padding).
+    var hasCode: Bool { functionSlot >= 0 || stubSlot >= 0 }
 
     /// What the code is: nil for an address in the module that is in no
     /// function or stub (padding).
     public var kind: CodeKind? { functionSlot >= 0 ? .wasmFunction : stub?.kind }
 
     /// The function's index, if the address lies in one.
-    public var functionIndex: UInt32? { functionSlot >= 0 ? record.module.functions[Int(functionSlot)].index : nil }
+    public var functionIndex: UInt32? { functionSlot >= 0 ? record.functionIndex(slot: functionSlot) : nil }
     /// The function's name, if it has one.
-    public var functionName: String? { functionSlot >= 0 ? record.module.functions[Int(functionSlot)].name : nil }
+    public var functionName: String? { functionSlot >= 0 ? record.functionName(slot: functionSlot) : nil }
     /// Offset of the instruction from the function's body start.
     public var functionOffset: UInt32? {
         guard functionSlot >= 0, let moduleOffset else { return nil }
@@ -552,6 +618,42 @@ public struct SymbolicatedFrame: Hashable, Sendable {
         // A nil symbol is a null record pointer.
         guard first.load(as: UInt.self) != 0 else { return false }
         return memcmp(first, second, size) == 0
+    }
+}
+
+/// A frame's symbol read in place: the record is not retained, so a
+/// borrowed symbol is valid only while the frame it was read from is (the
+/// frame holds the reference). For loops over a backtrace's frames that
+/// must not count a reference per frame (rendering).
+struct BorrowedSymbol {
+    let record: Unmanaged<CodeModuleRecord>
+    let functionSlot: Int32
+    let stubSlot: Int32
+    let wasmOffset: UInt32
+
+    /// The symbol of `frame`, or nil when it has none.
+    @inline(__always)
+    init?(_ frame: UnsafePointer<SymbolicatedFrame>) {
+        let symbol = UnsafeRawPointer(frame) + Self.symbolOffset
+        guard let record = symbol.load(as: UnsafeRawPointer?.self) else { return nil }
+        self.record = Unmanaged.fromOpaque(record)
+        functionSlot = symbol.load(fromByteOffset: Self.functionOffset, as: Int32.self)
+        stubSlot = symbol.load(fromByteOffset: Self.stubOffset, as: Int32.self)
+        wasmOffset = symbol.load(fromByteOffset: Self.wasmOffsetOffset, as: UInt32.self)
+    }
+
+    private static let symbolOffset = MemoryLayout<SymbolicatedFrame>.offset(of: \SymbolicatedFrame.symbol)!
+    private static let functionOffset = MemoryLayout<FrameSymbol>.offset(of: \FrameSymbol.functionSlot)!
+    private static let stubOffset = MemoryLayout<FrameSymbol>.offset(of: \FrameSymbol.stubSlot)!
+    private static let wasmOffsetOffset = MemoryLayout<FrameSymbol>.offset(of: \FrameSymbol.wasmOffset)!
+
+    var moduleOffset: UInt32? { wasmOffset == AddressMapEntry.noWasmOffset ? nil : wasmOffset }
+    var hasCode: Bool { functionSlot >= 0 || stubSlot >= 0 }
+
+    /// `module!function` as printed (see `CodeModuleRecord.displayName`).
+    @inline(__always)
+    func withDisplayName<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        record._withUnsafeGuaranteedRef { body($0.displayName(function: functionSlot, stub: stubSlot)) }
     }
 }
 

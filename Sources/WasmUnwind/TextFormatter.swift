@@ -39,20 +39,20 @@ public struct TextFormatter: ReportFormatter {
                         activationBoundaries: Bool) -> String {
         // One byte buffer, appended to: a line is a few appends, no
         // temporaries; made a string once.
-        var out: [UInt8] = []
-        out.reserveCapacity(min(frames.count, 64) * 48)
+        var out = TextBuffer(capacity: min(frames.count, 64) * 48)
         var activation = frames.first?.frame.activation ?? 0
         var index = 0
-        while index < frames.count {
-            let frame = frames[index]
-            if activationBoundaries, frame.frame.activation != activation {
-                activation = frame.frame.activation
+        // Frames are read in place (no copy, no reference counted per line).
+        let base = frames.baseAddress
+        while index < frames.count, let base {
+            let frame = base + index
+            if activationBoundaries, frame.pointee.frame.activation != activation {
+                activation = frame.pointee.frame.activation
                 if !out.isEmpty { out.append(UInt8(ascii: "\n")) }
-                out.append(contentsOf: "       -- host frames; activation \(activation) --".utf8)
+                out.append("       -- host frames; activation \(activation) --")
             }
             var end = index + 1
-            let base = frames.baseAddress!
-            while end < frames.count, SymbolicatedFrame.isSameCode(base + index, base + end) || Self.sameCode(frames[end], frame) {
+            while end < frames.count, SymbolicatedFrame.isSameCode(frame, base + end) || Self.sameCode(base + end, frame) {
                 end += 1
             }
             if !out.isEmpty { out.append(UInt8(ascii: "\n")) }
@@ -60,14 +60,19 @@ public struct TextFormatter: ReportFormatter {
                 let first = String(index)
                 Self.appendLine(label: String(repeating: " ", count: max(0, 5 - first.count)) + first + "-\(end - 1)",
                                 frame: frame, to: &out)
-                out.append(contentsOf: " (\(Self.grouped(end - index)) times)".utf8)
+                out.append(" (\(Self.grouped(end - index)) times)")
                 index = end
             } else {
+                // A run too short to fold: every line of it, each searched once.
                 Self.appendLine(index: index, frame: frame, to: &out)
-                index += 1
+                for line in index + 1 ..< end {
+                    out.append(UInt8(ascii: "\n"))
+                    Self.appendLine(index: line, frame: base + line, to: &out)
+                }
+                index = end
             }
         }
-        var lines = out.isEmpty ? [] : [String(decoding: out, as: UTF8.self)]
+        var lines = out.isEmpty ? [] : [out.string]
         switch backtrace.truncation {
         case .requested(_, let omitted?)?:
             lines.append("       ... (backtrace truncated after \(Self.grouped(frames.count)) frames; \(Self.grouped(omitted)) more not shown)")
@@ -84,11 +89,16 @@ public struct TextFormatter: ReportFormatter {
         return lines.joined(separator: "\n")
     }
 
-    /// Whether two frames print the same (a run to fold).
-    static func sameCode(_ a: SymbolicatedFrame, _ b: SymbolicatedFrame) -> Bool {
-        a.frame.activation == b.frame.activation && a.symbol != nil && a.symbol?.moduleName == b.symbol?.moduleName
-            && a.symbol?.function?.index == b.symbol?.function?.index && a.symbol?.stub == b.symbol?.stub
-            && a.symbol?.moduleOffset == b.symbol?.moduleOffset
+    /// Whether two frames print the same (a run to fold): same code of one
+    /// registered module, or the same text from two registrations.
+    static func sameCode(_ a: UnsafePointer<SymbolicatedFrame>, _ b: UnsafePointer<SymbolicatedFrame>) -> Bool {
+        guard a.pointee.frame.activation == b.pointee.frame.activation,
+              let first = BorrowedSymbol(a), let second = BorrowedSymbol(b),
+              first.wasmOffset == second.wasmOffset, first.hasCode, second.hasCode else { return false }
+        if first.record.toOpaque() == second.record.toOpaque() {
+            return first.functionSlot == second.functionSlot && first.stubSlot == second.stubSlot
+        }
+        return first.withDisplayName { one in second.withDisplayName { one.elementsEqual($0) } }
     }
 
     /// One frame in Wasmtime's layout.
@@ -97,89 +107,64 @@ public struct TextFormatter: ReportFormatter {
     }
 
     static func line(label: String, frame: SymbolicatedFrame) -> String {
-        var out: [UInt8] = []
-        appendLine(label: label, frame: frame, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        var out = TextBuffer()
+        withUnsafePointer(to: frame) { appendLine(label: label, frame: $0, to: &out) }
+        return out.string
     }
 
-    /// `line(index:frame:)`, appended to `out`.
-    static func appendLine(index: Int, frame: SymbolicatedFrame, to out: inout [UInt8]) {
-        // The index right-aligned in five columns.
-        var digits = 0, value = index
-        repeat { digits += 1; value /= 10 } while value > 0
-        for _ in 0..<max(0, 5 - digits) { out.append(UInt8(ascii: " ")) }
-        appendDecimal(index, digits: digits, to: &out)
+    /// `line(index:frame:)`, appended to `out`: the index right-aligned in
+    /// five columns.
+    static func appendLine(index: Int, frame: UnsafePointer<SymbolicatedFrame>, to out: inout TextBuffer) {
+        out.appendDecimal(index, width: 5)
         out.append(UInt8(ascii: ":"))
         out.append(UInt8(ascii: " "))
         appendDescription(frame, to: &out)
     }
 
-    static func appendDecimal(_ value: Int, digits: Int, to out: inout [UInt8]) {
-        let start = out.count
-        for _ in 0..<digits { out.append(0) }
-        var rest = value, position = out.count
-        repeat {
-            position -= 1
-            out[position] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-        } while rest > 0 && position > start
-    }
-
-    static func appendLine(label: String, frame: SymbolicatedFrame, to out: inout [UInt8]) {
-        for _ in 0..<max(0, 5 - label.count) { out.append(UInt8(ascii: " ")) }
-        out.append(contentsOf: label.utf8)
+    static func appendLine(label: String, frame: UnsafePointer<SymbolicatedFrame>, to out: inout TextBuffer) {
+        out.append(UInt8(ascii: " "), times: 5 - label.count)
+        out.append(label)
         out.append(UInt8(ascii: ":"))
         out.append(UInt8(ascii: " "))
         appendDescription(frame, to: &out)
     }
 
-    /// `describe(_:)`, appended to `out`.
-    static func appendDescription(_ frame: SymbolicatedFrame, to out: inout [UInt8]) {
-        guard let symbol = frame.symbol else {
-            out.append(contentsOf: "<unregistered code at \(hex(frame.frame.address.rawValue))>".utf8)
+    /// `describe(_:)`, appended to `out`; the frame is read in place.
+    static func appendDescription(_ frame: UnsafePointer<SymbolicatedFrame>, to out: inout TextBuffer) {
+        guard let symbol = BorrowedSymbol(frame) else {
+            out.append("<unregistered code at \(hex(frame.pointee.frame.address.rawValue))>")
             return
         }
         if let offset = symbol.moduleOffset {
-            // `{offset:#8x}`: "0x" and the hex digits, right-aligned in 8.
-            var digits = 0, value = offset
-            repeat { digits += 1; value >>= 4 } while value > 0
-            for _ in 0..<max(0, 6 - digits) { out.append(UInt8(ascii: " ")) }
-            out.append(UInt8(ascii: "0"))
-            out.append(UInt8(ascii: "x"))
-            var shift = 4 * (digits - 1)
-            while shift >= 0 {
-                let digit = UInt8((offset >> UInt32(shift)) & 0xF)
-                out.append(digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10)
-                shift -= 4
-            }
-            out.append(contentsOf: " - ".utf8)
+            // `{offset:#8x}`.
+            out.appendHex(UInt64(offset), width: 8)
+            out.append(UInt8(ascii: " "))
+            out.append(UInt8(ascii: "-"))
+            out.append(UInt8(ascii: " "))
         }
-        appendName(of: symbol, to: &out)
+        if symbol.hasCode {
+            symbol.withDisplayName { out.append($0) }
+        } else {
+            appendName(of: frame.pointee.symbol!, to: &out)
+        }
     }
 
-    static func appendName(of symbol: FrameSymbol, to out: inout [UInt8]) {
-        if let module = symbol.moduleName { out.append(contentsOf: module.utf8) } else { out.append(contentsOf: "<unknown>".utf8) }
-        out.append(UInt8(ascii: "!"))
-        if let index = symbol.functionIndex {
-            if let name = symbol.functionName {
-                out.append(contentsOf: Demangling.demangle(name).utf8)
-            } else {
-                out.append(contentsOf: "<wasm function \(index)>".utf8)
-            }
-        } else if let stub = symbol.stub {
-            out.append(UInt8(ascii: "<"))
-            out.append(contentsOf: (stub.name ?? stub.kind.description).utf8)
-            out.append(UInt8(ascii: ">"))
-        } else {
-            out.append(contentsOf: "<no code>".utf8)
+    static func appendName(of symbol: borrowing FrameSymbol, to out: inout TextBuffer) {
+        guard symbol.hasCode else {
+            out.append(symbol.moduleName ?? "<unknown>")
+            out.append("!<no code>")
+            return
+        }
+        withExtendedLifetime(symbol) {
+            out.append(symbol.record.displayName(function: symbol.functionSlot, stub: symbol.stubSlot))
         }
     }
 
     /// `0x26 - hello_mod!hello`, padded as Wasmtime pads it, without the index.
     public static func describe(_ frame: SymbolicatedFrame) -> String {
-        var out: [UInt8] = []
-        appendDescription(frame, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        var out = TextBuffer()
+        withUnsafePointer(to: frame) { appendDescription($0, to: &out) }
+        return out.string
     }
 
     /// `module!function`: `<unknown>` for a module without a name, `<wasm
@@ -187,9 +172,9 @@ public struct TextFormatter: ReportFormatter {
     /// demangled (`Demangling`), `<entry trampoline>` for a trampoline,
     /// `<no code>` for padding between them.
     public static func name(of symbol: FrameSymbol) -> String {
-        var out: [UInt8] = []
+        var out = TextBuffer()
         appendName(of: symbol, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        return out.string
     }
 
     /// `16,324`.

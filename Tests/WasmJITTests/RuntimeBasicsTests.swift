@@ -72,6 +72,42 @@ struct TrampolineValueTests {
                              .externref(second), .i32(7), .i64(8)])
     }
 
+    @Test("the store reuses one arguments array: a host that keeps its arguments, and a nested call, see their own values")
+    func reusedArgumentsArray() throws {
+        var harness = Harness()
+        var kept: [[Value]] = []
+        var afterNested: [Value] = []
+        harness.define("keep", [.i32, .i32], [.i32]) { _, arguments in
+            kept.append(arguments)
+            return [arguments[0]]
+        }
+        harness.define("one", [.i64], []) { _, arguments in
+            kept.append(arguments)
+            return []
+        }
+        harness.define("outer", [.i32, .i32], []) { caller, arguments in
+            // A nested activation's host calls (another arity) while this
+            // call's arguments are live.
+            _ = try caller.export("inner")!.call([])
+            afterNested = arguments
+            return []
+        }
+        let instance = try harness.instantiate("""
+            (module
+              (import "host" "keep" (func $keep (param i32 i32) (result i32)))
+              (import "host" "one" (func $one (param i64)))
+              (import "host" "outer" (func $outer (param i32 i32)))
+              (func (export "inner") (drop (call $keep (i32.const 5) (i32.const 6))) (call $one (i64.const 7)))
+              (func (export "run")
+                (drop (call $keep (i32.const 1) (i32.const 2)))
+                (drop (call $keep (i32.const 3) (i32.const 4)))
+                (call $outer (i32.const 8) (i32.const 9))))
+            """)
+        _ = try instance.export("run")!.call([])
+        #expect(kept == [[.i32(1), .i32(2)], [.i32(3), .i32(4)], [.i32(5), .i32(6)], [.i64(7)]])
+        #expect(afterNested == [.i32(8), .i32(9)])
+    }
+
     @Test("eight arguments reach wasm from the host through the entry trampoline")
     func entryArguments() throws {
         let harness = Harness()
