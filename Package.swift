@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "WasmUnwind", targets: ["WasmUnwind"]),
         .library(name: "WasmJIT", targets: ["WasmJIT"]),
+        .library(name: "JITTools", targets: ["JITTools"]),
         .executable(name: "wasm-unwind", targets: ["wasm-unwind"]),
         .executable(name: "wasm-unwind-bench", targets: ["wasm-unwind-bench"]),
     ],
@@ -33,6 +34,14 @@ let package = Package(
             dependencies: ["CWasmUnwindABI"]
         ),
 
+        // What debuggers and profilers need to see JIT code: the GDB JIT
+        // interface (in-memory ELF objects with symbols, CFI and DWARF lines),
+        // the perf map and the jitdump (docs/debugging.md).
+        .target(
+            name: "JITTools",
+            dependencies: ["WasmUnwind", "CWasmUnwindABI"]
+        ),
+
         // The captured-stack file format: writer, reader, and reading a
         // capture the way a live stack is read (docs/capture-format.md).
         .target(
@@ -47,6 +56,7 @@ let package = Package(
             dependencies: [
                 "WasmUnwind",
                 "CWasmUnwindABI",
+                "JITTools",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmParser", package: "WasmKit"),
             ]

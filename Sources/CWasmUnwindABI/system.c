@@ -2,6 +2,8 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "wasm_unwind_system.h"
 
@@ -41,3 +43,5 @@ char *wu_demangle_itanium(const char *mangled) {
     }
     return demangled;
 }
+
+int32_t wu_gettid(void) { return (int32_t)syscall(SYS_gettid); }

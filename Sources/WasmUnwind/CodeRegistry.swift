@@ -671,3 +671,19 @@ extension RandomAccessCollection where Index == Int {
         return low - startIndex
     }
 }
+
+
+extension CodeModule {
+    /// `function` as a backtrace prints it: `module!function`, `<unknown>`
+    /// for a module without a name, `<wasm function N>` for a function
+    /// without one, a Rust or C++ name demangled. Debuggers and profilers
+    /// are given the same names (JITTools).
+    public func printedName(of function: CodeFunction) -> String {
+        CodeModuleRecord.displayName(module: name, function: function)
+    }
+
+    /// `stub` as a backtrace prints it: `module!<entry trampoline (i32) -> ()>`.
+    public func printedName(of stub: CodeStub) -> String {
+        CodeModuleRecord.displayName(module: name, stub: stub)
+    }
+}

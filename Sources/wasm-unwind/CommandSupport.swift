@@ -152,3 +152,15 @@ extension ExitRecording: ExpressibleByArgument {
     /// The modes a user picks from (the imprecise one exists for a test).
     public static var allValueStrings: [String] { ["trampoline", "inline"] }
 }
+
+/// `--profile`: what compiled code tells perf.
+enum ProfileOutput: String, ExpressibleByArgument, CaseIterable {
+    case perfmap, jitdump
+
+    func profiling(directory: String) -> Profiling {
+        switch self {
+        case .perfmap: return .perfMap
+        case .jitdump: return .jitDump(directory: directory)
+        }
+    }
+}

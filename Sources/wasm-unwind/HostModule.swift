@@ -19,7 +19,10 @@ import WasmUnwind
 /// * `new_object` makes a host object with an i32 id and returns an
 ///   externref to it; `object_id` returns an externref's id (-1 for null);
 /// * `gc` runs the collector (roots: the wasm frames' stack maps and the
-///   host's handles), reporting its roots with `--print-roots`.
+///   host's handles), reporting its roots with `--print-roots`;
+/// * `crash` crashes the process in host code — 0: a store through a null
+///   pointer (SIGSEGV), 1: `abort()` (SIGABRT) — for debugging a crashed
+///   process and its core file (docs/debugging.md).
 ///
 /// Reports are `RunEvent`s handed to `emit`; the command decides how they
 /// are written. An import of a known name with a signature the host does
@@ -44,6 +47,7 @@ struct HostModule {
         "trap": [Signature(parameters: [], results: []), Signature(parameters: [.i32], results: [])],
         "print_i32": [Signature(parameters: [.i32], results: [])],
         "print_i64": [Signature(parameters: [.i64], results: [])],
+        "crash": [Signature(parameters: [.i32], results: [])],
     ]
 
     /// A `host` import the host does not offer with that signature.
@@ -111,12 +115,33 @@ struct HostModule {
                 onHostFailure?(caller)
                 throw HostTrapError(code: arguments.first)
             })
+        case "crash":
+            return .host(HostFunction(signature: signature) { _, arguments in
+                guard case .i32(let how) = arguments[0] else { return [] }
+                HostModule.crash(how)
+            })
         default:  // print_i32, print_i64
             return .host(HostFunction(signature: signature) { _, arguments in
-                emit(.printed(type: arguments[0].kind.description, value: arguments[0].description))
+                HostModule.print(arguments[0], emit: emit)
                 return []
             })
         }
+    }
+
+    /// `host.print_i32` and `host.print_i64`. A named function (not only a
+    /// closure), so a debugger can stop in it: docs/debugging.md breaks here.
+    @inline(never)
+    static func print(_ value: Value, emit: (RunEvent) -> Void) {
+        emit(.printed(type: value.kind.description, value: value.description))  // debugging.md: host print
+    }
+
+    /// `host.crash`: dies in host code, as a bug in a host function would.
+    @inline(never)
+    static func crash(_ how: Int32) -> Never {
+        if how == 1 { abort() }
+        let null = UnsafeMutablePointer<Int32>(bitPattern: Int(getpagesize()) / 2)!  // in the unmapped first page
+        null.pointee = how
+        fatalError("host.crash: the store through \(null) did not fault")
     }
 
     /// A collection as a report: each root with its frame and object.

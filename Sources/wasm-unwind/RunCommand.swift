@@ -63,6 +63,15 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "text (Wasmtime's layout) or json (one document).")
     var format: OutputFormat = .text
 
+    @Flag(name: .long, help: "Register each module with gdb's JIT interface: symbols, unwind info, and wasm offsets as line numbers (docs/debugging.md).")
+    var debugInfo = false
+
+    @Option(name: .long, help: "Describe the code to perf: perfmap (/tmp/perf-PID.map) or jitdump (jit-PID.dump, for perf record -k 1 and perf inject --jit).")
+    var profile: ProfileOutput?
+
+    @Option(name: .long, help: ArgumentHelp("Where --profile jitdump writes jit-PID.dump (default: the current directory).", valueName: "DIR"))
+    var jitdumpDirectory: String?
+
     @Argument(parsing: .allUnrecognized, help: "Arguments for the export: integers, floats (1.5, -0, nan, inf, 0x1p-3), or null for a reference (negative numbers allowed).")
     var arguments: [String] = []
 
@@ -75,6 +84,9 @@ struct RunCommand: ParsableCommand {
         }
         if captureBacktraces && capture == nil {
             throw ValidationError("--capture-backtraces needs --capture FILE")
+        }
+        if jitdumpDirectory != nil && profile != .jitdump {
+            throw ValidationError("--jitdump-directory needs --profile jitdump")
         }
         if let maxBacktraceFrames, maxBacktraceFrames < 0 {
             throw ValidationError("--max-backtrace-frames must be 0 or more, got \(maxBacktraceFrames)")
@@ -90,6 +102,8 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         // Modules' CFI is registered with libunwind, for host.backtrace_all.
         var configuration = Engine.Configuration(exitRecording: exitRecording)
+        configuration.debugInfo = debugInfo
+        configuration.profiling = profile?.profiling(directory: jitdumpDirectory ?? ".") ?? .none
         if let maxWasmStack {
             try checkStackFits(maxWasmStack, reserve: configuration.hostStackReserve)
             configuration.maximumWasmStackSize = maxWasmStack

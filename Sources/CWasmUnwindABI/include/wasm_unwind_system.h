@@ -19,6 +19,9 @@ int wu_thread_stack_bounds(uint64_t *low, uint64_t *high);
 /// `mangled` is no valid mangled name.
 char *wu_demangle_itanium(const char *mangled);
 
+/// The calling thread's kernel thread id (`gettid`).
+int32_t wu_gettid(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -144,6 +144,15 @@ enum UnwindInfoEncoder {
                                 searchTableEntries: descriptions.count, fdeOffsets: fdeOffsets)
     }
 
+    /// Bytes of the CIE `append` writes.
+    static let cieSize = 24
+
+    /// Bytes of the FDE `append` writes for `description`.
+    static func fdeSize(for description: FrameDescription, style: UnwindInfoStyle) -> Int {
+        let body = 4 + 4 + 4 + 1 + instructions(for: description, style: style).count
+        return 4 + (body + 4 + 7) / 8 * 8 - 4
+    }
+
     /// The call frame instructions of one FDE.
     static func instructions(for description: FrameDescription, style: UnwindInfoStyle) -> [UInt8] {
         var out: [UInt8] = []

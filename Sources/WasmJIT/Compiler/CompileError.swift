@@ -16,6 +16,10 @@ public enum CompileError: Error, Hashable, Sendable, CustomStringConvertible {
     case unsupportedFeature(String, offset: Int?)
     /// The module is not valid wasm (a type mismatch, an index out of range).
     case invalid(String, offset: Int?)
+    /// The code was compiled but could not be published to the debugger or
+    /// profiler the engine was configured for (`Engine.Configuration.debugInfo`,
+    /// `.profiling`): which, and why.
+    case toolInterface(String)
 
     public var description: String {
         switch self {
@@ -33,6 +37,8 @@ public enum CompileError: Error, Hashable, Sendable, CustomStringConvertible {
             return "unsupported: \(what)" + (offset.map { " at module offset \(hex($0))" } ?? "")
         case .invalid(let what, let offset):
             return "invalid module: \(what)" + (offset.map { " at module offset \(hex($0))" } ?? "")
+        case .toolInterface(let what):
+            return "compiled, but \(what)"
         }
     }
 }

@@ -1,4 +1,5 @@
 import CWasmUnwindABI
+import JITTools
 import Synchronization
 import WAT
 import WasmParser
@@ -53,6 +54,17 @@ public final class Module: @unchecked Sendable {
         var functions: [CompiledFunction] = []
         functions.reserveCapacity(description.bodies.count)
         var frames: [FrameDescription] = []
+        /// Records how a routine just emitted changes its frame. With a
+        /// jitdump, perf maps each routine's unwinding data right after its
+        /// code: room for it is left there.
+        func finishRoutine(_ frame: FrameDescription) {
+            frames.append(frame)
+            guard case .jitDump = engine.configuration.profiling else { return }
+            let room = JitDump.unwindingRoom(
+                codeSize: frame.codeRange.count, cieSize: UnwindInfoEncoder.cieSize,
+                fdeSize: UnwindInfoEncoder.fdeSize(for: frame, style: engine.configuration.unwindInfo))
+            for _ in 0..<room { assembler.int3() }
+        }
         for (definedIndex, body) in description.bodies.enumerated() {
             let index = UInt32(description.imports.count + definedIndex)
             let signature = try description.signature(ofFunction: index, offset: body.bodyOffset)
@@ -76,7 +88,7 @@ public final class Module: @unchecked Sendable {
             let compiled = try compiler.compile(body.code)
             swap(&compiler.assembler, &assembler)
             functions.append(compiled)
-            frames.append(FrameDescription(codeRange: compiled.codeRange, events: compiler.frameEvents))
+            finishRoutine(FrameDescription(codeRange: compiled.codeRange, events: compiler.frameEvents))
         }
 
         var trampolines: [CompiledTrampoline] = []
@@ -93,10 +105,11 @@ public final class Module: @unchecked Sendable {
             while assembler.offset % 16 != 0 { assembler.int3() }
             let start = assembler.offset
             let events = Trampolines.emitEntry(signature, into: &assembler)
-            frames.append(FrameDescription(codeRange: start..<assembler.offset, events: events))
+            let range = start..<assembler.offset
+            finishRoutine(FrameDescription(codeRange: range, events: events))
             entryOffsets[signature] = start
             trampolines.append(CompiledTrampoline(kind: .entryTrampoline, signature: signature, importIndex: nil,
-                                                  codeRange: start..<assembler.offset))
+                                                  codeRange: range))
         }
         var exitOffsets: [Int?] = []
         // With inline exit recording call sites call the host directly; an
@@ -112,10 +125,11 @@ public final class Module: @unchecked Sendable {
             while assembler.offset % 16 != 0 { assembler.int3() }
             let start = assembler.offset
             let events = Trampolines.emitExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)
-            frames.append(FrameDescription(codeRange: start..<assembler.offset, events: events))
+            let range = start..<assembler.offset
+            finishRoutine(FrameDescription(codeRange: range, events: events))
             exitOffsets.append(start)
             trampolines.append(CompiledTrampoline(kind: .exitTrampoline, signature: imported.signature,
-                                                  importIndex: UInt32(importIndex), codeRange: start..<assembler.offset))
+                                                  importIndex: UInt32(importIndex), codeRange: range))
         }
         // A native exit trampoline per import a native host function could
         // satisfy: what calls through the import table (trampoline mode),
@@ -129,11 +143,12 @@ public final class Module: @unchecked Sendable {
             while assembler.offset % 16 != 0 { assembler.int3() }
             let start = assembler.offset
             let events = Trampolines.emitNativeExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)
-            frames.append(FrameDescription(codeRange: start..<assembler.offset, events: events))
+            let range = start..<assembler.offset
+            finishRoutine(FrameDescription(codeRange: range, events: events))
             nativeOffsets.append(start)
             trampolines.append(CompiledTrampoline(kind: .exitTrampoline, signature: imported.signature,
                                                   importIndex: UInt32(importIndex), isNative: true,
-                                                  codeRange: start..<assembler.offset))
+                                                  codeRange: range))
         }
 
         var bytes: [UInt8]
@@ -183,7 +198,39 @@ public final class Module: @unchecked Sendable {
         self.entryTrampolineOffsets = entryOffsets
         self.exitTrampolineOffsets = exitOffsets
         self.nativeTrampolineOffsets = nativeOffsets
+        try publishToTools(engine.configuration)
         engine.didCompile?(self)
+    }
+
+    /// The module's code as debuggers and profilers see it: names, machine
+    /// code, CFI, and wasm offsets as line numbers in `NAME.wasm`.
+    public var toolDescription: JITCodeDescription {
+        let memory = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: code.baseAddress), count: code.size)
+        return JITCodeDescription(
+            module: codeModule, machineCode: UnsafeRawBufferPointer(rebasing: memory[0..<codeSize]),
+            ehFrame: UnsafeRawBufferPointer(rebasing: memory[unwindInfo.ehFrame]),
+            sourceName: (name ?? "module") + ".wasm")
+    }
+
+    /// Registers the code with gdb and the profiler the configuration asks
+    /// for; the gdb image lives as long as the module.
+    private func publishToTools(_ configuration: Engine.Configuration) throws(CompileError) {
+        guard configuration.debugInfo || configuration.profiling != .none else { return }
+        let description = toolDescription
+        do {
+            if configuration.debugInfo { attach(try GDBJITImage(description)) }
+        } catch {
+            throw .toolInterface("cannot register it with gdb's JIT interface: \(error)")
+        }
+        do {
+            switch configuration.profiling {
+            case .none: break
+            case .perfMap: try PerfMap.shared().record(description)
+            case .jitDump(let directory): try JitDump.shared(directory: directory).record(description)
+            }
+        } catch {
+            throw .toolInterface("cannot describe it to the profiler: \(error)")
+        }
     }
 
     let trapSiteCount: Int

@@ -28,11 +28,18 @@ public final class Engine: Sendable {
         public var trapInstructions: TrapInstructions
         /// How loads and stores of linear memory stay inside it.
         public var boundsChecks: BoundsChecks
+        /// Whether each compiled module is registered with gdb's JIT
+        /// interface (`GDBJITImage`: symbols, CFI and wasm offsets as line
+        /// numbers), for as long as the module lives. Off by default: it
+        /// adds to each module's load time (docs/debugging.md measures it).
+        public var debugInfo: Bool
+        /// What each compiled module tells a profiler (docs/debugging.md).
+        public var profiling: Profiling
 
         public init(maximumWasmStackSize: Int = 512 * 1024, hostStackReserve: Int = 128 * 1024,
                     checksStackLimit: Bool = true, unwindInfo: UnwindInfoStyle = .exact,
                     exitRecording: ExitRecording = .trampoline, trapInstructions: TrapInstructions = .runtimeCall,
-                    boundsChecks: BoundsChecks = .guardPages) {
+                    boundsChecks: BoundsChecks = .guardPages, debugInfo: Bool = false, profiling: Profiling = .none) {
             self.maximumWasmStackSize = maximumWasmStackSize
             self.hostStackReserve = hostStackReserve
             self.checksStackLimit = checksStackLimit
@@ -40,6 +47,8 @@ public final class Engine: Sendable {
             self.exitRecording = exitRecording
             self.trapInstructions = trapInstructions
             self.boundsChecks = boundsChecks
+            self.debugInfo = debugInfo
+            self.profiling = profiling
         }
     }
 
@@ -113,4 +122,17 @@ public enum BoundsChecks: String, Hashable, Sendable, CaseIterable, CustomString
     case explicit
 
     public var description: String { rawValue }
+}
+
+/// What compiled code tells a profiler about itself.
+public enum Profiling: Hashable, Sendable {
+    /// Nothing.
+    case none
+    /// A line per function and stub in `/tmp/perf-PID.map` (`PerfMap`):
+    /// `perf report` names JIT samples.
+    case perfMap
+    /// Records in `DIRECTORY/jit-PID.dump` (`JitDump`): names, code, wasm
+    /// offsets as lines and unwinding information, for `perf record -k 1`
+    /// and `perf inject --jit`.
+    case jitDump(directory: String)
 }
