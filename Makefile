@@ -6,12 +6,13 @@
 #   make fuzz    bounded libFuzzer run over every reader of a capture
 #   make docs    the DocC documentation of WasmUnwind (.build/docs)
 #   make venv    Python's wasmtime 50.0.1 in .venv, the second oracle
+#   make tools   gdb, perf and readelf for the debugger and profiler tests
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/debug/wasm-unwind
 
-.PHONY: deps venv build test demo verify bench fuzz docs clean
+.PHONY: deps venv tools build test demo verify bench fuzz docs clean
 
 # Real Wasmtime (its Python package, which carries the runtime and its C
 # API) in a virtual environment of the project's own.
@@ -36,10 +37,23 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libunwind-dev pkg-config >/dev/null; \
 	fi
 
+# gdb, perf (linux-perf) and readelf (binutils): the debugger and profiler
+# tests run the real tools on JIT code.
+tools:
+	@missing=""; \
+	command -v gdb >/dev/null 2>&1 || missing="$$missing gdb"; \
+	command -v perf >/dev/null 2>&1 || missing="$$missing linux-perf"; \
+	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
+	if [ -n "$$missing" ]; then \
+		echo "make: installing$$missing with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 build: deps
 	$(SWIFT) build
 
-test: deps venv
+test: deps venv tools
 	scripts/check-walker-codegen.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build

@@ -180,6 +180,7 @@ let package = Package(
                 "UnwindOracle",
                 "Verification",
                 "WastRunner",
+                "JITTools",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmKit", package: "WasmKit"),
             ]

@@ -37,6 +37,7 @@ do {
     try hostCallBenchmarks(&harness)
     codeSizes = try codeSizeReport()
     try wasmtimeBenchmarks(&harness, notes: &box.notes)
+    try toolBenchmarks(&harness)
     if harness.groupFilter == nil || "traps on threads".contains(harness.groupFilter!) {
         codeSizes += [""] + (try threadTrapReport())
     }

@@ -91,10 +91,27 @@ func runChild(_ path: String, _ arguments: [String], environment: [String: Strin
     let out = Pipe(), err = Pipe()
     process.standardOutput = standardOutput ?? out
     process.standardError = err
+    // Not the test runner's stdin: a debugger would wait on it.
+    process.standardInput = FileHandle.nullDevice
+    // The child inherits this thread's signal mask, and the test runner's
+    // threads block signals: gdb then never sees its inferior's SIGCHLD
+    // and waits forever. Spawn with nothing blocked.
+    var everything = sigset_t(), previous = sigset_t()
+    sigemptyset(&everything)
+    pthread_sigmask(SIG_SETMASK, &everything, &previous)
+    defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
     try process.run()
     if standardOutput != nil { try? out.fileHandleForWriting.close() }
+    // Both pipes drain at once: a child that fills one while we wait on
+    // the other would never end.
+    nonisolated(unsafe) var stderr = Data()
+    let drained = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async {
+        stderr = err.fileHandleForReading.readDataToEndOfFile()
+        drained.signal()
+    }
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    drained.wait()
     process.waitUntilExit()
     let signal = process.terminationReason == .uncaughtSignal ? process.terminationStatus : nil
     return (process.terminationStatus, signal, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
