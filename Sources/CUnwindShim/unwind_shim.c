@@ -136,3 +136,22 @@ int wu_oracle_last_trap_frames(const wu_oracle_frame **frames) {
     *frames = trap_frames;
     return trap_frame_count;
 }
+
+int wu_oracle_unwind_signal_context_ips(void *ucontext, uint64_t *ips, int capacity) {
+    // A sample may interrupt this thread while it holds the lock (a module
+    // being registered): then there is no second opinion for this sample.
+    if (pthread_mutex_trylock(&oracle_lock) != 0) return -1;
+    unw_cursor_t cursor;
+    int count = unw_init_local2(&cursor, (unw_context_t *)ucontext, UNW_INIT_SIGNAL_FRAME);
+    if (count >= 0) {
+        count = 0;
+        do {
+            if (count == capacity) break;
+            unw_word_t ip = 0;
+            unw_get_reg(&cursor, UNW_REG_IP, &ip);
+            ips[count++] = ip;
+        } while (unw_step(&cursor) > 0);
+    }
+    pthread_mutex_unlock(&oracle_lock);
+    return count;
+}

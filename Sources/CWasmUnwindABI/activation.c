@@ -11,3 +11,12 @@ wu_activation *wu_current_activation(void) { return current_activation; }
 void wu_set_current_activation(wu_activation *activation) {
     current_activation = activation;
 }
+
+static _Thread_local wu_activation *activation_in_transition
+    __attribute__((tls_model("initial-exec"))) = NULL;
+
+wu_activation *wu_activation_in_transition(void) { return activation_in_transition; }
+
+void wu_set_activation_in_transition(wu_activation *activation) {
+    activation_in_transition = activation;
+}

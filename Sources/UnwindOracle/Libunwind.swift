@@ -46,6 +46,13 @@ public enum Libunwind {
         return UnsafeBufferPointer(start: buffer, count: Int(count)).dropFirst().map(LibunwindFrame.init)
     }
 
+    /// libunwind's local unwinder from a signal context, as a sampling
+    /// profiler's second opinion (`SamplingProfiler(secondOpinion:)`):
+    /// instruction pointers, the interrupted pc first. For tests and
+    /// `verify` only — libunwind is not async-signal-safe in general.
+    public static let signalContextUnwinder: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt64>?, Int32) -> Int32
+        = wu_oracle_unwind_signal_context_ips
+
     /// Makes the trap handler unwind every wasm trap with libunwind, from
     /// the signal context, before it jumps back (`lastTrapFrames`).
     public static func observeTraps() {

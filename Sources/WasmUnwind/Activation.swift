@@ -134,17 +134,23 @@ public enum Activation {
             pointer.pointee.saved_exit_fp = fields.pointee.last_wasm_exit_fp
             pointer.pointee.saved_exit_pc = fields.pointee.last_wasm_exit_pc
             pointer.pointee.saved_entry_fp = fields.pointee.last_wasm_entry_fp
+            // While the fields change, a sampler interrupting this thread
+            // reads their old value from the record (SampledActivations).
+            wu_set_activation_in_transition(pointer)
             if let stackLimit { fields.pointee.stack_limit = UInt64(stackLimit) }
             fields.pointee.last_wasm_exit_fp = 0
             fields.pointee.last_wasm_exit_pc = 0
             fields.pointee.last_wasm_entry_fp = 0
             wu_set_current_activation(pointer)
+            wu_set_activation_in_transition(nil)
             defer {
+                wu_set_activation_in_transition(pointer)
                 fields.pointee.stack_limit = pointer.pointee.saved_stack_limit
                 fields.pointee.last_wasm_exit_fp = pointer.pointee.saved_exit_fp
                 fields.pointee.last_wasm_exit_pc = pointer.pointee.saved_exit_pc
                 fields.pointee.last_wasm_entry_fp = pointer.pointee.saved_entry_fp
                 wu_set_current_activation(pointer.pointee.older)
+                wu_set_activation_in_transition(nil)
             }
             return try body(ActivationRecord(pointer))
         }

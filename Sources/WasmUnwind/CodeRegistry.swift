@@ -553,6 +553,14 @@ public struct FrameSymbol: Hashable, Sendable {
     /// The trampoline or stub, if the address lies in one.
     public var stub: CodeStub? { stubSlot >= 0 ? record.module.stubs[Int(stubSlot)] : nil }
 
+    /// The code's name as a backtrace prints it: `module!function` or
+    /// `module!<entry trampoline ...>`.
+    public var printedName: String {
+        if let function { return CodeModuleRecord.displayName(module: moduleName, function: function) }
+        if let stub { return CodeModuleRecord.displayName(module: moduleName, stub: stub) }
+        return "\(moduleName ?? "<unknown>")!<no code>"
+    }
+
     /// Whether the address lies in a function or a stub (not padding).
     var hasCode: Bool { functionSlot >= 0 || stubSlot >= 0 }
 

@@ -40,6 +40,13 @@ int wu_oracle_unwind_here(wu_oracle_frame *frames, int capacity, int with_names)
 /// interrupted frame first (unw_init_local2 with UNW_INIT_SIGNAL_FRAME).
 int wu_oracle_unwind_signal_context(void *ucontext, wu_oracle_frame *frames, int capacity);
 
+/// The instruction pointers libunwind finds from a signal context, the
+/// interrupted pc first, for the sampling profiler's cross-check. Runs in
+/// the SIGPROF handler: returns -1 without unwinding if the oracle's lock is
+/// held (a registration was interrupted). Not async-signal-safe in general
+/// (libunwind's caches); for tests and `make verify` only.
+int wu_oracle_unwind_signal_context_ips(void *ucontext, uint64_t *ips, int capacity);
+
 /// `unw_backtrace`: return addresses of the calling thread, the caller first.
 int wu_oracle_backtrace(void **buffer, int size);
 

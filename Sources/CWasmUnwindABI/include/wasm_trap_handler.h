@@ -47,7 +47,33 @@ typedef struct wu_code_region {
     /// The trap code of each, same order.
     const uint8_t *trap_codes;
     uint64_t trap_count;
+    /// Where each routine's frame changes, for unwinding at any pc (the
+    /// sampling profiler): code offsets (from `start`), sorted, and the
+    /// `wu_frame_state` from each offset on.
+    const uint32_t *frame_offsets;
+    const uint8_t *frame_states;
+    uint64_t frame_count;
 } wu_code_region;
+
+/// What an interrupted pc's frame looks like: where its return address is.
+typedef enum wu_frame_state {
+    /// rbp is this frame's: the return address is at rbp + 8.
+    WU_FRAME_ESTABLISHED = 0,
+    /// At a routine's first instruction: the return address is at rsp, rbp
+    /// is the caller's.
+    WU_FRAME_AT_ENTRY = 1,
+    /// After `push rbp`, before `mov rbp, rsp`: the return address is at
+    /// rsp + 8, rbp is the caller's.
+    WU_FRAME_PUSHED = 2,
+    /// After `pop rbp`, at `ret`: the return address is at rsp, rbp is the
+    /// caller's.
+    WU_FRAME_AT_RETURN = 3,
+    /// Not code (padding between routines).
+    WU_FRAME_NONE = 4,
+} wu_frame_state;
+/// Or'ed into a state of an entry trampoline's code: its activation has no
+/// wasm frame while the pc is there.
+#define WU_FRAME_IN_ENTRY_TRAMPOLINE 0x10
 
 /// What the handler needs of a store: the activation's `embedder_context`
 /// points at one of these. Plain memory, so reading it in a signal handler

@@ -67,6 +67,15 @@ wu_activation *wu_current_activation(void);
 /// Makes `activation` the newest activation of the calling thread.
 void wu_set_current_activation(wu_activation *activation);
 
+/// The activation being entered or left on the calling thread while the
+/// limits record's fields are being saved, reset or restored, or NULL. A
+/// reader interrupting the thread (a sampling profiler's signal handler)
+/// then takes the fields' value from this record's saved copy, and the
+/// older activations from its `older` link: that is the state before the
+/// entry and after the exit alike.
+wu_activation *wu_activation_in_transition(void);
+void wu_set_activation_in_transition(wu_activation *activation);
+
 #ifdef __cplusplus
 }
 #endif

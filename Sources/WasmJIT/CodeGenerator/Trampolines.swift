@@ -38,6 +38,8 @@ enum Trampolines {
     ///   mov rdi, [r12]; mov rsi, [r12 + 8] ...; stack arguments via rax
     ///   call r11
     ///   mov [r12], rax                      ; result, if any
+    ///   mov rax, [r15 + limits]
+    ///   mov qword [rax + last_wasm_exit_pc], 0  ; wasm returned: no exit
     ///   lea rsp, [rbp - 40]
     ///   pop r15; pop r14; pop r13; pop r12; pop rbx
     ///   pop rbp; ret
@@ -70,6 +72,11 @@ enum Trampolines {
             assembler.mov(.q, .rax, MemoryOperand.at(.rsp, Int32(8 * (position - 1))))
             assembler.mov(.q, MemoryOperand.at(.r12, Int32(8 * position)), .rax)
         }
+        // Wasm has returned: the exit record of its last host call is stale
+        // now. Cleared, so a sampler interrupting the host code that follows
+        // does not take dead frames for live ones (SampledActivations).
+        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), immediate: 0)
         frame.emitEpilogue(&assembler, codeFollows: false)
         return frame.events
     }

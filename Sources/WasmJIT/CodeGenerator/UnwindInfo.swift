@@ -1,3 +1,4 @@
+import CWasmUnwindABI
 import WasmUnwind
 /// How a run of generated code changes its frame, instruction by
 /// instruction, recorded by the code generator as it emits the code, so the
@@ -210,5 +211,29 @@ enum UnwindInfoEncoder {
 
     static func align(_ bytes: inout [UInt8], to alignment: Int) {
         while bytes.count % alignment != 0 { bytes.append(0xCC) }
+    }
+}
+
+extension FrameDescription {
+    /// Where the frame changes, as the sampling profiler reads it
+    /// (`wu_frame_state`): module code offsets and the state from each on,
+    /// ending with `WU_FRAME_NONE` after the routine. The same events the
+    /// CFI is made of, so both describe every instruction alike.
+    var stateTransitions: [(offset: Int, state: wu_frame_state)] {
+        var transitions: [(offset: Int, state: wu_frame_state)] = [(codeRange.lowerBound, WU_FRAME_AT_ENTRY)]
+        for (offset, event) in events {
+            let state: wu_frame_state
+            switch event {
+            case .pushedFramePointer: state = WU_FRAME_PUSHED
+            case .establishedFramePointer, .restoreState: state = WU_FRAME_ESTABLISHED
+            case .poppedFramePointer: state = WU_FRAME_AT_RETURN
+            case .savedRegister, .restoredRegister, .rememberState: continue
+            }
+            let at = codeRange.lowerBound + offset
+            if transitions.last?.offset == at { transitions.removeLast() }
+            transitions.append((at, state))
+        }
+        transitions.append((codeRange.upperBound, WU_FRAME_NONE))
+        return transitions
     }
 }

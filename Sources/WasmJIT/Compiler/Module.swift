@@ -35,6 +35,10 @@ public final class Module: @unchecked Sendable {
     /// memory the signal handler reads (`wu_code_region`).
     let trapOffsets: UnsafeMutableBufferPointer<UInt32>
     let trapCodes: UnsafeMutableBufferPointer<UInt8>
+    /// Where each routine's frame changes (`wu_frame_state`), for the
+    /// sampling profiler's signal handler: plain memory, like the trap sites.
+    let frameOffsets: UnsafeMutableBufferPointer<UInt32>
+    let frameStates: UnsafeMutableBufferPointer<UInt8>
     let entryTrampolineOffsets: [Signature: Int]
     /// Per imported function: the offset of its exit trampoline (none for a
     /// host import that inline call sites reach directly).
@@ -186,6 +190,22 @@ public final class Module: @unchecked Sendable {
                 | (site.isMemoryAccess ? UInt8(WU_TRAP_SITE_MEMORY_ACCESS) : 0)
         }
         trapSiteCount = sites.count
+        let entryTrampolineStarts = Set(trampolines.filter { $0.kind == .entryTrampoline }.map(\.codeRange.lowerBound))
+        let transitions = frames.sorted { $0.codeRange.lowerBound < $1.codeRange.lowerBound }.flatMap { frame in
+            let flag = entryTrampolineStarts.contains(frame.codeRange.lowerBound) ? UInt8(WU_FRAME_IN_ENTRY_TRAMPOLINE) : 0
+            return frame.stateTransitions.map { (offset: $0.offset, state: UInt8($0.state.rawValue) | ($0.state == WU_FRAME_NONE ? 0 : flag)) }
+        }
+        frameOffsets = .allocate(capacity: max(1, transitions.count))
+        frameStates = .allocate(capacity: max(1, transitions.count))
+        var frameCount = 0
+        for transition in transitions {
+            // A routine's start replaces the padding after the one before.
+            if frameCount > 0, frameOffsets[frameCount - 1] == UInt32(transition.offset) { frameCount -= 1 }
+            frameOffsets[frameCount] = UInt32(transition.offset)
+            frameStates[frameCount] = transition.state
+            frameCount += 1
+        }
+        frameStateCount = frameCount
         self.name = description.moduleName
         self.binary = binary
         self.codeSize = codeSize
@@ -234,6 +254,7 @@ public final class Module: @unchecked Sendable {
     }
 
     let trapSiteCount: Int
+    let frameStateCount: Int
 
     /// Whether the module declares typed function references (`(ref $t)`,
     /// `(ref func)`, `nullfuncref` ...). They run as `funcref`; the
@@ -256,13 +277,16 @@ public final class Module: @unchecked Sendable {
         attachments.withLock { $0.removeAll() }
         trapOffsets.deallocate()
         trapCodes.deallocate()
+        frameOffsets.deallocate()
+        frameStates.deallocate()
     }
 
     /// The module's code and trap sites as the signal handler sees them.
     var codeRegion: wu_code_region {
         wu_code_region(start: UInt64(code.range.lowerBound), end: UInt64(code.range.upperBound),
                        trap_offsets: trapOffsets.baseAddress, trap_codes: trapCodes.baseAddress,
-                       trap_count: UInt64(trapSiteCount))
+                       trap_count: UInt64(trapSiteCount), frame_offsets: frameOffsets.baseAddress,
+                       frame_states: frameStates.baseAddress, frame_count: UInt64(frameStateCount))
     }
 
     /// Compiles WebAssembly text, turned into a binary by WasmKit's

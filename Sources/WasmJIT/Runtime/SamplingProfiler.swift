@@ -1,0 +1,342 @@
+import Glibc
+import CWasmUnwindABI
+import WasmUnwind
+
+/// A sampling profiler for wasm running on the calling thread: a CPU-time
+/// timer of the thread (`timer_create` on `CLOCK_THREAD_CPUTIME_ID`,
+/// delivered to this thread with `SIGEV_THREAD_ID`) sends SIGPROF; the
+/// handler walks the wasm frames from the interrupted instruction — any
+/// instruction: a prologue before `rbp` is set, a `ret` after it was
+/// restored, an entry or exit trampoline, host code between activations —
+/// into preallocated memory, without locks or allocation. The samples are
+/// read after `run` returns.
+///
+/// Where the interrupted pc is in a module's code, the module's frame-state
+/// table (built from the same frame events as its CFI) says where that
+/// instruction's return address is; in host code, the activation records
+/// say which wasm frames are below.
+public final class SamplingProfiler {
+    /// Where a sample's pc was.
+    public enum Landing: String, CaseIterable, Hashable, Sendable {
+        case host, prologue, body, epilogue
+        case entryTrampoline = "entry trampoline"
+        case exitTrampoline = "exit trampoline"
+    }
+
+    /// One sample: its wasm frames, newest first (the addresses of the
+    /// frames that lie in wasm functions), and where the pc was.
+    public struct Sample: Hashable, Sendable {
+        /// The interrupted pc.
+        public var pc: UInt
+        /// The wasm frames' addresses, newest first: the first is the
+        /// interrupted pc when `startsAtPC`, every other a return address.
+        public var frames: [UInt]
+        public var startsAtPC: Bool
+        public var landing: Landing
+        /// What libunwind found from the same signal context, filtered the
+        /// same way, when the profiler was given a second unwinder (nil when
+        /// it had none, or could not run for this sample).
+        public var secondOpinion: [UInt]?
+        /// Why our walk stopped early, if it did.
+        public var walkFailed: Bool
+    }
+
+    /// A second unwinder run in the handler on the same signal context
+    /// (`ucontext_t *`): writes instruction pointers, newest first, returns
+    /// how many (or a negative number if it could not unwind). For tests:
+    /// libunwind is not async-signal-safe in general.
+    public typealias SignalContextUnwinder = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt64>?, Int32) -> Int32
+
+    private let store: Store
+    private let ring: SampleRing
+
+    /// A profiler of `store`'s wasm on the thread that calls `run`, with room
+    /// for `capacity` samples of at most `maximumDepth` frames.
+    public init(store: Store, capacity: Int = 100_000, maximumDepth: Int = 256,
+                secondOpinion: SignalContextUnwinder? = nil) {
+        self.store = store
+        ring = SampleRing(capacity: capacity, maximumDepth: maximumDepth, secondOpinion: secondOpinion)
+    }
+
+    deinit { ring.deallocate() }
+
+    /// What the sampling interval counts.
+    public enum Clock: Sendable {
+        /// The thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`): samples only
+        /// while it runs, but the kernel fires these timers at its tick
+        /// (250 Hz on a `CONFIG_HZ=250` kernel) whatever the interval.
+        case threadCPUTime
+        /// Wall time (`CLOCK_MONOTONIC`, a high-resolution timer): any rate;
+        /// for a thread busy in the profiled code the same as CPU time.
+        case monotonic
+
+        var id: Int32 {
+            switch self {
+            case .threadCPUTime: return CLOCK_THREAD_CPUTIME_ID
+            case .monotonic: return CLOCK_MONOTONIC
+            }
+        }
+    }
+
+    /// Runs `body` on the calling thread with a sample every `interval`
+    /// nanoseconds of `clock`.
+    public func run<Result>(intervalNanoseconds: UInt64, clock: Clock = .monotonic,
+                            _ body: () throws -> Result) throws -> Result {
+        // Walk once outside the handler: the walker's generic metadata is
+        // instantiated here, not in the signal handler.
+        ring.warmUp(limitsAddress: store.limits.address)
+        var status = wu_sampler_install(sampleHandler, ring.raw)
+        guard status == 0 else { throw SamplerError.system("sigaction(SIGPROF)", status) }
+        var timer: UInt64 = 0
+        status = wu_sampler_start(clock.id, intervalNanoseconds, &timer)
+        guard status == 0 else {
+            _ = wu_sampler_install(nil, nil)
+            throw SamplerError.system("timer_create", status)
+        }
+        defer {
+            _ = wu_sampler_stop(timer)
+            _ = wu_sampler_install(nil, nil)
+        }
+        return try body()
+    }
+
+    /// Samples the handler could not store (the buffer was full).
+    public var droppedSamples: Int { ring.dropped }
+
+    /// The samples taken so far, resolved against the store's code.
+    public var samples: [Sample] {
+        let registry = store.registry
+        func isWasm(_ address: UInt, isPC: Bool) -> Bool {
+            registry.kind(at: isPC ? address : address - 1) == .wasmFunction
+        }
+        return (0..<ring.count).map { index in
+            let record = ring.record(index)
+            let ours = record.frames.enumerated().filter { isWasm($0.element, isPC: $0.offset == 0 && record.startsAtPC) }
+                .map(\.element)
+            let second = record.secondOpinion.map { ips in
+                ips.enumerated().filter { isWasm($0.element, isPC: $0.offset == 0) }.map(\.element)
+            }
+            return Sample(pc: record.pc, frames: ours, startsAtPC: record.startsAtPC && ours.first == record.frames.first,
+                          landing: Self.landing(state: record.state, pc: record.pc, registry: registry),
+                          secondOpinion: second, walkFailed: record.walkFailed)
+        }
+    }
+
+    static func landing(state: UInt8, pc: UInt, registry: CodeRegistry) -> Landing {
+        guard state != SampleRing.hostState else { return .host }
+        if state & UInt8(WU_FRAME_IN_ENTRY_TRAMPOLINE) != 0 { return .entryTrampoline }
+        if registry.kind(at: pc) != .wasmFunction { return .exitTrampoline }
+        switch UInt32(state) {
+        case WU_FRAME_AT_ENTRY.rawValue, WU_FRAME_PUSHED.rawValue: return .prologue
+        case WU_FRAME_AT_RETURN.rawValue: return .epilogue
+        default: return .body
+        }
+    }
+
+    /// The samples as folded stacks (`outer;inner;leaf count`, oldest
+    /// first), what flamegraph.pl, inferno and speedscope read: one line
+    /// per distinct stack, most frequent first. Samples without wasm frames
+    /// count as `[host]`.
+    public func foldedStacks() -> String {
+        let registry = store.registry
+        var counts: [String: Int] = [:]
+        for sample in samples {
+            let names = sample.frames.enumerated().map { index, address -> String in
+                let frame: FrameAddress = index == 0 && sample.startsAtPC ? .programCounter(address) : .returnAddress(address)
+                return registry.symbol(for: frame)?.printedName ?? "<unknown>"
+            }
+            let key = names.isEmpty ? "[host]" : names.reversed().joined(separator: ";")
+            counts[key, default: 0] += 1
+        }
+        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .map { "\($0.key) \($0.value)\n" }.joined()
+    }
+}
+
+/// Why the sampler could not start.
+public enum SamplerError: Error, CustomStringConvertible {
+    case system(String, Int32)
+
+    public var description: String {
+        switch self {
+        case .system(let call, let code): return "\(call) failed: \(String(cString: strerror(code)))"
+        }
+    }
+}
+
+/// The SIGPROF callback: everything it touches is plain memory.
+private let sampleHandler: wu_sample_callback = { pc, fp, sp, ucontext, context in
+    guard let context else { return }
+    SampleRing(raw: context).take(pc: UInt(pc), fp: UInt(fp), sp: UInt(sp), ucontext: ucontext)
+}
+
+/// The preallocated memory the signal handler writes samples into, and the
+/// only code of the profiler that reads and writes it through pointers.
+///
+/// Layout (64-bit words): a header, then `capacity` records of
+/// `[pc, state | startsAtPC << 8 | walkFailed << 9, frame count, second
+/// count, frames ..., second frames ...]`. Only the sampled thread writes,
+/// and only while `run` runs; readers read after it.
+struct SampleRing {
+    static let hostState: UInt8 = 0xFF
+    private enum Header: Int {
+        case capacity, depth, count, dropped, frameBuffer, secondOpinion
+        static let size = 8
+    }
+
+    let raw: UnsafeMutableRawPointer
+    private var words: UnsafeMutablePointer<UInt64> { raw.assumingMemoryBound(to: UInt64.self) }
+
+    init(raw: UnsafeMutableRawPointer) { self.raw = raw }
+
+    init(capacity: Int, maximumDepth: Int, secondOpinion: SamplingProfiler.SignalContextUnwinder?) {
+        let recordWords = 4 + 2 * maximumDepth
+        raw = .allocate(byteCount: 8 * (Header.size + capacity * recordWords), alignment: 16)
+        let words = raw.assumingMemoryBound(to: UInt64.self)
+        words.initialize(repeating: 0, count: Header.size + capacity * recordWords)
+        words[Header.capacity.rawValue] = UInt64(capacity)
+        words[Header.depth.rawValue] = UInt64(maximumDepth)
+        let frames = UnsafeMutablePointer<Frame>.allocate(capacity: maximumDepth)
+        words[Header.frameBuffer.rawValue] = UInt64(UInt(bitPattern: frames))
+        words[Header.secondOpinion.rawValue] = secondOpinion.map { UInt64(UInt(bitPattern: unsafeBitCast($0, to: UnsafeRawPointer.self))) } ?? 0
+    }
+
+    func deallocate() {
+        UnsafeMutablePointer<Frame>(bitPattern: UInt(words[Header.frameBuffer.rawValue]))?.deallocate()
+        raw.deallocate()
+    }
+
+    var capacity: Int { Int(words[Header.capacity.rawValue]) }
+    var depth: Int { Int(words[Header.depth.rawValue]) }
+    var count: Int { Int(words[Header.count.rawValue]) }
+    var dropped: Int { Int(words[Header.dropped.rawValue]) }
+    private var recordWords: Int { 4 + 2 * depth }
+    private func recordBase(_ index: Int) -> UnsafeMutablePointer<UInt64> { words + Header.size + index * recordWords }
+    private var frameBuffer: UnsafeMutableBufferPointer<Frame> {
+        UnsafeMutableBufferPointer(start: UnsafeMutablePointer(bitPattern: UInt(words[Header.frameBuffer.rawValue])), count: depth)
+    }
+
+    /// One walk outside the handler (its result is discarded).
+    func warmUp(limitsAddress: UInt) {
+        _ = Backtrace.capture(limitsAddress: limitsAddress, interrupted: .noWasmFrame, into: frameBuffer)
+    }
+
+    /// The handler's work: find how the interrupted frame looks, walk, store.
+    func take(pc: UInt, fp: UInt, sp: UInt, ucontext: UnsafeMutableRawPointer?) {
+        let index = count
+        guard index < capacity else {
+            words[Header.dropped.rawValue] &+= 1
+            return
+        }
+        let record = recordBase(index)
+        record[0] = UInt64(pc)
+        var state = Self.hostState
+        var startsAtPC = false
+        var frameCount = 0
+        var walkFailed = false
+        if let info = Self.newestStore(), let limits = info.pointee.limits {
+            var interrupted = InterruptedCode.host(sp: sp)
+            var prefix: UInt? = nil
+            if let found = Self.frameState(info.pointee, pc: pc) {
+                state = found
+                if found & UInt8(WU_FRAME_IN_ENTRY_TRAMPOLINE) != 0 {
+                    interrupted = .noWasmFrame
+                } else {
+                    switch UInt32(found) {
+                    case WU_FRAME_ESTABLISHED.rawValue:
+                        interrupted = .wasm(TrapRegisters(pc: pc, fp: fp, sp: sp))
+                    case WU_FRAME_AT_ENTRY.rawValue, WU_FRAME_AT_RETURN.rawValue:
+                        prefix = pc
+                        interrupted = .wasm(TrapRegisters(pc: UnsafePointer<UInt>(bitPattern: sp)!.pointee, fp: fp, sp: sp + 8))
+                    case WU_FRAME_PUSHED.rawValue:
+                        prefix = pc
+                        interrupted = .wasm(TrapRegisters(pc: UnsafePointer<UInt>(bitPattern: sp + 8)!.pointee, fp: fp, sp: sp + 16))
+                    default:
+                        interrupted = .noWasmFrame
+                    }
+                }
+                startsAtPC = true
+            }
+            var buffer = frameBuffer
+            if let prefix {
+                record[4] = UInt64(prefix)
+                frameCount = 1
+                buffer = UnsafeMutableBufferPointer(rebasing: buffer[1...])
+            }
+            let result = Backtrace.capture(limitsAddress: UInt(bitPattern: limits), interrupted: interrupted, into: buffer)
+            walkFailed = result.error != nil
+            for frame in buffer.prefix(result.count) {
+                record[4 + frameCount] = UInt64(frame.address.rawValue)
+                frameCount += 1
+            }
+        }
+        record[1] = UInt64(state) | (startsAtPC ? 1 << 8 : 0) | (walkFailed ? 1 << 9 : 0)
+        record[2] = UInt64(frameCount)
+        record[3] = UInt64(bitPattern: -1)
+        if words[Header.secondOpinion.rawValue] != 0, let ucontext {
+            let unwinder = unsafeBitCast(UnsafeRawPointer(bitPattern: UInt(words[Header.secondOpinion.rawValue]))!,
+                                         to: SamplingProfiler.SignalContextUnwinder.self)
+            let found = unwinder(ucontext, record + 4 + depth, Int32(depth))
+            record[3] = found < 0 ? UInt64(bitPattern: -1) : UInt64(found)
+        }
+        words[Header.count.rawValue] = UInt64(index + 1)
+    }
+
+    /// The store of the newest activation that has finished entering (set
+    /// its trap context): one still entering has not, and has no wasm
+    /// frames yet, but older ones may.
+    static func newestStore() -> UnsafeMutablePointer<wu_store_trap_info>? {
+        var activation = wu_current_activation()
+        var visited = 0
+        while let current = activation, visited < WalkLimits.default.maximumActivations {
+            if current.pointee.jump_buffer != nil, let context = current.pointee.embedder_context {
+                return context.assumingMemoryBound(to: wu_store_trap_info.self)
+            }
+            visited += 1
+            // Older records lie at higher addresses; anything else is corrupt.
+            guard let older = current.pointee.older, UInt(bitPattern: older) > UInt(bitPattern: current) else { return nil }
+            activation = older
+        }
+        return nil
+    }
+
+    /// The frame state at `pc` if it lies in the store's code.
+    static func frameState(_ info: wu_store_trap_info, pc: UInt) -> UInt8? {
+        guard let regions = info.regions else { return nil }
+        var low = 0, high = Int(info.region_count)
+        while low < high {
+            let middle = (low + high) / 2
+            if regions[middle].end <= UInt64(pc) { low = middle + 1 } else { high = middle }
+        }
+        guard low < Int(info.region_count), regions[low].start <= UInt64(pc), let offsets = regions[low].frame_offsets,
+              let states = regions[low].frame_states else { return nil }
+        let offset = UInt32(UInt64(pc) - regions[low].start)
+        // The last transition at or before the offset.
+        var first = 0, last = Int(regions[low].frame_count)
+        while first < last {
+            let middle = (first + last) / 2
+            if offsets[middle] <= offset { first = middle + 1 } else { last = middle }
+        }
+        return first == 0 ? nil : states[first - 1]
+    }
+
+    /// A stored sample, read back after sampling.
+    struct Record {
+        var pc: UInt
+        var state: UInt8
+        var startsAtPC: Bool
+        var walkFailed: Bool
+        var frames: [UInt]
+        var secondOpinion: [UInt]?
+    }
+
+    func record(_ index: Int) -> Record {
+        let base = recordBase(index)
+        let flags = base[1]
+        let frames = (0..<Int(base[2])).map { UInt(base[4 + $0]) }
+        let secondCount = Int64(bitPattern: base[3])
+        let second = secondCount < 0 ? nil : (0..<Int(secondCount)).map { UInt(base[4 + depth + $0]) }
+        return Record(pc: UInt(base[0]), state: UInt8(truncatingIfNeeded: flags), startsAtPC: flags & (1 << 8) != 0,
+                      walkFailed: flags & (1 << 9) != 0, frames: frames, secondOpinion: second)
+    }
+}
