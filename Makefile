@@ -6,7 +6,7 @@
 #   make fuzz    bounded libFuzzer run over every reader of a capture
 #   make docs    the DocC documentation of WasmUnwind (.build/docs)
 #   make venv    Python's wasmtime 50.0.1 in .venv, the second oracle
-#   make tools   gdb, perf and readelf for the debugger and profiler tests
+#   make tools   gdb, perf, readelf and headless Chromium for the tool tests
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -38,12 +38,14 @@ deps:
 	fi
 
 # gdb, perf (linux-perf) and readelf (binutils): the debugger and profiler
-# tests run the real tools on JIT code.
+# tests run the real tools on JIT code; headless Chromium renders the flame
+# graph.
 tools:
 	@missing=""; \
 	command -v gdb >/dev/null 2>&1 || missing="$$missing gdb"; \
 	command -v perf >/dev/null 2>&1 || missing="$$missing linux-perf"; \
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
+	command -v chromium-headless-shell >/dev/null 2>&1 || missing="$$missing chromium-headless-shell"; \
 	if [ -n "$$missing" ]; then \
 		echo "make: installing$$missing with apt-get"; \
 		$(SUDO) apt-get update -qq && \
@@ -63,7 +65,9 @@ demo: build
 
 # 10,000 random programs (and 2,500 two-module ones), every checkpoint and
 # trap compared with libunwind; then the C fixtures and 2,000 two-module
-# programs compared with real Wasmtime. Both exit-recording modes.
+# programs compared with real Wasmtime; then 100,000 profiler samples of
+# random programs at 10 kHz, each compared with libunwind in the signal
+# handler. Both exit-recording modes.
 verify: deps venv
 	$(SWIFT) build -c release --product wasm-unwind
 	scripts/build-c-fixtures.sh .build/c-fixtures >/dev/null
@@ -71,6 +75,8 @@ verify: deps venv
 	.build/release/wasm-unwind verify --seed 1 --count 10000 --exit-recording inline
 	.build/release/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exit-recording trampoline
 	.build/release/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exit-recording inline
+	.build/release/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording trampoline
+	.build/release/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording inline
 
 # Release-mode benchmarks, every method beside its baselines, in one process.
 bench: deps venv

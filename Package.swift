@@ -111,6 +111,7 @@ let package = Package(
             name: "wasm-unwind",
             dependencies: [
                 "WasmUnwind",
+                "CWasmUnwindABI",
                 "WasmJIT",
                 "WastRunner",
                 "UnwindOracle",

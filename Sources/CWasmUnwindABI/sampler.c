@@ -19,6 +19,7 @@ static _Atomic(wu_sample_callback) sample_callback;
 static void *_Atomic sample_context;
 static _Atomic uint64_t signal_count;
 static struct sigaction previous_action;
+static _Thread_local int in_handler __attribute__((tls_model("initial-exec")));
 static int installed;
 
 static void on_sigprof(int signal, siginfo_t *info, void *context) {
@@ -28,10 +29,12 @@ static void on_sigprof(int signal, siginfo_t *info, void *context) {
     atomic_fetch_add_explicit(&signal_count, 1, memory_order_relaxed);
     wu_sample_callback callback = atomic_load_explicit(&sample_callback, memory_order_acquire);
     if (callback) {
+        in_handler = 1;
         ucontext_t *uc = context;
         callback((uint64_t)uc->uc_mcontext.gregs[REG_RIP], (uint64_t)uc->uc_mcontext.gregs[REG_RBP],
                  (uint64_t)uc->uc_mcontext.gregs[REG_RSP], context,
                  atomic_load_explicit(&sample_context, memory_order_acquire));
+        in_handler = 0;
     }
     errno = saved_errno;
 }
@@ -82,3 +85,5 @@ int wu_sampler_stop(uint64_t timer) {
 }
 
 uint64_t wu_sampler_signal_count(void) { return atomic_load_explicit(&signal_count, memory_order_relaxed); }
+
+int wu_sampler_in_handler(void) { return in_handler; }

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -45,3 +46,5 @@ char *wu_demangle_itanium(const char *mangled) {
 }
 
 int32_t wu_gettid(void) { return (int32_t)syscall(SYS_gettid); }
+
+void wu_signal_fence(void) { atomic_signal_fence(memory_order_seq_cst); }

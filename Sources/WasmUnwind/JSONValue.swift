@@ -4,6 +4,9 @@ public indirect enum JSONValue: Hashable, Sendable {
     case null
     case bool(Bool)
     case integer(Int64)
+    /// A JSON number that need not be whole (times in milliseconds); a
+    /// value that is not finite is written as null.
+    case number(Double)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
@@ -36,6 +39,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
         case .integer(let value): out += String(value)
+        case .number(let value): out += value.isFinite ? String(value) : "null"
         case .string(let value): JSONValue.writeString(value, to: &out)
         case .array(let items):
             if items.isEmpty { out += "[]"; return }

@@ -15,7 +15,7 @@ struct WasmUnwindCommand: ParsableCommand {
             print exact wasm backtraces.
             """,
         subcommands: [RunCommand.self, DemoCommand.self, DumpCommand.self, CompileCommand.self, VerifyCommand.self,
-                      WastCommand.self, VerifyWasmtimeCommand.self])
+                      WastCommand.self, VerifyWasmtimeCommand.self, ProfileCommand.self, VerifyProfilerCommand.self])
 
     /// Runs the command, then makes sure its output was written: every
     /// error is reported as `error: ...` on standard error (usage errors

@@ -4,6 +4,7 @@
 
 #include "malloc_counter.h"
 #include "wasm_trap_handler.h"
+#include "wasm_sampler.h"
 
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);
@@ -13,11 +14,13 @@ extern void __libc_free(void *pointer);
 
 static _Atomic uint64_t in_handler;
 static _Atomic uint64_t total;
+static _Atomic uint64_t in_sampler;
 
 static inline void note(void) {
     atomic_fetch_add_explicit(&total, 1, memory_order_relaxed);
     wu_thread_trap_state *state = wu_thread_trap_state_current();
     if (state && state->in_handler) atomic_fetch_add_explicit(&in_handler, 1, memory_order_relaxed);
+    if (wu_sampler_in_handler()) atomic_fetch_add_explicit(&in_sampler, 1, memory_order_relaxed);
 }
 
 void *malloc(size_t size) { note(); return __libc_malloc(size); }
@@ -36,6 +39,7 @@ void free(void *pointer) { __libc_free(pointer); }
 
 uint64_t malloc_counter_in_trap_handler(void) { return atomic_load(&in_handler); }
 uint64_t malloc_counter_total(void) { return atomic_load(&total); }
+uint64_t malloc_counter_in_sampler(void) { return atomic_load(&in_sampler); }
 
 uint64_t malloc_counter_self_test(void) {
     wu_thread_trap_state *state = wu_thread_trap_state_current();

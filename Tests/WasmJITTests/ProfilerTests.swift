@@ -1,3 +1,4 @@
+import CMallocCounter
 import Foundation
 import Testing
 import UnwindOracle
@@ -59,16 +60,18 @@ struct ProfilerTests {
     @Test("every sample's wasm frames equal libunwind's from the same signal context, with samples in prologues, epilogues and trampolines",
           arguments: exitRecordingModes)
     func agreesWithLibunwind(mode: ExitRecording) throws {
-        let samples = try Self.profile(mode, iterations: 20_000, rounds: 10)
+        let samples = try Self.profile(mode, iterations: 20_000, rounds: 15)
         let checked = samples.filter { $0.secondOpinion != nil }
         #expect(checked.count >= 1_000, "\(checked.count) samples checked of \(samples.count)")
-        let mismatches = checked.filter { $0.frames != $0.secondOpinion }
+        let mismatches = checked.filter { $0.agreesWithSecondOpinion == false }
         #expect(mismatches.isEmpty, "\(mismatches.count) of \(checked.count) differ; first: \(mismatches.prefix(3))")
-        #expect(!samples.contains { $0.walkFailed })
+        #expect(!samples.contains { $0.walkFailed || $0.isTruncated })
         var landings: [SamplingProfiler.Landing: Int] = [:]
         for sample in samples { landings[sample.landing, default: 0] += 1 }
         print("profiler \(mode): \(samples.count) samples, \(mismatches.count) mismatches; landed: \(landings.sorted { $0.key.rawValue < $1.key.rawValue })")
-        for place in [SamplingProfiler.Landing.prologue, .epilogue, .body, .host, .entryTrampoline] {
+        // Entry trampolines are a few instructions per re-entry: too rare to
+        // be sure of here; `make verify` (100,000 samples) counts them.
+        for place in [SamplingProfiler.Landing.prologue, .epilogue, .body, .host] {
             #expect(landings[place, default: 0] > 0, "no sample landed in \(place): \(landings)")
         }
         if mode == .trampoline { #expect(landings[.exitTrampoline, default: 0] > 0, "\(landings)") }
@@ -83,7 +86,7 @@ struct ProfilerTests {
         let main = try #require(instance.export("main"))
         let profiler = SamplingProfiler(store: store)
         try profiler.run(intervalNanoseconds: 200_000) { _ = try main.call([.i32(3000)]) }
-        let folded = profiler.foldedStacks()
+        let folded = profiler.profile.folded
         let counts = Dictionary(folded.split(separator: "\n").map { line -> (String, Int) in
             let space = line.lastIndex(of: " ")!
             return (String(line[..<space]), Int(line[line.index(after: space)...])!)
@@ -94,5 +97,149 @@ struct ProfilerTests {
         // work runs 10,000 iterations of 3 operations per round, mix 2,500 of 3.
         let ratio = Double(work) / Double(mix)
         #expect(ratio > 2 && ratio < 8, "work/mix = \(ratio)\n\(folded)")
+    }
+
+    @Test("the signal handler allocates nothing (malloc interposed, counted while the handler runs)")
+    func handlerDoesNotAllocate() throws {
+        let engine = Engine()
+        let store = Store(engine: engine)
+        let module = try Module(engine: engine, text: profilerWorkload)
+        var imports = Imports()
+        let signature = Signature(parameters: [.i32], results: [])
+        imports.define(module: "host", name: "noop", .host(HostFunction.slots(signature: signature) { _, _ in }))
+        imports.define(module: "host", name: "reenter", .host(HostFunction.slots(signature: signature) { _, _ in }))
+        let instance = try Instance(store: store, module: module, imports: imports)
+        let run = try #require(instance.export("loop")), fib = try #require(instance.export("fib"))
+        let profiler = SamplingProfiler(store: store, capacity: 20_000)
+        let before = malloc_counter_in_sampler()
+        let total = malloc_counter_total()
+        try profiler.run(intervalNanoseconds: 100_000) {
+            for _ in 0..<5 {
+                _ = try run.call([.i32(20_000)])
+                _ = try fib.call([.i32(27)])
+            }
+        }
+        #expect(profiler.samples.count > 100, "\(profiler.samples.count) samples")
+        #expect(malloc_counter_total() > total, "the workload allocates, so the counter is live")
+        #expect(malloc_counter_in_sampler() == before, "\(malloc_counter_in_sampler() - before) allocations in the handler")
+    }
+
+    @Test("accuracy: three_parts does 3x one_part's work and gets 3/4 of their samples, within 5%")
+    func accuracy() throws {
+        let engine = Engine()
+        let store = Store(engine: engine)
+        let module = try Module(engine: engine, text: try String(contentsOfFile: PackagePaths.fixture("programs/ratio.wat"), encoding: .utf8))
+        let instance = try Instance(store: store, module: module, imports: Imports())
+        let main = try #require(instance.export("main"))
+        let profiler = SamplingProfiler(store: store)
+        try profiler.run(intervalNanoseconds: 100_000) {
+            // About 20,000 samples: the share's standard error is 0.3%.
+            while profiler.samples.count < 20_000 { _ = try main.call([.i32(100)]) }
+        }
+        let profile = profiler.profile
+        let three = profile.share(of: "ratio!three_parts"), one = profile.share(of: "ratio!one_part")
+        let share = three / (three + one)
+        print("profiler accuracy: three_parts \(three), one_part \(one) of \(profile.sampleCount) samples; share \(share) (truth 0.75)")
+        #expect(abs(share - 0.75) <= 0.75 * 0.05, "three_parts' share \(share)")
+        #expect(abs((1 - share) - 0.25) <= 0.25 * 0.05, "one_part's share \(1 - share)")
+    }
+
+    @Test("wasm-unwind profile: folded stacks, an SVG flame graph, and the libunwind check")
+    func command() throws {
+        let directory = try temporaryDirectory("profile")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let folded = try runCLI(["profile", PackagePaths.fixture("programs/hot.wat"), "--invoke", "main", "--hz", "5000",
+                                 "--check-libunwind", "--", "2000"])
+        #expect(folded.status == 0, "\(folded.stderr)")
+        #expect(folded.stdout.contains("hot!<wasm function 3>;hot!spin;hot!work "), "\(folded.stdout)")
+        #expect(folded.stderr.contains(" 0 differ"), "\(folded.stderr)")
+        let svgPath = directory.appendingPathComponent("hot.svg").path
+        let svg = try runCLI(["profile", PackagePaths.fixture("programs/hot.wat"), "--invoke", "main", "--format", "svg",
+                              "-o", svgPath, "--hz", "5000", "--", "2000"])
+        #expect(svg.status == 0, "\(svg.stderr)")
+        let text = try String(contentsOfFile: svgPath, encoding: .utf8)
+        #expect(text.hasPrefix("<?xml") && text.contains("<svg") && text.hasSuffix("</svg>\n"))
+        #expect(text.contains(">hot!work<") || text.contains(">hot!work (") || text.contains("<title>hot!work ("), "\(text.prefix(2000))")
+        let bad = try runCLI(["profile", PackagePaths.fixture("programs/hot.wat"), "--invoke", "nope"])
+        #expect(bad.status == 1 && bad.stderr.contains("has no exported function `nope`"), "\(bad.stderr)")
+    }
+
+    @Test("the flame graph renders in a browser: headless Chromium draws it and its DOM holds the workload's frames",
+          .enabled(if: ToolPaths.find("chromium-headless-shell") != nil, "chromium-headless-shell is not installed (make tools installs it)"))
+    func rendersInChromium() throws {
+        let directory = try temporaryDirectory("flame")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let svgPath = directory.appendingPathComponent("hot.svg").path
+        let svg = try runCLI(["profile", PackagePaths.fixture("programs/hot.wat"), "--invoke", "main", "--format", "svg",
+                              "-o", svgPath, "--hz", "5000", "--", "2000"])
+        #expect(svg.status == 0, "\(svg.stderr)")
+        let png = directory.appendingPathComponent("hot.png").path
+        let shot = try #require(try runTool("chromium-headless-shell", ["--no-sandbox", "--disable-gpu", "--screenshot=\(png)",
+                                                                       "--window-size=1200,200", "file://\(svgPath)"]))
+        #expect(shot.status == 0, "\(shot.stderr)")
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: png)))
+        #expect(bytes.count > 2_000 && bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(bytes.count) bytes")
+        let dom = try #require(try runTool("chromium-headless-shell", ["--no-sandbox", "--disable-gpu", "--dump-dom", "file://\(svgPath)"]))
+        for name in ["hot!work", "hot!mix", "hot!spin"] {
+            #expect(dom.stdout.contains(name), "the rendered DOM lacks \(name)")
+        }
+    }
+
+    @Test("--format firefox: a Gecko profile (version 30) whose tables are consistent with the documented schema")
+    func firefoxProfile() throws {
+        let result = try runCLI(["profile", PackagePaths.fixture("programs/hot.wat"), "--invoke", "main", "--format", "firefox",
+                                 "--hz", "5000", "--", "2000"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let root = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let meta = try #require(root["meta"] as? [String: Any])
+        #expect(meta["version"] as? Int == 30)
+        #expect((meta["interval"] as? Double ?? 0) > 0 && meta["startTime"] != nil && meta["processType"] != nil)
+        let categories = try #require(meta["categories"] as? [[String: Any]])
+        #expect(categories.allSatisfy { $0["name"] is String && $0["color"] is String && $0["subcategories"] is [String] })
+        for key in ["libs", "pausedRanges", "processes"] { #expect(root[key] is [Any], "no \(key)") }
+        let threads = try #require(root["threads"] as? [[String: Any]])
+        let thread = try #require(threads.first)
+        #expect(thread["name"] is String && thread["tid"] != nil && thread["pid"] != nil)
+        func table(_ name: String, _ schema: [String]) throws -> [[Any]] {
+            let table = try #require(thread[name] as? [String: Any], "no \(name)")
+            let columns = try #require(table["schema"] as? [String: Int])
+            #expect(Dictionary(uniqueKeysWithValues: schema.enumerated().map { ($1, $0) }) == columns, "\(name) schema \(columns)")
+            return try #require(table["data"] as? [[Any]])
+        }
+        let strings = try #require(thread["stringTable"] as? [String])
+        let frames = try table("frameTable", ["location", "relevantForJS", "innerWindowID", "implementation", "line", "column",
+                                              "category", "subcategory"])
+        let stacks = try table("stackTable", ["prefix", "frame"])
+        let samples = try table("samples", ["stack", "time", "eventDelay"])
+        _ = try table("markers", ["name", "startTime", "endTime", "phase", "category", "data"])
+        for frame in frames {
+            #expect(frame.count == 8)
+            #expect((frame[0] as? Int).map { $0 < strings.count } == true, "location \(frame[0])")
+            #expect((frame[6] as? Int).map { $0 < categories.count } == true, "category \(frame[6])")
+        }
+        for (index, stack) in stacks.enumerated() {
+            #expect(stack[0] is NSNull || (stack[0] as? Int).map { $0 < index } == true, "prefix of \(index)")
+            #expect((stack[1] as? Int).map { $0 < frames.count } == true)
+        }
+        var last = -1.0
+        var leaves: [Int: Int] = [:]
+        for sample in samples {
+            let time = try #require(sample[1] as? Double)
+            #expect(time >= last)
+            last = time
+            if let stack = sample[0] as? Int {
+                #expect(stack < stacks.count)
+                leaves[stack, default: 0] += 1
+            }
+        }
+        #expect(samples.count > 100)
+        // The most frequent stack, read back through the tables.
+        var node = try #require(leaves.max { $0.value < $1.value }?.key) as Int?
+        var names: [String] = []
+        while let index = node {
+            names.insert(strings[frames[stacks[index][1] as! Int][0] as! Int], at: 0)
+            node = stacks[index][0] as? Int
+        }
+        #expect(names == ["hot!<wasm function 3>", "hot!spin", "hot!work"], "\(names)")
     }
 }

@@ -32,6 +32,10 @@ int wu_sampler_start(int clock, uint64_t interval_ns, uint64_t *timer);
 /// Deletes the timer. Returns 0, or errno.
 int wu_sampler_stop(uint64_t timer);
 
+/// Whether the calling thread is inside the sample callback (for tests
+/// that prove the handler does not allocate).
+int wu_sampler_in_handler(void);
+
 /// How many SIGPROF signals the handler has taken in this process.
 uint64_t wu_sampler_signal_count(void);
 

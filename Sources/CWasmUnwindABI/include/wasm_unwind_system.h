@@ -22,6 +22,10 @@ char *wu_demangle_itanium(const char *mangled);
 /// The calling thread's kernel thread id (`gettid`).
 int32_t wu_gettid(void);
 
+/// `atomic_signal_fence(memory_order_seq_cst)`: stores before it are not
+/// moved after it, as a signal handler on this thread sees them.
+void wu_signal_fence(void);
+
 #ifdef __cplusplus
 }
 #endif

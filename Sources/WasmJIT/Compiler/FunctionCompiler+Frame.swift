@@ -85,9 +85,13 @@ extension FunctionCompiler {
     ///
     /// ```
     ///   mov rdx, rax          ; the wasm address, for an out-of-bounds access
+    ///   mov rcx, [r15 + limits]
+    ///   mov [rcx + last_wasm_exit_fp], rbp
+    ///   lea rsi, [rip + return]; mov [rcx + last_wasm_exit_pc], rsi
     ///   mov esi, code
     ///   mov rdi, r15
     ///   call [r15 + trap]     ; wu_trap_raise: never returns
+    /// return:
     /// ```
     ///
     /// The trap's pc is a byte of the call, which the address map gives the
@@ -101,11 +105,20 @@ extension FunctionCompiler {
             assembler.ud2()
         case .runtimeCall:
             if carriesAddress { assembler.mov(.q, .rdx, .rax) }
+            // Recorded as an exit, as a runtime call is: while the trap entry
+            // runs (host code, until it jumps back), a sampling profiler
+            // sees this frame and its callers.
+            let returnAddress = assembler.newCallReturnAddressLabel()
+            assembler.mov(.q, .rcx, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
+            assembler.loadFramePointer(into: .rsi)
+            assembler.mov(.q, MemoryOperand.at(.rcx, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rsi)
+            assembler.loadAddress(of: returnAddress, into: .rsi)
+            assembler.mov(.q, MemoryOperand.at(.rcx, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rsi)
             assembler.mov(.rsi, immediate: Int64(code.rawValue | flags))
             assembler.mov(.q, .rdi, .r15)
             trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: wasmOffset, code: code,
                                       carriesAddress: carriesAddress))
-            assembler.call(MemoryOperand.at(.r15, Int32(WU_VMCTX_TRAP)))
+            _ = assembler.call(.memory(MemoryOperand.at(.r15, Int32(WU_VMCTX_TRAP))), providing: returnAddress)
             assembler.ud2()
         }
     }

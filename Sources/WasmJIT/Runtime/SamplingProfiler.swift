@@ -37,8 +37,24 @@ public final class SamplingProfiler {
         /// same way, when the profiler was given a second unwinder (nil when
         /// it had none, or could not run for this sample).
         public var secondOpinion: [UInt]?
-        /// Why our walk stopped early, if it did.
+        /// Whether our walk broke a rule and stopped early.
         public var walkFailed: Bool
+        /// Whether our walk, or the second unwinder, filled its
+        /// `maximumDepth` frames before reaching the oldest frame.
+        public var isTruncated: Bool
+        public var isSecondOpinionTruncated: Bool
+
+        /// Whether the second unwinder found the same wasm frames (nil
+        /// without one). When either stopped at the depth limit, the
+        /// shorter list must begin the longer one.
+        public var agreesWithSecondOpinion: Bool? {
+            guard let second = secondOpinion else { return nil }
+            if walkFailed { return false }
+            if !isTruncated && !isSecondOpinionTruncated { return frames == second }
+            let common = min(frames.count, second.count)
+            return frames.prefix(common) == second.prefix(common)
+                && (isTruncated || frames.count >= second.count) && (isSecondOpinionTruncated || second.count >= frames.count)
+        }
     }
 
     /// A second unwinder run in the handler on the same signal context
@@ -49,6 +65,7 @@ public final class SamplingProfiler {
 
     private let store: Store
     private let ring: SampleRing
+    private var interval: UInt64 = 0
 
     /// A profiler of `store`'s wasm on the thread that calls `run`, with room
     /// for `capacity` samples of at most `maximumDepth` frames.
@@ -85,6 +102,7 @@ public final class SamplingProfiler {
         // Walk once outside the handler: the walker's generic metadata is
         // instantiated here, not in the signal handler.
         ring.warmUp(limitsAddress: store.limits.address)
+        interval = intervalNanoseconds
         var status = wu_sampler_install(sampleHandler, ring.raw)
         guard status == 0 else { throw SamplerError.system("sigaction(SIGPROF)", status) }
         var timer: UInt64 = 0
@@ -118,7 +136,8 @@ public final class SamplingProfiler {
             }
             return Sample(pc: record.pc, frames: ours, startsAtPC: record.startsAtPC && ours.first == record.frames.first,
                           landing: Self.landing(state: record.state, pc: record.pc, registry: registry),
-                          secondOpinion: second, walkFailed: record.walkFailed)
+                          secondOpinion: second, walkFailed: record.walkFailed, isTruncated: record.isTruncated,
+                          isSecondOpinionTruncated: record.secondOpinion?.count == ring.depth)
         }
     }
 
@@ -133,23 +152,20 @@ public final class SamplingProfiler {
         }
     }
 
-    /// The samples as folded stacks (`outer;inner;leaf count`, oldest
-    /// first), what flamegraph.pl, inferno and speedscope read: one line
-    /// per distinct stack, most frequent first. Samples without wasm frames
-    /// count as `[host]`.
-    public func foldedStacks() -> String {
+    /// The samples aggregated by stack: wasm frames by their backtrace
+    /// names (`module!function`), oldest first; a sample without wasm
+    /// frames counts as one host frame, `[host]`.
+    public var profile: Profile {
         let registry = store.registry
-        var counts: [String: Int] = [:]
-        for sample in samples {
-            let names = sample.frames.enumerated().map { index, address -> String in
+        let host = [Profile.Frame(name: "[host]", isWasm: false)]
+        let stacks = samples.map { sample -> [Profile.Frame] in
+            guard !sample.frames.isEmpty else { return host }
+            return sample.frames.enumerated().reversed().map { index, address in
                 let frame: FrameAddress = index == 0 && sample.startsAtPC ? .programCounter(address) : .returnAddress(address)
-                return registry.symbol(for: frame)?.printedName ?? "<unknown>"
+                return Profile.Frame(name: registry.symbol(for: frame)?.printedName ?? "<unknown>", isWasm: true)
             }
-            let key = names.isEmpty ? "[host]" : names.reversed().joined(separator: ";")
-            counts[key, default: 0] += 1
         }
-        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-            .map { "\($0.key) \($0.value)\n" }.joined()
+        return Profile(samples: stacks, intervalNanoseconds: interval)
     }
 }
 
@@ -191,9 +207,16 @@ struct SampleRing {
 
     init(capacity: Int, maximumDepth: Int, secondOpinion: SamplingProfiler.SignalContextUnwinder?) {
         let recordWords = 4 + 2 * maximumDepth
-        raw = .allocate(byteCount: 8 * (Header.size + capacity * recordWords), alignment: 16)
+        // Zero pages from the kernel, touched only as samples are written:
+        // a large capacity costs address space, not memory.
+        let byteCount = 8 * (Header.size + capacity * recordWords)
+        guard let mapping = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              mapping != MAP_FAILED else {
+            fatalError("cannot reserve \(byteCount) bytes for samples: \(String(cString: strerror(errno)))")
+        }
+        raw = mapping
         let words = raw.assumingMemoryBound(to: UInt64.self)
-        words.initialize(repeating: 0, count: Header.size + capacity * recordWords)
+        words[Header.size - 1] = UInt64(byteCount)
         words[Header.capacity.rawValue] = UInt64(capacity)
         words[Header.depth.rawValue] = UInt64(maximumDepth)
         let frames = UnsafeMutablePointer<Frame>.allocate(capacity: maximumDepth)
@@ -203,7 +226,7 @@ struct SampleRing {
 
     func deallocate() {
         UnsafeMutablePointer<Frame>(bitPattern: UInt(words[Header.frameBuffer.rawValue]))?.deallocate()
-        raw.deallocate()
+        munmap(raw, Int(words[Header.size - 1]))
     }
 
     var capacity: Int { Int(words[Header.capacity.rawValue]) }
@@ -234,6 +257,7 @@ struct SampleRing {
         var startsAtPC = false
         var frameCount = 0
         var walkFailed = false
+        var truncated = false
         if let info = Self.newestStore(), let limits = info.pointee.limits {
             var interrupted = InterruptedCode.host(sp: sp)
             var prefix: UInt? = nil
@@ -257,20 +281,23 @@ struct SampleRing {
                 }
                 startsAtPC = true
             }
-            var buffer = frameBuffer
+            let frames = UnsafeMutablePointer<Frame>(bitPattern: UInt(words[Header.frameBuffer.rawValue]))!
             if let prefix {
                 record[4] = UInt64(prefix)
                 frameCount = 1
-                buffer = UnsafeMutableBufferPointer(rebasing: buffer[1...])
             }
+            let buffer = UnsafeMutableBufferPointer(start: frames, count: depth - frameCount)
             let result = Backtrace.capture(limitsAddress: UInt(bitPattern: limits), interrupted: interrupted, into: buffer)
             walkFailed = result.error != nil
-            for frame in buffer.prefix(result.count) {
-                record[4 + frameCount] = UInt64(frame.address.rawValue)
+            truncated = !result.isComplete && result.error == nil
+            var index = 0
+            while index < result.count {
+                record[4 + frameCount] = UInt64(frames[index].address.rawValue)
                 frameCount += 1
+                index += 1
             }
         }
-        record[1] = UInt64(state) | (startsAtPC ? 1 << 8 : 0) | (walkFailed ? 1 << 9 : 0)
+        record[1] = UInt64(state) | (startsAtPC ? 1 << 8 : 0) | (walkFailed ? 1 << 9 : 0) | (truncated ? 1 << 10 : 0)
         record[2] = UInt64(frameCount)
         record[3] = UInt64(bitPattern: -1)
         if words[Header.secondOpinion.rawValue] != 0, let ucontext {
@@ -326,6 +353,7 @@ struct SampleRing {
         var state: UInt8
         var startsAtPC: Bool
         var walkFailed: Bool
+        var isTruncated: Bool
         var frames: [UInt]
         var secondOpinion: [UInt]?
     }
@@ -337,6 +365,7 @@ struct SampleRing {
         let secondCount = Int64(bitPattern: base[3])
         let second = secondCount < 0 ? nil : (0..<Int(secondCount)).map { UInt(base[4 + depth + $0]) }
         return Record(pc: UInt(base[0]), state: UInt8(truncatingIfNeeded: flags), startsAtPC: flags & (1 << 8) != 0,
-                      walkFailed: flags & (1 << 9) != 0, frames: frames, secondOpinion: second)
+                      walkFailed: flags & (1 << 9) != 0, isTruncated: flags & (1 << 10) != 0, frames: frames,
+                      secondOpinion: second)
     }
 }

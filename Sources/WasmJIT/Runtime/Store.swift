@@ -88,13 +88,20 @@ public final class Store {
         registeredModules[key] = module
         // Publish the new region table, then free the old one. Registration
         // happens between wasm instructions of this thread, never inside the
-        // handler, and other threads never use this store.
+        // trap handler, and other threads never use this store. A sampling
+        // profiler's signal may come at any instruction of this: it sees the
+        // old table, or the new one with the old count (a prefix of the new
+        // table, which only grows), never freed memory — the fences keep the
+        // compiler from moving the stores past each other or the free.
         let sorted = registeredModules.values.map(\.codeRegion).sorted { $0.start < $1.start }
         let old = regions
         regions = .allocate(capacity: sorted.count)
         _ = regions.initialize(from: sorted)
+        wu_signal_fence()
         trapInfo.pointee.regions = UnsafePointer(regions.baseAddress)
+        wu_signal_fence()
         trapInfo.pointee.region_count = UInt64(sorted.count)
+        wu_signal_fence()
         old.deallocate()
     }
 

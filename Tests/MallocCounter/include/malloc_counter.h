@@ -8,6 +8,8 @@
 
 /// Allocations made while a thread's trap state had `in_handler` set.
 uint64_t malloc_counter_in_trap_handler(void);
+/// Allocations made inside the sampling profiler's signal callback.
+uint64_t malloc_counter_in_sampler(void);
 /// Every allocation the process made through the interposed functions.
 uint64_t malloc_counter_total(void);
 /// Allocates and frees once with the calling thread's `in_handler` flag set,

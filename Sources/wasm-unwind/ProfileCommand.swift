@@ -1,0 +1,117 @@
+import ArgumentParser
+import CWasmUnwindABI
+import Foundation
+import UnwindOracle
+import Verification
+import WasmJIT
+import WasmUnwind
+
+/// The formats `profile` writes.
+enum ProfileFormat: String, ExpressibleByArgument, CaseIterable {
+    case folded, svg, firefox
+}
+
+struct ProfileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "profile",
+        abstract: "Run an export under the sampling profiler and write its profile.",
+        discussion: """
+            Like `run`, but a timer signal samples the running thread --hz times a \
+            second and the handler walks the wasm frames from the interrupted \
+            instruction (docs/profiling.md). --format folded writes folded stacks \
+            (`outer;inner count`, for flamegraph.pl, inferno, speedscope); svg a \
+            flame graph; firefox a profile profiler.firefox.com opens. A summary goes to standard error: samples, and where the \
+            interrupted pc was (host, prologue, body, epilogue, trampolines). \
+            --check-libunwind also unwinds every sample with libunwind from the \
+            same signal context and fails if any sample's wasm frames differ.
+            """)
+
+    @Argument(help: "The module to run (.wat or .wasm).")
+    var file: String
+
+    @Option(name: .long, help: "The export to call.")
+    var invoke: String
+
+    @Option(name: .long, help: "Samples per second of wall time (a high-resolution timer; the thread is busy).")
+    var hz: Int = 1000
+
+    @Option(name: .customLong("repeat"), help: "Call the export this many times.")
+    var repeatCount: Int = 1
+
+    @Option(name: .long, help: "folded (folded stacks), svg (a flame graph) or firefox (a Gecko profile for profiler.firefox.com).")
+    var format: ProfileFormat = .folded
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the profile to FILE instead of standard output.", valueName: "FILE"))
+    var output: String?
+
+    @Flag(name: .long, help: "Unwind every sample with libunwind as well and compare the wasm frames.")
+    var checkLibunwind = false
+
+    @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc.")
+    var exitRecording: ExitRecording = .trampoline
+
+    @Argument(parsing: .allUnrecognized, help: "Arguments for the export.")
+    var arguments: [String] = []
+
+    func validate() throws {
+        guard (1...100_000).contains(hz) else { throw ValidationError("--hz must be 1 to 100000, got \(hz)") }
+        guard repeatCount >= 1 else { throw ValidationError("--repeat must be at least 1, got \(repeatCount)") }
+    }
+
+    func run() throws {
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: exitRecording), observeTraps: false)
+        let store = Store(engine: session.engine)
+        var imports = Imports()
+        var host = HostModule()
+        host.emit = { _ in }
+        imports.fallback = host.resolve
+        let module = try loadModule(engine: session.engine, path: file)
+        let instance = try Instance(store: store, module: module, imports: imports)
+        guard let function = instance.export(invoke) else {
+            throw CommandError("\(file) has no exported function `\(invoke)`; exports: \(module.exportNames.joined(separator: ", "))")
+        }
+        let given = arguments.filter { $0 != "--" }
+        let parameters = function.signature.parameters
+        guard given.count == parameters.count else {
+            throw CommandError("`\(invoke)` takes \(counted(parameters.count, "argument")), got \(given.count)")
+        }
+        let values = try zip(given, parameters).map { try parseArgument($0, as: $1) }
+        let interval = UInt64(1_000_000_000 / hz)
+        let profiler = SamplingProfiler(store: store, capacity: 1_000_000,
+                                        secondOpinion: checkLibunwind ? Libunwind.signalContextUnwinder : nil)
+        let started = ContinuousClock.now
+        try profiler.run(intervalNanoseconds: interval) {
+            for _ in 0..<repeatCount { _ = try function.call(values) }
+        }
+        let elapsed = ContinuousClock.now - started
+        let samples = profiler.samples
+        let profile = profiler.profile
+        let text: String
+        switch format {
+        case .folded: text = profile.folded
+        case .svg: text = FlameGraph(title: "\(URL(fileURLWithPath: file).lastPathComponent) --invoke \(invoke)").render(profile)
+        case .firefox: text = FirefoxProfile().render(profile, pid: Int(getpid()), tid: Int(wu_gettid()))
+        }
+        if let output {
+            try writeFile(output, Array(text.utf8), what: "the profile")
+        } else {
+            StandardOutput.write(text)
+        }
+        var landings: [SamplingProfiler.Landing: Int] = [:]
+        for sample in samples { landings[sample.landing, default: 0] += 1 }
+        let landed = SamplingProfiler.Landing.allCases.map { "\($0.rawValue) \(landings[$0, default: 0])" }.joined(separator: ", ")
+        printError("profile: \(samples.count) samples in \(elapsed) at \(hz) Hz; pc in: \(landed)"
+                   + (profiler.droppedSamples > 0 ? "; \(profiler.droppedSamples) dropped (buffer full)" : ""))
+        if checkLibunwind {
+            let checked = samples.filter { $0.secondOpinion != nil }
+            let differing = checked.filter { $0.agreesWithSecondOpinion == false }
+            printError("libunwind: \(checked.count) samples compared, \(differing.count) differ"
+                       + (samples.count > checked.count ? " (\(samples.count - checked.count) not unwound: its lock was held)" : ""))
+            if let first = differing.first {
+                printError("first difference: pc \(hex(first.pc)) (\(first.landing.rawValue)): ours \(first.frames.map(hex)), "
+                           + "libunwind \((first.secondOpinion ?? []).map(hex))")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
