@@ -38,6 +38,9 @@ do {
     codeSizes = try codeSizeReport()
     try wasmtimeBenchmarks(&harness, notes: &box.notes)
     try toolBenchmarks(&harness)
+    if harness.groupFilter == nil || "sampling profiler".contains(harness.groupFilter!) {
+        codeSizes += [""] + (try profilerReport())
+    }
     if harness.groupFilter == nil || "traps on threads".contains(harness.groupFilter!) {
         codeSizes += [""] + (try threadTrapReport())
     }

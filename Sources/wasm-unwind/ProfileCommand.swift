@@ -6,6 +6,13 @@ import Verification
 import WasmJIT
 import WasmUnwind
 
+/// What `profile`'s interval counts.
+enum ProfileClock: String, ExpressibleByArgument, CaseIterable {
+    case wall, cpu
+
+    var clock: SamplingProfiler.Clock { self == .wall ? .monotonic : .threadCPUTime }
+}
+
 /// The formats `profile` writes.
 enum ProfileFormat: String, ExpressibleByArgument, CaseIterable {
     case folded, svg, firefox
@@ -32,8 +39,11 @@ struct ProfileCommand: ParsableCommand {
     @Option(name: .long, help: "The export to call.")
     var invoke: String
 
-    @Option(name: .long, help: "Samples per second of wall time (a high-resolution timer; the thread is busy).")
+    @Option(name: .long, help: "Samples per second.")
     var hz: Int = 1000
+
+    @Option(name: .long, help: "wall: a high-resolution timer (any rate; a busy thread's wall time is its CPU time); cpu: the thread's CPU time (the kernel fires it at its tick, 250 Hz here).")
+    var clock: ProfileClock = .wall
 
     @Option(name: .customLong("repeat"), help: "Call the export this many times.")
     var repeatCount: Int = 1
@@ -80,7 +90,7 @@ struct ProfileCommand: ParsableCommand {
         let profiler = SamplingProfiler(store: store, capacity: 1_000_000,
                                         secondOpinion: checkLibunwind ? Libunwind.signalContextUnwinder : nil)
         let started = ContinuousClock.now
-        try profiler.run(intervalNanoseconds: interval) {
+        try profiler.run(intervalNanoseconds: interval, clock: clock.clock) {
             for _ in 0..<repeatCount { _ = try function.call(values) }
         }
         let elapsed = ContinuousClock.now - started

@@ -206,7 +206,8 @@ struct SampleRing {
     init(raw: UnsafeMutableRawPointer) { self.raw = raw }
 
     init(capacity: Int, maximumDepth: Int, secondOpinion: SamplingProfiler.SignalContextUnwinder?) {
-        let recordWords = 4 + 2 * maximumDepth
+        // Room for the second unwinder's frames only when there is one.
+        let recordWords = 4 + (secondOpinion == nil ? 1 : 2) * maximumDepth
         // Zero pages from the kernel, touched only as samples are written:
         // a large capacity costs address space, not memory.
         let byteCount = 8 * (Header.size + capacity * recordWords)
@@ -233,7 +234,7 @@ struct SampleRing {
     var depth: Int { Int(words[Header.depth.rawValue]) }
     var count: Int { Int(words[Header.count.rawValue]) }
     var dropped: Int { Int(words[Header.dropped.rawValue]) }
-    private var recordWords: Int { 4 + 2 * depth }
+    private var recordWords: Int { 4 + (words[Header.secondOpinion.rawValue] == 0 ? 1 : 2) * depth }
     private func recordBase(_ index: Int) -> UnsafeMutablePointer<UInt64> { words + Header.size + index * recordWords }
     private var frameBuffer: UnsafeMutableBufferPointer<Frame> {
         UnsafeMutableBufferPointer(start: UnsafeMutablePointer(bitPattern: UInt(words[Header.frameBuffer.rawValue])), count: depth)
