@@ -117,11 +117,16 @@ extension Backtrace {
         into buffer: UnsafeMutableBufferPointer<Frame>,
         walkLimits: WalkLimits = .default
     ) -> WalkResult {
-        var walker = FramePointerWalker(
-            architecture: NativeArchitecture.self,
-            reader: UncheckedMemoryReader(),
-            activations: LiveActivations(limitsAddress: limitsAddress, trap: trap),
-            limits: walkLimits)
+        walkLiveMemory(LiveActivations(limitsAddress: limitsAddress, trap: trap), into: buffer, walkLimits: walkLimits)
+    }
+
+    /// Walks this thread's memory without checks from `activations` into
+    /// `buffer`: what the signal-safe captures share.
+    static func walkLiveMemory<Activations: ActivationSource>(
+        _ activations: Activations, into buffer: UnsafeMutableBufferPointer<Frame>, walkLimits: WalkLimits
+    ) -> WalkResult {
+        var walker = FramePointerWalker(architecture: NativeArchitecture.self, reader: UncheckedMemoryReader(),
+                                        activations: activations, limits: walkLimits)
         let (count, isComplete) = walker.walk(into: buffer)
         return WalkResult(count: count, isComplete: isComplete, error: walker.error)
     }

@@ -98,12 +98,7 @@ extension Backtrace {
         into buffer: UnsafeMutableBufferPointer<Frame>,
         walkLimits: WalkLimits = .default
     ) -> WalkResult {
-        var walker = FramePointerWalker(
-            architecture: NativeArchitecture.self,
-            reader: UncheckedMemoryReader(),
-            activations: SampledActivations(limitsAddress: limitsAddress, interrupted: interrupted),
-            limits: walkLimits)
-        let (count, isComplete) = walker.walk(into: buffer)
-        return WalkResult(count: count, isComplete: isComplete, error: walker.error)
+        walkLiveMemory(SampledActivations(limitsAddress: limitsAddress, interrupted: interrupted), into: buffer,
+                       walkLimits: walkLimits)
     }
 }

@@ -1,3 +1,6 @@
+import CWasmUnwindABI
+import WasmUnwind
+
 /// The primitives a trampoline or a call site needs to describe where it is
 /// on the stack, named for what they mean rather than for the instruction
 /// that implements them. They are what the seed issue asked Cranelift for
@@ -28,6 +31,24 @@ extension Assembler {
     /// frame pointer of the youngest wasm frame).
     public mutating func loadCallerFramePointer(into destination: Register) {
         mov(.q, destination, MemoryOperand.at(.rbp, 0))
+    }
+
+    /// Records this frame as the exit of the call about to be made, as a
+    /// host call, runtime call or trap entry needs it (`limits` and
+    /// `scratch` are clobbered; the call must bind `returnAddress`):
+    ///
+    /// ```
+    ///   mov limits, [r15 + limits]
+    ///   mov scratch, rbp; mov [limits + last_wasm_exit_fp], scratch
+    ///   lea scratch, [rip + return]; mov [limits + last_wasm_exit_pc], scratch
+    /// ```
+    public mutating func recordExit(returningTo returnAddress: CallReturnAddressLabel,
+                                    limits: Register = .rax, scratch: Register = .rcx) {
+        mov(.q, limits, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
+        loadFramePointer(into: scratch)
+        mov(.q, MemoryOperand.at(limits, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), scratch)
+        loadAddress(of: returnAddress, into: scratch)
+        mov(.q, MemoryOperand.at(limits, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), scratch)
     }
 
     /// A label for "the return address of a call emitted later"

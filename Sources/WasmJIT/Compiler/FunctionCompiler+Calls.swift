@@ -81,11 +81,7 @@ extension FunctionCompiler {
     /// ```
     mutating func emitInlineNativeCall(_ function: UInt32, _ callee: Signature, base: Int) -> Int {
         let returnAddress = assembler.newCallReturnAddressLabel()
-        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
-        assembler.loadFramePointer(into: .rcx)
-        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rcx)
-        assembler.loadAddress(of: returnAddress, into: .rcx)
-        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rcx)
+        assembler.recordExit(returningTo: returnAddress)
         let slots = callee.parameters.indices.map { stackSlot(base + $0) }
         Trampolines.emitNativeArguments(callee, into: &assembler) { .memory(slots[$0]) }
         assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_IMPORTS)))
@@ -199,11 +195,7 @@ extension FunctionCompiler {
                               trap: TrapCode? = nil) {
         precondition(arguments.count <= 5, "runtime calls take the context and at most five arguments")
         let returnAddress = assembler.newCallReturnAddressLabel()
-        assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
-        assembler.loadFramePointer(into: .rcx)
-        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rcx)
-        assembler.loadAddress(of: returnAddress, into: .rcx)
-        assembler.mov(.q, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rcx)
+        assembler.recordExit(returningTo: returnAddress)
         assembler.mov(.q, .rdi, .r15)
         for (position, argument) in arguments.enumerated() {
             let register = Register.integerArguments[position + 1]

@@ -109,11 +109,7 @@ extension FunctionCompiler {
             // runs (host code, until it jumps back), a sampling profiler
             // sees this frame and its callers.
             let returnAddress = assembler.newCallReturnAddressLabel()
-            assembler.mov(.q, .rcx, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
-            assembler.loadFramePointer(into: .rsi)
-            assembler.mov(.q, MemoryOperand.at(.rcx, Int32(RuntimeLimits.Offsets.lastWasmExitFP)), .rsi)
-            assembler.loadAddress(of: returnAddress, into: .rsi)
-            assembler.mov(.q, MemoryOperand.at(.rcx, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), .rsi)
+            assembler.recordExit(returningTo: returnAddress, limits: .rcx, scratch: .rsi)
             assembler.mov(.rsi, immediate: Int64(code.rawValue | flags))
             assembler.mov(.q, .rdi, .r15)
             trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: wasmOffset, code: code,
