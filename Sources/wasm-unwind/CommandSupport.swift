@@ -1,4 +1,5 @@
 import ArgumentParser
+import CWasmUnwindABI
 import Foundation
 import WasmJIT
 import WasmUnwind
@@ -153,14 +154,29 @@ extension ExitRecording: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["trampoline", "inline"] }
 }
 
-/// `--profile`: what compiled code tells perf.
+/// `run --profile`: what compiled code tells perf (perfmap, jitdump), or a
+/// profile of the call taken by the sampling profiler, in one of
+/// `profile`'s formats (folded, svg, firefox).
 enum ProfileOutput: String, ExpressibleByArgument, CaseIterable {
-    case perfmap, jitdump
+    case perfmap, jitdump, folded, svg, firefox
 
     func profiling(directory: String) -> Profiling {
         switch self {
         case .perfmap: return .perfMap
         case .jitdump: return .jitDump(directory: directory)
+        case .folded, .svg, .firefox: return .none
         }
+    }
+
+    /// The sampling profiler's format, for the values that ask for one.
+    var sampledFormat: ProfileFormat? { ProfileFormat(rawValue: rawValue) }
+}
+
+/// A sampled profile rendered in `format`.
+func render(_ profile: Profile, as format: ProfileFormat, title: String) -> String {
+    switch format {
+    case .folded: return profile.folded
+    case .svg: return FlameGraph(title: title).render(profile)
+    case .firefox: return FirefoxProfile().render(profile, pid: Int(getpid()), tid: Int(wu_gettid()))
     }
 }

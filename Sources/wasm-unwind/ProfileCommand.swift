@@ -96,12 +96,7 @@ struct ProfileCommand: ParsableCommand {
         let elapsed = ContinuousClock.now - started
         let samples = profiler.samples
         let profile = profiler.profile
-        let text: String
-        switch format {
-        case .folded: text = profile.folded
-        case .svg: text = FlameGraph(title: "\(URL(fileURLWithPath: file).lastPathComponent) --invoke \(invoke)").render(profile)
-        case .firefox: text = FirefoxProfile().render(profile, pid: Int(getpid()), tid: Int(wu_gettid()))
-        }
+        let text = render(profile, as: format, title: "\(URL(fileURLWithPath: file).lastPathComponent) --invoke \(invoke)")
         if let output {
             try writeFile(output, Array(text.utf8), what: "the profile")
         } else {

@@ -66,8 +66,14 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Register each module with gdb's JIT interface: symbols, unwind info, and wasm offsets as line numbers (docs/debugging.md).")
     var debugInfo = false
 
-    @Option(name: .long, help: "Describe the code to perf: perfmap (/tmp/perf-PID.map) or jitdump (jit-PID.dump, for perf record -k 1 and perf inject --jit).")
+    @Option(name: .long, help: "Describe the code to perf: perfmap (/tmp/perf-PID.map) or jitdump (jit-PID.dump, for perf record -k 1 and perf inject --jit); or sample the call and write its profile: folded, svg or firefox (docs/profiling.md).")
     var profile: ProfileOutput?
+
+    @Option(name: .long, help: ArgumentHelp("Where --profile folded|svg|firefox writes (default: profile.folded, profile.svg, profile.json).", valueName: "FILE"))
+    var profileOutput: String?
+
+    @Option(name: .long, help: "Samples per second for --profile folded|svg|firefox.")
+    var profileHz: Int = 1000
 
     @Option(name: .long, help: ArgumentHelp("Where --profile jitdump writes jit-PID.dump (default: the current directory).", valueName: "DIR"))
     var jitdumpDirectory: String?
@@ -87,6 +93,12 @@ struct RunCommand: ParsableCommand {
         }
         if jitdumpDirectory != nil && profile != .jitdump {
             throw ValidationError("--jitdump-directory needs --profile jitdump")
+        }
+        if profileOutput != nil && profile?.sampledFormat == nil {
+            throw ValidationError("--profile-output needs --profile folded, svg or firefox")
+        }
+        guard (1...100_000).contains(profileHz) else {
+            throw ValidationError("--profile-hz must be 1 to 100000, got \(profileHz)")
         }
         if let maxBacktraceFrames, maxBacktraceFrames < 0 {
             throw ValidationError("--max-backtrace-frames must be 0 or more, got \(maxBacktraceFrames)")
@@ -184,7 +196,9 @@ struct RunCommand: ParsableCommand {
                                    + "(\(parameters.map(\.description).joined(separator: ", "))), got \(given.count)")
             }
             let values = try zip(given, parameters).map { try parseArgument($0, as: $1) }
-            let results = try function.call(values).map(typedValue)
+            let results = try sampled(store: store, title: "\(URL(fileURLWithPath: file).lastPathComponent) --invoke \(name)") {
+                try function.call(values)
+            }.map(typedValue)
             if formatter.rendersEventsAsTheyHappen {
                 for result in results { output(result.value) }
             }
@@ -208,6 +222,23 @@ struct RunCommand: ParsableCommand {
             printError("error: \(error)")
             try finish(exitCode: 1)
         }
+    }
+
+    /// Runs `body`, under the sampling profiler with `--profile
+    /// folded|svg|firefox`, and writes the profile — after a trap too.
+    func sampled<Result>(store: Store, title: String, _ body: () throws -> Result) throws -> Result {
+        guard let format = profile?.sampledFormat else { return try body() }
+        let profiler = SamplingProfiler(store: store)
+        defer {
+            let path = profileOutput ?? "profile." + (format == .firefox ? "json" : format.rawValue)
+            do {
+                try writeFile(path, Array(render(profiler.profile, as: format, title: title).utf8), what: "the profile")
+                printError("profile written to \(path): \(profiler.samples.count) samples at \(profileHz) Hz")
+            } catch {
+                printError("error: \(error)")
+            }
+        }
+        return try profiler.run(intervalNanoseconds: UInt64(1_000_000_000 / profileHz), body)
     }
 
     /// `--max-wasm-stack` must leave the host its reserve on this thread's

@@ -160,6 +160,12 @@ struct ProfilerTests {
         let text = try String(contentsOfFile: svgPath, encoding: .utf8)
         #expect(text.hasPrefix("<?xml") && text.contains("<svg") && text.hasSuffix("</svg>\n"))
         #expect(text.contains(">hot!work<") || text.contains(">hot!work (") || text.contains("<title>hot!work ("), "\(text.prefix(2000))")
+        // `run --profile folded`: the same profile of a run, written to a file.
+        let runFolded = directory.appendingPathComponent("run.folded").path
+        let run = try runCLI(["run", PackagePaths.fixture("programs/hot.wat"), "--invoke", "main", "--profile", "folded",
+                              "--profile-hz", "5000", "--profile-output", runFolded, "--", "2000"])
+        #expect(run.status == 0 && run.stderr.contains("profile written to \(runFolded)"), "\(run.stderr)")
+        #expect(try String(contentsOfFile: runFolded, encoding: .utf8).contains("hot!<wasm function 3>;hot!spin;hot!work "))
         let bad = try runCLI(["profile", PackagePaths.fixture("programs/hot.wat"), "--invoke", "nope"])
         #expect(bad.status == 1 && bad.stderr.contains("has no exported function `nope`"), "\(bad.stderr)")
     }
