@@ -261,7 +261,16 @@ struct PerfTests {
           .enabled(if: ToolPaths.perfRefusal == nil, ToolPaths.perfRefusal.map { Comment(rawValue: $0) } ?? ""))
     func perfMap() throws {
         let directory = try temporaryDirectory("perfmap")
-        defer { try? FileManager.default.removeItem(at: directory) }
+        // The child's /tmp/perf-PID.map stays after it exits (perf reads it
+        // then): remove the ones this test made.
+        func maps() -> Set<String> {
+            Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("perf-") && $0.hasSuffix(".map") })
+        }
+        let before = maps()
+        defer {
+            try? FileManager.default.removeItem(at: directory)
+            for name in maps().subtracting(before) { try? FileManager.default.removeItem(atPath: "/tmp/" + name) }
+        }
         let data = try Self.record(["-g"], in: directory, profile: ["--profile", "perfmap"])
         let report = try #require(try runTool("perf", ["report", "-i", data, "--stdio", "--no-children", "-g", "none", "--sort", "sym"],
                                               directory: directory))
