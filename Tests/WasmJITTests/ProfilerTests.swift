@@ -134,7 +134,7 @@ struct ProfilerTests {
         let profiler = SamplingProfiler(store: store)
         try profiler.run(intervalNanoseconds: 100_000) {
             // About 20,000 samples: the share's standard error is 0.3%.
-            while profiler.samples.count < 20_000 { _ = try main.call([.i32(100)]) }
+            while profiler.sampleCount < 20_000 { _ = try main.call([.i32(100)]) }
         }
         let profile = profiler.profile
         let three = profile.share(of: "ratio!three_parts"), one = profile.share(of: "ratio!one_part")

@@ -2,8 +2,8 @@ import Glibc
 import CWasmUnwindABI
 import WasmUnwind
 
-/// A sampling profiler for wasm running on the calling thread: a CPU-time
-/// timer of the thread (`timer_create` on `CLOCK_THREAD_CPUTIME_ID`,
+/// A sampling profiler for wasm running on the calling thread: a timer
+/// (`timer_create` on `CLOCK_MONOTONIC` or the thread's CPU-time clock,
 /// delivered to this thread with `SIGEV_THREAD_ID`) sends SIGPROF; the
 /// handler walks the wasm frames from the interrupted instruction — any
 /// instruction: a prologue before `rbp` is set, a `ret` after it was
@@ -121,7 +121,11 @@ public final class SamplingProfiler {
     /// Samples the handler could not store (the buffer was full).
     public var droppedSamples: Int { ring.dropped }
 
-    /// The samples taken so far, resolved against the store's code.
+    /// How many samples were stored so far (cheap: nothing is resolved).
+    public var sampleCount: Int { ring.count }
+
+    /// The samples taken so far, resolved against the store's code (frames
+    /// of another store's code, if one ran on this thread, are left out).
     public var samples: [Sample] {
         let registry = store.registry
         func isWasm(_ address: UInt, isPC: Bool) -> Bool {
