@@ -57,6 +57,7 @@ let package = Package(
                 "WasmUnwind",
                 "CWasmUnwindABI",
                 "JITTools",
+                "StackCapture",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmParser", package: "WasmKit"),
             ]

@@ -25,7 +25,7 @@ func toolBenchmarkModule(functions count: Int) -> String {
 }
 
 func toolBenchmarks(_ harness: inout Harness) throws {
-    let group = "compile a 64-function module, with and without telling gdb and perf"
+    let group = "compile a 64-function module, with and without telling gdb, perf and a post-mortem reader"
     if let filter = harness.groupFilter, !group.contains(filter) { return }
     let binary = try Module.binary(ofText: toolBenchmarkModule(functions: 64))
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-bench-\(getpid())")
@@ -39,6 +39,7 @@ func toolBenchmarks(_ harness: inout Harness) throws {
         ("--debug-info: GDB JIT interface", Engine.Configuration(debugInfo: true)),
         ("--profile perfmap", Engine.Configuration(profiling: .perfMap)),
         ("--profile jitdump", Engine.Configuration(profiling: .jitDump(directory: directory.path))),
+        ("postMortem: listed in the post-mortem descriptor", Engine.Configuration(postMortem: true)),
     ]
     for (name, configuration) in variants {
         let engine = Engine(configuration: configuration)

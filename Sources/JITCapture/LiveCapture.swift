@@ -71,17 +71,7 @@ public enum LiveCapture {
     }
 
     /// What a capture keeps of a compiled module.
-    public static func module(_ module: Module) -> CaptureFile.Module {
-        let base = module.code.baseAddress
-        let code = module.code.bytes
-        let info = module.unwindInfo
-        let described = module.codeModule
-        return CaptureFile.Module(
-            name: module.name, codeBase: base, codeSize: UInt(module.code.size),
-            functions: described.functions, stubs: described.stubs, stackMaps: module.stackMaps,
-            ehFrame: .init(baseAddress: base + UInt(info.ehFrame.lowerBound), bytes: Array(code[info.ehFrame])),
-            searchTable: .init(baseAddress: base + UInt(info.searchTable.lowerBound), bytes: Array(code[info.searchTable])))
-    }
+    public static func module(_ module: Module) -> CaptureFile.Module { module.captureModule }
 
     static func hostFrame(_ frame: HybridFrame) -> CaptureFile.HostFrame {
         switch frame {

@@ -76,7 +76,18 @@ struct CaptureFixtureTests {
         _ = try runCLI(["run"] + fixture.run + ["--capture", path])
         let fresh = try runCLI(["dump", path, "--roots"])
         #expect(fresh.status == 0)
-        #expect(CaptureFixtures.stableLines(fresh.stdout) == CaptureFixtures.stableLines(try CaptureFixtures.golden(name, ".txt")))
+        // How many frames of a runaway recursion fit in --max-wasm-stack
+        // depends on where the host stack stood at entry (its alignment
+        // against the frame size), which any change to the host code moves:
+        // a folded run's length is compared as "N".
+        func runLengthFree(_ lines: [String]) -> [String] {
+            lines.map { line in
+                line.replacing(/^(\s*)1-\d+:/, with: { "\($0.output.1)1-N:" })
+                    .replacing(/\(\d+ times\)/, with: "(N times)")
+            }
+        }
+        #expect(runLengthFree(CaptureFixtures.stableLines(fresh.stdout))
+                == runLengthFree(CaptureFixtures.stableLines(try CaptureFixtures.golden(name, ".txt"))))
     }
 }
 

@@ -1,3 +1,4 @@
+import StackCapture
 import CWasmUnwindABI
 import JITTools
 import Synchronization
@@ -219,6 +220,7 @@ public final class Module: @unchecked Sendable {
         self.exitTrampolineOffsets = exitOffsets
         self.nativeTrampolineOffsets = nativeOffsets
         try publishToTools(engine.configuration)
+        if engine.configuration.postMortem { try publishForPostMortem() }
         engine.didCompile?(self)
     }
 
@@ -230,6 +232,34 @@ public final class Module: @unchecked Sendable {
             module: codeModule, machineCode: UnsafeRawBufferPointer(rebasing: memory[0..<codeSize]),
             ehFrame: UnsafeRawBufferPointer(rebasing: memory[unwindInfo.ehFrame]),
             sourceName: (name ?? "module") + ".wasm")
+    }
+
+    /// What a capture — and the post-mortem descriptor — keeps of the
+    /// module: names, address maps, stack maps and CFI at their addresses.
+    public var captureModule: CaptureFile.Module {
+        let base = code.baseAddress
+        let bytes = code.bytes
+        return CaptureFile.Module(
+            name: name, codeBase: base, codeSize: UInt(code.size),
+            functions: codeModule.functions, stubs: codeModule.stubs, stackMaps: stackMaps,
+            ehFrame: .init(baseAddress: base + UInt(unwindInfo.ehFrame.lowerBound), bytes: Array(bytes[unwindInfo.ehFrame])),
+            searchTable: .init(baseAddress: base + UInt(unwindInfo.searchTable.lowerBound),
+                               bytes: Array(bytes[unwindInfo.searchTable])))
+    }
+
+    /// Lists the module in the post-mortem descriptor
+    /// (`wasm_unwind_debug_descriptor`) for as long as it lives: its code
+    /// range and an image a reader of a core file parses as a capture.
+    private func publishForPostMortem() throws(CompileError) {
+        let image = CaptureFile(registers: [:], activations: [], stack: [], modules: [captureModule],
+                                note: "post-mortem image").serialized()
+        guard let entry = image.withUnsafeBufferPointer({
+            wu_debug_register_module(UInt64(code.baseAddress), UInt64(code.baseAddress) + UInt64(code.size),
+                                     $0.baseAddress, UInt64($0.count))
+        }) else {
+            throw .toolInterface("cannot list it in the post-mortem descriptor: out of memory")
+        }
+        attach(PostMortemEntry(entry))
     }
 
     /// Registers the code with gdb and the profiler the configuration asks
@@ -357,4 +387,12 @@ public final class Module: @unchecked Sendable {
         let defined = Int(index) - description.imports.count
         return functions.indices.contains(defined) ? functions[defined] : nil
     }
+}
+
+/// A module's entry in the post-mortem descriptor, removed when the module
+/// (which holds it) goes.
+final class PostMortemEntry: @unchecked Sendable {
+    let entry: UnsafeMutablePointer<wu_debug_module>
+    init(_ entry: UnsafeMutablePointer<wu_debug_module>) { self.entry = entry }
+    deinit { wu_debug_unregister_module(entry) }
 }

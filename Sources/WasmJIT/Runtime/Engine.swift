@@ -35,11 +35,16 @@ public final class Engine: Sendable {
         public var debugInfo: Bool
         /// What each compiled module tells a profiler (docs/debugging.md).
         public var profiling: Profiling
+        /// List every module in the post-mortem descriptor
+        /// (`wasm_unwind_debug_descriptor`, docs/post-mortem.md), so that a
+        /// core file of a crash leads to the wasm frames.
+        public var postMortem: Bool
 
         public init(maximumWasmStackSize: Int = 512 * 1024, hostStackReserve: Int = 128 * 1024,
                     checksStackLimit: Bool = true, unwindInfo: UnwindInfoStyle = .exact,
                     exitRecording: ExitRecording = .trampoline, trapInstructions: TrapInstructions = .runtimeCall,
-                    boundsChecks: BoundsChecks = .guardPages, debugInfo: Bool = false, profiling: Profiling = .none) {
+                    boundsChecks: BoundsChecks = .guardPages, debugInfo: Bool = false, profiling: Profiling = .none,
+                    postMortem: Bool = false) {
             self.maximumWasmStackSize = maximumWasmStackSize
             self.hostStackReserve = hostStackReserve
             self.checksStackLimit = checksStackLimit
@@ -49,6 +54,7 @@ public final class Engine: Sendable {
             self.boundsChecks = boundsChecks
             self.debugInfo = debugInfo
             self.profiling = profiling
+            self.postMortem = postMortem
         }
     }
 
