@@ -9,7 +9,10 @@ struct DumpCommand: ParsableCommand {
         commandName: "dump",
         abstract: "Print the backtraces of captured stacks.",
         discussion: """
-            Reads each FILE (made by `wasm-unwind run --capture`), walks its captured \
+            Reads each FILE (made by `wasm-unwind run --capture`, or an ELF core file \
+            of a crashed process: every thread that was running wasm is dumped, the \
+            crashing one first; --exe names the program when the core's first mapped \
+            file is not it), walks its captured \
             stack with the same walker as a live stack, and prints the wasm frames in \
             Wasmtime's layout with the activation boundaries marked. --roots adds the GC \
             roots found through the captured stack maps; --hybrid prints every frame of \
@@ -40,6 +43,9 @@ struct DumpCommand: ParsableCommand {
     @Flag(name: .long, help: "Unwind each capture offline with libunwind and compare with the walk.")
     var verify = false
 
+    @Option(name: .long, help: ArgumentHelp("For a core file: the crashed program (default: the first file the core says was mapped).", valueName: "PATH"))
+    var exe: String?
+
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one capture file") }
     }
@@ -48,8 +54,10 @@ struct DumpCommand: ParsableCommand {
         let formatter = format.formatter
         var entries: [DumpReport.Entry] = []
         var failed = false
-        for (index, file) in files.enumerated() {
-            let (entry, sound) = dump(file)
+        let dumps = files.flatMap { file -> [(DumpReport.Entry, Bool)] in
+            isCore(file) ? dumpCore(file) : [dump(file)]
+        }
+        for (index, (entry, sound)) in dumps.enumerated() {
             if !sound { failed = true }
             if formatter.rendersEventsAsTheyHappen {
                 // Each file's dump is written (and flushed) before the next
@@ -63,6 +71,43 @@ struct DumpCommand: ParsableCommand {
         }
         if !formatter.rendersEventsAsTheyHappen { output(formatter.render(DumpReport(entries: entries))) }
         if failed { throw ExitCode(1) }
+    }
+
+    /// Whether `file` is an ELF file (a core) rather than a capture.
+    func isCore(_ file: String) -> Bool {
+        guard let bytes = try? readFile(file) else { return false }
+        return bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46])
+    }
+
+    /// A core file's threads that were running wasm, each dumped as a
+    /// capture, the crashing thread first (docs/post-mortem.md).
+    func dumpCore(_ file: String) -> [(DumpReport.Entry, Bool)] {
+        func failure(_ message: String) -> [(DumpReport.Entry, Bool)] {
+            printError("\(file): \(message)")
+            return [(.failure(file: file, message: message), false)]
+        }
+        if verify {
+            // libunwind's remote unwind of a core would start in host code
+            // and need the CFI of the executable and every library.
+            return failure("--verify is not supported for core files yet (libunwind would need the host's CFI); dump without it")
+        }
+        do {
+            let core = try CoreFile(bytes: try readFile(file))
+            guard let program = exe ?? core.files.first?.path else {
+                return failure("the core names no mapped files; give the program with --exe")
+            }
+            let threads = try PostMortem.threads(of: core, executable: try readFile(program), executablePath: program)
+            guard !threads.isEmpty else { return failure("no thread was running wasm") }
+            return threads.map { thread in
+                let stack: CapturedStack
+                do { stack = try CapturedStack(thread.capture) } catch { return failure("thread \(thread.tid): \(error)")[0] }
+                let (dump, sound) = stack.dump(file: "\(file) thread \(thread.tid)", roots: roots, hybrid: false, verify: verify,
+                                               warnings: [])
+                return (.dump(dump), sound)
+            }
+        } catch {
+            return failure("\(error)")
+        }
     }
 
     /// One file's dump, and whether it was sound. Problems are also

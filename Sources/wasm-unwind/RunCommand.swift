@@ -115,6 +115,8 @@ struct RunCommand: ParsableCommand {
         // Modules' CFI is registered with libunwind, for host.backtrace_all.
         var configuration = Engine.Configuration(exitRecording: exitRecording)
         configuration.debugInfo = debugInfo
+        // A core file of this process leads to its wasm (dump CORE).
+        configuration.postMortem = true
         configuration.profiling = profile?.profiling(directory: jitdumpDirectory ?? ".") ?? .none
         if let maxWasmStack {
             try checkStackFits(maxWasmStack, reserve: configuration.hostStackReserve)

@@ -102,3 +102,56 @@ struct PostMortemTests {
         #expect(line?.contains("OBJECT") == true && line?.contains("GLOBAL") == true, "\(line ?? "no symbol")")
     }
 }
+
+@Suite("wasm-unwind dump CORE: wasm backtraces from core files", .serialized)
+struct CoreDumpTests {
+    @Test("a kernel core of a crash in host code under two activations: the crashing thread's wasm frames, its signal",
+          .enabled(if: CoreFiles.refusal == nil, CoreFiles.refusal.map { Comment(rawValue: $0) } ?? ""))
+    func kernelCore() throws {
+        let directory = try temporaryDirectory("postmortem")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; exec \"$0\" \"$@\"", PackagePaths.cli, "run",
+                                             PackagePaths.fixture("programs/crash.wat"), "--invoke", "outer", "0"], directory: directory)
+        #expect(crash.signal == SIGSEGV)
+        let core = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("core") })
+        let path = directory.appendingPathComponent(core).path
+        let dump = try runCLI(["dump", path])
+        #expect(dump.status == 0, "\(dump.stderr)")
+        let lines = dump.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.contains("2 activations") == true && lines.first?.contains("signal 11") == true, "\(dump.stdout)")
+        let frames = lines.dropFirst().filter { $0.contains(" - ") }.map { $0.split(separator: " - ").last.map(String.init) ?? "" }
+        #expect(frames == ["crashing!leaf", "crashing!inner", "crashing!middle", "crashing!outer"], "\(dump.stdout)")
+        #expect(dump.stdout.contains("-- host frames; activation 1 --"))
+        // JSON and --roots work as for captures.
+        let json = try runCLI(["dump", path, "--format", "json", "--roots"])
+        #expect(json.status == 0)
+        #expect((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["files"] != nil)
+        // A truncated core, an executable without the descriptor: errors that say so.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let truncated = directory.appendingPathComponent("truncated.core").path
+        #expect(FileManager.default.createFile(atPath: truncated, contents: bytes.prefix(1000)))
+        let cut = try runCLI(["dump", truncated])
+        #expect(cut.status == 1 && cut.stderr.contains("past the end of the file"), "\(cut.stderr)")
+        let wrongExe = try runCLI(["dump", path, "--exe", "/bin/true"])
+        #expect(wrongExe.status == 1 && wrongExe.stderr.contains("no symbol wasm_unwind_debug_descriptor")
+                || wrongExe.stderr.contains("does not say where /bin/true was mapped"), "\(wrongExe.stderr)")
+        let notCore = try runCLI(["dump", PackagePaths.cli])
+        #expect(notCore.status == 1 && notCore.stderr.contains("not a core file"), "\(notCore.stderr)")
+    }
+
+    @Test("a gcore of a process stopped in a host function under two activations",
+          .enabled(if: ToolPaths.gdb != nil, "gdb is not installed (make test installs it)"))
+    func gcoreDump() throws {
+        let directory = try temporaryDirectory("postmortem-gcore")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let core = directory.appendingPathComponent("stopped.core").path
+        _ = try #require(try runTool("gdb", [
+            "-nx", "-batch", "-ex", "break HostModule.swift:\(try hostPrintLine())", "-ex", "run", "-ex", "gcore \(core)", "-ex", "kill",
+            "--args", PackagePaths.cli, "run", PackagePaths.fixture("programs/nested.wat"), "--invoke", "outer", "7",
+        ]))
+        let dump = try runCLI(["dump", core])
+        #expect(dump.status == 0, "\(dump.stderr)")
+        let frames = dump.stdout.split(separator: "\n").filter { $0.contains(" - ") }.map { $0.split(separator: " - ").last.map(String.init) ?? "" }
+        #expect(frames == ["nested!leaf", "nested!inner", "nested!middle", "nested!outer"], "\(dump.stdout)")
+    }
+}
