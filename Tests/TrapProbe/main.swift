@@ -22,10 +22,14 @@
 //                                 prints resident and virtual bytes before and after
 //   trap-probe alternate-stack    prints the alternate signal stack before, while
 //                                 and after this thread can take traps
+//   trap-probe two-threads        a second thread waits inside wasm at a host call
+//                                 while this one faults (SIGSEGV) in a host function
+//                                 called from wasm: a core with two threads in wasm
 import CrashSupport
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import WasmJIT
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -54,7 +58,8 @@ if mode == "chain-siginfo-default" {
 }
 
 var hostAction: () -> Void = {}
-let engine = Engine()
+// Listed in the post-mortem descriptor, so a core of the probe leads to its wasm.
+let engine = Engine(configuration: Engine.Configuration(postMortem: true))
 let store = Store(engine: engine)
 var imports = Imports()
 imports.define(module: "host", name: "crash", .host(HostFunction(signature: Signature(parameters: [], results: [])) { _, _ in
@@ -104,6 +109,27 @@ func describeAlternateStack() -> String {
 }
 
 switch mode {
+case "two-threads":
+    let waiting = DispatchSemaphore(value: 0)
+    final class Box: @unchecked Sendable { let module: Module; init(_ module: Module) { self.module = module } }
+    let shared = Box(module)
+    let second = Thread {
+        // Its own store: a store runs on one thread at a time.
+        let otherStore = Store(engine: engine)
+        var otherImports = Imports()
+        otherImports.define(module: "host", name: "crash", .host(HostFunction(signature: Signature(parameters: [], results: [])) { _, _ in
+            waiting.signal()
+            while true { sleep(1000) }
+        }))
+        let other = try! Instance(store: otherStore, module: shared.module, imports: otherImports)
+        _ = try? other.export("call_host")!.call([])
+    }
+    second.start()
+    waiting.wait()
+    hostAction = { fault("segv") }
+    _ = try? instance.export("call_host")!.call([])
+    print("survived")
+    exit(0)
 case "trap-loop":
     let count = Int(arguments.dropFirst().first ?? "") ?? 10_000
     let die = instance.export("die")!

@@ -154,4 +154,22 @@ struct CoreDumpTests {
         let frames = dump.stdout.split(separator: "\n").filter { $0.contains(" - ") }.map { $0.split(separator: " - ").last.map(String.init) ?? "" }
         #expect(frames == ["nested!leaf", "nested!inner", "nested!middle", "nested!outer"], "\(dump.stdout)")
     }
+
+    @Test("a core with two threads in wasm: the crashing one first, then the one waiting at a host call",
+          .enabled(if: CoreFiles.refusal == nil, CoreFiles.refusal.map { Comment(rawValue: $0) } ?? ""))
+    func twoThreads() throws {
+        let directory = try temporaryDirectory("postmortem-threads")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let probe = PackagePaths.executable("trap-probe")
+        let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; exec \"$0\" \"$@\"", probe, "two-threads"], directory: directory)
+        #expect(crash.signal == SIGSEGV, "\(crash.stdout) \(crash.stderr.suffix(500))")
+        let core = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("core") })
+        let dump = try runCLI(["dump", directory.appendingPathComponent(core).path, "--exe", probe])
+        #expect(dump.status == 0, "\(dump.stderr)")
+        let headers = dump.stdout.split(separator: "\n").filter { $0.contains(" thread ") && $0.contains("activation") }
+        #expect(headers.count == 2, "\(dump.stdout)")
+        #expect(headers.first?.contains("signal 11") == true, "the crashing thread is not first: \(dump.stdout)")
+        let frames = dump.stdout.split(separator: "\n").filter { $0.contains(" - ") }.map { $0.split(separator: " - ").last.map(String.init) ?? "" }
+        #expect(frames == ["probe!call_host", "probe!call_host"], "\(dump.stdout)")
+    }
 }
