@@ -133,14 +133,9 @@ struct GDBTests {
     func coreFile() throws {
         let directory = try temporaryDirectory("core")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; exec \"$0\" \"$@\"", PackagePaths.cli, "run",
-                                             PackagePaths.fixture("programs/crash.wat"), "--invoke", "outer", "0",
-                                             "--debug-info"], directory: directory)
-        #expect(crash.signal == SIGSEGV, "the crash ended with status \(crash.status), signal \(String(describing: crash.signal))")
-        let core = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("core") },
-                                "no core file in \(directory.path) (core_pattern: \(readProcFile("/proc/sys/kernel/core_pattern")))")
-        let result = try #require(try runTool("gdb", ["-nx", "-batch", "-ex", "bt", PackagePaths.cli,
-                                                      directory.appendingPathComponent(core).path]))
+        let core = try crashCore(in: directory, [PackagePaths.cli, "run", PackagePaths.fixture("programs/crash.wat"),
+                                                  "--invoke", "outer", "0", "--debug-info"])
+        let result = try #require(try runTool("gdb", ["-nx", "-batch", "-ex", "bt", PackagePaths.cli, core]))
         #expect(result.stdout.contains("signal SIGSEGV"), "\(result.stdout)")
         let frames = gdbFrames(result.stdout)
         #expect(frames.first?.contains("HostModule") == true && frames.first?.contains("crash") == true, "\(frames)")
@@ -162,6 +157,16 @@ struct GDBTests {
         let result = try #require(try runTool("gdb", ["-nx", "-batch", "-ex", "bt", PackagePaths.cli, core]))
         expectTwoActivations(gdbFrames(result.stdout), module: "nested", host: "print_i32")
     }
+}
+
+/// Runs `command` in `directory` with core files on; it must die of
+/// SIGSEGV. Returns the core file's path.
+func crashCore(in directory: URL, _ command: [String]) throws -> String {
+    let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; exec \"$0\" \"$@\""] + command, directory: directory)
+    #expect(crash.signal == SIGSEGV, "the crash ended with status \(crash.status), signal \(String(describing: crash.signal))")
+    let core = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("core") },
+                            "no core file in \(directory.path) (core_pattern: \(readProcFile("/proc/sys/kernel/core_pattern")))")
+    return directory.appendingPathComponent(core).path
 }
 
 enum CoreFiles {

@@ -13,26 +13,19 @@ struct PostMortemTests {
     static var descriptor: wu_debug_descriptor { wu_debug_descriptor_address().pointee }
     var descriptor: wu_debug_descriptor { Self.descriptor }
 
-    /// The descriptor's modules, newest first.
-    static func modules() -> [wu_debug_module] {
-        var result: [wu_debug_module] = []
-        var next = descriptor.modules
-        while let entry = next {
-            result.append(entry.pointee)
-            next = entry.pointee.next
+    /// The entries of a descriptor list, newest first.
+    static func list<Entry>(_ head: UnsafeMutablePointer<Entry>?, next: (Entry) -> UnsafeMutablePointer<Entry>?) -> [Entry] {
+        var result: [Entry] = []
+        var entry = head
+        while let current = entry {
+            result.append(current.pointee)
+            entry = next(current.pointee)
         }
         return result
     }
 
-    static func threads() -> [wu_debug_thread] {
-        var result: [wu_debug_thread] = []
-        var next = descriptor.threads
-        while let entry = next {
-            result.append(entry.pointee)
-            next = entry.pointee.next
-        }
-        return result
-    }
+    static func modules() -> [wu_debug_module] { list(descriptor.modules) { $0.next } }
+    static func threads() -> [wu_debug_thread] { list(descriptor.threads) { $0.next } }
 
     @Test("the header: magic, version, size; an even generation")
     func header() {
@@ -110,11 +103,7 @@ struct CoreDumpTests {
     func kernelCore() throws {
         let directory = try temporaryDirectory("postmortem")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; exec \"$0\" \"$@\"", PackagePaths.cli, "run",
-                                             PackagePaths.fixture("programs/crash.wat"), "--invoke", "outer", "0"], directory: directory)
-        #expect(crash.signal == SIGSEGV)
-        let core = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("core") })
-        let path = directory.appendingPathComponent(core).path
+        let path = try crashCore(in: directory, [PackagePaths.cli, "run", PackagePaths.fixture("programs/crash.wat"), "--invoke", "outer", "0"])
         let dump = try runCLI(["dump", path])
         #expect(dump.status == 0, "\(dump.stderr)")
         let lines = dump.stdout.split(separator: "\n").map(String.init)
@@ -161,10 +150,8 @@ struct CoreDumpTests {
         let directory = try temporaryDirectory("postmortem-threads")
         defer { try? FileManager.default.removeItem(at: directory) }
         let probe = PackagePaths.executable("trap-probe")
-        let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; exec \"$0\" \"$@\"", probe, "two-threads"], directory: directory)
-        #expect(crash.signal == SIGSEGV, "\(crash.stdout) \(crash.stderr.suffix(500))")
-        let core = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("core") })
-        let dump = try runCLI(["dump", directory.appendingPathComponent(core).path, "--exe", probe])
+        let core = try crashCore(in: directory, [probe, "two-threads"])
+        let dump = try runCLI(["dump", core, "--exe", probe])
         #expect(dump.status == 0, "\(dump.stderr)")
         let headers = dump.stdout.split(separator: "\n").filter { $0.contains(" thread ") && $0.contains("activation") }
         #expect(headers.count == 2, "\(dump.stdout)")
