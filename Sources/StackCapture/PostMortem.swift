@@ -86,9 +86,13 @@ public enum PostMortem {
             let crashed = index == 0 && core.signal != nil
             let note = crashed ? "thread \(thread.tid), signal \(core.signal!.number), fault address \(hex(core.signal!.address))"
                 : "thread \(thread.tid)"
+            // As a capture at a host call: the registers are those of the
+            // newest wasm frame (host frames have no CFI here), so `--verify`
+            // unwinds the wasm frames with libunwind from there.
+            let newest = activations[0]
             result.append(ThreadCapture(tid: thread.tid, crashed: crashed, capture: CaptureFile(
-                registers: [16: thread.pc, 6: thread.fp, 7: thread.sp], activations: activations, stack: [stack],
-                modules: modules, note: note)))
+                registers: [16: newest.start.rawValue, 6: newest.startFramePointer, 7: newest.startStackPointer],
+                activations: activations, stack: [stack], modules: modules, note: note)))
         }
         return result
     }
@@ -109,7 +113,8 @@ public enum PostMortem {
                                                  startStackPointer: thread.sp, entryFramePointer: entryFP))
         } else if exitPC != 0, exitFP >= thread.sp {
             result.append(CaptureFile.Activation(start: .returnAddress(exitPC), startFramePointer: exitFP,
-                                                 startStackPointer: 0, entryFramePointer: entryFP))
+                                                 startStackPointer: stackPointer(returnAddress: exitPC, fp: exitFP, modules: modules),
+                                                 entryFramePointer: entryFP))
         }
         var record = head, previous: UInt = 0, count = 0
         while record != 0 {
@@ -129,6 +134,15 @@ public enum PostMortem {
             record = try word(record, "an activation record")
         }
         return result
+    }
+
+    /// The sp of the frame a host call left, from its call site's stack map
+    /// (the frame's size below its fp), as a capture at a host call records
+    /// it; the fp when there is no map.
+    static func stackPointer(returnAddress: UInt, fp: UInt, modules: [CaptureFile.Module]) -> UInt {
+        guard let module = modules.first(where: { returnAddress >= $0.codeBase && returnAddress < $0.codeBase + $0.codeSize }),
+              let map = module.stackMaps.map(atReturnOffset: UInt32(returnAddress - module.codeBase)) else { return fp }
+        return fp - UInt(map.frameSize)
     }
 
     static func lastComponent(_ path: String) -> String {

@@ -86,11 +86,6 @@ struct DumpCommand: ParsableCommand {
             printError("\(file): \(message)")
             return [(.failure(file: file, message: message), false)]
         }
-        if verify {
-            // libunwind's remote unwind of a core would start in host code
-            // and need the CFI of the executable and every library.
-            return failure("--verify is not supported for core files yet (libunwind would need the host's CFI); dump without it")
-        }
         do {
             let core = try CoreFile(bytes: try readFile(file))
             guard let program = exe ?? core.files.first?.path else {

@@ -111,6 +111,11 @@ struct CoreDumpTests {
         let frames = lines.dropFirst().filter { $0.contains(" - ") }.map { $0.split(separator: " - ").last.map(String.init) ?? "" }
         #expect(frames == ["crashing!leaf", "crashing!inner", "crashing!middle", "crashing!outer"], "\(dump.stdout)")
         #expect(dump.stdout.contains("-- host frames; activation 1 --"))
+        // --verify: libunwind's remote unwind over the core's stack and our
+        // CFI, from the newest wasm frame, as for a capture at a host call.
+        let verified = try runCLI(["dump", path, "--verify"])
+        #expect(verified.status == 0 && verified.stdout.contains("verify: libunwind agrees on all 4 wasm frames in 2 activations"),
+                "\(verified.stdout) \(verified.stderr)")
         // JSON and --roots work as for captures.
         let json = try runCLI(["dump", path, "--format", "json", "--roots"])
         #expect(json.status == 0)
@@ -151,12 +156,13 @@ struct CoreDumpTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let probe = PackagePaths.executable("trap-probe")
         let core = try crashCore(in: directory, [probe, "two-threads"])
-        let dump = try runCLI(["dump", core, "--exe", probe])
+        let dump = try runCLI(["dump", core, "--exe", probe, "--verify"])
         #expect(dump.status == 0, "\(dump.stderr)")
         let headers = dump.stdout.split(separator: "\n").filter { $0.contains(" thread ") && $0.contains("activation") }
         #expect(headers.count == 2, "\(dump.stdout)")
         #expect(headers.first?.contains("signal 11") == true, "the crashing thread is not first: \(dump.stdout)")
         let frames = dump.stdout.split(separator: "\n").filter { $0.contains(" - ") }.map { $0.split(separator: " - ").last.map(String.init) ?? "" }
         #expect(frames == ["probe!call_host", "probe!call_host"], "\(dump.stdout)")
+        #expect(dump.stdout.components(separatedBy: "verify: libunwind agrees").count == 3, "\(dump.stdout)")
     }
 }
