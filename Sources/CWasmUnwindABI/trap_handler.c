@@ -11,6 +11,7 @@
 
 #include "wasm_jit_abi.h"
 #include "wasm_trap_handler.h"
+#include "wasm_crash_capture.h"
 
 // MARK: - Per-thread state
 
@@ -259,6 +260,9 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     const wu_store_trap_info *store = activation && activation->jump_buffer ? activation->embedder_context : NULL;
     const wu_code_region *region = store && state && !state->in_handler ? find_region(store, pc) : NULL;
     if (!region) {
+        // A fault of the host: with a crash capture asked for, the wasm
+        // frames below are written to it first.
+        if (!state || !state->in_handler) wu_crash_capture_write(signal, sp);
         errno = saved_errno;
         chain(signal, info, context);
         return;

@@ -29,6 +29,11 @@ struct RunCommand: ParsableCommand {
             134; any other error exits with status 1. With --format json everything \
             the run reports — backtraces, prints, collections, the results or the trap \
             — is one JSON document on standard output, written when the run ends.
+
+            With WASM_UNWIND_CRASH_CAPTURE=FILE in the environment, a fault outside \
+            wasm (a crashing host function) writes a capture of the wasm frames to \
+            FILE from the signal handler before the process dies of it; `dump FILE` \
+            reads it.
             """)
 
     @Argument(help: "The module to run (.wat or .wasm).")
@@ -123,6 +128,18 @@ struct RunCommand: ParsableCommand {
             configuration.maximumWasmStackSize = maxWasmStack
         }
         let engine = OracleSession(configuration: configuration, observeTraps: false).engine
+        // WASM_UNWIND_CRASH_CAPTURE=FILE: a capture written at a crash
+        // outside wasm; removed again if the run ends without one.
+        let crashCapture = ProcessInfo.processInfo.environment["WASM_UNWIND_CRASH_CAPTURE"].flatMap { $0.isEmpty ? nil : $0 }
+        if let crashCapture { try CrashCapture.enable(path: crashCapture) }
+        defer {
+            if let crashCapture {
+                CrashCapture.disable()
+                if (try? FileManager.default.attributesOfItem(atPath: crashCapture)[.size] as? Int) == 0 {
+                    try? FileManager.default.removeItem(atPath: crashCapture)
+                }
+            }
+        }
         let store = Store(engine: engine)
         let formatter = format.formatter
         var report = RunReport()

@@ -165,4 +165,30 @@ struct CoreDumpTests {
         #expect(frames == ["probe!call_host", "probe!call_host"], "\(dump.stdout)")
         #expect(dump.stdout.components(separatedBy: "verify: libunwind agrees").count == 3, "\(dump.stdout)")
     }
+
+    @Test("WASM_UNWIND_CRASH_CAPTURE: the signal handler writes a capture at the crash, the process still dies of its signal, and the capture and the core show the same frames",
+          .enabled(if: CoreFiles.refusal == nil, CoreFiles.refusal.map { Comment(rawValue: $0) } ?? ""))
+    func crashCapture() throws {
+        let directory = try temporaryDirectory("crash-capture")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = directory.appendingPathComponent("crash.capture").path
+        let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; WASM_UNWIND_CRASH_CAPTURE=\"$1\" exec \"$0\" run \"$2\" --invoke outer 0",
+                                             PackagePaths.cli, capture, PackagePaths.fixture("programs/crash.wat")], directory: directory)
+        #expect(crash.signal == SIGSEGV, "status \(crash.status), signal \(String(describing: crash.signal))")
+        #expect(crash.stderr.contains("Program crashed"), "no Swift crash report: \(crash.stderr.suffix(300))")
+        let fromCapture = try runCLI(["dump", capture, "--verify"])
+        #expect(fromCapture.status == 0, "\(fromCapture.stderr)")
+        #expect(fromCapture.stdout.contains("written by the signal handler at a crash outside wasm"))
+        #expect(fromCapture.stdout.contains("verify: libunwind agrees on all 4 wasm frames in 2 activations"), "\(fromCapture.stdout)")
+        let core = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("core") })
+        let fromCore = try runCLI(["dump", directory.appendingPathComponent(core).path])
+        func frames(_ text: String) -> [String] { text.split(separator: "\n").filter { $0.contains(" - ") }.map(String.init) }
+        #expect(frames(fromCapture.stdout) == frames(fromCore.stdout) && frames(fromCore.stdout).count == 4,
+                "capture: \(fromCapture.stdout)\ncore: \(fromCore.stdout)")
+        // A run that does not crash leaves no file behind.
+        let quiet = directory.appendingPathComponent("quiet.capture").path
+        let fine = try runChild(PackagePaths.cli, ["run", PackagePaths.fixture("programs/factorial.wat"), "--invoke", "fac", "3"],
+                                environment: ["WASM_UNWIND_CRASH_CAPTURE": quiet])
+        #expect(fine.status == 0 && !FileManager.default.fileExists(atPath: quiet))
+    }
 }
