@@ -24,7 +24,9 @@
 //                                 and after this thread can take traps
 //   trap-probe two-threads        a second thread waits inside wasm at a host call
 //                                 while this one faults (SIGSEGV) in a host function
-//                                 called from wasm: a core with two threads in wasm
+//                                 called from wasm under two activations: a core with
+//                                 two threads in wasm; each writes `recorded LABEL:
+//                                 frames` to stderr first
 import CrashSupport
 #if canImport(Glibc)
 import Glibc
@@ -58,14 +60,26 @@ if mode == "chain-siginfo-default" {
 }
 
 var hostAction: () -> Void = {}
-// Listed in the post-mortem descriptor, so a core of the probe leads to its wasm.
-let engine = Engine(configuration: Engine.Configuration(postMortem: true))
+/// The caller of the host function running now (for `recorded`).
+var currentCaller: Caller?
+// Listed in the post-mortem descriptor, so a core of the probe leads to its
+// wasm; registered with gdb, so gdb names it too.
+let engine = Engine(configuration: Engine.Configuration(debugInfo: true, postMortem: true))
 let store = Store(engine: engine)
 var imports = Imports()
-imports.define(module: "host", name: "crash", .host(HostFunction(signature: Signature(parameters: [], results: [])) { _, _ in
+imports.define(module: "host", name: "crash", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in
+    currentCaller = caller
     hostAction()
     return []
 }))
+
+/// Writes `caller`'s wasm backtrace to standard error, unbuffered (the
+/// process is about to die): `recorded LABEL: name name ...`.
+func record(_ label: String, _ caller: Caller) {
+    let names = caller.backtrace().frames.map { $0.symbol?.printedName ?? "?" }
+    let line = Array("recorded \(label): \(names.joined(separator: " "))\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
 let module = try Module(engine: engine, text: """
     (module $probe
       (import "host" "crash" (func $crash))
@@ -117,7 +131,8 @@ case "two-threads":
         // Its own store: a store runs on one thread at a time.
         let otherStore = Store(engine: engine)
         var otherImports = Imports()
-        otherImports.define(module: "host", name: "crash", .host(HostFunction(signature: Signature(parameters: [], results: [])) { _, _ in
+        otherImports.define(module: "host", name: "crash", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in
+            record("waiting", caller)
             waiting.signal()
             while true { sleep(1000) }
         }))
@@ -126,7 +141,15 @@ case "two-threads":
     }
     second.start()
     waiting.wait()
-    hostAction = { fault("segv") }
+    // Two activations on the crashing thread: the host re-enters wasm, and
+    // the second host call records its backtrace and faults.
+    hostAction = {
+        hostAction = {
+            record("crashing", currentCaller!)
+            fault("segv")
+        }
+        _ = try? instance.export("call_host")!.call([])
+    }
     _ = try? instance.export("call_host")!.call([])
     print("survived")
     exit(0)

@@ -103,13 +103,13 @@ struct CoreDumpTests {
     func kernelCore() throws {
         let directory = try temporaryDirectory("postmortem")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let path = try crashCore(in: directory, [PackagePaths.cli, "run", PackagePaths.fixture("programs/crash.wat"), "--invoke", "outer", "0"])
-        let dump = try runCLI(["dump", path])
+        let path = try crashCore(in: directory, [PackagePaths.cli, "run", PackagePaths.fixture("crash/nested-crash.wat"), "--invoke", "main"])
+        let dump = try runCLI(["dump", path, "--exe", PackagePaths.cli])
         #expect(dump.status == 0, "\(dump.stderr)")
         let lines = dump.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first?.contains("2 activations") == true && lines.first?.contains("signal 11") == true, "\(dump.stdout)")
         let frames = lines.dropFirst().filter { $0.contains(" - ") }.map { $0.split(separator: " - ").last.map(String.init) ?? "" }
-        #expect(frames == ["crashing!leaf", "crashing!inner", "crashing!middle", "crashing!outer"], "\(dump.stdout)")
+        #expect(frames == ["nested_crash!leaf", "nested_crash!inner", "nested_crash!middle", "nested_crash!main"], "\(dump.stdout)")
         #expect(dump.stdout.contains("-- host frames; activation 1 --"))
         // --verify: libunwind's remote unwind over the core's stack and our
         // CFI, from the newest wasm frame, as for a capture at a host call.
@@ -155,15 +155,35 @@ struct CoreDumpTests {
         let directory = try temporaryDirectory("postmortem-threads")
         defer { try? FileManager.default.removeItem(at: directory) }
         let probe = PackagePaths.executable("trap-probe")
-        let core = try crashCore(in: directory, [probe, "two-threads"])
-        let dump = try runCLI(["dump", core, "--exe", probe, "--verify"])
+        let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; exec \"$0\" two-threads", probe], directory: directory)
+        #expect(crash.signal == SIGSEGV)
+        // What each thread recorded of itself before the crash.
+        func recorded(_ label: String) -> [String] {
+            crash.stderr.split(separator: "\n").first { $0.hasPrefix("recorded \(label): ") }
+                .map { $0.dropFirst("recorded \(label): ".count).split(separator: " ").map(String.init) } ?? []
+        }
+        #expect(recorded("crashing") == ["probe!call_host", "probe!call_host"], "\(crash.stderr.prefix(500))")
+        #expect(recorded("waiting") == ["probe!call_host"])
+        let core = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("core") })
+        let corePath = directory.appendingPathComponent(core).path
+        let dump = try runCLI(["dump", corePath, "--exe", probe, "--verify"])
         #expect(dump.status == 0, "\(dump.stderr)")
-        let headers = dump.stdout.split(separator: "\n").filter { $0.contains(" thread ") && $0.contains("activation") }
-        #expect(headers.count == 2, "\(dump.stdout)")
-        #expect(headers.first?.contains("signal 11") == true, "the crashing thread is not first: \(dump.stdout)")
-        let frames = dump.stdout.split(separator: "\n").filter { $0.contains(" - ") }.map { $0.split(separator: " - ").last.map(String.init) ?? "" }
-        #expect(frames == ["probe!call_host", "probe!call_host"], "\(dump.stdout)")
+        // One block per thread, the crashing one first.
+        let blocks = dump.stdout.components(separatedBy: "\n\n").filter { $0.contains(" thread ") }
+        #expect(blocks.count == 2, "\(dump.stdout)")
+        func frames(_ block: String) -> [String] {
+            block.split(separator: "\n").filter { $0.contains(" - ") }.map { $0.split(separator: " - ").last.map(String.init) ?? "" }
+        }
+        #expect(blocks.first?.contains("signal 11") == true, "the crashing thread is not first: \(dump.stdout)")
+        #expect(blocks.first.map(frames) == recorded("crashing"), "\(dump.stdout)")
+        #expect(blocks.last.map(frames) == recorded("waiting"), "\(dump.stdout)")
         #expect(dump.stdout.components(separatedBy: "verify: libunwind agrees").count == 3, "\(dump.stdout)")
+        // gdb on the same core, through the JIT interface: the same wasm frames.
+        if ToolPaths.gdb != nil {
+            let gdb = try #require(try runTool("gdb", ["-nx", "-batch", "-ex", "thread apply all bt", probe, corePath]))
+            let named = gdbFrames(gdb.stdout).filter { $0.hasPrefix("probe!") && !$0.contains("trampoline") }
+            #expect(named.filter { $0 == "probe!call_host" }.count == 3, "\(named)")
+        }
     }
 
     @Test("WASM_UNWIND_CRASH_CAPTURE: the signal handler writes a capture at the crash, the process still dies of its signal, and the capture and the core show the same frames",
