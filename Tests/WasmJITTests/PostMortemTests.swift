@@ -120,7 +120,8 @@ struct CoreDumpTests {
         let json = try runCLI(["dump", path, "--format", "json", "--roots"])
         #expect(json.status == 0)
         #expect((try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["files"] != nil)
-        // A truncated core, an executable without the descriptor: errors that say so.
+        // A truncated core, a core of another machine, an executable without
+        // the descriptor, an ELF file that is no core: errors that say so.
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let truncated = directory.appendingPathComponent("truncated.core").path
         #expect(FileManager.default.createFile(atPath: truncated, contents: bytes.prefix(1000)))
@@ -129,6 +130,12 @@ struct CoreDumpTests {
         let wrongExe = try runCLI(["dump", path, "--exe", "/bin/true"])
         #expect(wrongExe.status == 1 && wrongExe.stderr.contains("no symbol wasm_unwind_debug_descriptor")
                 || wrongExe.stderr.contains("does not say where /bin/true was mapped"), "\(wrongExe.stderr)")
+        var foreign = [UInt8](bytes)
+        foreign[18] = 183  // e_machine: EM_AARCH64
+        let foreignPath = directory.appendingPathComponent("aarch64.core").path
+        #expect(FileManager.default.createFile(atPath: foreignPath, contents: Data(foreign)))
+        let other = try runCLI(["dump", foreignPath])
+        #expect(other.status == 1 && other.stderr.contains("a core of machine 183, not x86_64"), "\(other.stderr)")
         let notCore = try runCLI(["dump", PackagePaths.cli])
         #expect(notCore.status == 1 && notCore.stderr.contains("not a core file"), "\(notCore.stderr)")
     }
