@@ -17,27 +17,20 @@ extension FunctionCompiler {
         }
         let wasmOffset = binaryOffset
         assembler.mov(.d, .rax, address)  // zero-extends the 32-bit address
-        guard boundsChecks == .explicit else {
-            // index < 2^32 and offset < 2^32: the sum stays inside the
-            // reservation (Memory.reservation), past the accessible bytes
-            // only into inaccessible ones.
-            assembler.mov(.q, .rcx, MemoryOperand.at(.r15, Int32(WU_VMCTX_MEMORY_BASE)))
-            if memarg.offset <= UInt64(Int32.max) {
-                return MemoryOperand.at(.rcx, index: .rax, Int32(memarg.offset))
+        // With guard pages no check: index < 2^32 and offset < 2^32, so the
+        // sum stays inside the reservation (Memory.reservation), past the
+        // accessible bytes only into inaccessible ones.
+        if boundsChecks == .explicit {
+            let end = memarg.offset + UInt64(size)
+            if end <= UInt64(Int32.max) {
+                assembler.lea(.rdx, MemoryOperand.at(.rax, Int32(end)))
+            } else {
+                assembler.mov(.rdx, immediate: Int64(end))
+                assembler.arithmetic(.add, .q, .rdx, .rax)
             }
-            assembler.mov(.rdx, immediate: Int64(memarg.offset))
-            assembler.arithmetic(.add, .q, .rax, .rdx)
-            return MemoryOperand.at(.rcx, index: .rax)
+            assembler.arithmetic(.cmp, .q, .rdx, MemoryOperand.at(.r15, Int32(WU_VMCTX_MEMORY_SIZE)))
+            assembler.j(.above, trapStub(.outOfBoundsMemoryAccess, wasmOffset: wasmOffset, addressOffset: memarg.offset))
         }
-        let end = memarg.offset + UInt64(size)
-        if end <= UInt64(Int32.max) {
-            assembler.lea(.rdx, MemoryOperand.at(.rax, Int32(end)))
-        } else {
-            assembler.mov(.rdx, immediate: Int64(end))
-            assembler.arithmetic(.add, .q, .rdx, .rax)
-        }
-        assembler.arithmetic(.cmp, .q, .rdx, MemoryOperand.at(.r15, Int32(WU_VMCTX_MEMORY_SIZE)))
-        assembler.j(.above, trapStub(.outOfBoundsMemoryAccess, wasmOffset: wasmOffset, addressOffset: memarg.offset))
         assembler.mov(.q, .rcx, MemoryOperand.at(.r15, Int32(WU_VMCTX_MEMORY_BASE)))
         if memarg.offset <= UInt64(Int32.max) {
             return MemoryOperand.at(.rcx, index: .rax, Int32(memarg.offset))

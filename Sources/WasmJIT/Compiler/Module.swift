@@ -122,19 +122,27 @@ public final class Module: @unchecked Sendable {
         // module can take (re-exported, in a table or a global: those are
         // called through the trampoline by other modules or `call_indirect`).
         let referenced = description.referencedFunctions
+        /// Emits one exit trampoline for import `importIndex`, 16-aligned;
+        /// returns its offset.
+        func emitExitTrampoline(_ importIndex: Int, _ signature: Signature, isNative: Bool,
+                                _ emit: (inout Assembler) -> [(offset: Int, event: FrameEvent)]) -> Int {
+            while assembler.offset % 16 != 0 { assembler.int3() }
+            let start = assembler.offset
+            let events = emit(&assembler)
+            let range = start..<assembler.offset
+            finishRoutine(FrameDescription(codeRange: range, events: events))
+            trampolines.append(CompiledTrampoline(kind: .exitTrampoline, signature: signature,
+                                                  importIndex: UInt32(importIndex), isNative: isNative, codeRange: range))
+            return start
+        }
         for (importIndex, imported) in description.imports.enumerated() {
             guard engine.configuration.exitRecording == .trampoline || referenced.contains(UInt32(importIndex)) else {
                 exitOffsets.append(nil)
                 continue
             }
-            while assembler.offset % 16 != 0 { assembler.int3() }
-            let start = assembler.offset
-            let events = Trampolines.emitExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)
-            let range = start..<assembler.offset
-            finishRoutine(FrameDescription(codeRange: range, events: events))
-            exitOffsets.append(start)
-            trampolines.append(CompiledTrampoline(kind: .exitTrampoline, signature: imported.signature,
-                                                  importIndex: UInt32(importIndex), codeRange: range))
+            exitOffsets.append(emitExitTrampoline(importIndex, imported.signature, isNative: false) {
+                Trampolines.emitExit(importIndex: UInt32(importIndex), imported.signature, into: &$0)
+            })
         }
         // A native exit trampoline per import a native host function could
         // satisfy: what calls through the import table (trampoline mode),
@@ -145,15 +153,9 @@ public final class Module: @unchecked Sendable {
                 nativeOffsets.append(nil)
                 continue
             }
-            while assembler.offset % 16 != 0 { assembler.int3() }
-            let start = assembler.offset
-            let events = Trampolines.emitNativeExit(importIndex: UInt32(importIndex), imported.signature, into: &assembler)
-            let range = start..<assembler.offset
-            finishRoutine(FrameDescription(codeRange: range, events: events))
-            nativeOffsets.append(start)
-            trampolines.append(CompiledTrampoline(kind: .exitTrampoline, signature: imported.signature,
-                                                  importIndex: UInt32(importIndex), isNative: true,
-                                                  codeRange: range))
+            nativeOffsets.append(emitExitTrampoline(importIndex, imported.signature, isNative: true) {
+                Trampolines.emitNativeExit(importIndex: UInt32(importIndex), imported.signature, into: &$0)
+            })
         }
 
         var bytes: [UInt8]
