@@ -26,8 +26,18 @@ void wu_jump_to_activation(int reason) {
     siglongjmp(*(sigjmp_buf *)activation->jump_buffer, reason);
 }
 
-void wu_raise_host_failure(wu_vmctx *vmctx) {
-    (void)vmctx;
+static wu_exception_unwinder_fn exception_unwinder;
+
+void wu_set_exception_unwinder(wu_exception_unwinder_fn unwinder) {
+    __atomic_store_n(&exception_unwinder, unwinder, __ATOMIC_RELEASE);
+}
+
+const wu_resume *wu_raise_host_failure(wu_vmctx *vmctx) {
+    wu_exception_unwinder_fn unwinder = __atomic_load_n(&exception_unwinder, __ATOMIC_ACQUIRE);
+    if (unwinder) {
+        const wu_resume *resume = unwinder(vmctx);
+        if (resume) return resume;
+    }
     wu_jump_to_activation(WU_INVOKE_HOST_FAILED);
 }
 

@@ -10,6 +10,11 @@ public struct StackMap: Hashable, Sendable {
     public var frameSize: UInt32
     /// Bit k: the word at fp - 8(k+1).
     public var bitmap: [UInt64]
+    /// The exception handlers in force while the call is in progress,
+    /// innermost `try_table` first and each one's clauses in order: the
+    /// first that matches a thrown exception is where it resumes. (A call
+    /// site's record holds both its stack map and its handlers.)
+    public var handlers: [ExceptionHandler] = []
 
     /// A map with the given fp-relative slot offsets (each a negative
     /// multiple of 8 within the frame).
@@ -48,6 +53,59 @@ public struct StackMap: Hashable, Sendable {
 
     /// No slot holds a reference.
     public var isEmpty: Bool { bitmap.isEmpty }
+}
+
+/// One catch clause of a `try_table` around a call site: which exceptions
+/// it takes, and where and how it resumes them.
+///
+/// The handler resumes in the frame of the call site: the unwinder writes
+/// the exception's payload (then, for the `_ref` kinds, its `exnref`) into
+/// the frame's operand-stack slots at `payloadSlot`, `payloadSlot - 8`, ...
+/// (fp-relative, where the branch to the catch label expects its values),
+/// restores the frame's fp and sp (`fp - frameSize`) and jumps to
+/// `landingPad`, which restores the instance context and branches to the
+/// label.
+public struct ExceptionHandler: Hashable, Sendable, CustomStringConvertible {
+    /// The clause: `catch`, `catch_ref`, `catch_all`, `catch_all_ref`.
+    public enum Kind: UInt8, Hashable, Sendable {
+        case `catch` = 0, catchRef = 1, catchAll = 2, catchAllRef = 3
+
+        /// Whether the clause takes exceptions of one tag only.
+        public var hasTag: Bool { self == .catch || self == .catchRef }
+        /// Whether the clause passes the `exnref` after the payload.
+        public var passesReference: Bool { self == .catchRef || self == .catchAllRef }
+
+        public var name: String {
+            switch self {
+            case .catch: return "catch"
+            case .catchRef: return "catch_ref"
+            case .catchAll: return "catch_all"
+            case .catchAllRef: return "catch_all_ref"
+            }
+        }
+    }
+
+    public var kind: Kind
+    /// The tag index in the module's tag index space (0 for `catch_all`).
+    public var tag: UInt32
+    /// Code offset (from the module's code base) of the landing pad.
+    public var landingPad: UInt32
+    /// Frame-pointer-relative offset of the slot for the first value the
+    /// catch label takes; value `i` goes to `payloadSlot - 8 i`.
+    public var payloadSlot: Int32
+
+    public init(kind: Kind, tag: UInt32, landingPad: UInt32, payloadSlot: Int32) {
+        self.kind = kind
+        self.tag = kind.hasTag ? tag : 0
+        self.landingPad = landingPad
+        self.payloadSlot = payloadSlot
+    }
+
+    /// `catch tag 3 -> +0x1a0 (values at fp-40)`.
+    public var description: String {
+        (kind.hasTag ? "\(kind.name) tag \(tag)" : kind.name)
+            + " -> +\(hex(UInt(landingPad))) (values at fp\(payloadSlot))"
+    }
 }
 
 /// A module's stack maps: one entry per call site, keyed by the code offset
@@ -266,6 +324,71 @@ extension StackMapTable {
             indices.append(UInt32(index))
         }
         self.init(validatedOffsets: offsets, mapIndices: indices, maps: maps)
+    }
+}
+
+extension StackMapTable {
+    /// The maps that have handlers, with them: appended after the table in
+    /// a capture (minor version 1):
+    ///
+    /// ```
+    /// uleb  count H of maps with handlers
+    /// H x { uleb map index, uleb handler count n,
+    ///       n x { u8 kind, uleb tag, uleb landing pad offset,
+    ///             uleb -payloadSlot / 8 } }
+    /// ```
+    public func writeHandlers(to writer: inout ByteWriter) {
+        let withHandlers = maps.indices.filter { !maps[$0].handlers.isEmpty }
+        writer.writeULEB(UInt64(withHandlers.count))
+        for index in withHandlers {
+            writer.writeULEB(UInt64(index))
+            writer.writeULEB(UInt64(maps[index].handlers.count))
+            for handler in maps[index].handlers {
+                writer.write(handler.kind.rawValue)
+                writer.writeULEB(UInt64(handler.tag))
+                writer.writeULEB(UInt64(handler.landingPad))
+                writer.writeULEB(UInt64(-Int64(handler.payloadSlot) / 8))
+            }
+        }
+    }
+
+    /// This table with the handlers read from `reader` (the form
+    /// `writeHandlers` writes), each checked: a map that exists, a known
+    /// kind, a landing pad inside the code, a slot inside the frame.
+    public func readingHandlers(from reader: inout ByteReader, codeSize: UInt32 = .max) throws(ByteFormatError) -> StackMapTable {
+        var maps = self.maps
+        let count = try reader.readULEB("count of stack maps with handlers", atMost: maps.count)
+        var previous: Int?
+        for position in 0..<count {
+            let start = reader.offset
+            let index = try reader.readULEB("map index of handler list \(position)", atMost: max(0, maps.count - 1))
+            guard !maps.isEmpty, previous.map({ index > $0 }) ?? true else {
+                throw reader.error(at: start, "handler list \(position) to name a stack map after the previous one")
+            }
+            previous = index
+            let handlerCount = try reader.readULEB("handler count of stack map \(index)", atMost: reader.remaining / 4)
+            for handler in 0..<handlerCount {
+                let kindOffset = reader.offset
+                let raw = try reader.readUInt8("kind of handler \(handler) of stack map \(index)")
+                guard let kind = ExceptionHandler.Kind(rawValue: raw) else {
+                    throw reader.error(at: kindOffset, "handler \(handler) of stack map \(index) to be catch, catch_ref, catch_all or catch_all_ref (0-3), found \(raw)")
+                }
+                let tag = try reader.readULEB("tag of handler \(handler) of stack map \(index)", atMost: Int(UInt32.max))
+                let padOffset = reader.offset
+                let pad = try reader.readULEB("landing pad of handler \(handler) of stack map \(index)", atMost: Int(UInt32.max))
+                guard pad < Int(codeSize) else {
+                    throw reader.error(at: padOffset, "handler \(handler) of stack map \(index)'s landing pad \(pad) to lie inside \(codeSize) bytes of code")
+                }
+                let slotOffset = reader.offset
+                let words = try reader.readULEB("payload slot of handler \(handler) of stack map \(index)", atMost: 1 << 28)
+                guard words >= 1, words * 8 <= Int(maps[index].frameSize) else {
+                    throw reader.error(at: slotOffset, "handler \(handler) of stack map \(index)'s payload slot fp-\(words * 8) to lie inside its \(maps[index].frameSize)-byte frame")
+                }
+                maps[index].handlers.append(ExceptionHandler(kind: kind, tag: UInt32(tag), landingPad: UInt32(pad),
+                                                             payloadSlot: -Int32(words * 8)))
+            }
+        }
+        return StackMapTable(validatedOffsets: offsets, mapIndices: mapIndices, maps: maps)
     }
 }
 

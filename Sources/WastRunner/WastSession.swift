@@ -162,8 +162,8 @@ struct WastSession {
                     return .fail("assert_unlinkable: expected a link error (\"\(message)\"), got \(error)")
                 }
             }
-        case .assertException:
-            return .skip(Feature.exceptionHandling)
+        case .assertException(let execute):
+            return assertException(execute)
         case .assertFuel, .assertOutOfFuel:
             return .skip("fuel metering")
         }
@@ -338,6 +338,19 @@ struct WastSession {
             return .fail("returned \(actual), expected \(describe(expected))")
         }
         return .pass
+    }
+
+    /// `assert_exception`: the call leaves with a wasm exception no frame
+    /// caught (not a trap, not results).
+    mutating func assertException(_ execute: WASTExecute) -> Outcome {
+        guard case .invoke(let invoke) = execute else { return .fail("assert_exception of something other than an invoke") }
+        switch call(invoke) {
+        case .trap(let trap) where trap.exception != nil: return .pass
+        case .trap(let trap): return .fail("\"\(invoke.name)\" trapped with \"\(trap.message)\", expected an uncaught exception")
+        case .results(let values): return .fail("\"\(invoke.name)\" returned \(values), expected an uncaught exception")
+        case .fail(let why): return .fail(why)
+        case .skip(let reason): return .skip(reason)
+        }
     }
 
     mutating func assertTrap(_ execute: WASTExecute, _ message: String) -> Outcome {

@@ -133,6 +133,8 @@ func parseArgument(_ text: String, as kind: ValueKind) throws -> Value {
         if text == "null" { return .externref(nil) }
     case .funcref:
         if text == "null" { return .funcref(nil) }
+    case .exnref:
+        if text == "null" { return .exnref(nil) }
     }
     throw CommandError("argument `\(text)` is not a valid \(kind)")
 }

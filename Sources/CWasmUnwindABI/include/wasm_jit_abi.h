@@ -112,6 +112,19 @@ typedef struct wu_libcalls {
     int32_t (*hold_reference)(wu_vmctx *vmctx, uint64_t reference);
 } wu_libcalls;
 
+/// Where a thrown exception resumes: the handler frame's frame and stack
+/// pointers and its landing pad. Generated code resumes with
+/// `mov rbp, [rax]; mov rsp, [rax + 8]; jmp [rax + 16]`.
+typedef struct wu_resume {
+    uint64_t fp;
+    uint64_t sp;
+    uint64_t pc;
+} wu_resume;
+
+#define WU_RESUME_FP 0
+#define WU_RESUME_SP 8
+#define WU_RESUME_PC 16
+
 /// The instance context. Generated code keeps its address in r15.
 struct wu_vmctx {
     wu_runtime_limits *limits;
@@ -123,9 +136,11 @@ struct wu_vmctx {
     /// imported global's cell is the exporter's.
     uint64_t **globals;
     wu_host_call_fn host_call;
-    /// Leaves wasm after a failed host call: jumps to the newest activation's
-    /// entry point. Never returns.
-    void (*raise)(wu_vmctx *vmctx);
+    /// After a failed host call, and after a throw no frame caught: if the
+    /// failure is a wasm exception that a frame of this activation catches,
+    /// returns where it resumes (the payload already in the handler's
+    /// slots); otherwise jumps to the newest activation's entry point.
+    const wu_resume *(*raise)(wu_vmctx *vmctx);
     wu_import *imports;
     /// The embedder's instance object (opaque to generated code).
     void *instance;
@@ -138,6 +153,16 @@ struct wu_vmctx {
     /// Where a trap stub goes (`wu_trap_raise`): records the trap, walks,
     /// and jumps to the newest activation. Never returns.
     void (*trap)(void *vmctx, uint64_t code, uint64_t address);
+    /// `throw tag`: the payload's values are at `payload`, `payload - 8`,
+    /// ... (operand-stack slots). Returns where the exception resumes, or
+    /// NULL when no frame of the activation catches it (then `raise`).
+    const wu_resume *(*throw_exception)(wu_vmctx *vmctx, uint64_t tag, const uint64_t *payload);
+    /// `throw_ref`: as `throw_exception` for the exception behind an
+    /// `exnref` handle (0 traps: null reference).
+    const wu_resume *(*throw_ref)(wu_vmctx *vmctx, uint64_t exnref);
+    /// Each tag's identity, by tag index (imports first): an imported tag's
+    /// is the exporter's, so comparing these compares tags.
+    const void **tags;
 };
 
 #define WU_VMCTX_LIMITS 0
@@ -152,6 +177,9 @@ struct wu_vmctx {
 #define WU_VMCTX_FUNCTIONS 72
 #define WU_VMCTX_LIBCALLS 80
 #define WU_VMCTX_TRAP 88
+#define WU_VMCTX_THROW 96
+#define WU_VMCTX_THROW_REF 104
+#define WU_VMCTX_TAGS 112
 #define WU_IMPORT_SIZE 32
 #define WU_IMPORT_IS_HOST 16
 #define WU_IMPORT_NATIVE_FUNCTION 24
@@ -168,6 +196,10 @@ _Static_assert(offsetof(wu_vmctx, tables) == WU_VMCTX_TABLES, "abi");
 _Static_assert(offsetof(wu_vmctx, functions) == WU_VMCTX_FUNCTIONS, "abi");
 _Static_assert(offsetof(wu_vmctx, libcalls) == WU_VMCTX_LIBCALLS, "abi");
 _Static_assert(offsetof(wu_vmctx, trap) == WU_VMCTX_TRAP, "abi");
+_Static_assert(offsetof(wu_vmctx, throw_exception) == WU_VMCTX_THROW, "abi");
+_Static_assert(offsetof(wu_vmctx, throw_ref) == WU_VMCTX_THROW_REF, "abi");
+_Static_assert(offsetof(wu_vmctx, tags) == WU_VMCTX_TAGS, "abi");
+_Static_assert(offsetof(wu_resume, sp) == WU_RESUME_SP && offsetof(wu_resume, pc) == WU_RESUME_PC, "abi");
 _Static_assert(sizeof(wu_import) == WU_IMPORT_SIZE, "abi");
 _Static_assert(offsetof(wu_import, is_host) == WU_IMPORT_IS_HOST, "abi");
 _Static_assert(offsetof(wu_import, native) == WU_IMPORT_NATIVE_FUNCTION, "abi");
@@ -211,8 +243,16 @@ __attribute__((noreturn)) void wu_jump_to_activation(int reason);
 /// Fills in the context's C entry points: `host_call` and `raise`.
 void wu_vmctx_set_entry_points(wu_vmctx *vmctx, wu_host_call_fn host_call);
 
-/// The `raise` entry of every context: `wu_jump_to_activation(WU_INVOKE_HOST_FAILED)`.
-__attribute__((noreturn)) void wu_raise_host_failure(wu_vmctx *vmctx);
+/// The `raise` entry of every context: asks the exception unwinder (if one
+/// is set) where a pending wasm exception resumes; without one,
+/// `wu_jump_to_activation(WU_INVOKE_HOST_FAILED)`.
+const wu_resume *wu_raise_host_failure(wu_vmctx *vmctx);
+
+/// The runtime's handler search for a pending exception: where it resumes,
+/// or NULL to leave the activation. Set once; it runs on the throwing
+/// thread, never in a signal handler.
+typedef const wu_resume *(*wu_exception_unwinder_fn)(wu_vmctx *vmctx);
+void wu_set_exception_unwinder(wu_exception_unwinder_fn unwinder);
 
 #ifdef __cplusplus
 }

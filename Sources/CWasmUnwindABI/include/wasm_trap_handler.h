@@ -26,6 +26,7 @@ typedef enum wu_trap_code {
     WU_TRAP_TABLE_OUT_OF_BOUNDS = 7,
     WU_TRAP_INDIRECT_CALL_TO_NULL = 8,
     WU_TRAP_BAD_SIGNATURE = 9,
+    WU_TRAP_NULL_REFERENCE = 10,
 } wu_trap_code;
 
 /// Set in a trap site's code byte (`wu_code_region.trap_codes`) when the

@@ -49,6 +49,11 @@ extension Assembler {
         registerForm(.d, opcode: [0xFF], reg: 4, rm: register)
     }
 
+    /// `jmp qword ptr [mem]`
+    public mutating func jmp(_ memory: MemoryOperand) {
+        memoryForm(.d, opcode: [0xFF], reg: 4, memory: memory)
+    }
+
     /// `jcc rel32` to a label.
     public mutating func j(_ condition: Condition, _ label: Label) {
         relative32([0x0F, 0x80 + condition.rawValue], to: label)

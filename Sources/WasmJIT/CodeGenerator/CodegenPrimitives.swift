@@ -51,6 +51,21 @@ extension Assembler {
         mov(.q, MemoryOperand.at(limits, Int32(RuntimeLimits.Offsets.lastWasmExitPC)), scratch)
     }
 
+    /// Resumes a caught exception where `record` (a `wu_resume`) says: the
+    /// handler frame's frame and stack pointers, then its landing pad.
+    /// Everything between here and that frame is abandoned.
+    ///
+    /// ```
+    ///   mov rbp, [record + fp]
+    ///   mov rsp, [record + sp]
+    ///   jmp [record + pc]
+    /// ```
+    public mutating func resumeException(at record: Register) {
+        mov(.q, .rbp, MemoryOperand.at(record, Int32(WU_RESUME_FP)))
+        mov(.q, .rsp, MemoryOperand.at(record, Int32(WU_RESUME_SP)))
+        jmp(MemoryOperand.at(record, Int32(WU_RESUME_PC)))
+    }
+
     /// A label for "the return address of a call emitted later"
     /// (`get_call_return_address`). Its address can be taken before the call
     /// with `loadAddress(of:into:)`; `call(_:providing:)` binds it right after

@@ -100,8 +100,9 @@ enum Trampolines {
     ///   mov rax, [rsp]      ; result, if any
     ///   mov rsp, rbp; pop rbp; ret
     /// failed:
-    ///   mov rdi, r15; call [r15 + raise]   ; jumps to the activation's entry
-    ///   ud2
+    ///   mov rdi, r15; call [r15 + raise]   ; jumps to the activation's entry,
+    ///   mov rbp, [rax]; mov rsp, [rax + 8] ; or returns where a wasm
+    ///   jmp [rax + 16]                     ; exception the host threw resumes
     /// ```
     static func emitExit(importIndex: UInt32, _ signature: Signature, into assembler: inout Assembler) -> [(offset: Int, event: FrameEvent)] {
         var frame = FrameEmitter(start: assembler.offset)
@@ -143,7 +144,7 @@ enum Trampolines {
         assembler.bind(failed)
         assembler.mov(.q, .rdi, .r15)
         assembler.call(MemoryOperand.at(.r15, Int32(WU_VMCTX_RAISE)))
-        assembler.ud2()
+        assembler.resumeException(at: .rax)
         return frame.events
     }
 

@@ -24,6 +24,9 @@ public struct CallSite: Hashable, Sendable {
     /// Frame-pointer-relative byte offsets of the frame slots that hold live
     /// references while the call is in progress (the stack map).
     public var liveReferenceSlots: [Int32]
+    /// The catch clauses in force at the call, innermost first (empty
+    /// outside every `try_table`).
+    public var handlers: [ExceptionHandler] = []
 }
 
 /// An instruction that traps, recorded when it was emitted.

@@ -98,12 +98,13 @@ extension FunctionCompiler {
     /// height (the call's own operands already popped).
     mutating func recordCallSite(_ returnOffset: Int, _ callee: CallSite.Callee) {
         var liveReferences: [Int32] = []
-        for (local, kind) in locals.enumerated() where kind == .externref {
+        for (local, kind) in locals.enumerated() where kind.isCollected {
             liveReferences.append(localSlot(local).displacement)
         }
-        for depth in 0..<stack.count where stack[depth] == .externref {
+        for depth in 0..<stack.count where stack[depth].isCollected {
             liveReferences.append(stackSlot(depth).displacement)
         }
+        if !activeHandlers.isEmpty { pendingHandlers[callSites.count] = activeHandlers }
         callSites.append(CallSite(returnAddressOffset: returnOffset, wasmOffset: binaryOffset, callee: callee,
                                   liveReferenceSlots: liveReferences))
     }
@@ -354,7 +355,9 @@ extension FunctionCompiler {
             assembler.bind(ordinary)
             stack = saved
         }
-        try call(function)
+        // The ordinary call stands for a frame that is already gone: no
+        // catch clause of this function applies to it.
+        try withoutHandlers { compiler throws(CompileError) in try compiler.call(function) }
         try branch(depth: UInt32(control.count - 1))
         unreachable = true
     }
@@ -384,9 +387,17 @@ extension FunctionCompiler {
             assembler.bind(ordinary)
             stack = saved
         }
-        try callIndirect(type: type, table: table)
+        try withoutHandlers { compiler throws(CompileError) in try compiler.callIndirect(type: type, table: table) }
         try branch(depth: UInt32(control.count - 1))
         unreachable = true
+    }
+
+    /// Compiles `body` with no catch clause in force.
+    mutating func withoutHandlers(_ body: (inout FunctionCompiler) throws(CompileError) -> Void) throws(CompileError) {
+        let saved = activeHandlers
+        activeHandlers = []
+        defer { activeHandlers = saved }
+        try body(&self)
     }
 
     /// A tail call's arguments: stack arguments into this function's own

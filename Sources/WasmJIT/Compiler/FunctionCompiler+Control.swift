@@ -38,7 +38,7 @@ extension FunctionCompiler {
     /// instructions were already rejected by the dispatch).
     mutating func skipUnreachable(_ lowering: Lowering) throws(CompileError) {
         switch lowering {
-        case .block, .loop, .if:
+        case .block, .loop, .if, .tryTable:
             deadNesting += 1
         case .end where deadNesting > 0:
             deadNesting -= 1
@@ -133,6 +133,7 @@ extension FunctionCompiler {
             }
             assembler.bind(elseLabel)
         }
+        if frame.kind == .tryTable { closeTryTable(frame) }
         control.removeLast()
         stack.removeSubrange(min(frame.height, stack.count)...)
         stack.append(contentsOf: frame.results)

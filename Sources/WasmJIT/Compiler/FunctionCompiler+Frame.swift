@@ -65,13 +65,23 @@ extension FunctionCompiler {
             emitTrap(stub.code, wasmOffset: stub.wasmOffset, carriesAddress: stub.addressOffset != nil)
         }
         // A failed inline host call leaves through `raise`, which jumps to the
-        // activation's entry and never returns.
+        // activation's entry, or returns where a wasm exception the host
+        // threw resumes.
         for stub in raiseStubs {
             recordAddress(wasmOffset: stub.wasmOffset)
             assembler.bind(stub.label)
             assembler.mov(.q, .rdi, .r15)
             assembler.call(MemoryOperand.at(.r15, Int32(WU_VMCTX_RAISE)))
-            assembler.ud2()
+            assembler.resumeException(at: .rax)
+        }
+        // Catch clauses' landing pads: the unwinder has put the payload in
+        // the label's slots and restored rbp and rsp; restore the instance
+        // context and branch.
+        for pad in landingPads {
+            recordAddress(wasmOffset: pad.wasmOffset)
+            assembler.bind(pad.label)
+            assembler.mov(.q, .r15, Self.savedContextSlot)
+            assembler.jmp(pad.target)
         }
         let bytes = 8 + 8 * locals.count + 8 * maxDepth + (maxOutgoingBytes + 15) / 16 * 16
         frameSize = (bytes + 15) / 16 * 16

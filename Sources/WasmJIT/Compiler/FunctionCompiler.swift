@@ -75,13 +75,20 @@ struct FunctionCompiler: AnyInstructionVisitor {
     var trapStubs: [(label: Label, wasmOffset: Int?, code: TrapCode, addressOffset: UInt64?)] = []
     /// Out-of-line `raise` calls after a failed inline host call.
     var raiseStubs: [(label: Label, wasmOffset: Int)] = []
+    /// The catch clauses in force, innermost `try_table` first.
+    var activeHandlers: [PendingHandler] = []
+    /// Each call site's clauses (by call-site index), until the landing
+    /// pads are bound.
+    var pendingHandlers: [Int: [PendingHandler]] = [:]
+    /// Landing pads of catch clauses: where each branches to.
+    var landingPads: [(label: Label, target: Label, wasmOffset: Int)] = []
     var finished = false
     var frameSize = 0
     /// How the frame changes, for the CFI.
     var frameEvents: [(offset: Int, event: FrameEvent)] { frame.events }
 
     struct ControlFrame {
-        enum Kind { case function, block, loop, `if`, `else` }
+        enum Kind { case function, block, loop, `if`, `else`, tryTable }
         var kind: Kind
         /// Where a branch to this frame goes: the end, or a loop's header.
         var branchTarget: Label
@@ -94,6 +101,8 @@ struct FunctionCompiler: AnyInstructionVisitor {
         /// For an `if` with parameters: where the parameters were before
         /// the `if` copied them for its `then` arm; `else` copies them again.
         var savedParameters: Int?
+        /// For a `try_table`: how many catch clauses it put in force.
+        var handlerCount = 0
         /// Values a branch to this frame carries: a loop's parameters (its
         /// header takes them), any other block's results.
         var branchArity: [ValueKind] { kind == .loop ? parameters : results }
@@ -130,6 +139,7 @@ struct FunctionCompiler: AnyInstructionVisitor {
             throw .malformed(parserError: error)
         }
         guard finished else { throw .invalid("function \(index) has no final `end`", offset: parser.offset) }
+        for (site, handlers) in pendingHandlers { callSites[site].handlers = resolvedHandlers(handlers) }
         return CompiledFunction(
             index: index, name: module.functionNames[index], codeRange: start..<assembler.offset,
             bodyOffset: bodyOffset, addressMap: addressMap, callSites: callSites, trapSites: trapSites,
@@ -165,6 +175,9 @@ struct FunctionCompiler: AnyInstructionVisitor {
         case .return:
             try branch(depth: UInt32(control.count - 1))
             unreachable = true
+        case .tryTable(let type, let clauses): try openTryTable(type, clauses)
+        case .throw(let tag): try compileThrow(tag)
+        case .throwRef: try compileThrowRef()
         case .call(let function): try call(function)
         case .callIndirect(let type, let table): try callIndirect(type: type, table: table)
         case .returnCall(let function): try returnCall(function)

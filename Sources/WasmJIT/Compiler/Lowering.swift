@@ -20,6 +20,11 @@ enum Lowering {
     case brTable(BrTable)
     case `return`
 
+    // Exceptions (FunctionCompiler+Exceptions.swift)
+    case tryTable(BlockType, [CatchClause])
+    case `throw`(UInt32)
+    case throwRef
+
     // Calls (FunctionCompiler+Calls.swift)
     case call(UInt32)
     case callIndirect(type: UInt32, table: UInt32)
@@ -131,6 +136,9 @@ enum Lowering {
         case .brIf(let depth): self = .brIf(depth)
         case .brTable(let table): self = .brTable(table)
         case .return: self = .return
+        case .tryTable(let type, let clauses): self = .tryTable(type, clauses.catches)
+        case .throw(let tag): self = .throw(tag)
+        case .throwRef: self = .throwRef
         case .call(let function): self = .call(function)
         case .callIndirect(let type, let table): self = .callIndirect(type: type, table: table)
         case .returnCall(let function): self = .returnCall(function)
@@ -149,6 +157,7 @@ enum Lowering {
         case .i64Const(let value): self = .constant(.i64, UInt64(bitPattern: value))
         case .refNull(.abstract(.externRef)), .refNull(.abstract(.noExtern)): self = .refNull(.externref)
         case .refNull(.abstract(.funcRef)), .refNull(.abstract(.noFunc)), .refNull(.concrete): self = .refNull(.funcref)
+        case .refNull(.abstract(.exnRef)), .refNull(.abstract(.noExn)): self = .refNull(.exnref)
         case .refIsNull: self = .refIsNull
         case .refFunc(let function): self = .refFunc(function)
         case .tableGet(let table): self = .tableGet(table)

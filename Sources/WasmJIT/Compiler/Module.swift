@@ -177,8 +177,9 @@ public final class Module: @unchecked Sendable {
         do {
             stackMaps = try StackMapTable(entries: functions.flatMap { function in
                 function.callSites.map { site in
-                    (UInt32(site.returnAddressOffset),
-                     StackMap(frameSize: UInt32(function.frameSize), slotOffsets: site.liveReferenceSlots))
+                    var map = StackMap(frameSize: UInt32(function.frameSize), slotOffsets: site.liveReferenceSlots)
+                    map.handlers = site.handlers
+                    return (UInt32(site.returnAddressOffset), map)
                 }
             })
         } catch {

@@ -6,6 +6,9 @@ import WasmTypes
 /// patterns.
 public enum ValueKind: Hashable, Sendable, CustomStringConvertible {
     case i32, i64, f32, f64, funcref, externref
+    /// An exception reference (the exception-handling proposal): a handle
+    /// of a caught exception in the store's object table, or null.
+    case exnref
 
     init(_ type: ValueType, offset: Int?) throws(CompileError) {
         self = try Self.classify(type, offset: offset).kind
@@ -30,8 +33,8 @@ public enum ValueKind: Hashable, Sendable, CustomStringConvertible {
             case .abstract(.externRef): return (.externref, !reference.isNullable)
             case .abstract(.noFunc), .concrete: return (.funcref, true)
             case .abstract(.noExtern): return (.externref, true)
-            case .abstract(.exnRef), .abstract(.noExn):
-                throw .unsupportedFeature("reference type exnref (exception handling)", offset: offset)
+            case .abstract(.exnRef): return (.exnref, !reference.isNullable)
+            case .abstract(.noExn): return (.exnref, true)
             case .abstract(let other):
                 throw .unsupportedFeature("reference type \(other) (the GC proposal)", offset: offset)
             }
@@ -46,11 +49,16 @@ public enum ValueKind: Hashable, Sendable, CustomStringConvertible {
         case .f64: return "f64"
         case .funcref: return "funcref"
         case .externref: return "externref"
+        case .exnref: return "exnref"
         }
     }
 
     /// Whether values of this kind are references (null is 0).
-    var isReference: Bool { self == .funcref || self == .externref }
+    var isReference: Bool { self == .funcref || self == .externref || self == .exnref }
+
+    /// Whether a slot of this kind holds a handle of the store's object
+    /// table, which the collector must find (a GC root).
+    var isCollected: Bool { self == .externref || self == .exnref }
 
     /// Whether values of this kind are floats (compiled with SSE).
     var isFloat: Bool { self == .f32 || self == .f64 }
@@ -107,6 +115,18 @@ struct ModuleDescription {
     struct TableImport { var module: String; var name: String; var type: TableType }
     struct MemoryImport { var module: String; var name: String; var type: MemoryType }
     struct GlobalImport { var module: String; var name: String; var type: GlobalType }
+    /// An imported exception tag of type `typeIndex` (a function type with
+    /// no results: the tag's parameters are the exception's payload).
+    struct TagImport { var module: String; var name: String; var typeIndex: UInt32 }
+
+    /// What makes two types the same type across modules: the function
+    /// types of its recursion group and its position in it (iso-recursive
+    /// equivalence, for groups whose types refer to no other type). A type
+    /// outside a `rec` is a group of one.
+    struct TypeIdentity: Hashable {
+        var group: [Signature?]
+        var position: Int
+    }
 
     /// A constant expression, evaluated at instantiation.
     indirect enum ConstantExpression: Equatable {
@@ -168,6 +188,7 @@ struct ModuleDescription {
         case table(UInt32)
         case memory(UInt32)
         case global(UInt32)
+        case tag(UInt32)
     }
 
     struct FunctionBody {
@@ -185,6 +206,12 @@ struct ModuleDescription {
     var memoryImport: MemoryImport?
     var globalImports: [GlobalImport] = []
     var functionSignatureIndices: [UInt32] = []
+    /// Each type's identity for link-time matching, by type index.
+    var typeIdentities: [TypeIdentity] = []
+    var tagImports: [TagImport] = []
+    /// The type index of each defined tag (after the imported ones in the
+    /// tag index space).
+    var definedTags: [UInt32] = []
     /// Defined tables and globals (after the imported ones in their index
     /// spaces), and the defined memory.
     var tables: [TableType] = []
@@ -213,6 +240,28 @@ struct ModuleDescription {
     var functionCount: Int { imports.count + functionSignatureIndices.count }
     var tableCount: Int { tableImports.count + tables.count }
     var globalCount: Int { globalImports.count + globals.count }
+    var tagCount: Int { tagImports.count + definedTags.count }
+
+    /// The type index of tag `index` (imports first).
+    func tagTypeIndex(_ index: UInt32, offset: Int?) throws(CompileError) -> UInt32 {
+        if Int(index) < tagImports.count { return tagImports[Int(index)].typeIndex }
+        let defined = Int(index) - tagImports.count
+        guard defined < definedTags.count else { throw .invalid("unknown tag \(index)", offset: offset) }
+        return definedTags[defined]
+    }
+
+    /// The payload of tag `index`: its type's parameters.
+    func tagPayload(_ index: UInt32, offset: Int?) throws(CompileError) -> [ValueKind] {
+        try signature(atTypeIndex: try tagTypeIndex(index, offset: offset), offset: offset).parameters
+    }
+
+    /// A tag's type must be a function type without results.
+    func checkTagType(_ typeIndex: UInt32, offset: Int?) throws(CompileError) {
+        let signature = try signature(atTypeIndex: typeIndex, offset: offset)
+        guard signature.results.isEmpty else {
+            throw .invalid("non-empty tag result type: tags of type \(signature)", offset: offset)
+        }
+    }
     /// The memory, imported or defined.
     var memory: MemoryType? { memoryImport?.type ?? definedMemory }
     var hasMemory: Bool { memory != nil }
@@ -284,6 +333,13 @@ struct ModuleDescription {
                     break
                 case .typeSection(let groups):
                     for group in groups {
+                        let first = signatures.count
+                        defer {
+                            let members = Array(signatures[first...])
+                            for position in members.indices {
+                                typeIdentities.append(TypeIdentity(group: members, position: position))
+                            }
+                        }
                         for subType in group.types {
                             guard case .function(let type) = subType.body else {
                                 signatures.append(nil)
@@ -321,8 +377,10 @@ struct ModuleDescription {
                             note([type.valueType])
                             globalImports.append(GlobalImport(module: entry.module, name: entry.name,
                                                               type: try Self.globalType(type, offset: offset)))
-                        case .tag:
-                            throw CompileError.unsupportedFeature("exception tags", offset: offset)
+                        case .tag(let typeIndex):
+                            if let error = typeErrors[Int(typeIndex)] { throw error }
+                            try checkTagType(typeIndex, offset: offset)
+                            tagImports.append(TagImport(module: entry.module, name: entry.name, typeIndex: typeIndex))
                         }
                     }
                 case .functionSection(let indices):
@@ -363,7 +421,7 @@ struct ModuleDescription {
                         case .table(let index): export = .table(index)
                         case .memory(let index): export = .memory(index)
                         case .global(let index): export = .global(index)
-                        case .tag: throw CompileError.unsupportedFeature("exception tags", offset: offset)
+                        case .tag(let index): export = .tag(index)
                         }
                         guard exports[entry.name] == nil else {
                             throw CompileError.invalid("duplicate export name \"\(entry.name)\"", offset: offset)
@@ -413,8 +471,12 @@ struct ModuleDescription {
                     dataCount = count
                 case .customSection(let section):
                     if section.name == "name" { parseNames(section.bytes) }
-                case .tagSection:
-                    throw CompileError.unsupportedFeature("exception tags", offset: offset)
+                case .tagSection(let tags):
+                    for tag in tags {
+                        if let error = typeErrors[Int(tag.type)] { throw error }
+                        try checkTagType(tag.type, offset: offset)
+                        definedTags.append(tag.type)
+                    }
                 }
             }
         } catch let error as CompileError {
@@ -443,6 +505,8 @@ struct ModuleDescription {
                 throw .invalid("export \"\(name)\" names memory \(index), which does not exist", offset: nil)
             case .global(let index) where Int(index) >= globalCount:
                 throw .invalid("export \"\(name)\" names global \(index), which does not exist", offset: nil)
+            case .tag(let index) where Int(index) >= tagCount:
+                throw .invalid("export \"\(name)\" names tag \(index), which does not exist", offset: nil)
             default: break
             }
         }

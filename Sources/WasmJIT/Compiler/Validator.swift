@@ -183,6 +183,16 @@ struct FunctionValidator: AnyInstructionVisitor {
         }
     }
 
+    /// The values a catch clause passes to its label, and the label.
+    func catchValues(_ clause: CatchClause) throws(CompileError) -> ([ValueKind], UInt32) {
+        switch clause {
+        case .catch(let tag, let depth): return (try module.tagPayload(tag, offset: offset), depth)
+        case .catchRef(let tag, let depth): return (try module.tagPayload(tag, offset: offset) + [.exnref], depth)
+        case .catchAll(let depth): return ([], depth)
+        case .catchAllRef(let depth): return ([.exnref], depth)
+        }
+    }
+
     // MARK: Instructions
 
     mutating func validate(_ lowering: Lowering) throws(CompileError) {
@@ -233,6 +243,23 @@ struct FunctionValidator: AnyInstructionVisitor {
             setUnreachable()
         case .return:
             try pop(signature.results)
+            setUnreachable()
+        case .tryTable(let type, let clauses):
+            let (parameters, results) = try blockType(type)
+            try pop(parameters)
+            // Catch labels are resolved outside the try_table's own block.
+            for clause in clauses {
+                let (carried, depth) = try catchValues(clause)
+                guard try label(depth).labelTypes == carried else {
+                    throw mismatch("catch clause carries \(carried) to a label expecting \(try label(depth).labelTypes)")
+                }
+            }
+            pushFrame(.block, parameters, results)
+        case .throw(let tag):
+            try pop(try module.tagPayload(tag, offset: offset))
+            setUnreachable()
+        case .throwRef:
+            try pop(.exnref)
             setUnreachable()
         case .call(let function):
             let callee = try module.signature(ofFunction: function, offset: offset)

@@ -22,7 +22,7 @@ public struct HostFunction {
         init(signature: Signature, implementation: Implementation) {
             self.signature = signature
             self.implementation = implementation
-            self.referenceParameters = signature.parameters.indices.filter { signature.parameters[$0] == .externref }
+            self.referenceParameters = signature.parameters.indices.filter { signature.parameters[$0].isCollected }
             if case .slots(let body) = implementation { slotsBody = body } else { slotsBody = nil }
             if case .values(let body) = implementation { valuesBody = body } else { valuesBody = nil }
         }
@@ -164,6 +164,7 @@ public struct Imports {
         case table(Table)
         case memory(Memory)
         case global(Global)
+        case tag(Tag)
     }
 
     private var definitions: [String: [String: Definition]] = [:]

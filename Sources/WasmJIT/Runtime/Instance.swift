@@ -29,6 +29,10 @@ public final class Instance {
     /// The instance's tables and globals, by index (imports first).
     public private(set) var tables: [Table] = []
     public private(set) var globals: [Global] = []
+    /// The instance's exception tags, by index (imports first).
+    public private(set) var tags: [Tag] = []
+    /// `const void **`: each tag's identity, by tag index.
+    private let tagIdentities: UnsafeMutablePointer<UnsafeRawPointer?>
     /// Read on every host call; written only while instantiating, before
     /// any code of the instance can run (so no exclusivity check).
     @exclusivity(unchecked) private var hostFunctions: [HostFunction?]
@@ -70,6 +74,8 @@ public final class Instance {
         tableRecords.initialize(repeating: nil, count: max(1, description.tableCount))
         functionReferences = .allocate(capacity: max(1, description.functionCount))
         functionReferences.initialize(repeating: nil, count: max(1, description.functionCount))
+        tagIdentities = .allocate(capacity: max(1, description.tagCount))
+        tagIdentities.initialize(repeating: nil, count: max(1, description.tagCount))
         ownReferences = .allocate(capacity: max(1, description.functionCount))
         ownReferences.initialize(repeating: wu_func_ref(), count: max(1, description.functionCount))
         hostFunctions = Array(repeating: nil, count: description.imports.count)
@@ -82,6 +88,9 @@ public final class Instance {
         context.pointee.tables = tableRecords
         context.pointee.functions = functionReferences
         context.pointee.libcalls = Libcalls.table
+        context.pointee.tags = tagIdentities
+        context.pointee.throw_exception = ExceptionEntries.throwException
+        context.pointee.throw_ref = ExceptionEntries.throwRef
         wu_vmctx_set_entry_points(context, hostCallEntry)
         context.pointee.instance = Unmanaged.passUnretained(self).toOpaque()
         store.register(self, context: context)
@@ -104,6 +113,7 @@ public final class Instance {
         tableRecords.deallocate()
         functionReferences.deallocate()
         ownReferences.deallocate()
+        tagIdentities.deallocate()
     }
 
     // MARK: Instantiation
@@ -210,6 +220,24 @@ public final class Instance {
             globalCells[index] = global.cell
             if global.kind == .funcref && global.isMutable { global.keepAlive(self) }
         }
+        for imported in description.tagImports {
+            guard let definition = imports.resolve(module: imported.module, name: imported.name) else {
+                throw InstantiationError.unresolvedImport(module: imported.module, name: imported.name, type: "tag")
+            }
+            guard case .tag(let tag) = definition else {
+                throw InstantiationError.importKindMismatch(module: imported.module, name: imported.name,
+                                                            expected: "a tag", found: Self.kind(of: definition))
+            }
+            let wanted = description.typeIdentities[Int(imported.typeIndex)]
+            guard tag.type == wanted else {
+                throw InstantiationError.importTypeMismatch(
+                    module: imported.module, name: imported.name,
+                    expected: "tag \(Signature(parameters: description.signatures[Int(imported.typeIndex)]?.parameters ?? [], results: []))",
+                    found: "tag \(Signature(parameters: tag.payload, results: []))")
+            }
+            tagIdentities[tags.count] = tag.identity
+            tags.append(tag)
+        }
     }
 
     /// Import `index` is the host function `function`: calls reach it
@@ -261,6 +289,12 @@ public final class Instance {
             let table = try Table(kind: type.kind, minimum: type.minimum, maximum: type.maximum, initial: initial)
             tableRecords[tables.count] = table.record
             tables.append(table)
+        }
+        for typeIndex in description.definedTags {
+            let tag = Tag(payload: try description.tagPayload(UInt32(tags.count), offset: nil),
+                          type: description.typeIdentities[Int(typeIndex)])
+            tagIdentities[tags.count] = tag.identity
+            tags.append(tag)
         }
         for definition in description.globals {
             let global = Global(kind: definition.type.kind, mutable: definition.type.mutable,
@@ -365,8 +399,15 @@ public final class Instance {
         case .table(let index)?: return .table(tables[Int(index)])
         case .memory?: return memory.map { .memory($0) }
         case .global(let index)?: return .global(globals[Int(index)])
+        case .tag(let index)?: return .tag(tags[Int(index)])
         case nil: return nil
         }
+    }
+
+    /// The exported tag `name`, if there is one.
+    public func exportedTag(_ name: String) -> Tag? {
+        guard case .tag(let index)? = module.description.exports[name] else { return nil }
+        return tags[Int(index)]
     }
 
     /// The exported global `name`, if there is one.
@@ -399,14 +440,14 @@ public final class Instance {
     /// in its own tables and globals (roots for the collector).
     var heldReferences: [UInt64] {
         var held: [UInt64] = []
-        for table in tables where table.kind == .externref {
+        for table in tables where table.kind.isCollected {
             held += table.elements.filter { $0 != 0 }
         }
-        for global in globals where global.kind == .externref && global.cell.pointee != 0 {
+        for global in globals where global.kind.isCollected && global.cell.pointee != 0 {
             held.append(global.cell.pointee)
         }
         for (segment, items) in zip(module.description.elementSegments, elementSegments)
-        where segment.kind == .externref {
+        where segment.kind.isCollected {
             held += (items ?? []).filter { $0 != 0 }
         }
         return held
@@ -439,7 +480,17 @@ public final class Instance {
                 }
             }
             return 0
+        } catch let exception as WasmException {
+            // Thrown into the calling wasm (`raise` asks the unwinder).
+            store.exceptionInFlight = exception
+            return 1
         } catch let trap as Trap {
+            if let exception = trap.exception {
+                // An exception no frame of a nested activation caught,
+                // rethrown by the host: on into this activation's frames.
+                store.exceptionInFlight = exception
+                return 1
+            }
             // A trap from a nested activation, on its way out: it already
             // carries the backtrace of every activation.
             store.pendingFailure = trap
@@ -456,6 +507,7 @@ public final class Instance {
         case .table: return "a table"
         case .memory: return "a memory"
         case .global: return "a global"
+        case .tag: return "a tag"
         }
     }
 

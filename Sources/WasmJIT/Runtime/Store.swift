@@ -18,6 +18,12 @@ public final class Store {
     private var regions: UnsafeMutableBufferPointer<wu_code_region>
     /// The failure a host function reported, on its way out to `Func.call`.
     var pendingFailure: Trap?
+    /// A wasm exception a host function threw, on its way into the calling
+    /// wasm (`unwindPendingException`).
+    var exceptionInFlight: WasmException?
+    /// Where the last caught exception resumes (`wu_resume`), filled by the
+    /// unwinder and read by the generated code right after.
+    let resumeRecord: UnsafeMutablePointer<wu_resume>
     /// The host objects wasm refers to by handle.
     let objects = HostObjects()
     /// The arguments' array of host functions on `[Value]`, kept between
@@ -32,6 +38,9 @@ public final class Store {
     public init(engine: Engine) {
         self.engine = engine
         TrapHandling.installHandler()
+        ExceptionEntries.installed
+        resumeRecord = .allocate(capacity: 1)
+        resumeRecord.initialize(to: wu_resume())
         regions = .allocate(capacity: 1)
         trapInfo = .allocate(capacity: 1)
         trapInfo.initialize(to: wu_store_trap_info(
@@ -40,6 +49,7 @@ public final class Store {
     }
 
     deinit {
+        resumeRecord.deallocate()
         trapInfo.deallocate()
         regions.deallocate()
     }

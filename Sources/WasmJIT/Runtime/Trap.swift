@@ -10,6 +10,10 @@ public struct Trap: Error, CustomStringConvertible {
         case wasm(TrapCode)
         /// A host function threw this error.
         case host(any Error)
+        /// A wasm exception no frame caught (Wasmtime: "thrown Wasm
+        /// exception"). Rethrowing the trap from a host function throws
+        /// the exception on into the wasm that called the host.
+        case exception(WasmException)
     }
 
     public var reason: Reason
@@ -39,11 +43,18 @@ public struct Trap: Error, CustomStringConvertible {
         return nil
     }
 
+    /// The uncaught wasm exception, if that is what stopped execution.
+    public var exception: WasmException? {
+        if case .exception(let exception) = reason { return exception }
+        return nil
+    }
+
     /// The last line Wasmtime prints: `wasm trap: ...`, or the host error.
     public var message: String {
         switch reason {
         case .wasm(let code): return "wasm trap: \(code.message)"
         case .host(let error): return String(describing: error)
+        case .exception: return "thrown Wasm exception"
         }
     }
 
@@ -99,10 +110,12 @@ public struct TrapCode: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     public static var indirectCallToNull: TrapCode { TrapCode(WU_TRAP_INDIRECT_CALL_TO_NULL) }
     /// `call_indirect` of a function of another type (`WU_TRAP_BAD_SIGNATURE`).
     public static var badSignature: TrapCode { TrapCode(WU_TRAP_BAD_SIGNATURE) }
+    /// `throw_ref` of a null `exnref` (`WU_TRAP_NULL_REFERENCE`).
+    public static var nullReference: TrapCode { TrapCode(WU_TRAP_NULL_REFERENCE) }
 
     public static let allCases: [TrapCode] = [
         .unreachable, .integerDivisionByZero, .integerOverflow, .outOfBoundsMemoryAccess, .stackOverflow,
-        .badConversionToInteger, .tableOutOfBounds, .indirectCallToNull, .badSignature,
+        .badConversionToInteger, .tableOutOfBounds, .indirectCallToNull, .badSignature, .nullReference,
     ]
 
     /// The message Wasmtime prints for this trap.
@@ -117,6 +130,7 @@ public struct TrapCode: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
         case .tableOutOfBounds: return "undefined element: out of bounds table access"
         case .indirectCallToNull: return "uninitialized element"
         case .badSignature: return "indirect call type mismatch"
+        case .nullReference: return "null reference"
         default: return "trap code \(rawValue)"
         }
     }

@@ -11,6 +11,8 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     case funcref(FuncRef?)
     /// An `externref`: a handle to a host object, or null.
     case externref(ExternRef?)
+    /// An `exnref`: a handle to a caught wasm exception, or null.
+    case exnref(ExnRef?)
 
     /// The value's kind.
     public var kind: ValueKind {
@@ -21,6 +23,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .f64: return .f64
         case .funcref: return .funcref
         case .externref: return .externref
+        case .exnref: return .exnref
         }
     }
 
@@ -33,6 +36,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .f64(let value): return value.bitPattern
         case .funcref(let reference): return UInt64(reference?.address ?? 0)
         case .externref(let reference): return reference?.handle ?? 0
+        case .exnref(let reference): return reference?.handle ?? 0
         }
     }
 
@@ -45,6 +49,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .f64: self = .f64(Double(bitPattern: slot))
         case .funcref: self = .funcref(slot == 0 ? nil : FuncRef(address: UInt(slot)))
         case .externref: self = .externref(slot == 0 ? nil : ExternRef(handle: slot))
+        case .exnref: self = .exnref(slot == 0 ? nil : ExnRef(handle: slot))
         }
     }
 
@@ -63,6 +68,7 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         case .f64(let value): return String(value)
         case .funcref(let reference): return reference.map { "funcref(0x\(String($0.address, radix: 16)))" } ?? "null"
         case .externref(let reference): return reference.map { "externref(\($0.handle))" } ?? "null"
+        case .exnref(let reference): return reference.map { "exnref(\($0.handle))" } ?? "null"
         }
     }
 }

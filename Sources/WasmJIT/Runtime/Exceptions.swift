@@ -1,0 +1,199 @@
+import CWasmUnwindABI
+import WasmUnwind
+
+/// An exception tag: what a `throw` names and a `catch` matches. Two tags
+/// are the same only if they are the same object — an imported tag is the
+/// exporter's; each instantiation of a module defines new ones.
+public final class Tag {
+    /// The exception's payload types: the tag type's parameters.
+    public let payload: [ValueKind]
+    /// The tag's type, for link-time matching.
+    let type: ModuleDescription.TypeIdentity
+
+    /// A tag the host defines, for modules to import (or for host
+    /// functions to throw exceptions of).
+    public convenience init(payload: [ValueKind]) {
+        let signature = Signature(parameters: payload, results: [])
+        self.init(payload: payload, type: ModuleDescription.TypeIdentity(group: [signature], position: 0))
+    }
+
+    init(payload: [ValueKind], type: ModuleDescription.TypeIdentity) {
+        self.payload = payload
+        self.type = type
+    }
+
+    /// The address generated code and the unwinder compare tags by.
+    var identity: UnsafeRawPointer { UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque()) }
+}
+
+/// A wasm exception: a tag and its payload. Wasm code throws it with
+/// `throw`, holds it as an `exnref` after `catch_ref`, rethrows it with
+/// `throw_ref`. A host function throws one into the calling wasm by
+/// throwing it as a Swift error; an exception no wasm frame catches leaves
+/// `Func.call` as a `Trap` whose reason is `.exception` (rethrowing that
+/// trap from a host function throws the exception on into its caller, as
+/// Wasmtime does).
+public final class WasmException: Error, CustomStringConvertible {
+    public let tag: Tag
+    /// The payload, one value per `tag.payload` type.
+    public let payload: [Value]
+    /// The exception's handle in its store's object table while wasm may
+    /// hold it as an `exnref` (0: none yet).
+    var handle: UInt64 = 0
+
+    /// An exception of `tag` with `payload`, which must match the tag's
+    /// payload types.
+    public init(tag: Tag, payload: [Value]) throws {
+        guard payload.map(\.kind) == tag.payload else {
+            throw CallError.argumentMismatch(expected: tag.payload, found: payload)
+        }
+        self.tag = tag
+        self.payload = payload
+    }
+
+    init(tag: Tag, slots: [UInt64]) {
+        self.tag = tag
+        self.payload = zip(slots, tag.payload).map { Value(slot: $0, kind: $1) }
+    }
+
+    /// The payload as 64-bit slots.
+    var slots: [UInt64] { payload.map(\.slot) }
+
+    public var description: String {
+        "wasm exception (" + payload.map(\.description).joined(separator: ", ") + ")"
+    }
+}
+
+/// A non-null `exnref`: the handle of a caught exception in a store's
+/// object table.
+public struct ExnRef: Hashable, Sendable {
+    public let handle: UInt64
+
+    public init(handle: UInt64) {
+        precondition(handle != 0, "0 is the null reference")
+        self.handle = handle
+    }
+}
+
+extension Store {
+    /// The exception behind an `exnref`, if it is still alive.
+    public func exception(for reference: ExnRef) -> WasmException? {
+        objects.object(ExternRef(handle: reference.handle)) as? WasmException
+    }
+
+    /// The `exnref` of `exception` in this store's object table.
+    func exnref(for exception: WasmException) -> UInt64 {
+        if exception.handle != 0, objects.object(ExternRef(handle: exception.handle)) === exception {
+            return exception.handle
+        }
+        exception.handle = objects.insert(exception).handle
+        return exception.handle
+    }
+
+    /// The throw: finds the handler of the newest activation that takes an
+    /// exception of `tag` — walking its frames from the recorded exit (the
+    /// throwing call) with the frame-pointer walker and looking each return
+    /// address up in its call-site table — writes the payload (`slots`, or
+    /// `exception`'s) and, for a `_ref` clause, the `exnref` into the
+    /// handler's slots, and returns where to resume. With no handler in the
+    /// activation, records the uncaught exception (with the backtrace at
+    /// the throw) as the pending failure and returns nil.
+    func unwind(tag: Tag, slots: [UInt64], exception: WasmException?) -> UnsafePointer<wu_resume>? {
+        let identity = tag.identity
+        var walker = FramePointerWalker(architecture: NativeArchitecture.self, reader: UncheckedMemoryReader(),
+                                        activations: LiveActivations(limits: limits))
+        let match: HandlerMatch?
+        do {
+            match = try registry.findHandler(walking: &walker) { handler, frame in
+                guard handler.kind.hasTag else { return true }
+                // The frame's instance context is saved at [fp - 8].
+                let context = UnsafePointer<UnsafePointer<wu_vmctx>>(bitPattern: frame.framePointer &- 8)!.pointee
+                return context.pointee.tags[Int(handler.tag)] == identity
+            }
+        } catch {
+            pendingFailure = Trap(reason: .host(error), backtrace: backtrace())
+            return nil
+        }
+        guard let match else {
+            let uncaught = exception ?? WasmException(tag: tag, slots: slots)
+            pendingFailure = Trap(reason: .exception(uncaught), backtrace: backtrace())
+            return nil
+        }
+        // Into the handler frame's slots: value i at payloadSlot - 8i, then
+        // the reference. (The payload was read before: the throwing frame
+        // may be the handler's.)
+        var slot = UnsafeMutablePointer<UInt64>(bitPattern: UInt(bitPattern: Int(bitPattern: match.frame.framePointer) + Int(match.handler.payloadSlot)))!
+        if match.handler.kind == .catch || match.handler.kind == .catchRef {
+            for value in slots {
+                slot.pointee = value
+                slot -= 1
+            }
+        }
+        if match.handler.kind.passesReference {
+            slot.pointee = exnref(for: exception ?? WasmException(tag: tag, slots: slots))
+        }
+        resumeRecord.pointee = wu_resume(fp: UInt64(match.frame.framePointer), sp: UInt64(match.stackPointer),
+                                         pc: UInt64(match.landingPad))
+        return UnsafePointer(resumeRecord)
+    }
+
+    /// After a host call failed: if the host threw a wasm exception (or
+    /// rethrew one that left a nested call), the throw into the calling
+    /// wasm, from the host call's recorded exit.
+    func unwindPendingException() -> UnsafePointer<wu_resume>? {
+        guard let exception = exceptionInFlight else { return nil }
+        exceptionInFlight = nil
+        return unwind(tag: exception.tag, slots: exception.slots, exception: exception)
+    }
+}
+
+/// The C entry points of exceptions that every context holds.
+enum ExceptionEntries {
+    static func store(of context: UnsafeMutablePointer<wu_vmctx>?) -> Store {
+        Unmanaged<Instance>.fromOpaque(context!.pointee.instance!).takeUnretainedValue().store
+    }
+
+    /// `throw tag` (`wu_vmctx.throw_exception`).
+    static let throwException: @convention(c) (UnsafeMutablePointer<wu_vmctx>?, UInt64, UnsafePointer<UInt64>?)
+        -> UnsafePointer<wu_resume>? = { context, tagIndex, payload in
+            let instance = Unmanaged<Instance>.fromOpaque(context!.pointee.instance!).takeUnretainedValue()
+            let tag = instance.tags[Int(tagIndex)]
+            // The payload's slots go down from `payload`, as the operand
+            // stack's do.
+            let slots = (0..<tag.payload.count).map { payload![-$0] }
+            return instance.store.unwind(tag: tag, slots: slots, exception: nil)
+        }
+
+    /// `throw_ref` (`wu_vmctx.throw_ref`); compiled code has checked for null.
+    static let throwRef: @convention(c) (UnsafeMutablePointer<wu_vmctx>?, UInt64) -> UnsafePointer<wu_resume>? = {
+        context, handle in
+        let store = store(of: context)
+        guard let exception = store.exception(for: ExnRef(handle: handle)) else {
+            store.pendingFailure = Trap(reason: .host(ExceptionError.deadReference(handle: handle)),
+                                        backtrace: store.backtrace())
+            return nil
+        }
+        return store.unwind(tag: exception.tag, slots: exception.slots, exception: exception)
+    }
+
+    /// `wu_raise_host_failure`'s question: does a frame catch the
+    /// exception the failed host call threw?
+    static let unwinder: wu_exception_unwinder_fn = { context in
+        store(of: context).unwindPendingException()
+    }
+
+    /// Installs the unwinder once per process.
+    static let installed: Void = { wu_set_exception_unwinder(unwinder) }()
+}
+
+/// An exception operation that found something impossible.
+public enum ExceptionError: Error, CustomStringConvertible {
+    /// `throw_ref` of a handle whose exception was collected.
+    case deadReference(handle: UInt64)
+
+    public var description: String {
+        switch self {
+        case .deadReference(let handle): return "throw_ref: exnref \(handle) names no live exception"
+        }
+    }
+}
