@@ -43,7 +43,9 @@ struct SpecTestHost {
 /// the only reasons a directive is skipped.
 enum Feature {
     static let simd = "SIMD (v128)"
-    static let exceptionHandling = "exception handling"
+    /// The legacy exception instructions (`try`, `catch`, `rethrow`,
+    /// `delegate`), which the exnref proposal replaced.
+    static let legacyExceptions = "legacy exception handling"
     static let functionReferences = "typed function references"
     static let gc = "garbage collection (GC proposal)"
     static let threads = "threads (shared memory, atomics)"
@@ -63,9 +65,7 @@ enum Feature {
     static func ofInstruction(_ name: String) -> String {
         if name.hasPrefix("v128") || name.contains("x16") || name.contains("x8") || name.contains("x4")
             || name.contains("x2") { return simd }
-        if ["throw", "throw_ref", "try_table", "try", "catch", "rethrow", "delegate"].contains(name) {
-            return exceptionHandling
-        }
+        if ["try", "catch", "catch_all", "rethrow", "delegate"].contains(name) { return legacyExceptions }
         if ["call_ref", "return_call_ref", "ref.as_non_null", "br_on_null", "br_on_non_null"].contains(name) {
             return functionReferences
         }
@@ -77,7 +77,6 @@ enum Feature {
 
     static func ofFeature(_ what: String) -> String {
         if what.contains("v128") { return simd }
-        if what.contains("exnref") || what.contains("exception") { return exceptionHandling }
         if what.contains("shared") { return threads }
         if what.contains("more than one memory") { return multiMemory }
         if what.contains("64-bit") { return memory64 }
@@ -111,7 +110,7 @@ extension WastSession {
             switch type {
             case .abstract(.funcRef), .abstract(.noFunc): return .success(.funcref(nil))
             case .abstract(.externRef), .abstract(.noExtern): return .success(.externref(nil))
-            case .abstract(.exnRef), .abstract(.noExn): return .failure(Skip(reason: Feature.exceptionHandling))
+            case .abstract(.exnRef), .abstract(.noExn): return .success(.exnref(nil))
             case .concrete: return .failure(Skip(reason: Feature.functionReferences))
             default: return .failure(Skip(reason: Feature.gc))
             }

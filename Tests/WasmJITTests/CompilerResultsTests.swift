@@ -349,7 +349,7 @@ struct CompilerResultsTests {
                 case .i64(let v): return UInt64(bitPattern: v)
                 case .f32(let v): return UInt64(v.bitPattern)
                 case .f64(let v): return v.bitPattern
-                case .externref, .funcref: return 0
+                case .externref, .funcref, .exnref: return 0
                 }
             }
             #expect(actual == values, "\(program.name) \(program.export)\(input)")

@@ -10,19 +10,20 @@ import WastRunner
 /// outside the runtime — each skip named — and the one known failure below.
 @Suite("The WebAssembly spec test suite")
 struct SpecSuiteTests {
-    /// The files of the implemented features: everything in fixtures/spec
-    /// but the exception-handling scripts (issue 19's).
+    /// Every script in fixtures/spec.
     static let files: [String] = {
         let directory = PackagePaths.fixture("spec")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        let exceptions: Set<String> = ["tag.wast", "throw.wast", "throw_ref.wast", "try_table.wast"]
-        return names.filter { $0.hasSuffix(".wast") && !exceptions.contains($0) }.sorted()
+        return names.filter { $0.hasSuffix(".wast") }.sorted()
     }()
+
+    /// The exception-handling scripts: every directive passes, none skipped.
+    static let exceptionScripts = ["tag.wast", "throw.wast", "throw_ref.wast", "try_table.wast"]
 
     /// Proposals outside the runtime: the only reasons a directive may be
     /// skipped.
     static let allowedSkips: Set<String> = [
-        "SIMD (v128)", "exception handling", "typed function references", "garbage collection (GC proposal)",
+        "SIMD (v128)", "typed function references", "garbage collection (GC proposal)",
         "multiple memories", "threads (shared memory, atomics)", "64-bit memory",
     ]
 
@@ -40,6 +41,15 @@ struct SpecSuiteTests {
         #expect(result.notParsed.isEmpty, "\(result.summary)")
         #expect(Set(result.skipped.keys).isSubset(of: Self.allowedSkips), "\(result.summary)")
         #expect(result.passed + result.skippedCount > 0, "\(result.summary)")
+    }
+
+    @Test("the exception-handling scripts pass completely, in both exit-recording modes",
+          arguments: exceptionScripts, [ExitRecording.trampoline, .inline])
+    func exceptions(_ name: String, _ mode: ExitRecording) throws {
+        let runner = WastRunner(configuration: Engine.Configuration(exitRecording: mode))
+        let result = try runner.run(path: PackagePaths.fixture("spec/" + name))
+        #expect(result.isClean, "\(result.summary)")
+        #expect(result.passed >= 10, "\(result.summary)")
     }
 
     /// The files whose calls cross instances and reach host functions, run

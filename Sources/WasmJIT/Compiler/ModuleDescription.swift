@@ -206,6 +206,9 @@ struct ModuleDescription {
     var memoryImport: MemoryImport?
     var globalImports: [GlobalImport] = []
     var functionSignatureIndices: [UInt32] = []
+    /// Each function type as written (typed references and their
+    /// nullability), by type index; nil for other types.
+    var writtenTypes: [FunctionType?] = []
     /// Each type's identity for link-time matching, by type index.
     var typeIdentities: [TypeIdentity] = []
     var tagImports: [TagImport] = []
@@ -341,6 +344,7 @@ struct ModuleDescription {
                             }
                         }
                         for subType in group.types {
+                            if case .function(let type) = subType.body { writtenTypes.append(type) } else { writtenTypes.append(nil) }
                             guard case .function(let type) = subType.body else {
                                 signatures.append(nil)
                                 continue

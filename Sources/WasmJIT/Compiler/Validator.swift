@@ -22,6 +22,9 @@ struct FunctionValidator: AnyInstructionVisitor {
         var results: [ValueKind]
         var height: Int
         var unreachable = false
+        /// The label's types as written, when known: catch clauses check
+        /// the nullability of typed references against them.
+        var writtenLabelTypes: [ValueType]?
         var labelTypes: [ValueKind] { kind == .loop ? parameters : results }
     }
 
@@ -183,6 +186,37 @@ struct FunctionValidator: AnyInstructionVisitor {
         }
     }
 
+    /// The block type as written, for labels' typed references.
+    func writtenBlockType(_ type: BlockType) -> FunctionType? {
+        switch type {
+        case .empty: return FunctionType(parameters: [], results: [])
+        case .type(let value): return FunctionType(parameters: [], results: [value])
+        case .funcType(let index):
+            return Int(index) < module.writtenTypes.count ? module.writtenTypes[Int(index)] : nil
+        }
+    }
+
+    /// A nullable reference a catch clause passes cannot go to a label that
+    /// takes a non-null one (the typed-references rule the kinds alone do
+    /// not see; the clause's `exnref` itself is never null).
+    func checkNullability(of clause: CatchClause, into target: Frame) throws(CompileError) {
+        guard let written = target.writtenLabelTypes else { return }
+        var carried: [ValueType] = []
+        switch clause {
+        case .catch(let tag, _), .catchRef(let tag, _):
+            let typeIndex = try module.tagTypeIndex(tag, offset: offset)
+            guard Int(typeIndex) < module.writtenTypes.count, let type = module.writtenTypes[Int(typeIndex)] else { return }
+            carried = type.parameters
+        case .catchAll, .catchAllRef:
+            break
+        }
+        for (from, to) in zip(carried, written) {
+            if case .ref(let source) = from, case .ref(let destination) = to, source.isNullable, !destination.isNullable {
+                throw mismatch("catch clause passes a nullable reference to a label expecting a non-null one")
+            }
+        }
+    }
+
     /// The values a catch clause passes to its label, and the label.
     func catchValues(_ clause: CatchClause) throws(CompileError) -> ([ValueKind], UInt32) {
         switch clause {
@@ -205,6 +239,8 @@ struct FunctionValidator: AnyInstructionVisitor {
             let (parameters, results) = try blockType(type)
             try pop(parameters)
             if case .loop = lowering { pushFrame(.loop, parameters, results) } else { pushFrame(.block, parameters, results) }
+            let written = writtenBlockType(type)
+            frames[frames.count - 1].writtenLabelTypes = { if case .loop = lowering { return written?.parameters } else { return written?.results } }()
         case .if(let type):
             let (parameters, results) = try blockType(type)
             try pop(.i32)
@@ -250,11 +286,14 @@ struct FunctionValidator: AnyInstructionVisitor {
             // Catch labels are resolved outside the try_table's own block.
             for clause in clauses {
                 let (carried, depth) = try catchValues(clause)
-                guard try label(depth).labelTypes == carried else {
-                    throw mismatch("catch clause carries \(carried) to a label expecting \(try label(depth).labelTypes)")
+                let target = try label(depth)
+                guard target.labelTypes == carried else {
+                    throw mismatch("catch clause carries \(carried) to a label expecting \(target.labelTypes)")
                 }
+                try checkNullability(of: clause, into: target)
             }
             pushFrame(.block, parameters, results)
+            frames[frames.count - 1].writtenLabelTypes = writtenBlockType(type)?.results
         case .throw(let tag):
             try pop(try module.tagPayload(tag, offset: offset))
             setUnreachable()

@@ -99,17 +99,9 @@ extension Store {
     /// activation, records the uncaught exception (with the backtrace at
     /// the throw) as the pending failure and returns nil.
     func unwind(tag: Tag, slots: [UInt64], exception: WasmException?) -> UnsafePointer<wu_resume>? {
-        let identity = tag.identity
-        var walker = FramePointerWalker(architecture: NativeArchitecture.self, reader: UncheckedMemoryReader(),
-                                        activations: LiveActivations(limits: limits))
         let match: HandlerMatch?
         do {
-            match = try registry.findHandler(walking: &walker) { handler, frame in
-                guard handler.kind.hasTag else { return true }
-                // The frame's instance context is saved at [fp - 8].
-                let context = UnsafePointer<UnsafePointer<wu_vmctx>>(bitPattern: frame.framePointer &- 8)!.pointee
-                return context.pointee.tags[Int(handler.tag)] == identity
-            }
+            match = try handler(for: tag)
         } catch {
             pendingFailure = Trap(reason: .host(error), backtrace: backtrace())
             return nil
@@ -135,6 +127,22 @@ extension Store {
         resumeRecord.pointee = wu_resume(fp: UInt64(match.frame.framePointer), sp: UInt64(match.stackPointer),
                                          pc: UInt64(match.landingPad))
         return UnsafePointer(resumeRecord)
+    }
+
+    /// Where an exception of `tag` thrown now would resume: the handler
+    /// search of a throw from the newest activation's recorded exit (from
+    /// a host function: from the wasm frame that called it), without the
+    /// throw. Nil: no frame of the activation catches it.
+    public func handler(for tag: Tag) throws(HandlerSearchError) -> HandlerMatch? {
+        let identity = tag.identity
+        var walker = FramePointerWalker(architecture: NativeArchitecture.self, reader: UncheckedMemoryReader(),
+                                        activations: LiveActivations(limits: limits))
+        return try registry.findHandler(walking: &walker) { handler, frame in
+            guard handler.kind.hasTag else { return true }
+            // The frame's instance context is saved at [fp - 8].
+            let context = UnsafePointer<UnsafePointer<wu_vmctx>>(bitPattern: frame.framePointer &- 8)!.pointee
+            return context.pointee.tags[Int(handler.tag)] == identity
+        }
     }
 
     /// After a host call failed: if the host threw a wasm exception (or

@@ -78,7 +78,7 @@ extension Store {
     /// Objects currently in the table.
     public var liveObjectCount: Int { objects.objects.count }
 
-    /// Mark and sweep: marks every handle in a live wasm frame of this
+    /// Mark and sweep: marks every handle (`externref` or `exnref`) in a live wasm frame of this
     /// store on this thread (found through the stack maps of the call sites
     /// the frames are suspended at), every pinned handle, every argument of
     /// a host call in progress and every handle in a table, global or
@@ -93,11 +93,24 @@ extension Store {
             guard objects.object(ExternRef(handle: UInt64(root.value))) != nil else { throw CollectionError(root: root) }
             marked.insert(UInt64(root.value))
         }
-        let hostRoots = Array(objects.pinned.keys) + objects.callScopes.flatMap { $0 }
+        // The host's: pinned handles, host calls' arguments, and an
+        // exception on its way into wasm or out to `Func.call`.
+        var hostRoots = Array(objects.pinned.keys) + objects.callScopes.flatMap { $0 }
+        for exception in [exceptionInFlight, pendingFailure?.exception].compactMap({ $0 }) where exception.handle != 0 {
+            hostRoots.append(exception.handle)
+        }
         marked.formUnion(hostRoots)
         // What instances hold in their tables, globals and element segments.
         let instanceRoots = Set(referencesHeldByInstances)
         marked.formUnion(instanceRoots)
+        // A live exception keeps the references in its payload alive.
+        var pending = Array(marked)
+        while let handle = pending.popLast() {
+            guard let exception = objects.object(ExternRef(handle: handle)) as? WasmException else { continue }
+            for value in exception.payload where value.kind.isCollected && value.slot != 0 {
+                if marked.insert(value.slot).inserted { pending.append(value.slot) }
+            }
+        }
         let freed = objects.sweep(keeping: marked)
         return CollectionReport(stackRoots: stackRoots, hostRoots: Array(Set(hostRoots)).sorted(),
                                 instanceRoots: instanceRoots.sorted(),

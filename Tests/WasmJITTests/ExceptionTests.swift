@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+import UnwindOracle
+import Verification
+import WasmJIT
+import WasmUnwind
+
+/// Wasm exceptions on real stacks: a throw walks the frames of its
+/// activation with the frame-pointer walker, finds the handler in the
+/// call-site records and resumes through the generated landing pad.
+@Suite("Wasm exceptions")
+struct ExceptionTests {
+    static let program = """
+        (module $exn
+          (import "host" "probe" (func $probe (param i32)))
+          (tag $all (export "all") (param i32 i64 f32 f64))
+          (tag $e (export "e") (param i32))
+          (tag $other (export "other"))
+          ;; Recurses `depth` times, then throws $all or $e (kind 0 / 1),
+          ;; or calls the host (kind 2).
+          (func $dive (param $depth i32) (param $kind i32)
+            (if (i32.eqz (local.get $depth))
+              (then
+                (if (i32.eqz (local.get $kind))
+                  (then (throw $all (i32.const -7) (i64.const 0x1122334455667788) (f32.const 1.5) (f64.const -2.25))))
+                (if (i32.eq (local.get $kind) (i32.const 1)) (then (throw $e (i32.const 42))))
+                (call $probe (local.get $kind))
+                (return)))
+            (call $dive (i32.sub (local.get $depth) (i32.const 1)) (local.get $kind)))
+          (func (export "catch_all_types") (param $depth i32) (result i32 i64 f32 f64)
+            (block $h (result i32 i64 f32 f64)
+              (try_table (catch $all $h)
+                (call $dive (local.get $depth) (i32.const 0)))
+              (unreachable)))
+          ;; The inner try_table takes only $other; $e passes it to the outer one.
+          (func (export "nested") (param $depth i32) (param $kind i32) (result i32)
+            (block $outer (result i32)
+              (try_table (catch $e $outer)
+                (block $inner
+                  (try_table (catch $other $inner)
+                    (call $dive (local.get $depth) (local.get $kind))))
+                (return (i32.const -1)))
+              (return (i32.const -2)))
+            (i32.add (i32.const 1000)))
+          (func (export "uncaught") (param $depth i32) (param $kind i32)
+            (call $dive (local.get $depth) (local.get $kind)))
+          (func (export "many") (param $n i32) (result i32)
+            (local $sum i32)
+            (loop $again
+              (block $h (result i32)
+                (try_table (catch $e $h) (call $dive (i32.const 3) (i32.const 1)))
+                (unreachable))
+              (local.set $sum (i32.add (local.get $sum)))
+              (br_if $again (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+            (local.get $sum))
+          (func (export "catch_all_host") (result i32)
+            (block $h
+              (try_table (catch_all $h) (call $dive (i32.const 2) (i32.const 2)))
+              (return (i32.const 0)))
+            (i32.const 1))
+          (func (export "tail_to_host")
+            (block $h
+              (try_table (catch_all $h) (return_call $probe (i32.const 2)))))
+          (func (export "null_ref") (throw_ref (ref.null exn)))
+        )
+        """
+
+    /// An instance of `program` whose `probe` runs `body`.
+    func instance(_ mode: ExitRecording, probe: @escaping (Caller, Int32) throws -> Void = { _, _ in }) throws -> Instance {
+        var harness = Harness(mode)
+        harness.define("probe", [.i32]) { caller, arguments in
+            guard case .i32(let kind) = arguments[0] else { return [] }
+            try probe(caller, kind)
+            return []
+        }
+        return try harness.instantiate(Self.program)
+    }
+
+    @Test("a throw is caught across frames with its payload, every value type", arguments: exitRecordingModes)
+    func payload(mode: ExitRecording) throws {
+        let instance = try instance(mode)
+        for depth: Int32 in [0, 1, 100] {
+            let results = try instance.export("catch_all_types")!.call([.i32(depth)])
+            #expect(results == [.i32(-7), .i64(0x1122334455667788), .f32(1.5), .f64(-2.25)])
+        }
+    }
+
+    @Test("clauses are tried innermost first; a tag no clause names passes outwards", arguments: exitRecordingModes)
+    func nesting(mode: ExitRecording) throws {
+        let instance = try instance(mode)
+        #expect(try instance.export("nested")!.call([.i32(5), .i32(1)]) == [.i32(1042)])
+        let trap = try #require(throws: Trap.self) { try instance.export("nested")!.call([.i32(5), .i32(0)]) }
+        #expect(trap.exception?.tag === instance.exportedTag("all"))
+    }
+
+    @Test("10,000 throws in a loop: each resume restores the frame exactly (the stack does not drift)",
+          arguments: exitRecordingModes)
+    func manyThrows(mode: ExitRecording) throws {
+        let instance = try instance(mode)
+        #expect(try instance.export("many")!.call([.i32(10_000)]) == [.i32(420_000)])
+        #expect(instance.store.activationDepth == 0)
+    }
+
+    @Test("an uncaught exception leaves as a Trap with the tag, the payload and the backtrace at the throw",
+          arguments: exitRecordingModes)
+    func uncaught(mode: ExitRecording) throws {
+        let instance = try instance(mode)
+        let trap = try #require(throws: Trap.self) { try instance.export("uncaught")!.call([.i32(3), .i32(1)]) }
+        let exception = try #require(trap.exception)
+        #expect(exception.tag === instance.exportedTag("e"))
+        #expect(exception.payload == [.i32(42)])
+        #expect(trap.message == "thrown Wasm exception")
+        let names = describe(trap.backtrace).map { $0.components(separatedBy: " ").dropFirst().joined(separator: " ") }
+        #expect(names == ["exn!dive", "exn!dive", "exn!dive", "exn!dive", "exn!<wasm function 4>"])
+        #expect(instance.store.activationDepth == 0)
+        // The store works after it.
+        #expect(try instance.export("nested")!.call([.i32(0), .i32(1)]) == [.i32(1042)])
+    }
+
+    @Test("a host function throws a wasm exception into the calling wasm", arguments: exitRecordingModes)
+    func hostThrows(mode: ExitRecording) throws {
+        var instance: Instance!
+        instance = try self.instance(mode) { _, _ in
+            throw try WasmException(tag: instance.exportedTag("e")!, payload: [.i32(9)])
+        }
+        #expect(try instance.export("nested")!.call([.i32(4), .i32(2)]) == [.i32(1009)])
+        #expect(try instance.export("catch_all_host")!.call([]) == [.i32(1)])
+    }
+
+    @Test("an exception leaving a nested activation, rethrown by the host, is caught by the outer wasm (Wasmtime 50)",
+          arguments: exitRecordingModes)
+    func throughHostFrames(mode: ExitRecording) throws {
+        var instance: Instance!
+        var seen: Trap?
+        instance = try self.instance(mode) { _, _ in
+            do {
+                _ = try instance.export("uncaught")!.call([.i32(2), .i32(1)])
+            } catch let trap as Trap {
+                seen = trap
+                throw trap
+            }
+        }
+        #expect(try instance.export("nested")!.call([.i32(3), .i32(2)]) == [.i32(1042)])
+        // The host saw the exception leave its own call as a Trap.
+        #expect(seen?.exception?.payload == [.i32(42)])
+    }
+
+    @Test("a host error that is no wasm exception is a trap: catch_all does not take it", arguments: exitRecordingModes)
+    func hostErrorIsNoException(mode: ExitRecording) throws {
+        struct Failure: Error {}
+        let instance = try instance(mode) { _, _ in throw Failure() }
+        let trap = try #require(throws: Trap.self) { try instance.export("catch_all_host")!.call([]) }
+        #expect(trap.exception == nil)
+        if case .host(let error) = trap.reason { #expect(error is Failure) } else { Issue.record("\(trap.reason)") }
+    }
+
+    @Test("a return_call from a try_table leaves the handler behind, even when it stays an ordinary call",
+          arguments: exitRecordingModes)
+    func tailCallLeavesHandler(mode: ExitRecording) throws {
+        var instance: Instance!
+        instance = try self.instance(mode) { _, _ in
+            throw try WasmException(tag: instance.exportedTag("e")!, payload: [.i32(1)])
+        }
+        let trap = try #require(throws: Trap.self) { try instance.export("tail_to_host")!.call([]) }
+        #expect(trap.exception != nil)
+    }
+
+    @Test("throw_ref of null traps with \"null reference\"")
+    func nullReference() throws {
+        let instance = try instance(.trampoline)
+        let trap = try #require(throws: Trap.self) { try instance.export("null_ref")!.call([]) }
+        #expect(trap.code == .nullReference)
+        #expect(trap.message == "wasm trap: null reference")
+    }
+
+    @Test("an exnref held in a local is a root; its exception keeps the externref in its payload alive",
+          arguments: exitRecordingModes)
+    func roots(mode: ExitRecording) throws {
+        var harness = Harness(mode)
+        var report: CollectionReport?
+        harness.define("new_object", [], [.externref]) { caller, _ in
+            [.externref(caller.store.externref(for: NSString(string: "payload")))]
+        }
+        harness.define("collect") { caller, _ in
+            report = try caller.store.collectGarbage()
+            return []
+        }
+        let instance = try harness.instantiate("""
+            (module
+              (import "host" "new_object" (func $new (result externref)))
+              (import "host" "collect" (func $collect))
+              (tag $t (param externref))
+              (func (export "run") (result externref)
+                (local $held exnref)
+                (block $h (result externref exnref)
+                  (try_table (catch_ref $t $h) (throw $t (call $new)))
+                  (unreachable))
+                (local.set $held)
+                (drop)
+                (call $collect)
+                (block $again (result externref)
+                  (try_table (catch $t $again) (throw_ref (local.get $held)))
+                  (unreachable))))
+            """)
+        let result = try instance.export("run")!.call([])
+        let collected = try #require(report)
+        // The exnref in the frame is a stack root, its exception's payload
+        // object stays alive through it, and throw_ref hands it back.
+        #expect(collected.stackRoots.count == 1)
+        #expect(collected.liveObjects == 2)
+        guard case .externref(let reference?) = result.first else { Issue.record("\(result)"); return }
+        #expect(instance.store.object(for: reference) as? String == "payload")
+    }
+
+    @Test("the frame where the handler search stops is the frame libunwind reaches at the same depth",
+          arguments: exitRecordingModes)
+    func handlerFrameAgreesWithLibunwind(mode: ExitRecording) throws {
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode))
+        let store = Store(engine: session.engine)
+        var imports = Imports()
+        var checks = 0
+        imports.define(module: "host", name: "probe", .host(HostFunction(signature: Signature(parameters: [.i32], results: [])) { caller, _ in
+            let libunwind = Libunwind.unwindHere()
+            let instance = caller.instance
+            for tagName in ["e", "other"] {
+                let match = try #require(try caller.store.handler(for: instance.exportedTag(tagName)!))
+                // libunwind's frames of wasm functions, newest first.
+                let wasmFrames = libunwind.filter { frame in
+                    caller.store.registry.kind(at: frame.ip &- 1) == .wasmFunction
+                }
+                let reached = try #require(wasmFrames.dropFirst(match.frameIndex).first)
+                #expect(reached.ip == match.frame.address.rawValue, "\(tagName): libunwind \(hex(reached.ip)), search \(hex(match.frame.address.rawValue))")
+                #expect(reached.sp == match.stackPointer, "\(tagName): libunwind sp \(hex(reached.sp)), resume sp \(hex(match.stackPointer))")
+                checks += 1
+            }
+            return []
+        }))
+        let instance = try Instance(store: store, module: Module(engine: session.engine, text: Self.program), imports: imports)
+        // dive x6 -> probe: $e is caught by `nested` (frame 7), $other by
+        // its inner try_table (the same frame).
+        _ = try instance.export("nested")!.call([.i32(6), .i32(2)])
+        #expect(checks == 2)
+    }
+}
