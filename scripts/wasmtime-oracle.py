@@ -10,7 +10,13 @@ The modules are instantiated in order, each registered under its name for
 the next ones to import. With "host": "linked", the host functions of a
 linked program are defined (Sources/Verification/LinkedProgramHost.swift):
 host.slot (3d + 1), host.reenter (calls the last module's "entry"),
-host.check (nothing).
+host.check (nothing). With "host": "exceptions", the host functions of
+an exception program (Sources/Verification/ExceptionProgramHost.swift):
+host.reenter calls the last module's "entry" and passes an uncaught
+exception on unchanged (Wasmtime then throws it into the calling wasm);
+host.throw throws the first module's tag "t0" with payload 7d. Both are
+C-API callbacks: Python's own host functions turn every error into a
+fresh trap, which no wasm frame can catch.
 
 Answer:   {"calls": [{"results": [...]} |
                      {"trap": "wasm trap: ...", "frames": [[module, function, offset], ...]}, ...]}
@@ -18,10 +24,15 @@ or {"error": "..."} when the modules cannot be instantiated. A frame's
 function is null when the name section has none; its offset is null when
 Wasmtime gives none (a trap in a function's prologue).
 """
+import ctypes
 import json
 import sys
 
 import wasmtime
+from wasmtime import _ffi as ffi
+
+# C callbacks and their finalizer stay alive as long as the process.
+KEEP = []
 
 
 def signed32(value):
@@ -46,9 +57,51 @@ def describe_trap(trap):
     return answer
 
 
+def exception_host(store, linker, entry, tags):
+    """host.reenter and host.throw as C-API callbacks (see above)."""
+    unary = wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()])
+
+    @ffi.wasmtime_func_callback_t
+    def reenter(env, caller, params, nparams, results, nresults):
+        context = ffi.wasmtime_caller_context(caller)
+        args = (ffi.wasmtime_val_t * 1)()
+        args[0].kind = ffi.WASMTIME_I32
+        args[0].of.i32 = params[0].of.i32
+        out = (ffi.wasmtime_val_t * 1)()
+        trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        error = ffi.wasmtime_func_call(context, ctypes.byref(entry["entry"]._func), args, 1, out, 1, ctypes.byref(trap))
+        if error:
+            return ctypes.cast(ffi.wasmtime_trap_new(b"reenter failed", 14), ctypes.c_void_p).value
+        if trap:
+            return ctypes.cast(trap, ctypes.c_void_p).value
+        results[0].kind = ffi.WASMTIME_I32
+        results[0].of.i32 = out[0].of.i32
+        return 0
+
+    @ffi.wasmtime_func_callback_t
+    def throw(env, caller, params, nparams, results, nresults):
+        context = ffi.wasmtime_caller_context(caller)
+        fields = (ffi.wasmtime_val_t * 1)()
+        fields[0].kind = ffi.WASMTIME_I32
+        fields[0].of.i32 = signed32(params[0].of.i32 * 7)
+        exn = ffi.wasmtime_exnref_t()
+        error = ffi.wasmtime_exnref_new(context, ctypes.byref(tags["t0"]._tag), fields, 1, ctypes.byref(exn))
+        if error:
+            return ctypes.cast(ffi.wasmtime_trap_new(b"exnref_new failed", 17), ctypes.c_void_p).value
+        return ctypes.cast(ffi.wasmtime_context_set_exception(context, ctypes.byref(exn)), ctypes.c_void_p).value
+
+    finalizer = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda data: None)
+    KEEP.extend([reenter, throw, finalizer])
+    for name, callback in (("reenter", reenter), ("throw", throw)):
+        raw = ffi.wasmtime_func_t()
+        ffi.wasmtime_func_new(store._context(), unary.ptr(), callback, None, finalizer, ctypes.byref(raw))
+        linker.define(store, "host", name, wasmtime.Func._from_raw(raw))
+
+
 def run(request):
     config = wasmtime.Config()
     config.wasm_tail_call = True
+    config.wasm_exceptions = True
     engine = wasmtime.Engine(config)
     store = wasmtime.Store(engine)
     linker = wasmtime.Linker(engine)
@@ -58,12 +111,17 @@ def run(request):
         linker.define_func("host", "slot", unary, lambda d: signed32(d * 3 + 1))
         linker.define_func("host", "reenter", unary, lambda d: entry["entry"](store, d))
         linker.define_func("host", "check", wasmtime.FuncType([], []), lambda: None)
+    tags = {}
+    if request.get("host") == "exceptions":
+        exception_host(store, linker, entry, tags)
     instance = None
     try:
         for module in request["modules"]:
             compiled = wasmtime.Module.from_file(engine, module["path"])
             instance = linker.instantiate(store, compiled)
             linker.define_instance(store, module["name"], instance)
+            if not tags and "t0" in instance.exports(store):
+                tags["t0"] = instance.exports(store)["t0"]
     except Exception as error:  # instantiation failed: say why
         return {"error": str(error)}
     exports = instance.exports(store)

@@ -83,6 +83,28 @@ public final class WasmtimeComparison {
     }
 
     /// A compiled program (`.wasm`) without imports: each export in `calls`.
+    /// An exception program: results (which handler took which payload)
+    /// and, for an exception no frame catches, the message and the frames
+    /// at the throw.
+    public func compare(_ program: ExceptionProgram, into summary: inout Summary) {
+        summary.programs += 1
+        let name = "exception program seed \(program.seed)"
+        do {
+            let lib = try TextToBinary.binary(program.lib), main = try TextToBinary.binary(program.main)
+            let store = Store(engine: engine)
+            let (_, mainInstance) = try ExceptionProgramHost.instantiate(program, in: store, engine: engine)
+            let calls = program.arguments.map { ("entry", [Value.i32($0)]) }
+            let theirs = try ask(modules: [("lib", lib), ("main", main)], host: "exceptions", calls: calls)
+            for ((export, arguments), answer) in zip(calls, theirs) {
+                let ours = Outcome(calling: mainInstance.export(export)!, arguments, fileName: nil)
+                compare(ours, answer, program: name + "\n" + program.text, call: "\(export)\(arguments)",
+                        module: main, into: &summary)
+            }
+        } catch {
+            summary.mismatches.append(Mismatch(program: name + "\n" + program.text, call: "-", report: "\(error)"))
+        }
+    }
+
     public func compare(file: String, calls: [(String, [Value])], into summary: inout Summary) {
         summary.programs += 1
         do {

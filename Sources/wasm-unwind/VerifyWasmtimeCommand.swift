@@ -12,7 +12,10 @@ struct VerifyWasmtimeCommand: ParsableCommand {
             of fixtures/c that returns a checksum or traps) and COUNT generated \
             two-module programs from SEED (tables shared across instances, \
             call_indirect to both instances and the host, br_table, multi-value, \
-            tail calls, bulk memory, host re-entry, traps at random depths) on the \
+            tail calls, bulk memory, host re-entry, traps at random depths) and \
+            --exceptions generated exception programs (nested try_tables with every \
+            kind of catch clause across two modules, throws and rethrows at random \
+            depths, a host that throws and one that re-enters) on the \
             reference runtime and on Wasmtime 50 (scripts/wasmtime-oracle.py, run \
             with --python, which needs `pip install wasmtime==50.0.1`), and compares \
             results, trap messages and the newest 20 frames of every trap (module, \
@@ -36,11 +39,16 @@ struct VerifyWasmtimeCommand: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: "How many generated programs to compare.")
     var count: Int = 100
 
+    @Option(name: .long, parsing: .unconditional,
+            help: "How many generated exception programs to compare (nested try_tables across modules and host re-entry).")
+    var exceptions: Int = 0
+
     @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: trampoline or inline.")
     var exitRecording: ExitRecording = .trampoline
 
     func validate() throws {
         guard count >= 0 else { throw ValidationError("--count must not be negative") }
+        guard exceptions >= 0 else { throw ValidationError("--exceptions must not be negative") }
     }
 
     func run() throws {
@@ -71,6 +79,13 @@ struct VerifyWasmtimeCommand: ParsableCommand {
             comparison.compare(generator.generate(), into: &summary)
             if (offset + 1) % 100 == 0 {
                 printError("\(offset + 1) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches")
+            }
+        }
+        for offset in 0..<exceptions {
+            var generator = ExceptionProgramGenerator(seed: seed &+ UInt64(offset))
+            comparison.compare(generator.generate(), into: &summary)
+            if (offset + 1) % 500 == 0 {
+                printError("\(offset + 1) exception programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches")
             }
         }
         for mismatch in summary.mismatches.prefix(5) {

@@ -65,6 +65,22 @@ struct WasmtimeOracleTests {
         #expect(summary.framesCompared > 500)
     }
 
+    @Test("60 generated exception programs: nested try_tables across modules, host throws and re-entry",
+          arguments: exitRecordingModes)
+    func exceptionPrograms(mode: ExitRecording) throws {
+        let comparison = try Self.comparison(mode)
+        var summary = WasmtimeComparison.Summary()
+        for seed in 1...60 {
+            var generator = ExceptionProgramGenerator(seed: UInt64(seed))
+            comparison.compare(generator.generate(), into: &summary)
+        }
+        Self.report(summary)
+        #expect(summary.mismatches.isEmpty)
+        // Both kinds of outcome occur: caught (results) and uncaught (frames).
+        #expect(summary.traps > 50 && summary.traps < summary.calls - 50)
+        #expect(summary.framesCompared > 1000)
+    }
+
     @Test("a frame that differs, a message that differs and a result that differs are each a mismatch")
     func detectsDifferences() throws {
         let comparison = try Self.comparison()

@@ -40,6 +40,10 @@ public final class WasmException: Error, CustomStringConvertible {
     /// The exception's handle in its store's object table while wasm may
     /// hold it as an `exnref` (0: none yet).
     var handle: UInt64 = 0
+    /// The wasm backtrace where the exception was first left uncaught by
+    /// an activation (the frames at its throw, across every activation);
+    /// kept while it passes on through host frames, as Wasmtime keeps it.
+    public internal(set) var backtrace: SymbolicatedBacktrace?
 
     /// An exception of `tag` with `payload`, which must match the tag's
     /// payload types.
@@ -108,7 +112,8 @@ extension Store {
         }
         guard let match else {
             let uncaught = exception ?? WasmException(tag: tag, slots: slots)
-            pendingFailure = Trap(reason: .exception(uncaught), backtrace: backtrace())
+            if uncaught.backtrace == nil { uncaught.backtrace = backtrace() }
+            pendingFailure = Trap(reason: .exception(uncaught), backtrace: uncaught.backtrace!)
             return nil
         }
         // Into the handler frame's slots: value i at payloadSlot - 8i, then
