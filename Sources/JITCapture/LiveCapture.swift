@@ -12,6 +12,18 @@ public enum LiveCapture {
     /// `dump --hybrid`).
     public static func atHostCall(_ caller: Caller, hostFrames: Bool = false, note: String? = nil) -> CaptureFile {
         let store = caller.store
+        var file = atStore(store, note: note)
+        if hostFrames, let hybrid = try? HybridBacktrace.merge(
+            libunwind: Libunwind.unwindHere(names: true), walk: caller.backtrace(),
+            exitTrampolines: store.engine.configuration.exitRecording == .trampoline, registry: store.registry) {
+            file.hostFrames = hybrid.map(hostFrame)
+        }
+        return file
+    }
+
+    /// The wasm stack of `store`'s activations on this thread, from the
+    /// newest one's recorded exit, and the store's modules.
+    static func atStore(_ store: Store, note: String?) -> CaptureFile {
         var activations: [CaptureFile.Activation] = []
         for bounds in LiveActivations(limits: store.limits) {
             activations.append(CaptureFile.Activation(
@@ -25,14 +37,29 @@ public enum LiveCapture {
             registers = [16: newest.start.rawValue, 6: newest.startFramePointer, 7: newest.startStackPointer]
             stack = [copyStack(from: newest.startStackPointer, to: outermost.entryFramePointer + 16)]
         }
-        var frames: [CaptureFile.HostFrame]?
-        if hostFrames, let hybrid = try? HybridBacktrace.merge(
-            libunwind: Libunwind.unwindHere(names: true), walk: caller.backtrace(),
-            exitTrampolines: store.engine.configuration.exitRecording == .trampoline, registry: store.registry) {
-            frames = hybrid.map(hostFrame)
-        }
         return CaptureFile(registers: registers, activations: activations, stack: stack,
-                           modules: store.modules.map(module), hostFrames: frames, note: note)
+                           modules: store.modules.map(module), note: note)
+    }
+
+    /// Captures the stack at a throw (from `Store.onThrow`): the wasm
+    /// frames from the throwing call, the modules with their call sites'
+    /// handlers, and the exception — which tags of each module are its tag
+    /// and its payload — so `dump` can run the handler search again.
+    public static func atThrow(_ site: ThrowSite, store: Store, note: String? = nil) -> CaptureFile {
+        var file = atStore(store, note: note)
+        let modules = store.modules.sorted { $0.code.range.lowerBound < $1.code.range.lowerBound }
+        let instances = store.liveInstances
+        file.modules = modules.map(module)
+        file.thrown = CaptureFile.Thrown(
+            tags: modules.map { module in
+                // The tag indices, in any instance of the module, that are the thrown tag.
+                let indices = instances.filter { $0.module === module }.flatMap { instance in
+                    instance.tags.indices.filter { instance.tags[$0] === site.tag }.map(UInt32.init)
+                }
+                return Array(Set(indices)).sorted()
+            },
+            payload: site.payload.map { "\($0.kind) \($0)" })
+        return file
     }
 
     /// A capture of a wasm trap, from the snapshot the signal handler took

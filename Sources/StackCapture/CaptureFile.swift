@@ -110,10 +110,28 @@ public struct CaptureFile: Hashable, Sendable {
     public var trap: CapturedTrap?
     public var hostFrames: [HostFrame]?
     public var note: String?
+    /// The exception being thrown, for a capture taken at a throw.
+    public var thrown: Thrown?
+
+    /// A wasm exception at its throw: which tags of each module are its
+    /// tag (so the handler search can run on the capture) and its payload.
+    public struct Thrown: Hashable, Sendable {
+        /// For each module (by position in `modules`), the indices of its
+        /// tags that are the thrown exception's tag (an imported tag and
+        /// its exporter's are the same tag).
+        public var tags: [[UInt32]]
+        /// The payload values as text (`i32 42`).
+        public var payload: [String]
+
+        public init(tags: [[UInt32]], payload: [String]) {
+            self.tags = tags
+            self.payload = payload
+        }
+    }
 
     public init(architecture: Architecture = .x86_64, registers: [UInt8: UInt], activations: [Activation],
                 stack: [CapturedMemoryReader.Segment], modules: [Module], trap: CapturedTrap? = nil,
-                hostFrames: [HostFrame]? = nil, note: String? = nil) {
+                hostFrames: [HostFrame]? = nil, note: String? = nil, thrown: Thrown? = nil) {
         self.architecture = architecture
         self.registers = registers
         self.activations = activations
@@ -122,5 +140,6 @@ public struct CaptureFile: Hashable, Sendable {
         self.trap = trap
         self.hostFrames = hostFrames
         self.note = note
+        self.thrown = thrown
     }
 }

@@ -16,7 +16,9 @@ public enum CaptureFormat {
     /// 2: code kinds are `CodeKind`'s numbers, trampolines and stubs one
     /// list (1 had its own numbering of trampoline and host-frame kinds).
     public static let majorVersion: UInt16 = 2
-    public static let minorVersion: UInt16 = 0
+    /// 1: a module section ends with its call sites' exception handlers
+    /// (`StackMapTable.writeHandlers`); a 2.0 file has none.
+    public static let minorVersion: UInt16 = 1
     static let headerSize = 16
     static let tableEntrySize = 16
 
@@ -30,6 +32,8 @@ public enum CaptureFormat {
         case trap = 6
         case hostFrames = 7
         case note = 8
+        /// Minor version 1: the exception of a capture taken at a throw.
+        case thrown = 9
 
         public var name: String {
             switch self {
@@ -41,6 +45,7 @@ public enum CaptureFormat {
             case .trap: return "TRAP"
             case .hostFrames: return "HOST_FRAMES"
             case .note: return "NOTE"
+            case .thrown: return "THROW"
             }
         }
     }
@@ -114,11 +119,17 @@ extension CaptureFile {
         if let note {
             section(.note) { writer in writer.writeString(note) }
         }
+        if let thrown {
+            section(.thrown) { writer in thrown.write(to: &writer) }
+        }
 
         var file = ByteWriter()
         file.write(CaptureFormat.magic)
         file.write(CaptureFormat.majorVersion)
-        file.write(CaptureFormat.minorVersion)
+        // The lowest version that holds the content: 2.0 readers read a
+        // capture with no exception handlers.
+        let usesHandlers = thrown != nil || modules.contains { $0.stackMaps.maps.contains { !$0.handlers.isEmpty } }
+        file.write(usesHandlers ? CaptureFormat.minorVersion : 0)
         file.write(UInt32(sections.count))
         var offset = CaptureFormat.headerSize + CaptureFormat.tableEntrySize * sections.count
         for (kind, body) in sections {
@@ -195,6 +206,7 @@ extension CaptureFile {
             var trap: CapturedTrap?
             var hostFrames: [HostFrame]?
             var note: String?
+            var thrown: Thrown?
             for entry in entries {
                 guard let kind = CaptureFormat.Section(rawValue: entry.kind) else { continue }  // unknown: skipped
                 var reader = ByteReader(bytes, offset: entry.offset, end: entry.offset + entry.length)
@@ -229,7 +241,7 @@ extension CaptureFile {
                         }
                         stack = segments
                     case .module:
-                        modules.append(try Module(reading: &reader))
+                        modules.append(try Module(reading: &reader, minor: minor))
                     case .trap:
                         try once(trap)
                         trap = try CapturedTrap(reading: &reader)
@@ -242,6 +254,9 @@ extension CaptureFile {
                     case .note:
                         try once(note)
                         note = try reader.readString("the note")
+                    case .thrown:
+                        try once(thrown)
+                        thrown = try Thrown(reading: &reader)
                     }
                     // A newer minor version may append fields; this one may not.
                     if minor <= CaptureFormat.minorVersion && !reader.isAtEnd {
@@ -258,8 +273,13 @@ extension CaptureFile {
             guard let architecture else { throw CaptureFormatError(section: nil, offset: 12, expected: "an ARCH section") }
             guard let activations else { throw CaptureFormatError(section: nil, offset: 12, expected: "an ACTIVATIONS section") }
             guard let stack else { throw CaptureFormatError(section: nil, offset: 12, expected: "a STACK section") }
+            if let thrown, thrown.tags.count != modules.count {
+                let offset = entries.first { $0.kind == CaptureFormat.Section.thrown.rawValue }?.offset ?? 12
+                throw CaptureFormatError(section: "THROW", offset: offset, expected:
+                    "tag lists for the \(modules.count) modules, found \(thrown.tags.count)")
+            }
             self.init(architecture: architecture, registers: registers ?? [:], activations: activations, stack: stack,
-                      modules: modules, trap: trap, hostFrames: hostFrames, note: note)
+                      modules: modules, trap: trap, hostFrames: hostFrames, note: note, thrown: thrown)
         } catch let error as CaptureFormatError {
             throw error
         } catch let error as ByteFormatError {
@@ -360,6 +380,34 @@ extension CapturedTrap {
     }
 }
 
+extension CaptureFile.Thrown {
+    /// THROW: uleb module count M, M x { uleb n, n x uleb tag index },
+    /// uleb payload count P, P x string.
+    init(reading reader: inout ByteReader) throws(ByteFormatError) {
+        let moduleCount = try reader.readULEB("the THROW module count", atMost: reader.remaining)
+        tags = try (0..<moduleCount).map { (module) throws(ByteFormatError) in
+            let count = try reader.readULEB("module \(module)'s count of thrown tags", atMost: reader.remaining)
+            return try (0..<count).map { (index) throws(ByteFormatError) in
+                UInt32(try reader.readULEB("module \(module)'s thrown tag \(index)", atMost: Int(UInt32.max)))
+            }
+        }
+        let payloadCount = try reader.readULEB("the payload count", atMost: reader.remaining)
+        payload = try (0..<payloadCount).map { (index) throws(ByteFormatError) in
+            try reader.readString("payload value \(index)")
+        }
+    }
+
+    func write(to writer: inout ByteWriter) {
+        writer.writeULEB(UInt64(tags.count))
+        for list in tags {
+            writer.writeULEB(UInt64(list.count))
+            for tag in list { writer.writeULEB(UInt64(tag)) }
+        }
+        writer.writeULEB(UInt64(payload.count))
+        for value in payload { writer.writeString(value) }
+    }
+}
+
 extension CaptureFile.HostFrame {
     /// u64 pc, u8 kind (0 host, else a `CodeKind`), string name, uleb offset.
     init(reading reader: inout ByteReader, index: Int) throws(ByteFormatError) {
@@ -392,8 +440,9 @@ extension CaptureFile.Module {
     /// maps), trampolines and stubs, stack maps and CFI. Every range is
     /// checked here, where its offset is known: functions and stubs sorted,
     /// disjoint and inside the code; the CFI inside the code range after
-    /// them; every search-table entry naming code and an FDE inside it.
-    init(reading reader: inout ByteReader) throws(ByteFormatError) {
+    /// them; every search-table entry naming code and an FDE inside it;
+    /// from minor version 1, the exception handlers.
+    init(reading reader: inout ByteReader, minor: UInt16 = CaptureFormat.minorVersion) throws(ByteFormatError) {
         let flags = try reader.readUInt8("the module flags")
         name = flags & 1 != 0 ? try reader.readString("the module name") : nil
         let baseOffset = reader.offset
@@ -484,6 +533,10 @@ extension CaptureFile.Module {
             }
             previousStart = start
         }
+        // Minor version 1: the call sites' exception handlers.
+        if minor >= 1 && !reader.isAtEnd {
+            stackMaps = try stackMaps.readingHandlers(from: &reader, codeSize: UInt32(codeSize))
+        }
     }
 
     func write(to writer: inout ByteWriter) {
@@ -516,5 +569,6 @@ extension CaptureFile.Module {
         stackMaps.write(to: &writer)
         ehFrame.write(to: &writer)
         searchTable.write(to: &writer)
+        if stackMaps.maps.contains(where: { !$0.handlers.isEmpty }) { stackMaps.writeHandlers(to: &writer) }
     }
 }

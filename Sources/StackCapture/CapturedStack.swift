@@ -47,6 +47,29 @@ public struct CapturedStack: Sendable {
         try registry.roots(of: backtrace.frames, reader: memory)
     }
 
+    /// The handler search of the throw the capture was taken at, on the
+    /// captured stack: the same walker and the same call-site records as
+    /// the live throw, the tags matched by the capture's list of which tag
+    /// indices of each module are the thrown tag.
+    public func handler(for thrown: CaptureFile.Thrown) throws(HandlerSearchError) -> HandlerMatch? {
+        let tagsByBase = Dictionary(zip(capture.modules.map(\.codeBase), thrown.tags.map(Set.init)),
+                                    uniquingKeysWith: { first, _ in first })
+        func takes(_ handler: ExceptionHandler, _ frame: Frame) -> Bool {
+            guard handler.kind.hasTag else { return true }
+            guard let module = registry.module(containing: frame.address.rawValue &- 1) else { return false }
+            return tagsByBase[module.codeRange.lowerBound]?.contains(handler.tag) ?? false
+        }
+        let activations = capture.activations.map(\.bounds)
+        switch capture.architecture {
+        case .x86_64:
+            var walker = FramePointerWalker(architecture: X86_64.self, reader: memory, activations: activations.makeIterator())
+            return try registry.findHandler(walking: &walker, takes: takes)
+        case .aarch64:
+            var walker = FramePointerWalker(architecture: AArch64.self, reader: memory, activations: activations.makeIterator())
+            return try registry.findHandler(walking: &walker, takes: takes)
+        }
+    }
+
     /// Total bytes of captured stack.
     public var stackBytes: Int { capture.stack.reduce(0) { $0 + $1.bytes.count } }
 
@@ -58,6 +81,16 @@ public struct CapturedStack: Sendable {
             stackBytes: stackBytes, moduleCount: capture.modules.count, place: capture.trap == nil ? .hostCall : .trap,
             note: capture.note, backtrace: registry.symbolicate(backtrace), warnings: warnings)
         dump.trap = capture.trap
+        if let thrown = capture.thrown {
+            dump.place = .throw
+            do {
+                dump.thrown = ThrowReport(payload: thrown.payload, handler: try handler(for: thrown).map { match in
+                    HandlerReport(match: match, frame: registry.symbolicate(match.frame))
+                })
+            } catch {
+                dump.thrown = ThrowReport(payload: thrown.payload, handler: nil, searchError: error.description)
+            }
+        }
         if roots {
             do {
                 dump.roots = try self.roots(of: backtrace).map { root in

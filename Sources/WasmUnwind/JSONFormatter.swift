@@ -185,6 +185,25 @@ public struct JSONFormatter: ReportFormatter {
             ("warnings", .array(dump.warnings.map(JSONValue.string))),
             ("backtrace", json(dump.backtrace)),
         ]
+        if let thrown = dump.thrown {
+            let handler: JSONValue = thrown.handler.map { handler in
+                .object([
+                    ("frame", .integer(Int64(handler.frameIndex))),
+                    ("module", .string(handler.frame.symbol?.moduleName)),
+                    ("function_name", .string(handler.frame.symbol?.functionName)),
+                    ("module_offset", .integer(handler.frame.symbol?.moduleOffset)),
+                    ("clause", .string(handler.handler.kind.name)),
+                    ("tag", handler.handler.kind.hasTag ? .integer(Int64(handler.handler.tag)) : .null),
+                    ("landing_pad", .address(handler.landingPad)),
+                    ("stack_pointer", .address(handler.stackPointer)),
+                ])
+            } ?? .null
+            members.append(("thrown", .object([
+                ("payload", .array(thrown.payload.map(JSONValue.string))),
+                ("handler", handler),
+                ("search_error", .string(thrown.searchError)),
+            ])))
+        }
         if let roots = dump.roots { members.append(("roots", .array(roots.map(json)))) }
         if let error = dump.rootsError { members.append(("roots_error", .string(error))) }
         if let hybrid = dump.hybrid { members.append(("hybrid", json(hybrid))) }

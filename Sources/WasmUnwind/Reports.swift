@@ -90,6 +90,40 @@ public struct RootReport: Hashable, Sendable {
     public var frameOffset: Int { Int(bitPattern: root.slotAddress) - Int(bitPattern: root.frame.framePointer) }
 }
 
+/// A wasm exception being thrown, as a capture taken at the throw shows
+/// it: the payload, and the handler the search found in the newest
+/// activation (nil: none; the exception leaves the activation).
+public struct ThrowReport: Hashable, Sendable {
+    public var payload: [String]
+    public var handler: HandlerReport?
+    /// Why the search could not finish, if it could not.
+    public var searchError: String?
+
+    public init(payload: [String], handler: HandlerReport?, searchError: String? = nil) {
+        self.payload = payload
+        self.handler = handler
+        self.searchError = searchError
+    }
+}
+
+/// Where a thrown exception resumes: the frame, the clause, the frame's
+/// stack pointer and the landing pad.
+public struct HandlerReport: Hashable, Sendable {
+    public var frameIndex: Int
+    public var frame: SymbolicatedFrame
+    public var handler: ExceptionHandler
+    public var stackPointer: UInt
+    public var landingPad: UInt
+
+    public init(match: HandlerMatch, frame: SymbolicatedFrame) {
+        frameIndex = match.frameIndex
+        self.frame = frame
+        handler = match.handler
+        stackPointer = match.stackPointer
+        landingPad = match.landingPad
+    }
+}
+
 /// What a garbage collection found and did.
 public struct CollectionSummary: Hashable, Sendable {
     /// The references found in wasm frames, newest frame first.
@@ -169,6 +203,7 @@ public struct CaptureDump: Hashable, Sendable {
     public enum Place: String, Hashable, Sendable {
         case hostCall = "host-call"
         case trap
+        case `throw`
     }
 
     public var file: String
@@ -180,6 +215,8 @@ public struct CaptureDump: Hashable, Sendable {
     public var note: String?
     /// The captured trap, if the capture was taken at one.
     public var trap: CapturedTrap?
+    /// The exception, if the capture was taken at a throw.
+    public var thrown: ThrowReport?
     public var backtrace: SymbolicatedBacktrace
     /// With `--roots`: the roots, or why they could not be enumerated.
     public var roots: [RootReport]?

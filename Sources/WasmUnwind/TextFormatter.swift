@@ -228,6 +228,25 @@ public struct TextFormatter: ReportFormatter {
     }
 
     /// A root: its frame's line, then the slot and the reference.
+    /// `thrown Wasm exception (payload: i32 42)`, then where the handler
+    /// search stops:
+    ///
+    /// ```
+    /// handler: frame 2     0x51 - main!catcher: catch tag 0 -> +0x16f (values at fp-24), resumes with sp 0x7ffd...
+    /// ```
+    func render(_ thrown: ThrowReport) -> [String] {
+        var lines = ["thrown Wasm exception" + (thrown.payload.isEmpty ? "" : " (payload: \(thrown.payload.joined(separator: ", ")))")]
+        if let handler = thrown.handler {
+            lines.append("handler: frame " + String(Self.line(index: handler.frameIndex, frame: handler.frame).drop { $0 == " " })
+                         + ": \(handler.handler), resumes with sp \(hex(handler.stackPointer)) at \(hex(handler.landingPad))")
+        } else if let error = thrown.searchError {
+            lines.append("handler: the search stopped: \(error)")
+        } else {
+            lines.append("handler: none in the newest activation (the exception leaves it)")
+        }
+        return lines
+    }
+
     func render(_ root: RootReport) -> String {
         Self.line(index: root.root.frameIndex, frame: root.frame) + "    fp\(root.frameOffset) = \(hex(root.root.value))"
             + (root.object.map { " (\($0))" } ?? "")
@@ -286,13 +305,14 @@ public struct TextFormatter: ReportFormatter {
     /// with libunwind.
     public func render(_ dump: CaptureDump) -> String {
         let count = dump.activationCount
-        let place = dump.place == .trap ? "at a trap" : "at a host call"
+        let place = dump.place == .trap ? "at a trap" : dump.place == .throw ? "at a throw" : "at a host call"
         var lines = ["\(dump.file): \(count) activation\(count == 1 ? "" : "s"), captured \(place); "
                      + "\(dump.stackBytes) bytes of stack, \(dump.moduleCount) module\(dump.moduleCount == 1 ? "" : "s")"
                      + (dump.note.map { " (\($0))" } ?? "")]
         let frames = render(dump.backtrace, activationBoundaries: true)
         if !frames.isEmpty { lines.append(frames) }
         if let trap = dump.trap { lines.append("wasm trap: \(trap.message)") }
+        if let thrown = dump.thrown { lines += render(thrown) }
         if let roots = dump.roots {
             lines.append("gc roots: \(roots.count)")
             lines += roots.map(render)

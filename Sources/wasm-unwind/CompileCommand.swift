@@ -9,7 +9,8 @@ struct CompileCommand: ParsableCommand {
         abstract: "Compile a module and print where everything went in its code.",
         discussion: """
             Prints each function's code range, frame size and call sites (return-address \
-            offset -> wasm offset, and the frame slots holding live references), its trap \
+            offset -> wasm offset, the frame slots holding live references, and the catch \
+            clauses of the try_tables around it, innermost first), its trap \
             sites, and the trampolines; --stack-maps prints the stack map table. With --code-out \
             the machine code is written to a file, for example for \
             `objdump -D -b binary -m i386:x86-64 -M intel FILE`.
@@ -47,6 +48,7 @@ struct CompileCommand: ParsableCommand {
                 let references = site.liveReferenceSlots.isEmpty ? "" :
                     ", references at " + site.liveReferenceSlots.map { "fp\($0)" }.joined(separator: " ")
                 output("  call site: return address \(hex(site.returnAddressOffset)) -> wasm \(hex(site.wasmOffset)) (\(callee))\(references)")
+                for handler in site.handlers { output("    handler: \(handler)") }
             }
             for site in function.trapSites {
                 output("  trap site: \(hex(site.codeOffset)) -> " + (site.wasmOffset.map { "wasm \(hex($0))" } ?? "prologue") + " (\(site.code.message))")
@@ -62,11 +64,17 @@ struct CompileCommand: ParsableCommand {
             for (index, map) in table.maps.enumerated() {
                 let slots = map.isEmpty ? "no references" : "references at " + map.slotOffsets.map { "fp\($0)" }.joined(separator: " ")
                 output("  map \(index): frame \(map.frameSize) bytes, \(slots)")
+                for handler in map.handlers { output("    handler: \(handler)") }
             }
             for (offset, index) in zip(table.offsets, table.mapIndices) {
                 output("  return address \(hex(Int(offset))) -> map \(index)")
             }
             output("  binary: " + bytes.map { String(format: "%02x", $0) }.joined(separator: " "))
+            if table.maps.contains(where: { !$0.handlers.isEmpty }) {
+                var writer = ByteWriter()
+                table.writeHandlers(to: &writer)
+                output("  handlers, binary: " + writer.bytes.map { String(format: "%02x", $0) }.joined(separator: " "))
+            }
         }
         if let codeOut {
             try writeFile(codeOut, module.code.bytes, what: "the machine code")

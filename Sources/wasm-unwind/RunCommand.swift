@@ -59,11 +59,14 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the GC roots found at each host.gc call.")
     var printRoots = false
 
-    @Option(name: .long, help: ArgumentHelp("Write a capture of the stack when wasm traps (see `wasm-unwind dump`).", valueName: "FILE"))
+    @Option(name: .long, help: ArgumentHelp("Write a capture of the stack when wasm traps, or throws an exception no frame of its activation catches (see `wasm-unwind dump`).", valueName: "FILE"))
     var capture: String?
 
     @Flag(name: .long, help: "With --capture: also capture at each host.backtrace and host.backtrace_all (FILE, FILE.2, FILE.3 ...).")
     var captureBacktraces = false
+
+    @Flag(name: .long, help: "With --capture: capture at every throw, caught or not (the dump shows the handler frame).")
+    var captureThrows = false
 
     @Option(name: .long, help: "text (Wasmtime's layout) or json (one document).")
     var format: OutputFormat = .text
@@ -95,6 +98,9 @@ struct RunCommand: ParsableCommand {
         }
         if captureBacktraces && capture == nil {
             throw ValidationError("--capture-backtraces needs --capture FILE")
+        }
+        if captureThrows && capture == nil {
+            throw ValidationError("--capture-throws needs --capture FILE")
         }
         if jitdumpDirectory != nil && profile != .jitdump {
             throw ValidationError("--jitdump-directory needs --profile jitdump")
@@ -170,6 +176,10 @@ struct RunCommand: ParsableCommand {
         if capture != nil {
             store.enableTrapSnapshots()
             host.onHostFailure = { caller in write(LiveCapture.atHostCall(caller, note: "at a failing host call")) }
+            let everyThrow = captureThrows
+            store.onThrow = { [unowned store] site in
+                if everyThrow || site.handler == nil { write(LiveCapture.atThrow(site, store: store)) }
+            }
         }
         if captureBacktraces {
             host.onBacktrace = { caller, hybrid in

@@ -75,7 +75,7 @@ struct CaptureCorruptionTests {
     func unknownMajor() throws {
         var bytes = try CaptureFixtures.bytes("single")
         bytes[8] = 3
-        #expect(throws: CaptureFormatError(section: nil, offset: 8, expected: "major version 2 (this reader reads 2.0), found 3.0")) {
+        #expect(throws: CaptureFormatError(section: nil, offset: 8, expected: "major version 2 (this reader reads 2.1), found 3.0")) {
             try CaptureFile(parsing: bytes)
         }
     }
@@ -103,12 +103,13 @@ struct CaptureCorruptionTests {
         var file = try capture()
         file.note = "extra"
         let bytes = file.serialized()
-        // The same NOTE with two bytes appended: an error for 1.0, ignored for 1.1.
+        // The same NOTE with two bytes appended: an error for this version,
+        // ignored for the next minor version.
         let longer = replacingSection(bytes, kind: 8, with: [5] + Array("extra".utf8) + [0xAB, 0xCD])
         let error = try #require(catchError { try CaptureFile(parsing: longer) })
         #expect(error.section == "NOTE" && error.expected == "the section to end here (2 bytes left over)")
         var newer = longer
-        newer[10] = 1
+        newer[10] = UInt8(CaptureFormat.minorVersion + 1)
         #expect(try CaptureFile(parsing: newer) == file)
         // A section of unknown kind 99 is skipped: the note is gone, nothing else.
         var unknown = bytes

@@ -1,4 +1,6 @@
 import Foundation
+import JITCapture
+import StackCapture
 import Testing
 import UnwindOracle
 import Verification
@@ -240,5 +242,87 @@ struct ExceptionTests {
         // its inner try_table (the same frame).
         _ = try instance.export("nested")!.call([.i32(6), .i32(2)])
         #expect(checks == 2)
+    }
+}
+
+/// Captures taken at a throw: the same handler search runs again on the
+/// captured stack; `compile --stack-maps` lists each call site's handlers.
+@Suite("Wasm exceptions: captures and the CLI")
+struct ExceptionCaptureTests {
+    @Test("a capture at each throw finds offline the handler the live throw found (frame, clause, sp, landing pad)",
+          arguments: exitRecordingModes)
+    func offlineSearchAgrees(mode: ExitRecording) throws {
+        var harness = Harness(mode)
+        harness.define("probe", [.i32]) { _, _ in [] }
+        let instance = try harness.instantiate(ExceptionTests.program)
+        let store = instance.store
+        var pairs: [(live: HandlerMatch?, capture: CaptureFile)] = []
+        store.onThrow = { site in pairs.append((site.handler, LiveCapture.atThrow(site, store: store))) }
+        _ = try instance.export("nested")!.call([.i32(5), .i32(1)])
+        _ = try? instance.export("uncaught")!.call([.i32(2), .i32(1)])
+        #expect(pairs.count == 2)
+        for (live, capture) in pairs {
+            let stack = try CapturedStack(try CaptureFile(parsing: capture.serialized()))
+            let offline = try stack.handler(for: try #require(stack.capture.thrown))
+            #expect(offline?.frameIndex == live?.frameIndex)
+            #expect(offline?.stackPointer == live?.stackPointer)
+            #expect(offline?.landingPad == live?.landingPad)
+            #expect(offline?.handler == live?.handler)
+            #expect(stack.capture.thrown?.payload == ["i32 42"])
+        }
+        #expect(pairs[0].live?.frameIndex == 6)
+        #expect(pairs[1].live == nil)
+    }
+
+    @Test("run --capture-throws, then dump: the throw site, the payload and the handler frame")
+    func cli() throws {
+        let directory = try temporaryDirectory("throw-capture")
+        let program = directory.appendingPathComponent("throws.wat")
+        try """
+            (module $throws
+              (tag $e (param i32))
+              (func $thrower (param i32) (throw $e (local.get 0)))
+              (func $mid (param i32) (call $thrower (local.get 0)))
+              (func $catcher (export "run") (param i32) (result i32)
+                (block $h (result i32)
+                  (try_table (result i32) (catch $e $h) (call $mid (local.get 0)) (i32.const -1))
+                  (return))
+                (i32.const 100) (i32.add))
+              (func (export "uncaught") (param i32) (call $mid (local.get 0))))
+            """.write(to: program, atomically: true, encoding: .utf8)
+        let capture = directory.appendingPathComponent("at-throw.capture").path
+        let caught = try runCLI(["run", program.path, "--invoke", "run", "5", "--capture", capture, "--capture-throws"])
+        #expect(caught.stdout == "105\n")
+        let dump = try runCLI(["dump", capture])
+        #expect(dump.stdout.contains("captured at a throw"))
+        #expect(dump.stdout.contains("    0:     0x3b - throws!thrower\n    1:     0x42 - throws!mid\n    2:     0x51 - throws!catcher"))
+        #expect(dump.stdout.contains("thrown Wasm exception (payload: i32 5)"))
+        #expect(dump.stdout.contains("handler: frame 2:     0x51 - throws!catcher: catch tag 0 -> +0x"))
+        // Uncaught: --capture alone captures it; no handler in the activation.
+        let uncaughtCapture = directory.appendingPathComponent("uncaught.capture").path
+        let uncaught = try runCLI(["run", program.path, "--invoke", "uncaught", "5", "--capture", uncaughtCapture])
+        #expect(uncaught.status != 0)
+        #expect(uncaught.stderr.contains("thrown Wasm exception"))
+        let second = try runCLI(["dump", uncaughtCapture])
+        #expect(second.stdout.contains("handler: none in the newest activation (the exception leaves it)"))
+        // The handlers are in the call-site table.
+        let compiled = try runCLI(["compile", program.path, "--stack-maps"])
+        #expect(compiled.stdout.contains("call site: return address"))
+        #expect(compiled.stdout.contains("    handler: catch tag 0 -> +0x"))
+    }
+
+    @Test("a THROW section whose tag lists do not match the modules is refused by name")
+    func badThrowSection() throws {
+        var harness = Harness(.trampoline)
+        harness.define("probe", [.i32]) { _, _ in [] }
+        let instance = try harness.instantiate(ExceptionTests.program)
+        var capture: CaptureFile?
+        instance.store.onThrow = { site in capture = LiveCapture.atThrow(site, store: instance.store) }
+        _ = try instance.export("nested")!.call([.i32(1), .i32(1)])
+        var file = try #require(capture)
+        file.thrown?.tags.append([0])
+        let error = try #require(throws: CaptureFormatError.self) { try CaptureFile(parsing: file.serialized()) }
+        #expect(error.section == "THROW")
+        #expect(error.expected == "tag lists for the 1 modules, found 2")
     }
 }

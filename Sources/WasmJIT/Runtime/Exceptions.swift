@@ -110,6 +110,9 @@ extension Store {
             pendingFailure = Trap(reason: .host(error), backtrace: backtrace())
             return nil
         }
+        if let onThrow {
+            onThrow(ThrowSite(tag: tag, payload: zip(slots, tag.payload).map { Value(slot: $0, kind: $1) }, handler: match))
+        }
         guard let match else {
             let uncaught = exception ?? WasmException(tag: tag, slots: slots)
             if uncaught.backtrace == nil { uncaught.backtrace = backtrace() }
@@ -158,6 +161,17 @@ extension Store {
         exceptionInFlight = nil
         return unwind(tag: exception.tag, slots: exception.slots, exception: exception)
     }
+}
+
+/// A wasm exception at its throw, before it resumes or leaves: what
+/// `Store.onThrow` sees. The stack is as it was at the throw (the newest
+/// activation's recorded exit is the throwing call), so a capture taken
+/// now shows the throw site and the handler frame.
+public struct ThrowSite {
+    public var tag: Tag
+    public var payload: [Value]
+    /// Where it resumes, or nil if it leaves the newest activation.
+    public var handler: HandlerMatch?
 }
 
 /// The C entry points of exceptions that every context holds.

@@ -21,6 +21,11 @@ public final class Store {
     /// A wasm exception a host function threw, on its way into the calling
     /// wasm (`unwindPendingException`).
     var exceptionInFlight: WasmException?
+    /// Called at every throw into this store's wasm — `throw`, `throw_ref`,
+    /// and an exception a host function throws — after the handler search
+    /// and before the exception resumes or leaves (for captures and
+    /// tracing). It must not call into wasm.
+    public var onThrow: ((ThrowSite) -> Void)?
     /// Where the last caught exception resumes (`wu_resume`), filled by the
     /// unwinder and read by the generated code right after.
     let resumeRecord: UnsafeMutablePointer<wu_resume>
@@ -67,6 +72,9 @@ public final class Store {
     public func enableTrapSnapshots(stackCapacity: Int = 4 << 20, activationCapacity: Int = 4096) {
         TrapHandling.enableSnapshots(stackCapacity: stackCapacity, activationCapacity: activationCapacity)
     }
+
+    /// The instances alive in this store.
+    public var liveInstances: [Instance] { instances.values.map { $0.takeUnretainedValue() } }
 
     /// The modules instantiated in this store.
     public var modules: [Module] { Array(registeredModules.values) }
