@@ -4,6 +4,7 @@
 // from the C API's headers (wasm.h, wasmtime/*.h of Wasmtime 50; their
 // sizes were checked against the package's own ctypes bindings).
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "benchmark_support.h"
 
 typedef struct wasm_engine_t wasm_engine_t;
+typedef struct wasm_config_t wasm_config_t;
 typedef struct wasmtime_store wasmtime_store_t;
 typedef struct wasmtime_context wasmtime_context_t;
 typedef struct wasmtime_module wasmtime_module_t;
@@ -67,6 +69,9 @@ typedef wasm_trap_t *(*wasmtime_func_unchecked_callback_t)(void *env, wasmtime_c
 
 static struct {
     wasm_engine_t *(*engine_new)(void);
+    wasm_config_t *(*config_new)(void);
+    void (*config_exceptions)(wasm_config_t *, bool);
+    wasm_engine_t *(*engine_new_with_config)(wasm_config_t *);
     void (*engine_delete)(wasm_engine_t *);
     wasmtime_store_t *(*store_new)(wasm_engine_t *, void *, void (*)(void *));
     void (*store_delete)(wasmtime_store_t *);
@@ -135,6 +140,9 @@ static int load(const char *path, char *error, size_t capacity) {
         }                                                                         \
     } while (0)
     SYMBOL(engine_new, "wasm_engine_new");
+    SYMBOL(config_new, "wasm_config_new");
+    SYMBOL(config_exceptions, "wasmtime_config_wasm_exceptions_set");
+    SYMBOL(engine_new_with_config, "wasm_engine_new_with_config");
     SYMBOL(engine_delete, "wasm_engine_delete");
     SYMBOL(store_new, "wasmtime_store_new");
     SYMBOL(store_delete, "wasmtime_store_delete");
@@ -207,7 +215,10 @@ wu_wasmtime *wu_wasmtime_open(const char *library, const char *wat, char *error,
     if (load(library, error, capacity) != 0) return NULL;
     wu_wasmtime *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    w->engine = api.engine_new();
+    // Exceptions on, explicitly (the throw benchmark's module uses them).
+    wasm_config_t *config = api.config_new();
+    api.config_exceptions(config, true);
+    w->engine = api.engine_new_with_config(config);
     w->store = api.store_new(w->engine, NULL, NULL);
     w->context = api.store_context(w->store);
     wasm_byte_vec_t binary;

@@ -1,5 +1,8 @@
 import CBenchmarkSupport
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import WasmJIT
 
 /// One module for both runtimes: a recursion that traps at a chosen depth,
@@ -30,6 +33,20 @@ let comparisonModule = """
           (br_if $again (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
         (local.get $sum))
       (func (export "answer") (param i32) (result i32) (local.get 0))
+      ;; 100 throws, each caught $d + 1 frames up: $dive recurses $d times,
+      ;; then throws; the try_table in the loop catches.
+      (tag $thrown (param i32))
+      (func $dive (param $d i32) (result i32)
+        (if (i32.eqz (local.get $d)) (then (throw $thrown (i32.const 7))))
+        (i32.add (call $dive (i32.sub (local.get $d) (i32.const 1))) (i32.const 1)))
+      (func (export "throws") (param $d i32) (result i32) (local $n i32) (local $sum i32)
+        (local.set $n (i32.const 100))
+        (loop $again
+          (block $caught (result i32)
+            (try_table (result i32) (catch $thrown $caught) (call $dive (local.get $d))))
+          (local.set $sum (i32.add (local.get $sum)))
+          (br_if $again (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+        (local.get $sum))
     )
     """
 
@@ -153,6 +170,29 @@ func wasmtimeBenchmarks(_ harness: inout Harness, notes: inout [String]) throws 
         var frames: UInt64 = 0
         consume(UInt(truncatingIfNeeded: wu_wasmtime_call(wasmtime, wasmCallsW, Int32(calls), 0, &frames)))
     }
+    // Throw -> catch across `depth` frames: the thrower is `depth - 1`
+    // frames below the frame that catches. An op is 100 throws.
+    let cxx = CxxThrowBaseline.open()
+    if let failure = cxx.failure { notes.append(failure) }
+    let throwsW = wu_wasmtime_function(wasmtime, "throws")
+    for depth in [1, 10, 100, 1000] {
+        let group = "throw -> catch across \(depth) frame\(depth == 1 ? "" : "s"); an op is 100 throws"
+        for (mode, target) in [("trampoline", instance), ("inline", inlineInstance)] {
+            let function = target.export("throws")!
+            harness.measure(group, "ours (\(mode))", items: 100) {
+                if case .i32(let value) = try! function.call([.i32(Int32(depth - 1))])[0] { consume(UInt(bitPattern: Int(value))) }
+            }
+        }
+        harness.measure(group, "Wasmtime 50", items: 100) {
+            var frames: UInt64 = 0
+            consume(UInt(truncatingIfNeeded: wu_wasmtime_call(wasmtime, throwsW, Int32(depth - 1), 0, &frames)))
+        }
+        if let throwCatch = cxx.function {
+            harness.measure(group, "C++ throw/catch (g++ -O2, libgcc unwinder)", items: 100) {
+                consume(UInt(bitPattern: Int(throwCatch(Int32(depth - 1), 100))))
+            }
+        }
+    }
     let callGroup = "calling a wasm function from the host, (i32) -> i32"
     let answer = instance.export("answer")!
     harness.measure(callGroup, "ours: Func.call([Value])") {
@@ -185,4 +225,24 @@ func wasmtimeBenchmarks(_ harness: inout Harness, notes: inout [String]) throws 
     }
     harness.run()
     notes.append("Wasmtime 50.0.1: \(library)")
+}
+
+/// The C++ baseline of the throw benchmark: Benchmarks/cxx/throw_bench.cpp
+/// compiled by `make bench` with g++ -O2 into .build/cxx-throw-bench.so
+/// (`CXX_THROW_BENCH` overrides the path), opened with dlopen.
+struct CxxThrowBaseline {
+    typealias ThrowCatch = @convention(c) (Int32, Int32) -> Int32
+    var function: ThrowCatch?
+    var failure: String?
+
+    static func open() -> CxxThrowBaseline {
+        let path = ProcessInfo.processInfo.environment["CXX_THROW_BENCH"] ?? ".build/cxx-throw-bench.so"
+        guard let library = dlopen(path, RTLD_NOW) else {
+            return CxxThrowBaseline(function: nil, failure: "C++ throw baseline: cannot open \(path) (make bench builds it with g++)")
+        }
+        guard let symbol = dlsym(library, "wu_cxx_throw_catch") else {
+            return CxxThrowBaseline(function: nil, failure: "C++ throw baseline: \(path) has no wu_cxx_throw_catch")
+        }
+        return CxxThrowBaseline(function: unsafeBitCast(symbol, to: ThrowCatch.self), failure: nil)
+    }
 }

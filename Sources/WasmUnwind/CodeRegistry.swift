@@ -57,6 +57,10 @@ public struct CodeRegistry: Sendable {
         return true
     }
 
+    /// Module `index`'s record, unretained (for hot loops).
+    @inline(__always)
+    func unretainedRecord(_ index: Int) -> Unmanaged<CodeModuleRecord> { unretained[index] }
+
     /// The index in `modules` of the module whose code contains `address`.
     @inline(__always)
     public func moduleIndex(containing address: UInt) -> Int? {
@@ -211,6 +215,13 @@ public final class CodeModuleRecord: @unchecked Sendable {
     /// bytes `displayStarts[i]..<displayStarts[i + 1]` of `displayBytes`.
     private let displayStarts: UnsafeMutablePointer<Int>
     private let displayBytes: UnsafeMutableBufferPointer<UInt8>
+    /// Per stack map: its frame size, and where its handlers start in
+    /// `handlers` (one more entry for the end) — the handler search's
+    /// tables, in plain memory like the ones above.
+    private let mapCount: Int
+    private let frameSizes: UnsafeMutablePointer<UInt32>
+    private let handlerStarts: UnsafeMutablePointer<Int>
+    private let handlers: UnsafeMutablePointer<ExceptionHandler>
 
     init(_ module: CodeModule) {
         self.module = module
@@ -253,6 +264,22 @@ public final class CodeModuleRecord: @unchecked Sendable {
             }
         }
         mapStarts[functionCount] = position
+        let maps = module.stackMaps.maps
+        mapCount = maps.count
+        frameSizes = .allocate(capacity: max(1, mapCount))
+        handlerStarts = .allocate(capacity: mapCount + 1)
+        let handlerCount = maps.reduce(0) { $0 + $1.handlers.count }
+        handlers = .allocate(capacity: max(1, handlerCount))
+        var handler = 0
+        for (index, map) in maps.enumerated() {
+            frameSizes[index] = map.frameSize
+            handlerStarts[index] = handler
+            for entry in map.handlers {
+                (handlers + handler).initialize(to: entry)
+                handler += 1
+            }
+        }
+        handlerStarts[mapCount] = handler
     }
 
     deinit {
@@ -266,6 +293,26 @@ public final class CodeModuleRecord: @unchecked Sendable {
         mapStarts.deallocate()
         native.deallocate()
         wasm.deallocate()
+        frameSizes.deallocate()
+        handlerStarts.deallocate()
+        handlers.deallocate()
+    }
+
+    /// The first handler of the call site returning to code offset
+    /// `returnOffset` that `takes` accepts, with the function's frame size;
+    /// nil when none does; `.failure` when no call site returns there.
+    @inline(__always)
+    func firstHandler(returnOffset: UInt32, takes: (ExceptionHandler) -> Bool)
+        -> Result<(ExceptionHandler, frameSize: UInt32)?, HandlerSearchError.NoCallSite>
+    {
+        guard let map = module.stackMaps.mapIndex(atReturnOffset: returnOffset) else { return .failure(.init()) }
+        var index = handlerStarts[map]
+        let end = handlerStarts[map &+ 1]
+        while index < end {
+            if takes(handlers[index]) { return .success((handlers[index], frameSizes[map])) }
+            index &+= 1
+        }
+        return .success(nil)
     }
 
     /// The function containing `offset` (from the code base), or -1.

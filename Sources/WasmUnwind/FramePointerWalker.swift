@@ -111,7 +111,7 @@ public struct FramePointerWalker<
         olderFP > fp && olderFP <= entry
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func next() -> Frame? {
         if finished { return nil }
         if let pendingError { return fail(pendingError) }

@@ -14,18 +14,6 @@ public struct HandlerMatch: Sendable {
 }
 
 extension CodeRegistry {
-    /// The handlers of the call site that returns to `returnAddress`, and
-    /// the frame size of its function (nil: no call site returns there).
-    @inline(__always)
-    public func handlers(forReturnAddress returnAddress: UInt) -> (handlers: [ExceptionHandler], frameSize: UInt32, codeBase: UInt)? {
-        guard let moduleIndex = moduleIndex(containing: returnAddress &- 1),
-              let mapIndex = mapIndex(forReturnAddress: returnAddress, inModule: moduleIndex)
-        else { return nil }
-        let module = records[moduleIndex].module
-        let map = module.stackMaps.maps[mapIndex]
-        return (map.handlers, map.frameSize, module.codeRange.lowerBound)
-    }
-
     /// The handler search of a throw: walks the frames of the newest
     /// activation in `walker` (the frame that threw first, suspended at the
     /// call that threw), looks each return address up in its module's
@@ -41,18 +29,52 @@ extension CodeRegistry {
         walking walker: inout FramePointerWalker<Architecture, Reader, Activations>,
         takes: (ExceptionHandler, Frame) -> Bool
     ) throws(HandlerSearchError) -> HandlerMatch? {
+        try search(&walker, takes)
+    }
+
+    /// The search of a throw on this thread's live stack, from the newest
+    /// activation of `limits` (its recorded exit is the throwing call): the
+    /// same walk and lookups as `findHandler(walking:takes:)`, specialised
+    /// for live memory — what a wasm throw runs.
+    public func findLiveHandler(limits: RuntimeLimits, takes: (ExceptionHandler, Frame) -> Bool)
+        throws(HandlerSearchError) -> HandlerMatch?
+    {
+        var walker = FramePointerWalker(architecture: NativeArchitecture.self, reader: UncheckedMemoryReader(),
+                                        activations: LiveActivations(limits: limits))
+        return try search(&walker, takes)
+    }
+
+    @inline(__always)
+    func search<Architecture, Reader, Activations>(
+        _ walker: inout FramePointerWalker<Architecture, Reader, Activations>,
+        _ takes: (ExceptionHandler, Frame) -> Bool
+    ) throws(HandlerSearchError) -> HandlerMatch? {
         var index = 0
+        // Consecutive frames are mostly of one module: remember it.
+        var moduleIndex = -1
+        var range: Range<UInt> = 0..<0
         while let frame = walker.next() {
             if frame.activation != 0 { return nil }
-            defer { index += 1 }
+            defer { index &+= 1 }
             guard frame.isReturnAddress else { continue }
-            guard let (handlers, frameSize, codeBase) = handlers(forReturnAddress: frame.rawAddress) else {
-                throw .noCallSite(pc: frame.rawAddress, frameIndex: index)
+            let pc = frame.address.rawValue
+            if !range.contains(pc &- 1) {
+                guard let found = self.moduleIndex(containing: pc &- 1) else {
+                    throw .noCallSite(pc: pc, frameIndex: index)
+                }
+                moduleIndex = found
+                range = unretainedRecord(found)._withUnsafeGuaranteedRef { $0.module.codeRange }
             }
-            for handler in handlers where takes(handler, frame) {
+            let result = unretainedRecord(moduleIndex)._withUnsafeGuaranteedRef { record in
+                record.firstHandler(returnOffset: UInt32(truncatingIfNeeded: pc &- range.lowerBound)) { takes($0, frame) }
+            }
+            switch result {
+            case .failure: throw .noCallSite(pc: pc, frameIndex: index)
+            case .success(nil): continue
+            case .success(let (handler, frameSize)?):
                 return HandlerMatch(frameIndex: index, frame: frame, handler: handler,
                                     stackPointer: frame.framePointer &- UInt(frameSize),
-                                    landingPad: codeBase &+ UInt(handler.landingPad))
+                                    landingPad: range.lowerBound &+ UInt(handler.landingPad))
             }
         }
         if let error = walker.error { throw .walk(error, framesSearched: index) }
@@ -67,6 +89,9 @@ public enum HandlerSearchError: Error, Hashable, Sendable, CustomStringConvertib
     case noCallSite(pc: UInt, frameIndex: Int)
     /// The frame-pointer chain broke after `framesSearched` frames.
     case walk(UnwindError, framesSearched: Int)
+
+    /// A lookup's "no call site returns there".
+    struct NoCallSite: Error {}
 
     public var description: String {
         switch self {

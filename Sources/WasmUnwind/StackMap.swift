@@ -202,7 +202,7 @@ public struct StackMapTable: Hashable, Sendable {
 
     /// The index in `maps` of the call site's map (no copy of the map: the
     /// form for hot paths), through the hash index.
-    @inlinable
+    @inlinable @inline(__always)
     public func mapIndex(atReturnOffset offset: UInt32) -> Int? {
         let wanted = UInt64(offset)
         let start = Int(truncatingIfNeeded: Self.hash(offset) >> hashShift)

@@ -95,46 +95,71 @@ extension Store {
     }
 
     /// The throw: finds the handler of the newest activation that takes an
-    /// exception of `tag` — walking its frames from the recorded exit (the
-    /// throwing call) with the frame-pointer walker and looking each return
-    /// address up in its call-site table — writes the payload (`slots`, or
-    /// `exception`'s) and, for a `_ref` clause, the `exnref` into the
-    /// handler's slots, and returns where to resume. With no handler in the
-    /// activation, records the uncaught exception (with the backtrace at
-    /// the throw) as the pending failure and returns nil.
-    func unwind(tag: Tag, slots: [UInt64], exception: WasmException?) -> UnsafePointer<wu_resume>? {
+    /// exception of the tag whose identity is `identity` — walking its
+    /// frames from the recorded exit (the throwing call) with the
+    /// frame-pointer walker and looking each return address up in its
+    /// call-site table — writes the payload (`count` values, `payload(i)`)
+    /// and, for a `_ref` clause, the `exnref` into the handler's slots, and
+    /// returns where to resume. With no handler in the activation, records
+    /// the uncaught exception (with the backtrace at the throw) as the
+    /// pending failure and returns nil. Allocates nothing on the way to a
+    /// plain `catch`.
+    func unwind(tag identity: UnsafeRawPointer, count: Int, exception: WasmException?,
+                payload: (Int) -> UInt64) -> UnsafePointer<wu_resume>? {
         let match: HandlerMatch?
         do {
-            match = try handler(for: tag)
+            match = try findHandler(identity)
         } catch {
             pendingFailure = Trap(reason: .host(error), backtrace: backtrace())
             return nil
         }
         if let onThrow {
-            onThrow(ThrowSite(tag: tag, payload: zip(slots, tag.payload).map { Value(slot: $0, kind: $1) }, handler: match))
+            let tag = Unmanaged<Tag>.fromOpaque(identity).takeUnretainedValue()
+            onThrow(ThrowSite(tag: tag, payload: (0..<count).map { Value(slot: payload($0), kind: tag.payload[$0]) },
+                              handler: match))
+        }
+        func materialized() -> WasmException {
+            exception ?? WasmException(tag: Unmanaged<Tag>.fromOpaque(identity).takeUnretainedValue(),
+                                       slots: (0..<count).map(payload))
         }
         guard let match else {
-            let uncaught = exception ?? WasmException(tag: tag, slots: slots)
+            let uncaught = materialized()
             if uncaught.backtrace == nil { uncaught.backtrace = backtrace() }
             pendingFailure = Trap(reason: .exception(uncaught), backtrace: uncaught.backtrace!)
             return nil
         }
         // Into the handler frame's slots: value i at payloadSlot - 8i, then
-        // the reference. (The payload was read before: the throwing frame
-        // may be the handler's.)
-        var slot = UnsafeMutablePointer<UInt64>(bitPattern: UInt(bitPattern: Int(bitPattern: match.frame.framePointer) + Int(match.handler.payloadSlot)))!
-        if match.handler.kind == .catch || match.handler.kind == .catchRef {
-            for value in slots {
-                slot.pointee = value
-                slot -= 1
-            }
+        // the reference. The payload is read first: the throwing frame may
+        // be the handler's, and its slots may overlap.
+        let kind = match.handler.kind
+        let first = UnsafeMutablePointer<UInt64>(bitPattern: UInt(bitPattern: Int(bitPattern: match.frame.framePointer) &+ Int(match.handler.payloadSlot)))!
+        let values = kind == .catch || kind == .catchRef ? count : 0
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: max(values, 1)) { buffer in
+            for i in 0..<values { buffer[i] = payload(i) }
+            for i in 0..<values { (first - i).pointee = buffer[i] }
         }
-        if match.handler.kind.passesReference {
-            slot.pointee = exnref(for: exception ?? WasmException(tag: tag, slots: slots))
+        if kind.passesReference {
+            (first - values).pointee = exnref(for: materialized())
         }
         resumeRecord.pointee = wu_resume(fp: UInt64(match.frame.framePointer), sp: UInt64(match.stackPointer),
                                          pc: UInt64(match.landingPad))
         return UnsafePointer(resumeRecord)
+    }
+
+    /// The handler search for the tag whose identity is `identity`.
+    func findHandler(_ identity: UnsafeRawPointer) throws(HandlerSearchError) -> HandlerMatch? {
+        try registry.findLiveHandler(limits: limits) { handler, frame in
+            guard handler.kind.hasTag else { return true }
+            // The frame's instance context is saved at [fp - 8].
+            let context = UnsafePointer<UnsafePointer<wu_vmctx>>(bitPattern: frame.framePointer &- 8)!.pointee
+            return context.pointee.tags[Int(handler.tag)] == identity
+        }
+    }
+
+    /// Throws `exception` from the newest activation's recorded exit.
+    func unwind(_ exception: WasmException) -> UnsafePointer<wu_resume>? {
+        let slots = exception.slots
+        return unwind(tag: exception.tag.identity, count: slots.count, exception: exception) { slots[$0] }
     }
 
     /// Where an exception of `tag` thrown now would resume: the handler
@@ -142,15 +167,7 @@ extension Store {
     /// a host function: from the wasm frame that called it), without the
     /// throw. Nil: no frame of the activation catches it.
     public func handler(for tag: Tag) throws(HandlerSearchError) -> HandlerMatch? {
-        let identity = tag.identity
-        var walker = FramePointerWalker(architecture: NativeArchitecture.self, reader: UncheckedMemoryReader(),
-                                        activations: LiveActivations(limits: limits))
-        return try registry.findHandler(walking: &walker) { handler, frame in
-            guard handler.kind.hasTag else { return true }
-            // The frame's instance context is saved at [fp - 8].
-            let context = UnsafePointer<UnsafePointer<wu_vmctx>>(bitPattern: frame.framePointer &- 8)!.pointee
-            return context.pointee.tags[Int(handler.tag)] == identity
-        }
+        try findHandler(tag.identity)
     }
 
     /// After a host call failed: if the host threw a wasm exception (or
@@ -159,7 +176,7 @@ extension Store {
     func unwindPendingException() -> UnsafePointer<wu_resume>? {
         guard let exception = exceptionInFlight else { return nil }
         exceptionInFlight = nil
-        return unwind(tag: exception.tag, slots: exception.slots, exception: exception)
+        return unwind(exception)
     }
 }
 
@@ -177,18 +194,19 @@ public struct ThrowSite {
 /// The C entry points of exceptions that every context holds.
 enum ExceptionEntries {
     static func store(of context: UnsafeMutablePointer<wu_vmctx>?) -> Store {
-        Unmanaged<Instance>.fromOpaque(context!.pointee.instance!).takeUnretainedValue().store
+        Unmanaged<Instance>.fromOpaque(context!.pointee.instance!)._withUnsafeGuaranteedRef { $0.store }
     }
 
     /// `throw tag` (`wu_vmctx.throw_exception`).
     static let throwException: @convention(c) (UnsafeMutablePointer<wu_vmctx>?, UInt64, UnsafePointer<UInt64>?)
         -> UnsafePointer<wu_resume>? = { context, tagIndex, payload in
-            let instance = Unmanaged<Instance>.fromOpaque(context!.pointee.instance!).takeUnretainedValue()
-            let tag = instance.tags[Int(tagIndex)]
+            let identity = context!.pointee.tags[Int(tagIndex)]!
+            let count = Unmanaged<Tag>.fromOpaque(identity)._withUnsafeGuaranteedRef { $0.payload.count }
             // The payload's slots go down from `payload`, as the operand
             // stack's do.
-            let slots = (0..<tag.payload.count).map { payload![-$0] }
-            return instance.store.unwind(tag: tag, slots: slots, exception: nil)
+            return Unmanaged<Instance>.fromOpaque(context!.pointee.instance!)._withUnsafeGuaranteedRef { instance in
+                instance.store.unwind(tag: identity, count: count, exception: nil) { payload![-$0] }
+            }
         }
 
     /// `throw_ref` (`wu_vmctx.throw_ref`); compiled code has checked for null.
@@ -200,7 +218,7 @@ enum ExceptionEntries {
                                         backtrace: store.backtrace())
             return nil
         }
-        return store.unwind(tag: exception.tag, slots: exception.slots, exception: exception)
+        return store.unwind(exception)
     }
 
     /// `wu_raise_host_failure`'s question: does a frame catch the

@@ -9,7 +9,10 @@ public final class Store {
     /// The record the trampolines of this store's code write.
     public let limits = RuntimeLimits()
     /// The code of every module instantiated in this store.
-    public private(set) var registry = CodeRegistry()
+    /// (Read on every throw, GC and backtrace; written only while a module
+    /// is registered, between wasm instructions of the one thread using the
+    /// store: no exclusivity check.)
+    @exclusivity(unchecked) public private(set) var registry = CodeRegistry()
 
     private var registeredModules: [ObjectIdentifier: Module] = [:]
     /// What the signal handler knows of this store (the activations'
@@ -25,7 +28,7 @@ public final class Store {
     /// and an exception a host function throws — after the handler search
     /// and before the exception resumes or leaves (for captures and
     /// tracing). It must not call into wasm.
-    public var onThrow: ((ThrowSite) -> Void)?
+    @exclusivity(unchecked) public var onThrow: ((ThrowSite) -> Void)?
     /// Where the last caught exception resumes (`wu_resume`), filled by the
     /// unwinder and read by the generated code right after.
     let resumeRecord: UnsafeMutablePointer<wu_resume>
