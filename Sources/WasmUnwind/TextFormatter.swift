@@ -232,13 +232,16 @@ public struct TextFormatter: ReportFormatter {
     /// search stops:
     ///
     /// ```
-    /// handler: frame 2     0x51 - main!catcher: catch tag 0 -> +0x16f (values at fp-24), resumes with sp 0x7ffd...
+    /// handler: frame 2 (exceptions!catcher @ 0x55): catch tag 0 -> +0x16f (values at fp-24); resumes with sp 0x7ffe... at 0x7f9c...
     /// ```
     func render(_ thrown: ThrowReport) -> [String] {
         var lines = ["thrown Wasm exception" + (thrown.payload.isEmpty ? "" : " (payload: \(thrown.payload.joined(separator: ", ")))")]
         if let handler = thrown.handler {
-            lines.append("handler: frame " + String(Self.line(index: handler.frameIndex, frame: handler.frame).drop { $0 == " " })
-                         + ": \(handler.handler), resumes with sp \(hex(handler.stackPointer)) at \(hex(handler.landingPad))")
+            let place = handler.frame.symbol.map { symbol in
+                Self.name(of: symbol) + (symbol.moduleOffset.map { " @ " + hex($0) } ?? "")
+            } ?? hex(handler.frame.frame.address.rawValue)
+            lines.append("handler: frame \(handler.frameIndex) (\(place)): \(handler.handler); "
+                         + "resumes with sp \(hex(handler.stackPointer)) at \(hex(handler.landingPad))")
         } else if let error = thrown.searchError {
             lines.append("handler: the search stopped: \(error)")
         } else {

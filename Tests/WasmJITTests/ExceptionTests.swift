@@ -147,6 +147,44 @@ struct ExceptionTests {
         #expect(seen?.exception?.payload == [.i32(42)])
     }
 
+    @Test("an uncaught exception's backtrace is its last throw's: a throw_ref takes a new one, a host passing it on keeps it",
+          arguments: exitRecordingModes)
+    func backtraceRule(mode: ExitRecording) throws {
+        var harness = Harness(mode)
+        var instance: Instance!
+        harness.define("reenter") { _, _ in
+            _ = try instance.export("inner")!.call([])
+            return []
+        }
+        instance = try harness.instantiate("""
+            (module $bt
+              (import "host" "reenter" (func $reenter))
+              (tag $e)
+              (func $deep (throw $e))
+              (func $rethrower (export "rethrow")
+                (block $h (result exnref) (try_table (catch_all_ref $h) (call $deep)) (unreachable))
+                (throw_ref))
+              (func $inner (export "inner") (call $deep))
+              (func $outer (export "outer") (call $reenter))
+              (func $catcher (export "outer_rethrow")
+                (block $h (result exnref) (try_table (catch_all_ref $h) (call $reenter)) (unreachable))
+                (throw_ref)))
+            """)
+        func names(_ export: String) throws -> [String] {
+            let trap = try #require(throws: Trap.self) { try instance.export(export)!.call([]) }
+            #expect(trap.exception != nil)
+            return describe(trap.backtrace).map { $0.components(separatedBy: "!").last ?? "" }
+        }
+        // Caught by catch_all_ref and rethrown: the backtrace is throw_ref's.
+        #expect(try names("rethrow") == ["rethrower"])
+        // Thrown in a nested activation, passed on by the host: still the
+        // throw's, across both activations.
+        #expect(try names("outer") == ["deep", "inner", "outer"])
+        // Passed on by the host, caught and rethrown by the outer wasm: the
+        // throw_ref's.
+        #expect(try names("outer_rethrow") == ["catcher"])
+    }
+
     @Test("a host error that is no wasm exception is a trap: catch_all does not take it", arguments: exitRecordingModes)
     func hostErrorIsNoException(mode: ExitRecording) throws {
         struct Failure: Error {}
@@ -297,7 +335,7 @@ struct ExceptionCaptureTests {
         #expect(dump.stdout.contains("captured at a throw"))
         #expect(dump.stdout.contains("    0:     0x3b - throws!thrower\n    1:     0x42 - throws!mid\n    2:     0x51 - throws!catcher"))
         #expect(dump.stdout.contains("thrown Wasm exception (payload: i32 5)"))
-        #expect(dump.stdout.contains("handler: frame 2:     0x51 - throws!catcher: catch tag 0 -> +0x"))
+        #expect(dump.stdout.contains("handler: frame 2 (throws!catcher @ 0x51): catch tag 0 -> +0x"))
         // Uncaught: --capture alone captures it; no handler in the activation.
         let uncaughtCapture = directory.appendingPathComponent("uncaught.capture").path
         let uncaught = try runCLI(["run", program.path, "--invoke", "uncaught", "5", "--capture", uncaughtCapture])

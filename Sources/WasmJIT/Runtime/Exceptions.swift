@@ -40,9 +40,10 @@ public final class WasmException: Error, CustomStringConvertible {
     /// The exception's handle in its store's object table while wasm may
     /// hold it as an `exnref` (0: none yet).
     var handle: UInt64 = 0
-    /// The wasm backtrace where the exception was first left uncaught by
-    /// an activation (the frames at its throw, across every activation);
-    /// kept while it passes on through host frames, as Wasmtime keeps it.
+    /// The wasm backtrace at the exception's last `throw` or `throw_ref`
+    /// (the frames at that throw, across every activation), taken when no
+    /// frame of that activation caught it; kept while it passes on through
+    /// host frames, as Wasmtime keeps it.
     public internal(set) var backtrace: SymbolicatedBacktrace?
 
     /// An exception of `tag` with `payload`, which must match the tag's
@@ -104,7 +105,7 @@ extension Store {
     /// the uncaught exception (with the backtrace at the throw) as the
     /// pending failure and returns nil. Allocates nothing on the way to a
     /// plain `catch`.
-    func unwind(tag identity: UnsafeRawPointer, count: Int, exception: WasmException?,
+    func unwind(tag identity: UnsafeRawPointer, count: Int, exception: WasmException?, fromHost: Bool = false,
                 payload: (Int) -> UInt64) -> UnsafePointer<wu_resume>? {
         let match: HandlerMatch?
         do {
@@ -124,7 +125,9 @@ extension Store {
         }
         guard let match else {
             let uncaught = materialized()
-            if uncaught.backtrace == nil { uncaught.backtrace = backtrace() }
+            // A wasm throw's backtrace is where it threw; one a host passes
+            // on keeps the one it had.
+            if !fromHost || uncaught.backtrace == nil { uncaught.backtrace = backtrace() }
             pendingFailure = Trap(reason: .exception(uncaught), backtrace: uncaught.backtrace!)
             return nil
         }
@@ -156,10 +159,11 @@ extension Store {
         }
     }
 
-    /// Throws `exception` from the newest activation's recorded exit.
-    func unwind(_ exception: WasmException) -> UnsafePointer<wu_resume>? {
+    /// Throws `exception` from the newest activation's recorded exit:
+    /// `throw_ref`'s, or a host function's (`fromHost`).
+    func unwind(_ exception: WasmException, fromHost: Bool) -> UnsafePointer<wu_resume>? {
         let slots = exception.slots
-        return unwind(tag: exception.tag.identity, count: slots.count, exception: exception) { slots[$0] }
+        return unwind(tag: exception.tag.identity, count: slots.count, exception: exception, fromHost: fromHost) { slots[$0] }
     }
 
     /// Where an exception of `tag` thrown now would resume: the handler
@@ -176,7 +180,7 @@ extension Store {
     func unwindPendingException() -> UnsafePointer<wu_resume>? {
         guard let exception = exceptionInFlight else { return nil }
         exceptionInFlight = nil
-        return unwind(exception)
+        return unwind(exception, fromHost: true)
     }
 }
 
@@ -218,7 +222,7 @@ enum ExceptionEntries {
                                         backtrace: store.backtrace())
             return nil
         }
-        return store.unwind(exception)
+        return store.unwind(exception, fromHost: false)
     }
 
     /// `wu_raise_host_failure`'s question: does a frame catch the
