@@ -83,7 +83,7 @@ bench: deps venv
 	$(SWIFT) build -c release --product wasm-unwind-bench
 	@command -v g++ >/dev/null || { echo "make: installing g++ with apt-get"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq g++ >/dev/null; }
-	g++ -O2 -shared -fPIC -o .build/cxx-throw-bench.so Benchmarks/cxx/throw_bench.cpp
+	g++ -O2 -shared -fPIC -static-libgcc -static-libstdc++ -Wl,-Bsymbolic -o .build/cxx-throw-bench.so Benchmarks/cxx/throw_bench.cpp
 	.build/release/wasm-unwind-bench --json .build/benchmarks.json
 
 # libFuzzer over the capture reader and walker (SECONDS=600 by default).

@@ -1,7 +1,10 @@
 // The C++ baseline of the throw benchmark: `throw` caught `depth` frames
 // up, unwound by libgcc's DWARF unwinder (_Unwind_RaiseException), as
 // g++ -O2 compiles it. Built by `make bench` into .build/cxx-throw-bench.so
-// and opened by wasm-unwind-bench with dlopen.
+// and opened by wasm-unwind-bench with dlopen; libgcc and libstdc++ are
+// linked in statically with -Bsymbolic, so the throw uses libgcc's unwinder
+// even though the bench binary also links libunwind (whose
+// _Unwind_RaiseException would otherwise interpose).
 struct Thrown {
     int value;
 };
