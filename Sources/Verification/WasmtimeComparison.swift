@@ -64,47 +64,44 @@ public final class WasmtimeComparison {
 
     /// A generated two-module program, each of its arguments a call.
     public func compare(_ program: LinkedProgram, into summary: inout Summary) {
-        summary.programs += 1
-        let name = "linked program seed \(program.seed)"
-        do {
-            let lib = try TextToBinary.binary(program.lib), main = try TextToBinary.binary(program.main)
-            let store = Store(engine: engine)
-            let (_, mainInstance) = try LinkedProgramHost.instantiate(program, in: store, engine: engine)
-            let calls = program.arguments.map { ("entry", [Value.i32($0)]) }
-            let theirs = try ask(modules: [("lib", lib), ("main", main)], host: "linked", calls: calls)
-            for ((export, arguments), answer) in zip(calls, theirs) {
-                let ours = Outcome(calling: mainInstance.export(export)!, arguments, fileName: nil)
-                compare(ours, answer, program: name + "\n" + program.text, call: "\(export)\(arguments)",
-                        module: main, into: &summary)
-            }
-        } catch {
-            summary.mismatches.append(Mismatch(program: name + "\n" + program.text, call: "-", report: "\(error)"))
+        compareTwoModules(name: "linked program seed \(program.seed)", lib: program.lib, main: program.main,
+                          text: program.text, arguments: program.arguments, host: "linked", into: &summary) { store in
+            try LinkedProgramHost.instantiate(program, in: store, engine: self.engine).main
         }
     }
 
-    /// A compiled program (`.wasm`) without imports: each export in `calls`.
     /// An exception program: results (which handler took which payload)
     /// and, for an exception no frame catches, the message and the frames
     /// at the throw.
     public func compare(_ program: ExceptionProgram, into summary: inout Summary) {
-        summary.programs += 1
-        let name = "exception program seed \(program.seed)"
-        do {
-            let lib = try TextToBinary.binary(program.lib), main = try TextToBinary.binary(program.main)
-            let store = Store(engine: engine)
-            let (_, mainInstance) = try ExceptionProgramHost.instantiate(program, in: store, engine: engine)
-            let calls = program.arguments.map { ("entry", [Value.i32($0)]) }
-            let theirs = try ask(modules: [("lib", lib), ("main", main)], host: "exceptions", calls: calls)
-            for ((export, arguments), answer) in zip(calls, theirs) {
-                let ours = Outcome(calling: mainInstance.export(export)!, arguments, fileName: nil)
-                compare(ours, answer, program: name + "\n" + program.text, call: "\(export)\(arguments)",
-                        module: main, into: &summary)
-            }
-        } catch {
-            summary.mismatches.append(Mismatch(program: name + "\n" + program.text, call: "-", report: "\(error)"))
+        compareTwoModules(name: "exception program seed \(program.seed)", lib: program.lib, main: program.main,
+                          text: program.text, arguments: program.arguments, host: "exceptions", into: &summary) { store in
+            try ExceptionProgramHost.instantiate(program, in: store, engine: self.engine).main
         }
     }
 
+    /// `lib` then `main` instantiated with the host functions `host` names
+    /// (ours by `instantiate`), `main.entry` called with each argument on
+    /// both runtimes.
+    func compareTwoModules(name: String, lib: String, main: String, text: String, arguments: [Int32], host: String,
+                           into summary: inout Summary, instantiate: (Store) throws -> Instance) {
+        summary.programs += 1
+        do {
+            let libBinary = try TextToBinary.binary(lib), mainBinary = try TextToBinary.binary(main)
+            let mainInstance = try instantiate(Store(engine: engine))
+            let calls = arguments.map { ("entry", [Value.i32($0)]) }
+            let theirs = try ask(modules: [("lib", libBinary), ("main", mainBinary)], host: host, calls: calls)
+            for ((export, arguments), answer) in zip(calls, theirs) {
+                let ours = Outcome(calling: mainInstance.export(export)!, arguments, fileName: nil)
+                compare(ours, answer, program: name + "\n" + text, call: "\(export)\(arguments)",
+                        module: mainBinary, into: &summary)
+            }
+        } catch {
+            summary.mismatches.append(Mismatch(program: name + "\n" + text, call: "-", report: "\(error)"))
+        }
+    }
+
+    /// A compiled program (`.wasm`) without imports: each export in `calls`.
     public func compare(file: String, calls: [(String, [Value])], into summary: inout Summary) {
         summary.programs += 1
         do {
