@@ -111,7 +111,7 @@ public struct FramePointerWalker<
         olderFP > fp && olderFP <= entry
     }
 
-    @inlinable @inline(__always)
+    @inlinable
     public mutating func next() -> Frame? {
         if finished { return nil }
         if let pendingError { return fail(pendingError) }
@@ -183,6 +183,27 @@ public struct FramePointerWalker<
         address = .returnAddress(Architecture.strippingPointerAuthentication(returnAddress))
         fp = olderFP
         return frame
+    }
+
+    /// `next()` with its common case — another frame of the same
+    /// activation, every rule holding — inline, for loops that do work per
+    /// frame (the handler search of a throw). Anything else goes to
+    /// `next()`, which decides exactly as always; the checks are the fast
+    /// loop's of `walk(into:)`.
+    @inlinable @inline(__always)
+    public mutating func nextFrame() -> Frame? {
+        if !finished, pendingError == nil, !needsActivation, fp != entryFP, frameCount < limits.maximumFrames,
+           Self.canRead(frameAt: fp, range: reader.readableRange),
+           let returnAddress = reader.loadWord(at: fp &+ Architecture.returnAddressOffset),
+           let olderFP = reader.loadWord(at: fp &+ Architecture.olderFramePointerOffset),
+           Self.isLink(from: fp, to: olderFP, entry: entryFP) {
+            frameCount += 1
+            let frame = Frame(address: address, framePointer: fp, activation: activationIndex)
+            address = .returnAddress(Architecture.strippingPointerAuthentication(returnAddress))
+            fp = olderFP
+            return frame
+        }
+        return next()
     }
 
     /// Writes frames into `buffer` until the walk ends or the buffer is full,

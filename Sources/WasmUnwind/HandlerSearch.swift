@@ -53,7 +53,7 @@ extension CodeRegistry {
         // Consecutive frames are mostly of one module: remember it.
         var moduleIndex = -1
         var range: Range<UInt> = 0..<0
-        while let frame = walker.next() {
+        while let frame = walker.nextFrame() {
             if frame.activation != 0 { return nil }
             defer { index &+= 1 }
             guard frame.isReturnAddress else { continue }
