@@ -21,6 +21,7 @@ capture trap       fixtures/traps/traps.wat --invoke outer
 capture overflow   fixtures/traps/traps.wat --invoke recurse 0 --max-wasm-stack 8192
 capture refs       fixtures/captures/refs.wat --invoke outer 1 --capture-backtraces
 capture hybrid     fixtures/programs/hybrid.wat --invoke outer --capture-backtraces
+capture throw      fixtures/programs/exceptions.wat --invoke run 5 --capture-throws
 
 for file in $out/*.capture; do
   name=${file%.capture}

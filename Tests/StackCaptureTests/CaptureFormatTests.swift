@@ -206,7 +206,7 @@ struct CaptureCorruptionTests {
 
     @Test("what is read writes back to the same bytes, for every committed capture")
     func roundTrip() throws {
-        for name in ["single", "nested", "trap", "overflow", "refs", "hybrid"] {
+        for name in ["single", "nested", "trap", "overflow", "refs", "hybrid", "throw"] {
             let bytes = try CaptureFixtures.bytes(name)
             #expect(try CaptureFile(parsing: bytes).serialized() == bytes, "\(name)")
         }

@@ -15,6 +15,7 @@ enum CaptureFixtures {
         ("overflow", ["fixtures/traps/traps.wat", "--invoke", "recurse", "0", "--max-wasm-stack", "8192"]),
         ("refs", ["fixtures/captures/refs.wat", "--invoke", "outer", "1", "--capture-backtraces"]),
         ("hybrid", ["fixtures/programs/hybrid.wat", "--invoke", "outer", "--capture-backtraces"]),
+        ("throw", ["fixtures/programs/exceptions.wat", "--invoke", "run", "5", "--capture-throws"]),
     ]
 
     static func path(_ name: String, _ suffix: String = ".capture") -> String { "fixtures/captures/\(name)\(suffix)" }
@@ -65,6 +66,7 @@ struct CaptureFixtureTests {
             "verify: libunwind agrees on all 133 wasm frames in 1 activation",
             "verify: libunwind agrees on all 2 wasm frames in 1 activation",
             "verify: libunwind agrees on all 2 wasm frames in 2 activations",
+            "verify: libunwind agrees on all 3 wasm frames in 1 activation",
         ])
     }
 
@@ -84,6 +86,8 @@ struct CaptureFixtureTests {
             lines.map { line in
                 line.replacing(/^(\s*)1-\d+:/, with: { "\($0.output.1)1-N:" })
                     .replacing(/\(\d+ times\)/, with: "(N times)")
+                    // Where a handler resumes is an address of that run.
+                    .replacing(/resumes with sp 0x[0-9a-f]+ at 0x[0-9a-f]+/, with: "resumes with sp SP at PAD")
             }
         }
         #expect(runLengthFree(CaptureFixtures.stableLines(fresh.stdout))

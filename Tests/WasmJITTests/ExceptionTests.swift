@@ -252,6 +252,80 @@ struct ExceptionTests {
         #expect(instance.store.object(for: reference) as? String == "payload")
     }
 
+    @Test("exnrefs in a table and a global (initialised with ref.null exn) keep their exceptions and payloads alive")
+    func heldByInstance() throws {
+        var harness = Harness(.trampoline)
+        var report: CollectionReport?
+        harness.define("new_object", [], [.externref]) { caller, _ in
+            [.externref(caller.store.externref(for: NSString(string: "held")))]
+        }
+        harness.define("collect") { caller, _ in
+            report = try caller.store.collectGarbage()
+            return []
+        }
+        let instance = try harness.instantiate("""
+            (module
+              (import "host" "new_object" (func $new (result externref)))
+              (import "host" "collect" (func $collect))
+              (tag $t (param externref))
+              (table $exns 2 exnref)
+              (global $g (mut exnref) (ref.null exn))
+              (func (export "run") (result externref)
+                (table.set $exns (i32.const 1)
+                  (block $h (result exnref)
+                    (try_table (catch_all_ref $h) (throw $t (call $new)))
+                    (unreachable)))
+                (global.set $g (table.get $exns (i32.const 1)))
+                (call $collect)
+                (block $again (result externref)
+                  (try_table (catch $t $again) (throw_ref (global.get $g)))
+                  (unreachable))))
+            """)
+        let result = try instance.export("run")!.call([])
+        let collected = try #require(report)
+        #expect(collected.freed.isEmpty)
+        #expect(collected.liveObjects == 2)
+        guard case .externref(let reference?) = result.first else { Issue.record("\(result)"); return }
+        #expect(instance.store.object(for: reference) as? String == "held")
+    }
+
+    @Test("after a catch, in a nested activation and in the handler's own frame, a trap's backtrace is exact and libunwind agrees",
+          arguments: exitRecordingModes)
+    func trapAfterCatch(mode: ExitRecording) throws {
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode))
+        let store = Store(engine: session.engine)
+        var imports = Imports()
+        var instance: Instance!
+        imports.define(module: "host", name: "reenter", .host(HostFunction(signature: Signature(parameters: [], results: [])) { _, _ in
+            // A nested activation that throws and catches, then returns.
+            _ = try instance.export("catches")!.call([])
+            return []
+        }))
+        instance = try Instance(store: store, module: Module(engine: session.engine, text: """
+            (module $after
+              (import "host" "reenter" (func $reenter))
+              (tag $e (param i32))
+              (func $thrower (throw $e (i32.const 1)))
+              (func $catches (export "catches") (result i32)
+                (block $h (result i32) (try_table (result i32) (catch $e $h) (call $thrower) (i32.const 0))))
+              (func $divide (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0)))
+              (func $handler_traps (export "run")
+                (call $reenter)
+                (drop (call $catches))
+                (block $h (result i32) (try_table (result i32) (catch $e $h) (call $thrower) (i32.const 0)))
+                ;; the caught payload is 1: 1 - 1 = 0 divides by zero
+                (drop (call $divide (i32.sub (i32.const 1))))))
+            """), imports: imports)
+        let trap = try #require(throws: Trap.self) { try instance.export("run")!.call([]) }
+        #expect(trap.code == .integerDivisionByZero)
+        let names = describe(trap.backtrace).map { $0.components(separatedBy: "!").last ?? "" }
+        #expect(names == ["divide", "handler_traps"])
+        let comparison = OracleSession.compareAtTrap(trap, store: store)
+        #expect(comparison.isMatch, "\(TextFormatter().render(comparison))")
+        #expect(comparison.framesCompared == 2)
+        #expect(store.activationDepth == 0)
+    }
+
     @Test("the frame where the handler search stops is the frame libunwind reaches at the same depth",
           arguments: exitRecordingModes)
     func handlerFrameAgreesWithLibunwind(mode: ExitRecording) throws {

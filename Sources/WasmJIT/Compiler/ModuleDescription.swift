@@ -610,6 +610,7 @@ struct ModuleDescription {
             case .refNull(.abstract(.externRef)), .refNull(.abstract(.noExtern)): stack.append((.refNull, .externref))
             case .refNull(.abstract(.funcRef)), .refNull(.abstract(.noFunc)), .refNull(.concrete):
                 stack.append((.refNull, .funcref))
+            case .refNull(.abstract(.exnRef)), .refNull(.abstract(.noExn)): stack.append((.refNull, .exnref))
             case .refFunc(let index):
                 guard Int(index) < functionCount || functionSignatureIndices.isEmpty else {
                     throw .invalid("unknown function \(index)", offset: offset)
