@@ -95,6 +95,7 @@ public struct JSONFormatter: ReportFormatter {
             ("message", .string(trap.message)),
             ("cause", .string(trap.cause)),
             ("code", .integer(trap.code)),
+            ("exception", trap.exceptionPayload.map { .object([("payload", .array($0.map(JSONValue.string)))]) } ?? .null),
             ("backtrace", json(trap.backtrace)),
         ])
     }

@@ -41,12 +41,16 @@ public struct TrapReport: Hashable, Sendable {
     public var code: UInt8?
     /// The wasm frames across every activation when it happened.
     public var backtrace: SymbolicatedBacktrace
+    /// For a wasm exception no frame caught: its payload (`i32 42`).
+    public var exceptionPayload: [String]?
 
-    public init(message: String, cause: String? = nil, code: UInt8?, backtrace: SymbolicatedBacktrace) {
+    public init(message: String, cause: String? = nil, code: UInt8?, backtrace: SymbolicatedBacktrace,
+                exceptionPayload: [String]? = nil) {
         self.message = message
         self.cause = cause
         self.code = code
         self.backtrace = backtrace
+        self.exceptionPayload = exceptionPayload
     }
 }
 

@@ -415,6 +415,11 @@ struct ExceptionCaptureTests {
         let uncaught = try runCLI(["run", program.path, "--invoke", "uncaught", "5", "--capture", uncaughtCapture])
         #expect(uncaught.status != 0)
         #expect(uncaught.stderr.contains("thrown Wasm exception"))
+        let json = try runCLI(["run", program.path, "--invoke", "uncaught", "5", "--format", "json"])
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let trap = try #require(document["trap"] as? [String: Any])
+        #expect(trap["message"] as? String == "thrown Wasm exception")
+        #expect((trap["exception"] as? [String: Any])?["payload"] as? [String] == ["i32 5"])
         let second = try runCLI(["dump", uncaughtCapture])
         #expect(second.stdout.contains("handler: none in the newest activation (the exception leaves it)"))
         // The handlers are in the call-site table.

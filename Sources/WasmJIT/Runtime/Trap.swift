@@ -60,7 +60,8 @@ public struct Trap: Error, CustomStringConvertible {
 
     /// The trap as a value for formatters.
     public var report: TrapReport {
-        TrapReport(message: message, cause: cause, code: code?.rawValue, backtrace: backtrace)
+        TrapReport(message: message, cause: cause, code: code?.rawValue, backtrace: backtrace,
+                   exceptionPayload: exception.map { $0.payload.map { "\($0.kind) \($0)" } })
     }
 
     /// Wasmtime's display of a trap (`TextFormatter.render(_: TrapReport)`):
