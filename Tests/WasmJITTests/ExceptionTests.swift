@@ -252,6 +252,39 @@ struct ExceptionTests {
         #expect(instance.store.object(for: reference) as? String == "payload")
     }
 
+    @Test("a collection at the throw (Store.onThrow) keeps the payload alive: it is in the throwing call site's stack map",
+          arguments: ["throw_new", "rethrow_new"])
+    func collectionAtThrow(export: String) throws {
+        var harness = Harness(.trampoline)
+        harness.define("new_object", [], [.externref]) { caller, _ in
+            [.externref(caller.store.externref(for: NSString(string: "payload")))]
+        }
+        let instance = try harness.instantiate("""
+            (module
+              (import "host" "new_object" (func $new (result externref)))
+              (tag $t (param externref))
+              (func (export "throw_new") (result externref)
+                (block $h (result externref)
+                  (try_table (catch $t $h) (throw $t (call $new)))
+                  (unreachable)))
+              (func (export "rethrow_new") (result externref)
+                (block $again (result externref)
+                  (try_table (catch $t $again)
+                    (throw_ref
+                      (block $h (result exnref)
+                        (try_table (catch_all_ref $h) (throw $t (call $new)))
+                        (unreachable))))
+                  (unreachable))))
+            """)
+        let store = instance.store
+        var freed: [UInt64] = []
+        store.onThrow = { _ in freed += (try? store.collectGarbage())?.freed ?? [] }
+        let result = try instance.export(export)!.call([])
+        #expect(freed.isEmpty)
+        guard case .externref(let reference?) = result.first else { Issue.record("\(result)"); return }
+        #expect(store.object(for: reference) as? String == "payload")
+    }
+
     @Test("exnrefs in a table and a global (initialised with ref.null exn) keep their exceptions and payloads alive")
     func heldByInstance() throws {
         var harness = Harness(.trampoline)

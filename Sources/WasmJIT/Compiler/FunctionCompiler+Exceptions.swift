@@ -77,8 +77,13 @@ extension FunctionCompiler {
     /// ```
     mutating func compileThrow(_ tag: UInt32) throws(CompileError) {
         let payload = try module.tagPayload(tag, offset: binaryOffset)
+        let saved = stack
         for kind in payload.reversed() { _ = try pop(kind) }
         let base = stack.count
+        // The payload stays on the operand stack across the call: its
+        // references are in the call site's stack map while the runtime
+        // reads them.
+        stack = saved
         let returnAddress = assembler.newCallReturnAddressLabel()
         assembler.recordExit(returningTo: returnAddress)
         assembler.mov(.q, .rdi, .r15)
@@ -87,6 +92,7 @@ extension FunctionCompiler {
         recordCallSite(assembler.call(.memory(MemoryOperand.at(.r15, Int32(WU_VMCTX_THROW))), providing: returnAddress),
                        .runtime("throw"))
         emitResumeOrLeave()
+        stack.removeSubrange(base...)
         unreachable = true
     }
 
@@ -94,6 +100,8 @@ extension FunctionCompiler {
     /// exception the reference names.
     mutating func compileThrowRef() throws(CompileError) {
         let reference = try pop(.exnref)
+        // The reference stays live across the call (in the stack map).
+        push(.exnref)
         assembler.mov(.q, .rsi, reference.slot)
         assembler.test(.q, .rsi, .rsi)
         assembler.j(.equal, trapStub(.nullReference, wasmOffset: binaryOffset))
@@ -103,6 +111,7 @@ extension FunctionCompiler {
         recordCallSite(assembler.call(.memory(MemoryOperand.at(.r15, Int32(WU_VMCTX_THROW_REF))), providing: returnAddress),
                        .runtime("throw_ref"))
         emitResumeOrLeave()
+        _ = try pop(.exnref)
         unreachable = true
     }
 

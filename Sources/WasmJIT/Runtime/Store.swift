@@ -27,7 +27,8 @@ public final class Store {
     /// Called at every throw into this store's wasm — `throw`, `throw_ref`,
     /// and an exception a host function throws — after the handler search
     /// and before the exception resumes or leaves (for captures and
-    /// tracing). It must not call into wasm.
+    /// tracing). It must not call into wasm. (A collection there is safe:
+    /// the payload is live in the throwing call site's stack map.)
     @exclusivity(unchecked) public var onThrow: ((ThrowSite) -> Void)?
     /// Where the last caught exception resumes (`wu_resume`), filled by the
     /// unwinder and read by the generated code right after.
