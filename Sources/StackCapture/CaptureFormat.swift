@@ -207,7 +207,10 @@ extension CaptureFile {
             var hostFrames: [HostFrame]?
             var note: String?
             var thrown: Thrown?
-            for entry in entries {
+            // ARCH first: a module's CFI is checked against its registers.
+            let ordered = entries.filter { $0.kind == CaptureFormat.Section.architecture.rawValue }
+                + entries.filter { $0.kind != CaptureFormat.Section.architecture.rawValue }
+            for entry in ordered {
                 guard let kind = CaptureFormat.Section(rawValue: entry.kind) else { continue }  // unknown: skipped
                 var reader = ByteReader(bytes, offset: entry.offset, end: entry.offset + entry.length)
                 func once<T>(_ value: T?) throws(CaptureFormatError) {
@@ -241,7 +244,7 @@ extension CaptureFile {
                         }
                         stack = segments
                     case .module:
-                        modules.append(try Module(reading: &reader, minor: minor))
+                        modules.append(try Module(reading: &reader, minor: minor, architecture: architecture ?? .x86_64))
                     case .trap:
                         try once(trap)
                         trap = try CapturedTrap(reading: &reader)
@@ -442,7 +445,8 @@ extension CaptureFile.Module {
     /// disjoint and inside the code; the CFI inside the code range after
     /// them; every search-table entry naming code and an FDE inside it;
     /// from minor version 1, the exception handlers.
-    init(reading reader: inout ByteReader, minor: UInt16 = CaptureFormat.minorVersion) throws(ByteFormatError) {
+    init(reading reader: inout ByteReader, minor: UInt16 = CaptureFormat.minorVersion,
+         architecture: CaptureFile.Architecture = .x86_64) throws(ByteFormatError) {
         let flags = try reader.readUInt8("the module flags")
         name = flags & 1 != 0 ? try reader.readString("the module name") : nil
         let baseOffset = reader.offset
@@ -507,6 +511,13 @@ extension CaptureFile.Module {
         stackMaps = try StackMapTable(reading: &reader, codeSize: UInt32(codeSize))
         let ehFrameOffset = reader.offset
         ehFrame = try CapturedMemoryReader.Segment(reading: &reader, "the .eh_frame")
+        // What libunwind will parse when the capture is verified.
+        let ehFrameData = reader.offset - ehFrame.bytes.count
+        do {
+            try CapturedCFI.validate(ehFrame.bytes, registers: CapturedCFI.registerCount(architecture))
+        } catch {
+            throw reader.error(at: ehFrameData + error.offset, "in the .eh_frame, \(error.expected)")
+        }
         let code = codeBase..<(codeBase + codeSize)
         let lastCode = codeBase + max(codeEnd, stubEnd)
         guard ehFrame.baseAddress >= lastCode, ehFrame.range.upperBound <= code.upperBound else {

@@ -55,6 +55,35 @@ public final class OracleSession: Sendable {
                                          exitTrampolines: usesExitTrampolines(caller.store), registry: caller.store.registry)
     }
 
+    /// Inside a host function: where an exception of `tag` thrown here
+    /// would resume (`Store.handler(for:)`) against libunwind's unwind of
+    /// the same stack — the handler frame must be the wasm frame libunwind
+    /// reaches at the same depth (same return address), and libunwind's sp
+    /// there (from the CFI) the resume sp (from the call-site record's frame
+    /// size). `found`: a frame of the activation catches (else nothing is
+    /// compared); `problem`: what differs, nil when they agree.
+    public static func compareHandler(_ caller: Caller, tag: Tag) -> (found: Bool, problem: String?) {
+        let libunwind = Libunwind.unwindHere()
+        let match: HandlerMatch?
+        do {
+            match = try caller.store.handler(for: tag)
+        } catch {
+            return (false, "the handler search failed: \(error)")
+        }
+        guard let match else { return (false, nil) }
+        let registry = caller.store.registry
+        let wasmFrames = libunwind.filter { registry.kind(at: $0.ip &- 1) == .wasmFunction }
+        guard match.frameIndex < wasmFrames.count else {
+            return (true, "the search stopped at wasm frame \(match.frameIndex); libunwind found \(wasmFrames.count) wasm frames")
+        }
+        let reached = wasmFrames[match.frameIndex]
+        if reached.ip != match.frame.address.rawValue || reached.sp != match.stackPointer {
+            return (true, "handler frame \(match.frameIndex): search pc \(hex(match.frame.address.rawValue)) sp \(hex(match.stackPointer)), "
+                + "libunwind pc \(hex(reached.ip)) sp \(hex(reached.sp))")
+        }
+        return (true, nil)
+    }
+
     /// Whether wasm reaches the host through exit trampolines in `store`.
     static func usesExitTrampolines(_ store: Store) -> Bool {
         store.engine.configuration.exitRecording == .trampoline

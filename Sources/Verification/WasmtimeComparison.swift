@@ -22,6 +22,9 @@ public final class WasmtimeComparison {
         /// Calls that differ only as docs/runtime.md says they must (the
         /// trap of an `unreachable` alone on a conditional path).
         public var knownDifferences = 0
+        /// Handler frames (found at a `host.throw` of an exception program)
+        /// compared with libunwind's frame at the same depth.
+        public var handlerChecks = 0
         public var mismatches: [Mismatch] = []
 
         public init() {}
@@ -48,7 +51,9 @@ public final class WasmtimeComparison {
         try process.run()
         input = toHelper.fileHandleForWriting
         output = fromHelper.fileHandleForReading
-        engine = Engine(configuration: configuration)
+        // Modules' CFI registered with libunwind: exception programs check
+        // each handler search against it.
+        engine = OracleSession(configuration: configuration, observeTraps: false).engine
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("wasm-unwind-wasmtime-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -73,10 +78,23 @@ public final class WasmtimeComparison {
     /// An exception program: results (which handler took which payload)
     /// and, for an exception no frame catches, the message and the frames
     /// at the throw.
+    /// At every `host.throw`, the handler search that throw runs is also
+    /// checked against libunwind (`OracleSession.compareHandler`).
     public func compare(_ program: ExceptionProgram, into summary: inout Summary) {
+        var checks = 0
+        var disagreements: [String] = []
         compareTwoModules(name: "exception program seed \(program.seed)", lib: program.lib, main: program.main,
                           text: program.text, arguments: program.arguments, host: "exceptions", into: &summary) { store in
-            try ExceptionProgramHost.instantiate(program, in: store, engine: self.engine).main
+            try ExceptionProgramHost.instantiate(program, in: store, engine: self.engine) { caller, tag in
+                let (found, problem) = OracleSession.compareHandler(caller, tag: tag)
+                if found { checks += 1 }
+                if let problem { disagreements.append(problem) }
+            }.main
+        }
+        summary.handlerChecks += checks
+        for problem in disagreements {
+            summary.mismatches.append(Mismatch(program: "exception program seed \(program.seed)\n" + program.text,
+                                               call: "host.throw", report: "libunwind: \(problem)"))
         }
     }
 

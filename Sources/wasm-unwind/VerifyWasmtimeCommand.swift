@@ -94,7 +94,8 @@ struct VerifyWasmtimeCommand: ParsableCommand {
             output(mismatch.program)
         }
         output("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
-               + " (\(summary.calls) calls, \(summary.traps) traps, \(summary.knownDifferences) known differences)")
+               + " (\(summary.calls) calls, \(summary.traps) traps, \(summary.knownDifferences) known differences"
+               + (summary.handlerChecks > 0 ? ", \(summary.handlerChecks) handler frames checked against libunwind)" : ")"))
         if !summary.mismatches.isEmpty { throw ExitCode(1) }
     }
 }

@@ -162,5 +162,16 @@ struct CaptureRegressionTests {
         let result = try runCLI(["dump", "--verify", "fixtures/fuzz-regressions/eh-frame-below-code.capture"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("not a valid capture: section MODULE, byte 677: expected the .eh_frame at 0x5f"))
+
+        // Found by `make fuzz` from the capture taken at a throw: a CIE's
+        // DW_CFA_register whose second register runs past the record into
+        // the next one's length (register 16,348), which libunwind used as
+        // an index and crashed on under `dump --verify`. The reader checks
+        // every CFA instruction first and names the byte.
+        let cfa = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/cfa-register-past-record.capture")))
+        #expect(throws: CaptureFormatError.self) { try CaptureFile(parsing: cfa) }
+        let refused = try runCLI(["dump", "--verify", "fixtures/fuzz-regressions/cfa-register-past-record.capture"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("section MODULE, byte 687: expected in the .eh_frame, a register before the record's end"))
     }
 }
