@@ -79,6 +79,8 @@ struct WasmtimeOracleTests {
         // Both kinds of outcome occur: caught (results) and uncaught (frames).
         #expect(summary.traps > 50 && summary.traps < summary.calls - 50)
         #expect(summary.framesCompared > 1000)
+        // Handler frames found at host.throw, each checked against libunwind.
+        #expect(summary.handlerChecks > 10)
     }
 
     @Test("a frame that differs, a message that differs and a result that differs are each a mismatch")
