@@ -216,16 +216,8 @@ struct ExceptionTests {
     @Test("an exnref held in a local is a root; its exception keeps the externref in its payload alive",
           arguments: exitRecordingModes)
     func roots(mode: ExitRecording) throws {
-        var harness = Harness(mode)
-        var report: CollectionReport?
-        harness.define("new_object", [], [.externref]) { caller, _ in
-            [.externref(caller.store.externref(for: NSString(string: "payload")))]
-        }
-        harness.define("collect") { caller, _ in
-            report = try caller.store.collectGarbage()
-            return []
-        }
-        let instance = try harness.instantiate("""
+        let collections = LastCollection()
+        let instance = try collections.harness(mode, object: "payload").instantiate("""
             (module
               (import "host" "new_object" (func $new (result externref)))
               (import "host" "collect" (func $collect))
@@ -243,7 +235,7 @@ struct ExceptionTests {
                   (unreachable))))
             """)
         let result = try instance.export("run")!.call([])
-        let collected = try #require(report)
+        let collected = try #require(collections.report)
         // The exnref in the frame is a stack root, its exception's payload
         // object stays alive through it, and throw_ref hands it back.
         #expect(collected.stackRoots.count == 1)
@@ -287,16 +279,8 @@ struct ExceptionTests {
 
     @Test("exnrefs in a table and a global (initialised with ref.null exn) keep their exceptions and payloads alive")
     func heldByInstance() throws {
-        var harness = Harness(.trampoline)
-        var report: CollectionReport?
-        harness.define("new_object", [], [.externref]) { caller, _ in
-            [.externref(caller.store.externref(for: NSString(string: "held")))]
-        }
-        harness.define("collect") { caller, _ in
-            report = try caller.store.collectGarbage()
-            return []
-        }
-        let instance = try harness.instantiate("""
+        let collections = LastCollection()
+        let instance = try collections.harness(.trampoline, object: "held").instantiate("""
             (module
               (import "host" "new_object" (func $new (result externref)))
               (import "host" "collect" (func $collect))
@@ -315,7 +299,7 @@ struct ExceptionTests {
                   (unreachable))))
             """)
         let result = try instance.export("run")!.call([])
-        let collected = try #require(report)
+        let collected = try #require(collections.report)
         #expect(collected.freed.isEmpty)
         #expect(collected.liveObjects == 2)
         guard case .externref(let reference?) = result.first else { Issue.record("\(result)"); return }
@@ -474,5 +458,24 @@ struct ExceptionCaptureTests {
         let error = try #require(throws: CaptureFormatError.self) { try CaptureFile(parsing: file.serialized()) }
         #expect(error.section == "THROW")
         #expect(error.expected == "tag lists for the 1 modules, found 2")
+    }
+}
+
+/// The last collection a test's `host.collect` made.
+final class LastCollection {
+    var report: CollectionReport?
+
+    /// A harness whose `host.new_object` makes an object named `object`
+    /// and whose `host.collect` collects garbage, keeping the report here.
+    func harness(_ mode: ExitRecording, object: String) -> Harness {
+        var harness = Harness(mode)
+        harness.define("new_object", [], [.externref]) { caller, _ in
+            [.externref(caller.store.externref(for: NSString(string: object)))]
+        }
+        harness.define("collect") { [unowned self] caller, _ in
+            report = try caller.store.collectGarbage()
+            return []
+        }
+        return harness
     }
 }
