@@ -445,6 +445,18 @@ struct ExceptionCaptureTests {
         #expect(compiled.stdout.contains("    handler: catch tag 0 -> +0x"))
     }
 
+    @Test("profiling a throw loop: libunwind agrees on every sample; the throw's host samples hang under the throwing stack")
+    func profile() throws {
+        let result = try runCLI(["profile", "fixtures/programs/throwloop.wat", "--invoke", "main", "--hz", "5000",
+                                 "--check-libunwind", "--", "20000"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let summary = result.stderr.split(separator: "\n").filter { $0.hasPrefix("libunwind:") }
+        #expect(summary.count == 1 && summary[0].hasSuffix(" 0 differ"), "\(result.stderr)")
+        // Samples in the unwinder (host code) are attributed through the
+        // throw's recorded exit: catcher, then dive frames.
+        #expect(result.stdout.contains("throwloop!<wasm function 2>;throwloop!catcher;throwloop!dive;throwloop!dive"))
+    }
+
     @Test("a THROW section whose tag lists do not match the modules is refused by name")
     func badThrowSection() throws {
         var harness = Harness(.trampoline)
