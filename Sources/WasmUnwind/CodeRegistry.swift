@@ -298,21 +298,28 @@ public final class CodeModuleRecord: @unchecked Sendable {
         handlers.deallocate()
     }
 
+    /// What a call site's handlers say of an exception.
+    enum HandlerLookup {
+        /// No call site returns there.
+        case noCallSite
+        /// None of its handlers takes it.
+        case notTaken
+        /// This handler takes it; the function's frame size.
+        case taken(ExceptionHandler, frameSize: UInt32)
+    }
+
     /// The first handler of the call site returning to code offset
-    /// `returnOffset` that `takes` accepts, with the function's frame size;
-    /// nil when none does; `.failure` when no call site returns there.
+    /// `returnOffset` that `takes` accepts.
     @inline(__always)
-    func firstHandler(returnOffset: UInt32, takes: (ExceptionHandler) -> Bool)
-        -> Result<(ExceptionHandler, frameSize: UInt32)?, HandlerSearchError.NoCallSite>
-    {
-        guard let map = module.stackMaps.mapIndex(atReturnOffset: returnOffset) else { return .failure(.init()) }
+    func firstHandler(returnOffset: UInt32, takes: (ExceptionHandler) -> Bool) -> HandlerLookup {
+        guard let map = module.stackMaps.mapIndex(atReturnOffset: returnOffset) else { return .noCallSite }
         var index = handlerStarts[map]
         let end = handlerStarts[map &+ 1]
         while index < end {
-            if takes(handlers[index]) { return .success((handlers[index], frameSizes[map])) }
+            if takes(handlers[index]) { return .taken(handlers[index], frameSize: frameSizes[map]) }
             index &+= 1
         }
-        return .success(nil)
+        return .notTaken
     }
 
     /// The function containing `offset` (from the code base), or -1.

@@ -69,9 +69,9 @@ extension CodeRegistry {
                 record.firstHandler(returnOffset: UInt32(truncatingIfNeeded: pc &- range.lowerBound)) { takes($0, frame) }
             }
             switch result {
-            case .failure: throw .noCallSite(pc: pc, frameIndex: index)
-            case .success(nil): continue
-            case .success(let (handler, frameSize)?):
+            case .noCallSite: throw .noCallSite(pc: pc, frameIndex: index)
+            case .notTaken: continue
+            case .taken(let handler, let frameSize):
                 return HandlerMatch(frameIndex: index, frame: frame, handler: handler,
                                     stackPointer: frame.framePointer &- UInt(frameSize),
                                     landingPad: range.lowerBound &+ UInt(handler.landingPad))
@@ -89,9 +89,6 @@ public enum HandlerSearchError: Error, Hashable, Sendable, CustomStringConvertib
     case noCallSite(pc: UInt, frameIndex: Int)
     /// The frame-pointer chain broke after `framesSearched` frames.
     case walk(UnwindError, framesSearched: Int)
-
-    /// A lookup's "no call site returns there".
-    struct NoCallSite: Error {}
 
     public var description: String {
         switch self {

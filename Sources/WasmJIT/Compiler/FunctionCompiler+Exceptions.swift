@@ -127,10 +127,6 @@ extension FunctionCompiler {
         assembler.resumeException(at: .rax)
     }
 
-    /// The clauses in force at a call site being recorded, with their
-    /// landing pads still labels.
-    var handlersInForce: [PendingHandler] { activeHandlers }
-
     /// The call sites' handlers with the landing pads' code offsets, once
     /// the pads are bound.
     func resolvedHandlers(_ pending: [PendingHandler]) -> [ExceptionHandler] {

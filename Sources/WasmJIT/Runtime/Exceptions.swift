@@ -197,8 +197,10 @@ public struct ThrowSite {
 
 /// The C entry points of exceptions that every context holds.
 enum ExceptionEntries {
-    static func store(of context: UnsafeMutablePointer<wu_vmctx>?) -> Store {
-        Unmanaged<Instance>.fromOpaque(context!.pointee.instance!)._withUnsafeGuaranteedRef { $0.store }
+    /// `body` with the store of the instance whose context is `context`
+    /// (no reference counting on the way).
+    static func withStore<R>(of context: UnsafeMutablePointer<wu_vmctx>?, _ body: (Store) -> R) -> R {
+        Unmanaged<Instance>.fromOpaque(context!.pointee.instance!)._withUnsafeGuaranteedRef { body($0.store) }
     }
 
     /// `throw tag` (`wu_vmctx.throw_exception`).
@@ -208,27 +210,28 @@ enum ExceptionEntries {
             let count = Unmanaged<Tag>.fromOpaque(identity)._withUnsafeGuaranteedRef { $0.payload.count }
             // The payload's slots go down from `payload`, as the operand
             // stack's do.
-            return Unmanaged<Instance>.fromOpaque(context!.pointee.instance!)._withUnsafeGuaranteedRef { instance in
-                instance.store.unwind(tag: identity, count: count, exception: nil) { payload![-$0] }
+            return withStore(of: context) { store in
+                store.unwind(tag: identity, count: count, exception: nil) { payload![-$0] }
             }
         }
 
     /// `throw_ref` (`wu_vmctx.throw_ref`); compiled code has checked for null.
     static let throwRef: @convention(c) (UnsafeMutablePointer<wu_vmctx>?, UInt64) -> UnsafePointer<wu_resume>? = {
         context, handle in
-        let store = store(of: context)
-        guard let exception = store.exception(for: ExnRef(handle: handle)) else {
-            store.pendingFailure = Trap(reason: .host(ExceptionError.deadReference(handle: handle)),
-                                        backtrace: store.backtrace())
-            return nil
+        withStore(of: context) { store in
+            guard let exception = store.exception(for: ExnRef(handle: handle)) else {
+                store.pendingFailure = Trap(reason: .host(ExceptionError.deadReference(handle: handle)),
+                                            backtrace: store.backtrace())
+                return nil
+            }
+            return store.unwind(exception, fromHost: false)
         }
-        return store.unwind(exception, fromHost: false)
     }
 
     /// `wu_raise_host_failure`'s question: does a frame catch the
     /// exception the failed host call threw?
     static let unwinder: wu_exception_unwinder_fn = { context in
-        store(of: context).unwindPendingException()
+        withStore(of: context) { $0.unwindPendingException() }
     }
 
     /// Installs the unwinder once per process.
