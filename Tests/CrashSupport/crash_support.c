@@ -25,3 +25,10 @@ int crash_fpe(void) {
     volatile int dividend = 7, divisor = 0;
     return dividend / divisor;
 }
+
+void call_with_stack_padding(unsigned long bytes, void (*body)(void *), void *context) {
+    volatile char *padding = __builtin_alloca(bytes + 1);
+    padding[0] = 0;  // used, so the allocation stays
+    body(context);
+    padding[bytes] = 0;
+}

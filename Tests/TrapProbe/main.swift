@@ -27,12 +27,18 @@
 //                                 called from wasm under two activations: a core with
 //                                 two threads in wasm; each writes `recorded LABEL:
 //                                 frames` to stderr first
+//   trap-probe huge-frames LOCALS WHERE...
+//                                 a function with LOCALS i64 locals recurses until the
+//                                 stack runs out, on the main thread (WHERE = main) or on
+//                                 a new thread with a stack of WHERE KiB; prints
+//                                 `WHERE: MESSAGE` for each
 import CrashSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 import Foundation
 import WasmJIT
+import WasmUnwind
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 let mode = arguments.first ?? ""
@@ -88,6 +94,31 @@ let module = try Module(engine: engine, text: """
     """)
 let instance = try Instance(store: store, module: module, imports: imports)
 
+/// A module exporting `big(n)`: `n == 0 ? 0 : big(n - 1) + 1`, with
+/// `locals` i64 locals (in one declaration, which text format cannot say).
+func recursionWithLocals(_ locals: Int) -> [UInt8] {
+    func leb(_ value: Int) -> [UInt8] {
+        var value = value, bytes: [UInt8] = []
+        repeat {
+            var byte = UInt8(value & 0x7F)
+            value >>= 7
+            if value != 0 { byte |= 0x80 }
+            bytes.append(byte)
+        } while value != 0
+        return bytes
+    }
+    func section(_ id: UInt8, _ body: [UInt8]) -> [UInt8] { [id] + leb(body.count) + body }
+    let code: [UInt8] = [0x01] + leb(locals) + [0x7E,  // locals: n x i64
+        0x20, 0x00, 0x45, 0x04, 0x7F, 0x41, 0x00,  // local.get 0; i32.eqz; if (result i32) i32.const 0
+        0x05, 0x20, 0x00, 0x41, 0x01, 0x6B, 0x10, 0x00, 0x41, 0x01, 0x6A,  // else big(n - 1) + 1
+        0x0B, 0x0B]
+    return [0x00, 0x61, 0x73, 0x6D, 0x01, 0x00, 0x00, 0x00]
+        + section(1, [0x01, 0x60, 0x01, 0x7F, 0x01, 0x7F])
+        + section(3, [0x01, 0x00])
+        + section(7, [0x01, 0x03] + Array("big".utf8) + [0x00, 0x00])
+        + section(10, [0x01] + leb(code.count) + code)
+}
+
 /// Resident set size, from /proc/self/statm.
 func memoryUse() -> (resident: Int, virtual: Int) {
     guard let file = fopen("/proc/self/statm", "r") else { return (0, 0) }
@@ -102,12 +133,17 @@ func memoryUse() -> (resident: Int, virtual: Int) {
     return (resident * page, size * page)
 }
 
-/// Runs `body` on a new thread and waits for it to end.
-func onNewThread(_ body: @escaping () -> Void) {
+/// Runs `body` on a new thread (with a stack of `stackSize` bytes, or the
+/// default) and waits for it to end.
+func onNewThread(stackSize: Int? = nil, _ body: @escaping () -> Void) {
     final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
     var thread = pthread_t()
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    if let stackSize { pthread_attr_setstacksize(&attributes, stackSize) }
     let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    pthread_create(&thread, nil, { context in
+    pthread_create(&thread, &attributes, { context in
         let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
         box.body()
         return nil
@@ -123,6 +159,46 @@ func describeAlternateStack() -> String {
 }
 
 switch mode {
+case "huge-frames":
+    // Each frame is larger than the host reserve below the stack limit:
+    // the prologue must trap before it moves rsp past the limit. Every
+    // position of the limit within a frame is tried: the wasm is entered
+    // with 0, 64, 128, ... bytes more of the stack in use, up to a frame.
+    let locals = Int(arguments.dropFirst().first ?? "") ?? 40_000
+    let hugeStore = Store(engine: engine)
+    let hugeModule = try Module(engine: engine, binary: recursionWithLocals(locals))
+    nonisolated(unsafe) let big = try Instance(store: hugeStore, module: hugeModule, imports: Imports()).export("big")!
+    let sweep: @Sendable () -> String = {
+        var outcomes: [String: Int] = [:]
+        final class Context { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+        // Padding beyond what the thread's stack holds would overflow it
+        // in host code: keep 96 KiB for the host code that enters wasm.
+        var here = 0
+        let free = withUnsafeMutablePointer(to: &here) { UInt(bitPattern: $0) } - ThreadStack.current().lowerBound
+        for padding in stride(from: 0, to: min(8 * locals + 64, Int(free) - 96 * 1024), by: 64) {
+            let context = Context {
+                let outcome: String
+                do { outcome = "returned \(try big.call([.i32(1_000_000)]))" } catch { outcome = "\(error)".split(separator: "\n").last.map(String.init) ?? "" }
+                outcomes[outcome, default: 0] += 1
+            }
+            withExtendedLifetime(context) {
+                call_with_stack_padding(UInt(padding), { Unmanaged<Context>.fromOpaque($0!).takeUnretainedValue().body() },
+                                        Unmanaged.passUnretained(context).toOpaque())
+            }
+        }
+        return outcomes.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value) times)" }.joined(separator: ", ")
+    }
+    for place in arguments.dropFirst(2) {
+        if place == "main" {
+            print("main: \(sweep())")
+        } else {
+            nonisolated(unsafe) var text = ""
+            onNewThread(stackSize: (Int(place) ?? 256) * 1024) { text = sweep() }
+            print("\(place): \(text)")
+        }
+        fflush(nil)
+    }
+    exit(0)
 case "two-threads":
     let waiting = DispatchSemaphore(value: 0)
     final class Box: @unchecked Sendable { let module: Module; init(_ module: Module) { self.module = module } }

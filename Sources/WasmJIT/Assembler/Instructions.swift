@@ -215,10 +215,11 @@ extension Assembler {
         }
     }
 
-    /// `sub dst, imm32` always in the 4-byte immediate form, so the
+    /// `op dst, imm32` (64-bit) always in the 4-byte immediate form, so the
     /// immediate can be patched later (`patch32`). Returns its position.
-    public mutating func subWithPatchableImmediate(_ destination: Register) -> Int {
-        registerForm(.q, opcode: [0x81], reg: ArithmeticOperation.sub.rawValue, rm: destination)
+    public mutating func arithmeticWithPatchableImmediate(_ operation: ArithmeticOperation,
+                                                          _ destination: Register) -> Int {
+        registerForm(.q, opcode: [0x81], reg: operation.rawValue, rm: destination)
         let position = offset
         emit32(0)
         return position

@@ -11,11 +11,27 @@ extension FunctionCompiler {
         // (a stack-exhaustion trap) has no module offset.
         addressMap.append(AddressMapEntry(nativeOffset: 0, wasmOffset: AddressMapEntry.noWasmOffset))
         frame.emitPrologue(&assembler)
-        frameSizePosition = assembler.subWithPatchableImmediate(.rsp)
-        // Stack check: the whole frame is reserved, nothing stored yet.
+        // Stack check before the frame is allocated: trap unless
+        // `rsp - frameSize >= stack_limit`, computed as `rsp >= stack_limit +
+        // frameSize` (neither side can wrap: the limit is a stack address
+        // or 0, the frame at most a few hundred MiB). The trap path then
+        // runs with rsp still above the limit, in the host reserve below
+        // it, however large the frame: checking after `sub rsp` would run
+        // it up to a frame below the limit, past the reserve and the
+        // guard page into whatever is mapped there.
+        //
+        //   mov rax, [r15 + limits]
+        //   mov rax, [rax + stack_limit]
+        //   add rax, frameSize
+        //   cmp rsp, rax
+        //   jb  stack_overflow
+        //   sub rsp, frameSize
         assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_LIMITS)))
-        assembler.arithmetic(.cmp, .q, .rsp, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.stackLimit)))
+        assembler.mov(.q, .rax, MemoryOperand.at(.rax, Int32(RuntimeLimits.Offsets.stackLimit)))
+        frameSizePositions.append(assembler.arithmeticWithPatchableImmediate(.add, .rax))
+        assembler.arithmetic(.cmp, .q, .rsp, .rax)
         assembler.j(.below, trapStub(.stackOverflow, wasmOffset: nil))
+        frameSizePositions.append(assembler.arithmeticWithPatchableImmediate(.sub, .rsp))
         assembler.mov(.q, Self.savedContextSlot, .r15)
         for (parameter, _) in signature.parameters.enumerated() {
             if parameter < 6 {
@@ -85,7 +101,7 @@ extension FunctionCompiler {
         }
         let bytes = 8 + 8 * locals.count + 8 * maxDepth + (maxOutgoingBytes + 15) / 16 * 16
         frameSize = (bytes + 15) / 16 * 16
-        assembler.patch32(at: frameSizePosition, Int32(frameSize))
+        for position in frameSizePositions { assembler.patch32(at: position, Int32(frameSize)) }
         finished = true
     }
 

@@ -64,7 +64,9 @@ struct FunctionCompiler: AnyInstructionVisitor {
 
     var start = 0
     var frame = FrameEmitter(start: 0)
-    var frameSizePosition = 0
+    /// Where the prologue's two frame-size immediates are, patched when the
+    /// frame size is known.
+    var frameSizePositions: [Int] = []
     var addressMap: [AddressMapEntry] = []
     var callSites: [CallSite] = []
     var trapSites: [TrapSite] = []

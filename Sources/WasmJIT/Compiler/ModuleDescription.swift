@@ -325,6 +325,7 @@ struct ModuleDescription {
     init(parsing bytes: [UInt8]) throws(CompileError) {
         try Self.checkHeader(bytes)
         self.bytes = bytes
+        let bodyOffsets = try ImplementationLimits.scanCodeSection(bytes)
         var parser = Parser(bytes: bytes, features: Self.parsedFeatures)
         var codes: [Code] = []
         var typeErrors: [Int: CompileError] = [:]
@@ -491,9 +492,12 @@ struct ModuleDescription {
         guard codes.count == functionSignatureIndices.count else {
             throw .invalid("\(functionSignatureIndices.count) functions declared but \(codes.count) bodies", offset: nil)
         }
-        let bodyOffsets = try Self.bodyOffsets(in: bytes, count: codes.count)
+        guard bodyOffsets.count == codes.count else {
+            throw .malformed("code section has \(bodyOffsets.count) entries, expected \(codes.count)", offset: nil)
+        }
         bodies = zip(codes, bodyOffsets).map { FunctionBody(code: $0, bodyOffset: $1) }
         try validateIndices()
+        try checkImplementationLimits()
     }
 
     /// Every index a section names exists: exports, the start function,
@@ -649,31 +653,6 @@ struct ModuleDescription {
             throw .invalid("type mismatch: constant expression of \(type), expected \(kind)", offset: offset)
         }
         return result
-    }
-
-    /// Where each function body's locals declaration starts: the code
-    /// section is a vector of (size, body) entries.
-    static func bodyOffsets(in bytes: [UInt8], count: Int) throws(CompileError) -> [Int] {
-        var reader = LEBReader(bytes: bytes, position: 8)
-        while reader.position < bytes.count {
-            let id = bytes[reader.position]
-            reader.position += 1
-            let size = try reader.unsigned()
-            if id == 10 {
-                let entries = try reader.unsigned()
-                var offsets: [Int] = []
-                for _ in 0..<entries {
-                    let bodySize = try reader.unsigned()
-                    offsets.append(reader.position)
-                    reader.position += Int(bodySize)
-                }
-                guard offsets.count == count else { throw .malformed("code section has \(offsets.count) entries, expected \(count)", offset: nil) }
-                return offsets
-            }
-            reader.position += Int(size)
-        }
-        guard count == 0 else { throw .malformed("no code section", offset: nil) }
-        return []
     }
 
     mutating func parseNames(_ section: ArraySlice<UInt8>) {

@@ -17,6 +17,11 @@ void crash_ill(void);
 /// Divides an integer by zero with `idiv`: SIGFPE.
 int crash_fpe(void);
 
+/// Calls `body(context)` with `bytes` more of the stack in use than
+/// without: the wasm it runs then starts at another position relative to
+/// the thread's stack limit.
+void call_with_stack_padding(unsigned long bytes, void (*body)(void *), void *context);
+
 #ifdef __cplusplus
 }
 #endif
