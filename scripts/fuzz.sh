@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target over every reader of a capture (the parser,
-# the walker, roots, hybrid frames, libunwind's offline verification, text
-# and JSON) with `swiftc -sanitize=fuzzer,address`, and runs it for SECONDS
-# (default 600), starting from the committed capture fixtures. A crash is
-# written to fuzz-artifacts/; turn it into a regression fixture under
-# fixtures/fuzz-regressions/ (the tests read every file there).
+# Builds the libFuzzer targets with `swiftc -sanitize=fuzzer,address` and
+# runs each for half of SECONDS (default 600):
+#
+#   capture-fuzz  every reader of a capture (the parser, the walker, roots,
+#                 hybrid frames, libunwind's offline verification, text and
+#                 JSON), from the committed capture fixtures;
+#   core-fuzz     every reader of a crashed process: ELF core files, the
+#                 executable's headers and symbol tables, and recordings of
+#                 the memory the post-mortem reader read (descriptor, lists,
+#                 activation records, images, stack), from a real core of
+#                 fixtures/crash/nested-crash.wat made here.
+#
+# A crash is written to fuzz-artifacts/; turn it into a regression fixture
+# under fixtures/fuzz-regressions/ (the tests read every file there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 build=.build-fuzz
-mkdir -p "$build/c" fuzz-artifacts "$build/corpus"
+mkdir -p "$build/c" fuzz-artifacts "$build/corpus" "$build/core-corpus"
 cp fixtures/captures/*.capture "$build/corpus/" 2>/dev/null || true
 cp fixtures/fuzz-regressions/*.capture "$build/corpus/" 2>/dev/null || true
 
@@ -38,11 +46,52 @@ module WasmUnwind Sources/WasmUnwind/*.swift
 module StackCapture Sources/StackCapture/*.swift
 module UnwindOracle Sources/UnwindOracle/*.swift
 # (ld.gold warns about every ASan check symbol it cannot export; harmless.)
-swiftc "${flags[@]}" -module-name CaptureFuzz Fuzz/CaptureFuzz.swift \
-  "$build/WasmUnwind.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
-  $(pkg-config --libs libunwind-generic) -o "$build/capture-fuzz" 2>&1 \
-  | grep -v "Cannot export local symbol" || true
-test -x "$build/capture-fuzz"
-echo "fuzzing every capture reader for $seconds seconds"
-"$build/capture-fuzz" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-  -artifact_prefix=fuzz-artifacts/ -print_final_stats=1 "$build/corpus" 2>&1 | tail -25
+link() {  # target name, source
+  swiftc "${flags[@]}" -module-name "$1" "$2" \
+    "$build/WasmUnwind.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
+    $(pkg-config --libs libunwind-generic) -o "$build/$3" 2>&1 | grep -v "Cannot export local symbol" || true
+  test -x "$build/$3"
+}
+link CaptureFuzz Fuzz/CaptureFuzz.swift capture-fuzz
+link CoreFuzz Fuzz/CoreFuzz.swift core-fuzz
+
+# Seeds for core-fuzz, each prefixed with its mode byte: a real core of a
+# crash under two activations (its headers and notes, which is where the
+# ELF reader works), a small executable, and the recording of what the
+# post-mortem reader read of that core.
+seeds=$(mktemp -d)
+trap 'rm -rf "$seeds"' EXIT
+swift build --product wasm-unwind >/dev/null
+cli=$(swift build --show-bin-path)/wasm-unwind
+(cd "$seeds" && ulimit -c unlimited && "$cli" run "$OLDPWD/fixtures/crash/nested-crash.wat" --invoke main >/dev/null 2>&1) 2>/dev/null || true
+if [ -f "$seeds/core" ]; then
+  "$cli" dump "$seeds/core" --exe "$cli" --record-reads "$seeds/nested.recording" >/dev/null
+  { printf '\x02'; cat "$seeds/nested.recording"; } > "$build/core-corpus/nested.recording"
+  notes_end=$(python3 -c "
+import struct, sys
+data = open('$seeds/core', 'rb').read()
+phoff, = struct.unpack_from('<Q', data, 32); phnum, = struct.unpack_from('<H', data, 56)
+end = phoff + 56 * phnum
+for i in range(phnum):
+    kind, _, offset, _, _, size = struct.unpack_from('<IIQQQQ', data, phoff + 56 * i)
+    if kind == 4: end = max(end, offset + size)
+print(end)")
+  { printf '\x00'; head -c "$notes_end" "$seeds/core"; } > "$build/core-corpus/core-headers"
+else
+  echo "fuzz: no core file here (core_pattern: $(cat /proc/sys/kernel/core_pattern)); core-fuzz starts without a core"
+fi
+printf 'unsigned long wasm_unwind_debug_descriptor[7];\nint main(void) { return 0; }\n' > "$seeds/program.c"
+cc -Wl,--build-id -Os -s -o "$seeds/program" "$seeds/program.c" || cc -o "$seeds/program" "$seeds/program.c"
+cc -Wl,--build-id -Os -o "$seeds/program-symbols" "$seeds/program.c"
+for program in program program-symbols; do { printf '\x01'; cat "$seeds/$program"; } > "$build/core-corpus/$program"; done
+for regression in fixtures/fuzz-regressions/*.recording; do
+  [ -f "$regression" ] && { printf '\x02'; cat "$regression"; } > "$build/core-corpus/$(basename "$regression")"
+done
+
+half=$(( seconds / 2 ))
+echo "fuzzing every capture reader for $half seconds"
+"$build/capture-fuzz" -max_total_time="$half" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+  -artifact_prefix=fuzz-artifacts/capture- -print_final_stats=1 "$build/corpus" 2>&1 | tail -12
+echo "fuzzing every reader of a crashed process for $(( seconds - half )) seconds"
+"$build/core-fuzz" -max_total_time="$(( seconds - half ))" -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
+  -artifact_prefix=fuzz-artifacts/core- -print_final_stats=1 "$build/core-corpus" 2>&1 | tail -12

@@ -208,6 +208,9 @@ public struct CaptureDump: Hashable, Sendable {
         case hostCall = "host-call"
         case trap
         case `throw`
+        /// A thread of a core file (or a live process) stopped in wasm code
+        /// by a signal, not at a trap or host call.
+        case interrupted
     }
 
     public var file: String

@@ -308,8 +308,14 @@ public struct TextFormatter: ReportFormatter {
     /// with libunwind.
     public func render(_ dump: CaptureDump) -> String {
         let count = dump.activationCount
-        let place = dump.place == .trap ? "at a trap" : dump.place == .throw ? "at a throw" : "at a host call"
-        var lines = ["\(dump.file): \(count) activation\(count == 1 ? "" : "s"), captured \(place); "
+        let place: String
+        switch dump.place {
+        case .trap: place = "captured at a trap"
+        case .throw: place = "captured at a throw"
+        case .hostCall: place = "captured at a host call"
+        case .interrupted: place = "interrupted in wasm"
+        }
+        var lines = ["\(dump.file): \(count) activation\(count == 1 ? "" : "s"), \(place); "
                      + "\(dump.stackBytes) bytes of stack, \(dump.moduleCount) module\(dump.moduleCount == 1 ? "" : "s")"
                      + (dump.note.map { " (\($0))" } ?? "")]
         let frames = render(dump.backtrace, activationBoundaries: true)

@@ -46,6 +46,9 @@ struct DumpCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("For a core file: the crashed program (default: the first file the core says was mapped).", valueName: "PATH"))
     var exe: String?
 
+    @Option(name: .long, help: ArgumentHelp("For a core file: write the memory the reader read (a few KiB that `dump` replays like the core) to FILE, for a bug report of the reader.", valueName: "FILE"))
+    var recordReads: String?
+
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one capture file") }
     }
@@ -54,66 +57,105 @@ struct DumpCommand: ParsableCommand {
         let formatter = format.formatter
         var entries: [DumpReport.Entry] = []
         var failed = false
-        let dumps = files.flatMap { file -> [(DumpReport.Entry, Bool)] in
-            isCore(file) ? dumpCore(file) : [dump(file)]
-        }
-        for (index, (entry, sound)) in dumps.enumerated() {
-            if !sound { failed = true }
-            if formatter.rendersEventsAsTheyHappen {
-                // Each file's dump is written (and flushed) before the next
-                // file is read: nothing already read is lost.
-                if index > 0 { output() }
-                if case .failure = entry {} else { output(formatter.render(DumpReport(entries: [entry]))) }
-                try flushStandardOutput()
-            } else {
-                entries.append(entry)
+        var written = 0
+        for file in files {
+            // Each file is read once (a pipe or FIFO has no second reading),
+            // as far as it is needed (a core is read where it is looked at).
+            let dumps: [(DumpReport.Entry, Bool)]
+            do {
+                let input = try InputBytes(path: file)
+                if input.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {
+                    dumps = try dumpCore(input)
+                } else if input.starts(with: Array("WURECORD".utf8)) {
+                    dumps = dumpRecording(input)
+                } else {
+                    dumps = [dump(input)]
+                }
+            } catch let error as InputError {
+                printError("error: \(error)")
+                dumps = [(.failure(file: file, message: "\(error)"), false)]
+            }
+            for (entry, sound) in dumps {
+                if !sound { failed = true }
+                if formatter.rendersEventsAsTheyHappen {
+                    // Each file's dump is written (and flushed) before the next
+                    // file is read: nothing already read is lost.
+                    if written > 0 { output() }
+                    written += 1
+                    if case .failure = entry {} else { output(formatter.render(DumpReport(entries: [entry]))) }
+                    try flushStandardOutput()
+                } else {
+                    entries.append(entry)
+                }
             }
         }
         if !formatter.rendersEventsAsTheyHappen { output(formatter.render(DumpReport(entries: entries))) }
         if failed { throw ExitCode(1) }
     }
 
-    /// Whether `file` is an ELF file (a core) rather than a capture.
-    func isCore(_ file: String) -> Bool {
-        guard let bytes = try? readFile(file) else { return false }
-        return bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46])
-    }
-
     /// A core file's threads that were running wasm, each dumped as a
     /// capture, the crashing thread first (docs/post-mortem.md).
-    func dumpCore(_ file: String) -> [(DumpReport.Entry, Bool)] {
-        func failure(_ message: String) -> [(DumpReport.Entry, Bool)] {
-            printError("\(file): \(message)")
-            return [(.failure(file: file, message: message), false)]
-        }
+    func dumpCore(_ input: InputBytes) throws -> [(DumpReport.Entry, Bool)] {
+        let file = input.name
         do {
-            let core = try CoreFile(bytes: try readFile(file))
-            guard let program = exe ?? core.files.first?.path else {
-                return failure("the core names no mapped files; give the program with --exe")
+            let core = ReadRecorder(try CoreFile(input))
+            guard let program = exe ?? core.mappedFiles.first?.path else {
+                return failure(file, "the core names no mapped files; give the program with --exe")
             }
-            let threads = try PostMortem.threads(of: core, executable: try readFile(program), executablePath: program)
-            guard !threads.isEmpty else { return failure("no thread was running wasm") }
-            return threads.map { thread in
-                let stack: CapturedStack
-                do { stack = try CapturedStack(thread.capture) } catch { return failure("thread \(thread.tid): \(error)")[0] }
-                let (dump, sound) = stack.dump(file: "\(file) thread \(thread.tid)", roots: roots, hybrid: false, verify: verify,
-                                               warnings: [])
-                return (.dump(dump), sound)
+            let address = try PostMortem.descriptorAddress(in: core, executable: try InputBytes(path: program))
+            let threads = try PostMortem.threads(of: core, descriptorAt: address, program: program)
+            if let recordReads {
+                let recording = ProcessRecording(of: core.process, descriptorAddress: address, reads: core.reads)
+                try writeFile(recordReads, recording.serialized(), what: "the reads")
             }
+            return dumps(of: threads, file: file)
+        } catch let error as CoreFileError {
+            return failure(file, "\(error)")
+        } catch let error as InputError {
+            return failure(file, "\(error)")
+        }
+    }
+
+    /// A recording of a reader's reads (`--record-reads`), replayed as the
+    /// core it was made from.
+    func dumpRecording(_ input: InputBytes) -> [(DumpReport.Entry, Bool)] {
+        do {
+            let recording = try ProcessRecording(parsing: try input.all(limit: InputBytes.defaultStreamLimit))
+            return dumps(of: try PostMortem.threads(of: recording, descriptorAt: recording.descriptorAddress, program: input.name),
+                         file: input.name)
         } catch {
-            return failure("\(error)")
+            return failure(input.name, "\(error)")
+        }
+    }
+
+    func failure(_ file: String, _ message: String) -> [(DumpReport.Entry, Bool)] {
+        printError("\(file): \(message)")
+        return [(.failure(file: file, message: message), false)]
+    }
+
+    /// Each thread's capture, dumped.
+    func dumps(of threads: [PostMortem.ThreadCapture], file: String) -> [(DumpReport.Entry, Bool)] {
+        guard !threads.isEmpty else { return failure(file, "no thread was running wasm") }
+        return threads.map { thread in
+            let stack: CapturedStack
+            do { stack = try CapturedStack(thread.capture) } catch { return failure(file, "thread \(thread.tid): \(error)")[0] }
+            var (dump, sound) = stack.dump(file: "\(file) thread \(thread.tid)", roots: roots, hybrid: false, verify: verify,
+                                           warnings: [])
+            if thread.interruptedInWasm { dump.place = .interrupted }
+            return (.dump(dump), sound)
         }
     }
 
     /// One file's dump, and whether it was sound. Problems are also
     /// reported on standard error as they are found.
-    func dump(_ file: String) -> (DumpReport.Entry, Bool) {
+    func dump(_ input: InputBytes) -> (DumpReport.Entry, Bool) {
+        let file = input.name
         func failure(_ message: String) -> (DumpReport.Entry, Bool) {
             printError("\(file): \(message)")
             return (.failure(file: file, message: message), false)
         }
         let bytes: [UInt8]
-        do { bytes = try readFile(file) } catch { return failure("\(error)") }
+        do { bytes = try input.all(limit: InputBytes.defaultStreamLimit) } catch { return failure("\(error)") }
         var warnings: [String] = []
         let stack: CapturedStack
         do {

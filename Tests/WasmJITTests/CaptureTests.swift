@@ -134,6 +134,26 @@ struct CaptureRegressionTests {
         #expect(!names.isEmpty)
         for name in names {
             let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)))
+            // core-fuzz's inputs: a core, an executable, a recording of a
+            // post-mortem reader's reads (scripts/fuzz.sh).
+            if name.hasSuffix(".core") {
+                if let core = try? CoreFile(bytes: bytes) { _ = core.threads.map { core.word(at: $0.sp) } }
+                continue
+            }
+            if name.hasSuffix(".elf") {
+                _ = try? ELFExecutable(InputBytes(bytes: bytes, name: name)).symbol("wasm_unwind_debug_descriptor")
+                continue
+            }
+            if name.hasSuffix(".recording") {
+                if let recording = try? ProcessRecording(parsing: bytes),
+                   let threads = try? PostMortem.threads(of: recording, descriptorAt: recording.descriptorAddress, program: name) {
+                    for thread in threads {
+                        guard let stack = try? CapturedStack(thread.capture) else { continue }
+                        _ = TextFormatter().render(stack.dump(file: name, backtrace: stack.backtrace(), roots: true))
+                    }
+                }
+                continue
+            }
             do {
                 let stack = try CapturedStack(CaptureFile(parsing: bytes))
                 let trace = stack.backtrace(limits: WalkLimits(maximumFrames: 100_000, maximumActivations: 10_000))

@@ -9,6 +9,8 @@ public final class Tag {
     public let payload: [ValueKind]
     /// The tag's type, for link-time matching.
     let type: ModuleDescription.TypeIdentity
+    /// The store the tag belongs to.
+    let binding = StoreBinding()
 
     /// A tag the host defines, for modules to import (or for host
     /// functions to throw exceptions of).

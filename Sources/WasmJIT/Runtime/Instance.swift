@@ -105,6 +105,15 @@ public final class Instance {
     }
 
     deinit {
+        // A table or global this instance defined may outlive it with no
+        // importer to keep it alive (the host kept it): its references to
+        // this instance's functions, which go now, become null.
+        let defined = module.description
+        for table in tables.dropFirst(defined.tableImports.count) { table.removeReferences(toContext: context) }
+        for global in globals.dropFirst(defined.globalImports.count) where global.kind == .funcref {
+            if let reference = UnsafePointer<wu_func_ref>(bitPattern: UInt(global.cell.pointee)),
+               reference.pointee.vmctx == context { global.cell.pointee = 0 }
+        }
         store.unregister(context: context)
         memory?.detach(context)
         context.deallocate()
@@ -150,7 +159,7 @@ public final class Instance {
                     // trampoline calls it.
                     try bindHost(host, toImport: index, typeID: typeID)
                 } else {
-                    linkedInstances.append(function.instance)
+                    keepLinked(function.instance)
                     importedFunctions[index] = function
                     importTable[index] = function.instance.linkTarget(ofFunction: function.index)
                     functionReferences[index] = function.instance.functionReferences[Int(function.index)]
@@ -176,11 +185,16 @@ public final class Instance {
                     module: imported.module, name: imported.name,
                     expected: Self.describe(wanted), found: Self.describe(table))
             }
+            guard table.binding.bind(store) else {
+                throw InstantiationError.crossStoreImport(module: imported.module, name: imported.name)
+            }
             tables.append(table)
             tableRecords[index] = table.record
             // Whatever this instance writes into the table (its segments,
-            // even if instantiation then fails; its code) may refer to it.
+            // even if instantiation then fails; its code) may refer to it;
+            // and what the defining instance wrote must stay callable.
             if table.kind == .funcref { table.keepAlive(self) }
+            if let definer = table.definer { keepLinked(definer) }
         }
         if let imported = description.memoryImport {
             guard let definition = imports.resolve(module: imported.module, name: imported.name) else {
@@ -199,6 +213,9 @@ public final class Instance {
                     expected: "memory \(Self.describe(wanted.minimum, wanted.maximum))",
                     found: "memory \(Self.describe(memory.pages, memory.maximumPages))")
             }
+            guard memory.binding.bind(store) else {
+                throw InstantiationError.crossStoreImport(module: imported.module, name: imported.name)
+            }
             self.memory = memory
             memory.attach(context)
         }
@@ -216,9 +233,13 @@ public final class Instance {
                     expected: Self.describe(imported.type.kind, mutable: imported.type.mutable),
                     found: Self.describe(global.kind, mutable: global.isMutable))
             }
+            guard global.binding.bind(store) else {
+                throw InstantiationError.crossStoreImport(module: imported.module, name: imported.name)
+            }
             globals.append(global)
             globalCells[index] = global.cell
             if global.kind == .funcref && global.isMutable { global.keepAlive(self) }
+            if global.kind == .funcref, let definer = global.definer { keepLinked(definer) }
         }
         for imported in description.tagImports {
             guard let definition = imports.resolve(module: imported.module, name: imported.name) else {
@@ -235,9 +256,18 @@ public final class Instance {
                     expected: "tag \(Signature(parameters: description.signatures[Int(imported.typeIndex)]?.parameters ?? [], results: []))",
                     found: "tag \(Signature(parameters: tag.payload, results: []))")
             }
+            guard tag.binding.bind(store) else {
+                throw InstantiationError.crossStoreImport(module: imported.module, name: imported.name)
+            }
             tagIdentities[tags.count] = tag.identity
             tags.append(tag)
         }
+    }
+
+    /// Keeps `instance` alive as long as this one (its functions are
+    /// reachable from here).
+    private func keepLinked(_ instance: Instance) {
+        if instance !== self && !linkedInstances.contains(where: { $0 === instance }) { linkedInstances.append(instance) }
     }
 
     /// Import `index` is the host function `function`: calls reach it
@@ -280,6 +310,7 @@ public final class Instance {
         }
         if let defined = description.definedMemory {
             let memory = try Memory(minimumPages: defined.minimum, maximumPages: defined.maximum)
+            _ = memory.binding.bind(store)
             self.memory = memory
             memory.attach(context)
         }
@@ -287,18 +318,23 @@ public final class Instance {
             let initial = type.initializer.map(evaluate) ?? 0
             if type.kind == .funcref { holdReference(initial, in: nil) }
             let table = try Table(kind: type.kind, minimum: type.minimum, maximum: type.maximum, initial: initial)
+            _ = table.binding.bind(store)
+            table.definer = self
             tableRecords[tables.count] = table.record
             tables.append(table)
         }
         for typeIndex in description.definedTags {
             let tag = Tag(payload: try description.tagPayload(UInt32(tags.count), offset: nil),
                           type: description.typeIdentities[Int(typeIndex)])
+            _ = tag.binding.bind(store)
             tagIdentities[tags.count] = tag.identity
             tags.append(tag)
         }
         for definition in description.globals {
             let global = Global(kind: definition.type.kind, mutable: definition.type.mutable,
                                 bits: evaluate(definition.initializer))
+            _ = global.binding.bind(store)
+            global.definer = self
             globalCells[globals.count] = global.cell
             globals.append(global)
         }
@@ -596,7 +632,7 @@ private let hostCallEntry: wu_host_call_fn = { context, importIndex, values in
 }
 
 /// Why a module could not be instantiated.
-public enum InstantiationError: Error, CustomStringConvertible {
+public enum InstantiationError: Error, Hashable, CustomStringConvertible {
     case unresolvedImport(module: String, name: String, type: String)
     case importSignatureMismatch(module: String, name: String, expected: Signature, found: Signature)
     case importTypeMismatch(module: String, name: String, expected: String, found: String)
@@ -617,7 +653,7 @@ public enum InstantiationError: Error, CustomStringConvertible {
         case .importKindMismatch(let module, let name, let expected, let found):
             return "incompatible import type for `\(module)::\(name)`: the module imports \(expected), found \(found)"
         case .crossStoreImport(let module, let name):
-            return "import `\(module)::\(name)` comes from an instance of another store"
+            return "import `\(module)::\(name)` belongs to another store (a function, table, memory, global or tag is used by the store that made it, or first imported it)"
         case .memoryUnavailable(let bytes):
             return "cannot map \(bytes) bytes of linear memory"
         case .engineMismatch:

@@ -28,6 +28,8 @@ public final class Memory {
     public private(set) var size: Int
     /// The contexts that cache this memory's size (every instance using it).
     private var contexts: [UnsafeMutablePointer<wu_vmctx>] = []
+    /// The store the memory belongs to.
+    let binding = StoreBinding()
 
     /// A memory of `minimumPages`, growing to at most `maximumPages`.
     public init(minimumPages: UInt64, maximumPages: UInt64? = nil) throws {

@@ -140,3 +140,23 @@ public final class Store {
         return max(wanted, stack.lowerBound + UInt(configuration.hostStackReserve))
     }
 }
+
+/// Which store a table, memory, global or tag belongs to: the store of the
+/// instance that defined it, or — for one the host made — of the first
+/// instance that imported it. Its references, handles and code pointers
+/// mean something only there, so an instance of another store is refused.
+/// A binding never moves, even when its store is gone.
+final class StoreBinding {
+    private weak var store: Store?
+    private var isBound = false
+
+    /// Binds to `store` if unbound; whether the object belongs to `store`.
+    func bind(_ store: Store) -> Bool {
+        guard isBound else {
+            self.store = store
+            isBound = true
+            return true
+        }
+        return self.store === store
+    }
+}

@@ -13,9 +13,27 @@ public final class Table {
     /// Instances that imported the table: their function references may be
     /// in it, so they live as long as it does.
     private var users: [AnyObject] = []
+    /// The store the table belongs to.
+    let binding = StoreBinding()
+    /// The instance that defined the table (nil for one the host made):
+    /// its function references fill the table, so an instance importing
+    /// the table keeps it alive. (Weak: the definer holds the table.)
+    weak var definer: Instance?
 
     func keepAlive(_ user: AnyObject) {
         if !users.contains(where: { $0 === user }) { users.append(user) }
+    }
+
+    /// Nulls every element that refers to a function of the instance whose
+    /// context is `context`, which is going away.
+    func removeReferences(toContext context: UnsafeMutablePointer<wu_vmctx>) {
+        guard kind == .funcref else { return }
+        for index in 0..<Int(size) {
+            let element = record.pointee.elements[index]
+            if let reference = UnsafePointer<wu_func_ref>(bitPattern: UInt(element)), reference.pointee.vmctx == context {
+                record.pointee.elements[index] = 0
+            }
+        }
     }
 
     /// A table of `minimum` elements, each `initial` (0: null).
@@ -92,6 +110,10 @@ public final class Global {
     /// Instances that imported the global (a mutable funcref global may
     /// hold their function references).
     private var users: [AnyObject] = []
+    /// The store the global belongs to.
+    let binding = StoreBinding()
+    /// The instance that defined the global (nil for one the host made).
+    weak var definer: Instance?
 
     func keepAlive(_ user: AnyObject) {
         if !users.contains(where: { $0 === user }) { users.append(user) }
