@@ -80,14 +80,14 @@ func profilerReport() throws -> [String] {
     /// nothing, so what is left per sample is the walk and the store.
     func bareSignals(hz: Int) throws -> (nanoseconds: Double, samples: Int) {
         let before = wu_sampler_signal_count()
-        _ = wu_sampler_install({ _, _, _, _, _ in }, nil)
+        _ = wu_sampler_attach({ _, _, _, _, _ in }, nil)
         var timer: UInt64 = 0
         _ = wu_sampler_start(CLOCK_MONOTONIC, UInt64(1_000_000_000 / hz), &timer)
         let start = DispatchTime.now().uptimeNanoseconds
         _ = try main.call([.i32(60)])
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
         _ = wu_sampler_stop(timer)
-        _ = wu_sampler_install(nil, nil)
+        _ = wu_sampler_detach()
         return (elapsed, Int(wu_sampler_signal_count() - before))
     }
     _ = try run(hz: nil)

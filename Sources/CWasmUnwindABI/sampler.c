@@ -3,6 +3,7 @@
 #include "wasm_sampler.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -15,48 +16,87 @@
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
 
-static _Atomic(wu_sample_callback) sample_callback;
-static void *_Atomic sample_context;
-static _Atomic uint64_t signal_count;
-static struct sigaction previous_action;
+// Each profiled thread has its own callback and context: timers are
+// thread-directed (SIGEV_THREAD_ID), so the handler serves the thread it
+// interrupted. Initial-exec TLS: reading it in the handler calls nothing.
+static _Thread_local wu_sample_callback thread_callback __attribute__((tls_model("initial-exec")));
+static _Thread_local void *thread_context __attribute__((tls_model("initial-exec")));
 static _Thread_local int in_handler __attribute__((tls_model("initial-exec")));
-static int installed;
+static _Atomic uint64_t signal_count;
+
+// The handler is installed while at least one thread is attached; the
+// action before it comes back when the last detaches.
+static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+static int attached_threads;
+static struct sigaction previous_action;
 
 static void on_sigprof(int signal, siginfo_t *info, void *context) {
-    (void)signal;
-    (void)info;
     int saved_errno = errno;
     atomic_fetch_add_explicit(&signal_count, 1, memory_order_relaxed);
-    wu_sample_callback callback = atomic_load_explicit(&sample_callback, memory_order_acquire);
+    wu_sample_callback callback = thread_callback;
     if (callback) {
         in_handler = 1;
         ucontext_t *uc = context;
         callback((uint64_t)uc->uc_mcontext.gregs[REG_RIP], (uint64_t)uc->uc_mcontext.gregs[REG_RBP],
-                 (uint64_t)uc->uc_mcontext.gregs[REG_RSP], context,
-                 atomic_load_explicit(&sample_context, memory_order_acquire));
+                 (uint64_t)uc->uc_mcontext.gregs[REG_RSP], context, thread_context);
         in_handler = 0;
+    } else if ((previous_action.sa_flags & SA_SIGINFO) && previous_action.sa_sigaction &&
+               previous_action.sa_handler != SIG_DFL && previous_action.sa_handler != SIG_IGN) {
+        // A SIGPROF for a thread no profiler of ours samples (someone
+        // else's timer): whoever handled it before us gets it.
+        previous_action.sa_sigaction(signal, info, context);
+    } else if (!(previous_action.sa_flags & SA_SIGINFO) && previous_action.sa_handler != SIG_DFL &&
+               previous_action.sa_handler != SIG_IGN && previous_action.sa_handler) {
+        previous_action.sa_handler(signal);
     }
     errno = saved_errno;
 }
 
-int wu_sampler_install(wu_sample_callback callback, void *context) {
-    if (!callback) {
-        atomic_store_explicit(&sample_callback, NULL, memory_order_release);
-        if (installed && sigaction(SIGPROF, &previous_action, NULL) != 0) return errno;
-        installed = 0;
-        return 0;
+int wu_sampler_attach(wu_sample_callback callback, void *context) {
+    if (!callback) return EINVAL;
+    if (thread_callback) return EBUSY;
+    pthread_mutex_lock(&install_lock);
+    if (attached_threads == 0) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_sigaction = on_sigprof;
+        action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+        sigemptyset(&action.sa_mask);
+        if (sigaction(SIGPROF, &action, &previous_action) != 0) {
+            int error = errno;
+            pthread_mutex_unlock(&install_lock);
+            return error;
+        }
     }
-    atomic_store_explicit(&sample_context, context, memory_order_release);
-    atomic_store_explicit(&sample_callback, callback, memory_order_release);
-    if (installed) return 0;
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_sigaction = on_sigprof;
-    action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-    sigemptyset(&action.sa_mask);
-    if (sigaction(SIGPROF, &action, &previous_action) != 0) return errno;
-    installed = 1;
+    attached_threads += 1;
+    pthread_mutex_unlock(&install_lock);
+    thread_context = context;
+    atomic_signal_fence(memory_order_release);
+    thread_callback = callback;
     return 0;
+}
+
+int wu_sampler_detach(void) {
+    if (!thread_callback) return EINVAL;
+    // The thread's timer is gone, but a SIGPROF it sent may still be
+    // pending: take it here, blocked, rather than let it reach an action
+    // that is no longer ours.
+    sigset_t profiling, previous;
+    sigemptyset(&profiling);
+    sigaddset(&profiling, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &profiling, &previous);
+    thread_callback = NULL;
+    atomic_signal_fence(memory_order_release);
+    thread_context = NULL;
+    struct timespec now = {0, 0};
+    while (sigtimedwait(&profiling, NULL, &now) == SIGPROF) {}
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    pthread_mutex_lock(&install_lock);
+    attached_threads -= 1;
+    int error = 0;
+    if (attached_threads == 0 && sigaction(SIGPROF, &previous_action, NULL) != 0) error = errno;
+    pthread_mutex_unlock(&install_lock);
+    return error;
 }
 
 int wu_sampler_start(int clock, uint64_t interval_ns, uint64_t *timer) {

@@ -27,6 +27,11 @@
 //                                 called from wasm under two activations: a core with
 //                                 two threads in wasm; each writes `recorded LABEL:
 //                                 frames` to stderr first
+//   trap-probe two-profilers ORDER
+//                                 two threads, each with its own SamplingProfiler over its
+//                                 own wasm loop (spin_a, spin_b), overlapping in time; ORDER
+//                                 says which stops first (a-first, b-first). Prints each
+//                                 profile's sample count and the wasm functions it saw
 //   trap-probe huge-frames LOCALS WHERE...
 //                                 a function with LOCALS i64 locals recurses until the
 //                                 stack runs out, on the main thread (WHERE = main) or on
@@ -159,6 +164,56 @@ func describeAlternateStack() -> String {
 }
 
 switch mode {
+case "two-profilers":
+    let order = arguments.dropFirst().first ?? "a-first"
+    let spinning = """
+        (module
+          (func $spin_a (export "spin_a") (param i32) (result i32)
+            (loop $l (local.set 0 (i32.sub (local.get 0) (i32.const 1))) (br_if $l (local.get 0))) (local.get 0))
+          (func $spin_b (export "spin_b") (param i32) (result i32)
+            (loop $l (local.set 0 (i32.sub (local.get 0) (i32.const 1))) (br_if $l (local.get 0))) (local.get 0)))
+        """
+    let spinModule = try Module(engine: engine, text: spinning)
+    final class Run: @unchecked Sendable {
+        var report = ""
+        var running = true
+    }
+    let a = Run(), b = Run()
+    // Each thread profiles its own store; `stop` ends its loop of calls.
+    func profile(_ name: String, _ run: Run, started: DispatchSemaphore) -> Thread {
+        Thread {
+            let store = Store(engine: engine)
+            let function = try! Instance(store: store, module: spinModule).export(name)!
+            let profiler = SamplingProfiler(store: store)
+            do {
+                try profiler.run(intervalNanoseconds: 200_000) {
+                    started.signal()
+                    while run.running { _ = try function.call([.i32(200_000)]) }
+                }
+            } catch {
+                run.report = "\(error)"
+                return
+            }
+            let names = Set(profiler.profile.stacks.flatMap { $0.frames.map(\.name) }).sorted()
+            run.report = "\(profiler.sampleCount) samples: \(names.joined(separator: " "))"
+        }
+    }
+    let startedA = DispatchSemaphore(value: 0), startedB = DispatchSemaphore(value: 0)
+    let threadA = profile("spin_a", a, started: startedA), threadB = profile("spin_b", b, started: startedB)
+    threadA.start()
+    startedA.wait()
+    usleep(50_000)
+    threadB.start()
+    startedB.wait()
+    usleep(50_000)
+    let (first, second) = order == "b-first" ? (b, a) : (a, b)
+    first.running = false
+    usleep(100_000)
+    second.running = false
+    while !(threadA.isFinished && threadB.isFinished) { usleep(10_000) }
+    print("a: \(a.report)")
+    print("b: \(b.report)")
+    exit(0)
 case "huge-frames":
     // Each frame is larger than the host reserve below the stack limit:
     // the prologue must trap before it moves rsp past the limit. Every

@@ -249,3 +249,41 @@ struct ProfilerTests {
         #expect(names == ["hot!<wasm function 3>", "hot!spin", "hot!work"], "\(names)")
     }
 }
+
+/// Several profilers at once, each of its own thread: each sees only its
+/// own thread's wasm, and stopping one leaves the others sampling. Runs in
+/// a child (`trap-probe two-profilers`): a SIGPROF left to its default
+/// action kills the process.
+@Suite("Two profilers at once")
+struct ConcurrentProfilerTests {
+    @Test("a second profiler of the same thread is refused by name; the first keeps sampling")
+    func sameThread() throws {
+        let store = Store(engine: Engine())
+        let first = SamplingProfiler(store: store), second = SamplingProfiler(store: store)
+        try first.run(intervalNanoseconds: 1_000_000) {
+            #expect(throws: SamplerError.self) { try second.run(intervalNanoseconds: 1_000_000) {} }
+            do { try second.run(intervalNanoseconds: 1_000_000) {} } catch { #expect("\(error)" == "another profiler is sampling this thread") }
+        }
+        // Both can run one after the other.
+        try second.run(intervalNanoseconds: 1_000_000) {}
+    }
+
+    @Test("two threads profile at once and stop in either order", arguments: ["a-first", "b-first"])
+    func twoProfilers(order: String) throws {
+        let result = try runChild(PackagePaths.executable("trap-probe"), ["two-profilers", order])
+        #expect(result.signal == nil && result.status == 0, "signal \(result.signal.map(String.init) ?? "none"), \(result.stderr.prefix(300))")
+        let lines = Dictionary(uniqueKeysWithValues: result.stdout.split(separator: "\n").compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+        })
+        for (thread, function) in [("a", "spin_a"), ("b", "spin_b")] {
+            let report = try #require(lines[thread], "\(result.stdout)")
+            let count = Int(report.split(separator: " ").first ?? "") ?? 0
+            #expect(count >= 100, "\(thread): \(report)")
+            // Only its own thread's function, never the other's.
+            let names = report.split(separator: ":").last.map { $0.split(separator: " ").map(String.init) } ?? []
+            #expect(names.allSatisfy { $0 == "<unknown>!\(function)" || $0 == "[host]" }, "\(thread): \(report)")
+            #expect(names.contains("<unknown>!\(function)"), "\(thread): \(report)")
+        }
+    }
+}

@@ -16,10 +16,18 @@ extern "C" {
 /// context given to `wu_sampler_install`.
 typedef void (*wu_sample_callback)(uint64_t pc, uint64_t fp, uint64_t sp, void *ucontext, void *context);
 
-/// Installs the SIGPROF handler (SA_SIGINFO | SA_RESTART | SA_ONSTACK) that
-/// calls `callback` with `context`, or removes it (NULL: SIGPROF back to
-/// what it was). Returns 0, or errno.
-int wu_sampler_install(wu_sample_callback callback, void *context);
+/// Makes SIGPROF on the calling thread call `callback` with `context`.
+/// Each thread has its own (several profilers of several threads run at
+/// once); the SIGPROF handler (SA_SIGINFO | SA_RESTART | SA_ONSTACK) is
+/// installed with the first thread attached. Returns 0, EBUSY if the
+/// thread is attached already, or errno.
+int wu_sampler_attach(wu_sample_callback callback, void *context);
+
+/// Detaches the calling thread (after its timer is stopped): a SIGPROF
+/// still pending for it is taken and dropped; with the last thread
+/// detached, SIGPROF's action is what it was before the first attached.
+/// Returns 0, EINVAL if the thread was not attached, or errno.
+int wu_sampler_detach(void);
 
 /// Starts a timer that sends SIGPROF to the calling thread
 /// (SIGEV_THREAD_ID) every `interval_ns` of `clock`: CLOCK_THREAD_CPUTIME_ID

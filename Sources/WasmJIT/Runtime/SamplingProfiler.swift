@@ -103,17 +103,18 @@ public final class SamplingProfiler {
         // instantiated here, not in the signal handler.
         ring.warmUp(limitsAddress: store.limits.address)
         interval = intervalNanoseconds
-        var status = wu_sampler_install(sampleHandler, ring.raw)
+        var status = wu_sampler_attach(sampleHandler, ring.raw)
+        guard status != EBUSY else { throw SamplerError.threadAlreadyProfiled }
         guard status == 0 else { throw SamplerError.system("sigaction(SIGPROF)", status) }
         var timer: UInt64 = 0
         status = wu_sampler_start(clock.id, intervalNanoseconds, &timer)
         guard status == 0 else {
-            _ = wu_sampler_install(nil, nil)
+            _ = wu_sampler_detach()
             throw SamplerError.system("timer_create", status)
         }
         defer {
             _ = wu_sampler_stop(timer)
-            _ = wu_sampler_install(nil, nil)
+            _ = wu_sampler_detach()
         }
         return try body()
     }
@@ -176,10 +177,14 @@ public final class SamplingProfiler {
 /// Why the sampler could not start.
 public enum SamplerError: Error, CustomStringConvertible {
     case system(String, Int32)
+    /// Another profiler samples this thread already (one per thread;
+    /// profilers of different threads run at once).
+    case threadAlreadyProfiled
 
     public var description: String {
         switch self {
         case .system(let call, let code): return "\(call) failed: \(String(cString: strerror(code)))"
+        case .threadAlreadyProfiled: return "another profiler is sampling this thread"
         }
     }
 }
