@@ -10,14 +10,27 @@ int wu_invoke(wu_entry_trampoline_fn trampoline, wu_vmctx *vmctx, const void *ca
     void *previous = activation->jump_buffer;
     activation->jump_buffer = &buffer;
     // savemask 0: no sigprocmask system call per entry. The trap handler is
-    // installed with SA_NODEFER, so jumping out of it leaves nothing blocked.
+    // installed with SA_NODEFER, so jumping out of it leaves its own signal
+    // unblocked; the SIGPROF it blocks is unblocked below.
     int reason = sigsetjmp(buffer, 0);
     if (reason == 0) {
         trampoline(vmctx, callee, values);
     }
     // `activation` and `previous` are not modified after sigsetjmp, so their
     // values are intact after a jump.
+    if (reason != 0) {
+        // A jump out of wasm (a trap, a failed host call): the wasm frames
+        // are gone, but the exit record of the last host or runtime call
+        // they made is still in the limits record (the entry trampoline
+        // clears it only on a return). Clear it before anything here calls
+        // deeper: until then this frame's sp lies above every dead frame,
+        // so a sampler's check (exit fp >= sp) already rejects the record.
+        activation->limits->last_wasm_exit_pc = 0;
+        activation->limits->last_wasm_exit_fp = 0;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    }
     activation->jump_buffer = previous;
+    if (reason == WU_INVOKE_TRAPPED) wu_trap_unblock_sampling_after_jump();
     return reason;
 }
 

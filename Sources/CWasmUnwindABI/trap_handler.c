@@ -315,6 +315,12 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     wu_trap_observer_fn observer = observer_callback;
     if (observer) observer(signal, info, context, state);
     errno = saved_errno;
+    // SIGPROF is blocked while this handler runs (its sa_mask): a sample
+    // here, on the alternate stack, would find the exit record of the last
+    // host or runtime call wasm made, not the trapping frame. The jump
+    // keeps the mask (no sigprocmask per entry), so wu_invoke unblocks it
+    // after the jump if the interrupted code had it unblocked.
+    state->unblock_sampling = !sigismember(&uc->uc_sigmask, SIGPROF);
     // Only wasm frames and trampolines lie between here and the frame of
     // wu_invoke that set this buffer.
     siglongjmp(*(sigjmp_buf *)activation->jump_buffer, WU_INVOKE_TRAPPED);
@@ -371,7 +377,19 @@ static void install(void) {
     // mask, so the signal must not be blocked while it runs.
     action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&action.sa_mask);
+    // No profiler sample while the handler runs (see the jump at its end).
+    sigaddset(&action.sa_mask, SIGPROF);
     for (size_t i = 0; i < SIGNAL_COUNT; i++) sigaction(handled_signals[i], &action, &previous_actions[i]);
+}
+
+void wu_trap_unblock_sampling_after_jump(void) {
+    wu_thread_trap_state *state = thread_state;
+    if (!state || !state->unblock_sampling) return;
+    state->unblock_sampling = 0;
+    sigset_t profiling;
+    sigemptyset(&profiling);
+    sigaddset(&profiling, SIGPROF);
+    pthread_sigmask(SIG_UNBLOCK, &profiling, NULL);
 }
 
 void wu_trap_handler_install(wu_trap_walk_fn walk) {

@@ -10,6 +10,8 @@ import WasmUnwind
 /// * `call:<export>` calls that export of the importing instance with the
 ///   same arguments and returns its results (host -> wasm re-entry, a new
 ///   activation);
+/// * `catch:<export>` calls it the same way, returning an i32: 0 if it
+///   returned, 1 if it trapped (the trap is caught here, in the host);
 /// * `backtrace` reports the current wasm backtrace;
 /// * `backtrace_all` reports the hybrid backtrace: every frame on the
 ///   stack, host frames named by libunwind, wasm frames from the walk;
@@ -69,6 +71,23 @@ struct HostModule {
                     throw CommandError("host.call: the calling instance has no export `\(export)`")
                 }
                 return try function.call(arguments)
+            })
+        }
+        if name.hasPrefix("catch:") {
+            let export = String(name.dropFirst("catch:".count))
+            guard signature.results == [.i32] else {
+                throw CommandError("host::\(name) returns an i32 (0: returned, 1: trapped); the module imports it as \(signature)")
+            }
+            return .host(HostFunction(signature: signature) { caller, arguments in
+                guard let function = caller.export(export) else {
+                    throw CommandError("host.catch: the calling instance has no export `\(export)`")
+                }
+                do {
+                    _ = try function.call(arguments)
+                    return [.i32(0)]
+                } catch is Trap {
+                    return [.i32(1)]
+                }
             })
         }
         guard let offered = Self.offered[name] else { return nil }

@@ -77,6 +77,60 @@ struct ProfilerTests {
         if mode == .trampoline { #expect(landings[.exitTrampoline, default: 0] > 0, "\(landings)") }
     }
 
+    @Test("a loop of guard-page traps caught by the host: every sample agrees with libunwind (the trap handler's stale exit record once did not)",
+          arguments: [ExitRecording.trampoline, .inline])
+    func trapLoop(mode: ExitRecording) throws {
+        let result = try runCLI(["profile", "fixtures/programs/trap-loop.wat", "--invoke", "main", "--hz", "10000",
+                                 "--check-libunwind", "--exit-recording", mode.rawValue, "--", "4000"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = try #require(result.stderr.split(separator: "\n").first { $0.hasPrefix("libunwind: ") })
+        let compared = Int(line.split(separator: " ")[1]) ?? 0
+        #expect(compared >= 500 && line.contains("compared, 0 differ"), "\(result.stderr)")
+    }
+
+    @Test("a sample in another signal handler on the alternate stack is not walked from the exit record")
+    func otherSignalHandler() throws {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            // Busy long enough to be sampled.
+            var sum = 0
+            for value in 0..<300_000 { sum &+= value }
+            ProfilerTests.sink = sum
+        }
+        action.sa_flags = SA_ONSTACK
+        sigemptyset(&action.sa_mask)
+        var previous = sigaction()
+        sigaction(SIGUSR1, &action, &previous)
+        // (The test runner's threads may block it.)
+        var user = sigset_t(), mask = sigset_t()
+        sigemptyset(&user)
+        sigaddset(&user, SIGUSR1)
+        pthread_sigmask(SIG_UNBLOCK, &user, &mask)
+        defer {
+            pthread_sigmask(SIG_SETMASK, &mask, nil)
+            sigaction(SIGUSR1, &previous, nil)
+        }
+        var harness = Harness()
+        harness.define("poke") { _, _ in
+            raise(SIGUSR1)
+            return []
+        }
+        let instance = try harness.instantiate("""
+            (module (import "host" "poke" (func $poke))
+              (func $caller (export "run") (param i32)
+                (loop $l (call $poke) (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1)))))))
+            """)
+        let run = try #require(instance.export("run"))
+        let profiler = SamplingProfiler(store: harness.store, secondOpinion: Libunwind.signalContextUnwinder)
+        try profiler.run(intervalNanoseconds: 100_000) { _ = try run.call([.i32(300)]) }
+        let inHandler = profiler.samples.filter { $0.landing == .signalHandler }
+        #expect(inHandler.count > 10, "\(profiler.samples.count) samples, none in the handler")
+        #expect(inHandler.allSatisfy { $0.frames.isEmpty && $0.secondOpinion == nil })
+        let compared = profiler.samples.filter { $0.secondOpinion != nil }
+        #expect(compared.allSatisfy { $0.agreesWithSecondOpinion == true })
+    }
+    nonisolated(unsafe) static var sink = 0
+
     @Test("folded stacks of a known workload: work has about 4x mix's samples, under spin and main")
     func foldedStacks() throws {
         let engine = Engine()

@@ -155,6 +155,9 @@ typedef struct wu_thread_trap_state {
     uint64_t trap_count;
     /// When set, the handler fills it at every trap (captures).
     wu_trap_snapshot *snapshot;
+    /// Set by the signal handler before it jumps: SIGPROF, blocked while it
+    /// ran, was unblocked where the trap interrupted the thread.
+    int32_t unblock_sampling;
 } wu_thread_trap_state;
 
 /// Upper bound on the activation records the handler follows: a corrupt or
@@ -188,6 +191,11 @@ void wu_trap_handler_set_observer(wu_trap_observer_fn observer);
 /// is the wasm address of an out-of-bounds access when `code` carries
 /// `WU_TRAP_SITE_HAS_ADDRESS`. Never returns.
 __attribute__((noreturn)) void wu_trap_raise(void *vmctx, uint64_t code, uint64_t address);
+
+/// After the signal handler jumped back to `wu_invoke`: unblocks SIGPROF if
+/// the trapped code had it unblocked (the handler blocks it while it runs,
+/// and the jump keeps the handler's mask).
+void wu_trap_unblock_sampling_after_jump(void);
 
 /// The calling thread's trap state, or NULL before `wu_thread_trap_state_prepare`.
 wu_thread_trap_state *wu_thread_trap_state_current(void);

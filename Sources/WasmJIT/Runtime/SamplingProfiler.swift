@@ -21,6 +21,11 @@ public final class SamplingProfiler {
         case host, prologue, body, epilogue
         case entryTrampoline = "entry trampoline"
         case exitTrampoline = "exit trampoline"
+        /// In a signal handler running on an alternate signal stack (its sp
+        /// is off the thread's stack): what it interrupted is not known
+        /// from the records, so the sample has no wasm frames and is not
+        /// compared with libunwind (which unwinds through the signal frame).
+        case signalHandler = "signal handler"
     }
 
     /// One sample: its wasm frames, newest first (the addresses of the
@@ -136,7 +141,7 @@ public final class SamplingProfiler {
             let record = ring.record(index)
             let ours = record.frames.enumerated().filter { isWasm($0.element, isPC: $0.offset == 0 && record.startsAtPC) }
                 .map(\.element)
-            let second = record.secondOpinion.map { ips in
+            let second = record.state == SampleRing.otherStackState ? nil : record.secondOpinion.map { ips in
                 ips.enumerated().filter { isWasm($0.element, isPC: $0.offset == 0) }.map(\.element)
             }
             return Sample(pc: record.pc, frames: ours, startsAtPC: record.startsAtPC && ours.first == record.frames.first,
@@ -148,6 +153,7 @@ public final class SamplingProfiler {
 
     static func landing(state: UInt8, pc: UInt, registry: CodeRegistry) -> Landing {
         guard state != SampleRing.hostState else { return .host }
+        guard state != SampleRing.otherStackState else { return .signalHandler }
         if state & UInt8(WU_FRAME_IN_ENTRY_TRAMPOLINE) != 0 { return .entryTrampoline }
         if registry.kind(at: pc) != .wasmFunction { return .exitTrampoline }
         switch UInt32(state) {
@@ -204,9 +210,12 @@ private let sampleHandler: wu_sample_callback = { pc, fp, sp, ucontext, context 
 /// and only while `run` runs; readers read after it.
 struct SampleRing {
     static let hostState: UInt8 = 0xFF
+    /// Host code on another stack than the thread's: a signal handler on
+    /// an alternate stack.
+    static let otherStackState: UInt8 = 0xFE
     private enum Header: Int {
-        case capacity, depth, count, dropped, frameBuffer, secondOpinion
-        static let size = 8
+        case capacity, depth, count, dropped, frameBuffer, secondOpinion, stackLow, stackHigh
+        static let size = 10
     }
 
     let raw: UnsafeMutableRawPointer
@@ -249,8 +258,12 @@ struct SampleRing {
         UnsafeMutableBufferPointer(start: UnsafeMutablePointer(bitPattern: UInt(words[Header.frameBuffer.rawValue])), count: depth)
     }
 
-    /// One walk outside the handler (its result is discarded).
+    /// On the thread to be sampled: notes its stack, and walks once outside
+    /// the handler (the result is discarded).
     func warmUp(limitsAddress: UInt) {
+        let stack = ThreadStack.current()
+        words[Header.stackLow.rawValue] = UInt64(stack.lowerBound)
+        words[Header.stackHigh.rawValue] = UInt64(stack.upperBound)
         _ = Backtrace.capture(limitsAddress: limitsAddress, interrupted: .noWasmFrame, into: frameBuffer)
     }
 
@@ -268,7 +281,13 @@ struct SampleRing {
         var frameCount = 0
         var walkFailed = false
         var truncated = false
-        if let info = Self.newestStore(), let limits = info.pointee.limits {
+        let onThreadStack = UInt64(sp) >= words[Header.stackLow.rawValue] && UInt64(sp) < words[Header.stackHigh.rawValue]
+        if let info = Self.newestStore(), Self.frameState(info.pointee, pc: pc) == nil, !onThreadStack {
+            // Host code on an alternate signal stack: a handler interrupted
+            // the thread somewhere, and the exit record may be one a call
+            // that already returned left behind. Nothing is walked.
+            state = Self.otherStackState
+        } else if let info = Self.newestStore(), let limits = info.pointee.limits {
             var interrupted = InterruptedCode.host(sp: sp)
             var prefix: UInt? = nil
             if let found = Self.frameState(info.pointee, pc: pc) {
