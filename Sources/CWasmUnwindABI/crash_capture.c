@@ -2,18 +2,44 @@
 // kills the process (docs/post-mortem.md): the faulting thread's wasm
 // activations, its stack and the modules of the post-mortem descriptor, in
 // the capture format (docs/capture-format.md). Async-signal-safe: it reads
-// memory and calls write(2) on a file opened beforehand; nothing else.
+// memory and calls open(2), write(2), fsync(2), rename(2) and
+// nanosleep(2); nothing else.
 #include "wasm_crash_capture.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wasm_debug_descriptor.h"
 
-static _Atomic int crash_fd = -1;
+// The file to write, and the name it is written under first: the capture
+// appears under its name complete, or not at all, and an earlier capture
+// there is only ever replaced by a complete newer one.
+static char crash_path[4096];
+static char crash_partial_path[4096 + 32];
 
-void wu_crash_capture_set_fd(int fd) { atomic_store(&crash_fd, fd); }
+// The one thread that writes: claimed by exchange (0 -> 1); 2 when done.
+// Another thread crashing meanwhile waits for the write to end before it
+// lets its own crash kill the process.
+enum { CRASH_IDLE = 0, CRASH_WRITING = 1, CRASH_DONE = 2, CRASH_DISARMED = 3 };
+static _Atomic int crash_state = CRASH_DISARMED;
+
+int wu_crash_capture_set_path(const char *path) {
+    if (!path) {
+        atomic_store(&crash_state, CRASH_DISARMED);
+        return 0;
+    }
+    size_t length = strlen(path);
+    if (length + 1 > sizeof crash_path) return ENAMETOOLONG;
+    memcpy(crash_path, path, length + 1);
+    snprintf(crash_partial_path, sizeof crash_partial_path, "%s.partial-%d", path, (int)getpid());
+    atomic_store(&crash_state, CRASH_IDLE);
+    return 0;
+}
 
 enum { SECTION_ARCHITECTURE = 1, SECTION_REGISTERS = 2, SECTION_ACTIVATIONS = 3, SECTION_STACK = 4,
        SECTION_MODULE = 5, SECTION_NOTE = 8, MAX_ACTIVATIONS = 64, MAX_MODULES = 64 };
@@ -64,11 +90,34 @@ static const uint8_t *module_body(const wu_debug_module *module, uint32_t *size)
     return NULL;
 }
 
+static void write_capture(int fd, wu_activation *head, uint64_t sp);
+
 void wu_crash_capture_write(int signal, uint64_t sp) {
-    int fd = atomic_load(&crash_fd);
+    (void)signal;
     wu_activation *head = wu_current_activation();
-    if (fd < 0 || !head || !head->limits) return;
-    atomic_store(&crash_fd, -1);  // once
+    if (!head || !head->limits || atomic_load(&crash_state) == CRASH_DISARMED) return;
+    int expected = CRASH_IDLE;
+    if (!atomic_compare_exchange_strong(&crash_state, &expected, CRASH_WRITING)) {
+        // Another thread is writing (or wrote) the capture: let it finish
+        // before this crash ends the process, for at most two seconds.
+        for (int i = 0; i < 2000 && atomic_load(&crash_state) == CRASH_WRITING; i++) {
+            struct timespec millisecond = {0, 1000000};
+            nanosleep(&millisecond, NULL);
+        }
+        return;
+    }
+    int fd = open(crash_partial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        write_capture(fd, head, sp);
+        int written = fsync(fd) == 0;
+        close(fd);
+        if (written) rename(crash_partial_path, crash_path);
+        else unlink(crash_partial_path);
+    }
+    atomic_store(&crash_state, CRASH_DONE);
+}
+
+static void write_capture(int fd, wu_activation *head, uint64_t sp) {
     const wu_runtime_limits *limits = head->limits;
 
     // The activations, newest first, as a capture at a host call: the live
@@ -95,14 +144,18 @@ void wu_crash_capture_write(int signal, uint64_t sp) {
     uint64_t base = activations[0].sp;
     if (top <= base) return;
 
-    // The modules, if the descriptor is consistent now.
+    // The modules, if the descriptor is consistent now. As a reader of the
+    // list, entries another thread unlinks meanwhile are not freed under
+    // us (wu_debug_reader_begin); a generation that moved while we read
+    // means the list changed: then no modules rather than a mix.
     const uint8_t *bodies[MAX_MODULES];
     uint32_t body_sizes[MAX_MODULES];
     int modules = 0;
-    uint64_t generation = __atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_ACQUIRE);
+    wu_debug_reader_begin();
+    uint64_t generation = __atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST);
     if (generation % 2 == 0) {
-        for (const wu_debug_module *module = wasm_unwind_debug_descriptor.modules; module && modules < MAX_MODULES;
-             module = module->next) {
+        for (const wu_debug_module *module = __atomic_load_n(&wasm_unwind_debug_descriptor.modules, __ATOMIC_SEQ_CST);
+             module && modules < MAX_MODULES; module = __atomic_load_n(&module->next, __ATOMIC_SEQ_CST)) {
             uint32_t size = 0;
             const uint8_t *body = module_body(module, &size);
             if (body) {
@@ -110,6 +163,7 @@ void wu_crash_capture_write(int signal, uint64_t sp) {
                 body_sizes[modules++] = size;
             }
         }
+        if (__atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST) != generation) modules = 0;
     }
 
     // Small sections, built here; the stack and module bodies are written
@@ -169,9 +223,16 @@ void wu_crash_capture_write(int signal, uint64_t sp) {
 
     if (write_all(fd, header, 16 + 16 * (size_t)sections) || write_all(fd, architecture, 2) ||
         write_all(fd, registers, registers_size) || write_all(fd, activation_bytes, activations_size) ||
-        write_all(fd, stack_header, stack_header_size) || write_all(fd, (const void *)(uintptr_t)base, top - base))
+        write_all(fd, stack_header, stack_header_size) || write_all(fd, (const void *)(uintptr_t)base, top - base)) {
+        wu_debug_reader_end();
         return;
-    for (int i = 0; i < modules; i++) if (write_all(fd, bodies[i], body_sizes[i])) return;
+    }
+    for (int i = 0; i < modules; i++) {
+        if (write_all(fd, bodies[i], body_sizes[i])) {
+            wu_debug_reader_end();
+            return;
+        }
+    }
+    wu_debug_reader_end();
     write_all(fd, note, note_size);
-    fsync(fd);
 }

@@ -57,14 +57,30 @@ wu_debug_module *wu_debug_register_module(uint64_t code_start, uint64_t code_end
     return module;
 }
 
+// In-process readers (the crash writer, in a signal handler) and the
+// entries left allocated because one was reading. A reader counts itself
+// before it reads the head; a writer unlinks, then looks at the count: in
+// the sequentially consistent order of the two, either the reader starts
+// after the unlink (and never sees the entry) or the writer sees it.
+static _Atomic uint64_t readers;
+static _Atomic uint64_t kept_for_readers;
+
+void wu_debug_reader_begin(void) { atomic_fetch_add_explicit(&readers, 1, memory_order_seq_cst); }
+void wu_debug_reader_end(void) { atomic_fetch_sub_explicit(&readers, 1, memory_order_seq_cst); }
+uint64_t wu_debug_entries_kept_for_readers(void) { return atomic_load(&kept_for_readers); }
+
 void wu_debug_unregister_module(wu_debug_module *module) {
     if (!module) return;
     begin_update();
-    if (module->prev) module->prev->next = module->next;
-    else wasm_unwind_debug_descriptor.modules = module->next;
+    if (module->prev) __atomic_store_n(&module->prev->next, module->next, __ATOMIC_SEQ_CST);
+    else __atomic_store_n(&wasm_unwind_debug_descriptor.modules, module->next, __ATOMIC_SEQ_CST);
     if (module->next) module->next->prev = module->prev;
     wasm_unwind_debug_descriptor.module_count -= 1;
     end_update();
+    if (atomic_load_explicit(&readers, memory_order_seq_cst) != 0) {
+        atomic_fetch_add(&kept_for_readers, 1);
+        return;
+    }
     free((void *)module->image);
     free(module);
 }

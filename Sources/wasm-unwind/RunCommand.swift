@@ -135,17 +135,10 @@ struct RunCommand: ParsableCommand {
         }
         let engine = OracleSession(configuration: configuration, observeTraps: false).engine
         // WASM_UNWIND_CRASH_CAPTURE=FILE: a capture written at a crash
-        // outside wasm; removed again if the run ends without one.
+        // outside wasm (and only then: an earlier FILE stays).
         let crashCapture = ProcessInfo.processInfo.environment["WASM_UNWIND_CRASH_CAPTURE"].flatMap { $0.isEmpty ? nil : $0 }
         if let crashCapture { try CrashCapture.enable(path: crashCapture) }
-        defer {
-            if let crashCapture {
-                CrashCapture.disable()
-                if (try? FileManager.default.attributesOfItem(atPath: crashCapture)[.size] as? Int) == 0 {
-                    try? FileManager.default.removeItem(atPath: crashCapture)
-                }
-            }
-        }
+        defer { if crashCapture != nil { CrashCapture.disable() } }
         let store = Store(engine: engine)
         let formatter = format.formatter
         var report = RunReport()

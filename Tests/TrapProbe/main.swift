@@ -27,6 +27,12 @@
 //                                 called from wasm under two activations: a core with
 //                                 two threads in wasm; each writes `recorded LABEL:
 //                                 frames` to stderr first
+//   trap-probe two-crashes FILE   a crash capture to FILE; two threads fault (SIGSEGV) at the
+//                                 same moment in host functions called from wasm
+//   trap-probe crash-while-unloading FILE
+//                                 a crash capture to FILE; one thread compiles and drops
+//                                 modules listed in the post-mortem descriptor without
+//                                 pause while this one faults in a host function
 //   trap-probe two-profilers ORDER
 //                                 two threads, each with its own SamplingProfiler over its
 //                                 own wasm loop (spin_a, spin_b), overlapping in time; ORDER
@@ -164,6 +170,46 @@ func describeAlternateStack() -> String {
 }
 
 switch mode {
+case "two-crashes":
+    try CrashCapture.enable(path: arguments.dropFirst().first ?? "crash.capture")
+    let ready = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var go = false
+    // Both threads wait inside a host call from wasm, then fault together.
+    func crasher() -> Thread {
+        Thread {
+            let otherStore = Store(engine: engine)
+            var otherImports = Imports()
+            otherImports.define(module: "host", name: "crash", .host(HostFunction(signature: Signature(parameters: [], results: [])) { _, _ in
+                ready.signal()
+                while !go {}
+                crash_segv()
+                return []
+            }))
+            let other = try! Instance(store: otherStore, module: module, imports: otherImports)
+            _ = try? other.export("call_host")!.call([])
+        }
+    }
+    crasher().start()
+    crasher().start()
+    ready.wait()
+    ready.wait()
+    go = true
+    sleep(10)
+    print("survived")
+    exit(0)
+case "crash-while-unloading":
+    try CrashCapture.enable(path: arguments.dropFirst().first ?? "crash.capture")
+    let churn = Thread {
+        while true {
+            _ = try? Module(engine: engine, text: "(module (func (export \"f\") (result i32) i32.const 1))")
+        }
+    }
+    churn.start()
+    usleep(200_000)
+    hostAction = { fault("segv") }
+    _ = try? instance.export("call_host")!.call([])
+    print("survived")
+    exit(0)
 case "two-profilers":
     let order = arguments.dropFirst().first ?? "a-first"
     let spinning = """

@@ -88,6 +88,20 @@ struct PostMortemTests {
         #expect(!Self.threads().contains { $0.tid == tid }, "the exited thread is still listed")
     }
 
+    @Test("an entry unlinked while an in-process reader reads is left allocated; freed otherwise")
+    func readerKeepsEntries() throws {
+        let image: [UInt8] = [1, 2, 3]
+        let kept = wu_debug_entries_kept_for_readers()
+        let first = try #require(image.withUnsafeBufferPointer { wu_debug_register_module(1, 2, $0.baseAddress, 3) })
+        wu_debug_reader_begin()
+        wu_debug_unregister_module(first)
+        wu_debug_reader_end()
+        #expect(wu_debug_entries_kept_for_readers() == kept + 1)
+        let second = try #require(image.withUnsafeBufferPointer { wu_debug_register_module(1, 2, $0.baseAddress, 3) })
+        wu_debug_unregister_module(second)
+        #expect(wu_debug_entries_kept_for_readers() == kept + 1)
+    }
+
     @Test("the descriptor is in the executable's symbol table, where a reader of a core file looks it up")
     func symbol() throws {
         let result = try #require(try runTool("readelf", ["-W", "-s", PackagePaths.cli]), "readelf is not installed")
@@ -212,10 +226,43 @@ struct CoreDumpTests {
         func frames(_ text: String) -> [String] { text.split(separator: "\n").filter { $0.contains(" - ") }.map(String.init) }
         #expect(frames(fromCapture.stdout) == frames(fromCore.stdout) && frames(fromCore.stdout).count == 4,
                 "capture: \(fromCapture.stdout)\ncore: \(fromCore.stdout)")
-        // A run that does not crash leaves no file behind.
+        // A run that does not crash leaves no file behind, and leaves an
+        // earlier capture where it is.
         let quiet = directory.appendingPathComponent("quiet.capture").path
         let fine = try runChild(PackagePaths.cli, ["run", PackagePaths.fixture("programs/factorial.wat"), "--invoke", "fac", "3"],
                                 environment: ["WASM_UNWIND_CRASH_CAPTURE": quiet])
         #expect(fine.status == 0 && !FileManager.default.fileExists(atPath: quiet))
+        let before = try Data(contentsOf: URL(fileURLWithPath: capture))
+        let again = try runChild(PackagePaths.cli, ["run", PackagePaths.fixture("programs/factorial.wat"), "--invoke", "fac", "3"],
+                                 environment: ["WASM_UNWIND_CRASH_CAPTURE": capture])
+        let after = try Data(contentsOf: URL(fileURLWithPath: capture))
+        #expect(again.status == 0 && after == before, "a run without a crash changed the earlier capture")
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(left.allSatisfy { !$0.contains(".partial-") }, "\(left)")
+    }
+
+    @Test("two threads crashing at once: one writes the capture, whole; the other waits for it before the process dies",
+          arguments: 1...3)
+    func twoCrashes(round: Int) throws {
+        let directory = try temporaryDirectory("two-crashes")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = directory.appendingPathComponent("crash.capture").path
+        let crash = try runChild(PackagePaths.executable("trap-probe"), ["two-crashes", capture], directory: directory)
+        #expect(crash.signal == SIGSEGV, "status \(crash.status), signal \(String(describing: crash.signal))")
+        let file = try CaptureFile(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: capture))))
+        #expect(file.activations.count == 1 && file.modules.count == 1)
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(left.allSatisfy { !$0.contains(".partial-") }, "\(left)")
+    }
+
+    @Test("a crash while another thread compiles and drops listed modules: the capture reads whole", arguments: 1...3)
+    func crashWhileUnloading(round: Int) throws {
+        let directory = try temporaryDirectory("crash-unloading")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = directory.appendingPathComponent("crash.capture").path
+        let crash = try runChild(PackagePaths.executable("trap-probe"), ["crash-while-unloading", capture], directory: directory)
+        #expect(crash.signal == SIGSEGV, "status \(crash.status), signal \(String(describing: crash.signal))")
+        let dump = try runCLI(["dump", capture])
+        #expect(dump.status == 0 && dump.stdout.contains("probe!call_host"), "\(dump.stdout) \(dump.stderr)")
     }
 }

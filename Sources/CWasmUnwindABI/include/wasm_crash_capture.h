@@ -9,11 +9,15 @@ extern "C" {
 #endif
 
 /// The file the trap handler writes a capture to when a fault outside wasm
-/// kills the process (opened by the embedder beforehand), or -1 for none.
-void wu_crash_capture_set_fd(int fd);
+/// kills the process, or NULL for none. Nothing is created before a crash;
+/// at the crash the capture is written to `PATH.partial-PID` and renamed to
+/// PATH when complete. Returns 0, or ENAMETOOLONG.
+int wu_crash_capture_set_path(const char *path);
 
-/// Writes the capture of the calling thread, interrupted at `sp`, once.
-/// Async-signal-safe; called by the trap handler before it chains.
+/// Writes the capture of the calling thread, interrupted at `sp`, once per
+/// process: the first crashing thread writes; another crashing meanwhile
+/// waits (up to two seconds) for it to finish. Async-signal-safe; called by
+/// the trap handler before it chains.
 void wu_crash_capture_write(int signal, uint64_t sp);
 
 #ifdef __cplusplus

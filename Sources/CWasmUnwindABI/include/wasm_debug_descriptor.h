@@ -66,8 +66,17 @@ const wu_debug_descriptor *wu_debug_descriptor_address(void);
 /// `wu_debug_unregister_module`, or NULL if out of memory. O(1).
 wu_debug_module *wu_debug_register_module(uint64_t code_start, uint64_t code_end, const uint8_t *image,
                                           uint64_t image_size);
-/// Removes and frees a module's entry. O(1).
+/// Removes a module's entry and frees it, unless an in-process reader
+/// (`wu_debug_reader_begin`) may hold it: then it is left allocated (such a
+/// reader is the crash writer of a process about to die). O(1).
 void wu_debug_unregister_module(wu_debug_module *module);
+
+/// An in-process reader of the lists (a signal handler) starts and ends
+/// reading: entries unlinked meanwhile are not freed. Async-signal-safe.
+void wu_debug_reader_begin(void);
+void wu_debug_reader_end(void);
+/// How many unlinked entries were left allocated for a reader.
+uint64_t wu_debug_entries_kept_for_readers(void);
 
 /// Lists the calling thread (once; it is removed when the thread exits).
 /// `wu_set_current_activation` calls it on a thread's first entry.

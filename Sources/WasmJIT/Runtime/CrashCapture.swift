@@ -9,18 +9,23 @@ import Glibc
 /// signal (with Swift's crash report). `wasm-unwind dump` reads the file
 /// like any capture (docs/post-mortem.md).
 public enum CrashCapture {
-    /// Opens (creates, truncates) `path` now — a signal handler cannot — and
-    /// arms the handler to write it at a crash.
+    /// Arms the handler to write a capture to `path` at a crash. Nothing is
+    /// created now: at the crash the capture is written beside it
+    /// (`PATH.partial-PID`) and renamed to `path` when complete, so a run
+    /// that does not crash leaves an earlier capture there untouched, and
+    /// no one ever sees half a capture. The directory must be writable
+    /// (checked here).
     public static func enable(path: String) throws(CompileError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw .toolInterface("cannot open the crash capture \(path): \(String(cString: strerror(errno)))")
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        guard access(directory.isEmpty ? "/" : directory, W_OK) == 0 else {
+            throw .toolInterface("cannot write a crash capture in \(directory): \(String(cString: strerror(errno)))")
         }
-        wu_crash_capture_set_fd(fd)
+        let status = wu_crash_capture_set_path(path)
+        guard status == 0 else { throw .toolInterface("the crash capture path \(path): \(String(cString: strerror(status)))") }
     }
 
-    /// Disarms it (the file stays, empty if nothing crashed).
+    /// Disarms it.
     public static func disable() {
-        wu_crash_capture_set_fd(-1)
+        _ = wu_crash_capture_set_path(nil)
     }
 }
