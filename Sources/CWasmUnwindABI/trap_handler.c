@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <dlfcn.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -128,9 +130,15 @@ void wu_thread_trap_state_release(void) {
 
 // MARK: - The handler
 
-static const int handled_signals[] = {SIGILL, SIGSEGV, SIGBUS, SIGFPE};
+// The signals a wasm instruction can raise, then those that only ever end
+// the process (a crash capture is written first, if one is armed).
+static const int handled_signals[] = {SIGILL, SIGSEGV, SIGBUS, SIGFPE, SIGABRT, SIGQUIT};
 #define SIGNAL_COUNT (sizeof handled_signals / sizeof handled_signals[0])
 static struct sigaction previous_actions[SIGNAL_COUNT];
+/// Whether each previous handler is the Swift runtime's crash reporter,
+/// which prints its report and returns: for a signal a process sent
+/// (`kill -ABRT`), the process then went on running.
+static int previous_is_swift_reporter[SIGNAL_COUNT];
 static wu_trap_walk_fn walk_callback;
 static wu_trap_observer_fn _Atomic observer_callback;
 
@@ -149,6 +157,19 @@ static const wu_code_region *find_region(const wu_store_trap_info *info, uint64_
     return NULL;
 }
 
+/// The base of the store's memory whose reservation holds `address`, or 0.
+static uint64_t memory_containing(const wu_store_trap_info *info, uint64_t address) {
+    uint64_t low = 0, high = info->memory_count;
+    while (low < high) {
+        uint64_t mid = low + (high - low) / 2;
+        if (info->memory_bases[mid] <= address) low = mid + 1;
+        else high = mid;
+    }
+    if (low == 0) return 0;
+    uint64_t base = info->memory_bases[low - 1];
+    return address - base < WU_MEMORY_RESERVATION ? base : 0;
+}
+
 /// The trap code of the instruction at `pc`, or -1 if it is no trap site.
 static int trap_code_at(const wu_code_region *region, uint64_t pc) {
     uint64_t offset = pc - region->start;
@@ -160,6 +181,30 @@ static int trap_code_at(const wu_code_region *region, uint64_t pc) {
     }
     if (low < region->trap_count && region->trap_offsets[low] == offset) return region->trap_codes[low];
     return -1;
+}
+
+/// Gives `signal` its default action from the moment the handler returns.
+/// A fault then happens again at the faulting instruction. A signal that
+/// was sent is sent again to this thread (with the sender's siginfo),
+/// blocked until the handler
+/// returns: it is delivered in the context it interrupted, so the process
+/// dies there and its core shows that thread where it was (in wasm, say),
+/// not in this handler.
+static void die_on_return(int signal, int sent, siginfo_t *info) {
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof fallback);
+    fallback.sa_handler = SIG_DFL;
+    sigemptyset(&fallback.sa_mask);
+    sigaction(signal, &fallback, NULL);
+    if (!sent) return;
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    sigaddset(&blocked, signal);
+    pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+    // With the sender's siginfo (who sent it), which the core keeps.
+    siginfo_t again = *info;
+    if (syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), signal, &again) != 0)
+        syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), signal);
 }
 
 /// Hands a fault that is not a wasm trap to whatever handled the signal
@@ -183,12 +228,7 @@ static void chain(int signal, siginfo_t *info, void *context) {
         int sent = info->si_code <= 0;
         if (handler == SIG_IGN && sent) return;
         if (handler == SIG_DFL || handler == SIG_IGN) {
-            struct sigaction fallback;
-            memset(&fallback, 0, sizeof fallback);
-            fallback.sa_handler = SIG_DFL;
-            sigemptyset(&fallback.sa_mask);
-            sigaction(signal, &fallback, NULL);
-            if (sent) raise(signal);
+            die_on_return(signal, sent, info);
             return;
         }
         if (previous->sa_flags & SA_SIGINFO) {
@@ -196,6 +236,10 @@ static void chain(int signal, siginfo_t *info, void *context) {
         } else {
             handler(signal);
         }
+        // Swift's crash reporter returns after its report; a fatal signal
+        // another process sent must still end this one, with its default
+        // action (a core).
+        if (sent && previous_is_swift_reporter[i]) die_on_return(signal, sent, info);
         return;
     }
 }
@@ -251,13 +295,17 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     uint64_t fp = (uint64_t)uc->uc_mcontext.gregs[REG_RBP];
     uint64_t sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
 
-    // Ours only if this thread can take traps and is not already inside
+    // Ours only if the kernel raised it for a fault (si_code > 0: a signal
+    // another process or thread sent is never a trap, whatever it
+    // interrupted), this thread can take traps and is not already inside
     // this handler, is running wasm (it has an activation that set a jump
     // buffer: after the outermost call returns there is none), the pc lies
     // in the code of the store that entered it, and the instruction is one
     // that traps. Anything else is a fault of the host (or of this handler)
     // and must crash as it would without us.
-    const wu_store_trap_info *store = activation && activation->jump_buffer ? activation->embedder_context : NULL;
+    int trap_signal = signal == SIGILL || signal == SIGSEGV || signal == SIGBUS || signal == SIGFPE;
+    const wu_store_trap_info *store =
+        trap_signal && info->si_code > 0 && activation && activation->jump_buffer ? activation->embedder_context : NULL;
     const wu_code_region *region = store && state && !state->in_handler ? find_region(store, pc) : NULL;
     if (!region) {
         // A fault of the host: with a crash capture asked for, the wasm
@@ -274,10 +322,14 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
         uint64_t address = (uint64_t)info->si_addr;
         if (address < sp + 4096 && address + 1024 * 1024 > sp) code = WU_TRAP_STACK_OVERFLOW;
     }
-    if (code >= 0 && (code & WU_TRAP_SITE_MEMORY_ACCESS) && signal != SIGSEGV && signal != SIGBUS) {
-        // A load or store that did not fault on memory (a SIGFPE or SIGILL
-        // there would be a bug): not a wasm trap.
-        code = -1;
+    uint64_t memory_base = 0;
+    if (code >= 0 && (code & WU_TRAP_SITE_MEMORY_ACCESS)) {
+        // A load or store of linear memory traps only by faulting inside
+        // the reservation of one of the store's memories. A SIGFPE or
+        // SIGILL there, or a fault anywhere else (host memory), is a bug in
+        // the runtime: not a wasm trap.
+        memory_base = memory_containing(store, (uint64_t)(uintptr_t)info->si_addr);
+        if ((signal != SIGSEGV && signal != SIGBUS) || !memory_base) code = -1;
     }
     if (code < 0) {
         // A fault in generated code that no wasm instruction explains is a
@@ -301,10 +353,8 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     state->trap_has_address = (code & WU_TRAP_SITE_FLAGS) != 0;
     if (code & WU_TRAP_SITE_MEMORY_ACCESS) {
         // The first byte the access touched outside the memory, in wasm
-        // terms: the fault address minus the base of the trapping
-        // instance's memory (its context is in r15).
-        const wu_vmctx *vmctx = (const wu_vmctx *)(uintptr_t)state->registers[15];
-        state->wasm_address = state->fault_address - (uint64_t)(uintptr_t)vmctx->memory_base;
+        // terms: the fault address minus the base of the memory it faulted in.
+        state->wasm_address = state->fault_address - memory_base;
     } else {
         state->wasm_address = state->registers[0];
     }
@@ -369,6 +419,14 @@ __attribute__((noreturn, noinline)) void wu_trap_raise(void *vmctx, uint64_t cod
     siglongjmp(*(sigjmp_buf *)activation->jump_buffer, WU_INVOKE_TRAPPED);
 }
 
+/// Whether `handler` is a function of the Swift runtime library (its crash
+/// reporter). Called when installing, not in a signal handler.
+static int is_swift_runtime_function(void (*handler)(int)) {
+    Dl_info where;
+    if (handler == SIG_DFL || handler == SIG_IGN || !dladdr((void *)handler, &where) || !where.dli_fname) return 0;
+    return strstr(where.dli_fname, "libswiftCore") != NULL;
+}
+
 static void install(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
@@ -379,7 +437,10 @@ static void install(void) {
     sigemptyset(&action.sa_mask);
     // No profiler sample while the handler runs (see the jump at its end).
     sigaddset(&action.sa_mask, SIGPROF);
-    for (size_t i = 0; i < SIGNAL_COUNT; i++) sigaction(handled_signals[i], &action, &previous_actions[i]);
+    for (size_t i = 0; i < SIGNAL_COUNT; i++) {
+        sigaction(handled_signals[i], &action, &previous_actions[i]);
+        previous_is_swift_reporter[i] = is_swift_runtime_function(previous_actions[i].sa_handler);
+    }
 }
 
 void wu_trap_unblock_sampling_after_jump(void) {

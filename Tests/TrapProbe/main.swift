@@ -33,6 +33,9 @@
 //                                 a crash capture to FILE; one thread compiles and drops
 //                                 modules listed in the post-mortem descriptor without
 //                                 pause while this one faults in a host function
+//   trap-probe foreign-fault      a memory load in wasm faults outside every memory (the
+//                                 instance's memory base replaced, as a runtime bug
+//                                 would): a crash, not an out-of-bounds trap
 //   trap-probe two-profilers ORDER
 //                                 two threads, each with its own SamplingProfiler over its
 //                                 own wasm loop (spin_a, spin_b), overlapping in time; ORDER
@@ -48,7 +51,7 @@ import CrashSupport
 import Glibc
 #endif
 import Foundation
-import WasmJIT
+@_spi(Testing) import WasmJIT
 import WasmUnwind
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -170,6 +173,19 @@ func describeAlternateStack() -> String {
 }
 
 switch mode {
+case "foreign-fault":
+    let loads = try Instance(store: store, module: Module(engine: engine, text: """
+        (module (memory 1) (func (export "load") (param i32) (result i32) (i32.load (local.get 0))))
+        """))
+    // Host memory no wasm memory reserves: a page that faults.
+    let page = mmap(nil, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+    loads.replaceMemoryBaseForTesting(UInt(bitPattern: page))
+    do {
+        print("returned \(try loads.export("load")!.call([.i32(0)]))")
+    } catch {
+        print("\(error)")
+    }
+    exit(0)
 case "two-crashes":
     try CrashCapture.enable(path: arguments.dropFirst().first ?? "crash.capture")
     let ready = DispatchSemaphore(value: 0)
@@ -194,7 +210,7 @@ case "two-crashes":
     ready.wait()
     ready.wait()
     go = true
-    sleep(10)
+    sleep(120)
     print("survived")
     exit(0)
 case "crash-while-unloading":

@@ -67,3 +67,55 @@ struct HostFaultTests {
         #expect(numbers[3] < numbers[2] + (64 << 20), "virtual memory grew from \(numbers[2]) to \(numbers[3]) bytes")
     }
 }
+
+/// What the trap handler takes for a wasm trap: a fault the kernel raised
+/// at a trap site of running wasm, a memory access faulting inside one of
+/// the store's memories. Anything else ends the process as it would
+/// without the runtime.
+@Suite("Faults and signals that are not wasm traps", .serialized)
+struct NotATrapTests {
+    @Test("a memory access in wasm that faults outside every memory of the store is a crash, not an out-of-bounds trap")
+    func foreignFault() throws {
+        let result = try runChild(PackagePaths.executable("trap-probe"), ["foreign-fault"])
+        #expect(result.signal == SIGSEGV, "exit \(result.status): \(result.stdout) \(result.stderr.prefix(300))")
+        #expect(result.stderr.contains("Program crashed: Bad pointer dereference"))
+        #expect(!result.stdout.contains("wasm trap"))
+    }
+
+    /// Runs `fixtures/programs/spin.wat` (wasm loading memory for ever),
+    /// sends it `signal` after a second, and returns how it ended and the
+    /// dump of its core.
+    func sendWhileSpinning(_ signal: String, in directory: URL) throws -> (result: (status: Int32, signal: Int32?, stdout: String, stderr: String), dump: String?) {
+        let script = "ulimit -c unlimited; \"$0\" run \"$1\" --invoke spin & pid=$!; sleep 1; kill -\(signal) $pid; wait $pid"
+        let result = try runChild("/bin/sh", ["-c", script, PackagePaths.cli, PackagePaths.fixture("programs/spin.wat")],
+                                  directory: directory)
+        guard CoreFiles.refusal == nil,
+              let core = try FileManager.default.contentsOfDirectory(atPath: directory.path).first(where: { $0.hasPrefix("core") })
+        else { return (result, nil) }
+        return (result, try runCLI(["dump", directory.appendingPathComponent(core).path, "--exe", PackagePaths.cli]).stdout)
+    }
+
+    @Test("kill -SEGV and kill -ABRT at wasm spinning over memory loads: the process dies of that signal, its core shows it in wasm, sent",
+          arguments: [("SEGV", SIGSEGV), ("ABRT", SIGABRT)])
+    func sentSignal(name: String, number: Int32) throws {
+        let directory = try temporaryDirectory("sent-\(name)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (result, dump) = try sendWhileSpinning(name, in: directory)
+        // The shell reports the child's signal as 128 + N.
+        #expect(result.status == 128 + number, "exit \(result.status): \(result.stdout) \(result.stderr.suffix(300))")
+        #expect(!result.stdout.contains("wasm trap") && !result.stderr.contains("wasm trap"))
+        if let dump {
+            #expect(dump.contains("interrupted in wasm") && dump.contains("signal \(number) sent by pid "), "\(dump)")
+            #expect(dump.contains("spin!spin"), "\(dump)")
+        }
+    }
+
+    @Test("a SIGSEGV sent to wasm loading memory is never reported as an out-of-bounds trap (10 tries)")
+    func sentSegvIsNoTrap() throws {
+        for attempt in 0..<10 {
+            let script = "\"$0\" run \"$1\" --invoke spin & pid=$!; sleep 0.3; kill -SEGV $pid; wait $pid"
+            let result = try runChild("/bin/sh", ["-c", script, PackagePaths.cli, PackagePaths.fixture("programs/spin.wat")])
+            #expect(result.status == 128 + SIGSEGV && !result.stdout.contains("memory fault"), "attempt \(attempt): exit \(result.status) \(result.stdout)")
+        }
+    }
+}

@@ -14,6 +14,12 @@ extern "C" {
 
 typedef struct wu_vmctx wu_vmctx;
 
+/// Bytes a linear memory reserves from its base: every `index + offset +
+/// access size` a 32-bit memory can form lies inside, so an out-of-bounds
+/// access faults in the reservation (8 GiB + 64 KiB). A fault at a memory
+/// access outside it is not an out-of-bounds access of that memory.
+#define WU_MEMORY_RESERVATION 8590000128ull // 8 GiB + 64 KiB
+
 /// The one C signature every host function is reached through. `values`
 /// holds the arguments on entry and the results on return. Returns 0 on
 /// success; non-zero means the host failed and has recorded why.

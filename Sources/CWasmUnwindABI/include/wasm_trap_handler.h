@@ -84,6 +84,11 @@ typedef struct wu_store_trap_info {
     /// Sorted by `start`, not overlapping.
     const wu_code_region *regions;
     uint64_t region_count;
+    /// The bases of the linear memories of the store's instances, sorted;
+    /// each reserves `WU_MEMORY_RESERVATION` bytes. A memory access traps
+    /// only by faulting inside one of them.
+    const uint64_t *memory_bases;
+    uint64_t memory_count;
 } wu_store_trap_info;
 
 /// One activation in a snapshot, newest first: where its wasm frames start
@@ -169,9 +174,15 @@ typedef struct wu_thread_trap_state {
 typedef void (*wu_trap_walk_fn)(wu_thread_trap_state *state, wu_runtime_limits *limits,
                                 uint64_t pc, uint64_t fp, uint64_t sp);
 
-/// Installs the handler for SIGILL, SIGSEGV, SIGBUS and SIGFPE, once per
-/// process; later calls do nothing. The previous handlers are kept and every
-/// fault that is not a wasm trap goes to them.
+/// Installs the handler for SIGILL, SIGSEGV, SIGBUS and SIGFPE (what wasm
+/// can trap with) and SIGABRT and SIGQUIT (never traps), once per process;
+/// later calls do nothing. The previous handlers are kept and every signal
+/// that is not a wasm trap goes to them — a trap is a fault the kernel
+/// raised (si_code > 0) at a trap site of running wasm (a memory access
+/// faulting inside its memory's reservation). A crash capture, if armed,
+/// is written first. A signal another process sent whose previous handler
+/// is the Swift runtime's crash reporter (which returns for those) then
+/// gets its default action: the process ends with it, and a core.
 void wu_trap_handler_install(wu_trap_walk_fn walk);
 
 /// Called by the handler for every wasm trap, after the walk and before the

@@ -115,7 +115,10 @@ public final class Instance {
                reference.pointee.vmctx == context { global.cell.pointee = 0 }
         }
         store.unregister(context: context)
-        memory?.detach(context)
+        if let memory {
+            memory.detach(context)
+            store.noteMemory(base: memory.baseAddress, inUse: false)
+        }
         context.deallocate()
         importTable.deallocate()
         globalCells.deallocate()
@@ -218,6 +221,7 @@ public final class Instance {
             }
             self.memory = memory
             memory.attach(context)
+            store.noteMemory(base: memory.baseAddress, inUse: true)
         }
         for (index, imported) in description.globalImports.enumerated() {
             guard let definition = imports.resolve(module: imported.module, name: imported.name) else {
@@ -313,6 +317,7 @@ public final class Instance {
             _ = memory.binding.bind(store)
             self.memory = memory
             memory.attach(context)
+            store.noteMemory(base: memory.baseAddress, inUse: true)
         }
         for type in description.tables {
             let initial = type.initializer.map(evaluate) ?? 0
@@ -676,5 +681,15 @@ public enum HostFunctionError: Error, CustomStringConvertible {
         case .notNative(let signature):
             return "a native host function takes at most 5 integer and 8 float parameters and returns at most one value, not \(signature)"
         }
+    }
+}
+
+@_spi(Testing)
+extension Instance {
+    /// Points this instance's compiled code at other memory than its own:
+    /// for tests of what the trap handler does with a fault outside any
+    /// memory (a runtime bug), nothing else.
+    public func replaceMemoryBaseForTesting(_ base: UInt) {
+        context.pointee.memory_base = UnsafeMutablePointer(bitPattern: base)
     }
 }

@@ -19,7 +19,7 @@ public final class Memory {
     /// memory can form — up to 2 * (2^32 - 1) + 8 — lies inside, so an
     /// access past the accessible bytes always faults inside the
     /// reservation (compiled code relies on it: no bounds checks).
-    static let reservation = (8 << 30) + 65536
+    static let reservation = Int(WU_MEMORY_RESERVATION)
 
     public let minimumPages: UInt64
     public let maximumPages: UInt64?
@@ -70,6 +70,9 @@ public final class Memory {
     public func withBytes<R>(_ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeMutableRawBufferPointer(start: base, count: size))
     }
+
+    /// The address the reservation starts at.
+    var baseAddress: UInt { UInt(bitPattern: base) }
 
     func attach(_ context: UnsafeMutablePointer<wu_vmctx>) {
         contexts.append(context)

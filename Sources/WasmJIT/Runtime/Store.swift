@@ -19,6 +19,10 @@ public final class Store {
     /// embedder context): its limits record and its modules' code regions.
     let trapInfo: UnsafeMutablePointer<wu_store_trap_info>
     private var regions: UnsafeMutableBufferPointer<wu_code_region>
+    /// The bases of the memories of this store's instances (with how many
+    /// instances use each), published to the trap handler sorted.
+    private var memoryUses: [UInt: Int] = [:]
+    private var memoryBases: UnsafeMutableBufferPointer<UInt64>
     /// The failure a host function reported, on its way out to `Func.call`.
     var pendingFailure: Trap?
     /// A wasm exception a host function threw, on its way into the calling
@@ -51,16 +55,18 @@ public final class Store {
         resumeRecord = .allocate(capacity: 1)
         resumeRecord.initialize(to: wu_resume())
         regions = .allocate(capacity: 1)
+        memoryBases = .allocate(capacity: 1)
         trapInfo = .allocate(capacity: 1)
         trapInfo.initialize(to: wu_store_trap_info(
             limits: UnsafeMutablePointer(bitPattern: limits.address), regions: UnsafePointer(regions.baseAddress),
-            region_count: 0))
+            region_count: 0, memory_bases: UnsafePointer(memoryBases.baseAddress), memory_count: 0))
     }
 
     deinit {
         resumeRecord.deallocate()
         trapInfo.deallocate()
         regions.deallocate()
+        memoryBases.deallocate()
     }
 
     /// The wasm backtrace of this store's activations on the calling thread,
@@ -123,6 +129,28 @@ public final class Store {
         trapInfo.pointee.regions = UnsafePointer(regions.baseAddress)
         wu_signal_fence()
         trapInfo.pointee.region_count = UInt64(sorted.count)
+        wu_signal_fence()
+        old.deallocate()
+    }
+
+    /// An instance of this store uses the memory at `base` (counted: a
+    /// memory may be shared by several), or stops using it.
+    func noteMemory(base: UInt, inUse: Bool) {
+        memoryUses[base, default: 0] += inUse ? 1 : -1
+        if memoryUses[base] == 0 { memoryUses[base] = nil }
+        // Published as the region table is: new table, then the pointer,
+        // then the count, then the old one freed. A memory is removed only
+        // when no instance uses it, so no trap of this thread is in it.
+        let sorted = memoryUses.keys.sorted().map(UInt64.init)
+        let old = memoryBases
+        memoryBases = .allocate(capacity: max(1, sorted.count))
+        _ = memoryBases.initialize(from: sorted)
+        wu_signal_fence()
+        trapInfo.pointee.memory_count = min(trapInfo.pointee.memory_count, UInt64(sorted.count))
+        wu_signal_fence()
+        trapInfo.pointee.memory_bases = UnsafePointer(memoryBases.baseAddress)
+        wu_signal_fence()
+        trapInfo.pointee.memory_count = UInt64(sorted.count)
         wu_signal_fence()
         old.deallocate()
     }

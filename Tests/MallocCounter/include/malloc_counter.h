@@ -8,6 +8,9 @@
 
 /// Allocations made while a thread's trap state had `in_handler` set.
 uint64_t malloc_counter_in_trap_handler(void);
+/// The same, counting only the calling thread's allocations (tests that
+/// run beside others that trap).
+uint64_t malloc_counter_in_trap_handler_on_this_thread(void);
 /// Allocations made inside the sampling profiler's signal callback.
 uint64_t malloc_counter_in_sampler(void);
 /// Every allocation the process made through the interposed functions.
