@@ -94,7 +94,7 @@ let package = Package(
         // randomized differential run (`wasm-unwind verify`).
         .target(
             name: "Verification",
-            dependencies: ["WasmJIT", "UnwindOracle"]
+            dependencies: ["WasmJIT", "UnwindOracle", .product(name: "WasmParser", package: "WasmKit")]
         ),
 
         // The spec test scripts (.wast) on the reference runtime

@@ -18,6 +18,11 @@ host.throw throws the first module's tag "t0" with payload 7d. Both are
 C-API callbacks: Python's own host functions turn every error into a
 fresh trap, which no wasm frame can catch.
 
+Arguments and results: an i32 or i64 is a JSON number; an f32 or f64 is
+{"f32": "HEX"} / {"f64": "HEX"} with its bit pattern in hex, so NaN payloads and the
+sign of zero are compared exactly (calls go through the C API's raw
+values: Python floats would quiet a signaling NaN).
+
 Answer:   {"calls": [{"results": [...]} |
                      {"trap": "wasm trap: ...", "frames": [[module, function, offset], ...]}, ...]}
 or {"error": "..."} when the modules cannot be instantiated. A frame's
@@ -55,6 +60,52 @@ def describe_trap(trap):
     if len(lines) > 1:
         answer["cause"] = lines[-2]
     return answer
+
+
+def call_exactly(store, function, arguments):
+    """Calls `function` with raw values: floats as bit patterns both ways."""
+    from wasmtime._func import enter_wasm
+    kind = function.type(store)
+    if len(arguments) != len(kind.params):
+        raise wasmtime.WasmtimeError("%d arguments for %d parameters" % (len(arguments), len(kind.params)))
+    params = (ffi.wasmtime_val_t * max(1, len(arguments)))()
+    for index, (type_, value) in enumerate(zip(kind.params, arguments)):
+        raw = params[index]
+        if type_ == wasmtime.ValType.i32():
+            raw.kind, raw.of.i32 = ffi.WASMTIME_I32, signed32(value)
+        elif type_ == wasmtime.ValType.i64():
+            raw.kind, raw.of.i64 = ffi.WASMTIME_I64, signed64(value)
+        elif type_ == wasmtime.ValType.f32():
+            raw.kind, raw.of.i32 = ffi.WASMTIME_F32, signed32(int(value["f32"], 16))
+        elif type_ == wasmtime.ValType.f64():
+            raw.kind, raw.of.i64 = ffi.WASMTIME_F64, signed64(int(value["f64"], 16))
+        else:
+            raise wasmtime.WasmtimeError("cannot pass a %s" % type_)
+    results = (ffi.wasmtime_val_t * max(1, len(kind.results)))()
+    with enter_wasm(store) as trap:
+        error = ffi.wasmtime_func_call(store._context(), ctypes.byref(function._func), params, len(arguments),
+                                       results, len(kind.results), trap)
+        if error:
+            raise wasmtime.WasmtimeError._from_ptr(error)
+    answer = []
+    for index in range(len(kind.results)):
+        raw = results[index]
+        if raw.kind == ffi.WASMTIME_I32.value:
+            answer.append(raw.of.i32)
+        elif raw.kind == ffi.WASMTIME_I64.value:
+            answer.append(raw.of.i64)
+        elif raw.kind == ffi.WASMTIME_F32.value:
+            answer.append({"f32": "%08x" % (raw.of.i32 & 0xFFFFFFFF)})
+        elif raw.kind == ffi.WASMTIME_F64.value:
+            answer.append({"f64": "%016x" % (raw.of.i64 & 0xFFFFFFFFFFFFFFFF)})
+        else:
+            answer.append(None)  # a reference: compared as null
+    return answer
+
+
+def signed64(value):
+    value &= 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def exception_host(store, linker, entry, tags):
@@ -130,17 +181,8 @@ def run(request):
     answers = []
     for call in request["calls"]:
         function = exports[call["export"]]
-        # Floats come as text ("1.5", "nan"): JSON has no NaN.
-        arguments = [float(a) if isinstance(a, str) else a for a in call.get("args", [])]
         try:
-            result = function(store, *arguments)
-            if result is None:
-                results = []
-            elif isinstance(result, list):
-                results = result
-            else:
-                results = [result]
-            answers.append({"results": [r if not isinstance(r, float) or r == r else "nan" for r in results]})
+            answers.append({"results": call_exactly(store, function, call.get("args", []))})
         except wasmtime.Trap as trap:
             answers.append(describe_trap(trap))
         except wasmtime.WasmtimeError as error:

@@ -14,6 +14,21 @@ public struct ProfilerVerification {
         public var samples = 0
         /// Samples libunwind could not unwind (its lock was held).
         public var unchecked = 0
+        /// Compared samples in which either unwinder found a wasm frame (the
+        /// others, in host code with no wasm below, agree trivially).
+        public var comparedWithWasmFrames = 0
+        /// The largest share of unchecked samples a run may have and pass.
+        public static let maximumUncheckedShare = 0.01
+        /// Why the run proves too little, if it does: nothing compared, or
+        /// more than 1% of the samples unchecked.
+        public var insufficiency: String? {
+            if samples == 0 { return "no samples were taken" }
+            if comparedWithWasmFrames == 0 { return "no sample with wasm frames was compared" }
+            if Double(unchecked) > Double(samples) * Self.maximumUncheckedShare {
+                return "\(unchecked) of \(samples) samples were not unwound by libunwind (more than 1%)"
+            }
+            return nil
+        }
         public var landings: [SamplingProfiler.Landing: Int] = [:]
         public var mismatches: [Mismatch] = []
     }
@@ -95,6 +110,7 @@ public struct ProfilerVerification {
                 summary.unchecked += 1
                 continue
             }
+            if !sample.frames.isEmpty || !(sample.secondOpinion ?? []).isEmpty { summary.comparedWithWasmFrames += 1 }
             if !agrees {
                 summary.mismatches.append(Mismatch(seed: program.seed, sample: sample))
             }

@@ -109,10 +109,14 @@ public final class WasmtimeComparison {
             let mainInstance = try instantiate(Store(engine: engine))
             let calls = arguments.map { ("entry", [Value.i32($0)]) }
             let theirs = try ask(modules: [("lib", libBinary), ("main", mainBinary)], host: host, calls: calls)
+            var modules: [String: [UInt8]] = [:]
+            for binary in [libBinary, mainBinary] {
+                if let name = try Module(engine: engine, binary: binary).name { modules[name] = binary }
+            }
             for ((export, arguments), answer) in zip(calls, theirs) {
                 let ours = Outcome(calling: mainInstance.export(export)!, arguments, fileName: nil)
                 compare(ours, answer, program: name + "\n" + text, call: "\(export)\(arguments)",
-                        module: mainBinary, into: &summary)
+                        modules: modules, into: &summary)
             }
         } catch {
             summary.mismatches.append(Mismatch(program: name + "\n" + text, call: "-", report: "\(error)"))
@@ -134,7 +138,7 @@ public final class WasmtimeComparison {
                     continue
                 }
                 compare(Outcome(calling: function, arguments, fileName: fileName), answer, program: file,
-                        call: "\(export)\(arguments)", module: binary, into: &summary)
+                        call: "\(export)\(arguments)", modules: [instance.module.name ?? fileName: binary], into: &summary)
             }
         } catch {
             summary.mismatches.append(Mismatch(program: file, call: "-", report: "\(error)"))
@@ -183,7 +187,8 @@ public final class WasmtimeComparison {
         }
     }
 
-    func compare(_ ours: Outcome, _ theirs: [String: Any], program: String, call: String, module: [UInt8],
+    /// `modules`: each module's bytes by the name its frames carry.
+    func compare(_ ours: Outcome, _ theirs: [String: Any], program: String, call: String, modules: [String: [UInt8]],
                  into summary: inout Summary) {
         summary.calls += 1
         func mismatch(_ report: String) {
@@ -219,7 +224,7 @@ public final class WasmtimeComparison {
         summary.framesCompared += min(ourFrames.count, theirFrames.count)
         if ourFrames == theirFrames { return }
         if ourFrames.count == theirFrames.count, ourFrames.dropFirst() == theirFrames.dropFirst(),
-           Self.isConditionalTrapFold(ours: ourFrames[0], theirs: theirFrames[0], module: module) {
+           Self.isConditionalTrapFold(ours: ourFrames[0], theirs: theirFrames[0], modules: modules) {
             summary.knownDifferences += 1
             return
         }
@@ -234,21 +239,25 @@ public final class WasmtimeComparison {
 
     /// Cranelift compiles an `unreachable` that is alone on one side of a
     /// conditional into a conditional trap, reported at the branch (`if`,
-    /// `br_if`) instead of at the `unreachable` (docs/runtime.md).
-    static func isConditionalTrapFold(ours: FrameKey, theirs: FrameKey, module: [UInt8]) -> Bool {
-        guard ours.module == theirs.module, ours.function == theirs.function,
-              let mine = ours.offset, let other = theirs.offset, other < mine, mine < module.count
+    /// `br_if`) instead of at the `unreachable` (docs/runtime.md): the
+    /// frame's own module must have, in one function, a branch at
+    /// Wasmtime's offset whose path leads to the `unreachable` at ours
+    /// (`ConditionalTrapFold`).
+    static func isConditionalTrapFold(ours: FrameKey, theirs: FrameKey, modules: [String: [UInt8]]) -> Bool {
+        guard ours.module == theirs.module, ours.function == theirs.function, let name = ours.module,
+              let module = modules[name], let mine = ours.offset, let other = theirs.offset
         else { return false }
-        let branch = module[other]
-        return module[mine] == 0x00 && (branch == 0x04 || branch == 0x0D)
+        return ConditionalTrapFold.holds(module: module, branch: other, unreachable: mine)
     }
 
-    static func equal(_ value: Value, _ json: Any) -> Bool {
+    /// Whether our value is Wasmtime's: integers by value, floats by their
+    /// bits (so -0.0 is not +0.0, and NaN payloads count), null references.
+    public static func equal(_ value: Value, _ json: Any) -> Bool {
         switch value {
         case .i32(let v): return (json as? NSNumber)?.int64Value == Int64(v)
         case .i64(let v): return (json as? NSNumber)?.int64Value == v
-        case .f32(let v): return v.isNaN ? json as? String == "nan" : (json as? NSNumber)?.floatValue == v
-        case .f64(let v): return v.isNaN ? json as? String == "nan" : (json as? NSNumber)?.doubleValue == v
+        case .f32(let v): return ((json as? [String: Any])?["f32"] as? String).flatMap { UInt32($0, radix: 16) } == v.bitPattern
+        case .f64(let v): return ((json as? [String: Any])?["f64"] as? String).flatMap { UInt64($0, radix: 16) } == v.bitPattern
         case .funcref(nil), .externref(nil): return json is NSNull
         default: return false
         }
@@ -293,8 +302,8 @@ public final class WasmtimeComparison {
         switch value {
         case .i32(let v): return Int(v)
         case .i64(let v): return Int(v)
-        case .f32(let v): return "\(v)"
-        case .f64(let v): return "\(v)"
+        case .f32(let v): return ["f32": String(v.bitPattern, radix: 16)]
+        case .f64(let v): return ["f64": String(v.bitPattern, radix: 16)]
         default: return NSNull()
         }
     }

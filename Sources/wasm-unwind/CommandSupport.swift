@@ -182,3 +182,24 @@ func render(_ profile: Profile, as format: ProfileFormat, title: String) -> Stri
     case .firefox: return FirefoxProfile().render(profile, pid: Int(getpid()), tid: Int(wu_gettid()))
     }
 }
+
+/// Files of the package this tool was built in (the Wasmtime oracle script,
+/// the virtual environment), found from the executable's own path —
+/// `.build/<triple>/<configuration>/wasm-unwind` — not from the working
+/// directory.
+enum PackageFiles {
+    /// `relative` in the first directory above the executable that has it.
+    static func find(_ relative: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return nil }
+        var directory = URL(fileURLWithPath: String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            .deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent(relative).path
+            if FileManager.default.fileExists(atPath: candidate) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return nil
+    }
+}

@@ -51,8 +51,10 @@ struct VerifyProfilerCommand: ParsableCommand {
                    + "\(sample.walkFailed ? " (our walk failed)" : "")")
         }
         let landed = SamplingProfiler.Landing.allCases.map { "\($0.rawValue) \(summary.landings[$0, default: 0])" }
-        output("\(summary.programs) programs, \(summary.samples) samples at \(hz) Hz (\(summary.unchecked) not unwound by libunwind), "
+        output("\(summary.programs) programs, \(summary.samples) samples at \(hz) Hz (\(summary.unchecked) not unwound by libunwind; "
+               + "\(summary.comparedWithWasmFrames) compared with wasm frames), "
                + "\(summary.mismatches.count) mismatches; pc in: \(landed.joined(separator: ", "))")
         if !summary.mismatches.isEmpty { throw ExitCode(1) }
+        if let insufficiency = summary.insufficiency { throw CommandError("the check proves too little: \(insufficiency)") }
     }
 }

@@ -20,18 +20,31 @@ struct VerifyWasmtimeCommand: ParsableCommand {
             with --python, which needs `pip install wasmtime==50.0.1`), and compares \
             results, trap messages and the newest 20 frames of every trap (module, \
             function, module offset). Differences docs/runtime.md lists as known are \
-            counted apart. Prints `N programs, M frames compared, K mismatches`; \
-            exits with 1 on a mismatch.
+            counted apart (--max-known-differences bounds them). Prints `N \
+            programs, M frames compared, K mismatches`; exits with 1 on a mismatch, \
+            and on a comparison that compared nothing.
+
+            With FILE (a .wasm or .wat) and --invoke NAME [ARGS], compares that one \
+            call of your own module instead (no generated programs, no fixtures).
             """)
 
-    @Option(name: .long, help: "The Python with the wasmtime package.")
-    var python: String = ".venv/bin/python"
+    @Argument(help: "Your own module (.wasm or .wat) to compare, with --invoke.")
+    var file: String?
 
-    @Option(name: .long, help: "The helper script.")
-    var script: String = "scripts/wasmtime-oracle.py"
+    @Option(name: .long, help: "With FILE: the export to call.")
+    var invoke: String?
+
+    @Option(name: .long, help: "The Python with the wasmtime package (default: the package's .venv/bin/python, found from this tool).")
+    var python: String?
+
+    @Option(name: .long, help: "The helper script (default: the package's scripts/wasmtime-oracle.py, found from this tool).")
+    var script: String?
 
     @Option(name: .long, help: "A directory of compiled C fixtures (scripts/build-c-fixtures.sh); empty: none.")
-    var cFixtures: String = ".build/c-fixtures"
+    var cFixtures: String?
+
+    @Option(name: .long, help: "Fail if more calls than this differ only as docs/runtime.md says they may.")
+    var maxKnownDifferences: Int?
 
     @Option(name: .long, parsing: .unconditional, help: "The first generated program's seed.")
     var seed: UInt64 = 1
@@ -46,14 +59,25 @@ struct VerifyWasmtimeCommand: ParsableCommand {
     @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: trampoline or inline.")
     var exitRecording: ExitRecording = .trampoline
 
+    @Argument(parsing: .postTerminator, help: "With FILE: the arguments of the call (after --).")
+    var arguments: [String] = []
+
     func validate() throws {
         guard count >= 0 else { throw ValidationError("--count must not be negative") }
         guard exceptions >= 0 else { throw ValidationError("--exceptions must not be negative") }
+        if file != nil && invoke == nil { throw ValidationError("with a FILE, say which export to call: --invoke NAME") }
+        if file == nil && invoke != nil { throw ValidationError("--invoke needs the module: verify-wasmtime FILE --invoke NAME") }
+        if let maxKnownDifferences, maxKnownDifferences < 0 { throw ValidationError("--max-known-differences must not be negative") }
     }
 
     func run() throws {
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw CommandError("\(python): no such Python (make venv installs one with wasmtime 50.0.1)")
+        // A helper that dies must be an error here, not a SIGPIPE that ends us.
+        signal(SIGPIPE, SIG_IGN)
+        guard let python = python ?? PackageFiles.find(".venv/bin/python"), FileManager.default.isExecutableFile(atPath: python) else {
+            throw CommandError("\(python ?? ".venv/bin/python"): no such Python (make venv installs one with wasmtime 50.0.1; or give --python)")
+        }
+        guard let script = script ?? PackageFiles.find("scripts/wasmtime-oracle.py"), FileManager.default.fileExists(atPath: script) else {
+            throw CommandError("\(script ?? "scripts/wasmtime-oracle.py"): no oracle script (give --script PATH)")
         }
         let comparison: WasmtimeComparison
         do {
@@ -63,15 +87,70 @@ struct VerifyWasmtimeCommand: ParsableCommand {
             throw CommandError("cannot start \(python) \(script): \(error)")
         }
         var summary = WasmtimeComparison.Summary()
+        if let file, let invoke {
+            try compareOne(file: file, invoke: invoke, with: comparison, into: &summary)
+        } else {
+            try compareGenerated(with: comparison, into: &summary)
+        }
+        for mismatch in summary.mismatches.prefix(5) {
+            output("mismatch at \(mismatch.call):")
+            output(mismatch.report)
+            output(mismatch.program)
+        }
+        output("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
+               + " (\(summary.calls) calls, \(summary.traps) traps, \(summary.knownDifferences) known differences"
+               + (summary.handlerChecks > 0 ? ", \(summary.handlerChecks) handler frames checked against libunwind)" : ")"))
+        if !summary.mismatches.isEmpty { throw ExitCode(1) }
+        guard summary.calls > 0 else {
+            throw CommandError("compared nothing: no call ran on both runtimes")
+        }
+        if let maxKnownDifferences, summary.knownDifferences > maxKnownDifferences {
+            throw CommandError("\(summary.knownDifferences) known differences, more than the \(maxKnownDifferences) allowed")
+        }
+    }
+
+    /// One call of the user's module on both runtimes.
+    func compareOne(file: String, invoke: String, with comparison: WasmtimeComparison,
+                    into summary: inout WasmtimeComparison.Summary) throws {
+        let module = try loadModule(engine: comparison.engine, path: file)
+        guard let signature = module.exportedSignature(invoke) else {
+            throw CommandError("\(file) has no exported function `\(invoke)`; exports: \(module.exportNames.joined(separator: ", "))")
+        }
+        guard arguments.count == signature.parameters.count else {
+            throw CommandError("`\(invoke)` takes \(counted(signature.parameters.count, "argument")), got \(arguments.count)")
+        }
+        let values = try zip(arguments, signature.parameters).map { try parseArgument($0, as: $1) }
+        // Wasmtime loads the binary: a .wat is converted first.
+        var binaryPath = file
+        if !file.hasSuffix(".wasm") {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("verify-wasmtime-\(getpid())")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            binaryPath = directory.appendingPathComponent(URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent + ".wasm").path
+            try writeFile(binaryPath, module.binary, what: "the binary of \(file)")
+        }
+        comparison.compare(file: binaryPath, calls: [(invoke, values)], into: &summary)
+    }
+
+    /// The C fixtures and the generated programs.
+    func compareGenerated(with comparison: WasmtimeComparison, into summary: inout WasmtimeComparison.Summary) throws {
+        let cFixtures = self.cFixtures ?? PackageFiles.find(".build/c-fixtures") ?? ""
         if !cFixtures.isEmpty {
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: cFixtures)) ?? [])
                 .filter { $0.hasSuffix(".wasm") }.sorted()
             guard !files.isEmpty else {
                 throw CommandError("\(cFixtures): no compiled C fixtures (scripts/build-c-fixtures.sh makes them)")
             }
+            var unknown: [String] = []
             for file in files {
-                guard let calls = CFixtureCalls.calls[CFixtureCalls.program(ofFile: file)] else { continue }
+                guard let calls = CFixtureCalls.calls[CFixtureCalls.program(ofFile: file)] else {
+                    unknown.append(file)
+                    continue
+                }
                 comparison.compare(file: cFixtures + "/" + file, calls: calls, into: &summary)
+            }
+            if !unknown.isEmpty {
+                printError("skipped \(unknown.joined(separator: ", ")): not a fixture of fixtures/c, whose calls are known "
+                           + "(compare your own module with: verify-wasmtime FILE --invoke NAME -- ARGS)")
             }
         }
         for offset in 0..<count {
@@ -88,14 +167,5 @@ struct VerifyWasmtimeCommand: ParsableCommand {
                 printError("\(offset + 1) exception programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches")
             }
         }
-        for mismatch in summary.mismatches.prefix(5) {
-            output("mismatch at \(mismatch.call):")
-            output(mismatch.report)
-            output(mismatch.program)
-        }
-        output("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
-               + " (\(summary.calls) calls, \(summary.traps) traps, \(summary.knownDifferences) known differences"
-               + (summary.handlerChecks > 0 ? ", \(summary.handlerChecks) handler frames checked against libunwind)" : ")"))
-        if !summary.mismatches.isEmpty { throw ExitCode(1) }
     }
 }

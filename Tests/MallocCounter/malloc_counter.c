@@ -39,7 +39,12 @@ int posix_memalign(void **result, size_t alignment, size_t size) {
     *result = pointer;
     return 0;
 }
-void free(void *pointer) { __libc_free(pointer); }
+// A free in a signal handler takes the allocator's lock as malloc does:
+// counted the same way.
+void free(void *pointer) {
+    if (pointer) note();
+    __libc_free(pointer);
+}
 
 uint64_t malloc_counter_in_trap_handler(void) { return atomic_load(&in_handler); }
 uint64_t malloc_counter_in_trap_handler_on_this_thread(void) { return in_handler_on_this_thread; }

@@ -92,17 +92,101 @@ struct WasmtimeOracleTests {
         ])
         let theirs: [String: Any] = ["trap": "wasm trap: integer divide by zero",
                                      "frames": [["m", "f", 0x40], ["m", "g", 0x50]]]
-        comparison.compare(ours, theirs, program: "p", call: "c", module: [], into: &summary)
+        comparison.compare(ours, theirs, program: "p", call: "c", modules: [:], into: &summary)
         #expect(summary.mismatches.count == 1)
         #expect(summary.mismatches.first?.report.contains("ours m!g @ 0x52   wasmtime m!g @ 0x50   <--") == true)
         ours.trap = "wasm trap: integer overflow"
-        comparison.compare(ours, theirs, program: "p", call: "c", module: [], into: &summary)
+        comparison.compare(ours, theirs, program: "p", call: "c", modules: [:], into: &summary)
         #expect(summary.mismatches.count == 2)
         comparison.compare(WasmtimeComparison.Outcome(results: [.i32(1)]), ["results": [2]], program: "p", call: "c",
-                           module: [], into: &summary)
+                           modules: [:], into: &summary)
         #expect(summary.mismatches.count == 3)
         comparison.compare(WasmtimeComparison.Outcome(results: [.i32(2)]), ["results": [2]], program: "p", call: "c",
-                           module: [], into: &summary)
+                           modules: [:], into: &summary)
         #expect(summary.mismatches.count == 3)
+    }
+}
+
+/// The comparisons prove what they say: a known difference must really be
+/// Cranelift's fold, floats are compared by their bits, and a run that
+/// compared nothing fails.
+@Suite("What the differential checks accept")
+struct DifferentialStrictnessTests {
+    static let folds = """
+        (module $folds
+          (func $if_then (export "if_then") (param i32) (result i32)
+            (if (local.get 0) (then unreachable)) (i32.const 1))
+          (func $if_else (export "if_else") (param i32) (result i32)
+            (if (local.get 0) (then nop) (else unreachable)) (i32.const 1))
+          (func $br_if_taken (export "br_if_taken") (param i32) (result i32)
+            (block $out (br_if $out (local.get 0)) (return (i32.const 1))) unreachable)
+          (func $br_if_falls (export "br_if_falls") (param i32) (result i32)
+            (block $out (br_if $out (local.get 0)) unreachable) (i32.const 1))
+          (func $elsewhere (export "elsewhere") (param i32) (result i32)
+            (if (local.get 0) (then nop)) (drop (i32.const 2)) unreachable))
+        """
+
+    @Test("the fold is recognised only where the branch's path leads to the unreachable")
+    func fold() throws {
+        let binary = try Module.binary(ofText: Self.folds)
+        // Every (branch, unreachable) pair of each function, in order:
+        // if_then, if_else, br_if_taken, br_if_falls, elsewhere.
+        let found = try ConditionalTrapFold.branchesAndTraps(in: binary).map { function in
+            function.branches.contains { branch in
+                function.unreachables.contains { ConditionalTrapFold.holds(module: binary, branch: branch, unreachable: $0) }
+            }
+        }
+        #expect(found == [true, true, true, true, false])
+        // An unreachable of another function never pairs with a branch.
+        let all = try ConditionalTrapFold.branchesAndTraps(in: binary)
+        #expect(!ConditionalTrapFold.holds(module: binary, branch: all[0].branches[0], unreachable: all[1].unreachables[0]))
+    }
+
+    @Test("floats are equal only by their bits: -0.0 is not +0.0, NaN payloads count")
+    func floatBits() {
+        #expect(WasmtimeComparison.equal(.f32(-0.0), ["f32": "80000000"]))
+        #expect(!WasmtimeComparison.equal(.f32(-0.0), ["f32": "0"]))
+        #expect(!WasmtimeComparison.equal(.f64(0.0), ["f64": "8000000000000000"]))
+        #expect(WasmtimeComparison.equal(.f32(Float(bitPattern: 0x7FA0_0001)), ["f32": "7fa00001"]))
+        #expect(!WasmtimeComparison.equal(.f32(Float(bitPattern: 0x7FA0_0001)), ["f32": "7fc00000"]))
+    }
+
+    @Test("verify-wasmtime: a run that compared nothing fails; from another directory the oracle is found; your own module")
+    func verifyWasmtimeCommand() throws {
+        let directory = try temporaryDirectory("verify-wasmtime")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let nothing = try runCLI(["verify-wasmtime", "--count", "0", "--c-fixtures", ""], directory: directory)
+        #expect(nothing.status == 1 && nothing.stderr.contains("compared nothing"), "\(nothing.stderr)")
+        // A directory with only the user's own module: skipped by name,
+        // and nothing compared fails.
+        let own = directory.appendingPathComponent("own")
+        try FileManager.default.createDirectory(at: own, withIntermediateDirectories: true)
+        try Data(try Module.binary(ofText: Self.folds)).write(to: own.appendingPathComponent("folds.wasm"))
+        let skipped = try runCLI(["verify-wasmtime", "--count", "0", "--c-fixtures", own.path], directory: directory)
+        #expect(skipped.status == 1 && skipped.stderr.contains("skipped folds.wasm"), "\(skipped.stderr)")
+        // Outside the package: the script and Python are found from the tool.
+        let three = try runCLI(["verify-wasmtime", "--count", "3", "--c-fixtures", ""], directory: directory)
+        #expect(three.status == 0 && three.stdout.contains("3 programs"), "\(three.status) \(three.stdout) \(three.stderr)")
+        let file = own.appendingPathComponent("folds.wasm").path
+        let one = try runCLI(["verify-wasmtime", file, "--invoke", "if_then", "--", "1"], directory: directory)
+        #expect(one.status == 0 && one.stdout.contains("1 programs, 1 frames compared, 0 mismatches (1 calls, 1 traps, 1 known differences)"),
+                "\(one.stdout) \(one.stderr)")
+        let bounded = try runCLI(["verify-wasmtime", file, "--invoke", "if_then", "--max-known-differences", "0", "--", "1"], directory: directory)
+        #expect(bounded.status == 1 && bounded.stderr.contains("1 known differences, more than the 0 allowed"), "\(bounded.stderr)")
+    }
+
+    @Test("verify-profiler's summary fails a run where libunwind checked too little")
+    func profilerInsufficiency() {
+        var summary = ProfilerVerification.Summary()
+        summary.samples = 1_000
+        summary.unchecked = 1_000
+        #expect(summary.insufficiency != nil)
+        summary.unchecked = 5
+        summary.comparedWithWasmFrames = 0
+        #expect(summary.insufficiency == "no sample with wasm frames was compared")
+        summary.comparedWithWasmFrames = 200
+        #expect(summary.insufficiency == nil)
+        summary.unchecked = 11
+        #expect(summary.insufficiency == "11 of 1000 samples were not unwound by libunwind (more than 1%)")
     }
 }

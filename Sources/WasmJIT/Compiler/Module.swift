@@ -338,8 +338,22 @@ public final class Module: @unchecked Sendable {
     /// Whether the module has a start function (run at instantiation).
     public var hasStartFunction: Bool { description.start != nil }
 
-    /// The names of the exported functions, in export order.
-    public var exportNames: [String] { description.exportOrder }
+    /// The names of the exported functions, in export order (tables,
+    /// memories, globals and tags are not functions: `--invoke` cannot call
+    /// them).
+    public var exportNames: [String] {
+        description.exportOrder.filter { if case .function? = description.exports[$0] { return true } else { return false } }
+    }
+
+    /// The names of every export — functions, tables, memories, globals,
+    /// tags — in export order.
+    public var allExportNames: [String] { description.exportOrder }
+
+    /// The signature of the exported function `name`, if there is one.
+    public func exportedSignature(_ name: String) -> Signature? {
+        guard case .function(let index)? = description.exports[name] else { return nil }
+        return signature(ofFunction: index)
+    }
 
     /// The signature of function `index` (imports first).
     public func signature(ofFunction index: UInt32) -> Signature? {

@@ -182,7 +182,7 @@ public struct Imports {
     /// Every export of `instance` — functions, tables, memory, globals —
     /// under `module`.
     public mutating func define(module: String, exportsOf instance: Instance) {
-        for name in instance.module.exportNames {
+        for name in instance.module.allExportNames {
             if let definition = instance.exportedDefinition(name) { define(module: module, name: name, definition) }
         }
     }
