@@ -62,8 +62,25 @@ struct WastSession {
             result.notParsed.append(.init(line: 0, message: "\(error)"))
             return
         }
+        // The forms' lines stand for the parser's locations (each of which
+        // is found by a scan from the start of the file); every form must be
+        // run, and nothing but forms may be at the top level.
+        let forms = WastForms(text)
+        var index = 0
+        defer {
+            if index < forms.lines.count {
+                result.notParsed.append(.init(line: forms.lines[index], message: "the parser stopped here: this and the \(forms.lines.count - index - 1) directives after it did not run"))
+            }
+            if let stray = forms.stray {
+                result.notParsed.append(.init(line: stray.line, message: "`\(stray.text)` outside any directive: a script is a sequence of (directives)"))
+            }
+            if forms.lines.isEmpty && forms.stray == nil {
+                result.notParsed.append(.init(line: 0, message: "no directives: not a .wast script"))
+            }
+        }
         while let (directive, location) = script.nextDirectiveResult() {
-            line = location.computeLineAndColumn().line
+            line = index < forms.lines.count ? forms.lines[index] : location.computeLineAndColumn().line
+            index += 1
             switch directive {
             case .failure(let failure):
                 result.notParsed.append(.init(line: line, message: TextError.describe(failure.error)))

@@ -99,4 +99,27 @@ struct SpecSuiteTests {
         #expect(failed.stdout.contains("FAILED line 2: returned [], expected [i32 1]"))
         #expect(failed.stdout.contains("not parsed: line 3:"))
     }
+
+    @Test("a script with a stray `)`, plain text or nothing in it fails, naming the line; every directive before a stray still runs")
+    func unconsumedScript() throws {
+        let directory = try temporaryDirectory("wast-stray")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func run(_ text: String) throws -> (status: Int32, stdout: String, stderr: String) {
+            let path = directory.appendingPathComponent("script.wast").path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return try runCLI(["wast", path])
+        }
+        // The failing assertion after the stray `)` was never run: 2 passed, exit 0.
+        let stray = try run("(module (func (export \"f\") (result i32) i32.const 1))\n(assert_return (invoke \"f\") (i32.const 1))\n)\n(assert_return (invoke \"f\") (i32.const 2))\n")
+        #expect(stray.status == 1)
+        #expect(stray.stdout.contains("not parsed: line 3: `)` outside any directive"), "\(stray.stdout)")
+        let plain = try run("just some text\n")
+        #expect(plain.status == 1 && plain.stdout.contains("not parsed: line 1: `just some text` outside any directive"), "\(plain.stdout)")
+        let empty = try run(";; only a comment\n")
+        #expect(empty.status == 1 && empty.stdout.contains("no directives"), "\(empty.stdout)")
+        // Comments, strings with parentheses and nested block comments are
+        // not strays; lines stay right past them.
+        let tricky = try run("(; a (; nested ;) comment ;)\n(module (func (export \")f(\") (result i32) i32.const 1)) ;; )\n\n(assert_return (invoke \")f(\") (i32.const 2))\n")
+        #expect(tricky.status == 1 && tricky.stdout.contains("FAILED line 4:"), "\(tricky.stdout)")
+    }
 }

@@ -19,6 +19,8 @@ public final class Store {
     /// embedder context): its limits record and its modules' code regions.
     let trapInfo: UnsafeMutablePointer<wu_store_trap_info>
     private var regions: UnsafeMutableBufferPointer<wu_code_region>
+    /// The same regions, sorted by start, kept to insert into.
+    private var sortedRegions: [wu_code_region] = []
     /// The bases of the memories of this store's instances (with how many
     /// instances use each), published to the trap handler sorted.
     private var memoryUses: [UInt: Int] = [:]
@@ -121,7 +123,14 @@ public final class Store {
         // old table, or the new one with the old count (a prefix of the new
         // table, which only grows), never freed memory — the fences keep the
         // compiler from moving the stores past each other or the free.
-        let sorted = registeredModules.values.map(\.codeRegion).sorted { $0.start < $1.start }
+        let region = module.codeRegion
+        var low = 0, high = sortedRegions.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sortedRegions[middle].start < region.start { low = middle + 1 } else { high = middle }
+        }
+        sortedRegions.insert(region, at: low)
+        let sorted = sortedRegions
         let old = regions
         regions = .allocate(capacity: sorted.count)
         _ = regions.initialize(from: sorted)
