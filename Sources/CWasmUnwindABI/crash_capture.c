@@ -151,6 +151,10 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
     const uint8_t *bodies[MAX_MODULES];
     uint32_t body_sizes[MAX_MODULES];
     int modules = 0;
+    // The module bodies are copied as their images have them: the file's
+    // minor version is the newest of theirs (it says how a MODULE section
+    // ends: handler lists, handler scopes).
+    uint16_t minor = 0;
     wu_debug_reader_begin();
     uint64_t generation = __atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST);
     if (generation % 2 == 0) {
@@ -161,9 +165,14 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
             if (body) {
                 bodies[modules] = body;
                 body_sizes[modules++] = size;
+                uint16_t image_minor = (uint16_t)(module->image[10] | module->image[11] << 8);
+                if (image_minor > minor) minor = image_minor;
             }
         }
-        if (__atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST) != generation) modules = 0;
+        if (__atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST) != generation) {
+            modules = 0;
+            minor = 0;
+        }
     }
 
     // Small sections, built here; the stack and module bodies are written
@@ -205,7 +214,7 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
     uint8_t header[16 + 16 * (5 + MAX_MODULES)];
     static const uint8_t magic[8] = {0x57, 0x55, 0x43, 0x41, 0x50, 0x0D, 0x0A, 0x1A};
     memcpy(header, magic, 8);
-    header[8] = 2; header[9] = 0; header[10] = 0; header[11] = 0;  // version 2.0
+    header[8] = 2; header[9] = 0; header[10] = (uint8_t)minor; header[11] = (uint8_t)(minor >> 8);  // version 2.minor
     put32(header + 12, sections);
     uint32_t offset = 16 + 16 * sections;
     uint32_t kinds[5] = {SECTION_ARCHITECTURE, SECTION_REGISTERS, SECTION_ACTIVATIONS, SECTION_STACK, SECTION_NOTE};

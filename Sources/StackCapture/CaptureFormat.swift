@@ -16,9 +16,11 @@ public enum CaptureFormat {
     /// 2: code kinds are `CodeKind`'s numbers, trampolines and stubs one
     /// list (1 had its own numbering of trampoline and host-frame kinds).
     public static let majorVersion: UInt16 = 2
-    /// 1: a module section ends with its call sites' exception handlers
-    /// (`StackMapTable.writeHandlers`); a 2.0 file has none.
-    public static let minorVersion: UInt16 = 1
+    /// 1: a module section ends with its call sites' exception handlers,
+    /// one list per stack map; 2: with the `try_table` scopes they are made
+    /// of, shared by nested call sites (`StackMapTable.writeHandlerScopes`).
+    /// A 2.0 file has none. This reader reads all three.
+    public static let minorVersion: UInt16 = 2
     static let headerSize = 16
     static let tableEntrySize = 16
 
@@ -104,8 +106,14 @@ extension CaptureFile {
             writer.writeULEB(UInt64(stack.count))
             for segment in stack { segment.write(to: &writer) }
         }
+        // The lowest version that holds the content: 2.0 readers read a
+        // capture with no exception handlers, 2.1 readers one whose handler
+        // lists are one per stack map.
+        let withHandlers = modules.filter { $0.stackMaps.hasHandlers }
+        let minor: UInt16 = withHandlers.contains { !$0.stackMaps.hasPerMapHandlers } ? 2
+            : (thrown != nil || !withHandlers.isEmpty) ? 1 : 0
         for module in modules {
-            section(.module) { writer in module.write(to: &writer) }
+            section(.module) { writer in module.write(to: &writer, minor: minor) }
         }
         if let trap {
             section(.trap) { writer in trap.write(to: &writer) }
@@ -126,10 +134,7 @@ extension CaptureFile {
         var file = ByteWriter()
         file.write(CaptureFormat.magic)
         file.write(CaptureFormat.majorVersion)
-        // The lowest version that holds the content: 2.0 readers read a
-        // capture with no exception handlers.
-        let usesHandlers = thrown != nil || modules.contains { $0.stackMaps.maps.contains { !$0.handlers.isEmpty } }
-        file.write(usesHandlers ? CaptureFormat.minorVersion : 0)
+        file.write(minor)
         file.write(UInt32(sections.count))
         var offset = CaptureFormat.headerSize + CaptureFormat.tableEntrySize * sections.count
         for (kind, body) in sections {
@@ -545,12 +550,16 @@ extension CaptureFile.Module {
             previousStart = start
         }
         // Minor version 1: the call sites' exception handlers.
-        if minor >= 1 && !reader.isAtEnd {
+        if minor >= 2 && !reader.isAtEnd {
+            stackMaps = try stackMaps.readingHandlerScopes(from: &reader, codeSize: UInt32(codeSize))
+        } else if minor == 1 && !reader.isAtEnd {
             stackMaps = try stackMaps.readingHandlers(from: &reader, codeSize: UInt32(codeSize))
         }
     }
 
-    func write(to writer: inout ByteWriter) {
+    /// The section as the file's minor version has it (how its handlers
+    /// are written).
+    func write(to writer: inout ByteWriter, minor: UInt16) {
         writer.write(UInt8(name == nil ? 0 : 1))
         if let name { writer.writeString(name) }
         writer.write(UInt64(codeBase))
@@ -580,6 +589,8 @@ extension CaptureFile.Module {
         stackMaps.write(to: &writer)
         ehFrame.write(to: &writer)
         searchTable.write(to: &writer)
-        if stackMaps.maps.contains(where: { !$0.handlers.isEmpty }) { stackMaps.writeHandlers(to: &writer) }
+        if stackMaps.hasHandlers {
+            if minor >= 2 { stackMaps.writeHandlerScopes(to: &writer) } else { stackMaps.writeHandlers(to: &writer) }
+        }
     }
 }

@@ -215,12 +215,16 @@ public final class CodeModuleRecord: @unchecked Sendable {
     /// bytes `displayStarts[i]..<displayStarts[i + 1]` of `displayBytes`.
     private let displayStarts: UnsafeMutablePointer<Int>
     private let displayBytes: UnsafeMutableBufferPointer<UInt8>
-    /// Per stack map: its frame size, and where its handlers start in
-    /// `handlers` (one more entry for the end) — the handler search's
-    /// tables, in plain memory like the ones above.
+    /// Per stack map: its frame size and its innermost handler scope (-1:
+    /// none); per scope: where its clauses start in `handlers` (one more
+    /// entry for the end) and its parent (-1: none; always a lower index)
+    /// — the handler search's tables, in plain memory like the ones above.
     private let mapCount: Int
     private let frameSizes: UnsafeMutablePointer<UInt32>
-    private let handlerStarts: UnsafeMutablePointer<Int>
+    private let mapScopes: UnsafeMutablePointer<Int32>
+    private let scopeCount: Int
+    private let scopeStarts: UnsafeMutablePointer<Int>
+    private let scopeParents: UnsafeMutablePointer<Int32>
     private let handlers: UnsafeMutablePointer<ExceptionHandler>
 
     init(_ module: CodeModule) {
@@ -267,19 +271,26 @@ public final class CodeModuleRecord: @unchecked Sendable {
         let maps = module.stackMaps.maps
         mapCount = maps.count
         frameSizes = .allocate(capacity: max(1, mapCount))
-        handlerStarts = .allocate(capacity: mapCount + 1)
-        let handlerCount = maps.reduce(0) { $0 + $1.handlers.count }
-        handlers = .allocate(capacity: max(1, handlerCount))
-        var handler = 0
+        mapScopes = .allocate(capacity: max(1, mapCount))
         for (index, map) in maps.enumerated() {
             frameSizes[index] = map.frameSize
-            handlerStarts[index] = handler
-            for entry in map.handlers {
-                (handlers + handler).initialize(to: entry)
+            mapScopes[index] = map.handlerScope.map { Int32($0) } ?? -1
+        }
+        let scopes = module.stackMaps.handlerScopes
+        scopeCount = scopes.count
+        scopeStarts = .allocate(capacity: scopeCount + 1)
+        scopeParents = .allocate(capacity: max(1, scopeCount))
+        handlers = .allocate(capacity: max(1, scopes.reduce(0) { $0 + $1.clauses.count }))
+        var handler = 0
+        for (index, scope) in scopes.enumerated() {
+            scopeStarts[index] = handler
+            scopeParents[index] = scope.parent.map { Int32($0) } ?? -1
+            for clause in scope.clauses {
+                (handlers + handler).initialize(to: clause)
                 handler += 1
             }
         }
-        handlerStarts[mapCount] = handler
+        scopeStarts[scopeCount] = handler
     }
 
     deinit {
@@ -294,7 +305,9 @@ public final class CodeModuleRecord: @unchecked Sendable {
         native.deallocate()
         wasm.deallocate()
         frameSizes.deallocate()
-        handlerStarts.deallocate()
+        mapScopes.deallocate()
+        scopeStarts.deallocate()
+        scopeParents.deallocate()
         handlers.deallocate()
     }
 
@@ -309,15 +322,21 @@ public final class CodeModuleRecord: @unchecked Sendable {
     }
 
     /// The first handler of the call site returning to code offset
-    /// `returnOffset` that `takes` accepts.
+    /// `returnOffset` that `takes` accepts: the clauses of its scope, then
+    /// of each enclosing one (parents have lower indices, so the chain
+    /// ends).
     @inline(__always)
     func firstHandler(returnOffset: UInt32, takes: (ExceptionHandler) -> Bool) -> HandlerLookup {
         guard let map = module.stackMaps.mapIndex(atReturnOffset: returnOffset) else { return .noCallSite }
-        var index = handlerStarts[map]
-        let end = handlerStarts[map &+ 1]
-        while index < end {
-            if takes(handlers[index]) { return .taken(handlers[index], frameSize: frameSizes[map]) }
-            index &+= 1
+        var scope = Int(mapScopes[map])
+        while scope >= 0 {
+            var index = scopeStarts[scope]
+            let end = scopeStarts[scope &+ 1]
+            while index < end {
+                if takes(handlers[index]) { return .taken(handlers[index], frameSize: frameSizes[map]) }
+                index &+= 1
+            }
+            scope = Int(scopeParents[scope])
         }
         return .notTaken
     }

@@ -10,11 +10,14 @@ public struct StackMap: Hashable, Sendable {
     public var frameSize: UInt32
     /// Bit k: the word at fp - 8(k+1).
     public var bitmap: [UInt64]
-    /// The exception handlers in force while the call is in progress,
-    /// innermost `try_table` first and each one's clauses in order: the
-    /// first that matches a thrown exception is where it resumes. (A call
-    /// site's record holds both its stack map and its handlers.)
-    public var handlers: [ExceptionHandler] = []
+    /// The innermost `try_table` in force while the call is in progress:
+    /// an index into the table's `handlerScopes`, whose parents lead out
+    /// to the enclosing ones (nil: none). The handlers of the call site are
+    /// the scopes' clauses innermost first, each scope's in order; the first
+    /// that matches a thrown exception is where it resumes
+    /// (`StackMapTable.handlers(of:)`). Sharing the enclosing scopes keeps
+    /// the handlers of deeply nested `try_table`s linear in the nesting.
+    public var handlerScope: Int?
 
     /// A map with the given fp-relative slot offsets (each a negative
     /// multiple of 8 within the frame).
@@ -53,6 +56,21 @@ public struct StackMap: Hashable, Sendable {
 
     /// No slot holds a reference.
     public var isEmpty: Bool { bitmap.isEmpty }
+}
+
+/// One `try_table`'s catch clauses, and the scope of the `try_table` around
+/// it: the handlers of a call site are its scope's clauses, then its
+/// parent's, and so on out.
+public struct HandlerScope: Hashable, Sendable {
+    public var clauses: [ExceptionHandler]
+    /// The enclosing scope's index in the same table, always lower than
+    /// this one's (so a chain ends); nil at the outermost `try_table`.
+    public var parent: Int?
+
+    public init(clauses: [ExceptionHandler], parent: Int?) {
+        self.clauses = clauses
+        self.parent = parent
+    }
 }
 
 /// One catch clause of a `try_table` around a call site: which exceptions
@@ -127,6 +145,8 @@ public struct StackMapTable: Hashable, Sendable {
     @usableFromInline let entries: [UInt64]
     /// The distinct maps.
     public let maps: [StackMap]
+    /// The `try_table` scopes maps refer to (`StackMap.handlerScope`).
+    public let handlerScopes: [HandlerScope]
     /// The hash index: a power-of-two number of slots, each `emptySlot` or
     /// `offset << 32 | map index`. (A map index is below `UInt32.max`, so
     /// no entry is all ones, even at offset `UInt32.max`.)
@@ -140,11 +160,18 @@ public struct StackMapTable: Hashable, Sendable {
     /// For each entry, its map's index in `maps`.
     public var mapIndices: [UInt32] { entries.map { UInt32(truncatingIfNeeded: $0) } }
 
-    public static let empty = StackMapTable(validatedOffsets: [], mapIndices: [], maps: [])
+    public static let empty = StackMapTable(validatedOffsets: [], mapIndices: [], maps: [], handlerScopes: [])
 
-    /// A table from (return-address offset, map) pairs, in any order.
-    /// Offsets must be distinct.
-    public init(entries: [(offset: UInt32, map: StackMap)]) throws(StackMapError) {
+    /// A table from (return-address offset, map) pairs, in any order, and
+    /// the handler scopes the maps name. Offsets must be distinct, each
+    /// scope's parent must come before it, and each map's scope must exist.
+    public init(entries: [(offset: UInt32, map: StackMap)], handlerScopes: [HandlerScope] = []) throws(StackMapError) {
+        for (index, scope) in handlerScopes.enumerated() {
+            if let parent = scope.parent, !(0..<index).contains(parent) { throw .badScope(index) }
+        }
+        for entry in entries {
+            if let scope = entry.map.handlerScope, !handlerScopes.indices.contains(scope) { throw .badScope(scope) }
+        }
         let sorted = entries.sorted { $0.offset < $1.offset }
         var pool: [StackMap: UInt32] = [:]
         var maps: [StackMap] = []
@@ -165,12 +192,13 @@ public struct StackMapTable: Hashable, Sendable {
             offsets.append(entry.offset)
             indices.append(index)
         }
-        self.init(validatedOffsets: offsets, mapIndices: indices, maps: maps)
+        self.init(validatedOffsets: offsets, mapIndices: indices, maps: maps, handlerScopes: handlerScopes)
     }
 
-    init(validatedOffsets offsets: [UInt32], mapIndices: [UInt32], maps: [StackMap]) {
+    init(validatedOffsets offsets: [UInt32], mapIndices: [UInt32], maps: [StackMap], handlerScopes: [HandlerScope]) {
         self.entries = zip(offsets, mapIndices).map { UInt64($0) << 32 | UInt64($1) }
         self.maps = maps
+        self.handlerScopes = handlerScopes
         var bits: UInt64 = 4
         while (1 << bits) < 2 * offsets.count { bits += 1 }
         let mask = (1 << bits) - 1
@@ -235,8 +263,23 @@ public struct StackMapTable: Hashable, Sendable {
     }
 
 
+    /// The handlers in force at a call site with `map`: its scope's
+    /// clauses, then each enclosing scope's, innermost first.
+    public func handlers(of map: StackMap) -> [ExceptionHandler] {
+        var result: [ExceptionHandler] = []
+        var scope = map.handlerScope
+        while let index = scope {
+            result += handlerScopes[index].clauses
+            scope = handlerScopes[index].parent
+        }
+        return result
+    }
+
+    /// Whether any call site has handlers.
+    public var hasHandlers: Bool { maps.contains { $0.handlerScope != nil } }
+
     public static func == (a: StackMapTable, b: StackMapTable) -> Bool {
-        a.entries == b.entries && a.maps == b.maps
+        a.entries == b.entries && a.maps == b.maps && a.handlerScopes == b.handlerScopes
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -323,13 +366,135 @@ extension StackMapTable {
             offsets.append(UInt32(previous))
             indices.append(UInt32(index))
         }
-        self.init(validatedOffsets: offsets, mapIndices: indices, maps: maps)
+        self.init(validatedOffsets: offsets, mapIndices: indices, maps: maps, handlerScopes: [])
     }
 }
 
 extension StackMapTable {
-    /// The maps that have handlers, with them: appended after the table in
-    /// a capture (minor version 1):
+    /// The handler scopes and which map is in which: appended after the
+    /// table in a capture (minor version 2):
+    ///
+    /// ```
+    /// uleb  scope count S
+    /// S x { uleb parent + 1 (0: none; a parent comes before its scope),
+    ///       uleb clause count n,
+    ///       n x { u8 kind, uleb tag, uleb landing pad offset, uleb -payloadSlot / 8 } }
+    /// uleb  count H of maps with a scope
+    /// H x { uleb map index (increasing), uleb scope index }
+    /// ```
+    public func writeHandlerScopes(to writer: inout ByteWriter) {
+        writer.writeULEB(UInt64(handlerScopes.count))
+        for scope in handlerScopes {
+            writer.writeULEB(UInt64(scope.parent.map { $0 + 1 } ?? 0))
+            writer.writeULEB(UInt64(scope.clauses.count))
+            for handler in scope.clauses { Self.write(handler, to: &writer) }
+        }
+        let withScopes = maps.indices.filter { maps[$0].handlerScope != nil }
+        writer.writeULEB(UInt64(withScopes.count))
+        for index in withScopes {
+            writer.writeULEB(UInt64(index))
+            writer.writeULEB(UInt64(maps[index].handlerScope!))
+        }
+    }
+
+    static func write(_ handler: ExceptionHandler, to writer: inout ByteWriter) {
+        writer.write(handler.kind.rawValue)
+        writer.writeULEB(UInt64(handler.tag))
+        writer.writeULEB(UInt64(handler.landingPad))
+        writer.writeULEB(UInt64(-Int64(handler.payloadSlot) / 8))
+    }
+
+    /// One clause, checked: a known kind, a landing pad inside the code,
+    /// a payload slot inside the frames that use it (`frameSize`).
+    static func readHandler(from reader: inout ByteReader, _ what: String, codeSize: UInt32,
+                            frameSize: UInt32) throws(ByteFormatError) -> ExceptionHandler {
+        let kindOffset = reader.offset
+        let raw = try reader.readUInt8("kind of \(what)")
+        guard let kind = ExceptionHandler.Kind(rawValue: raw) else {
+            throw reader.error(at: kindOffset, "\(what) to be catch, catch_ref, catch_all or catch_all_ref (0-3), found \(raw)")
+        }
+        let tag = try reader.readULEB("tag of \(what)", atMost: Int(UInt32.max))
+        let padOffset = reader.offset
+        let pad = try reader.readULEB("landing pad of \(what)", atMost: Int(UInt32.max))
+        guard pad < Int(codeSize) else {
+            throw reader.error(at: padOffset, "\(what)'s landing pad \(pad) to lie inside \(codeSize) bytes of code")
+        }
+        let slotOffset = reader.offset
+        let words = try reader.readULEB("payload slot of \(what)", atMost: 1 << 28)
+        guard words >= 1, words * 8 <= Int(frameSize) else {
+            throw reader.error(at: slotOffset, "\(what)'s payload slot fp-\(words * 8) to lie inside its \(frameSize)-byte frame")
+        }
+        return ExceptionHandler(kind: kind, tag: UInt32(tag), landingPad: UInt32(pad), payloadSlot: -Int32(words * 8))
+    }
+
+    /// This table with the handler scopes read from `reader` (the form
+    /// `writeHandlerScopes` writes), each checked: parents before their
+    /// scopes, maps and scopes that exist, each clause's payload slot
+    /// inside the frame of every map whose chain reaches it.
+    public func readingHandlerScopes(from reader: inout ByteReader, codeSize: UInt32 = .max) throws(ByteFormatError) -> StackMapTable {
+        // A scope takes at least two bytes.
+        let scopeCount = try reader.readULEB("handler scope count", atMost: reader.remaining / 2)
+        var scopes: [HandlerScope] = []
+        // The deepest payload slot of each scope's chain (bytes below fp):
+        // each map's frame must hold it.
+        var deepest: [Int] = []
+        scopes.reserveCapacity(scopeCount)
+        for index in 0..<scopeCount {
+            let parent = try reader.readULEB("parent of handler scope \(index)", atMost: index)
+            let count = try reader.readULEB("clause count of handler scope \(index)", atMost: reader.remaining / 4)
+            var clauses: [ExceptionHandler] = []
+            for clause in 0..<count {
+                clauses.append(try Self.readHandler(from: &reader, "clause \(clause) of handler scope \(index)", codeSize: codeSize,
+                                                    frameSize: 1 << 31))
+            }
+            deepest.append(max(clauses.map { -Int($0.payloadSlot) }.max() ?? 0, parent == 0 ? 0 : deepest[parent - 1]))
+            scopes.append(HandlerScope(clauses: clauses, parent: parent == 0 ? nil : parent - 1))
+        }
+        var maps = self.maps
+        let count = try reader.readULEB("count of stack maps with handler scopes", atMost: maps.count)
+        var previous: Int?
+        for position in 0..<count {
+            let start = reader.offset
+            let index = try reader.readULEB("map index of scope entry \(position)", atMost: max(0, maps.count - 1))
+            guard !maps.isEmpty, previous.map({ index > $0 }) ?? true else {
+                throw reader.error(at: start, "scope entry \(position) to name a stack map after the previous one")
+            }
+            previous = index
+            let scopeOffset = reader.offset
+            guard !scopes.isEmpty else { throw reader.error(at: scopeOffset, "a handler scope for stack map \(index), but there are none") }
+            let scope = try reader.readULEB("scope of stack map \(index)", atMost: scopes.count - 1)
+            // Every clause the chain reaches writes into this map's frame.
+            guard deepest[scope] <= Int(maps[index].frameSize) else {
+                throw reader.error(at: scopeOffset, "the payload slots of handler scope \(scope) and its parents (down to fp-\(deepest[scope])) to lie inside the \(maps[index].frameSize)-byte frame of stack map \(index)")
+            }
+            maps[index].handlerScope = scope
+        }
+        return StackMapTable(validatedOffsets: offsets, mapIndices: mapIndices, maps: maps, handlerScopes: scopes)
+    }
+
+    /// Whether the scopes are what reading the form of minor version 1
+    /// makes (each map with handlers has a scope of its own, without a
+    /// parent, in map order): then that form holds them exactly.
+    public var hasPerMapHandlers: Bool {
+        let withScopes = maps.compactMap(\.handlerScope)
+        return withScopes == Array(handlerScopes.indices) && handlerScopes.allSatisfy { $0.parent == nil }
+    }
+
+    /// The form of minor version 1 (`hasPerMapHandlers` tables only).
+    public func writeHandlers(to writer: inout ByteWriter) {
+        let withHandlers = maps.indices.filter { maps[$0].handlerScope != nil }
+        writer.writeULEB(UInt64(withHandlers.count))
+        for index in withHandlers {
+            let handlers = self.handlers(of: maps[index])
+            writer.writeULEB(UInt64(index))
+            writer.writeULEB(UInt64(handlers.count))
+            for handler in handlers { Self.write(handler, to: &writer) }
+        }
+    }
+
+    /// This table with the handlers read from `reader` in the form of minor
+    /// version 1 (captures written before scopes; each map's list becomes a
+    /// scope of its own):
     ///
     /// ```
     /// uleb  count H of maps with handlers
@@ -337,26 +502,12 @@ extension StackMapTable {
     ///       n x { u8 kind, uleb tag, uleb landing pad offset,
     ///             uleb -payloadSlot / 8 } }
     /// ```
-    public func writeHandlers(to writer: inout ByteWriter) {
-        let withHandlers = maps.indices.filter { !maps[$0].handlers.isEmpty }
-        writer.writeULEB(UInt64(withHandlers.count))
-        for index in withHandlers {
-            writer.writeULEB(UInt64(index))
-            writer.writeULEB(UInt64(maps[index].handlers.count))
-            for handler in maps[index].handlers {
-                writer.write(handler.kind.rawValue)
-                writer.writeULEB(UInt64(handler.tag))
-                writer.writeULEB(UInt64(handler.landingPad))
-                writer.writeULEB(UInt64(-Int64(handler.payloadSlot) / 8))
-            }
-        }
-    }
-
-    /// This table with the handlers read from `reader` (the form
-    /// `writeHandlers` writes), each checked: a map that exists, a known
-    /// kind, a landing pad inside the code, a slot inside the frame.
+    ///
+    /// Each is checked: a map that exists, a known kind, a landing pad
+    /// inside the code, a slot inside the frame.
     public func readingHandlers(from reader: inout ByteReader, codeSize: UInt32 = .max) throws(ByteFormatError) -> StackMapTable {
         var maps = self.maps
+        var scopes: [HandlerScope] = []
         let count = try reader.readULEB("count of stack maps with handlers", atMost: maps.count)
         var previous: Int?
         for position in 0..<count {
@@ -367,38 +518,29 @@ extension StackMapTable {
             }
             previous = index
             let handlerCount = try reader.readULEB("handler count of stack map \(index)", atMost: reader.remaining / 4)
+            var clauses: [ExceptionHandler] = []
             for handler in 0..<handlerCount {
-                let kindOffset = reader.offset
-                let raw = try reader.readUInt8("kind of handler \(handler) of stack map \(index)")
-                guard let kind = ExceptionHandler.Kind(rawValue: raw) else {
-                    throw reader.error(at: kindOffset, "handler \(handler) of stack map \(index) to be catch, catch_ref, catch_all or catch_all_ref (0-3), found \(raw)")
-                }
-                let tag = try reader.readULEB("tag of handler \(handler) of stack map \(index)", atMost: Int(UInt32.max))
-                let padOffset = reader.offset
-                let pad = try reader.readULEB("landing pad of handler \(handler) of stack map \(index)", atMost: Int(UInt32.max))
-                guard pad < Int(codeSize) else {
-                    throw reader.error(at: padOffset, "handler \(handler) of stack map \(index)'s landing pad \(pad) to lie inside \(codeSize) bytes of code")
-                }
-                let slotOffset = reader.offset
-                let words = try reader.readULEB("payload slot of handler \(handler) of stack map \(index)", atMost: 1 << 28)
-                guard words >= 1, words * 8 <= Int(maps[index].frameSize) else {
-                    throw reader.error(at: slotOffset, "handler \(handler) of stack map \(index)'s payload slot fp-\(words * 8) to lie inside its \(maps[index].frameSize)-byte frame")
-                }
-                maps[index].handlers.append(ExceptionHandler(kind: kind, tag: UInt32(tag), landingPad: UInt32(pad),
-                                                             payloadSlot: -Int32(words * 8)))
+                clauses.append(try Self.readHandler(from: &reader, "handler \(handler) of stack map \(index)", codeSize: codeSize,
+                                                    frameSize: maps[index].frameSize))
             }
+            maps[index].handlerScope = scopes.count
+            scopes.append(HandlerScope(clauses: clauses, parent: nil))
         }
-        return StackMapTable(validatedOffsets: offsets, mapIndices: mapIndices, maps: maps)
+        return StackMapTable(validatedOffsets: offsets, mapIndices: mapIndices, maps: maps, handlerScopes: scopes)
     }
 }
 
 /// Why stack maps could not be built.
 public enum StackMapError: Error, Hashable, Sendable, CustomStringConvertible {
     case duplicateOffset(UInt32)
+    /// A handler scope whose parent does not come before it, or a map
+    /// naming a scope that does not exist.
+    case badScope(Int)
 
     public var description: String {
         switch self {
         case .duplicateOffset(let offset): return "two call sites return to code offset \(hex(UInt(offset)))"
+        case .badScope(let index): return "handler scope \(index) does not exist or its parent does not come before it"
         }
     }
 }

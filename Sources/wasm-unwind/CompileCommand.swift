@@ -48,7 +48,16 @@ struct CompileCommand: ParsableCommand {
                 let references = site.liveReferenceSlots.isEmpty ? "" :
                     ", references at " + site.liveReferenceSlots.map { "fp\($0)" }.joined(separator: " ")
                 output("  call site: return address \(hex(site.returnAddressOffset)) -> wasm \(hex(site.wasmOffset)) (\(callee))\(references)")
-                for handler in site.handlers { output("    handler: \(handler)") }
+                // The innermost try_table's clauses; the enclosing ones by
+                // reference (each listed once below: nesting stays linear).
+                if let index = site.handlerScope {
+                    for handler in function.handlerScopes[index].clauses { output("    handler: \(handler)") }
+                    if let parent = function.handlerScopes[index].parent { output("    then the handlers of scope \(parent)") }
+                }
+            }
+            for (index, scope) in function.handlerScopes.enumerated() {
+                output("  handler scope \(index)" + (scope.parent.map { " (in scope \($0))" } ?? "") + ": "
+                       + scope.clauses.map(\.description).joined(separator: ", "))
             }
             for site in function.trapSites {
                 output("  trap site: \(hex(site.codeOffset)) -> " + (site.wasmOffset.map { "wasm \(hex($0))" } ?? "prologue") + " (\(site.code.message))")
@@ -64,16 +73,20 @@ struct CompileCommand: ParsableCommand {
             for (index, map) in table.maps.enumerated() {
                 let slots = map.isEmpty ? "no references" : "references at " + map.slotOffsets.map { "fp\($0)" }.joined(separator: " ")
                 output("  map \(index): frame \(map.frameSize) bytes, \(slots)")
-                for handler in map.handlers { output("    handler: \(handler)") }
+                for handler in table.handlers(of: map) { output("    handler: \(handler)") }
             }
             for (offset, index) in zip(table.offsets, table.mapIndices) {
                 output("  return address \(hex(Int(offset))) -> map \(index)")
             }
             output("  binary: " + bytes.map { String(format: "%02x", $0) }.joined(separator: " "))
-            if table.maps.contains(where: { !$0.handlers.isEmpty }) {
+            if table.hasHandlers {
+                for (index, scope) in table.handlerScopes.enumerated() {
+                    output("  handler scope \(index)" + (scope.parent.map { " (in scope \($0))" } ?? "") + ": "
+                           + scope.clauses.map(\.description).joined(separator: ", "))
+                }
                 var writer = ByteWriter()
-                table.writeHandlers(to: &writer)
-                output("  handlers, binary: " + writer.bytes.map { String(format: "%02x", $0) }.joined(separator: " "))
+                table.writeHandlerScopes(to: &writer)
+                output("  handler scopes, binary: " + writer.bytes.map { String(format: "%02x", $0) }.joined(separator: " "))
             }
         }
         if let codeOut {

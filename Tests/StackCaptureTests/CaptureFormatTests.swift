@@ -75,7 +75,7 @@ struct CaptureCorruptionTests {
     func unknownMajor() throws {
         var bytes = try CaptureFixtures.bytes("single")
         bytes[8] = 3
-        #expect(throws: CaptureFormatError(section: nil, offset: 8, expected: "major version 2 (this reader reads 2.1), found 3.0")) {
+        #expect(throws: CaptureFormatError(section: nil, offset: 8, expected: "major version 2 (this reader reads 2.2), found 3.0")) {
             try CaptureFile(parsing: bytes)
         }
     }

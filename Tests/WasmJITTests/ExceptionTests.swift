@@ -445,6 +445,54 @@ struct ExceptionCaptureTests {
         #expect(compiled.stdout.contains("    handler: catch tag 0 -> +0x"))
     }
 
+    @Test("nested try_tables share their enclosing handlers: linear in the nesting; the innermost matching clause still wins; a capture keeps the scopes")
+    func nestedScopes() throws {
+        // 1,500 try_tables, each around a call and the next one: alternately
+        // catching tag $a and tag $b. Every call site is in all enclosing
+        // try_tables — 1.1 million (site, clause) pairs if each site listed
+        // them — yet the module holds one scope per try_table.
+        let depth = 1_500
+        var body = ""
+        for level in 0..<depth {
+            body += "(block $l\(level) (result i32) (try_table (catch \(level % 2 == 0 ? "$a" : "$b") $l\(level)) (call $throw_at (i32.const \(level))) "
+        }
+        body += "(call $throw_at (i32.const \(depth)))"
+        for level in (0..<depth).reversed() { body += ") (i32.const -1) (br $l\(level))) drop " }
+        let text = """
+            (module $nested
+              (tag $a (param i32)) (tag $b (param i32))
+              (global $target (mut i32) (i32.const -1))
+              (func $throw_at (param i32)
+                (if (i32.eq (local.get 0) (global.get $target))
+                  (then (if (i32.and (local.get 0) (i32.const 1)) (then (throw $b (local.get 0))) (else (throw $a (local.get 0)))))))
+              (func (export "run") (param i32) (result i32)
+                (global.set $target (local.get 0))
+                \(body)
+                (i32.const 0)))
+            """
+        let engine = Engine()
+        let module = try Module(engine: engine, text: text)
+        let table = module.stackMaps
+        #expect(table.handlerScopes.count == depth)
+        #expect(table.handlerScopes.reduce(0) { $0 + $1.clauses.count } == depth)
+        // The deepest call site sees every clause, innermost first.
+        let deepest = try #require(table.maps.max { table.handlers(of: $0).count < table.handlers(of: $1).count })
+        #expect(table.handlers(of: deepest).count == depth)
+        // A throw from level k is caught by its own try_table when the tag
+        // matches; the run returns normally either way (the catch branches
+        // to the block, which is dropped).
+        let instance = try Instance(store: Store(engine: engine), module: module)
+        for level: Int32 in [0, 1, 700, 1_499, 1_500] {
+            #expect(try instance.export("run")!.call([.i32(level)]) == [.i32(0)], "level \(level)")
+        }
+        // A capture of the module keeps the scopes, and reads back equal
+        // (capture format 2.2).
+        let capture = CaptureFile(registers: [:], activations: [], stack: [], modules: [module.captureModule])
+        let bytes = capture.serialized()
+        #expect(bytes[10] == 2)
+        #expect(try CaptureFile(parsing: bytes).modules.first?.stackMaps == table)
+    }
+
     @Test("profiling a throw loop: libunwind agrees on every sample; the throw's host samples hang under the throwing stack")
     func profile() throws {
         let result = try runCLI(["profile", "fixtures/programs/throwloop.wat", "--invoke", "main", "--hz", "5000",

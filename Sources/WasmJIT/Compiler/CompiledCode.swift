@@ -24,9 +24,9 @@ public struct CallSite: Hashable, Sendable {
     /// Frame-pointer-relative byte offsets of the frame slots that hold live
     /// references while the call is in progress (the stack map).
     public var liveReferenceSlots: [Int32]
-    /// The catch clauses in force at the call, innermost first (empty
-    /// outside every `try_table`).
-    public var handlers: [ExceptionHandler] = []
+    /// The innermost `try_table` in force at the call: an index into its
+    /// function's `handlerScopes` (nil outside every `try_table`).
+    public var handlerScope: Int?
 }
 
 /// An instruction that traps, recorded when it was emitted.
@@ -61,6 +61,9 @@ public struct CompiledFunction: Hashable, Sendable {
     public var trapSites: [TrapSite]
     /// Bytes the prologue reserves below the saved frame pointer.
     public var frameSize: Int
+    /// The function's `try_table`s with catch clauses, each with the index
+    /// of the enclosing one (`CallSite.handlerScope` names one).
+    public var handlerScopes: [HandlerScope] = []
 }
 
 /// A trampoline's place in the module's code.

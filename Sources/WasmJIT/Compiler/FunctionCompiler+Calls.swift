@@ -104,9 +104,8 @@ extension FunctionCompiler {
         for depth in 0..<stack.count where stack[depth].isCollected {
             liveReferences.append(stackSlot(depth).displacement)
         }
-        if !activeHandlers.isEmpty { pendingHandlers[callSites.count] = activeHandlers }
         callSites.append(CallSite(returnAddressOffset: returnOffset, wasmOffset: binaryOffset, callee: callee,
-                                  liveReferenceSlots: liveReferences))
+                                  liveReferenceSlots: liveReferences, handlerScope: activeScope))
     }
 
     /// `call_indirect type table`: the element at the index on top of the
@@ -394,9 +393,9 @@ extension FunctionCompiler {
 
     /// Compiles `body` with no catch clause in force.
     mutating func withoutHandlers(_ body: (inout FunctionCompiler) throws(CompileError) -> Void) throws(CompileError) {
-        let saved = activeHandlers
-        activeHandlers = []
-        defer { activeHandlers = saved }
+        let saved = activeScope
+        activeScope = nil
+        defer { activeScope = saved }
         try body(&self)
     }
 

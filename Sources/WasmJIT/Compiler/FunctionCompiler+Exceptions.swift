@@ -6,7 +6,8 @@ import WasmUnwind
 ///
 /// A `try_table` emits no code of its own: it is a block, and while it is
 /// open every call site records its catch clauses (innermost `try_table`
-/// first) in its call-site record next to the stack map. A throw is a call
+/// first) in its call-site record next to the stack map — as a scope that
+/// links to the enclosing `try_table`'s, so nested ones share them. A throw is a call
 /// of the runtime, recorded as an exit like any host call, so the unwinder
 /// finds the throwing frame and its callers with the frame-pointer walker
 /// and looks each return address up. A clause that takes the exception
@@ -49,14 +50,18 @@ extension FunctionCompiler {
                                            payloadSlot: stackSlot(target.height).displacement))
         }
         try openBlock(.tryTable, type)
-        // Innermost first: this try_table's clauses before the enclosing ones.
-        activeHandlers.insert(contentsOf: handlers, at: 0)
-        control[control.count - 1].handlerCount = handlers.count
+        // Innermost first: this try_table's clauses, then the enclosing
+        // scope's (shared by reference, so nesting costs no copies).
+        control[control.count - 1].enclosingScope = activeScope
+        if !handlers.isEmpty {
+            handlerScopes.append((handlers, activeScope))
+            activeScope = handlerScopes.count - 1
+        }
     }
 
     /// At the `end` of a `try_table`: its clauses no longer apply.
     mutating func closeTryTable(_ frame: ControlFrame) {
-        activeHandlers.removeFirst(frame.handlerCount)
+        activeScope = frame.enclosingScope
     }
 
     /// `throw tag`: the payload stays in its operand-stack slots; the

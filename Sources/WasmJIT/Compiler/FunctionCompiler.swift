@@ -77,11 +77,11 @@ struct FunctionCompiler: AnyInstructionVisitor {
     var trapStubs: [(label: Label, wasmOffset: Int?, code: TrapCode, addressOffset: UInt64?)] = []
     /// Out-of-line `raise` calls after a failed inline host call.
     var raiseStubs: [(label: Label, wasmOffset: Int)] = []
-    /// The catch clauses in force, innermost `try_table` first.
-    var activeHandlers: [PendingHandler] = []
-    /// Each call site's clauses (by call-site index), until the landing
-    /// pads are bound.
-    var pendingHandlers: [Int: [PendingHandler]] = [:]
+    /// The function's `try_table` scopes (each with its clauses and the
+    /// enclosing scope), until the landing pads are bound.
+    var handlerScopes: [(clauses: [PendingHandler], parent: Int?)] = []
+    /// The innermost scope in force (nil: no catch clause is).
+    var activeScope: Int?
     /// Landing pads of catch clauses: where each branches to.
     var landingPads: [(label: Label, target: Label, wasmOffset: Int)] = []
     var finished = false
@@ -103,8 +103,8 @@ struct FunctionCompiler: AnyInstructionVisitor {
         /// For an `if` with parameters: where the parameters were before
         /// the `if` copied them for its `then` arm; `else` copies them again.
         var savedParameters: Int?
-        /// For a `try_table`: how many catch clauses it put in force.
-        var handlerCount = 0
+        /// For a `try_table`: the scope in force before it.
+        var enclosingScope: Int?
         /// Values a branch to this frame carries: a loop's parameters (its
         /// header takes them), any other block's results.
         var branchArity: [ValueKind] { kind == .loop ? parameters : results }
@@ -141,11 +141,11 @@ struct FunctionCompiler: AnyInstructionVisitor {
             throw .malformed(parserError: error)
         }
         guard finished else { throw .invalid("function \(index) has no final `end`", offset: parser.offset) }
-        for (site, handlers) in pendingHandlers { callSites[site].handlers = resolvedHandlers(handlers) }
         return CompiledFunction(
             index: index, name: module.functionNames[index], codeRange: start..<assembler.offset,
             bodyOffset: bodyOffset, addressMap: addressMap, callSites: callSites, trapSites: trapSites,
-            frameSize: frameSize)
+            frameSize: frameSize,
+            handlerScopes: handlerScopes.map { HandlerScope(clauses: resolvedHandlers($0.clauses), parent: $0.parent) })
     }
 
     // MARK: Dispatch

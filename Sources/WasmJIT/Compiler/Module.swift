@@ -175,13 +175,19 @@ public final class Module: @unchecked Sendable {
             throw .unsupportedFeature("cannot map executable memory: \(error)", offset: nil)
         }
         do {
-            stackMaps = try StackMapTable(entries: functions.flatMap { function in
-                function.callSites.map { site in
+            // The functions' handler scopes, one table for the module.
+            var scopes: [HandlerScope] = []
+            var entries: [(offset: UInt32, map: StackMap)] = []
+            for function in functions {
+                let base = scopes.count
+                scopes += function.handlerScopes.map { HandlerScope(clauses: $0.clauses, parent: $0.parent.map { $0 + base }) }
+                for site in function.callSites {
                     var map = StackMap(frameSize: UInt32(function.frameSize), slotOffsets: site.liveReferenceSlots)
-                    map.handlers = site.handlers
-                    return (UInt32(site.returnAddressOffset), map)
+                    map.handlerScope = site.handlerScope.map { $0 + base }
+                    entries.append((UInt32(site.returnAddressOffset), map))
                 }
-            })
+            }
+            stackMaps = try StackMapTable(entries: entries, handlerScopes: scopes)
         } catch {
             throw .invalid("internal: \(error)", offset: nil)
         }
