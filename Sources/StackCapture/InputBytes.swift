@@ -34,7 +34,7 @@ public final class InputBytes: @unchecked Sendable {
 
     /// At most this many bytes are read from an input that is not a regular
     /// file.
-    public static let defaultStreamLimit = 1 << 30
+    public static let defaultStreamLimit = 256 << 20
 
     public init(bytes: [UInt8], name: String) {
         self.name = name

@@ -126,9 +126,17 @@ func parseArgument(_ text: String, as kind: ValueKind) throws -> Value {
         if let value = Int64(text) { return .i64(value) }
         if let value = UInt64(text) { return .i64(Int64(bitPattern: value)) }
     case .f32:
-        if let value = Float(text) { return .f32(value) }
+        // A number past the type's range is refused, as an integer is: it
+        // would become an infinity without a word (`inf` itself is fine).
+        if let value = Float(text), value.isFinite || Double(text)?.isInfinite == true || text.lowercased().contains("nan") {
+            return .f32(value)
+        }
+        if Float(text) != nil { throw CommandError("argument `\(text)` is out of the range of f32 (at most \(Float.greatestFiniteMagnitude))") }
     case .f64:
-        if let value = Double(text) { return .f64(value) }
+        if let value = Double(text), value.isFinite || text.lowercased().contains("inf") || text.lowercased().contains("nan") {
+            return .f64(value)
+        }
+        if Double(text) != nil { throw CommandError("argument `\(text)` is out of the range of f64 (at most \(Double.greatestFiniteMagnitude))") }
     case .externref:
         if text == "null" { return .externref(nil) }
     case .funcref:

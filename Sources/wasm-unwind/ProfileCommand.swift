@@ -90,8 +90,15 @@ struct ProfileCommand: ParsableCommand {
         let profiler = SamplingProfiler(store: store, capacity: 1_000_000,
                                         secondOpinion: checkLibunwind ? Libunwind.signalContextUnwinder : nil)
         let started = ContinuousClock.now
-        try profiler.run(intervalNanoseconds: interval, clock: clock.clock) {
-            for _ in 0..<repeatCount { _ = try function.call(values) }
+        // A trap ends the calls, not the profile: what was sampled is
+        // written, then the trap is reported (exit 134, as `run`).
+        var trap: Trap?
+        do {
+            try profiler.run(intervalNanoseconds: interval, clock: clock.clock) {
+                for _ in 0..<repeatCount { _ = try function.call(values) }
+            }
+        } catch let trapped as Trap {
+            trap = trapped
         }
         let elapsed = ContinuousClock.now - started
         let samples = profiler.samples
@@ -105,7 +112,8 @@ struct ProfileCommand: ParsableCommand {
         var landings: [SamplingProfiler.Landing: Int] = [:]
         for sample in samples { landings[sample.landing, default: 0] += 1 }
         let landed = SamplingProfiler.Landing.allCases.map { "\($0.rawValue) \(landings[$0, default: 0])" }.joined(separator: ", ")
-        printError("profile: \(samples.count) samples in \(elapsed) at \(hz) Hz; pc in: \(landed)"
+        printError("profile: \(samples.count) samples in \(elapsed) at \(hz) Hz (\(profiler.distinctStacks) distinct stacks, "
+                   + "\(profiler.bytesUsed) bytes); pc in: \(landed)"
                    + (profiler.droppedSamples > 0 ? "; \(profiler.droppedSamples) dropped (buffer full)" : ""))
         if checkLibunwind {
             let checked = samples.filter { $0.secondOpinion != nil }
@@ -117,6 +125,10 @@ struct ProfileCommand: ParsableCommand {
                            + "libunwind \((first.secondOpinion ?? []).map(hex))")
                 throw ExitCode(1)
             }
+        }
+        if let trap {
+            printError(TextFormatter().render(trap.report))
+            throw ExitCode(134)
         }
     }
 }

@@ -68,6 +68,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "With --capture: capture at every throw, caught or not (the dump shows the handler frame).")
     var captureThrows = false
 
+    @Option(name: .long, help: "With --capture: write at most this many capture files in a run (later ones are counted, not written).")
+    var maxCaptures: Int = 100
+
     @Option(name: .long, help: "text (Wasmtime's layout) or json (one document).")
     var format: OutputFormat = .text
 
@@ -99,6 +102,7 @@ struct RunCommand: ParsableCommand {
         if captureBacktraces && capture == nil {
             throw ValidationError("--capture-backtraces needs --capture FILE")
         }
+        guard maxCaptures >= 1 else { throw ValidationError("--max-captures must be at least 1") }
         if captureThrows && capture == nil {
             throw ValidationError("--capture-throws needs --capture FILE")
         }
@@ -155,12 +159,24 @@ struct RunCommand: ParsableCommand {
         var captureCount = 0
         var captureFailure: Error?
         let capturePath = capture
-        func write(_ file: CaptureFile) {
+        var capturesNotWritten = 0
+        defer {
+            if capturesNotWritten > 0 {
+                printError("\(capturesNotWritten) more captures not written (--max-captures \(maxCaptures))")
+            }
+        }
+        func write(_ file: @autoclosure () -> CaptureFile) {
             guard let capturePath, captureFailure == nil else { return }
+            // The trap, and the uncaught exception, are captured even past
+            // the limit: they end the run.
+            guard captureCount < maxCaptures else {
+                capturesNotWritten += 1
+                return
+            }
             captureCount += 1
             let path = captureCount == 1 ? capturePath : "\(capturePath).\(captureCount)"
             do {
-                try writeFile(path, file.serialized(), what: "the capture")
+                try writeFile(path, file().serialized(), what: "the capture")
                 printError("capture written to \(path)")
             } catch {
                 captureFailure = error
@@ -248,19 +264,24 @@ struct RunCommand: ParsableCommand {
 
     /// Runs `body`, under the sampling profiler with `--profile
     /// folded|svg|firefox`, and writes the profile — after a trap too.
-    func sampled<Result>(store: Store, title: String, _ body: () throws -> Result) throws -> Result {
+    /// A profile that cannot be written is an error (exit 1) after the call
+    /// is done; a trap's own exit status wins over it.
+    func sampled<Value>(store: Store, title: String, _ body: () throws -> Value) throws -> Value {
         guard let format = profile?.sampledFormat else { return try body() }
         let profiler = SamplingProfiler(store: store)
-        defer {
-            let path = profileOutput ?? "profile." + (format == .firefox ? "json" : format.rawValue)
-            do {
-                try writeFile(path, Array(render(profiler.profile, as: format, title: title).utf8), what: "the profile")
-                printError("profile written to \(path): \(profiler.samples.count) samples at \(profileHz) Hz")
-            } catch {
-                printError("error: \(error)")
-            }
+        let outcome = Result { try profiler.run(intervalNanoseconds: UInt64(1_000_000_000 / profileHz), body) }
+        let path = profileOutput ?? "profile." + (format == .firefox ? "json" : format.rawValue)
+        var written = true
+        do {
+            try writeFile(path, Array(render(profiler.profile, as: format, title: title).utf8), what: "the profile")
+            printError("profile written to \(path): \(profiler.samples.count) samples at \(profileHz) Hz")
+        } catch {
+            printError("error: \(error)")
+            written = false
         }
-        return try profiler.run(intervalNanoseconds: UInt64(1_000_000_000 / profileHz), body)
+        let value = try outcome.get()
+        if !written { throw ExitCode(1) }
+        return value
     }
 
     /// `--max-wasm-stack` must leave the host its reserve on this thread's

@@ -152,6 +152,56 @@ struct CommandLineHardeningTests {
         #expect(stdout.stderr == "error: cannot write to standard output: No space left on device\n")
     }
 
+    @Test("a profile that cannot be written fails the run; a profile of a trapping export is still written")
+    func profileWrites() throws {
+        for target in ["/dev/full", "/nonexistent/profile.folded", FileManager.default.temporaryDirectory.path] {
+            let result = try runCLI(["run", "fixtures/programs/ratio.wat", "--invoke", "main", "--profile", "folded",
+                                     "--profile-output", target, "--", "10"])
+            #expect(result.status == 1 && result.stderr.contains("cannot write the profile to \(target)"), "\(target): \(result.stderr)")
+        }
+        let path = try file("trapping.folded", "")
+        let trapping = try runCLI(["profile", "fixtures/programs/trap-loop.wat", "--invoke", "oob", "--hz", "10000", "-o", path, "--", "5"])
+        #expect(trapping.status == 134 && trapping.stderr.contains("out of bounds memory access"), "\(trapping.stderr)")
+        #expect(trapping.stderr.contains("profile: "), "\(trapping.stderr)")
+    }
+
+    @Test("a float argument past its type's range is refused, as an integer is; inf and nan are taken")
+    func floatArguments() throws {
+        let module = try file("floats.wat", #"(module (func (export "f") (param f32) (result f32) local.get 0) (func (export "d") (param f64) (result f64) local.get 0))"#)
+        let big = try runCLI(["run", module, "--invoke", "f", "1e40"])
+        #expect(big.status == 1 && big.stderr.contains("argument `1e40` is out of the range of f32"), "\(big.stderr)")
+        let huge = try runCLI(["run", module, "--invoke", "d", "1e400"])
+        #expect(huge.status == 1 && huge.stderr.contains("out of the range of f64"), "\(huge.stderr)")
+        #expect(try runCLI(["run", module, "--invoke", "f", "inf"]).stdout == "inf\n")
+        #expect(try runCLI(["run", module, "--invoke", "f", "3.5"]).stdout == "3.5\n")
+    }
+
+    @Test("--capture-throws writes at most --max-captures files and says how many more there were")
+    func captureLimit() throws {
+        let directory = try temporaryDirectory("capture-limit")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = directory.appendingPathComponent("t.capture").path
+        let result = try runCLI(["run", "fixtures/programs/throwloop.wat", "--invoke", "main", "--capture", capture,
+                                 "--capture-throws", "--max-captures", "5", "--", "40"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(files.count == 5, "\(files)")
+        #expect(result.stderr.contains("more captures not written (--max-captures 5)"), "\(result.stderr)")
+    }
+
+    @Test("dump reads each input once: a pipe, a process substitution, a directory and an endless device")
+    func dumpInputs() throws {
+        let capture = PackagePaths.fixture("captures/single.capture")
+        let piped = try runChild("/bin/sh", ["-c", "cat \"$1\" | \"$0\" dump /dev/stdin", PackagePaths.cli, capture])
+        #expect(piped.status == 0 && piped.stdout.contains("activation"), "\(piped.stdout) \(piped.stderr)")
+        let substituted = try runChild("/bin/bash", ["-c", "\"$0\" dump <(cat \"$1\")", PackagePaths.cli, capture])
+        #expect(substituted.status == 0 && substituted.stdout.contains("activation"), "\(substituted.stderr)")
+        let directory = try runCLI(["dump", "fixtures"])
+        #expect(directory.status == 1 && directory.stderr.contains("fixtures is a directory, not a file"), "\(directory.stderr)")
+        let endless = try runCLI(["dump", "/dev/zero"])
+        #expect(endless.status == 1 && endless.stderr.contains("a stream without end"), "\(endless.stderr)")
+    }
+
     @Test("the demo runs from any directory: its module is built in, and is fixtures/demo/nested.wat")
     func demoAnywhere() throws {
         let result = try runCLI(["demo"], directory: try temporaryDirectory("demo"))

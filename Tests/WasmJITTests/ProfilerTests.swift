@@ -131,6 +131,24 @@ struct ProfilerTests {
     }
     nonisolated(unsafe) static var sink = 0
 
+    @Test("samples are kept as stack references: a few dozen bytes each, each distinct stack once")
+    func compactSamples() throws {
+        let engine = Engine()
+        let store = Store(engine: engine)
+        let module = try Module(engine: engine, text: try String(contentsOfFile: PackagePaths.fixture("programs/hot.wat"), encoding: .utf8))
+        let main = try #require(try Instance(store: store, module: module, imports: Imports()).export("main"))
+        let profiler = SamplingProfiler(store: store, secondOpinion: Libunwind.signalContextUnwinder)
+        try profiler.run(intervalNanoseconds: 100_000) { _ = try main.call([.i32(3000)]) }
+        #expect(profiler.sampleCount > 500)
+        #expect(profiler.distinctStacks < 200, "\(profiler.distinctStacks) distinct stacks")
+        // 32 bytes per sample and each distinct stack once (it was 2 KiB
+        // per sample, 4 KiB with the second opinion).
+        #expect(profiler.bytesUsed < 32 * profiler.sampleCount + profiler.distinctStacks * 8 * 260,
+                "\(profiler.bytesUsed) bytes for \(profiler.sampleCount) samples")
+        // The samples read back whole.
+        #expect(profiler.samples.allSatisfy { $0.agreesWithSecondOpinion != false })
+    }
+
     @Test("folded stacks of a known workload: work has about 4x mix's samples, under spin and main")
     func foldedStacks() throws {
         let engine = Engine()

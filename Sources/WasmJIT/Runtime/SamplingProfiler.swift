@@ -124,11 +124,17 @@ public final class SamplingProfiler {
         return try body()
     }
 
-    /// Samples the handler could not store (the buffer was full).
+    /// Samples the handler could not store (the buffer, or the table of
+    /// distinct stacks, was full).
     public var droppedSamples: Int { ring.dropped }
 
     /// How many samples were stored so far (cheap: nothing is resolved).
     public var sampleCount: Int { ring.count }
+
+    /// The distinct stacks among them (each kept once), and the bytes the
+    /// samples take in all: 32 per sample, and each distinct stack once.
+    public var distinctStacks: Int { ring.distinctStacks }
+    public var bytesUsed: Int { ring.bytesUsed }
 
     /// The samples taken so far, resolved against the store's code (frames
     /// of another store's code, if one ran on this thread, are left out).
@@ -204,10 +210,18 @@ private let sampleHandler: wu_sample_callback = { pc, fp, sp, ucontext, context 
 /// The preallocated memory the signal handler writes samples into, and the
 /// only code of the profiler that reads and writes it through pointers.
 ///
-/// Layout (64-bit words): a header, then `capacity` records of
-/// `[pc, state | startsAtPC << 8 | walkFailed << 9, frame count, second
-/// count, frames ..., second frames ...]`. Only the sampled thread writes,
-/// and only while `run` runs; readers read after it.
+/// Stacks are interned as they are taken: a sample is four words, and each
+/// distinct stack is kept once (most samples repeat a few stacks), so a
+/// million samples cost 32 MB plus their distinct stacks, not a full-depth
+/// frame array each.
+///
+/// Layout (64-bit words): a header; `capacity` records of `[pc, state |
+/// startsAtPC << 8 | walkFailed << 9 | truncated << 10, stack, second
+/// stack]` (a stack is its pool offset + 1; 0 is none); a hash table of
+/// `tableSlots` stack references (pool offset + 1, 0 empty); the pool of
+/// stacks, each `[hash, count, frames...]`; and two scratch buffers of
+/// `depth` words. Only the sampled thread writes, and only while `run`
+/// runs; readers read after it.
 struct SampleRing {
     static let hostState: UInt8 = 0xFF
     /// Host code on another stack than the thread's: a signal handler on
@@ -215,29 +229,38 @@ struct SampleRing {
     static let otherStackState: UInt8 = 0xFE
     private enum Header: Int {
         case capacity, depth, count, dropped, frameBuffer, secondOpinion, stackLow, stackHigh
-        static let size = 10
+        case tableSlots, poolWords, poolUsed, distinct, byteCount
+        static let size = 14
     }
+    static let recordWords = 4
 
     let raw: UnsafeMutableRawPointer
     private var words: UnsafeMutablePointer<UInt64> { raw.assumingMemoryBound(to: UInt64.self) }
 
     init(raw: UnsafeMutableRawPointer) { self.raw = raw }
 
-    init(capacity: Int, maximumDepth: Int, secondOpinion: SamplingProfiler.SignalContextUnwinder?) {
-        // Room for the second unwinder's frames only when there is one.
-        let recordWords = 4 + (secondOpinion == nil ? 1 : 2) * maximumDepth
+    /// Room for `capacity` samples of at most `maximumDepth` frames and
+    /// `distinctStacks` distinct stacks of `averageDepth` frames.
+    init(capacity: Int, maximumDepth: Int, secondOpinion: SamplingProfiler.SignalContextUnwinder?,
+         distinctStacks: Int = 65_536, averageDepth: Int = 64) {
+        var slots = 16
+        while slots < 2 * distinctStacks { slots *= 2 }
+        let poolWords = distinctStacks * (2 + averageDepth) + 2 * (2 + maximumDepth)
+        let totalWords = Header.size + capacity * Self.recordWords + slots + poolWords + 2 * maximumDepth
         // Zero pages from the kernel, touched only as samples are written:
         // a large capacity costs address space, not memory.
-        let byteCount = 8 * (Header.size + capacity * recordWords)
+        let byteCount = 8 * totalWords
         guard let mapping = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
               mapping != MAP_FAILED else {
             fatalError("cannot reserve \(byteCount) bytes for samples: \(String(cString: strerror(errno)))")
         }
         raw = mapping
         let words = raw.assumingMemoryBound(to: UInt64.self)
-        words[Header.size - 1] = UInt64(byteCount)
+        words[Header.byteCount.rawValue] = UInt64(byteCount)
         words[Header.capacity.rawValue] = UInt64(capacity)
         words[Header.depth.rawValue] = UInt64(maximumDepth)
+        words[Header.tableSlots.rawValue] = UInt64(slots)
+        words[Header.poolWords.rawValue] = UInt64(poolWords)
         let frames = UnsafeMutablePointer<Frame>.allocate(capacity: maximumDepth)
         words[Header.frameBuffer.rawValue] = UInt64(UInt(bitPattern: frames))
         words[Header.secondOpinion.rawValue] = secondOpinion.map { UInt64(UInt(bitPattern: unsafeBitCast($0, to: UnsafeRawPointer.self))) } ?? 0
@@ -245,15 +268,24 @@ struct SampleRing {
 
     func deallocate() {
         UnsafeMutablePointer<Frame>(bitPattern: UInt(words[Header.frameBuffer.rawValue]))?.deallocate()
-        munmap(raw, Int(words[Header.size - 1]))
+        munmap(raw, Int(words[Header.byteCount.rawValue]))
     }
 
     var capacity: Int { Int(words[Header.capacity.rawValue]) }
     var depth: Int { Int(words[Header.depth.rawValue]) }
     var count: Int { Int(words[Header.count.rawValue]) }
     var dropped: Int { Int(words[Header.dropped.rawValue]) }
-    private var recordWords: Int { 4 + (words[Header.secondOpinion.rawValue] == 0 ? 1 : 2) * depth }
-    private func recordBase(_ index: Int) -> UnsafeMutablePointer<UInt64> { words + Header.size + index * recordWords }
+    /// Distinct stacks kept, and the bytes the samples take.
+    var distinctStacks: Int { Int(words[Header.distinct.rawValue]) }
+    var bytesUsed: Int { 8 * (count * Self.recordWords + Int(words[Header.poolUsed.rawValue])) }
+    private var tableSlots: Int { Int(words[Header.tableSlots.rawValue]) }
+    private var records: UnsafeMutablePointer<UInt64> { words + Header.size }
+    private var table: UnsafeMutablePointer<UInt64> { records + capacity * Self.recordWords }
+    private var pool: UnsafeMutablePointer<UInt64> { table + tableSlots }
+    private var poolWords: Int { Int(words[Header.poolWords.rawValue]) }
+    /// Where a sample's frames are gathered before they are interned.
+    private var scratch: UnsafeMutablePointer<UInt64> { pool + poolWords }
+    private var secondScratch: UnsafeMutablePointer<UInt64> { scratch + depth }
     private var frameBuffer: UnsafeMutableBufferPointer<Frame> {
         UnsafeMutableBufferPointer(start: UnsafeMutablePointer(bitPattern: UInt(words[Header.frameBuffer.rawValue])), count: depth)
     }
@@ -267,6 +299,53 @@ struct SampleRing {
         _ = Backtrace.capture(limitsAddress: limitsAddress, interrupted: .noWasmFrame, into: frameBuffer)
     }
 
+    /// The reference (pool offset + 1) of the stack `frames[0..<count]`,
+    /// kept once: an equal stack already in the pool, or a new entry. 0 if
+    /// the table or the pool is full. Plain loads and stores only.
+    private func intern(_ frames: UnsafeMutablePointer<UInt64>, _ count: Int) -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ UInt64(count)
+        var index = 0
+        while index < count {
+            hash = (hash ^ frames[index]) &* 0x0000_0100_0000_01B3
+            index &+= 1
+        }
+        let mask = tableSlots &- 1
+        var slot = Int(truncatingIfNeeded: hash >> 17) & mask
+        var probes = 0
+        while probes < tableSlots {
+            let entry = table[slot]
+            if entry == 0 { break }
+            let stack = pool + Int(entry &- 1)
+            if stack[0] == hash && stack[1] == UInt64(count) {
+                var same = true
+                index = 0
+                while index < count {
+                    if stack[2 &+ index] != frames[index] { same = false; break }
+                    index &+= 1
+                }
+                if same { return entry }
+            }
+            slot = (slot &+ 1) & mask
+            probes &+= 1
+        }
+        let used = Int(words[Header.poolUsed.rawValue])
+        guard probes < tableSlots, used + 2 + count <= poolWords, 2 * (Int(words[Header.distinct.rawValue]) + 1) <= tableSlots else {
+            return 0
+        }
+        let stack = pool + used
+        stack[0] = hash
+        stack[1] = UInt64(count)
+        index = 0
+        while index < count {
+            stack[2 &+ index] = frames[index]
+            index &+= 1
+        }
+        words[Header.poolUsed.rawValue] = UInt64(used + 2 + count)
+        words[Header.distinct.rawValue] &+= 1
+        table[slot] = UInt64(used) &+ 1
+        return UInt64(used) &+ 1
+    }
+
     /// The handler's work: find how the interrupted frame looks, walk, store.
     func take(pc: UInt, fp: UInt, sp: UInt, ucontext: UnsafeMutableRawPointer?) {
         let index = count
@@ -274,8 +353,6 @@ struct SampleRing {
             words[Header.dropped.rawValue] &+= 1
             return
         }
-        let record = recordBase(index)
-        record[0] = UInt64(pc)
         var state = Self.hostState
         var startsAtPC = false
         var frameCount = 0
@@ -312,7 +389,7 @@ struct SampleRing {
             }
             let frames = UnsafeMutablePointer<Frame>(bitPattern: UInt(words[Header.frameBuffer.rawValue]))!
             if let prefix {
-                record[4] = UInt64(prefix)
+                scratch[0] = UInt64(prefix)
                 frameCount = 1
             }
             let buffer = UnsafeMutableBufferPointer(start: frames, count: depth - frameCount)
@@ -321,20 +398,30 @@ struct SampleRing {
             truncated = !result.isComplete && result.error == nil
             var index = 0
             while index < result.count {
-                record[4 + frameCount] = UInt64(frames[index].address.rawValue)
+                scratch[frameCount] = UInt64(frames[index].address.rawValue)
                 frameCount += 1
                 index += 1
             }
         }
-        record[1] = UInt64(state) | (startsAtPC ? 1 << 8 : 0) | (walkFailed ? 1 << 9 : 0) | (truncated ? 1 << 10 : 0)
-        record[2] = UInt64(frameCount)
-        record[3] = UInt64(bitPattern: -1)
+        let stack = intern(scratch, frameCount)
+        var second: UInt64 = 0
         if words[Header.secondOpinion.rawValue] != 0, let ucontext {
             let unwinder = unsafeBitCast(UnsafeRawPointer(bitPattern: UInt(words[Header.secondOpinion.rawValue]))!,
                                          to: SamplingProfiler.SignalContextUnwinder.self)
-            let found = unwinder(ucontext, record + 4 + depth, Int32(depth))
-            record[3] = found < 0 ? UInt64(bitPattern: -1) : UInt64(found)
+            let found = unwinder(ucontext, secondScratch, Int32(depth))
+            // 0 when it could not unwind (or the pool is full): unchecked.
+            if found >= 0 { second = intern(secondScratch, Int(found)) }
         }
+        // A full table or pool drops the sample (counted).
+        guard stack != 0 else {
+            words[Header.dropped.rawValue] &+= 1
+            return
+        }
+        let record = records + index * Self.recordWords
+        record[0] = UInt64(pc)
+        record[1] = UInt64(state) | (startsAtPC ? 1 << 8 : 0) | (walkFailed ? 1 << 9 : 0) | (truncated ? 1 << 10 : 0)
+        record[2] = stack
+        record[3] = second
         words[Header.count.rawValue] = UInt64(index + 1)
     }
 
@@ -388,13 +475,15 @@ struct SampleRing {
     }
 
     func record(_ index: Int) -> Record {
-        let base = recordBase(index)
+        let base = records + index * Self.recordWords
         let flags = base[1]
-        let frames = (0..<Int(base[2])).map { UInt(base[4 + $0]) }
-        let secondCount = Int64(bitPattern: base[3])
-        let second = secondCount < 0 ? nil : (0..<Int(secondCount)).map { UInt(base[4 + depth + $0]) }
+        func frames(_ reference: UInt64) -> [UInt]? {
+            guard reference != 0 else { return nil }
+            let stack = pool + Int(reference - 1)
+            return (0..<Int(stack[1])).map { UInt(stack[2 + $0]) }
+        }
         return Record(pc: UInt(base[0]), state: UInt8(truncatingIfNeeded: flags), startsAtPC: flags & (1 << 8) != 0,
-                      walkFailed: flags & (1 << 9) != 0, isTruncated: flags & (1 << 10) != 0, frames: frames,
-                      secondOpinion: second)
+                      walkFailed: flags & (1 << 9) != 0, isTruncated: flags & (1 << 10) != 0, frames: frames(base[2]) ?? [],
+                      secondOpinion: frames(base[3]))
     }
 }
