@@ -22,10 +22,16 @@ let package = Package(
         .package(url: "https://github.com/swiftwasm/WasmKit", exact: "0.4.2"),
     ],
     targets: [
-        // C layout of the records that generated code reads and writes, and the
-        // few libc facilities Swift cannot call directly (thread-local activation
-        // head, sigsetjmp).
+        // C layout of the records that generated code reads and writes, the
+        // thread-local activation head, and the few libc facilities Swift
+        // cannot call directly (stack bounds, the C++ demangler).
         .target(name: "CWasmUnwindABI", linkerSettings: [.linkedLibrary("stdc++")]),
+        // The reference runtime's C: entering wasm (sigsetjmp), the trap
+        // handler, the sampler's timer and SIGPROF handler.
+        .target(name: "CWasmRuntime", dependencies: ["CWasmUnwindABI"]),
+        // The tools' C: the GDB JIT interface, the post-mortem descriptor,
+        // the crash capture writer (hooked into the runtime by the tools).
+        .target(name: "CWasmTools", dependencies: ["CWasmUnwindABI"]),
 
         // The embedder library: records, activations, the frame-pointer walker,
         // the code registry and rendering. No JIT, no libunwind.
@@ -39,7 +45,7 @@ let package = Package(
         // the perf map and the jitdump (docs/debugging.md).
         .target(
             name: "JITTools",
-            dependencies: ["WasmUnwind", "CWasmUnwindABI"]
+            dependencies: ["WasmUnwind", "CWasmUnwindABI", "CWasmTools"]
         ),
 
         // The captured-stack file format: writer, reader, and reading a
@@ -56,6 +62,8 @@ let package = Package(
             dependencies: [
                 "WasmUnwind",
                 "CWasmUnwindABI",
+                "CWasmRuntime",
+                "CWasmTools",
                 "JITTools",
                 "StackCapture",
                 .product(name: "WAT", package: "WasmKit"),
@@ -73,7 +81,7 @@ let package = Package(
         // registration records; swift_demangle.
         .target(
             name: "CUnwindShim",
-            dependencies: ["CLibunwind", "CWasmUnwindABI"]
+            dependencies: ["CLibunwind", "CWasmUnwindABI", "CWasmRuntime"]
         ),
         // libunwind as an independent unwinder: local and signal-context
         // unwinding, CFI registration, frame-by-frame comparison, hybrid
@@ -113,6 +121,7 @@ let package = Package(
             dependencies: [
                 "WasmUnwind",
                 "CWasmUnwindABI",
+                "CWasmRuntime",
                 "WasmJIT",
                 "WastRunner",
                 "UnwindOracle",
@@ -156,7 +165,7 @@ let package = Package(
         // Test-only malloc interposer: proves the trap handler allocates nothing.
         .target(
             name: "CMallocCounter",
-            dependencies: ["CWasmUnwindABI"],
+            dependencies: ["CWasmRuntime"],
             path: "Tests/MallocCounter"
         ),
 
@@ -174,6 +183,8 @@ let package = Package(
                 "WasmJIT",
                 "WasmUnwind",
                 "CWasmUnwindABI",
+                "CWasmRuntime",
+                "CWasmTools",
                 "StackCapture",
                 "JITCapture",
                 "wasm-unwind",

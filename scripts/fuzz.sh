@@ -25,9 +25,13 @@ cp fixtures/fuzz-regressions/*.capture "$build/corpus/" 2>/dev/null || true
 cat > "$build/module.modulemap" <<MAP
 module CUnwindShim { header "$PWD/Sources/CUnwindShim/include/unwind_shim.h" export * }
 MAP
+cat > "$build/runtime.modulemap" <<MAP
+module CWasmRuntime { header "$PWD/Sources/CWasmRuntime/include/wasm_trap_handler.h" header "$PWD/Sources/CWasmRuntime/include/wasm_jit_abi.h" export * }
+MAP
 flags=(-O -sanitize=fuzzer,address -parse-as-library -g
        -Xcc "-fmodule-map-file=Sources/CWasmUnwindABI/include/module.modulemap" -I Sources/CWasmUnwindABI/include
        -Xcc "-fmodule-map-file=$build/module.modulemap" -I Sources/CUnwindShim/include
+       -Xcc "-fmodule-map-file=$build/runtime.modulemap" -I Sources/CWasmRuntime/include
        -I "$build")
 for source in Sources/CWasmUnwindABI/*.c; do
   clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CWasmUnwindABI/include -c "$source" \
@@ -35,6 +39,7 @@ for source in Sources/CWasmUnwindABI/*.c; do
 done
 for source in Sources/CUnwindShim/*.c; do
   clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CUnwindShim/include -I Sources/CWasmUnwindABI/include \
+    -I Sources/CWasmRuntime/include \
     $(pkg-config --cflags libunwind-generic) -c "$source" -o "$build/c/shim-$(basename "$source" .c).o"
 done
 module() {  # name, sources...

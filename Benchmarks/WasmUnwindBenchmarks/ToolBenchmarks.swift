@@ -4,6 +4,7 @@
 import CWasmUnwindABI
 import Foundation
 import WasmJIT
+import CWasmRuntime
 
 /// A module of `count` functions, each calling the next, with a loop and
 /// arithmetic: code, address maps, CFI and names of a realistic size.

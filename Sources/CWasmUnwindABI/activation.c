@@ -1,5 +1,6 @@
+#include <stdatomic.h>
+
 #include "wasm_unwind_abi.h"
-#include "wasm_debug_descriptor.h"
 
 // initial-exec: the address is a fixed offset from the thread pointer, so the
 // signal handler can read it without `__tls_get_addr` (which may allocate the
@@ -9,13 +10,22 @@ static _Thread_local wu_activation *current_activation
 
 wu_activation *wu_current_activation(void) { return current_activation; }
 
-static _Thread_local int listed_for_post_mortem __attribute__((tls_model("initial-exec")));
+// The hook tools install to learn of each thread that enters wasm (the
+// post-mortem descriptor lists threads), and the hook each thread last
+// called: a thread calls a hook once, on its first entry after the hook is
+// installed.
+static wu_thread_entry_hook _Atomic thread_entry_hook;
+static _Thread_local wu_thread_entry_hook hook_called __attribute__((tls_model("initial-exec")));
+
+void wu_set_thread_entry_hook(wu_thread_entry_hook hook) {
+    atomic_store_explicit(&thread_entry_hook, hook, memory_order_release);
+}
 
 void wu_set_current_activation(wu_activation *activation) {
-    // A thread's first entry lists it in the post-mortem descriptor.
-    if (__builtin_expect(!listed_for_post_mortem, 0)) {
-        listed_for_post_mortem = 1;
-        wu_debug_register_current_thread();
+    wu_thread_entry_hook hook = atomic_load_explicit(&thread_entry_hook, memory_order_acquire);
+    if (__builtin_expect(hook != hook_called, 0)) {
+        hook_called = hook;
+        if (hook) hook();
     }
     current_activation = activation;
 }

@@ -1,6 +1,7 @@
 import CWasmUnwindABI
 import Glibc
 import WasmUnwind
+import CWasmTools
 
 /// JIT code made visible to gdb through its JIT interface: an in-memory ELF
 /// object file with a symbol per function and stub, the code's CFI, and

@@ -3,6 +3,7 @@ import Testing
 import WasmJIT
 import WasmUnwind
 @testable import JITTools
+import CWasmRuntime
 
 /// Runs a tool from PATH; nil when it is not installed.
 func runTool(_ name: String, _ arguments: [String], directory: URL? = nil, environment: [String: String] = [:])

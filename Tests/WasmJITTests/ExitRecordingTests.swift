@@ -2,6 +2,7 @@ import CWasmUnwindABI
 import Testing
 import WasmJIT
 import WasmUnwind
+import CWasmRuntime
 
 @Suite("Exit recording at the call site")
 struct ExitRecordingTests {

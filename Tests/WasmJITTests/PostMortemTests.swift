@@ -4,6 +4,7 @@ import StackCapture
 import Testing
 import WasmJIT
 import WasmUnwind
+import CWasmTools
 
 /// The post-mortem descriptor as a reader of this process's memory (or of a
 /// core file of it) finds it.

@@ -67,6 +67,16 @@ wu_activation *wu_current_activation(void);
 /// Makes `activation` the newest activation of the calling thread.
 void wu_set_current_activation(wu_activation *activation);
 
+/// Called on each thread's first `wu_set_current_activation` after it is
+/// installed (tools that list the threads running wasm install one; NULL
+/// removes it). It runs on that thread, outside any signal handler.
+typedef void (*wu_thread_entry_hook)(void);
+void wu_set_thread_entry_hook(wu_thread_entry_hook hook);
+
+/// Where the calling thread keeps its newest activation (for readers in
+/// another process or a core file: read it, then follow `older`).
+wu_activation *const *wu_current_activation_address(void);
+
 /// The activation being entered or left on the calling thread while the
 /// limits record's fields are being saved, reset or restored, or NULL. A
 /// reader interrupting the thread (a sampling profiler's signal handler)

@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 
 /// The primitives a trampoline or a call site needs to describe where it is
 /// on the stack, named for what they mean rather than for the instruction

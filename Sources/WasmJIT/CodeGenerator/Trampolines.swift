@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 
 /// The trampolines, emitted by the same assembler as wasm functions.
 ///

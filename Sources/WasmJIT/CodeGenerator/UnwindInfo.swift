@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 /// How a run of generated code changes its frame, instruction by
 /// instruction, recorded by the code generator as it emits the code, so the
 /// CFI describes exactly what the code does.

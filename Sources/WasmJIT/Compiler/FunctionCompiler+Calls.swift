@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 
 /// Calls: to functions of this module, through the import table (another
 /// instance's function, or an exit trampoline), and — with inline exit

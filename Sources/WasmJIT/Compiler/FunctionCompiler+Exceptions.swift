@@ -1,6 +1,7 @@
 import CWasmUnwindABI
 import WasmParser
 import WasmUnwind
+import CWasmRuntime
 
 /// Exceptions: `try_table` with its catch clauses, `throw` and `throw_ref`.
 ///

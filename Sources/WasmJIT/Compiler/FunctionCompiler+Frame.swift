@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 
 /// The frame: prologue (with the stack-limit check), epilogue, the
 /// out-of-line stubs after it, and the address map.

@@ -1,6 +1,7 @@
 import CWasmUnwindABI
 import WasmParser
 import WasmUnwind
+import CWasmRuntime
 
 /// Linear memory: loads and stores — with guard pages, plain accesses each
 /// recorded as a trap site the signal handler recognises; with explicit

@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 
 /// References and tables: `ref.null`, `ref.is_null`, `ref.func`,
 /// `table.get`/`table.set`/`table.size` inline, the rest (`table.grow`,

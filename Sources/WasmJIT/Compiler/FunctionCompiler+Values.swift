@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 
 /// Locals, globals, constants, references and the parametric instructions
 /// (`drop`, `select`): moves between slots, through rax.

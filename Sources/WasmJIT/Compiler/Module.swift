@@ -5,6 +5,8 @@ import Synchronization
 import WAT
 import WasmParser
 import WasmUnwind
+import CWasmRuntime
+import CWasmTools
 
 /// A compiled wasm module: machine code in executable memory and the tables
 /// that describe it (functions, call sites, trap sites, trampolines).

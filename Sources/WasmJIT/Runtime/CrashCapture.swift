@@ -1,5 +1,7 @@
 import CWasmUnwindABI
 import Glibc
+import CWasmRuntime
+import CWasmTools
 
 /// A capture written by the signal handler when a fault outside wasm kills
 /// the process: the faulting thread's wasm activations, its stack from the
@@ -22,6 +24,8 @@ public enum CrashCapture {
         }
         let status = wu_crash_capture_set_path(path)
         guard status == 0 else { throw .toolInterface("the crash capture path \(path): \(String(cString: strerror(status)))") }
+        TrapHandling.installHandler()
+        wu_trap_handler_set_crash_hook(wu_crash_capture_write)
     }
 
     /// Disarms it.

@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 
 /// An exception tag: what a `throw` names and a `catch` matches. Two tags
 /// are the same only if they are the same object — an imported tag is the

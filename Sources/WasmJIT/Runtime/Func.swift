@@ -1,4 +1,5 @@
 import CWasmUnwindABI
+import CWasmRuntime
 
 /// A wasm function of an instance, callable from Swift.
 public struct Func {

@@ -1,4 +1,5 @@
 import CWasmUnwindABI
+import CWasmRuntime
 
 /// A function implemented in Swift that wasm can import.
 public struct HostFunction {

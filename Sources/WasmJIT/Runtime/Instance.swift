@@ -2,6 +2,7 @@ import CWasmUnwindABI
 import WasmUnwind
 #if canImport(Glibc)
 import Glibc
+import CWasmRuntime
 #endif
 
 /// A module instantiated in a store: its context record (what r15 points

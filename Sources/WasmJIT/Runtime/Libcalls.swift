@@ -1,4 +1,5 @@
 import CWasmUnwindABI
+import CWasmRuntime
 
 /// The runtime functions compiled code calls for instructions too large to
 /// inline: `memory.grow`, bulk memory, the table instructions other than

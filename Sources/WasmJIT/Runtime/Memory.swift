@@ -1,6 +1,7 @@
 import CWasmUnwindABI
 #if canImport(Glibc)
 import Glibc
+import CWasmRuntime
 #endif
 
 /// A linear memory, laid out the way production runtimes lay it out on

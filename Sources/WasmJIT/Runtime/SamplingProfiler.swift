@@ -1,6 +1,7 @@
 import Glibc
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 
 /// A sampling profiler for wasm running on the calling thread: a timer
 /// (`timer_create` on `CLOCK_MONOTONIC` or the thread's CPU-time clock,

@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import CWasmRuntime
 
 /// Owns a runtime-limits record and the code registry of the modules
 /// instantiated in it (and keeps those modules' code alive). A store is used by one thread at a time; each

@@ -1,4 +1,5 @@
 import CWasmUnwindABI
+import CWasmRuntime
 
 /// A table of references: function references (each a pointer to a
 /// `wu_func_ref`) or host-object handles, 0 for null. Owns a `wu_table`

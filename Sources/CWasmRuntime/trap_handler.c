@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -13,7 +14,6 @@
 
 #include "wasm_jit_abi.h"
 #include "wasm_trap_handler.h"
-#include "wasm_crash_capture.h"
 
 // MARK: - Per-thread state
 
@@ -141,6 +141,9 @@ static struct sigaction previous_actions[SIGNAL_COUNT];
 static int previous_is_swift_reporter[SIGNAL_COUNT];
 static wu_trap_walk_fn walk_callback;
 static wu_trap_observer_fn _Atomic observer_callback;
+static wu_crash_hook _Atomic crash_hook;
+
+void wu_trap_handler_set_crash_hook(wu_crash_hook hook) { atomic_store(&crash_hook, hook); }
 
 void wu_trap_handler_set_observer(wu_trap_observer_fn observer) { observer_callback = observer; }
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
@@ -310,7 +313,8 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     if (!region) {
         // A fault of the host: with a crash capture asked for, the wasm
         // frames below are written to it first.
-        if (!state || !state->in_handler) wu_crash_capture_write(signal, sp);
+        wu_crash_hook hook = atomic_load(&crash_hook);
+        if (hook && (!state || !state->in_handler)) hook(signal, sp);
         errno = saved_errno;
         chain(signal, info, context);
         return;

@@ -185,6 +185,13 @@ typedef void (*wu_trap_walk_fn)(wu_thread_trap_state *state, wu_runtime_limits *
 /// gets its default action: the process ends with it, and a core.
 void wu_trap_handler_install(wu_trap_walk_fn walk);
 
+/// Called by the handler for a signal that is not a wasm trap, before it is
+/// passed on (a fault in host code, SIGABRT): tools write a capture of the
+/// thread's wasm here (`wu_crash_capture_write`). Must be
+/// async-signal-safe. NULL (the default) for none.
+typedef void (*wu_crash_hook)(int signal, uint64_t sp);
+void wu_trap_handler_set_crash_hook(wu_crash_hook hook);
+
 /// Called by the handler for every wasm trap, after the walk and before the
 /// jump back, with the signal context (`ucontext_t *`). For oracles that
 /// unwind the same interrupted stack another way; NULL (the default) for

@@ -105,8 +105,6 @@ static void unlist_thread(void *entry) {
 
 static void make_exit_key(void) { pthread_key_create(&exit_key, unlist_thread); }
 
-extern wu_activation *const *wu_current_activation_address(void);
-
 void wu_debug_register_current_thread(void) {
     if (thread_listed) return;
     pthread_once(&exit_key_once, make_exit_key);
