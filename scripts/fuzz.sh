@@ -37,6 +37,10 @@ for source in Sources/CWasmUnwindABI/*.c; do
   clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CWasmUnwindABI/include -c "$source" \
     -o "$build/c/$(basename "$source" .c).o"
 done
+for source in Sources/CWasmRuntime/*.c; do
+  clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CWasmRuntime/include -I Sources/CWasmUnwindABI/include -c "$source" \
+    -o "$build/c/runtime-$(basename "$source" .c).o"
+done
 for source in Sources/CUnwindShim/*.c; do
   clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CUnwindShim/include -I Sources/CWasmUnwindABI/include \
     -I Sources/CWasmRuntime/include \
