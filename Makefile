@@ -10,7 +10,11 @@
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-BIN := .build/debug/wasm-unwind
+# The library is the package here; everything else is the package in
+# Tools/ (which depends on it), built in Tools/.build.
+TOOLS := $(SWIFT) build --package-path Tools
+BIN := Tools/.build/debug/wasm-unwind
+RELEASE := Tools/.build/release
 
 .PHONY: deps venv tools build test demo verify bench fuzz docs clean
 
@@ -55,11 +59,15 @@ tools:
 
 build: deps
 	$(SWIFT) build
+	$(TOOLS)
 
 test: deps venv tools
 	scripts/check-walker-codegen.sh
+	scripts/check-embedder-dependencies.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(TOOLS) --build-tests
+	$(SWIFT) test --package-path Tools --skip-build
 
 demo: build
 	$(BIN) demo
@@ -70,22 +78,22 @@ demo: build
 # random programs at 10 kHz, each compared with libunwind in the signal
 # handler. Both exit-recording modes.
 verify: deps venv
-	$(SWIFT) build -c release --product wasm-unwind
+	$(TOOLS) -c release --product wasm-unwind
 	scripts/build-c-fixtures.sh .build/c-fixtures >/dev/null
-	.build/release/wasm-unwind verify --seed 1 --count 10000 --exit-recording trampoline
-	.build/release/wasm-unwind verify --seed 1 --count 10000 --exit-recording inline
-	.build/release/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exceptions 2000 --max-known-differences 10 --exit-recording trampoline
-	.build/release/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exceptions 2000 --max-known-differences 10 --exit-recording inline
-	.build/release/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording trampoline
-	.build/release/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording inline
+	$(RELEASE)/wasm-unwind verify --seed 1 --count 10000 --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify --seed 1 --count 10000 --exit-recording inline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exceptions 2000 --max-known-differences 10 --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exceptions 2000 --max-known-differences 10 --exit-recording inline
+	$(RELEASE)/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording inline
 
 # Release-mode benchmarks, every method beside its baselines, in one process.
 bench: deps venv
-	$(SWIFT) build -c release --product wasm-unwind-bench
+	$(TOOLS) -c release --product wasm-unwind-bench
 	@command -v g++ >/dev/null || { echo "make: installing g++ with apt-get"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq g++ >/dev/null; }
 	g++ -O2 -shared -fPIC -static-libgcc -static-libstdc++ -Wl,-Bsymbolic -o .build/cxx-throw-bench.so Benchmarks/cxx/throw_bench.cpp
-	.build/release/wasm-unwind-bench --json .build/benchmarks.json
+	$(RELEASE)/wasm-unwind-bench --json .build/benchmarks.json
 
 # libFuzzer over the capture reader and walker (SECONDS=600 by default).
 SECONDS ?= 600
@@ -100,4 +108,4 @@ docs: deps
 	@echo "make docs: open .build/docs/index.html (or serve .build/docs)"
 
 clean:
-	rm -rf .build .build-fuzz $(VENV)
+	rm -rf .build Tools/.build .build-fuzz $(VENV)

@@ -1,7 +1,15 @@
 // swift-tools-version: 6.1
 //
 // WasmUnwind: backtraces of WebAssembly code running as native JIT code.
-// The module table in docs/design.md maps each target to what it owns.
+//
+// This package is the library an embedder links — the C records generated
+// code shares with it, and the walker, registry and stack maps — and
+// depends on nothing (the DocC plugin is used by `make docs` only; a
+// package that depends on this one does not resolve it). Everything else —
+// the reference runtime, the oracles, the capture format, the tools, the
+// tests and benchmarks of all of it — is the package in Tools/, which
+// depends on this one. The module table in docs/design.md maps each target
+// to what it owns.
 
 import PackageDescription
 
@@ -10,193 +18,30 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "WasmUnwind", targets: ["WasmUnwind"]),
-        .library(name: "WasmJIT", targets: ["WasmJIT"]),
-        .library(name: "JITTools", targets: ["JITTools"]),
-        .executable(name: "wasm-unwind", targets: ["wasm-unwind"]),
-        .executable(name: "wasm-unwind-bench", targets: ["wasm-unwind-bench"]),
+        // The records generated code reads and writes, in C (what a JIT's
+        // code generator needs the offsets of).
+        .library(name: "CWasmUnwindABI", targets: ["CWasmUnwindABI"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         // `make docs`: the DocC catalog of WasmUnwind, with its snippets.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
-        .package(url: "https://github.com/swiftwasm/WasmKit", exact: "0.4.2"),
     ],
     targets: [
         // C layout of the records that generated code reads and writes, the
         // thread-local activation head, and the few libc facilities Swift
         // cannot call directly (stack bounds, the C++ demangler).
         .target(name: "CWasmUnwindABI", linkerSettings: [.linkedLibrary("stdc++")]),
-        // The reference runtime's C: entering wasm (sigsetjmp), the trap
-        // handler, the sampler's timer and SIGPROF handler.
-        .target(name: "CWasmRuntime", dependencies: ["CWasmUnwindABI"]),
-        // The tools' C: the GDB JIT interface, the post-mortem descriptor,
-        // the crash capture writer (hooked into the runtime by the tools).
-        .target(name: "CWasmTools", dependencies: ["CWasmUnwindABI"]),
 
         // The embedder library: records, activations, the frame-pointer walker,
-        // the code registry and rendering. No JIT, no libunwind.
+        // the code registry, stack maps and GC roots. No JIT, no libunwind.
         .target(
             name: "WasmUnwind",
             dependencies: ["CWasmUnwindABI"]
         ),
 
-        // What debuggers and profilers need to see JIT code: the GDB JIT
-        // interface (in-memory ELF objects with symbols, CFI and DWARF lines),
-        // the perf map and the jitdump (docs/debugging.md).
-        .target(
-            name: "JITTools",
-            dependencies: ["WasmUnwind", "CWasmUnwindABI", "CWasmTools"]
-        ),
-
-        // The captured-stack file format: writer, reader, and reading a
-        // capture the way a live stack is read (docs/capture-format.md).
-        .target(
-            name: "StackCapture",
-            dependencies: ["WasmUnwind"]
-        ),
-
-        // The reference embedder: assembler, code memory, trampolines, a baseline
-        // wasm compiler and its runtime.
-        .target(
-            name: "WasmJIT",
-            dependencies: [
-                "WasmUnwind",
-                "CWasmUnwindABI",
-                "CWasmRuntime",
-                "CWasmTools",
-                "JITTools",
-                "StackCapture",
-                .product(name: "WAT", package: "WasmKit"),
-                .product(name: "WasmParser", package: "WasmKit"),
-            ]
-        ),
-
-        // libunwind, for the oracle only (the embedder library never links it).
-        .systemLibrary(
-            name: "CLibunwind",
-            pkgConfig: "libunwind-generic",
-            providers: [.apt(["libunwind-dev"])]
-        ),
-        // What are macros in libunwind's headers, as functions; dynamic
-        // registration records; swift_demangle.
-        .target(
-            name: "CUnwindShim",
-            dependencies: ["CLibunwind", "CWasmUnwindABI", "CWasmRuntime"]
-        ),
-        // libunwind as an independent unwinder: local and signal-context
-        // unwinding, CFI registration, frame-by-frame comparison, hybrid
-        // host+wasm backtraces, and captured stacks unwound offline.
-        .target(
-            name: "UnwindOracle",
-            dependencies: ["WasmUnwind", "StackCapture", "CUnwindShim"]
-        ),
-        // Captures of the reference runtime's stacks: at host calls, and at
-        // traps from the handler's snapshot.
-        .target(
-            name: "JITCapture",
-            dependencies: ["WasmJIT", "StackCapture", "UnwindOracle"]
-        ),
-
-        // The oracle applied to the reference runtime: CFI registration of
-        // every compiled module, comparisons at host calls and traps, and the
-        // randomized differential run (`wasm-unwind verify`).
-        .target(
-            name: "Verification",
-            dependencies: ["WasmJIT", "UnwindOracle", .product(name: "WasmParser", package: "WasmKit")]
-        ),
-
-        // The spec test scripts (.wast) on the reference runtime
-        // (`wasm-unwind wast`).
-        .target(
-            name: "WastRunner",
-            dependencies: [
-                "WasmJIT",
-                .product(name: "WAT", package: "WasmKit"),
-                .product(name: "WasmParser", package: "WasmKit"),
-            ]
-        ),
-
-        .executableTarget(
-            name: "wasm-unwind",
-            dependencies: [
-                "WasmUnwind",
-                "CWasmUnwindABI",
-                "CWasmRuntime",
-                "WasmJIT",
-                "WastRunner",
-                "UnwindOracle",
-                "Verification",
-                "StackCapture",
-                "JITCapture",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
-
-        // The benchmarks: methods side by side with their baselines, in one
-        // process (`make bench`). Not part of the tests.
-        .executableTarget(
-            name: "wasm-unwind-bench",
-            dependencies: ["WasmUnwind", "WasmJIT", "UnwindOracle", "Verification", "StackCapture", "JITCapture",
-                           "CMallocCounter", "CBenchmarkSupport"],
-            path: "Benchmarks/WasmUnwindBenchmarks"
-        ),
-        // The C baselines: the frame-pointer floor, libunwind's loops, and
-        // Wasmtime through its C API (dlopen of the PyPI package's library).
-        .target(
-            name: "CBenchmarkSupport",
-            dependencies: ["CLibunwind"],
-            path: "Benchmarks/CBenchmarkSupport",
-            cSettings: [.unsafeFlags(["-O2"])],
-            linkerSettings: [.linkedLibrary("dl")]
-        ),
-
-        // A child process for the trap tests (host crashes must stay crashes).
-        .executableTarget(
-            name: "trap-probe",
-            dependencies: ["WasmJIT", "WasmUnwind", "CrashSupport"],
-            path: "Tests/TrapProbe"
-        ),
-        // Real faults in host code (SIGSEGV, SIGBUS, SIGILL, SIGFPE) for the probe.
-        .target(
-            name: "CrashSupport",
-            path: "Tests/CrashSupport"
-        ),
-
-        // Test-only malloc interposer: proves the trap handler allocates nothing.
-        .target(
-            name: "CMallocCounter",
-            dependencies: ["CWasmRuntime"],
-            path: "Tests/MallocCounter"
-        ),
-
         .testTarget(
             name: "WasmUnwindTests",
             dependencies: ["WasmUnwind", "CWasmUnwindABI"]
-        ),
-        .testTarget(
-            name: "StackCaptureTests",
-            dependencies: ["StackCapture", "WasmUnwind"]
-        ),
-        .testTarget(
-            name: "WasmJITTests",
-            dependencies: [
-                "WasmJIT",
-                "WasmUnwind",
-                "CWasmUnwindABI",
-                "CWasmRuntime",
-                "CWasmTools",
-                "StackCapture",
-                "JITCapture",
-                "wasm-unwind",
-                "trap-probe",
-                "CMallocCounter",
-                "UnwindOracle",
-                "Verification",
-                "WastRunner",
-                "JITTools",
-                .product(name: "WAT", package: "WasmKit"),
-                .product(name: "WasmKit", package: "WasmKit"),
-            ]
         ),
     ]
 )

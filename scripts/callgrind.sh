@@ -10,12 +10,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 iterations=${1:-20}
-swift build -c release --product wasm-unwind-bench >/dev/null
+swift build --package-path Tools -c release --product wasm-unwind-bench >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # valgrind 3.19 cannot read the DWARF 5 the Swift toolchain emits: give it a
 # copy without debug info (the symbol table stays).
-objcopy --strip-debug .build/release/wasm-unwind-bench "$work/bench"
+objcopy --strip-debug Tools/.build/release/wasm-unwind-bench "$work/bench"
 chmod +x "$work/bench"
 
 # Prints "probeName instructions-per-call" for each probe of one run.

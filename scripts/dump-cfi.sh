@@ -7,7 +7,7 @@ set -euo pipefail
 module=${1:?usage: scripts/dump-cfi.sh FILE.wat}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-bin=${WASM_UNWIND:-.build/debug/wasm-unwind}
+bin=${WASM_UNWIND:-Tools/.build/debug/wasm-unwind}
 layout=$("$bin" compile "$module" --code-out "$work/code.bin" | head -1)
 range=$(echo "$layout" | sed -E 's/.*CFI at (0x[0-9a-f]+)\.\.<(0x[0-9a-f]+).*/\1 \2/')
 read -r start end <<<"$range"

@@ -70,8 +70,8 @@ link CoreFuzz Fuzz/CoreFuzz.swift core-fuzz
 # post-mortem reader read of that core.
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
-swift build --product wasm-unwind >/dev/null
-cli=$(swift build --show-bin-path)/wasm-unwind
+swift build --package-path Tools --product wasm-unwind >/dev/null
+cli=$(swift build --package-path Tools --show-bin-path)/wasm-unwind
 (cd "$seeds" && ulimit -c unlimited && "$cli" run "$OLDPWD/fixtures/crash/nested-crash.wat" --invoke main >/dev/null 2>&1) 2>/dev/null || true
 if [ -f "$seeds/core" ]; then
   "$cli" dump "$seeds/core" --exe "$cli" --record-reads "$seeds/nested.recording" >/dev/null

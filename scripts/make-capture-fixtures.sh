@@ -5,9 +5,9 @@
 # and re-capture from the WAT to check names and offsets stay the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=.build/debug/wasm-unwind
+bin=Tools/.build/debug/wasm-unwind
 out=fixtures/captures
-swift build --product wasm-unwind >/dev/null
+swift build --package-path Tools --product wasm-unwind >/dev/null
 rm -f $out/*.capture $out/*.txt $out/*.json $out/*.capture.*
 
 capture() {  # name, then the run arguments

@@ -60,7 +60,7 @@ func toolBenchmarks(_ harness: inout Harness) throws {
 func profilerReport() throws -> [String] {
     let engine = Engine()
     let store = Store(engine: engine)
-    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    let path = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("fixtures/programs/ratio.wat").path
     let module = try Module(engine: engine, text: try String(contentsOfFile: path, encoding: .utf8))
     let instance = try Instance(store: store, module: module, imports: Imports())

@@ -5,7 +5,7 @@ import WasmUnwind
 
 /// The committed captures, read as bytes (the format alone: no JIT, no CLI).
 enum CaptureFixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
     static func bytes(_ name: String) throws -> [UInt8] {

@@ -43,7 +43,9 @@ func describe(_ trace: SymbolicatedBacktrace) -> [String] {
 
 /// Paths inside the package, for fixtures and the CLI binary.
 enum PackagePaths {
-    static let root: URL = URL(fileURLWithPath: #filePath)
+    // (Built through Tools/Tests, a link to Tests: resolved, this file is in
+    // the package's own Tests.)
+    static let root: URL = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static func fixture(_ path: String) -> String { root.appendingPathComponent("fixtures/" + path).path }

@@ -1,13 +1,25 @@
+import Foundation
 import Testing
 
 /// The snippets of the DocC article "Embedding WasmUnwind in your JIT"
 /// (Snippets/, built with the package) run and do what the article says.
 @Suite("The documentation's snippets")
 struct DocumentationSnippetTests {
+    /// Runs the snippet `name`, built next to this test bundle.
     func run(_ name: String) throws -> String {
-        let result = try runChild(PackagePaths.executable(name), [])
-        #expect(result.status == 0, "\(result.stderr)")
-        return result.stdout
+        let bundle = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }?.bundleURL
+            ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        let process = Process()
+        process.executableURL = bundle.deletingLastPathComponent().appendingPathComponent(name)
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let text = output.fileHandleForReading.readDataToEndOfFile()
+        let problems = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(String(decoding: problems, as: UTF8.self))")
+        return String(decoding: text, as: UTF8.self)
     }
 
     @Test("records: the offsets a code generator stores to, and an activation")

@@ -1,0 +1,197 @@
+// swift-tools-version: 6.1
+//
+// The tools around the WasmUnwind library (the package one directory up):
+// the reference runtime, the oracles, the capture format, the debugger and
+// profiler interfaces, the command-line tool, the tests and benchmarks.
+// Kept apart so that an embedder who depends on the library resolves no
+// third-party package. Sources/, Tests/ and Benchmarks/ here are links to
+// the package's own; the module table in docs/design.md maps each target to
+// what it owns.
+//
+//   swift build --package-path Tools      (make test, make verify, make bench)
+
+import PackageDescription
+
+/// The library's product and its C records, from the package one up.
+let wasmUnwind = Target.Dependency.product(name: "WasmUnwind", package: "WasmUnwind")
+let abi = Target.Dependency.product(name: "CWasmUnwindABI", package: "WasmUnwind")
+
+let package = Package(
+    name: "WasmUnwindTools",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "WasmJIT", targets: ["WasmJIT"]),
+        .library(name: "JITTools", targets: ["JITTools"]),
+        .executable(name: "wasm-unwind", targets: ["wasm-unwind"]),
+        .executable(name: "wasm-unwind-bench", targets: ["wasm-unwind-bench"]),
+    ],
+    dependencies: [
+        // The embedder library: WasmUnwind and its C records.
+        .package(name: "WasmUnwind", path: ".."),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/swiftwasm/WasmKit", exact: "0.4.2"),
+    ],
+    targets: [
+        // The reference runtime's C: entering wasm (sigsetjmp), the trap
+        // handler, the sampler's timer and SIGPROF handler.
+        .target(name: "CWasmRuntime", dependencies: [abi]),
+        // The tools' C: the GDB JIT interface, the post-mortem descriptor,
+        // the crash capture writer (hooked into the runtime by the tools).
+        .target(name: "CWasmTools", dependencies: [abi]),
+
+        // What debuggers and profilers need to see JIT code: the GDB JIT
+        // interface (in-memory ELF objects with symbols, CFI and DWARF lines),
+        // the perf map and the jitdump (docs/debugging.md).
+        .target(
+            name: "JITTools",
+            dependencies: [wasmUnwind, abi, "CWasmTools"]
+        ),
+
+        // The captured-stack file format: writer, reader, and reading a
+        // capture the way a live stack is read (docs/capture-format.md).
+        .target(
+            name: "StackCapture",
+            dependencies: [wasmUnwind]
+        ),
+
+        // The reference embedder: assembler, code memory, trampolines, a baseline
+        // wasm compiler and its runtime.
+        .target(
+            name: "WasmJIT",
+            dependencies: [
+                wasmUnwind,
+                abi,
+                "CWasmRuntime",
+                "CWasmTools",
+                "JITTools",
+                "StackCapture",
+                .product(name: "WAT", package: "WasmKit"),
+                .product(name: "WasmParser", package: "WasmKit"),
+            ]
+        ),
+
+        // libunwind, for the oracle only (the embedder library never links it).
+        .systemLibrary(
+            name: "CLibunwind",
+            pkgConfig: "libunwind-generic",
+            providers: [.apt(["libunwind-dev"])]
+        ),
+        // What are macros in libunwind's headers, as functions; dynamic
+        // registration records; swift_demangle.
+        .target(
+            name: "CUnwindShim",
+            dependencies: ["CLibunwind", abi, "CWasmRuntime"]
+        ),
+        // libunwind as an independent unwinder: local and signal-context
+        // unwinding, CFI registration, frame-by-frame comparison, hybrid
+        // host+wasm backtraces, and captured stacks unwound offline.
+        .target(
+            name: "UnwindOracle",
+            dependencies: [wasmUnwind, "StackCapture", "CUnwindShim"]
+        ),
+        // Captures of the reference runtime's stacks: at host calls, and at
+        // traps from the handler's snapshot.
+        .target(
+            name: "JITCapture",
+            dependencies: ["WasmJIT", "StackCapture", "UnwindOracle"]
+        ),
+
+        // The oracle applied to the reference runtime: CFI registration of
+        // every compiled module, comparisons at host calls and traps, and the
+        // randomized differential run (`wasm-unwind verify`).
+        .target(
+            name: "Verification",
+            dependencies: ["WasmJIT", "UnwindOracle", .product(name: "WasmParser", package: "WasmKit")]
+        ),
+
+        // The spec test scripts (.wast) on the reference runtime
+        // (`wasm-unwind wast`).
+        .target(
+            name: "WastRunner",
+            dependencies: [
+                "WasmJIT",
+                .product(name: "WAT", package: "WasmKit"),
+                .product(name: "WasmParser", package: "WasmKit"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "wasm-unwind",
+            dependencies: [
+                wasmUnwind,
+                abi,
+                "CWasmRuntime",
+                "WasmJIT",
+                "WastRunner",
+                "UnwindOracle",
+                "Verification",
+                "StackCapture",
+                "JITCapture",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The benchmarks: methods side by side with their baselines, in one
+        // process (`make bench`). Not part of the tests.
+        .executableTarget(
+            name: "wasm-unwind-bench",
+            dependencies: [wasmUnwind, "WasmJIT", "UnwindOracle", "Verification", "StackCapture", "JITCapture",
+                           "CMallocCounter", "CBenchmarkSupport"],
+            path: "Benchmarks/WasmUnwindBenchmarks"
+        ),
+        // The C baselines: the frame-pointer floor, libunwind's loops, and
+        // Wasmtime through its C API (dlopen of the PyPI package's library).
+        .target(
+            name: "CBenchmarkSupport",
+            dependencies: ["CLibunwind"],
+            path: "Benchmarks/CBenchmarkSupport",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+
+        // A child process for the trap tests (host crashes must stay crashes).
+        .executableTarget(
+            name: "trap-probe",
+            dependencies: ["WasmJIT", wasmUnwind, "CrashSupport"],
+            path: "Tests/TrapProbe"
+        ),
+        // Real faults in host code (SIGSEGV, SIGBUS, SIGILL, SIGFPE) for the probe.
+        .target(
+            name: "CrashSupport",
+            path: "Tests/CrashSupport"
+        ),
+
+        // Test-only malloc interposer: proves the trap handler allocates nothing.
+        .target(
+            name: "CMallocCounter",
+            dependencies: ["CWasmRuntime"],
+            path: "Tests/MallocCounter"
+        ),
+
+        .testTarget(
+            name: "StackCaptureTests",
+            dependencies: ["StackCapture", wasmUnwind]
+        ),
+        .testTarget(
+            name: "WasmJITTests",
+            dependencies: [
+                "WasmJIT",
+                wasmUnwind,
+                abi,
+                "CWasmRuntime",
+                "CWasmTools",
+                "StackCapture",
+                "JITCapture",
+                "wasm-unwind",
+                "trap-probe",
+                "CMallocCounter",
+                "UnwindOracle",
+                "Verification",
+                "WastRunner",
+                "JITTools",
+                .product(name: "WAT", package: "WasmKit"),
+                .product(name: "WasmKit", package: "WasmKit"),
+            ]
+        ),
+    ]
+)
