@@ -10,7 +10,7 @@ let limits = RuntimeLimits()
 //   exit trampoline:   [limits + lastWasmExitFP]  = [rbp]      (the wasm caller's fp)
 //                      [limits + lastWasmExitPC]  = [rbp + 8]  (its precise return address)
 //   every prologue:    cmp rsp, [limits + stackLimit]; jb stack_overflow
-print("limits record at \(hex(limits.address))")
+print("limits record at 0x\(String(limits.address, radix: 16))")
 print("stackLimit +\(RuntimeLimits.Offsets.stackLimit), lastWasmExitFP +\(RuntimeLimits.Offsets.lastWasmExitFP),",
       "lastWasmExitPC +\(RuntimeLimits.Offsets.lastWasmExitPC), lastWasmEntryFP +\(RuntimeLimits.Offsets.lastWasmEntryFP)")
 
@@ -20,6 +20,6 @@ print("stackLimit +\(RuntimeLimits.Offsets.stackLimit), lastWasmExitFP +\(Runtim
 let stackLimit: UInt = 0  // your entry's limit: sp minus the wasm stack size
 Activation.enter(limits, stackLimit: stackLimit) { activation in
     // Call your entry trampoline here.
-    print("inside activation \(hex(activation.address)), depth \(Activation.depth(of: limits))")
+    print("inside activation 0x\(String(activation.address, radix: 16)), depth \(Activation.depth(of: limits))")
 }
 // snippet.end

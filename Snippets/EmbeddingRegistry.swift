@@ -24,7 +24,7 @@ try registry.register(CodeModule(
 // One answer to "what code is at this address":
 print(registry.kind(at: 0x10010)!, registry.kind(at: 0x10050)!)
 if let symbol = registry.symbol(for: .returnAddress(0x1002a)) {
-    print(TextFormatter.name(of: symbol), symbol.moduleOffset.map(hex)!)
+    print(symbol.printedName, "0x" + String(symbol.moduleOffset!, radix: 16))
 }
 print(registry.stackMap(forReturnAddress: 0x1002a)!.slotOffsets)
 // snippet.end

@@ -1,4 +1,4 @@
-// Walking wasm frames and rendering them. The same walker reads live memory
+// Walking wasm frames, printing them and reading their fields. The same walker reads live memory
 // (`Backtrace.capture`), memory checked against the thread's stack, or bytes
 // copied from a stack; here, two frames copied from a stack at 0x7000.
 import WasmUnwind
@@ -22,8 +22,12 @@ let walker = FramePointerWalker(architecture: X86_64.self,
                                 reader: CapturedMemoryReader(baseAddress: 0x7000, bytes: stack),
                                 activations: activations.makeIterator())
 let backtrace = registry.symbolicate(Backtrace(walking: walker))
-print(TextFormatter().render(backtrace))
-print(JSONFormatter().json(backtrace).rendered())
+print(backtrace)  // Wasmtime's layout
+for frame in backtrace.frames {
+    let symbol = frame.symbol
+    print(symbol?.functionName ?? "?", symbol?.functionIndex ?? 0, symbol?.moduleOffset ?? 0,
+          frame.frame.address.rawValue)
+}
 // From a host function called by wasm, on live memory:
 //   let trace = registry.symbolicate(Backtrace.capture(limits))
 // snippet.end

@@ -47,11 +47,20 @@ let package = Package(
             dependencies: [wasmUnwind, abi, "CWasmTools"]
         ),
 
+        // What the tools print: reports (traps, dumps, roots, hybrid
+        // backtraces, comparisons), rendered as text or JSON, and sampled
+        // profiles rendered as folded stacks, flame graphs and Firefox
+        // profiles. A backtrace alone renders itself (the library).
+        .target(
+            name: "UnwindReports",
+            dependencies: [wasmUnwind]
+        ),
+
         // The captured-stack file format: writer, reader, and reading a
         // capture the way a live stack is read (docs/capture-format.md).
         .target(
             name: "StackCapture",
-            dependencies: [wasmUnwind]
+            dependencies: [wasmUnwind, "UnwindReports"]
         ),
 
         // The reference embedder: assembler, code memory, trampolines, a baseline
@@ -65,6 +74,7 @@ let package = Package(
                 "CWasmTools",
                 "JITTools",
                 "StackCapture",
+                "UnwindReports",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmParser", package: "WasmKit"),
             ]
@@ -87,7 +97,7 @@ let package = Package(
         // host+wasm backtraces, and captured stacks unwound offline.
         .target(
             name: "UnwindOracle",
-            dependencies: [wasmUnwind, "StackCapture", "CUnwindShim"]
+            dependencies: [wasmUnwind, "StackCapture", "UnwindReports", "CUnwindShim"]
         ),
         // Captures of the reference runtime's stacks: at host calls, and at
         // traps from the handler's snapshot.
@@ -127,6 +137,7 @@ let package = Package(
                 "Verification",
                 "StackCapture",
                 "JITCapture",
+                "UnwindReports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -135,7 +146,7 @@ let package = Package(
         // process (`make bench`). Not part of the tests.
         .executableTarget(
             name: "wasm-unwind-bench",
-            dependencies: [wasmUnwind, "WasmJIT", "UnwindOracle", "Verification", "StackCapture", "JITCapture",
+            dependencies: [wasmUnwind, "WasmJIT", "UnwindOracle", "Verification", "StackCapture", "JITCapture", "UnwindReports",
                            "CMallocCounter", "CBenchmarkSupport"],
             path: "Benchmarks/WasmUnwindBenchmarks"
         ),
@@ -169,8 +180,12 @@ let package = Package(
         ),
 
         .testTarget(
+            name: "UnwindReportsTests",
+            dependencies: ["UnwindReports", wasmUnwind]
+        ),
+        .testTarget(
             name: "StackCaptureTests",
-            dependencies: ["StackCapture", wasmUnwind]
+            dependencies: ["StackCapture", "UnwindReports", wasmUnwind]
         ),
         .testTarget(
             name: "WasmJITTests",
@@ -189,6 +204,7 @@ let package = Package(
                 "Verification",
                 "WastRunner",
                 "JITTools",
+                "UnwindReports",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmKit", package: "WasmKit"),
             ]

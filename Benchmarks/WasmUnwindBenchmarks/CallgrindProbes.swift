@@ -123,9 +123,7 @@ func callgrindProbes(iterations: Int, frames: Int) throws {
 }
 @inline(never) func probeSymbolicate(_ limits: UInt, _ buffer: UnsafeMutableBufferPointer<Frame>, _ registry: CodeRegistry) {
     let count = Backtrace.capture(limitsAddress: limits, into: buffer).count
-    var sum: UInt = 0
-    for frame in buffer.prefix(count) { sum &+= UInt(registry.resolve(frame.address)?.moduleOffset ?? 0) }
-    consume(sum)
+    consume(UInt(registry.symbolicate(UnsafeBufferPointer(rebasing: buffer.prefix(count))).frames.count))
 }
 @inline(never) func probeRoots(_ frames: [Frame], _ registry: CodeRegistry) {
     consume(UInt((try? registry.roots(of: frames, reader: UncheckedMemoryReader()).count) ?? 0))

@@ -5,6 +5,7 @@ import StackCapture
 import Verification
 import WasmJIT
 import WasmUnwind
+import UnwindReports
 
 /// The benchmark module: `down(n, split, object)` recurses n more times,
 /// re-entering through the host every `split` frames (a new activation),
@@ -134,11 +135,7 @@ func measureAtHostCall(_ caller: Caller, frames: Int, activations: Int, shape: S
     }
     box.harness.measure(group, "ours: walk + symbolicate each frame", items: frames) {
         let count = Backtrace.capture(limitsAddress: limits, into: buffer).count
-        var sum: UInt = 0
-        for frame in buffer.prefix(count) {
-            sum &+= UInt(registry.resolve(frame.address)?.moduleOffset ?? 0)
-        }
-        consume(sum)
+        consume(UInt(registry.symbolicate(UnsafeBufferPointer(rebasing: buffer.prefix(count))).frames.count))
     }
     box.harness.measure(group, "C floor: frame-pointer loop (-O2, no checks)", items: frames) {
         consume(UInt(wu_floor_walk(triples, activations, pcs, 1 << 16)))

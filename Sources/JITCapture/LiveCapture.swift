@@ -2,6 +2,7 @@ import StackCapture
 import UnwindOracle
 import WasmJIT
 import WasmUnwind
+import UnwindReports
 
 /// Captures of the reference runtime's stacks.
 public enum LiveCapture {

@@ -1,4 +1,4 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// Why `.eh_frame` bytes could not be read.
 public struct EhFrameError: Error, CustomStringConvertible {

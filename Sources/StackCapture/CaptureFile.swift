@@ -1,4 +1,5 @@
 import WasmUnwind
+import UnwindReports
 
 /// A captured stack: everything needed to walk, symbolicate, find the roots
 /// of, and independently unwind a stack of wasm frames after the process

@@ -1,4 +1,5 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
+import UnwindReports
 
 /// The binary form of `CaptureFile` (docs/capture-format.md).
 ///

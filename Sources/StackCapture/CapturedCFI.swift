@@ -1,4 +1,4 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// The checks a captured `.eh_frame` passes before libunwind reads it
 /// (`dump --verify`). libunwind trusts CFI: a register number past its

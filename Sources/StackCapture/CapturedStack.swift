@@ -1,4 +1,5 @@
 import WasmUnwind
+import UnwindReports
 
 /// A capture made ready to read: its modules registered, its stack bytes
 /// behind a reader, and the walk the live process would have made.

@@ -1,4 +1,4 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// Memory of a process: a core file's, or a live process's. Reads are of
 /// plain bytes at virtual addresses; what is not there is nil.

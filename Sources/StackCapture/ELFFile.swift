@@ -1,4 +1,4 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// Why an ELF file (a core, or the program that crashed) could not be
 /// read: the file when it is not the one the caller names anyway, the byte

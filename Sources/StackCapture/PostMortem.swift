@@ -1,4 +1,4 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// A core file read through the runtime's post-mortem descriptor
 /// (`wasm_unwind_debug_descriptor`, docs/post-mortem.md): each thread with

@@ -1,5 +1,6 @@
 import StackCapture
 import WasmUnwind
+import UnwindReports
 
 extension CapturedStack {
     /// The capture unwound offline by libunwind and compared with the walk

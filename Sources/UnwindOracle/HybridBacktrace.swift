@@ -1,4 +1,5 @@
 import WasmUnwind
+import UnwindReports
 
 /// Every frame on the stack in stack order — host frames named by libunwind
 /// (Swift names demangled), wasm frames from the frame-pointer walk with

@@ -1,4 +1,5 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
+import UnwindReports
 
 extension FrameComparison {
     /// libunwind's frames against the frame-pointer walk, frame for frame.

@@ -1,6 +1,7 @@
 import UnwindOracle
 import WasmJIT
 import WasmUnwind
+import UnwindReports
 
 /// Runs generated programs on the reference runtime and compares the
 /// frame-pointer walk with libunwind at every checkpoint (`host.check`,
@@ -158,7 +159,7 @@ public struct DifferentialRun {
                 // Every announced object must still be alive.
                 for root in roots where caller.store.object(for: ExternRef(handle: UInt64(root.value))) == nil {
                     let frame = caller.store.registry.symbolicate(root.frame)
-                    mismatch("host.check_roots", "frame \(root.frameIndex) (\(TextFormatter.line(index: root.frameIndex, frame: frame))): "
+                    mismatch("host.check_roots", "frame \(root.frameIndex) (\(frame.line(index: root.frameIndex))): "
                              + "slot fp\(Int(bitPattern: root.slotAddress) - Int(bitPattern: root.frame.framePointer)) holds 0x\(String(root.value, radix: 16)), "
                              + "which is no live object")
                 }

@@ -1,6 +1,7 @@
 import UnwindOracle
 import WasmJIT
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
+import UnwindReports
 
 /// The reference runtime with libunwind watching: every module the engine
 /// compiles has its CFI registered with libunwind, and a host function or a

@@ -44,15 +44,15 @@ extension CodeRegistry {
         guard let moduleIndex = moduleIndex(containing: returnAddress &- 1),
               let mapIndex = mapIndex(forReturnAddress: returnAddress, inModule: moduleIndex)
         else { return nil }
-        return records[moduleIndex].module.stackMaps.maps[mapIndex]
+        return snapshot.records[moduleIndex].module.stackMaps.maps[mapIndex]
     }
 
     /// The index in module `moduleIndex`'s `stackMaps.maps` of the call site
     /// returning to `returnAddress`, if it is one.
     func mapIndex(forReturnAddress returnAddress: UInt, inModule moduleIndex: Int) -> Int? {
-        let offset = returnAddress - records[moduleIndex].module.codeRange.lowerBound
+        let offset = returnAddress - snapshot.records[moduleIndex].module.codeRange.lowerBound
         guard offset <= UInt(UInt32.max) else { return nil }
-        return records[moduleIndex].module.stackMaps.mapIndex(atReturnOffset: UInt32(offset))
+        return snapshot.records[moduleIndex].module.stackMaps.mapIndex(atReturnOffset: UInt32(offset))
     }
 
     /// Every live reference in `frames` (a walk, newest first), read through
@@ -78,7 +78,7 @@ extension CodeRegistry {
                 throw .missingStackMap(pc: returnAddress, frameIndex: index)
             }
             // Walk the bitmap in place: bit k is the word at fp - 8(k + 1).
-            let bitmap = records[moduleIndex].module.stackMaps.maps[mapIndex].bitmap
+            let bitmap = snapshot.records[moduleIndex].module.stackMaps.maps[mapIndex].bitmap
             for word in bitmap.indices {
                 var bits = bitmap[word]
                 while bits != 0 {

@@ -50,6 +50,7 @@ extension CodeRegistry {
         _ takes: (ExceptionHandler, Frame) -> Bool
     ) throws(HandlerSearchError) -> HandlerMatch? {
         var index = 0
+        let snapshot = self.snapshot
         // Consecutive frames are mostly of one module: remember it.
         var moduleIndex = -1
         var range: Range<UInt> = 0..<0
@@ -59,13 +60,11 @@ extension CodeRegistry {
             guard frame.isReturnAddress else { continue }
             let pc = frame.address.rawValue
             if !range.contains(pc &- 1) {
-                guard let found = self.moduleIndex(containing: pc &- 1) else {
-                    throw .noCallSite(pc: pc, frameIndex: index)
-                }
-                moduleIndex = found
-                range = unretainedRecord(found)._withUnsafeGuaranteedRef { $0.module.codeRange }
+                moduleIndex = snapshot.ranges.index(containing: pc &- 1)
+                guard moduleIndex >= 0 else { throw .noCallSite(pc: pc, frameIndex: index) }
+                range = snapshot.ranges.range(at: moduleIndex)
             }
-            let result = unretainedRecord(moduleIndex)._withUnsafeGuaranteedRef { record in
+            let result = snapshot.unretained[moduleIndex]._withUnsafeGuaranteedRef { record in
                 record.firstHandler(returnOffset: UInt32(truncatingIfNeeded: pc &- range.lowerBound)) { takes($0, frame) }
             }
             switch result {

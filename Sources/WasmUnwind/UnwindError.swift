@@ -88,11 +88,11 @@ extension UnwindError: CustomStringConvertible {
 
 /// `0x`-prefixed lowercase hexadecimal, as every message and rendering of
 /// this package prints addresses and offsets.
-public func hex<Value: BinaryInteger>(_ value: Value) -> String {
+@_spi(Tools) public func hex<Value: BinaryInteger>(_ value: Value) -> String {
     "0x" + String(value, radix: 16)
 }
 
 /// A range of addresses or offsets as `0x10..<0x20`.
-public func hex<Value: BinaryInteger>(_ range: Range<Value>) -> String {
+@_spi(Tools) public func hex<Value: BinaryInteger>(_ range: Range<Value>) -> String {
     hex(range.lowerBound) + "..<" + hex(range.upperBound)
 }

@@ -3,6 +3,7 @@ import CWasmUnwindABI
 import Foundation
 import WasmJIT
 import WasmUnwind
+import UnwindReports
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import WasmJIT
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 struct CompileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

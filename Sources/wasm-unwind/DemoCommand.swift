@@ -22,9 +22,9 @@ struct DemoCommand: ParsableCommand {
         // Modules' CFI is registered with libunwind, for host.backtrace_all.
         let engine = OracleSession(observeTraps: false).engine
         let store = Store(engine: engine)
-        let formatter = TextFormatter()
+        let sink = TextSink()
         var host = HostModule()
-        host.emit = { output(formatter.render($0)) }
+        host.emit = { sink.emit($0) }
         var imports = Imports()
         imports.fallback = host.resolve
         let module: Module

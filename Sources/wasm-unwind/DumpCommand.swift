@@ -3,6 +3,7 @@ import Foundation
 import StackCapture
 import UnwindOracle
 import WasmUnwind
+import UnwindReports
 
 struct DumpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,10 +55,8 @@ struct DumpCommand: ParsableCommand {
     }
 
     func run() throws {
-        let formatter = format.formatter
-        var entries: [DumpReport.Entry] = []
+        let sink = format.sink()
         var failed = false
-        var written = 0
         for file in files {
             // Each file is read once (a pipe or FIFO has no second reading),
             // as far as it is needed (a core is read where it is looked at).
@@ -77,19 +76,10 @@ struct DumpCommand: ParsableCommand {
             }
             for (entry, sound) in dumps {
                 if !sound { failed = true }
-                if formatter.rendersEventsAsTheyHappen {
-                    // Each file's dump is written (and flushed) before the next
-                    // file is read: nothing already read is lost.
-                    if written > 0 { output() }
-                    written += 1
-                    if case .failure = entry {} else { output(formatter.render(DumpReport(entries: [entry]))) }
-                    try flushStandardOutput()
-                } else {
-                    entries.append(entry)
-                }
+                try sink.emit(entry)
             }
         }
-        if !formatter.rendersEventsAsTheyHappen { output(formatter.render(DumpReport(entries: entries))) }
+        sink.finishDump()
         if failed { throw ExitCode(1) }
     }
 

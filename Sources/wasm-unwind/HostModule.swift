@@ -3,6 +3,7 @@ import UnwindOracle
 import Verification
 import WasmJIT
 import WasmUnwind
+import UnwindReports
 
 /// The built-in import module `host`, available to every module `run`
 /// executes:

@@ -4,7 +4,8 @@ import Foundation
 import UnwindOracle
 import Verification
 import WasmJIT
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
+import UnwindReports
 
 /// What `profile`'s interval counts.
 enum ProfileClock: String, ExpressibleByArgument, CaseIterable {

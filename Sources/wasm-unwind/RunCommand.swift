@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JITCapture
 import StackCapture
+import UnwindReports
 import Verification
 import WasmJIT
 import WasmUnwind
@@ -144,17 +145,10 @@ struct RunCommand: ParsableCommand {
         if let crashCapture { try CrashCapture.enable(path: crashCapture) }
         defer { if crashCapture != nil { CrashCapture.disable() } }
         let store = Store(engine: engine)
-        let formatter = format.formatter
+        let sink = format.sink()
         var report = RunReport()
-        func emit(_ event: RunEvent) {
-            if formatter.rendersEventsAsTheyHappen {
-                output(formatter.render(event))
-            } else {
-                report.events.append(event)
-            }
-        }
         var host = HostModule()
-        host.emit = { emit($0) }
+        host.emit = { sink.emit($0) }
         host.printRoots = printRoots
         var captureCount = 0
         var captureFailure: Error?
@@ -199,7 +193,7 @@ struct RunCommand: ParsableCommand {
         imports.fallback = host.resolve
         func finish(exitCode: Int32) throws {
             if let captureFailure { throw captureFailure }
-            if !formatter.rendersEventsAsTheyHappen { output(formatter.render(report)) }
+            try sink.finish(report)
             if exitCode != 0 { throw ExitCode(exitCode) }
         }
         do {
@@ -237,27 +231,18 @@ struct RunCommand: ParsableCommand {
             let results = try sampled(store: store, title: "\(URL(fileURLWithPath: file).lastPathComponent) --invoke \(name)") {
                 try function.call(values)
             }.map(typedValue)
-            if formatter.rendersEventsAsTheyHappen {
-                for result in results { output(result.value) }
-            }
             report.results = results
             try finish(exitCode: 0)
         } catch let trap as Trap {
             var trapReport = trap.report
             if let limit = maxBacktraceFrames { trapReport.backtrace = trapReport.backtrace.prefix(limit) }
             if let file = LiveCapture.atTrap(trap, store: store) { write(file) }
-            if formatter.rendersEventsAsTheyHappen {
-                try flushStandardOutput()
-                printError(formatter.render(trapReport))
-            }
             report.trap = trapReport
             try finish(exitCode: 134)
         } catch let error as ExitCode {
             throw error
         } catch {
-            if formatter.rendersEventsAsTheyHappen { throw CommandError("\(error)") }
             report.error = "\(error)"
-            printError("error: \(error)")
             try finish(exitCode: 1)
         }
     }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Verification
 import WasmJIT
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 struct VerifyProfilerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

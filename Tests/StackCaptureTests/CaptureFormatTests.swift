@@ -2,6 +2,7 @@ import Foundation
 import StackCapture
 import Testing
 import WasmUnwind
+import UnwindReports
 
 /// The committed captures, read as bytes (the format alone: no JIT, no CLI).
 enum CaptureFixtures {

@@ -240,6 +240,15 @@ case "two-profilers":
     final class Run: @unchecked Sendable {
         var report = ""
         var running = true
+        /// The thread's CPU time so far, in milliseconds (the profiler's
+        /// clock): each thread is stopped only after it has run long enough
+        /// to be sampled, however loaded the machine is.
+        var cpuMilliseconds = 0
+    }
+    let threadCPUMilliseconds: @Sendable () -> Int = {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
     }
     let a = Run(), b = Run()
     // Each thread profiles its own store; `stop` ends its loop of calls.
@@ -251,7 +260,10 @@ case "two-profilers":
             do {
                 try profiler.run(intervalNanoseconds: 200_000) {
                     started.signal()
-                    while run.running { _ = try function.call([.i32(200_000)]) }
+                    while run.running {
+                        _ = try function.call([.i32(200_000)])
+                        run.cpuMilliseconds = threadCPUMilliseconds()
+                    }
                 }
             } catch {
                 run.report = "\(error)"
@@ -263,15 +275,23 @@ case "two-profilers":
     }
     let startedA = DispatchSemaphore(value: 0), startedB = DispatchSemaphore(value: 0)
     let threadA = profile("spin_a", a, started: startedA), threadB = profile("spin_b", b, started: startedB)
+    /// Waits until `run`'s thread has had `milliseconds` more of CPU.
+    func waitForCPU(_ run: Run, _ milliseconds: Int) {
+        let start = run.cpuMilliseconds
+        while run.cpuMilliseconds - start < milliseconds { usleep(5_000) }
+    }
     threadA.start()
     startedA.wait()
-    usleep(50_000)
+    waitForCPU(a, 50)
     threadB.start()
     startedB.wait()
-    usleep(50_000)
+    // Both sample at once for at least 150 ms of each one's CPU; then one
+    // stops while the other goes on.
+    waitForCPU(a, 150)
+    waitForCPU(b, 150)
     let (first, second) = order == "b-first" ? (b, a) : (a, b)
     first.running = false
-    usleep(100_000)
+    waitForCPU(second, 50)
     second.running = false
     while !(threadA.isFinished && threadB.isFinished) { usleep(10_000) }
     print("a: \(a.report)")

@@ -3,6 +3,7 @@ import JITCapture
 import StackCapture
 import Testing
 import WasmUnwind
+import UnwindReports
 
 /// The committed captures in fixtures/captures, made by
 /// scripts/make-capture-fixtures.sh from the committed WAT sources.

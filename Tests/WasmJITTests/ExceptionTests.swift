@@ -5,7 +5,8 @@ import Testing
 import UnwindOracle
 import Verification
 import WasmJIT
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
+import UnwindReports
 
 /// Wasm exceptions on real stacks: a throw walks the frames of its
 /// activation with the frame-pointer walker, finds the handler in the

@@ -1,7 +1,7 @@
 import CWasmUnwindABI
 import Testing
 import WasmJIT
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 import CWasmRuntime
 
 @Suite("Exit recording at the call site")

@@ -1,6 +1,7 @@
 import Testing
 import WasmJIT
 import WasmUnwind
+import UnwindReports
 
 /// Backtraces taken by a host function on real JIT stacks. Expected module
 /// offsets are those `wasm-objdump -d` (wabt 1.0.32) prints for the same

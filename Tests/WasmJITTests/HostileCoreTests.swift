@@ -1,7 +1,8 @@
 import Foundation
 import StackCapture
 import Testing
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
+import UnwindReports
 
 /// A core file, the executable beside it, and the memory the crashed
 /// process left are all hostile input: every copy of a real core that is

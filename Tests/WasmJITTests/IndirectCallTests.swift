@@ -6,6 +6,7 @@ import UnwindOracle
 import Verification
 import WasmJIT
 import WasmUnwind
+import UnwindReports
 
 /// Calls through tables are call sites like any other: the walk, libunwind,
 /// stack maps and captures see through `call_indirect` to a function of the

@@ -3,6 +3,7 @@ import UnwindOracle
 import Verification
 import WasmJIT
 import WasmUnwind
+import UnwindReports
 import CWasmRuntime
 
 @Suite("libunwind as the oracle")

@@ -128,7 +128,7 @@ struct RenderingTests {
 
     @Test("text is Wasmtime's layout, with the error after the frames")
     func goldenText() throws {
-        #expect(TextFormatter().render(try sampleTrace()) == """
+        #expect(try sampleTrace().rendered() == """
                 0:     0x24 - sample!first
                 1:     0x35 - sample!<wasm function 2>
                 2:     0x24 - <unknown>!first
@@ -141,7 +141,7 @@ struct RenderingTests {
     func boundaries() throws {
         var trace = try sampleTrace()
         trace.error = nil
-        #expect(TextFormatter().render(trace, activationBoundaries: true) == """
+        #expect(trace.rendered(activationBoundaries: true) == """
                 0:     0x24 - sample!first
                 1:     0x35 - sample!<wasm function 2>
                    -- host frames; activation 1 --
@@ -157,8 +157,8 @@ struct RenderingTests {
         let frame = SymbolicatedFrame(
             frame: Frame(address: .programCounter(0), framePointer: 0, activation: 0),
             symbol: FrameSymbol(moduleName: "m", function: function, moduleOffset: 0x1234567))
-        #expect(TextFormatter.line(index: 123, frame: frame) == "  123: 0x1234567 - m!f")
-        #expect(TextFormatter.line(index: 1234, frame: frame) == " 1234: 0x1234567 - m!f")
+        #expect(frame.line(index: 123) == "  123: 0x1234567 - m!f")
+        #expect(frame.line(index: 1234) == " 1234: 0x1234567 - m!f")
     }
 
     /// `count` frames of one recursive function under a distinct newest and
@@ -177,13 +177,13 @@ struct RenderingTests {
 
     @Test("runs of identical frames print once with a count; the newest and oldest frames stay")
     func folding() {
-        #expect(TextFormatter().render(recursion(16_324)) == """
+        #expect(recursion(16_324).rendered() == """
                 0: traps!recurse
                 1-16324:     0x96 - traps!recurse (16,324 times)
             16325:     0x9c - traps!main
             """)
         // Shorter runs than the threshold print frame by frame.
-        #expect(TextFormatter().render(recursion(2)) == """
+        #expect(recursion(2).rendered() == """
                 0: traps!recurse
                 1:     0x96 - traps!recurse
                 2:     0x96 - traps!recurse
@@ -194,7 +194,7 @@ struct RenderingTests {
     @Test("a trace cut short says why: the caller's limit, or a trap's full buffer")
     func truncation() {
         let trace = recursion(30)
-        #expect(TextFormatter().render(trace.prefix(3)) == """
+        #expect(trace.prefix(3).rendered() == """
                 0: traps!recurse
                 1:     0x96 - traps!recurse
                 2:     0x96 - traps!recurse
@@ -202,31 +202,8 @@ struct RenderingTests {
             """)
         var full = trace
         full.truncation = .bufferFull(capacity: 65_536)
-        #expect(TextFormatter().render(full).hasSuffix("""
+        #expect(full.rendered().hasSuffix("""
                    ... older frames not recorded: a trap records only the newest 65,536 frames
             """))
-    }
-
-    @Test("JSON follows the documented schema")
-    func goldenJSON() throws {
-        #expect(JSONFormatter().json(try sampleTrace()).rendered() == """
-            {
-              "complete": false,
-              "truncation": null,
-              "error": {"rule": "frame-pointer-moved-backwards", "message": "frame at 0x9020 links to a lower address 0x10; older frames must be higher"},
-              "frames": [
-                {"index": 0, "activation": 0, "kind": "pc", "address": "0x10012", "fp": "0x7ff0", "registered": true, "code": "wasm-function", "module": "sample", "function_index": 1, "function_name": "first", "demangled_name": "first", "module_offset": 36, "function_offset": 4},
-                {"index": 1, "activation": 0, "kind": "return-address", "address": "0x10049", "fp": "0x8000", "registered": true, "code": "wasm-function", "module": "sample", "function_index": 2, "function_name": null, "demangled_name": null, "module_offset": 53, "function_offset": 5},
-                {"index": 2, "activation": 1, "kind": "return-address", "address": "0x30011", "fp": "0x9000", "registered": true, "code": "wasm-function", "module": null, "function_index": 1, "function_name": "first", "demangled_name": "first", "module_offset": 36, "function_offset": 4},
-                {"index": 3, "activation": 1, "kind": "return-address", "address": "0x50000", "fp": "0x9020", "registered": false, "code": null, "module": null, "function_index": null, "function_name": null, "demangled_name": null, "module_offset": null, "function_offset": null}
-              ]
-            }
-            """)
-    }
-
-    @Test("JSON keeps every frame of a run that text folds")
-    func jsonKeepsEveryFrame() throws {
-        let frames = try JSONSerialization.jsonObject(with: Data(JSONFormatter().json(recursion(500)).rendered().utf8))
-        #expect(((frames as? [String: Any])?["frames"] as? [Any])?.count == 502)
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// Why a module could not be compiled. Every case that concerns a place in
 /// the module carries its byte offset in the binary.

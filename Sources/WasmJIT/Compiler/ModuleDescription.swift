@@ -1,3 +1,4 @@
+@_spi(Tools) import WasmUnwind
 import WasmParser
 import WasmTypes
 

@@ -1,4 +1,4 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// The host objects a store's wasm code can refer to. Wasm sees only
 /// handles (`ExternRef`); the table owns the objects. Objects stay alive

@@ -1,6 +1,7 @@
 import Glibc
 import CWasmUnwindABI
 import WasmUnwind
+import UnwindReports
 import CWasmRuntime
 
 /// A sampling profiler for wasm running on the calling thread: a timer

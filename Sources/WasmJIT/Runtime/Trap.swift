@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import WasmUnwind
+import UnwindReports
 import CWasmRuntime
 
 /// Wasm execution stopped: a trap in wasm code, or a host function that

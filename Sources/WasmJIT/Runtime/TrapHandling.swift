@@ -1,5 +1,5 @@
 import CWasmUnwindABI
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 import CWasmRuntime
 import CWasmTools
 

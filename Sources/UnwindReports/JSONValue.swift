@@ -1,3 +1,5 @@
+@_spi(Tools) import WasmUnwind
+
 /// A JSON document, written with keys in the order given so that output is
 /// stable and diffable (golden files, `--format json`).
 public indirect enum JSONValue: Hashable, Sendable {

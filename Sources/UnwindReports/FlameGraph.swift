@@ -1,3 +1,5 @@
+@_spi(Tools) import WasmUnwind
+
 /// A profile drawn as a flame graph: a self-contained SVG, the oldest frame
 /// at the bottom, each frame as wide as the samples it was on, siblings in
 /// name order (as flamegraph.pl draws them). Wasm frames are warm, host

@@ -1,6 +1,9 @@
+@_spi(Tools) import WasmUnwind
+
 /// Reports as JSON documents, for programs (schemas in
 /// docs/output-format.md). Every rendering is one complete document:
-/// a run is rendered once, at its end, with its events inside.
+/// a run is rendered once, at its end, with its events inside (the
+/// command line's `JSONSink`).
 ///
 /// Addresses are `0x`-prefixed hexadecimal strings (JSON numbers lose
 /// 64-bit precision in many readers); offsets and counts are numbers;
@@ -11,21 +14,7 @@ public struct JSONFormatter: ReportFormatter {
 
     public init() {}
 
-    public var rendersEventsAsTheyHappen: Bool { false }
-
-    public func render(_ event: RunEvent) -> String { json(event).rendered() }
     public func render(_ trap: TrapReport) -> String { json(trap).rendered() }
-
-    public func render(_ run: RunReport) -> String {
-        JSONValue.object([
-            ("schema", .string("wasm-unwind.run")),
-            ("version", .integer(Int64(Self.schemaVersion))),
-            ("events", .array(run.events.map(json))),
-            ("results", run.results.map { .array($0.map(json)) } ?? .null),
-            ("trap", run.trap.map(json) ?? .null),
-            ("error", .string(run.error)),
-        ]).rendered()
-    }
 
     public func render(_ dump: DumpReport) -> String {
         JSONValue.object([
@@ -100,30 +89,7 @@ public struct JSONFormatter: ReportFormatter {
         ])
     }
 
-    func json(_ event: RunEvent) -> JSONValue {
-        switch event {
-        case .backtrace(let backtrace):
-            return .object([("event", .string("backtrace")), ("backtrace", json(backtrace))])
-        case .hybrid(let frames):
-            return .object([("event", .string("hybrid-backtrace")), ("frames", json(frames))])
-        case .collection(let summary):
-            return .object([
-                ("event", .string("gc")),
-                ("stack_roots", .array(summary.stackRoots.map(json))),
-                ("host_roots", .integer(Int64(summary.hostRootCount))),
-                ("freed", .integer(Int64(summary.freedCount))),
-                ("alive", .integer(Int64(summary.aliveCount))),
-            ])
-        case .printed(let type, let value):
-            return .object([("event", .string("print")), ("type", .string(type)), ("value", .string(value))])
-        }
-    }
-
-    func json(_ value: TypedValue) -> JSONValue {
-        .object([("type", .string(value.type)), ("value", .string(value.value))])
-    }
-
-    func json(_ root: RootReport) -> JSONValue {
+    public func json(_ root: RootReport) -> JSONValue {
         .object([
             ("frame", .integer(Int64(root.root.frameIndex))),
             ("module", .string(root.frame.symbol?.moduleName)),
@@ -136,7 +102,7 @@ public struct JSONFormatter: ReportFormatter {
         ])
     }
 
-    func json(_ frames: [HybridFrame]) -> JSONValue {
+    public func json(_ frames: [HybridFrame]) -> JSONValue {
         .array(frames.enumerated().map { index, frame in
             var members: [(String, JSONValue)] = [("index", .integer(Int64(index))), ("pc", .address(frame.pc))]
             switch frame {
@@ -153,7 +119,7 @@ public struct JSONFormatter: ReportFormatter {
         })
     }
 
-    func json(_ comparison: FrameComparison) -> JSONValue {
+    public func json(_ comparison: FrameComparison) -> JSONValue {
         func entry(_ entry: FrameComparison.Entry?) -> JSONValue {
             guard let entry else { return .null }
             return .object([

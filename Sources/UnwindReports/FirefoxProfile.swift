@@ -1,3 +1,5 @@
+@_spi(Tools) import WasmUnwind
+
 /// A profile in the Gecko profile format (version 30) that
 /// profiler.firefox.com opens ("Load a profile from file") and upgrades to
 /// its processed format: one thread, its samples in order (times are

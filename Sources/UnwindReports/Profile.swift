@@ -1,3 +1,5 @@
+@_spi(Tools) import WasmUnwind
+
 /// A sampled profile as stacks of named frames with their sample counts:
 /// what a sampling profiler aggregates its samples into, and what the
 /// output formats (folded stacks, an SVG flame graph) render.

@@ -1,33 +1,12 @@
-/// The values that formatters render. Everything the package prints — a
-/// live backtrace, a trap, a captured stack's dump, a hybrid backtrace, a
-/// comparison with another unwinder, a collection's roots — is first one of
-/// these values; `TextFormatter` and `JSONFormatter` turn them into text.
-/// Producers never build strings for output.
+@_spi(Tools) import WasmUnwind
 
-/// A backtrace whose frames have been looked up in a `CodeRegistry`.
-public struct SymbolicatedBacktrace: Hashable, Sendable {
-    public var frames: [SymbolicatedFrame]
-    /// Why the walk stopped early, if it did (see `Backtrace.error`).
-    public var error: UnwindError?
-    /// Why older frames were left out, if they were (see `Backtrace.truncation`).
-    public var truncation: Truncation?
-
-    public init(frames: [SymbolicatedFrame], error: UnwindError? = nil, truncation: Truncation? = nil) {
-        self.frames = frames
-        self.error = error
-        self.truncation = truncation
-    }
-
-    /// Whether older frames were left out.
-    public var isTruncated: Bool { truncation != nil }
-
-    /// Keeps the newest `limit` frames and records how many were left out.
-    public func prefix(_ limit: Int) -> SymbolicatedBacktrace {
-        guard frames.count > limit else { return self }
-        return SymbolicatedBacktrace(frames: Array(frames.prefix(limit)), error: nil,
-                                     truncation: .requested(limit: limit, omitted: frames.count - limit))
-    }
-}
+// The values that formatters render. Everything the tools print — a trap,
+// a captured stack's dump, a hybrid backtrace, a comparison with another
+// unwinder, GC roots — is first one of these values; `TextFormatter` and
+// `JSONFormatter` turn them into text. Producers never build strings for
+// output. (A backtrace alone is the library's `SymbolicatedBacktrace`,
+// which renders itself in Wasmtime's layout; a run's events are the
+// command line's.)
 
 /// Why wasm stopped, where, and what Wasmtime would say about it.
 public struct TrapReport: Hashable, Sendable {
@@ -125,23 +104,6 @@ public struct HandlerReport: Hashable, Sendable {
         handler = match.handler
         stackPointer = match.stackPointer
         landingPad = match.landingPad
-    }
-}
-
-/// What a garbage collection found and did.
-public struct CollectionSummary: Hashable, Sendable {
-    /// The references found in wasm frames, newest frame first.
-    public var stackRoots: [RootReport]
-    /// Objects kept because the host holds them.
-    public var hostRootCount: Int
-    public var freedCount: Int
-    public var aliveCount: Int
-
-    public init(stackRoots: [RootReport], hostRootCount: Int, freedCount: Int, aliveCount: Int) {
-        self.stackRoots = stackRoots
-        self.hostRootCount = hostRootCount
-        self.freedCount = freedCount
-        self.aliveCount = aliveCount
     }
 }
 
@@ -274,46 +236,4 @@ public struct DumpReport: Hashable, Sendable {
     public var entries: [Entry]
 
     public init(entries: [Entry]) { self.entries = entries }
-}
-
-/// Something that happened while a module ran, worth reporting in order.
-public enum RunEvent: Hashable, Sendable {
-    /// Wasm asked for its backtrace.
-    case backtrace(SymbolicatedBacktrace)
-    /// Wasm asked for every frame on the stack.
-    case hybrid([HybridFrame])
-    /// A collection ran.
-    case collection(CollectionSummary)
-    /// Wasm printed a value.
-    case printed(type: String, value: String)
-}
-
-/// Everything `wasm-unwind run` reports: the events in order, then the
-/// results or the trap.
-public struct RunReport: Hashable, Sendable {
-    public var events: [RunEvent]
-    /// The export's results, as (type, value), if it returned.
-    public var results: [TypedValue]?
-    /// The trap, if it trapped.
-    public var trap: TrapReport?
-    /// An error that stopped the run before or outside wasm.
-    public var error: String?
-
-    public init(events: [RunEvent] = [], results: [TypedValue]? = nil, trap: TrapReport? = nil, error: String? = nil) {
-        self.events = events
-        self.results = results
-        self.trap = trap
-        self.error = error
-    }
-}
-
-/// A wasm value as reports show it: its type and its value in text.
-public struct TypedValue: Hashable, Sendable {
-    public var type: String
-    public var value: String
-
-    public init(type: String, value: String) {
-        self.type = type
-        self.value = value
-    }
 }

@@ -1,0 +1,188 @@
+@_spi(Tools) import WasmUnwind
+
+/// Reports as people read them: frames in Wasmtime's layout (the library's
+/// `SymbolicatedBacktrace.rendered`), traps as Wasmtime displays them, and
+/// the dumps, roots, hybrid backtraces and comparisons around them.
+public struct TextFormatter: ReportFormatter {
+    /// Runs of at least this many identical frames print as one line.
+    public var foldingThreshold: Int
+
+    public init(foldingThreshold: Int = 10) {
+        self.foldingThreshold = foldingThreshold
+    }
+
+    // MARK: Backtraces
+
+    /// The frames in Wasmtime's layout (`SymbolicatedBacktrace.rendered`),
+    /// runs of `foldingThreshold` identical frames folded; with
+    /// `activationBoundaries`, a line where the host frames between two
+    /// activations were skipped.
+    public func render(_ backtrace: SymbolicatedBacktrace, activationBoundaries: Bool = false) -> String {
+        backtrace.rendered(foldingThreshold: foldingThreshold, activationBoundaries: activationBoundaries)
+    }
+
+    /// `module!function` (`FrameSymbol.printedName`).
+    public static func name(of symbol: FrameSymbol) -> String { symbol.printedName }
+
+    // MARK: Reports
+
+    /// Wasmtime's display of a trap:
+    ///
+    /// ```
+    /// error while executing at wasm backtrace:
+    ///     0:     0x23 - m!die
+    /// wasm trap: wasm `unreachable` instruction executed
+    /// ```
+    ///
+    /// with the cause, if there is one, on the line before the message.
+    public func render(_ trap: TrapReport) -> String {
+        var out = "error while executing at wasm backtrace:\n"
+        out.append(render(trap.backtrace))
+        out.append("\n")
+        if let cause = trap.cause {
+            out.append(cause)
+            out.append("\n")
+        }
+        out.append(trap.message)
+        return out
+    }
+
+    /// `thrown Wasm exception (payload: i32 42)`, then where the handler
+    /// search stops:
+    ///
+    /// ```
+    /// handler: frame 2 (exceptions!catcher @ 0x55): catch tag 0 -> +0x16f (values at fp-24); resumes with sp 0x7ffe... at 0x7f9c...
+    /// ```
+    public func render(_ thrown: ThrowReport) -> [String] {
+        var lines = ["thrown Wasm exception" + (thrown.payload.isEmpty ? "" : " (payload: \(thrown.payload.joined(separator: ", ")))")]
+        if let handler = thrown.handler {
+            let place = handler.frame.symbol.map { symbol in
+                Self.name(of: symbol) + (symbol.moduleOffset.map { " @ " + hex($0) } ?? "")
+            } ?? hex(handler.frame.frame.address.rawValue)
+            lines.append("handler: frame \(handler.frameIndex) (\(place)): \(handler.handler); "
+                         + "resumes with sp \(hex(handler.stackPointer)) at \(hex(handler.landingPad))")
+        } else if let error = thrown.searchError {
+            lines.append("handler: the search stopped: \(error)")
+        } else {
+            lines.append("handler: none in the newest activation (the exception leaves it)")
+        }
+        return lines
+    }
+
+    /// A root: its frame's line, then the slot and the reference.
+    public func render(_ root: RootReport) -> String {
+        root.frame.line(index: root.root.frameIndex) + "    fp\(root.frameOffset) = \(hex(root.root.value))"
+            + (root.object.map { " (\($0))" } ?? "")
+    }
+
+    /// Every frame on the stack, one per line: index, pc, and what it is.
+    ///
+    /// ```
+    /// hybrid backtrace:
+    ///     6: 0x7f976092e19a  [exit trampoline]
+    ///     7: 0x7f976092e092  wasm   0x5d - nest!step
+    ///     8: 0x7f976092e030  wasm   0x53 - nest!descend
+    ///     9: 0x7f976092e10b  [entry trampoline]
+    ///    10: 0x5592d1a2b201  host   wu_invoke + 113
+    /// ```
+    public func render(_ frames: [HybridFrame]) -> String {
+        var lines = ["hybrid backtrace:"]
+        for (index, frame) in frames.enumerated() {
+            let label = String(index)
+            let prefix = String(repeating: " ", count: max(0, 5 - label.count)) + label + ": " + hex(frame.pc) + "  "
+            switch frame {
+            case .host(_, let name, let offset):
+                lines.append(prefix + "host   " + (name.map { "\($0) + \(offset)" } ?? "<unknown>"))
+            case .stub(_, let kind):
+                lines.append(prefix + "[\(kind)]")
+            case .wasm(let wasm):
+                lines.append(prefix + "wasm   " + wasm.description.drop { $0 == " " })
+            case .unmatchedWasm:
+                lines.append(prefix + "wasm   (the walk has no frame here)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    // MARK: Dumps
+
+    public func render(_ dump: DumpReport) -> String {
+        dump.entries.map { entry in
+            switch entry {
+            case .dump(let dump): return render(dump)
+            case .failure(let file, let message): return "\(file): \(message)"
+            }
+        }.joined(separator: "\n\n")
+    }
+
+    /// The summary line, the frames with activation boundaries, the trap,
+    /// and what was asked for: roots, the hybrid backtrace, the comparison
+    /// with libunwind.
+    public func render(_ dump: CaptureDump) -> String {
+        let count = dump.activationCount
+        let place: String
+        switch dump.place {
+        case .trap: place = "captured at a trap"
+        case .throw: place = "captured at a throw"
+        case .hostCall: place = "captured at a host call"
+        case .interrupted: place = "interrupted in wasm"
+        }
+        var lines = ["\(dump.file): \(count) activation\(count == 1 ? "" : "s"), \(place); "
+                     + "\(dump.stackBytes) bytes of stack, \(dump.moduleCount) module\(dump.moduleCount == 1 ? "" : "s")"
+                     + (dump.note.map { " (\($0))" } ?? "")]
+        let frames = render(dump.backtrace, activationBoundaries: true)
+        if !frames.isEmpty { lines.append(frames) }
+        if let trap = dump.trap { lines.append("wasm trap: \(trap.message)") }
+        if let thrown = dump.thrown { lines += render(thrown) }
+        if let roots = dump.roots {
+            lines.append("gc roots: \(roots.count)")
+            lines += roots.map(render)
+        }
+        if let error = dump.rootsError { lines.append("gc roots: \(error)") }
+        if let hybrid = dump.hybrid { lines.append(render(hybrid)) }
+        if let error = dump.hybridError { lines.append("hybrid backtrace: \(error)") }
+        if let verification = dump.verification { lines.append(render(verification)) }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `verify: libunwind agrees ...`, or the rows of every activation that
+    /// does not match.
+    public func render(_ verification: [FrameComparison]) -> String {
+        let frames = verification.reduce(0) { $0 + $1.framesCompared }
+        if verification.allSatisfy(\.isMatch) {
+            return "verify: libunwind agrees on all \(frames) wasm frames in \(verification.count) activation\(verification.count == 1 ? "" : "s")"
+        }
+        var lines = ["verify: libunwind disagrees with the walk"]
+        for (index, comparison) in verification.enumerated() where !comparison.isMatch {
+            lines.append("activation \(index):")
+            lines.append(render(comparison))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// A frame-by-frame table: both unwinders' view of each position.
+    public func render(_ comparison: FrameComparison) -> String {
+        func describe(_ entry: FrameComparison.Entry?) -> String {
+            guard let entry else { return "-" }
+            guard entry.kind == .wasmFunction else { return entry.kind.description + (entry.pc.map { " \(hex($0))" } ?? "") }
+            guard let pc = entry.pc else { return "wasm" }
+            guard let symbol = entry.symbol else { return hex(pc) + " <not wasm>" }
+            return hex(pc) + " " + Self.name(of: symbol) + (symbol.moduleOffset.map { " @" + hex($0) } ?? "")
+        }
+        var lines = ["  #  walker (expected)                          libunwind"]
+        for row in comparison.rows {
+            let number = String(row.index)
+            lines.append((row.matches ? "   " : "!! ") + String(repeating: " ", count: max(0, 3 - number.count)) + number + "  "
+                         + describe(row.expected).padding(to: 42) + " " + describe(row.found)
+                         + (row.problem.map { "  (\($0))" } ?? ""))
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension String {
+    /// Padded with spaces to at least `width` characters.
+    func padding(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}
