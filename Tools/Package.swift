@@ -71,13 +71,17 @@ let package = Package(
                 wasmUnwind,
                 abi,
                 "CWasmRuntime",
-                "CWasmTools",
-                "JITTools",
-                "StackCapture",
                 "UnwindReports",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "WasmParser", package: "WasmKit"),
             ]
+        ),
+        // The reference runtime published to the tools, through its
+        // engine's `didCompile` hook: gdb's JIT interface, perf's map and
+        // jitdump, the post-mortem descriptor; and the crash capture.
+        .target(
+            name: "WasmJITTools",
+            dependencies: ["WasmJIT", "JITTools", "JITCapture", "StackCapture", "CWasmTools", abi, "CWasmRuntime"]
         ),
 
         // libunwind, for the oracle only (the embedder library never links it).
@@ -111,7 +115,7 @@ let package = Package(
         // randomized differential run (`wasm-unwind verify`).
         .target(
             name: "Verification",
-            dependencies: ["WasmJIT", "UnwindOracle", .product(name: "WasmParser", package: "WasmKit")]
+            dependencies: ["WasmJIT", "WasmJITTools", "UnwindOracle", .product(name: "WasmParser", package: "WasmKit")]
         ),
 
         // The spec test scripts (.wast) on the reference runtime
@@ -132,6 +136,7 @@ let package = Package(
                 abi,
                 "CWasmRuntime",
                 "WasmJIT",
+                "WasmJITTools",
                 "WastRunner",
                 "UnwindOracle",
                 "Verification",
@@ -146,7 +151,7 @@ let package = Package(
         // process (`make bench`). Not part of the tests.
         .executableTarget(
             name: "wasm-unwind-bench",
-            dependencies: [wasmUnwind, "WasmJIT", "UnwindOracle", "Verification", "StackCapture", "JITCapture", "UnwindReports",
+            dependencies: [wasmUnwind, "WasmJIT", "WasmJITTools", "UnwindOracle", "Verification", "StackCapture", "JITCapture", "UnwindReports",
                            "CMallocCounter", "CBenchmarkSupport"],
             path: "Benchmarks/WasmUnwindBenchmarks"
         ),
@@ -163,7 +168,7 @@ let package = Package(
         // A child process for the trap tests (host crashes must stay crashes).
         .executableTarget(
             name: "trap-probe",
-            dependencies: ["WasmJIT", wasmUnwind, "CrashSupport"],
+            dependencies: ["WasmJIT", "WasmJITTools", wasmUnwind, "CrashSupport"],
             path: "Tests/TrapProbe"
         ),
         // Real faults in host code (SIGSEGV, SIGBUS, SIGILL, SIGFPE) for the probe.
@@ -191,6 +196,7 @@ let package = Package(
             name: "WasmJITTests",
             dependencies: [
                 "WasmJIT",
+                "WasmJITTools",
                 wasmUnwind,
                 abi,
                 "CWasmRuntime",

@@ -4,6 +4,7 @@
 import CWasmUnwindABI
 import Foundation
 import WasmJIT
+import WasmJITTools
 import CWasmRuntime
 
 /// A module of `count` functions, each calling the next, with a loop and
@@ -35,15 +36,15 @@ func toolBenchmarks(_ harness: inout Harness) throws {
         try? FileManager.default.removeItem(at: directory)
         try? FileManager.default.removeItem(atPath: "/tmp/perf-\(getpid()).map")
     }
-    let variants: [(String, Engine.Configuration)] = [
-        ("no tools (default)", Engine.Configuration()),
-        ("--debug-info: GDB JIT interface", Engine.Configuration(debugInfo: true)),
-        ("--profile perfmap", Engine.Configuration(profiling: .perfMap)),
-        ("--profile jitdump", Engine.Configuration(profiling: .jitDump(directory: directory.path))),
-        ("postMortem: listed in the post-mortem descriptor", Engine.Configuration(postMortem: true)),
+    let variants: [(String, ToolPublishing)] = [
+        ("no tools (default)", ToolPublishing()),
+        ("--debug-info: GDB JIT interface", ToolPublishing(debugInfo: true)),
+        ("--profile perfmap", ToolPublishing(profiling: .perfMap)),
+        ("--profile jitdump", ToolPublishing(profiling: .jitDump(directory: directory.path))),
+        ("postMortem: listed in the post-mortem descriptor", ToolPublishing(postMortem: true)),
     ]
-    for (name, configuration) in variants {
-        let engine = Engine(configuration: configuration)
+    for (name, publishing) in variants {
+        let engine = Engine(publishing: publishing)
         harness.measure(group, name) {
             let module = try! Module(engine: engine, binary: binary)
             consume(UInt(module.exportNames.count))

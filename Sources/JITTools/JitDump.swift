@@ -115,8 +115,9 @@ public final class JitDump: @unchecked Sendable {
                     // perf inject places the code at 0 of its ELF's text,
                     // the .eh_frame 8-aligned after it and the header next,
                     // and maps them there, after the code: where the JIT
-                    // left room (`unwindingRoom`), or the record would
-                    // cover the next routine and is left out.
+                    // left room for them (WasmJIT leaves it with
+                    // `leavesUnwindingRoom`), or the record would cover the
+                    // next routine and is left out.
                     let place = (UInt64(routine.range.count) + 7) & ~7
                     let unwinding: (ehFrame: [UInt8], header: [UInt8])
                     do {
@@ -151,19 +152,6 @@ public final class JitDump: @unchecked Sendable {
             }
             try writeAll(out, to: descriptor, path: path)
         }
-    }
-
-    /// Bytes of the `.eh_frame_hdr` of one routine: version, encodings,
-    /// the `.eh_frame` pointer, the count, one table entry.
-    static let headerSize = 20
-
-    /// The room a JIT leaves after a routine of `codeSize` bytes, for
-    /// `perf inject` to map its unwinding data there: padding to 8 bytes,
-    /// the CIE, the FDE, the terminator and the header. A JIT whose
-    /// routines are packed closer gets no `JIT_CODE_UNWINDING_INFO` for
-    /// them (the mapping would cover the next routine).
-    public static func unwindingRoom(codeSize: Int, cieSize: Int, fdeSize: Int) -> Int {
-        ((codeSize + 7) & ~7) - codeSize + cieSize + fdeSize + 4 + headerSize
     }
 
     /// Writes `JIT_CODE_CLOSE`; later records are dropped.

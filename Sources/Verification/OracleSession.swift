@@ -1,5 +1,6 @@
 import UnwindOracle
 import WasmJIT
+import WasmJITTools
 @_spi(Tools) import WasmUnwind
 import UnwindReports
 
@@ -12,9 +13,11 @@ public final class OracleSession: Sendable {
     /// An engine whose modules are registered with libunwind as they are
     /// compiled (and unregistered when they are dropped). With
     /// `observeTraps`, every wasm trap is also unwound by libunwind from its
-    /// signal context (`compareAtTrap`).
-    public init(configuration: Engine.Configuration = Engine.Configuration(), observeTraps: Bool = true) {
-        engine = Engine(configuration: configuration, didCompile: OracleSession.registerUnwindInfo)
+    /// signal context (`compareAtTrap`). Modules are also published to the
+    /// tools `publishing` names (gdb, perf, the post-mortem descriptor).
+    public init(configuration: Engine.Configuration = Engine.Configuration(), publishing: ToolPublishing = ToolPublishing(),
+                observeTraps: Bool = true) {
+        engine = Engine(configuration: configuration, publishing: publishing, didCompile: OracleSession.registerUnwindInfo)
         if observeTraps { Libunwind.observeTraps() }
     }
 

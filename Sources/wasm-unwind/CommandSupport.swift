@@ -2,6 +2,7 @@ import ArgumentParser
 import CWasmUnwindABI
 import Foundation
 import WasmJIT
+import WasmJITTools
 import WasmUnwind
 import UnwindReports
 #if canImport(Glibc)

@@ -5,6 +5,7 @@ import StackCapture
 import UnwindReports
 import Verification
 import WasmJIT
+import WasmJITTools
 import WasmUnwind
 
 struct RunCommand: ParsableCommand {
@@ -130,15 +131,15 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         // Modules' CFI is registered with libunwind, for host.backtrace_all.
         var configuration = Engine.Configuration(exitRecording: exitRecording)
-        configuration.debugInfo = debugInfo
         // A core file of this process leads to its wasm (dump CORE).
-        configuration.postMortem = true
-        configuration.profiling = profile?.profiling(directory: jitdumpDirectory ?? ".") ?? .none
+        let publishing = ToolPublishing(debugInfo: debugInfo,
+                                        profiling: profile?.profiling(directory: jitdumpDirectory ?? ".") ?? .none,
+                                        postMortem: true)
         if let maxWasmStack {
             try checkStackFits(maxWasmStack, reserve: configuration.hostStackReserve)
             configuration.maximumWasmStackSize = maxWasmStack
         }
-        let engine = OracleSession(configuration: configuration, observeTraps: false).engine
+        let engine = OracleSession(configuration: configuration, publishing: publishing, observeTraps: false).engine
         // WASM_UNWIND_CRASH_CAPTURE=FILE: a capture written at a crash
         // outside wasm (and only then: an earlier FILE stays).
         let crashCapture = ProcessInfo.processInfo.environment["WASM_UNWIND_CRASH_CAPTURE"].flatMap { $0.isEmpty ? nil : $0 }

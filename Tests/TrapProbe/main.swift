@@ -52,6 +52,7 @@ import Glibc
 #endif
 import Foundation
 @_spi(Testing) import WasmJIT
+import WasmJITTools
 import WasmUnwind
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -84,7 +85,7 @@ var hostAction: () -> Void = {}
 var currentCaller: Caller?
 // Listed in the post-mortem descriptor, so a core of the probe leads to its
 // wasm; registered with gdb, so gdb names it too.
-let engine = Engine(configuration: Engine.Configuration(debugInfo: true, postMortem: true))
+let engine = Engine(publishing: ToolPublishing(debugInfo: true, postMortem: true))
 let store = Store(engine: engine)
 var imports = Imports()
 imports.define(module: "host", name: "crash", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WasmJIT
+import WasmJITTools
 import WasmUnwind
 @testable import JITTools
 import CWasmRuntime
@@ -187,7 +188,7 @@ struct GDBJITImageTests {
     func registration() throws {
         let before = GDBJITImage.registeredCount
         do {
-            let engine = Engine(configuration: Engine.Configuration(debugInfo: true))
+            let engine = Engine(publishing: ToolPublishing(debugInfo: true))
             let module = try Module(engine: engine, text: try String(contentsOfFile: PackagePaths.fixture("programs/nested.wat"), encoding: .utf8))
             #expect(GDBJITImage.registeredCount == before + 1)
             withExtendedLifetime(module) {}

@@ -3,6 +3,7 @@ import Foundation
 import StackCapture
 import Testing
 import WasmJIT
+import WasmJITTools
 import WasmUnwind
 import CWasmTools
 
@@ -40,7 +41,7 @@ struct PostMortemTests {
 
     @Test("a module is listed while it lives, with an image that parses as a capture of it; the generation moves by 2 per change and is even between")
     func moduleListed() throws {
-        let engine = Engine(configuration: Engine.Configuration(postMortem: true))
+        let engine = Engine(publishing: ToolPublishing(postMortem: true))
         let before = (count: descriptor.module_count, generation: descriptor.generation)
         var module: Module? = try Module(engine: engine, text: try String(contentsOfFile: PackagePaths.fixture("programs/nested.wat"), encoding: .utf8))
         #expect(descriptor.module_count == before.count + 1)

@@ -155,6 +155,18 @@ enum UnwindInfoEncoder {
         return 4 + (body + 4 + 7) / 8 * 8 - 4
     }
 
+    /// The room left after a routine for a profiler to map its unwinding
+    /// data there (perf's jitdump: `perf inject` places the code at 0 of
+    /// its ELF's text, the standalone `.eh_frame` 8-aligned after it, then
+    /// the `.eh_frame_hdr`): padding to 8 bytes, the CIE, the FDE, the
+    /// terminator and a one-entry header (version, encodings, the
+    /// `.eh_frame` pointer, the count, one table entry: 20 bytes). Routines
+    /// packed closer get no unwinding record (it would cover the next one).
+    static func standaloneUnwindingRoom(after description: FrameDescription, style: UnwindInfoStyle) -> Int {
+        let codeSize = description.codeRange.count
+        return ((codeSize + 7) & ~7) - codeSize + cieSize + fdeSize(for: description, style: style) + 4 + 20
+    }
+
     /// The call frame instructions of one FDE.
     static func instructions(for description: FrameDescription, style: UnwindInfoStyle) -> [UInt8] {
         var out: [UInt8] = []

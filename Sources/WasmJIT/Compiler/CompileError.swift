@@ -16,9 +16,9 @@ public enum CompileError: Error, Hashable, Sendable, CustomStringConvertible {
     case unsupportedFeature(String, offset: Int?)
     /// The module is not valid wasm (a type mismatch, an index out of range).
     case invalid(String, offset: Int?)
-    /// The code was compiled but could not be published to the debugger or
-    /// profiler the engine was configured for (`Engine.Configuration.debugInfo`,
-    /// `.profiling`): which, and why.
+    /// The code was compiled but the engine's `didCompile` hook could not
+    /// publish it (to a debugger, a profiler, the post-mortem descriptor):
+    /// which, and why.
     case toolInterface(String)
 
     public var description: String {

@@ -28,23 +28,15 @@ public final class Engine: Sendable {
         public var trapInstructions: TrapInstructions
         /// How loads and stores of linear memory stay inside it.
         public var boundsChecks: BoundsChecks
-        /// Whether each compiled module is registered with gdb's JIT
-        /// interface (`GDBJITImage`: symbols, CFI and wasm offsets as line
-        /// numbers), for as long as the module lives. Off by default: it
-        /// adds to each module's load time (docs/debugging.md measures it).
-        public var debugInfo: Bool
-        /// What each compiled module tells a profiler (docs/debugging.md).
-        public var profiling: Profiling
-        /// List every module in the post-mortem descriptor
-        /// (`wasm_unwind_debug_descriptor`, docs/post-mortem.md), so that a
-        /// core file of a crash leads to the wasm frames.
-        public var postMortem: Bool
+        /// Whether each routine is followed by room for a profiler to map
+        /// its unwinding data there (perf's jitdump needs it; the tools set
+        /// it when they publish modules to one).
+        public var leavesUnwindingRoom: Bool
 
         public init(maximumWasmStackSize: Int = 512 * 1024, hostStackReserve: Int = 128 * 1024,
                     checksStackLimit: Bool = true, unwindInfo: UnwindInfoStyle = .exact,
                     exitRecording: ExitRecording = .trampoline, trapInstructions: TrapInstructions = .runtimeCall,
-                    boundsChecks: BoundsChecks = .guardPages, debugInfo: Bool = false, profiling: Profiling = .none,
-                    postMortem: Bool = false) {
+                    boundsChecks: BoundsChecks = .guardPages, leavesUnwindingRoom: Bool = false) {
             self.maximumWasmStackSize = maximumWasmStackSize
             self.hostStackReserve = hostStackReserve
             self.checksStackLimit = checksStackLimit
@@ -52,9 +44,7 @@ public final class Engine: Sendable {
             self.exitRecording = exitRecording
             self.trapInstructions = trapInstructions
             self.boundsChecks = boundsChecks
-            self.debugInfo = debugInfo
-            self.profiling = profiling
-            self.postMortem = postMortem
+            self.leavesUnwindingRoom = leavesUnwindingRoom
         }
     }
 
@@ -73,12 +63,14 @@ public final class Engine: Sendable {
             return id
         }
     }
-    /// Called with every module this engine compiles, before it is used
-    /// (an unwinder registers the module's CFI here).
-    let didCompile: (@Sendable (Module) -> Void)?
+    /// Called with every module this engine compiles, before it is used:
+    /// where tools learn of the code (an unwinder registers its CFI, a
+    /// debugger its symbols, a core file's reader its tables). An error
+    /// fails the compilation (`CompileError.toolInterface`).
+    let didCompile: (@Sendable (Module) throws -> Void)?
 
     /// An engine; `didCompile` is called with each module it compiles.
-    public init(configuration: Configuration = Configuration(), didCompile: (@Sendable (Module) -> Void)? = nil) {
+    public init(configuration: Configuration = Configuration(), didCompile: (@Sendable (Module) throws -> Void)? = nil) {
         self.configuration = configuration
         self.didCompile = didCompile
     }
@@ -128,17 +120,4 @@ public enum BoundsChecks: String, Hashable, Sendable, CaseIterable, CustomString
     case explicit
 
     public var description: String { rawValue }
-}
-
-/// What compiled code tells a profiler about itself.
-public enum Profiling: Hashable, Sendable {
-    /// Nothing.
-    case none
-    /// A line per function and stub in `/tmp/perf-PID.map` (`PerfMap`):
-    /// `perf report` names JIT samples.
-    case perfMap
-    /// Records in `DIRECTORY/jit-PID.dump` (`JitDump`): names, code, wasm
-    /// offsets as lines and unwinding information, for `perf record -k 1`
-    /// and `perf inject --jit`.
-    case jitDump(directory: String)
 }

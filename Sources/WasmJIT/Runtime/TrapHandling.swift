@@ -1,7 +1,7 @@
 import CWasmUnwindABI
 @_spi(Tools) import WasmUnwind
 import CWasmRuntime
-import CWasmTools
+
 
 /// Turns faults in wasm code into `Trap`s.
 ///
@@ -57,9 +57,6 @@ public enum TrapHandling {
         defer { buffer.deallocate() }
         _ = Backtrace.capture(limitsAddress: limits.address, trap: nil, into: buffer)
         wu_trap_handler_install(walkFromTrap)
-        // Every thread that enters wasm is listed in the post-mortem
-        // descriptor (a core file's reader finds its activations).
-        wu_set_thread_entry_hook(wu_debug_register_current_thread)
     }()
 
     /// Makes the handler copy the trapped stack of every trap on this thread

@@ -1,12 +1,13 @@
-import CWasmUnwindABI
-import Glibc
 import CWasmRuntime
 import CWasmTools
+import CWasmUnwindABI
+import Glibc
+import WasmJIT
 
 /// A capture written by the signal handler when a fault outside wasm kills
 /// the process: the faulting thread's wasm activations, its stack from the
 /// newest wasm frame up, and the modules listed in the post-mortem
-/// descriptor (`Engine.Configuration.postMortem`). The handler then chains
+/// descriptor (`ToolPublishing.postMortem`). The handler then chains
 /// to the previous handler as always, so the process still dies of its
 /// signal (with Swift's crash report). `wasm-unwind dump` reads the file
 /// like any capture (docs/post-mortem.md).
