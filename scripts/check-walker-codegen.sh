@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks that the walker's live fast path compiles to a specialised loop: in
-# a release build, `Backtrace.capture(limitsAddress:trap:into:walkLimits:)` may
+# a release build, `Backtrace.walk(limitsAddress:trap:into:walkLimits:)` may
 # call only `wu_current_activation` (once, to find the newest activation) and
 # the specialised `FramePointerWalker.next()` (to cross activation boundaries
 # and to see whether a full buffer ended the walk). Any call to the
@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 swift build -c release --target WasmUnwind >/dev/null || { swift build -c release --target WasmUnwind; exit 1; }
 object=.build/release/WasmUnwind.build/Backtrace.swift.o
 disassemble() { objdump -dr --no-show-raw-insn -M intel "$@" "$object"; }
-listing=$(disassemble | awk '/^[0-9a-f]+ </ {p = ($0 ~ /7capture13limitsAddress4trap4into/)} p' | swift demangle)
-[ -n "$listing" ] || { echo "check-walker-codegen: capture(into:) not found in $object" >&2; exit 1; }
+listing=$(disassemble | awk '/^[0-9a-f]+ </ {p = ($0 ~ /4walk13limitsAddress4trap4into/)} p' | swift demangle)
+[ -n "$listing" ] || { echo "check-walker-codegen: walk(into:) not found in $object" >&2; exit 1; }
 
 relocated_calls() {  # the call targets named by relocations in a listing
   grep -E 'R_X86_64_(PLT32|GOTPCREL|GOTPCRELX|REX_GOTPCRELX)' | sed -E 's/.*R_X86_64_[A-Z0-9_]+\s+//; s/-0x4$//' | sort -u
@@ -24,7 +24,7 @@ relocated_calls() {  # the call targets named by relocations in a listing
 indirect_calls() { grep -E '\scall\s+(QWORD PTR|r[a-z0-9]+$)' || true; }
 
 calls=$(echo "$listing" | relocated_calls)
-allowed='^wu_current_activation$|^generic specialization <WasmUnwind.X86_64, WasmUnwind.UncheckedMemoryReader, WasmUnwind.LiveActivations> of WasmUnwind.FramePointerWalker.next\(\) -> WasmUnwind.Frame\?$|specialization <.*> of static WasmUnwind.Backtrace.capture\(limitsAddress: '
+allowed='^wu_current_activation$|^generic specialization <WasmUnwind.X86_64, WasmUnwind.UncheckedMemoryReader, WasmUnwind.LiveActivations> of WasmUnwind.FramePointerWalker.next\(\) -> WasmUnwind.Frame\?$|specialization <.*> of static WasmUnwind.Backtrace.walk\(limitsAddress: '
 unexpected=""
 for call in $calls; do
   if [[ "$call" =~ ^\.text\+0x([0-9a-f]+)$ ]]; then
@@ -46,5 +46,5 @@ if [ -n "$unexpected" ] || [ -n "$indirect" ]; then
   echo "$unexpected" "$indirect" >&2
   exit 1
 fi
-echo "check-walker-codegen: capture(into:) calls only:"
+echo "check-walker-codegen: walk(into:) calls only:"
 echo "$calls" | sed 's/^/  /'

@@ -52,12 +52,13 @@ module() {  # name, sources...
     -c "$@" -wmo -o "$build/$name.o"
 }
 module WasmUnwind Sources/WasmUnwind/*.swift
+module UnwindReports Sources/UnwindReports/*.swift
 module StackCapture Sources/StackCapture/*.swift
 module UnwindOracle Sources/UnwindOracle/*.swift
 # (ld.gold warns about every ASan check symbol it cannot export; harmless.)
 link() {  # target name, source
   swiftc "${flags[@]}" -module-name "$1" "$2" \
-    "$build/WasmUnwind.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
+    "$build/WasmUnwind.o" "$build/UnwindReports.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
     $(pkg-config --libs libunwind-generic) -o "$build/$3" 2>&1 | grep -v "Cannot export local symbol" || true
   test -x "$build/$3"
 }

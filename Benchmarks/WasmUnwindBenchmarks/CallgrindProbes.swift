@@ -22,7 +22,7 @@ func callgrindProbes(iterations: Int, frames: Int) throws {
         let triples: [UInt64] = LiveActivations(limitsAddress: limits).flatMap {
             [UInt64($0.start.rawValue), UInt64($0.startFramePointer), UInt64($0.entryFramePointer)]
         }
-        let frames = Array(buffer.prefix(Backtrace.capture(limitsAddress: limits, into: buffer).count))
+        let frames = Array(buffer.prefix(Backtrace.walk(limitsAddress: limits, into: buffer).count))
         let capture = LiveCapture.atHostCall(caller).serialized()
         for _ in 0..<iterations {
             probeOursWalk(limits, buffer)
@@ -108,7 +108,7 @@ func callgrindProbes(iterations: Int, frames: Int) throws {
 }
 
 @inline(never) func probeOursWalk(_ limits: UInt, _ buffer: UnsafeMutableBufferPointer<Frame>) {
-    consume(UInt(Backtrace.capture(limitsAddress: limits, into: buffer).count))
+    consume(UInt(Backtrace.walk(limitsAddress: limits, into: buffer).count))
 }
 @inline(never) func probeFloor(_ triples: [UInt64], _ pcs: UnsafeMutablePointer<UInt64>) {
     consume(UInt(wu_floor_walk(triples, 1, pcs, 4096)))
@@ -122,7 +122,7 @@ func callgrindProbes(iterations: Int, frames: Int) throws {
     consume(UInt(wu_libunwind_step_ips(pcs, 4096)) &+ UInt(pcs[0]))
 }
 @inline(never) func probeSymbolicate(_ limits: UInt, _ buffer: UnsafeMutableBufferPointer<Frame>, _ registry: CodeRegistry) {
-    let count = Backtrace.capture(limitsAddress: limits, into: buffer).count
+    let count = Backtrace.walk(limitsAddress: limits, into: buffer).count
     consume(UInt(registry.symbolicate(UnsafeBufferPointer(rebasing: buffer.prefix(count))).frames.count))
 }
 @inline(never) func probeRoots(_ frames: [Frame], _ registry: CodeRegistry) {

@@ -116,7 +116,7 @@ func measureAtHostCall(_ caller: Caller, frames: Int, activations: Int, shape: S
         raw.deallocate()
     }
     // The stack is what it claims to be.
-    let walked = Backtrace.capture(limitsAddress: limits, into: buffer)
+    let walked = Backtrace.walk(limitsAddress: limits, into: buffer)
     precondition(walked.count == frames && walked.isComplete, "the benchmark stack has \(walked.count) frames")
     precondition(Set(buffer.prefix(frames).map(\.activation)).count == activations)
     let triples: [UInt64] = LiveActivations(limitsAddress: limits).flatMap {
@@ -126,7 +126,7 @@ func measureAtHostCall(_ caller: Caller, frames: Int, activations: Int, shape: S
     let stackBounds = ThreadStack.current()
 
     box.harness.measure(group, "ours: live walk into a buffer (unchecked reader)", items: frames) {
-        consume(UInt(Backtrace.capture(limitsAddress: limits, into: buffer).count))
+        consume(UInt(Backtrace.walk(limitsAddress: limits, into: buffer).count))
     }
     box.harness.measure(group, "ours: checked reader (thread stack bounds)", items: frames) {
         var walker = FramePointerWalker(architecture: X86_64.self, reader: CheckedMemoryReader(bounds: stackBounds),
@@ -134,7 +134,7 @@ func measureAtHostCall(_ caller: Caller, frames: Int, activations: Int, shape: S
         consume(UInt(walker.walk(into: buffer).count))
     }
     box.harness.measure(group, "ours: walk + symbolicate each frame", items: frames) {
-        let count = Backtrace.capture(limitsAddress: limits, into: buffer).count
+        let count = Backtrace.walk(limitsAddress: limits, into: buffer).count
         consume(UInt(registry.symbolicate(UnsafeBufferPointer(rebasing: buffer.prefix(count))).frames.count))
     }
     box.harness.measure(group, "C floor: frame-pointer loop (-O2, no checks)", items: frames) {

@@ -14,7 +14,7 @@ func stackMapBenchmarks(_ harness: inout Harness) {
            !filter.hasPrefix("stack-map") { continue }
         var random = SystemRandomNumberGenerator()
         var offset: UInt32 = 0
-        let maps = (0..<64).map { StackMap(frameSize: 256, slotOffsets: [-16 - 8 * Int32($0 % 20)]) }
+        let maps = (0..<64).map { try! StackMap(frameSize: 256, slotOffsets: [-16 - 8 * Int32($0 % 20)]) }
         var entries: [(offset: UInt32, map: StackMap)] = []
         entries.reserveCapacity(count)
         for index in 0..<count {

@@ -1,4 +1,4 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// DWARF 4 line and subprogram information for JIT code: one compile unit
 /// named after the module's file, a `DW_TAG_subprogram` per function and

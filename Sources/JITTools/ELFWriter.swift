@@ -1,4 +1,4 @@
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// A minimal ELF64 little-endian writer for the object files that describe
 /// JIT code to debuggers: sections with their addresses and bytes, and a

@@ -1,7 +1,7 @@
 import CWasmUnwindABI
 import Glibc
 import Synchronization
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 
 /// A jitdump file (`jit-PID.dump`, Linux's
 /// tools/perf/Documentation/jitdump-specification.txt, version 1): for

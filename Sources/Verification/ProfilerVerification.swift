@@ -1,5 +1,5 @@
 import UnwindOracle
-import WasmJIT
+@_spi(Testing) import WasmJIT
 import WasmUnwind
 
 /// The sampling profiler checked against libunwind on random programs: each

@@ -35,34 +35,29 @@ public struct Backtrace: Hashable, Sendable {
                   truncation: truncated ? .requested(limit: maximumFrames, omitted: nil) : nil)
     }
 
-    /// The wasm frames of `limits`' activations on the calling thread, read
-    /// from live memory without checks (the fast path). Pass the trap's
-    /// registers when capturing at a trap.
+    /// The wasm frames of `limits`' activations on the calling thread.
+    /// Pass the trap's registers when capturing at a trap. Live memory is
+    /// read without checks (the fast path), or, `checked`, every word
+    /// against the calling thread's stack bounds, so that a corrupt record
+    /// gives an error rather than a fault.
+    ///
+    /// Every entry point that allocates is a `capture` returning a
+    /// `Backtrace`; every one that writes into the caller's buffer, for
+    /// signal handlers, is a `walk(…into:)` returning a `WalkResult`.
     @inlinable
     public static func capture(
         _ limits: RuntimeLimits,
         trap: TrapRegisters? = nil,
+        checked: Bool = false,
         walkLimits: WalkLimits = .default
     ) -> Backtrace {
-        Backtrace(walking: FramePointerWalker(
-            architecture: NativeArchitecture.self,
-            reader: UncheckedMemoryReader(),
-            activations: LiveActivations(limits: limits, trap: trap),
-            limits: walkLimits))
-    }
-
-    /// Like `capture`, but every word read is checked against the calling
-    /// thread's stack bounds: a corrupt record gives an error, not a fault.
-    public static func captureChecked(
-        _ limits: RuntimeLimits,
-        trap: TrapRegisters? = nil,
-        walkLimits: WalkLimits = .default
-    ) -> Backtrace {
-        Backtrace(walking: FramePointerWalker(
-            architecture: NativeArchitecture.self,
-            reader: CheckedMemoryReader(),
-            activations: LiveActivations(limits: limits, trap: trap),
-            limits: walkLimits))
+        let activations = LiveActivations(limits: limits, trap: trap)
+        if checked {
+            return Backtrace(walking: FramePointerWalker(architecture: NativeArchitecture.self, reader: CheckedMemoryReader(),
+                                                         activations: activations, limits: walkLimits))
+        }
+        return Backtrace(walking: FramePointerWalker(architecture: NativeArchitecture.self, reader: UncheckedMemoryReader(),
+                                                     activations: activations, limits: walkLimits))
     }
 }
 
@@ -100,18 +95,18 @@ extension Backtrace {
     /// locks and calls nothing that is not async-signal-safe, so a trap
     /// handler may call it (once the walker's generic metadata exists: call
     /// it once outside the handler first).
-    public static func capture(
+    public static func walk(
         _ limits: RuntimeLimits,
         trap: TrapRegisters? = nil,
         into buffer: UnsafeMutableBufferPointer<Frame>,
         walkLimits: WalkLimits = .default
     ) -> WalkResult {
-        capture(limitsAddress: limits.address, trap: trap, into: buffer, walkLimits: walkLimits)
+        walk(limitsAddress: limits.address, trap: trap, into: buffer, walkLimits: walkLimits)
     }
 
-    /// `capture(_:trap:into:walkLimits:)` for the limits record at
+    /// `walk(_:trap:into:walkLimits:)` for the limits record at
     /// `limitsAddress`: touches no Swift object at all, for signal handlers.
-    public static func capture(
+    public static func walk(
         limitsAddress: UInt,
         trap: TrapRegisters? = nil,
         into buffer: UnsafeMutableBufferPointer<Frame>,

@@ -100,7 +100,7 @@ extension CodeRegistry {
     /// The live references of `limits`' activations on the calling thread
     /// (from a host call), read from the live stack.
     public func roots(of limits: RuntimeLimits) throws(RootEnumerationError) -> [GCRoot] {
-        let walk = Backtrace.captureChecked(limits)
+        let walk = Backtrace.capture(limits, checked: true)
         if let error = walk.error { throw .walk(error) }
         return try roots(of: walk.frames, reader: CheckedMemoryReader())
     }

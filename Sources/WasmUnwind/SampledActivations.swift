@@ -90,9 +90,9 @@ public struct SampledActivations: ActivationSource, Sequence {
 extension Backtrace {
     /// Walks the activations of the limits record at `limitsAddress` from an
     /// instruction a signal interrupted, into `buffer`. Allocation-free and
-    /// lock-free like `capture(limitsAddress:trap:into:walkLimits:)`, for a
+    /// lock-free like `walk(limitsAddress:trap:into:walkLimits:)`, for a
     /// sampling profiler's signal handler.
-    public static func capture(
+    public static func walk(
         limitsAddress: UInt,
         interrupted: InterruptedCode,
         into buffer: UnsafeMutableBufferPointer<Frame>,

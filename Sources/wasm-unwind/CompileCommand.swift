@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StackCapture
 import WasmJIT
 @_spi(Tools) import WasmUnwind
 

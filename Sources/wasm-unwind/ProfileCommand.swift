@@ -3,7 +3,7 @@ import CWasmUnwindABI
 import Foundation
 import UnwindOracle
 import Verification
-import WasmJIT
+@_spi(Testing) import WasmJIT
 @_spi(Tools) import WasmUnwind
 import UnwindReports
 

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Verification
-import WasmJIT
+@_spi(Testing) import WasmJIT
 @_spi(Tools) import WasmUnwind
 
 struct VerifyProfilerCommand: ParsableCommand {

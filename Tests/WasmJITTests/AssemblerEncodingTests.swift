@@ -1,6 +1,6 @@
 import Testing
-import WasmUnwind
-@testable import WasmJIT
+@_spi(Tools) import WasmUnwind
+@_spi(Testing) @testable import WasmJIT
 
 /// Each vector: the instruction in Intel syntax, the bytes GNU `as` 2.40
 /// produced for it (`as --64 -msyntax=intel -mnaked-reg`, then

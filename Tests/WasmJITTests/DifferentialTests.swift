@@ -1,6 +1,6 @@
 import Testing
 import Verification
-import WasmJIT
+@_spi(Testing) import WasmJIT
 
 @Suite("Randomized differential testing against libunwind")
 struct DifferentialTests {

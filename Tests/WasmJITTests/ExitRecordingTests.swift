@@ -1,6 +1,6 @@
 import CWasmUnwindABI
 import Testing
-import WasmJIT
+@_spi(Testing) import WasmJIT
 @_spi(Tools) import WasmUnwind
 import CWasmRuntime
 

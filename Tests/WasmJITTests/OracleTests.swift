@@ -1,7 +1,7 @@
 import Testing
 import UnwindOracle
 import Verification
-import WasmJIT
+@_spi(Testing) import WasmJIT
 import WasmUnwind
 import UnwindReports
 import CWasmRuntime

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import UnwindOracle
 import Verification
-import WasmJIT
+@_spi(Testing) import WasmJIT
 import WasmUnwind
 
 /// Calls that keep the pc moving through prologues, epilogues and both

@@ -35,7 +35,7 @@ struct CorruptActivationChainTests {
             }
             records[2].older = records.baseAddress  // oldest -> newest
         }) {
-            Backtrace.captureChecked(limits)
+            Backtrace.capture(limits, checked: true)
         }
         // The live limits record has no exit (pc 0), so no frame is read; the
         // chain is followed only as far as the walk needs it.

@@ -1,5 +1,5 @@
 import CWasmUnwindABI
-import WasmUnwind
+@_spi(Tools) import WasmUnwind
 import CWasmRuntime
 /// How a run of generated code changes its frame, instruction by
 /// instruction, recorded by the code generator as it emits the code, so the
@@ -51,7 +51,7 @@ public enum UnwindInfoStyle: Hashable, Sendable {
     /// CFI that claims wasm functions never switch their CFA to rbp — wrong
     /// at every call site. It exists to prove that a comparison against
     /// libunwind really reads the CFI: with it, the comparison must fail.
-    case deliberatelyWrongForTesting
+    @_spi(Testing) case deliberatelyWrongForTesting
 }
 
 /// Where a module's unwind information lies in its code mapping (offsets

@@ -90,7 +90,7 @@ public enum ExitRecording: String, Hashable, Sendable, CaseIterable, CustomStrin
     /// the calling function's first instruction instead of the return
     /// address. The backtrace still names the function; stack-map lookups
     /// fail. Exists to show why the precise return address matters.
-    case inlineWithImprecisePCForTesting = "inline-imprecise"
+    @_spi(Testing) case inlineWithImprecisePCForTesting = "inline-imprecise"
 
     public var description: String { rawValue }
 }

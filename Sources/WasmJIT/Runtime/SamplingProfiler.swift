@@ -43,18 +43,18 @@ public final class SamplingProfiler {
         /// What libunwind found from the same signal context, filtered the
         /// same way, when the profiler was given a second unwinder (nil when
         /// it had none, or could not run for this sample).
-        public var secondOpinion: [UInt]?
+        @_spi(Testing) public var secondOpinion: [UInt]?
         /// Whether our walk broke a rule and stopped early.
         public var walkFailed: Bool
         /// Whether our walk, or the second unwinder, filled its
         /// `maximumDepth` frames before reaching the oldest frame.
         public var isTruncated: Bool
-        public var isSecondOpinionTruncated: Bool
+        @_spi(Testing) public var isSecondOpinionTruncated: Bool
 
         /// Whether the second unwinder found the same wasm frames (nil
         /// without one). When either stopped at the depth limit, the
         /// shorter list must begin the longer one.
-        public var agreesWithSecondOpinion: Bool? {
+        @_spi(Testing) public var agreesWithSecondOpinion: Bool? {
             guard let second = secondOpinion else { return nil }
             if walkFailed { return false }
             if !isTruncated && !isSecondOpinionTruncated { return frames == second }
@@ -68,7 +68,7 @@ public final class SamplingProfiler {
     /// (`ucontext_t *`): writes instruction pointers, newest first, returns
     /// how many (or a negative number if it could not unwind). For tests:
     /// libunwind is not async-signal-safe in general.
-    public typealias SignalContextUnwinder = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt64>?, Int32) -> Int32
+    @_spi(Testing) public typealias SignalContextUnwinder = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt64>?, Int32) -> Int32
 
     private let store: Store
     private let ring: SampleRing
@@ -76,8 +76,14 @@ public final class SamplingProfiler {
 
     /// A profiler of `store`'s wasm on the thread that calls `run`, with room
     /// for `capacity` samples of at most `maximumDepth` frames.
-    public init(store: Store, capacity: Int = 100_000, maximumDepth: Int = 256,
-                secondOpinion: SignalContextUnwinder? = nil) {
+    public convenience init(store: Store, capacity: Int = 100_000, maximumDepth: Int = 256) {
+        self.init(store: store, capacity: capacity, maximumDepth: maximumDepth, secondOpinion: nil)
+    }
+
+    /// A profiler that also runs `secondOpinion` on each sample's signal
+    /// context, to check the walk against it (verification only).
+    @_spi(Testing) public init(store: Store, capacity: Int = 100_000, maximumDepth: Int = 256,
+                               secondOpinion: SignalContextUnwinder?) {
         self.store = store
         ring = SampleRing(capacity: capacity, maximumDepth: maximumDepth, secondOpinion: secondOpinion)
     }
@@ -298,7 +304,7 @@ struct SampleRing {
         let stack = ThreadStack.current()
         words[Header.stackLow.rawValue] = UInt64(stack.lowerBound)
         words[Header.stackHigh.rawValue] = UInt64(stack.upperBound)
-        _ = Backtrace.capture(limitsAddress: limitsAddress, interrupted: .noWasmFrame, into: frameBuffer)
+        _ = Backtrace.walk(limitsAddress: limitsAddress, interrupted: .noWasmFrame, into: frameBuffer)
     }
 
     /// The reference (pool offset + 1) of the stack `frames[0..<count]`,
@@ -395,7 +401,7 @@ struct SampleRing {
                 frameCount = 1
             }
             let buffer = UnsafeMutableBufferPointer(start: frames, count: depth - frameCount)
-            let result = Backtrace.capture(limitsAddress: UInt(bitPattern: limits), interrupted: interrupted, into: buffer)
+            let result = Backtrace.walk(limitsAddress: UInt(bitPattern: limits), interrupted: interrupted, into: buffer)
             walkFailed = result.error != nil
             truncated = !result.isComplete && result.error == nil
             var index = 0

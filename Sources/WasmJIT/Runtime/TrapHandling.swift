@@ -55,7 +55,7 @@ public enum TrapHandling {
         let limits = RuntimeLimits()
         let buffer = UnsafeMutableBufferPointer<Frame>.allocate(capacity: 1)
         defer { buffer.deallocate() }
-        _ = Backtrace.capture(limitsAddress: limits.address, trap: nil, into: buffer)
+        _ = Backtrace.walk(limitsAddress: limits.address, trap: nil, into: buffer)
         wu_trap_handler_install(walkFromTrap)
     }()
 
@@ -115,7 +115,7 @@ private let walkFromTrap: wu_trap_walk_fn = { state, limits, pc, fp, sp in
     guard let state, let limits else { return }
     let buffer = UnsafeMutableBufferPointer(start: state.pointee.frames.assumingMemoryBound(to: Frame.self),
                                             count: Int(state.pointee.frame_capacity))
-    let result = Backtrace.capture(limitsAddress: UInt(bitPattern: limits),
+    let result = Backtrace.walk(limitsAddress: UInt(bitPattern: limits),
                                    trap: TrapRegisters(pc: UInt(pc), fp: UInt(fp), sp: UInt(sp)),
                                    into: buffer)
     state.pointee.walk_result.assumingMemoryBound(to: WalkResult.self).pointee = result

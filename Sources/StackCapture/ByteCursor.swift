@@ -1,3 +1,5 @@
+@_spi(Tools) import WasmUnwind
+
 /// Reads a little-endian binary format from a byte buffer. Every read
 /// checks the bounds and fails with an error that says what was being read
 /// and at which offset — never a trap, never a read past the end.
@@ -142,34 +144,3 @@ public struct ByteWriter: Sendable {
 
 /// The encodings every binary format here shares (captures, stack maps,
 /// DWARF CFI): one implementation each.
-extension Array where Element == UInt8 {
-    /// Appends `value`, least significant byte first.
-    public mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
-        for index in 0..<MemoryLayout<T>.size { append(UInt8(truncatingIfNeeded: value >> (8 * index))) }
-    }
-
-    /// Appends `value` as unsigned LEB128.
-    public mutating func appendULEB(_ value: UInt64) {
-        var value = value
-        repeat {
-            var byte = UInt8(value & 0x7F)
-            value >>= 7
-            if value != 0 { byte |= 0x80 }
-            append(byte)
-        } while value != 0
-    }
-
-    /// Appends `value` as signed LEB128.
-    public mutating func appendSLEB(_ value: Int64) {
-        var value = value
-        while true {
-            let byte = UInt8(value & 0x7F)
-            value >>= 7
-            if (value == 0 && byte & 0x40 == 0) || (value == -1 && byte & 0x40 != 0) {
-                append(byte)
-                return
-            }
-            append(byte | 0x80)
-        }
-    }
-}
