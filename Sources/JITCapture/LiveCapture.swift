@@ -94,6 +94,8 @@ public enum LiveCapture {
         let start = max(low, bounds.lowerBound)
         let end = min(high, bounds.upperBound)
         guard start < end else { return CapturedMemoryReader.Segment(baseAddress: start, bytes: []) }
+        // SAFETY: clamped to the calling thread's stack bounds, which are
+        // mapped for as long as the thread runs.
         let bytes = Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: start), count: Int(end - start)))
         return CapturedMemoryReader.Segment(baseAddress: start, bytes: bytes)
     }

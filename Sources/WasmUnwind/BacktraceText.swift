@@ -94,6 +94,7 @@ extension SymbolicatedBacktrace: CustomStringConvertible {
         guard a.frame.activation == b.frame.activation, a.module >= 0, b.module >= 0,
               a.wasmOffset == b.wasmOffset, a.hasCode, b.hasCode else { return false }
         if a.module == b.module { return a.function == b.function && a.stub == b.stub }
+        // SAFETY: the backtrace holds `snapshot`, which keeps both records.
         return snapshot.unretained[Int(a.module)]._withUnsafeGuaranteedRef { first in
             snapshot.unretained[Int(b.module)]._withUnsafeGuaranteedRef { second in
                 first.displayName(function: a.function, stub: a.stub)
@@ -115,6 +116,7 @@ extension SymbolicatedBacktrace: CustomStringConvertible {
             out.append(UInt8(ascii: "-"))
             out.append(UInt8(ascii: " "))
         }
+        // SAFETY: the backtrace holds `snapshot`, which keeps the record.
         snapshot.unretained[Int(frame.module)]._withUnsafeGuaranteedRef { record in
             if frame.hasCode {
                 out.append(record.displayName(function: frame.function, stub: frame.stub))

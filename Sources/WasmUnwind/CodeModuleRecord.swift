@@ -5,6 +5,10 @@
 public final class CodeModuleRecord: @unchecked Sendable {
     public let module: CodeModule
     let moduleName: String?
+    // SAFETY: the ranges point into FlatTables that `tables` keeps for the
+    // record's life; the other tables are FlatTables of the record itself.
+    // Indices come from the searches over those same tables (or from
+    // address-map starts written with them), so every read is in bounds.
     let functions: SortedRanges
     let stubs: SortedRanges
     /// Per function, where its address-map entries start in `native` and

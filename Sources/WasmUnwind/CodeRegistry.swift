@@ -121,6 +121,7 @@ public struct CodeRegistry: Sendable {
             let pc = frame.address.adjustedProgramCounter
             if let record = lastRecord, lastFunction >= 0 {
                 let offset = pc &- snapshot.ranges.starts[lastModule]
+                // SAFETY: `snapshot` (held here) keeps the record.
                 let hit = record._withUnsafeGuaranteedRef { record -> UInt32? in
                     record.contains(offset, inFunction: lastFunction) ? record.wasmOffset(offset, inFunction: lastFunction) : nil
                 }
@@ -137,6 +138,7 @@ public struct CodeRegistry: Sendable {
                 continue
             }
             let record = snapshot.unretained[index]
+            // SAFETY: `snapshot` (held here) keeps the record.
             let located = record._withUnsafeGuaranteedRef { $0.locate(pc &- snapshot.ranges.starts[index]) }
             if located.function >= 0 {
                 lastModule = index
@@ -158,6 +160,9 @@ public final class RegistrySnapshot: @unchecked Sendable {
     public let records: [CodeModuleRecord]
     /// `records`, unretained (`records` keeps them alive): the hot lookups
     /// use a record without counting a reference.
+    // SAFETY: each entry is a record of `records`, which this immutable
+    // snapshot holds for its whole life; whoever reads an entry holds the
+    // snapshot (a registry or a backtrace), so the record outlives the use.
     let unretained: [Unmanaged<CodeModuleRecord>]
     /// The records' code ranges, for the one search.
     let ranges: SortedRanges

@@ -64,6 +64,7 @@ extension CodeRegistry {
                 guard moduleIndex >= 0 else { throw .noCallSite(pc: pc, frameIndex: index) }
                 range = snapshot.ranges.range(at: moduleIndex)
             }
+            // SAFETY: `snapshot` (held here) keeps the record.
             let result = snapshot.unretained[moduleIndex]._withUnsafeGuaranteedRef { record in
                 record.firstHandler(returnOffset: UInt32(truncatingIfNeeded: pc &- range.lowerBound)) { takes($0, frame) }
             }

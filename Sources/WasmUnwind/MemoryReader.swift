@@ -28,6 +28,9 @@ public struct UncheckedMemoryReader: MemoryReader {
 
     @inlinable
     public func loadWord(at address: UInt) -> UInt? {
+        // SAFETY: the walker reads only aligned words between an
+        // activation's start and entry frame pointers, on the calling
+        // thread's own stack (the type's contract above).
         UnsafeRawPointer(bitPattern: address).unsafelyUnwrapped.load(as: UInt.self)
     }
 }
@@ -56,6 +59,8 @@ public struct CheckedMemoryReader: MemoryReader {
               address <= bounds.upperBound &- 8,
               address % 8 == 0
         else { return nil }
+        // SAFETY: an aligned word inside `bounds`, which the caller says is
+        // mapped and readable (the calling thread's stack by default).
         return UnsafeRawPointer(bitPattern: address).unsafelyUnwrapped.load(as: UInt.self)
     }
 }

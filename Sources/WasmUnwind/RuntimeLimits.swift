@@ -5,6 +5,10 @@ import CWasmUnwindABI
 /// host <-> wasm transition. Owns a C `wu_runtime_limits` at a stable address
 /// that generated code stores into.
 public final class RuntimeLimits: @unchecked Sendable {
+    // SAFETY: allocated and initialized in init, freed in deinit; its
+    // address never changes, so generated code may keep it. Generated code
+    // and this thread's signal handlers are its only writers, one
+    // transition at a time (the walk's ordering rules cover the readers).
     @usableFromInline let record: UnsafeMutablePointer<wu_runtime_limits>
 
     /// Byte offsets of the fields, for code generators.

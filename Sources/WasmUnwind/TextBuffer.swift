@@ -3,6 +3,9 @@
 /// uniqueness check (what makes `[UInt8].append` cost ~40 instructions a
 /// byte when not inlined). Owns its memory; made a `String` once, at the end.
 struct TextBuffer: ~Copyable {
+    // SAFETY: `base` holds `capacity` bytes, the first `count` initialized;
+    // every write reserves room first, and the buffer is not copyable, so
+    // the memory has one owner, which frees it.
     private var base: UnsafeMutablePointer<UInt8>
     private var capacity: Int
     private(set) var count = 0

@@ -61,6 +61,8 @@ func printError(_ text: String) {
 /// reported — rather than lost in a buffer at exit.
 enum StandardOutput {
     /// The first `errno` a write failed with, or 0.
+    // SAFETY: written and read only by the main thread (the command runs
+    // there; output is written from it).
     nonisolated(unsafe) static var failure: Int32 = 0
 
     static func write(_ text: String) {

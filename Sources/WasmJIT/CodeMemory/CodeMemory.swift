@@ -55,6 +55,7 @@ public final class CodeMemory: @unchecked Sendable {
 
     /// A copy of the code bytes (for captures and disassembly).
     public var bytes: [UInt8] {
+        // SAFETY: the mapping is readable and `size` bytes long while `self` lives.
         Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: baseAddress), count: size))
     }
 }

@@ -118,6 +118,8 @@ extension Store {
             return nil
         }
         if let onThrow {
+            // SAFETY: a tag's identity is the Tag object, which the
+            // throwing instance's `tags` keeps.
             let tag = Unmanaged<Tag>.fromOpaque(identity).takeUnretainedValue()
             onThrow(ThrowSite(tag: tag, payload: (0..<count).map { Value(slot: payload($0), kind: tag.payload[$0]) },
                               handler: match))
@@ -138,6 +140,8 @@ extension Store {
         // the reference. The payload is read first: the throwing frame may
         // be the handler's, and its slots may overlap.
         let kind = match.handler.kind
+        // SAFETY: the handler's payload slot lies inside its frame (checked
+        // when its stack map was built or read), on this thread's stack.
         let first = UnsafeMutablePointer<UInt64>(bitPattern: UInt(bitPattern: Int(bitPattern: match.frame.framePointer) &+ Int(match.handler.payloadSlot)))!
         let values = kind == .catch || kind == .catchRef ? count : 0
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: max(values, 1)) { buffer in
@@ -203,6 +207,7 @@ enum ExceptionEntries {
     /// `body` with the store of the instance whose context is `context`
     /// (no reference counting on the way).
     static func withStore<R>(of context: UnsafeMutablePointer<wu_vmctx>?, _ body: (Store) -> R) -> R {
+        // SAFETY: compiled code passes the context of the running instance.
         Unmanaged<Instance>.fromOpaque(context!.pointee.instance!)._withUnsafeGuaranteedRef { body($0.store) }
     }
 

@@ -51,6 +51,8 @@ public struct Func {
         let reason = Activation.enter(store.limits, stackLimit: stackLimit) { record in
             record.embedderContext = UnsafeMutableRawPointer(trapInfo)
             return values.withUnsafeMutableBufferPointer { buffer in
+                // SAFETY: `trampoline` is the entry trampoline compiled for
+                // the callee's signature, which is the C type cast to.
                 wu_invoke(unsafeBitCast(trampoline, to: wu_entry_trampoline_fn.self), context, callee,
                           buffer.baseAddress)
             }

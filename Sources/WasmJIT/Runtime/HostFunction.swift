@@ -93,6 +93,10 @@ public struct HostFunction {
             && signature.parameters.filter(\.isFloat).count <= 8
     }
 
+    // SAFETY (the five `native` forms): a @convention(c) function is a plain
+    // code pointer; the native exit trampoline calls it only for an import
+    // of exactly the signature given with it.
+
     /// `(NativeCaller, Int32, Int32) -> Int32`, the common shape, typed.
     public static func native(_ function: @convention(c) (NativeCaller, Int32, Int32) -> Int32) -> HostFunction {
         HostFunction(signature: Signature(parameters: [.i32, .i32], results: [.i32]),
@@ -133,6 +137,8 @@ extension Caller {
     /// (A native host function runs inside wasm's activation like any
     /// other host function: it may take backtraces and call exports.)
     public init?(native context: NativeCaller) {
+        // SAFETY: a NativeCaller is the context the trampoline passed, of an
+        // instance that is running (so alive) now.
         guard let context, let object = UnsafeMutablePointer<wu_vmctx>(context).pointee.instance else { return nil }
         self.init(instance: Unmanaged<Instance>.fromOpaque(object).takeUnretainedValue())
     }

@@ -313,6 +313,8 @@ extension Instance {
     /// nil: a funcref global or a funcref table known to the caller).
     func holdReference(_ bits: UInt64, in table: Int?) {
         if let table, tables[table].kind != .funcref { return }
+        // SAFETY: `bits` is a funcref just stored: null or a reference
+        // whose instance is alive (its code produced it).
         guard bits != 0, let reference = UnsafePointer<wu_func_ref>(bitPattern: UInt(bits)),
               let owner = reference.pointee.vmctx, owner != context, let object = owner.pointee.instance
         else { return }

@@ -13,6 +13,10 @@ public final class Instance {
     /// The store the instance lives in (kept alive by the instance).
     public let store: Store
 
+    // SAFETY: the context and the tables below are allocated in init, each
+    // with at least one element, and freed in deinit. Generated code reads
+    // them only while one of the instance's functions runs, which holds the
+    // instance (a Func keeps it; a running activation is the caller's).
     let context: UnsafeMutablePointer<wu_vmctx>
     let importTable: UnsafeMutablePointer<wu_import>
     /// `uint64_t **`: each global's cell, by global index.
@@ -36,6 +40,8 @@ public final class Instance {
     let tagIdentities: UnsafeMutablePointer<UnsafeRawPointer?>
     /// Read on every host call; written only while instantiating, before
     /// any code of the instance can run (so no exclusivity check).
+    // SAFETY (both arrays): written only while instantiating, before any of
+    // the instance's code can run; read on host calls afterwards.
     @exclusivity(unchecked) var hostFunctions: [HostFunction?]
     /// `hostFunctions`' storage, unretained (`hostFunctions` keeps each
     /// alive): what `host_call` reads, without reference counting.
@@ -112,6 +118,8 @@ public final class Instance {
         let defined = module.description
         for table in tables.dropFirst(defined.tableImports.count) { table.removeReferences(toContext: context) }
         for global in globals.dropFirst(defined.globalImports.count) where global.kind == .funcref {
+            // SAFETY: a funcref global's cell holds null or a reference the
+            // store keeps (this instance's are still allocated here).
             if let reference = UnsafePointer<wu_func_ref>(bitPattern: UInt(global.cell.pointee)),
                reference.pointee.vmctx == context { global.cell.pointee = 0 }
         }
@@ -222,6 +230,7 @@ public final class Instance {
             fatalError("import \(importIndex) has no host function")
         }
         do {
+            // SAFETY: `hostFunctions` holds the storage for the instance's life.
             try storage._withUnsafeGuaranteedRef { storage in
                 if let body = storage.slotsBody, storage.referenceParameters.isEmpty {
                     // The fast paths, for host functions with no references
@@ -347,7 +356,8 @@ extension HostFunction {
 
 /// The C entry point of every exit trampoline (`wu_host_call_fn`).
 private let hostCallEntry: wu_host_call_fn = { context, importIndex, values in
-    // The instance outlives every call into its code: no retain needed.
+    // SAFETY: the instance outlives every call into its code (the caller
+    // holds it while wasm runs): no retain needed.
     Unmanaged<Instance>.fromOpaque(context!.pointee.instance!)._withUnsafeGuaranteedRef {
         $0.callHost(importIndex: Int(importIndex), values: values!)
     }

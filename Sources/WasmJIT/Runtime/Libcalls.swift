@@ -12,6 +12,8 @@ import CWasmRuntime
 /// Arguments arrive as 64-bit slots; an i32 operand is its low 32 bits.
 enum Libcalls {
     /// The one table every context points to (`wu_vmctx.libcalls`).
+    // SAFETY: written once, while the lazy global is initialised, then only
+    // read, by compiled code and from any thread.
     nonisolated(unsafe) static let table: UnsafePointer<wu_libcalls> = {
         let table = UnsafeMutablePointer<wu_libcalls>.allocate(capacity: 1)
         table.initialize(to: wu_libcalls(
@@ -65,6 +67,7 @@ enum Libcalls {
     /// The instance whose context compiled code passed. The instance
     /// outlives every call into its code.
     private static func instance(_ context: UnsafeMutablePointer<wu_vmctx>?) -> Instance {
+        // SAFETY: the context of the instance whose code is running.
         Unmanaged<Instance>.fromOpaque(context!.pointee.instance!).takeUnretainedValue()
     }
 

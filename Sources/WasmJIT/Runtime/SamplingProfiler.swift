@@ -242,6 +242,10 @@ struct SampleRing {
     }
     static let recordWords = 4
 
+    // SAFETY: one mmap'd region (header, records, interned frames), made in
+    // init and unmapped in `deallocate`, after the timer is gone and no
+    // handler can run; the handler writes only this thread's ring, the
+    // reader reads it only after `run` stopped the timer.
     let raw: UnsafeMutableRawPointer
     private var words: UnsafeMutablePointer<UInt64> { raw.assumingMemoryBound(to: UInt64.self) }
 
@@ -383,6 +387,9 @@ struct SampleRing {
                     switch UInt32(found) {
                     case WU_FRAME_ESTABLISHED.rawValue:
                         interrupted = .wasm(TrapRegisters(pc: pc, fp: fp, sp: sp))
+                    // SAFETY (both cases): the frame state says where the
+                    // return address is relative to sp on this thread's
+                    // own stack, in a frame still being built or torn down.
                     case WU_FRAME_AT_ENTRY.rawValue, WU_FRAME_AT_RETURN.rawValue:
                         prefix = pc
                         interrupted = .wasm(TrapRegisters(pc: UnsafePointer<UInt>(bitPattern: sp)!.pointee, fp: fp, sp: sp + 8))
@@ -413,6 +420,8 @@ struct SampleRing {
         }
         let stack = intern(scratch, frameCount)
         var second: UInt64 = 0
+        // SAFETY: the word holds the @convention(c) function given to init
+        // (verification only), cast back to its own type.
         if words[Header.secondOpinion.rawValue] != 0, let ucontext {
             let unwinder = unsafeBitCast(UnsafeRawPointer(bitPattern: UInt(words[Header.secondOpinion.rawValue]))!,
                                          to: SamplingProfiler.SignalContextUnwinder.self)

@@ -13,11 +13,18 @@ public final class Store {
     /// (Read on every throw, GC and backtrace; written only while a module
     /// is registered, between wasm instructions of the one thread using the
     /// store: no exclusivity check.)
+    // SAFETY: one thread uses a store at a time, and registration never
+    // overlaps a read (it happens between wasm instructions).
     @exclusivity(unchecked) public private(set) var registry = CodeRegistry()
 
     private var registeredModules: [ObjectIdentifier: Module] = [:]
     /// What the signal handler knows of this store (the activations'
     /// embedder context): its limits record and its modules' code regions.
+    // SAFETY: `trapInfo`, `regions`, `memoryBases` and `resumeRecord` are
+    // allocated in init and freed in deinit; the tables are replaced only
+    // by `register` and `noteMemory`, which publish the new table before
+    // freeing the old (see there), so a handler on this thread never reads
+    // freed memory.
     let trapInfo: UnsafeMutablePointer<wu_store_trap_info>
     private var regions: UnsafeMutableBufferPointer<wu_code_region>
     /// The same regions, sorted by start, kept to insert into.
@@ -36,6 +43,8 @@ public final class Store {
     /// and before the exception resumes or leaves (for captures and
     /// tracing). It must not call into wasm. (A collection there is safe:
     /// the payload is live in the throwing call site's stack map.)
+    // SAFETY: set by the host between calls, read at throws of the one
+    // thread using the store.
     @exclusivity(unchecked) public var onThrow: ((ThrowSite) -> Void)?
     /// Where the last caught exception resumes (`wu_resume`), filled by the
     /// unwinder and read by the generated code right after.
@@ -49,6 +58,8 @@ public final class Store {
     /// describing traps from the registers a trap leaves, and for the
     /// collector (their tables and globals hold references). Unretained:
     /// an instance removes itself when it goes.
+    // SAFETY: an instance registers itself in init and unregisters in
+    // deinit, so every entry is alive when read.
     private var instances: [UInt: Unmanaged<Instance>] = [:]
 
     public init(engine: Engine) {
@@ -108,6 +119,7 @@ public final class Store {
     /// The linear memory size of the instance whose context is at
     /// `address`, if it is an instance of this store.
     func memorySize(ofContext address: UInt) -> Int? {
+        // SAFETY: an address in `instances` is a live instance's context.
         guard instances[address] != nil, let context = UnsafePointer<wu_vmctx>(bitPattern: address) else { return nil }
         return Int(context.pointee.memory_size)
     }

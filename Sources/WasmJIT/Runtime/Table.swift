@@ -9,6 +9,10 @@ public final class Table {
     /// `.funcref` or `.externref`.
     public let kind: ValueKind
     public let maximum: UInt64?
+    // SAFETY: allocated in init, freed in deinit; `elements` is replaced
+    // only by `grow`, between wasm instructions of the store's thread,
+    // which copies before freeing the old array. Generated code reads the
+    // record while an instance that holds the table runs.
     let record: UnsafeMutablePointer<wu_table>
     private var capacity: Int
     /// Instances that imported the table: their function references may be
@@ -31,6 +35,8 @@ public final class Table {
         guard kind == .funcref else { return }
         for index in 0..<Int(size) {
             let element = record.pointee.elements[index]
+            // SAFETY: a funcref element is null or a reference its instance
+            // (still alive: it is the one going) keeps.
             if let reference = UnsafePointer<wu_func_ref>(bitPattern: UInt(element)), reference.pointee.vmctx == context {
                 record.pointee.elements[index] = 0
             }
@@ -107,6 +113,8 @@ public final class Table {
 public final class Global {
     public let kind: ValueKind
     public let isMutable: Bool
+    // SAFETY: allocated in init, freed in deinit; instances that import the
+    // global hold it, so generated code never reads a freed cell.
     let cell: UnsafeMutablePointer<UInt64>
     /// Instances that imported the global (a mutable funcref global may
     /// hold their function references).

@@ -30,6 +30,9 @@ public enum TrapHandling {
     static func prepareCurrentThread() {
         if wu_thread_trap_state_current() != nil { return }
         _ = installOnce
+        // SAFETY: the thread's trap state owns both buffers from here on
+        // (`releaseBuffers` frees them with it); the handler writes them
+        // only on this thread, and `takeTrap` reads them after it returned.
         let frames = UnsafeMutablePointer<Frame>.allocate(capacity: frameCapacity)
         let result = UnsafeMutablePointer<WalkResult>.allocate(capacity: 1)
         result.initialize(to: WalkResult(count: 0, isComplete: true, error: nil))
@@ -75,6 +78,8 @@ public enum TrapHandling {
         guard let state = wu_thread_trap_state_current() else {
             fatalError("a trap was reported on a thread that cannot take traps")
         }
+        // SAFETY: the buffers `prepareCurrentThread` bound to Frame and
+        // WalkResult; the handler has returned, so nothing writes them now.
         let frames = UnsafeBufferPointer(start: state.pointee.frames.assumingMemoryBound(to: Frame.self),
                                          count: Int(state.pointee.frame_count))
         let result = state.pointee.walk_result.assumingMemoryBound(to: WalkResult.self).pointee
@@ -113,6 +118,9 @@ public enum TrapHandling {
 /// allocation-free walker, no Swift objects.
 private let walkFromTrap: wu_trap_walk_fn = { state, limits, pc, fp, sp in
     guard let state, let limits else { return }
+    // SAFETY: this thread's buffers (`prepareCurrentThread`), `frame_capacity`
+    // frames long; the limits record is the trapping store's, alive while
+    // its activation is on the stack.
     let buffer = UnsafeMutableBufferPointer(start: state.pointee.frames.assumingMemoryBound(to: Frame.self),
                                             count: Int(state.pointee.frame_capacity))
     let result = Backtrace.walk(limitsAddress: UInt(bitPattern: limits),

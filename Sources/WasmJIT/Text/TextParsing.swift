@@ -85,6 +85,8 @@ enum TextParsing {
         defer { pthread_attr_destroy(&attributes) }
         pthread_attr_setstacksize(&attributes, parserStackSize)
         var thread = pthread_t()
+        // SAFETY: retained here, released by the defer after the join, so
+        // the thread's body outlives the thread.
         let context = Unmanaged.passRetained(run).toOpaque()
         let created = pthread_create(&thread, &attributes, { context in
             Unmanaged<ThreadBody>.fromOpaque(context!).takeUnretainedValue().run()
