@@ -60,7 +60,7 @@ let package = Package(
         // capture the way a live stack is read (docs/capture-format.md).
         .target(
             name: "StackCapture",
-            dependencies: [wasmUnwind, "UnwindReports"]
+            dependencies: [wasmUnwind, "UnwindReports", "CWasmTools"]
         ),
 
         // The reference embedder: assembler, code memory, trampolines, a baseline

@@ -32,6 +32,7 @@ flags=(-O -sanitize=fuzzer,address -parse-as-library -g
        -Xcc "-fmodule-map-file=Sources/CWasmUnwindABI/include/module.modulemap" -I Sources/CWasmUnwindABI/include
        -Xcc "-fmodule-map-file=$build/module.modulemap" -I Sources/CUnwindShim/include
        -Xcc "-fmodule-map-file=$build/runtime.modulemap" -I Sources/CWasmRuntime/include
+       -Xcc "-fmodule-map-file=Sources/CWasmTools/include/module.modulemap" -I Sources/CWasmTools/include
        -I "$build")
 for source in Sources/CWasmUnwindABI/*.c; do
   clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CWasmUnwindABI/include -c "$source" \
@@ -40,6 +41,10 @@ done
 for source in Sources/CWasmRuntime/*.c; do
   clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CWasmRuntime/include -I Sources/CWasmUnwindABI/include -c "$source" \
     -o "$build/c/runtime-$(basename "$source" .c).o"
+done
+for source in Sources/CWasmTools/*.c; do
+  clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CWasmTools/include -I Sources/CWasmUnwindABI/include -c "$source" \
+    -o "$build/c/tools-$(basename "$source" .c).o"
 done
 for source in Sources/CUnwindShim/*.c; do
   clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CUnwindShim/include -I Sources/CWasmUnwindABI/include \

@@ -249,10 +249,8 @@ static void chain(int signal, siginfo_t *info, void *context) {
 
 /// Copies registers, activations and the stack of a trap into the thread's
 /// snapshot: plain loads and stores, nothing else. The activation records
-/// are followed with the same rules as `LiveActivations`: at most
-/// `WU_MAXIMUM_ACTIVATION_RECORDS` records, each older one at a higher
-/// address than the newer (records live in host frames, and the stack
-/// grows down), so a corrupt or cyclic chain ends.
+/// are followed as every reader follows them (`wasm_activation_chain.h`):
+/// a corrupt or cyclic chain ends, and the snapshot says it is incomplete.
 static void take_snapshot(wu_trap_snapshot *snapshot, const uint64_t *registers, wu_activation *activation,
                           const wu_store_trap_info *store, uint64_t pc, uint64_t fp, uint64_t sp) {
     for (int i = 0; i < 17; i++) snapshot->registers[i] = registers[i];
@@ -262,21 +260,17 @@ static void take_snapshot(wu_trap_snapshot *snapshot, const uint64_t *registers,
         snapshot->activations[count] = (wu_snapshot_activation){pc, fp, sp, store->limits->last_wasm_entry_fp};
         count++;
     }
-    snapshot->activations_incomplete = 0;
-    uint64_t visited = 0;
-    for (wu_activation *record = activation; record && count < snapshot->activation_capacity; record = record->older) {
-        if (++visited > WU_MAXIMUM_ACTIVATION_RECORDS ||
-            (record->older && (uintptr_t)record->older <= (uintptr_t)record)) {
-            snapshot->activations_incomplete = 1;
-            break;
-        }
-        if (record->limits != store->limits) continue;
-        if (record->saved_exit_pc == 0) break;
-        snapshot->activations[count] =
-            (wu_snapshot_activation){record->saved_exit_pc, record->saved_exit_fp, 0, record->saved_entry_fp};
-        outermost_entry = record->saved_entry_fp;
+    wu_activation_chain chain = wu_activation_chain_start(activation, WU_MAXIMUM_ACTIVATION_RECORDS);
+    while (count < snapshot->activation_capacity) {
+        wu_chain_exit step = wu_activation_chain_next_exit(chain, store->limits, WU_CHAIN_STOP_AT_NO_WASM);
+        chain = step.chain;
+        wu_saved_exit saved = step.exit;
+        if (saved.exit_pc == 0) break;
+        snapshot->activations[count] = (wu_snapshot_activation){saved.exit_pc, saved.exit_fp, 0, saved.entry_fp};
+        outermost_entry = saved.entry_fp;
         count++;
     }
+    snapshot->activations_incomplete = chain.failure != WU_CHAIN_COMPLETE;
     snapshot->activation_count = count;
     uint64_t end = outermost_entry + 16;
     uint64_t length = end > sp ? end - sp : 0;

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wasm_activation_chain.h"
+#include "wasm_capture_format.h"
 #include "wasm_debug_descriptor.h"
 
 // The file to write, and the name it is written under first: the capture
@@ -41,8 +43,7 @@ int wu_crash_capture_set_path(const char *path) {
     return 0;
 }
 
-enum { SECTION_ARCHITECTURE = 1, SECTION_REGISTERS = 2, SECTION_ACTIVATIONS = 3, SECTION_STACK = 4,
-       SECTION_MODULE = 5, SECTION_NOTE = 8, MAX_ACTIVATIONS = 64, MAX_MODULES = 64 };
+enum { MAX_ACTIVATIONS = 64, MAX_MODULES = 64 };
 
 typedef struct {
     uint8_t start_is_pc;
@@ -77,12 +78,13 @@ static int write_all(int fd, const void *bytes, size_t count) {
 /// The MODULE section's body inside a one-module capture image.
 static const uint8_t *module_body(const wu_debug_module *module, uint32_t *size) {
     const uint8_t *image = module->image;
-    if (module->image_size < 16) return NULL;
-    uint32_t count = get32(image + 12);
-    for (uint32_t i = 0; i < count && 16 + 16 * (uint64_t)(i + 1) <= module->image_size; i++) {
-        const uint8_t *entry = image + 16 + 16 * i;
+    if (module->image_size < WU_CAPTURE_HEADER_SIZE) return NULL;
+    uint32_t count = get32(image + WU_CAPTURE_SECTION_COUNT_OFFSET);
+    for (uint32_t i = 0;
+         i < count && WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (uint64_t)(i + 1) <= module->image_size; i++) {
+        const uint8_t *entry = image + WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * i;
         uint32_t offset = get32(entry + 8), length = get32(entry + 12);
-        if (get32(entry) == SECTION_MODULE && (uint64_t)offset + length <= module->image_size) {
+        if (get32(entry) == WU_CAPTURE_SECTION_MODULE && (uint64_t)offset + length <= module->image_size) {
             *size = length;
             return image + offset;
         }
@@ -117,87 +119,138 @@ void wu_crash_capture_write(int signal, uint64_t sp) {
     atomic_store(&crash_state, CRASH_DONE);
 }
 
-static void write_capture(int fd, wu_activation *head, uint64_t sp) {
+/// The activations to write, newest first, as a capture at a host call:
+/// the live exit record if a host call from wasm is running (above sp),
+/// then what each older activation of the store saved. The chain is
+/// followed as every reader follows it; activations without wasm frames
+/// are skipped (a crash may come at any instruction).
+static int collect_activations(wu_activation *head, uint64_t sp, activation_entry *activations) {
     const wu_runtime_limits *limits = head->limits;
-
-    // The activations, newest first, as a capture at a host call: the live
-    // exit record if a host call from wasm is running (above sp), then each
-    // record's saved one.
-    activation_entry activations[MAX_ACTIVATIONS];
     int count = 0;
-    uint64_t top = 0;
     if (limits->last_wasm_exit_pc && limits->last_wasm_exit_fp >= sp) {
-        activations[count++] = (activation_entry){0, limits->last_wasm_exit_pc, limits->last_wasm_exit_fp,
-                                                  limits->last_wasm_exit_fp, limits->last_wasm_entry_fp};
+        activations[count++] = (activation_entry){WU_CAPTURE_START_RETURN_ADDRESS, limits->last_wasm_exit_pc,
+                                                  limits->last_wasm_exit_fp, limits->last_wasm_exit_fp,
+                                                  limits->last_wasm_entry_fp};
     }
-    const wu_activation *previous = NULL;
-    for (const wu_activation *record = head; record && count < MAX_ACTIVATIONS; record = record->older) {
-        if (previous && record <= previous) break;  // out of order: stop
-        previous = record;
-        if (record->limits == limits && record->saved_exit_pc) {
-            activations[count++] = (activation_entry){0, record->saved_exit_pc, record->saved_exit_fp,
-                                                      record->saved_exit_fp, record->saved_entry_fp};
-        }
+    wu_activation_chain chain = wu_activation_chain_start(head, WU_MAXIMUM_ACTIVATION_RECORDS);
+    while (count < MAX_ACTIVATIONS) {
+        wu_chain_exit step = wu_activation_chain_next_exit(chain, limits, WU_CHAIN_SKIP_NO_WASM);
+        chain = step.chain;
+        if (step.exit.exit_pc == 0) break;
+        activations[count++] = (activation_entry){WU_CAPTURE_START_RETURN_ADDRESS, step.exit.exit_pc,
+                                                  step.exit.exit_fp, step.exit.exit_fp, step.exit.entry_fp};
     }
-    if (count == 0) return;
-    for (int i = 0; i < count; i++) if (activations[i].entry_fp + 16 > top) top = activations[i].entry_fp + 16;
-    uint64_t base = activations[0].sp;
-    if (top <= base) return;
+    return count;
+}
 
-    // The modules, if the descriptor is consistent now. As a reader of the
-    // list, entries another thread unlinks meanwhile are not freed under
-    // us (wu_debug_reader_begin); a generation that moved while we read
-    // means the list changed: then no modules rather than a mix.
-    const uint8_t *bodies[MAX_MODULES];
-    uint32_t body_sizes[MAX_MODULES];
+/// The MODULE bodies of the post-mortem descriptor's images, if the
+/// descriptor is consistent now, and the newest minor version among them
+/// (it says how a MODULE section ends: handler lists, handler scopes). As a
+/// reader of the list, entries another thread unlinks meanwhile are not
+/// freed under us (`wu_debug_reader_begin`, which the caller holds); a
+/// generation that moved while we read means the list changed: then no
+/// modules rather than a mix.
+static int collect_modules(const uint8_t **bodies, uint32_t *body_sizes, uint16_t *minor) {
     int modules = 0;
-    // The module bodies are copied as their images have them: the file's
-    // minor version is the newest of theirs (it says how a MODULE section
-    // ends: handler lists, handler scopes).
-    uint16_t minor = 0;
-    wu_debug_reader_begin();
+    *minor = 0;
     uint64_t generation = __atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST);
-    if (generation % 2 == 0) {
-        for (const wu_debug_module *module = __atomic_load_n(&wasm_unwind_debug_descriptor.modules, __ATOMIC_SEQ_CST);
-             module && modules < MAX_MODULES; module = __atomic_load_n(&module->next, __ATOMIC_SEQ_CST)) {
-            uint32_t size = 0;
-            const uint8_t *body = module_body(module, &size);
-            if (body) {
-                bodies[modules] = body;
-                body_sizes[modules++] = size;
-                uint16_t image_minor = (uint16_t)(module->image[10] | module->image[11] << 8);
-                if (image_minor > minor) minor = image_minor;
-            }
-        }
-        if (__atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST) != generation) {
-            modules = 0;
-            minor = 0;
+    if (generation % 2 != 0) return 0;
+    for (const wu_debug_module *module = __atomic_load_n(&wasm_unwind_debug_descriptor.modules, __ATOMIC_SEQ_CST);
+         module && modules < MAX_MODULES; module = __atomic_load_n(&module->next, __ATOMIC_SEQ_CST)) {
+        uint32_t size = 0;
+        const uint8_t *body = module_body(module, &size);
+        if (body) {
+            bodies[modules] = body;
+            body_sizes[modules++] = size;
+            uint16_t image_minor = (uint16_t)(module->image[WU_CAPTURE_MINOR_OFFSET] |
+                                              module->image[WU_CAPTURE_MINOR_OFFSET + 1] << 8);
+            if (image_minor > *minor) *minor = image_minor;
         }
     }
+    if (__atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST) != generation) {
+        *minor = 0;
+        return 0;
+    }
+    return modules;
+}
 
-    // Small sections, built here; the stack and module bodies are written
-    // from where they are.
-    uint8_t architecture[2] = {1, 8};
-    uint8_t registers[1 + 3 * 9];
-    size_t registers_size = uleb(registers, 3);
-    uint8_t numbers[3] = {16, 6, 7};
-    uint64_t values[3] = {activations[0].start, activations[0].fp, activations[0].sp};
-    for (int i = 0; i < 3; i++) {
-        registers[registers_size] = numbers[i];
-        put64(registers + registers_size + 1, values[i]);
-        registers_size += 9;
-    }
-    uint8_t activation_bytes[10 + MAX_ACTIVATIONS * 33];
-    size_t activations_size = uleb(activation_bytes, (uint64_t)count);
-    for (int i = 0; i < count; i++) {
-        uint8_t *at = activation_bytes + activations_size;
+/// ACTIVATIONS: the count, then a row per activation.
+static size_t encode_activations(uint8_t *out, const activation_entry *activations, int count) {
+    size_t size = uleb(out, (uint64_t)count);
+    for (int i = 0; i < count; i++, size += WU_CAPTURE_ACTIVATION_ROW_SIZE) {
+        uint8_t *at = out + size;
         at[0] = activations[i].start_is_pc;
         put64(at + 1, activations[i].start);
         put64(at + 9, activations[i].fp);
         put64(at + 17, activations[i].sp);
         put64(at + 25, activations[i].entry_fp);
-        activations_size += 33;
     }
+    return size;
+}
+
+/// REGISTERS: the newest activation's pc, fp and sp (DWARF 16, 6, 7).
+static size_t encode_registers(uint8_t *out, const activation_entry *newest) {
+    size_t size = uleb(out, 3);
+    uint8_t numbers[3] = {16, 6, 7};
+    uint64_t values[3] = {newest->start, newest->fp, newest->sp};
+    for (int i = 0; i < 3; i++, size += 9) {
+        out[size] = numbers[i];
+        put64(out + size + 1, values[i]);
+    }
+    return size;
+}
+
+/// The header and section table: ARCH, REGISTERS, ACTIVATIONS, STACK, the
+/// modules, NOTE, laid out in that order after the table.
+static size_t encode_header(uint8_t *out, uint16_t minor, const uint64_t *sizes, const uint32_t *body_sizes,
+                            int modules) {
+    uint32_t sections = 5 + (uint32_t)modules;
+    put64(out, WU_CAPTURE_MAGIC);
+    out[WU_CAPTURE_MAJOR_OFFSET] = WU_CAPTURE_VERSION_MAJOR;
+    out[WU_CAPTURE_MAJOR_OFFSET + 1] = 0;
+    out[WU_CAPTURE_MINOR_OFFSET] = (uint8_t)minor;
+    out[WU_CAPTURE_MINOR_OFFSET + 1] = (uint8_t)(minor >> 8);
+    put32(out + WU_CAPTURE_SECTION_COUNT_OFFSET, sections);
+    uint32_t offset = WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * sections;
+    static const uint32_t kinds[5] = {WU_CAPTURE_SECTION_ARCHITECTURE, WU_CAPTURE_SECTION_REGISTERS,
+                                      WU_CAPTURE_SECTION_ACTIVATIONS, WU_CAPTURE_SECTION_STACK,
+                                      WU_CAPTURE_SECTION_NOTE};
+    uint8_t *entry = out + WU_CAPTURE_HEADER_SIZE;
+    for (int i = 0; i < 4; i++, entry += WU_CAPTURE_TABLE_ENTRY_SIZE) {
+        put32(entry, kinds[i]); put32(entry + 4, 0); put32(entry + 8, offset); put32(entry + 12, (uint32_t)sizes[i]);
+        offset += (uint32_t)sizes[i];
+    }
+    for (int i = 0; i < modules; i++, entry += WU_CAPTURE_TABLE_ENTRY_SIZE) {
+        put32(entry, WU_CAPTURE_SECTION_MODULE); put32(entry + 4, 0); put32(entry + 8, offset);
+        put32(entry + 12, body_sizes[i]);
+        offset += body_sizes[i];
+    }
+    put32(entry, kinds[4]); put32(entry + 4, 0); put32(entry + 8, offset); put32(entry + 12, (uint32_t)sizes[4]);
+    return WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (size_t)sections;
+}
+
+static void write_capture(int fd, wu_activation *head, uint64_t sp) {
+    activation_entry activations[MAX_ACTIVATIONS];
+    int count = collect_activations(head, sp, activations);
+    if (count == 0) return;
+    uint64_t top = 0;
+    for (int i = 0; i < count; i++) if (activations[i].entry_fp + 16 > top) top = activations[i].entry_fp + 16;
+    uint64_t base = activations[0].sp;
+    if (top <= base) return;
+
+    const uint8_t *bodies[MAX_MODULES];
+    uint32_t body_sizes[MAX_MODULES];
+    uint16_t minor = 0;
+    wu_debug_reader_begin();
+    int modules = collect_modules(bodies, body_sizes, &minor);
+
+    // Small sections, built here; the stack and module bodies are written
+    // from where they are.
+    uint8_t architecture[2] = {WU_CAPTURE_ARCHITECTURE_X86_64, WU_CAPTURE_WORD_SIZE};
+    uint8_t registers[1 + 3 * 9];
+    size_t registers_size = encode_registers(registers, &activations[0]);
+    uint8_t activation_bytes[10 + MAX_ACTIVATIONS * WU_CAPTURE_ACTIVATION_ROW_SIZE];
+    size_t activations_size = encode_activations(activation_bytes, activations, count);
     uint8_t stack_header[1 + 8 + 10];
     size_t stack_header_size = uleb(stack_header, 1);
     put64(stack_header + stack_header_size, base);
@@ -209,39 +262,15 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
     memcpy(note + note_size, note_text, sizeof note_text - 1);
     note_size += sizeof note_text - 1;
 
-    // Header and section table.
-    uint32_t sections = 5 + (uint32_t)modules;
-    uint8_t header[16 + 16 * (5 + MAX_MODULES)];
-    static const uint8_t magic[8] = {0x57, 0x55, 0x43, 0x41, 0x50, 0x0D, 0x0A, 0x1A};
-    memcpy(header, magic, 8);
-    header[8] = 2; header[9] = 0; header[10] = (uint8_t)minor; header[11] = (uint8_t)(minor >> 8);  // version 2.minor
-    put32(header + 12, sections);
-    uint32_t offset = 16 + 16 * sections;
-    uint32_t kinds[5] = {SECTION_ARCHITECTURE, SECTION_REGISTERS, SECTION_ACTIVATIONS, SECTION_STACK, SECTION_NOTE};
+    uint8_t header[WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (5 + MAX_MODULES)];
     uint64_t sizes[5] = {2, registers_size, activations_size, stack_header_size + (top - base), note_size};
-    uint8_t *entry = header + 16;
-    for (int i = 0; i < 4; i++, entry += 16) {
-        put32(entry, kinds[i]); put32(entry + 4, 0); put32(entry + 8, offset); put32(entry + 12, (uint32_t)sizes[i]);
-        offset += (uint32_t)sizes[i];
-    }
-    for (int i = 0; i < modules; i++, entry += 16) {
-        put32(entry, SECTION_MODULE); put32(entry + 4, 0); put32(entry + 8, offset); put32(entry + 12, body_sizes[i]);
-        offset += body_sizes[i];
-    }
-    put32(entry, SECTION_NOTE); put32(entry + 4, 0); put32(entry + 8, offset); put32(entry + 12, (uint32_t)note_size);
+    size_t header_size = encode_header(header, minor, sizes, body_sizes, modules);
 
-    if (write_all(fd, header, 16 + 16 * (size_t)sections) || write_all(fd, architecture, 2) ||
-        write_all(fd, registers, registers_size) || write_all(fd, activation_bytes, activations_size) ||
-        write_all(fd, stack_header, stack_header_size) || write_all(fd, (const void *)(uintptr_t)base, top - base)) {
-        wu_debug_reader_end();
-        return;
-    }
-    for (int i = 0; i < modules; i++) {
-        if (write_all(fd, bodies[i], body_sizes[i])) {
-            wu_debug_reader_end();
-            return;
-        }
-    }
+    int failed = write_all(fd, header, header_size) || write_all(fd, architecture, 2) ||
+                 write_all(fd, registers, registers_size) || write_all(fd, activation_bytes, activations_size) ||
+                 write_all(fd, stack_header, stack_header_size) ||
+                 write_all(fd, (const void *)(uintptr_t)base, top - base);
+    for (int i = 0; !failed && i < modules; i++) failed = write_all(fd, bodies[i], body_sizes[i]);
     wu_debug_reader_end();
-    write_all(fd, note, note_size);
+    if (!failed) write_all(fd, note, note_size);
 }

@@ -1,3 +1,4 @@
+import CWasmTools
 @_spi(Tools) import WasmUnwind
 import UnwindReports
 
@@ -13,30 +14,48 @@ import UnwindReports
 /// unknown major version is rejected; a newer minor version may append
 /// fields at the end of a section, which this reader ignores.
 public enum CaptureFormat {
-    public static let magic: [UInt8] = [0x57, 0x55, 0x43, 0x41, 0x50, 0x0D, 0x0A, 0x1A]  // "WUCAP\r\n\x1a"
+    // The numbers are the C header's (wasm_capture_format.h), which the
+    // crash writer in the signal handler uses too.
+
+    public static let magic: [UInt8] = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(WU_CAPTURE_MAGIC) >> (8 * $0)) }  // "WUCAP\r\n\x1a"
     /// 2: code kinds are `CodeKind`'s numbers, trampolines and stubs one
     /// list (1 had its own numbering of trampoline and host-frame kinds).
-    public static let majorVersion: UInt16 = 2
+    public static let majorVersion = UInt16(WU_CAPTURE_VERSION_MAJOR)
     /// 1: a module section ends with its call sites' exception handlers,
     /// one list per stack map; 2: with the `try_table` scopes they are made
     /// of, shared by nested call sites (`StackMapTable.writeHandlerScopes`).
     /// A 2.0 file has none. This reader reads all three.
-    public static let minorVersion: UInt16 = 2
-    static let headerSize = 16
-    static let tableEntrySize = 16
+    public static let minorVersion = UInt16(WU_CAPTURE_VERSION_MINOR)
+    static let headerSize = Int(WU_CAPTURE_HEADER_SIZE)
+    static let tableEntrySize = Int(WU_CAPTURE_TABLE_ENTRY_SIZE)
+    /// Bytes of a row of the ACTIVATIONS section.
+    static let activationRowSize = Int(WU_CAPTURE_ACTIVATION_ROW_SIZE)
 
-    /// Section kinds.
-    public enum Section: UInt32, CaseIterable, Sendable {
-        case architecture = 1
-        case registers = 2
-        case activations = 3
-        case stack = 4
-        case module = 5
-        case trap = 6
-        case hostFrames = 7
-        case note = 8
+    /// A section kind.
+    public struct Section: RawRepresentable, Hashable, CaseIterable, Sendable {
+        public let rawValue: UInt32
+
+        /// A known kind, or nil.
+        public init?(rawValue: UInt32) {
+            guard Self.allCases.contains(where: { $0.rawValue == rawValue }) else { return nil }
+            self.rawValue = rawValue
+        }
+
+        private init(_ value: Int32) { rawValue = UInt32(value) }
+
+        public static let architecture = Section(WU_CAPTURE_SECTION_ARCHITECTURE)
+        public static let registers = Section(WU_CAPTURE_SECTION_REGISTERS)
+        public static let activations = Section(WU_CAPTURE_SECTION_ACTIVATIONS)
+        public static let stack = Section(WU_CAPTURE_SECTION_STACK)
+        public static let module = Section(WU_CAPTURE_SECTION_MODULE)
+        public static let trap = Section(WU_CAPTURE_SECTION_TRAP)
+        public static let hostFrames = Section(WU_CAPTURE_SECTION_HOST_FRAMES)
+        public static let note = Section(WU_CAPTURE_SECTION_NOTE)
         /// Minor version 1: the exception of a capture taken at a throw.
-        case thrown = 9
+        public static let thrown = Section(WU_CAPTURE_SECTION_THROWN)
+
+        public static let allCases: [Section] = [.architecture, .registers, .activations, .stack, .module, .trap,
+                                                 .hostFrames, .note, .thrown]
 
         public var name: String {
             switch self {
@@ -49,6 +68,7 @@ public enum CaptureFormat {
             case .hostFrames: return "HOST_FRAMES"
             case .note: return "NOTE"
             case .thrown: return "THROW"
+            default: return "kind \(rawValue)"
             }
         }
     }
@@ -90,7 +110,7 @@ extension CaptureFile {
         }
         section(.architecture) { writer in
             writer.write(architecture.rawValue)
-            writer.write(UInt8(8))
+            writer.write(UInt8(WU_CAPTURE_WORD_SIZE))
         }
         section(.registers) { writer in
             writer.writeULEB(UInt64(registers.count))
@@ -234,7 +254,7 @@ extension CaptureFile {
                         registers = try Self.readRegisters(&reader)
                     case .activations:
                         try once(activations)
-                        let count = try reader.readULEB("the activation count", atMost: reader.remaining / 33)
+                        let count = try reader.readULEB("the activation count", atMost: reader.remaining / CaptureFormat.activationRowSize)
                         activations = try (0..<count).map { (index) throws(ByteFormatError) in
                             try Activation(reading: &reader, index: index)
                         }
@@ -266,6 +286,8 @@ extension CaptureFile {
                     case .thrown:
                         try once(thrown)
                         thrown = try Thrown(reading: &reader)
+                    default:
+                        break
                     }
                     // A newer minor version may append fields; this one may not.
                     if minor <= CaptureFormat.minorVersion && !reader.isAtEnd {
@@ -344,10 +366,10 @@ extension CaptureFile.Activation {
     func write(to writer: inout ByteWriter) {
         switch start {
         case .returnAddress(let pc):
-            writer.write(UInt8(0))
+            writer.write(UInt8(WU_CAPTURE_START_RETURN_ADDRESS))
             writer.write(UInt64(pc))
         case .programCounter(let pc):
-            writer.write(UInt8(1))
+            writer.write(UInt8(WU_CAPTURE_START_PC))
             writer.write(UInt64(pc))
         }
         writer.write(UInt64(startFramePointer))

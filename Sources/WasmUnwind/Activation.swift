@@ -175,58 +175,59 @@ public enum Activation {
 }
 
 /// The calling thread's activation records of every store, newest first,
-/// followed under the rules that keep a corrupt chain finite: at most
+/// followed under the rules that keep a corrupt chain finite
+/// (`wasm_activation_chain.h`, which the C readers use too): at most
 /// `maximumRecords` records, and each older record at a higher address than
 /// the newer one (records live in the host frames that entered wasm, and
 /// the stack grows down, so a cycle cannot climb for ever). The first
 /// record that breaks a rule ends the iteration and sets `failure`.
 @usableFromInline
 struct ActivationRecords: IteratorProtocol {
-    @usableFromInline var next_: UnsafeMutablePointer<wu_activation>?
-    @usableFromInline var visited = 0
-    @usableFromInline let maximumRecords: Int
-    // The failure, kept as two words (the walker copies this struct around;
-    // an `UnwindError?` is five): the record whose link broke the order and
-    // its older record, or (0, 0) with `visited > maximumRecords`.
-    @usableFromInline var brokenRecord: UInt = 0
-    @usableFromInline var brokenOlder: UInt = 0
+    @usableFromInline var chain: wu_activation_chain
 
     @inlinable
     init(head: UnsafeMutablePointer<wu_activation>?, maximumRecords: Int = WalkLimits.default.maximumActivations) {
-        next_ = head
-        self.maximumRecords = maximumRecords
+        chain = wu_activation_chain_start(head, UInt64(maximumRecords))
     }
 
     /// Why the iteration ended early, if it did.
     @inlinable
     var failure: UnwindError? {
-        if brokenRecord != 0 { return .activationRecordsOutOfOrder(record: brokenRecord, older: brokenOlder) }
-        if visited > maximumRecords { return .activationLimitExceeded(limit: maximumRecords) }
-        return nil
+        switch Int(chain.failure) {
+        case Int(WU_CHAIN_OUT_OF_ORDER):
+            return .activationRecordsOutOfOrder(record: UInt(chain.broken_record), older: UInt(chain.broken_older))
+        case Int(WU_CHAIN_TOO_LONG):
+            return .activationLimitExceeded(limit: Int(chain.maximum_records))
+        default:
+            return nil
+        }
     }
 
     @inlinable
     mutating func next() -> UnsafeMutablePointer<wu_activation>? {
-        guard let record = next_ else { return nil }
-        visited &+= 1
-        if visited > maximumRecords {
-            next_ = nil
-            return nil
-        }
-        let older = record.pointee.older
-        if let older, UInt(bitPattern: older) <= UInt(bitPattern: record) {
-            next_ = nil
-            brokenRecord = UInt(bitPattern: record)
-            brokenOlder = UInt(bitPattern: older)
-            return record
-        }
-        next_ = older
-        return record
+        let step = wu_activation_chain_next_record(chain)
+        chain = step.chain
+        return step.record
+    }
+
+    /// The next activation of `limits`' store with wasm frames, as the
+    /// bounds of its walk; what an activation without wasm means is
+    /// `noWasm` (`WU_CHAIN_STOP_AT_NO_WASM` or `WU_CHAIN_SKIP_NO_WASM`).
+    @inlinable
+    mutating func nextExit(of limits: UnsafeMutablePointer<wu_runtime_limits>, noWasm: Int32) -> ActivationBounds? {
+        let step = wu_activation_chain_next_exit(chain, limits, noWasm)
+        chain = step.chain
+        let saved = step.exit
+        guard saved.exit_pc != 0 else { return nil }
+        // The record holds what the limits record was when this entry
+        // began: the older activation's exit and the limit it ran with.
+        return .exit(pc: UInt(saved.exit_pc), fp: UInt(saved.exit_fp), entryFP: UInt(saved.entry_fp),
+                     stackLimit: UInt(saved.stack_limit))
     }
 
     /// Stops the iteration (the rest of the chain is not wanted).
     @inlinable
-    mutating func stop() { next_ = nil }
+    mutating func stop() { chain.next = nil }
 }
 
 /// The activations of one store on the calling thread, newest first, as
@@ -283,15 +284,6 @@ public struct LiveActivations: ActivationSource, Sequence {
             return .exit(pc: UInt(live.last_wasm_exit_pc), fp: UInt(live.last_wasm_exit_fp),
                          entryFP: UInt(live.last_wasm_entry_fp), stackLimit: UInt(live.stack_limit))
         }
-        while let record = records.next() {
-            guard record.pointee.limits == limits else { continue }
-            guard record.pointee.saved_exit_pc != 0 else { records.stop(); return nil }
-            // The record holds what the limits record was when this entry
-            // began: the older activation's exit and the limit it ran with.
-            return .exit(pc: UInt(record.pointee.saved_exit_pc), fp: UInt(record.pointee.saved_exit_fp),
-                         entryFP: UInt(record.pointee.saved_entry_fp),
-                         stackLimit: UInt(record.pointee.saved_stack_limit))
-        }
-        return nil
+        return records.nextExit(of: limits, noWasm: Int32(WU_CHAIN_STOP_AT_NO_WASM))
     }
 }

@@ -77,13 +77,7 @@ public struct SampledActivations: ActivationSource, Sequence {
                 }
             }
         }
-        while let record = records.next() {
-            guard record.pointee.limits == limits, record.pointee.saved_exit_pc != 0 else { continue }
-            return .exit(pc: UInt(record.pointee.saved_exit_pc), fp: UInt(record.pointee.saved_exit_fp),
-                         entryFP: UInt(record.pointee.saved_entry_fp),
-                         stackLimit: UInt(record.pointee.saved_stack_limit))
-        }
-        return nil
+        return records.nextExit(of: limits, noWasm: Int32(WU_CHAIN_SKIP_NO_WASM))
     }
 }
 

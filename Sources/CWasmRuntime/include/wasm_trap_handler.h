@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wasm_activation_chain.h"
 #include "wasm_unwind_abi.h"
 
 #ifdef __cplusplus
@@ -164,10 +165,6 @@ typedef struct wu_thread_trap_state {
     /// ran, was unblocked where the trap interrupted the thread.
     int32_t unblock_sampling;
 } wu_thread_trap_state;
-
-/// Upper bound on the activation records the handler follows: a corrupt or
-/// cyclic chain ends here.
-#define WU_MAXIMUM_ACTIVATION_RECORDS 100000
 
 /// Walks the wasm frames from a trap into `state->frames`. Called inside the
 /// signal handler; must be async-signal-safe.
