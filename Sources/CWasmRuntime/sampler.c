@@ -10,6 +10,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
+
+#include "signal_context.h"
 #include <unistd.h>
 
 #ifndef sigev_notify_thread_id
@@ -37,8 +39,7 @@ static void on_sigprof(int signal, siginfo_t *info, void *context) {
     if (callback) {
         in_handler = 1;
         ucontext_t *uc = context;
-        callback((uint64_t)uc->uc_mcontext.gregs[REG_RIP], (uint64_t)uc->uc_mcontext.gregs[REG_RBP],
-                 (uint64_t)uc->uc_mcontext.gregs[REG_RSP], context, thread_context);
+        callback(wu_context_pc(uc), wu_context_fp(uc), wu_context_sp(uc), context, thread_context);
         in_handler = 0;
     } else if ((previous_action.sa_flags & SA_SIGINFO) && previous_action.sa_sigaction &&
                previous_action.sa_handler != SIG_DFL && previous_action.sa_handler != SIG_IGN) {

@@ -14,6 +14,7 @@
 
 #include "wasm_jit_abi.h"
 #include "wasm_trap_handler.h"
+#include "signal_context.h"
 
 // MARK: - Per-thread state
 
@@ -253,7 +254,7 @@ static void chain(int signal, siginfo_t *info, void *context) {
 /// a corrupt or cyclic chain ends, and the snapshot says it is incomplete.
 static void take_snapshot(wu_trap_snapshot *snapshot, const uint64_t *registers, wu_activation *activation,
                           const wu_store_trap_info *store, uint64_t pc, uint64_t fp, uint64_t sp) {
-    for (int i = 0; i < 17; i++) snapshot->registers[i] = registers[i];
+    for (int i = 0; i < WU_ARCH_DWARF_REGISTER_COUNT; i++) snapshot->registers[i] = registers[i];
     uint64_t count = 0;
     uint64_t outermost_entry = store->limits->last_wasm_entry_fp;
     if (count < snapshot->activation_capacity) {
@@ -288,9 +289,9 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     wu_activation *activation = wu_current_activation();
     wu_thread_trap_state *state = thread_state;
     ucontext_t *uc = context;
-    uint64_t pc = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
-    uint64_t fp = (uint64_t)uc->uc_mcontext.gregs[REG_RBP];
-    uint64_t sp = (uint64_t)uc->uc_mcontext.gregs[REG_RSP];
+    uint64_t pc = wu_context_pc(uc);
+    uint64_t fp = wu_context_fp(uc);
+    uint64_t sp = wu_context_sp(uc);
 
     // Ours only if the kernel raised it for a fault (si_code > 0: a signal
     // another process or thread sent is never a trap, whatever it
@@ -337,11 +338,8 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
         return;
     }
 
-    static const int dwarf_to_greg[17] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI, REG_RBP, REG_RSP,
-                                          REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15,
-                                          REG_RIP};
     state->in_handler = 1;
-    for (int i = 0; i < 17; i++) state->registers[i] = (uint64_t)uc->uc_mcontext.gregs[dwarf_to_greg[i]];
+    wu_context_dwarf_registers(uc, state->registers);
     state->pc = pc;
     state->fp = fp;
     state->sp = sp;

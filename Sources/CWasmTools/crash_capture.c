@@ -17,6 +17,7 @@
 #include "wasm_activation_chain.h"
 #include "wasm_capture_format.h"
 #include "wasm_debug_descriptor.h"
+#include "wasm_unwind_arch.h"
 
 // The file to write, and the name it is written under first: the capture
 // appears under its name complete, or not at all, and an earlier capture
@@ -188,10 +189,10 @@ static size_t encode_activations(uint8_t *out, const activation_entry *activatio
     return size;
 }
 
-/// REGISTERS: the newest activation's pc, fp and sp (DWARF 16, 6, 7).
+/// REGISTERS: the newest activation's pc, fp and sp, by DWARF number.
 static size_t encode_registers(uint8_t *out, const activation_entry *newest) {
     size_t size = uleb(out, 3);
-    uint8_t numbers[3] = {16, 6, 7};
+    uint8_t numbers[3] = {WU_ARCH_DWARF_PC, WU_ARCH_DWARF_FP, WU_ARCH_DWARF_SP};
     uint64_t values[3] = {newest->start, newest->fp, newest->sp};
     for (int i = 0; i < 3; i++, size += 9) {
         out[size] = numbers[i];
@@ -246,7 +247,7 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
 
     // Small sections, built here; the stack and module bodies are written
     // from where they are.
-    uint8_t architecture[2] = {WU_CAPTURE_ARCHITECTURE_X86_64, WU_CAPTURE_WORD_SIZE};
+    uint8_t architecture[2] = {WU_ARCH_CAPTURE_CODE, WU_CAPTURE_WORD_SIZE};
     uint8_t registers[1 + 3 * 9];
     size_t registers_size = encode_registers(registers, &activations[0]);
     uint8_t activation_bytes[10 + MAX_ACTIVATIONS * WU_CAPTURE_ACTIVATION_ROW_SIZE];

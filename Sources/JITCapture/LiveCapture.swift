@@ -35,7 +35,8 @@ public enum LiveCapture {
         var registers: [UInt8: UInt] = [:]
         var stack: [CapturedMemoryReader.Segment] = []
         if let newest = activations.first, let outermost = activations.last {
-            registers = [16: newest.start.rawValue, 6: newest.startFramePointer, 7: newest.startStackPointer]
+            registers = CaptureFile.Architecture(NativeArchitecture.self).startRegisters(
+                pc: newest.start.rawValue, fp: newest.startFramePointer, sp: newest.startStackPointer)
             stack = [copyStack(from: newest.startStackPointer, to: outermost.entryFramePointer + 16)]
         }
         return CaptureFile(registers: registers, activations: activations, stack: stack,

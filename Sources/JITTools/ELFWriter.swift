@@ -35,7 +35,6 @@ struct ELFWriter {
     }
 
     static let alloc: UInt64 = 0x2, execute: UInt64 = 0x4
-    static let machineX86_64: UInt16 = 62
 
     private(set) var sections: [Section] = []
     var symbols: [Symbol] = []
@@ -105,7 +104,7 @@ struct ELFWriter {
         var header: [UInt8] = [0x7F, 0x45, 0x4C, 0x46, 2 /* 64-bit */, 1 /* little-endian */, 1 /* version */, 0]
         header.append(contentsOf: [UInt8](repeating: 0, count: 8))
         header.appendLittleEndian(type)
-        header.appendLittleEndian(Self.machineX86_64)
+        header.appendLittleEndian(NativeArchitecture.elfMachine)
         header.appendLittleEndian(UInt32(1))           // e_version
         header.appendLittleEndian(UInt64(0))           // e_entry
         header.appendLittleEndian(UInt64(0))           // e_phoff

@@ -47,7 +47,7 @@ public final class JitDump: @unchecked Sendable {
         header.appendLittleEndian(UInt32(0x4A69_5444))   // "JiTD"
         header.appendLittleEndian(UInt32(1))             // version
         header.appendLittleEndian(UInt32(40))            // header size
-        header.appendLittleEndian(UInt32(62))            // EM_X86_64
+        header.appendLittleEndian(UInt32(NativeArchitecture.elfMachine))  // e_machine
         header.appendLittleEndian(UInt32(0))             // pad
         header.appendLittleEndian(UInt32(getpid()))
         header.appendLittleEndian(Self.timestamp())

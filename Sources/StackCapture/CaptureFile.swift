@@ -5,15 +5,31 @@ import UnwindReports
 /// of, and independently unwind a stack of wasm frames after the process
 /// that ran them is gone. The byte layout is in docs/capture-format.md.
 public struct CaptureFile: Hashable, Sendable {
-    public enum Architecture: UInt8, Hashable, Sendable {
-        case x86_64 = 1
-        case aarch64 = 2
+    /// The instruction set of the captured code: one of
+    /// `FrameArchitectures.all`, by its capture code.
+    public struct Architecture: Hashable, Sendable {
+        /// The capture code (ARCH section).
+        public let rawValue: UInt8
 
-        public var name: String {
-            switch self {
-            case .x86_64: return X86_64.name
-            case .aarch64: return AArch64.name
-            }
+        /// The known architecture with this code, or nil.
+        public init?(rawValue: UInt8) {
+            guard FrameArchitectures.withCaptureCode(rawValue) != nil else { return nil }
+            self.rawValue = rawValue
+        }
+
+        public init(_ architecture: any FrameArchitecture.Type) { rawValue = architecture.captureCode }
+
+        public static let x86_64 = Architecture(X86_64.self)
+        public static let aarch64 = Architecture(AArch64.self)
+
+        /// What the walker needs of it.
+        public var frame: any FrameArchitecture.Type { FrameArchitectures.withCaptureCode(rawValue)! }
+        public var name: String { frame.name }
+
+        /// The registers a walk starts from, by their DWARF numbers: what a
+        /// capture's REGISTERS section holds of its newest frame.
+        public func startRegisters(pc: UInt, fp: UInt, sp: UInt) -> [UInt8: UInt] {
+            [frame.dwarfProgramCounter: pc, frame.dwarfFramePointer: fp, frame.dwarfStackPointer: sp]
         }
     }
 

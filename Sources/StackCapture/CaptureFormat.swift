@@ -251,7 +251,7 @@ extension CaptureFile {
                         architecture = try Architecture(reading: &reader)
                     case .registers:
                         try once(registers)
-                        registers = try Self.readRegisters(&reader)
+                        registers = try Self.readRegisters(&reader, architecture: architecture ?? .x86_64)
                     case .activations:
                         try once(activations)
                         let count = try reader.readULEB("the activation count", atMost: reader.remaining / CaptureFormat.activationRowSize)
@@ -320,13 +320,16 @@ extension CaptureFile {
         }
     }
 
-    static func readRegisters(_ reader: inout ByteReader) throws(ByteFormatError) -> [UInt8: UInt] {
-        let count = try reader.readULEB("the register count", atMost: 17)
+    static func readRegisters(_ reader: inout ByteReader, architecture: Architecture) throws(ByteFormatError) -> [UInt8: UInt] {
+        let maximum = architecture.frame.dwarfMaximumRegister
+        let count = try reader.readULEB("the register count", atMost: Int(maximum) + 1)
         var values: [UInt8: UInt] = [:]
         for index in 0..<count {
             let start = reader.offset
             let number = try reader.readUInt8("register \(index)'s number")
-            guard number <= 16 else { throw reader.error(at: start, "a DWARF register number of at most 16, found \(number)") }
+            guard number <= maximum else {
+                throw reader.error(at: start, "a DWARF register number of at most \(maximum), found \(number)")
+            }
             guard values[number] == nil else { throw reader.error(at: start, "register \(number) once, found twice") }
             values[number] = UInt(try reader.readInteger("register \(number)'s value", as: UInt64.self))
         }
@@ -341,7 +344,8 @@ extension CaptureFile.Architecture {
     init(reading reader: inout ByteReader) throws(ByteFormatError) {
         let raw = try reader.readUInt8("the architecture")
         guard let value = Self(rawValue: raw) else {
-            throw reader.error(at: reader.offset - 1, "architecture 1 (x86_64) or 2 (aarch64), found \(raw)")
+            let known = FrameArchitectures.all.map { "\($0.captureCode) (\($0.name))" }.joined(separator: " or ")
+            throw reader.error(at: reader.offset - 1, "architecture \(known), found \(raw)")
         }
         let width = try reader.readUInt8("the word size")
         guard width == 8 else { throw reader.error(at: reader.offset - 1, "8-byte words, found \(width)") }

@@ -11,9 +11,9 @@
 /// architecture's, a DWARF expression (this JIT never emits one), an
 /// unknown opcode.
 enum CapturedCFI {
-    /// Registers libunwind keeps per frame: x86_64 0-16, aarch64 0-96.
+    /// Registers libunwind keeps per frame (`FrameArchitecture.cfiRegisterCount`).
     static func registerCount(_ architecture: CaptureFile.Architecture) -> UInt64 {
-        architecture == .x86_64 ? 17 : 97
+        architecture.frame.cfiRegisterCount
     }
 
     /// Checks `bytes` (the segment's contents); an error names the byte,

@@ -28,14 +28,11 @@ public struct CapturedStack: Sendable {
     /// walker walks a live one (same walker, captured memory).
     public func backtrace(limits: WalkLimits = .default) -> Backtrace {
         let activations = capture.activations.map(\.bounds)
-        switch capture.architecture {
-        case .x86_64:
-            return Backtrace(walking: FramePointerWalker(
-                architecture: X86_64.self, reader: memory, activations: activations.makeIterator(), limits: limits))
-        case .aarch64:
-            return Backtrace(walking: FramePointerWalker(
-                architecture: AArch64.self, reader: memory, activations: activations.makeIterator(), limits: limits))
+        func walk<Architecture: FrameArchitecture>(_ architecture: Architecture.Type) -> Backtrace {
+            Backtrace(walking: FramePointerWalker(
+                architecture: architecture, reader: memory, activations: activations.makeIterator(), limits: limits))
         }
+        return walk(capture.architecture.frame)
     }
 
     /// The backtrace with module, function and offsets.
@@ -61,14 +58,11 @@ public struct CapturedStack: Sendable {
             return tagsByBase[module.codeRange.lowerBound]?.contains(handler.tag) ?? false
         }
         let activations = capture.activations.map(\.bounds)
-        switch capture.architecture {
-        case .x86_64:
-            var walker = FramePointerWalker(architecture: X86_64.self, reader: memory, activations: activations.makeIterator())
-            return try registry.findHandler(walking: &walker, takes: takes)
-        case .aarch64:
-            var walker = FramePointerWalker(architecture: AArch64.self, reader: memory, activations: activations.makeIterator())
+        func search<Architecture: FrameArchitecture>(_ architecture: Architecture.Type) throws(HandlerSearchError) -> HandlerMatch? {
+            var walker = FramePointerWalker(architecture: architecture, reader: memory, activations: activations.makeIterator())
             return try registry.findHandler(walking: &walker, takes: takes)
         }
+        return try search(capture.architecture.frame)
     }
 
     /// Total bytes of captured stack.

@@ -127,8 +127,9 @@ public struct CoreFile: ProcessImage {
         self.input = input
         let elf = try ELFFile(input, file: nil)
         guard elf.type == 4 else { throw CoreFileError(offset: 16, problem: "ELF type \(elf.type), not a core file (4)") }
-        guard elf.machine == 62 else {
-            throw CoreFileError(offset: 18, problem: "a core of machine \(elf.machine), not x86_64 (62)")
+        // The thread notes are read as x86_64's (prstatus registers).
+        guard elf.machine == X86_64.elfMachine else {
+            throw CoreFileError(offset: 18, problem: "a core of machine \(elf.machine), not x86_64 (\(X86_64.elfMachine))")
         }
         for (index, header) in elf.programHeaders.enumerated() {
             switch header.type {

@@ -83,7 +83,8 @@ public enum PostMortem {
             // unwinds the wasm frames with libunwind from there.
             let newest = activations[0]
             result.append(ThreadCapture(tid: thread.tid, crashed: crashed, interruptedInWasm: inWasm, capture: CaptureFile(
-                registers: [16: newest.start.rawValue, 6: newest.startFramePointer, 7: newest.startStackPointer],
+                registers: CaptureFile.Architecture.x86_64.startRegisters(
+                    pc: newest.start.rawValue, fp: newest.startFramePointer, sp: newest.startStackPointer),
                 activations: activations, stack: [stack], modules: descriptor.modules, note: note)))
         }
         return result

@@ -23,8 +23,8 @@ extension CapturedStack {
                 searchTable: module.searchTable.baseAddress, entries: module.searchTable.bytes.count / 8))
         }
         return capture.activations.enumerated().map { index, activation in
-            var registers: [UInt8: UInt] = [16: activation.start.rawValue, 6: activation.startFramePointer,
-                                             7: activation.startStackPointer]
+            var registers = capture.architecture.startRegisters(
+                pc: activation.start.rawValue, fp: activation.startFramePointer, sp: activation.startStackPointer)
             if index == 0, !capture.registers.isEmpty { registers = capture.registers }
             let ours = walk.frames.filter { $0.activation == index }.map { frame in
                 Frame(address: frame.address, framePointer: frame.framePointer, activation: 0)

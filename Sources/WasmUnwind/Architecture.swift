@@ -10,7 +10,7 @@
 /// ```
 ///
 /// The walker is generic over this protocol so the constants fold into the
-/// loop; adding an architecture is adding a conformance.
+/// loop; adding an architecture is adding a conformance (Architectures/).
 public protocol FrameArchitecture {
     /// A short name used in captures and messages (`x86_64`, `aarch64`).
     static var name: String { get }
@@ -20,37 +20,43 @@ public protocol FrameArchitecture {
     static var returnAddressOffset: UInt { get }
     /// Every frame pointer inside wasm code is a multiple of this.
     static var framePointerAlignment: UInt { get }
+    /// Bytes of a frame record (the saved frame pointer and the return
+    /// address): the words the walker reads at a frame pointer.
+    static var frameRecordSize: UInt { get }
     /// Removes anything that is not address bits from a stored return
     /// address (pointer-authentication codes on aarch64).
     static func strippingPointerAuthentication(_ returnAddress: UInt) -> UInt
+
+    /// DWARF numbers of the registers a walk starts from (captures record
+    /// them; an independent unwinder is seeded with them).
+    static var dwarfProgramCounter: UInt8 { get }
+    static var dwarfFramePointer: UInt8 { get }
+    static var dwarfStackPointer: UInt8 { get }
+    /// The highest DWARF number of a general register.
+    static var dwarfMaximumRegister: UInt8 { get }
+    /// DWARF registers an unwinder keeps per frame (libunwind: x86_64
+    /// 0-16, aarch64 0-96): CFI naming any other is refused.
+    static var cfiRegisterCount: UInt64 { get }
+    /// `e_machine` of ELF files for this architecture (core files, the
+    /// objects that describe JIT code to debuggers, jitdumps).
+    static var elfMachine: UInt16 { get }
+    /// The capture format's code for it (ARCH section).
+    static var captureCode: UInt8 { get }
 }
 
-/// x86_64 System V: `push rbp; mov rbp, rsp` leaves the caller's rbp at
-/// `[rbp]` and the return address the `call` pushed at `[rbp + 8]`. Wasm
-/// frames keep rsp 16-byte aligned at calls, so rbp is 16-byte aligned.
-public enum X86_64: FrameArchitecture {
-    public static var name: String { "x86_64" }
-    @inlinable public static var olderFramePointerOffset: UInt { 0 }
-    @inlinable public static var returnAddressOffset: UInt { 8 }
-    @inlinable public static var framePointerAlignment: UInt { 16 }
-    @inlinable
-    public static func strippingPointerAuthentication(_ returnAddress: UInt) -> UInt {
-        returnAddress
+/// Every architecture the walker and the file readers know, one file each
+/// under Architectures/: a port adds its conformance there and names it here.
+public enum FrameArchitectures {
+    public static let all: [any FrameArchitecture.Type] = [X86_64.self, AArch64.self]
+
+    /// The known architecture with capture code `code`, if any.
+    public static func withCaptureCode(_ code: UInt8) -> (any FrameArchitecture.Type)? {
+        all.first { $0.captureCode == code }
     }
-}
 
-/// AArch64 AAPCS64: `stp x29, x30, [sp, #-16]!; mov x29, sp` leaves the
-/// frame record {x29, x30} at `[x29]`. Return addresses may carry a
-/// pointer-authentication code in their top bits, which are cleared here
-/// (user-space addresses on Linux use at most 48 bits).
-public enum AArch64: FrameArchitecture {
-    public static var name: String { "aarch64" }
-    @inlinable public static var olderFramePointerOffset: UInt { 0 }
-    @inlinable public static var returnAddressOffset: UInt { 8 }
-    @inlinable public static var framePointerAlignment: UInt { 16 }
-    @inlinable
-    public static func strippingPointerAuthentication(_ returnAddress: UInt) -> UInt {
-        returnAddress & 0x0000_FFFF_FFFF_FFFF
+    /// The known architecture with ELF machine `machine`, if any.
+    public static func withELFMachine(_ machine: UInt16) -> (any FrameArchitecture.Type)? {
+        all.first { $0.elfMachine == machine }
     }
 }
 

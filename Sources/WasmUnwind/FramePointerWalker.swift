@@ -100,7 +100,7 @@ public struct FramePointerWalker<
     @inline(__always) @usableFromInline
     static func canRead(frameAt fp: UInt, range: Range<UInt>?) -> Bool {
         guard fp % Architecture.framePointerAlignment == 0 else { return false }
-        if let range, fp < range.lowerBound || fp > range.upperBound &- 16 { return false }
+        if let range, fp < range.lowerBound || fp > range.upperBound &- Architecture.frameRecordSize { return false }
         return true
     }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "wasm_activation_chain.h"
+#include "wasm_unwind_arch.h"
 #include "wasm_unwind_abi.h"
 
 #ifdef __cplusplus
@@ -108,7 +109,7 @@ typedef struct wu_snapshot_activation {
 typedef struct wu_trap_snapshot {
     /// Registers from the signal context, by DWARF number: rax, rdx, rcx,
     /// rbx, rsi, rdi, rbp, rsp, r8-r15, then rip (16).
-    uint64_t registers[17];
+    uint64_t registers[WU_ARCH_DWARF_REGISTER_COUNT];
     wu_snapshot_activation *activations;
     uint64_t activation_capacity;
     uint64_t activation_count;
@@ -144,7 +145,7 @@ typedef struct wu_thread_trap_state {
     /// `wu_trap_snapshot.registers`): out-of-line trap stubs leave what the
     /// runtime needs to describe the trap in them (the address of an
     /// out-of-bounds access in rax; the instance context in r15).
-    uint64_t registers[17];
+    uint64_t registers[WU_ARCH_DWARF_REGISTER_COUNT];
     int32_t signal;
     wu_trap_code trap_code;
     /// Non-zero when `wasm_address` holds the wasm address of an

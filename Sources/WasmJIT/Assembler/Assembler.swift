@@ -9,6 +9,10 @@ public enum Register: UInt8, CaseIterable, Sendable {
 
     /// The System V integer argument registers, in order.
     public static let integerArguments: [Register] = [.rdi, .rsi, .rdx, .rcx, .r8, .r9]
+
+    /// Where compiled code keeps the running instance's context
+    /// (`wu_vmctx *`), from the entry trampoline on.
+    public static let instanceContext: Register = .r15
 }
 
 /// Operand width of an integer instruction.

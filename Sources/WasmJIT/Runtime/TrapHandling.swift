@@ -102,10 +102,12 @@ public enum TrapHandling {
     /// (the address a guard page faults at) and the memory's size. The
     /// handler leaves that address in `wasm_address` (from the fault
     /// address, or from the rax of an explicit check's stub) and the
-    /// trapping function's instance context in r15.
+    /// trapping function's instance context in its register
+    /// (`Register.instanceContext`).
     static func cause(of code: TrapCode, state: wu_thread_trap_state, store: Store) -> String? {
         guard code == .outOfBoundsMemoryAccess, state.trap_has_address != 0 else { return nil }
-        let context = withUnsafeBytes(of: state.registers) { $0.load(fromByteOffset: 15 * 8, as: UInt64.self) }
+        let contextRegister = Int(UnwindInfoEncoder.dwarfNumber(Register.instanceContext))
+        let context = withUnsafeBytes(of: state.registers) { $0.load(fromByteOffset: contextRegister * 8, as: UInt64.self) }
         guard let memorySize = store.memorySize(ofContext: UInt(context)) else { return nil }
         // The access's first byte (explicit checks) or the faulting byte
         // (guard pages): the first byte outside memory is at least the size.
