@@ -49,16 +49,23 @@ describe() {
         probeTrap) echo "ours: trap + frames symbolicated" ;;
         probeTrapRead) echo "ours: trap + every frame read" ;;
         probeTrapMessage) echo "ours: trap + printed message" ;;
+        probeTypedCalls) echo "typed call (TypedFunc), per call" ;;
+        probeUntypedCall) echo "untyped call (Func.call([Value]))" ;;
     esac
 }
 echo "instructions per capture under callgrind ($iterations runs each; one activation):"
 printf '  %-36s %12s %12s %10s %10s\n' method "10 frames" "1000 frames" "per frame" fixed
 join "$work/10" "$work/1000" | while read -r name small large; do
-    case "$name" in probeHostCalls*) continue ;; esac
+    case "$name" in probeHostCalls*|probeTypedCalls|probeUntypedCall) continue ;; esac
     per_frame=$(( (large - small) / 990 ))
     printf '  %-36s %12d %12d %10d %10d\n' "$(describe "$name")" "$small" "$large" "$per_frame" $((small - 10 * per_frame))
 done
 echo "instructions per host call (wasm -> no-op host function on slots -> wasm):"
 grep '^probeHostCalls' "$work/1000" | while read -r name count; do
     printf '  %-36s %12d\n' "$(describe "$name")" $((count / 1000))
+done
+echo "instructions per call from the host into wasm ((i32) -> i32):"
+grep -E '^probe(TypedCalls|UntypedCall) ' "$work/1000" | while read -r name count; do
+    [ "$name" = probeTypedCalls ] && count=$((count / 1000))
+    printf '  %-36s %12d\n' "$(describe "$name")" "$count"
 done

@@ -71,13 +71,27 @@ func callgrindProbes(iterations: Int, frames: Int) throws {
     let trapInstance = try Instance(store: Store(engine: engine), module: Module(engine: engine, text: comparisonModule),
                                     imports: trapImports)
     let trapAt = trapInstance.export("trap_at")!
+    let answer = try trapInstance.export("answer")!.typed(Int32.self, Int32.self)
+    let untypedAnswer = trapInstance.export("answer")!
     for _ in 0..<iterations {
+        probeTypedCalls(answer)
+        probeUntypedCall(untypedAnswer)
         probeTrap(trapAt, frames)
         probeTrapRead(trapAt, frames)
         probeTrapMessage(trapAt, frames)
     }
 }
 
+/// 1,000 typed calls of an (i32) -> i32 identity.
+@inline(never) func probeTypedCalls(_ function: TypedFunc<Int32, Int32>) {
+    var sum: Int32 = 0
+    for value in 0..<Int32(1000) { sum &+= try! function.call(value) }
+    consume(UInt(bitPattern: Int(sum)))
+}
+/// One untyped call of the same function.
+@inline(never) func probeUntypedCall(_ function: Func) {
+    if case .i32(let value) = try! function.call([.i32(7)])[0] { consume(UInt(bitPattern: Int(value))) }
+}
 @inline(never) func probeTrap(_ function: Func, _ frames: Int) {
     do { _ = try function.call([.i32(Int32(frames - 1))]) } catch let trap as Trap {
         consume(UInt(trap.backtrace.frames.count))

@@ -198,6 +198,10 @@ func wasmtimeBenchmarks(_ harness: inout Harness, notes: inout [String]) throws 
     harness.measure(callGroup, "ours: Func.call([Value])") {
         if case .i32(let value) = try! answer.call([.i32(7)])[0] { consume(UInt(bitPattern: Int(value))) }
     }
+    let typedAnswer = try answer.typed(Int32.self, Int32.self)
+    harness.measure(callGroup, "ours: TypedFunc<Int32, Int32>.call") {
+        consume(UInt(bitPattern: Int(try! typedAnswer.call(7))))
+    }
     let answerW = wu_wasmtime_function(wasmtime, "answer")
     harness.measure(callGroup, "Wasmtime 50: wasmtime_func_call_unchecked") {
         var frames: UInt64 = 0

@@ -14,12 +14,12 @@
 
 #include "wasm_jit_abi.h"
 #include "wasm_trap_handler.h"
+#include "runtime_thread.h"
 #include "signal_context.h"
 
 // MARK: - Per-thread state
 
-static _Thread_local wu_thread_trap_state *thread_state
-    __attribute__((tls_model("initial-exec"))) = NULL;
+_Thread_local wu_thread_trap_state *wu_runtime_thread_state __attribute__((tls_model("initial-exec"))) = NULL;
 
 typedef struct thread_resources {
     wu_thread_trap_state state;
@@ -46,7 +46,7 @@ static void free_snapshot_buffers(wu_trap_snapshot *snapshot) {
 /// destructor) or from `wu_thread_trap_state_release`, on that thread.
 static void release_thread_resources(void *pointer) {
     thread_resources *resources = pointer;
-    thread_state = NULL;
+    wu_runtime_thread_state = NULL;
     if (resources->alternate_stack) {
         // Give the thread its previous alternate stack back (or none).
         stack_t previous = resources->previous_alternate_stack;
@@ -65,11 +65,11 @@ static void release_thread_resources(void *pointer) {
 
 static void make_resources_key(void) { pthread_key_create(&resources_key, release_thread_resources); }
 
-wu_thread_trap_state *wu_thread_trap_state_current(void) { return thread_state; }
+wu_thread_trap_state *wu_thread_trap_state_current(void) { return wu_runtime_thread_state; }
 
 wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_capacity, void *walk_result,
                                                    void (*release)(void *, void *)) {
-    if (thread_state) return thread_state;
+    if (wu_runtime_thread_state) return wu_runtime_thread_state;
     pthread_once(&resources_key_once, make_resources_key);
     thread_resources *resources = calloc(1, sizeof *resources);
     if (!resources) return NULL;
@@ -101,14 +101,14 @@ wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_
         }
     }
     pthread_setspecific(resources_key, resources);
-    thread_state = &resources->state;
-    return thread_state;
+    wu_runtime_thread_state = &resources->state;
+    return wu_runtime_thread_state;
 }
 
 int wu_thread_trap_state_enable_snapshots(uint64_t stack_capacity, uint64_t activation_capacity) {
-    if (!thread_state) return -1;
-    thread_resources *resources = (thread_resources *)thread_state;  // `state` is the first member
-    if (thread_state->snapshot) return 0;
+    if (!wu_runtime_thread_state) return -1;
+    thread_resources *resources = (thread_resources *)wu_runtime_thread_state;  // `state` is the first member
+    if (wu_runtime_thread_state->snapshot) return 0;
     wu_trap_snapshot *snapshot = &resources->snapshot;
     snapshot->activations = calloc(activation_capacity ? activation_capacity : 1, sizeof *snapshot->activations);
     snapshot->stack = malloc(stack_capacity ? stack_capacity : 1);
@@ -118,13 +118,13 @@ int wu_thread_trap_state_enable_snapshots(uint64_t stack_capacity, uint64_t acti
     }
     snapshot->activation_capacity = activation_capacity;
     snapshot->stack_capacity = stack_capacity;
-    thread_state->snapshot = snapshot;
+    wu_runtime_thread_state->snapshot = snapshot;
     return 0;
 }
 
 void wu_thread_trap_state_release(void) {
-    if (!thread_state) return;
-    thread_resources *resources = (thread_resources *)thread_state;
+    if (!wu_runtime_thread_state) return;
+    thread_resources *resources = (thread_resources *)wu_runtime_thread_state;
     pthread_setspecific(resources_key, NULL);
     release_thread_resources(resources);
 }
@@ -287,7 +287,7 @@ static void take_snapshot(wu_trap_snapshot *snapshot, const uint64_t *registers,
 static void trap_handler(int signal, siginfo_t *info, void *context) {
     int saved_errno = errno;
     wu_activation *activation = wu_current_activation();
-    wu_thread_trap_state *state = thread_state;
+    wu_thread_trap_state *state = wu_runtime_thread_state;
     ucontext_t *uc = context;
     uint64_t pc = wu_context_pc(uc);
     uint64_t fp = wu_context_fp(uc);
@@ -364,18 +364,18 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     // SIGPROF is blocked while this handler runs (its sa_mask): a sample
     // here, on the alternate stack, would find the exit record of the last
     // host or runtime call wasm made, not the trapping frame. The jump
-    // keeps the mask (no sigprocmask per entry), so wu_invoke unblocks it
+    // keeps the mask (no sigprocmask per entry), so wu_enter unblocks it
     // after the jump if the interrupted code had it unblocked.
     state->unblock_sampling = !sigismember(&uc->uc_sigmask, SIGPROF);
     // Only wasm frames and trampolines lie between here and the frame of
-    // wu_invoke that set this buffer.
-    siglongjmp(*(sigjmp_buf *)activation->jump_buffer, WU_INVOKE_TRAPPED);
+    // wu_enter that set this jump target.
+    wu_jump_to_activation_record(activation, WU_INVOKE_TRAPPED);
 }
 
 __attribute__((noreturn, noinline)) void wu_trap_raise(void *vmctx, uint64_t code, uint64_t address) {
     int saved_errno = errno;
     wu_activation *activation = wu_current_activation();
-    wu_thread_trap_state *state = thread_state;
+    wu_thread_trap_state *state = wu_runtime_thread_state;
     const wu_store_trap_info *store = activation ? activation->embedder_context : NULL;
     // The stub called us: our caller's frame is the trapping wasm frame
     // (the stub belongs to it and pushed nothing), the return address is
@@ -412,7 +412,7 @@ __attribute__((noreturn, noinline)) void wu_trap_raise(void *vmctx, uint64_t cod
     wu_trap_observer_fn observer = observer_callback;
     if (observer) observer(0, NULL, NULL, state);
     errno = saved_errno;
-    siglongjmp(*(sigjmp_buf *)activation->jump_buffer, WU_INVOKE_TRAPPED);
+    wu_jump_to_activation_record(activation, WU_INVOKE_TRAPPED);
 }
 
 /// Whether `handler` is a function of the Swift runtime library (its crash
@@ -427,7 +427,7 @@ static void install(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = trap_handler;
-    // SA_NODEFER: the handler leaves by siglongjmp without restoring a
+    // SA_NODEFER: the handler leaves by a long jump without restoring a
     // mask, so the signal must not be blocked while it runs.
     action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&action.sa_mask);
@@ -440,7 +440,7 @@ static void install(void) {
 }
 
 void wu_trap_unblock_sampling_after_jump(void) {
-    wu_thread_trap_state *state = thread_state;
+    wu_thread_trap_state *state = wu_runtime_thread_state;
     if (!state || !state->unblock_sampling) return;
     state->unblock_sampling = 0;
     sigset_t profiling;

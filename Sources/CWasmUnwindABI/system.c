@@ -10,7 +10,9 @@
 
 // pthread_getattr_np is slow for the main thread (glibc reads
 // /proc/self/maps), so each thread asks once.
-static _Thread_local uint64_t cached_low, cached_high;
+// initial-exec: a fixed offset from the thread pointer, no __tls_get_addr.
+static _Thread_local uint64_t cached_low __attribute__((tls_model("initial-exec")));
+static _Thread_local uint64_t cached_high __attribute__((tls_model("initial-exec")));
 
 int wu_thread_stack_bounds(uint64_t *low, uint64_t *high) {
     if (cached_high != 0) {

@@ -93,7 +93,9 @@ public struct ActivationRecord {
         nonmutating set { record.pointee.embedder_context = newValue }
     }
 
-    /// Where a trap inside this activation jumps to (a `sigjmp_buf`).
+    /// Where a trap inside this activation jumps to: the embedder's jump
+    /// target (a `sigjmp_buf`, or the reference runtime's own), nil while
+    /// none is set.
     public var jumpBuffer: UnsafeMutableRawPointer? {
         get { record.pointee.jump_buffer }
         nonmutating set { record.pointee.jump_buffer = newValue }
@@ -127,31 +129,8 @@ public enum Activation {
     ) throws(Failure) -> Result {
         var record = wu_activation()
         return try withUnsafeMutablePointer(to: &record) { (pointer) throws(Failure) -> Result in
-            let fields = limits.record
-            pointer.pointee.older = wu_current_activation()
-            pointer.pointee.limits = fields
-            pointer.pointee.saved_stack_limit = fields.pointee.stack_limit
-            pointer.pointee.saved_exit_fp = fields.pointee.last_wasm_exit_fp
-            pointer.pointee.saved_exit_pc = fields.pointee.last_wasm_exit_pc
-            pointer.pointee.saved_entry_fp = fields.pointee.last_wasm_entry_fp
-            // While the fields change, a sampler interrupting this thread
-            // reads their old value from the record (SampledActivations).
-            wu_set_activation_in_transition(pointer)
-            if let stackLimit { fields.pointee.stack_limit = UInt64(stackLimit) }
-            fields.pointee.last_wasm_exit_fp = 0
-            fields.pointee.last_wasm_exit_pc = 0
-            fields.pointee.last_wasm_entry_fp = 0
-            wu_set_current_activation(pointer)
-            wu_set_activation_in_transition(nil)
-            defer {
-                wu_set_activation_in_transition(pointer)
-                fields.pointee.stack_limit = pointer.pointee.saved_stack_limit
-                fields.pointee.last_wasm_exit_fp = pointer.pointee.saved_exit_fp
-                fields.pointee.last_wasm_exit_pc = pointer.pointee.saved_exit_pc
-                fields.pointee.last_wasm_entry_fp = pointer.pointee.saved_entry_fp
-                wu_set_current_activation(pointer.pointee.older)
-                wu_set_activation_in_transition(nil)
-            }
+            wu_activation_enter(pointer, limits.record, UInt64(stackLimit ?? 0), stackLimit == nil ? 0 : 1)
+            defer { wu_activation_leave(pointer) }
             return try body(ActivationRecord(pointer))
         }
     }

@@ -16,9 +16,11 @@ static _Atomic uint64_t in_handler;
 static _Atomic uint64_t total;
 static _Atomic uint64_t in_sampler;
 static _Thread_local uint64_t in_handler_on_this_thread __attribute__((tls_model("initial-exec")));
+static _Thread_local uint64_t total_on_this_thread __attribute__((tls_model("initial-exec")));
 
 static inline void note(void) {
     atomic_fetch_add_explicit(&total, 1, memory_order_relaxed);
+    total_on_this_thread += 1;
     wu_thread_trap_state *state = wu_thread_trap_state_current();
     if (state && state->in_handler) {
         atomic_fetch_add_explicit(&in_handler, 1, memory_order_relaxed);
@@ -49,6 +51,7 @@ void free(void *pointer) {
 uint64_t malloc_counter_in_trap_handler(void) { return atomic_load(&in_handler); }
 uint64_t malloc_counter_in_trap_handler_on_this_thread(void) { return in_handler_on_this_thread; }
 uint64_t malloc_counter_total(void) { return atomic_load(&total); }
+uint64_t malloc_counter_on_this_thread(void) { return total_on_this_thread; }
 uint64_t malloc_counter_in_sampler(void) { return atomic_load(&in_sampler); }
 
 uint64_t malloc_counter_self_test(void) {

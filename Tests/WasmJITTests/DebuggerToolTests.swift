@@ -73,9 +73,9 @@ func expectTwoActivations(_ frames: [String], module: String, host: String) {
     #expect(!frames.contains { $0 == "??" || $0.hasPrefix("?? ") }, "a frame gdb could not name: \(frames)")
     let expected = [
         "\(module)!<exit trampoline for host::\(host)>", "\(module)!leaf", "\(module)!inner",
-        "\(module)!<entry trampoline (i32) -> ()>", "wu_invoke",
+        "\(module)!<entry trampoline (i32) -> ()>", "wu_enter",
         "\(module)!<exit trampoline for host::call:inner>", "\(module)!middle", "\(module)!outer",
-        "\(module)!<entry trampoline (i32) -> ()>", "wu_invoke",
+        "\(module)!<entry trampoline (i32) -> ()>", "wu_enter",
     ]
     // In order (host frames between them), exit trampolines only when
     // the call went through one.
@@ -305,7 +305,7 @@ struct PerfTests {
             let work = Self.samples(script.stdout).filter { $0.first == "hot!work" }
             #expect(work.count > 20, "\(name): \(work.count) samples in hot!work")
             let through = work.filter { chain in
-                Array(chain.prefix(5)) == ["hot!work", "hot!spin", "hot!<wasm function 3>", "hot!<entry trampoline (i32) -> (i32)>", "wu_invoke"]
+                Array(chain.prefix(5)) == ["hot!work", "hot!spin", "hot!<wasm function 3>", "hot!<entry trampoline (i32) -> (i32)>", "wu_enter"]
             }
             #expect(Double(through.count) >= 0.95 * Double(work.count), "\(name): \(through.count) of \(work.count) unwound through the JIT frames")
         }

@@ -155,7 +155,7 @@ struct OracleTrapTests {
         #expect(Array(trace.map(\.pc).dropFirst(2)) == Array(libunwindPCs.dropFirst(1)))
         let lines = TextFormatter().render(trace).split(separator: "\n").dropFirst().map { String($0.drop { $0 == " " }) }
         // Stack order: the innermost activation's exit trampoline, its wasm
-        // frames, its entry trampoline, then host frames down to wu_invoke
+        // frames, its entry trampoline, then host frames down to wu_enter
         // and Func.call, then the outer activation the same way.
         let kinds = lines.map { line -> String in
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -165,7 +165,7 @@ struct OracleTrapTests {
         let expected = ["[exit trampoline]", "wasm   0x5d - nest!step", "wasm   0x53 - nest!descend", "[entry trampoline]",
                         "[exit trampoline]", "wasm   0x65 - nest!step", "wasm   0x53 - nest!descend", "[entry trampoline]"]
         #expect(jit.map(String.init) == expected.filter { mode == .trampoline || $0 != "[exit trampoline]" })
-        #expect(lines.contains { $0.contains("host   wu_invoke + ") })
+        #expect(lines.contains { $0.contains("host   wu_enter + ") })
         #expect(lines.contains { $0.contains("host   WasmJIT.Func.call(Swift.Array<WasmJIT.Value>) throws -> Swift.Array<WasmJIT.Value> + ") })
     }
 }

@@ -226,25 +226,50 @@ _Static_assert(offsetof(wu_libcalls, memory_grow) == WU_LIBCALL_MEMORY_GROW, "ab
 _Static_assert(offsetof(wu_libcalls, elem_drop) == WU_LIBCALL_ELEM_DROP, "abi");
 _Static_assert(offsetof(wu_libcalls, hold_reference) == WU_LIBCALL_HOLD_REFERENCE, "abi");
 
-/// How `wu_invoke` came back.
+/// How `wu_enter` came back.
 enum {
     WU_INVOKE_RETURNED = 0,
     /// A trap's signal handler jumped out.
     WU_INVOKE_TRAPPED = 1,
     /// A host function failed and the exit path jumped out.
     WU_INVOKE_HOST_FAILED = 2,
+    /// `wu_enter` only: the thread cannot take traps yet; prepare it
+    /// (`wu_thread_trap_state_prepare`) and call again. Nothing ran.
+    WU_INVOKE_THREAD_UNPREPARED = 3,
 };
 
-/// Calls `trampoline(vmctx, callee, values)` inside the calling thread's
-/// newest activation (which the caller has entered), first making this frame
-/// the place a trap or a failed host call jumps back to (`sigsetjmp`). Only
-/// the trampoline and wasm frames lie between here and any jump, so no Swift
-/// frame is ever jumped over.
-int wu_invoke(wu_entry_trampoline_fn trampoline, wu_vmctx *vmctx, const void *callee, uint64_t *values);
+/// Everything a host -> wasm call of one compiled function needs, made once
+/// (a `TypedFunc` keeps one) so that a call is one C call.
+typedef struct wu_entry {
+    /// The store's limits record, and what its activations carry for the
+    /// trap handler (`wu_store_trap_info *`).
+    wu_runtime_limits *limits;
+    void *embedder_context;
+    /// The entry trampoline of the function's signature, its context and
+    /// its code.
+    wu_entry_trampoline_fn trampoline;
+    wu_vmctx *vmctx;
+    const void *callee;
+    /// The outermost activation of the store on a thread runs with a stack
+    /// limit this far below the entry's sp (0: no limit), and never closer
+    /// than `host_stack_reserve` to the thread stack's lowest byte.
+    uint64_t maximum_wasm_stack;
+    uint64_t host_stack_reserve;
+} wu_entry;
 
-/// Jumps to the newest activation's `wu_invoke` with `reason` (non-zero).
-/// Async-signal-safe (`siglongjmp`).
+/// Calls `entry`'s function on `values` (arguments in, results out) in a
+/// new activation of its store: enters it (with a stack limit if it is the
+/// store's outermost on this thread), calls the trampoline from
+/// a jump target for traps and failed host calls, leaves it. Returns a
+/// `WU_INVOKE_*` reason.
+int wu_enter(const wu_entry *entry, uint64_t *values);
+
+/// Jumps to the `wu_enter` of the newest activation with `reason`
+/// (non-zero): only wasm frames and trampolines lie between, so no Swift
+/// frame is ever jumped over. Async-signal-safe (`__builtin_longjmp`).
 __attribute__((noreturn)) void wu_jump_to_activation(int reason);
+/// The same for `activation` (the trap handler's, found before it ran).
+__attribute__((noreturn)) void wu_jump_to_activation_record(wu_activation *activation, int reason);
 
 /// Fills in the context's C entry points: `host_call` and `raise`.
 void wu_vmctx_set_entry_points(wu_vmctx *vmctx, wu_host_call_fn host_call);

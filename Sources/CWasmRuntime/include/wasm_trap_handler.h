@@ -208,7 +208,7 @@ void wu_trap_handler_set_observer(wu_trap_observer_fn observer);
 /// `WU_TRAP_SITE_HAS_ADDRESS`. Never returns.
 __attribute__((noreturn)) void wu_trap_raise(void *vmctx, uint64_t code, uint64_t address);
 
-/// After the signal handler jumped back to `wu_invoke`: unblocks SIGPROF if
+/// After the signal handler jumped back to `wu_enter`: unblocks SIGPROF if
 /// the trapped code had it unblocked (the handler blocks it while it runs,
 /// and the jump keeps the handler's mask).
 void wu_trap_unblock_sampling_after_jump(void);

@@ -73,6 +73,19 @@ void wu_set_current_activation(wu_activation *activation);
 typedef void (*wu_thread_entry_hook)(void);
 void wu_set_thread_entry_hook(wu_thread_entry_hook hook);
 
+/// Enters a new activation of `limits` on the calling thread: saves the
+/// limits record's fields into `record` (the state of the next older
+/// activation), clears them, sets the stack limit when `sets_stack_limit`,
+/// and makes `record` the thread's newest activation. While the fields
+/// change, `record` is the activation in transition (a sampler interrupting
+/// the thread reads their old values from it). `record` must live in the
+/// caller's frame until `wu_activation_leave`.
+void wu_activation_enter(wu_activation *record, wu_runtime_limits *limits, uint64_t stack_limit,
+                         int sets_stack_limit);
+/// Leaves `record` (the newest activation): restores the limits record's
+/// fields from it and makes the next older activation the newest.
+void wu_activation_leave(wu_activation *record);
+
 /// Where the calling thread keeps its newest activation (for readers in
 /// another process or a core file: read it, then follow `older`).
 wu_activation *const *wu_current_activation_address(void);

@@ -6,7 +6,7 @@ import CWasmRuntime
 ///
 /// ```
 ///    higher addresses
-///    | Swift: Func.call -> wu_invoke (C)    |
+///    | Swift: Func.call -> wu_enter (C)     |
 ///    |--------------------------------------|
 ///    | entry trampoline: saved rbx, r12-r15 | <- rbp = last_wasm_entry_fp
 ///    |--------------------------------------|

@@ -23,7 +23,8 @@ public struct Func {
     /// Throws `Trap` when wasm traps or a host function it calls fails;
     /// the store is left as it was before the call either way.
     public func call(_ arguments: [Value]) throws -> [Value] {
-        guard arguments.map(\.kind) == signature.parameters else {
+        guard arguments.count == signature.parameters.count,
+              zip(arguments, signature.parameters).allSatisfy({ $0.kind == $1 }) else {
             throw CallError.argumentMismatch(expected: signature.parameters, found: arguments)
         }
         if let hostFunction {
@@ -35,46 +36,32 @@ public struct Func {
             }
             return signature.results.enumerated().map { i, kind in Value(slot: values[i], kind: kind) }
         }
-        guard instance.module.compiledFunction(index) != nil else {
-            throw CallError.importedFunction(index: index)
+        guard let entry = instance.entry(ofFunction: index) else { throw CallError.importedFunction(index: index) }
+        let count = max(signature.parameters.count, signature.results.count, 1)
+        return try withUnsafeTemporaryAllocation(of: UInt64.self, capacity: count) { buffer in
+            let slots = buffer.baseAddress!
+            for (i, argument) in arguments.enumerated() { slots[i] = argument.slot }
+            try entry.call(slots)
+            return signature.results.enumerated().map { i, kind in Value(slot: slots[i], kind: kind) }
         }
-        let module = instance.module
-        let store = instance.store
-        let trampoline = module.code.address(at: module.entryTrampolineOffsets[signature]!)
-        var values = [UInt64](repeating: 0, count: max(signature.parameters.count, signature.results.count, 1))
-        for (i, argument) in arguments.enumerated() { values[i] = argument.slot }
-        TrapHandling.prepareCurrentThread()
-        let stackLimit = store.activationDepth == 0 ? store.stackLimitForOutermostEntry() : nil
-        let trapInfo = store.trapInfo
-        let context = instance.context
-        let callee = instance.linkTarget(ofFunction: index).code
-        let reason = Activation.enter(store.limits, stackLimit: stackLimit) { record in
-            record.embedderContext = UnsafeMutableRawPointer(trapInfo)
-            return values.withUnsafeMutableBufferPointer { buffer in
-                // SAFETY: `trampoline` is the entry trampoline compiled for
-                // the callee's signature, which is the C type cast to.
-                wu_invoke(unsafeBitCast(trampoline, to: wu_entry_trampoline_fn.self), context, callee,
-                          buffer.baseAddress)
-            }
-        }
-        switch Int(reason) {
-        case Int(WU_INVOKE_RETURNED):
-            return signature.results.enumerated().map { i, kind in Value(slot: values[i], kind: kind) }
-        case Int(WU_INVOKE_TRAPPED):
-            throw TrapHandling.takeTrap(store: store)
-        default:
-            guard let failure = store.pendingFailure else {
-                fatalError("wasm left through \(reason) without a recorded failure")
-            }
-            store.pendingFailure = nil
-            throw failure
-        }
+    }
+
+    /// The function with Swift types (`TypedFunc`): its signature is
+    /// checked now, and calls take and return plain values.
+    public func typed<each Parameter: WasmValueType, Results: WasmResults>(
+        _ parameters: (repeat each Parameter).Type, _ results: Results.Type
+    ) throws(CallError) -> TypedFunc<repeat each Parameter, Results> {
+        try TypedFunc<repeat each Parameter, Results>(self)
     }
 }
 
 /// A call that could not start.
 public enum CallError: Error, CustomStringConvertible {
     case argumentMismatch(expected: [ValueKind], found: [Value])
+    /// A `TypedFunc`'s Swift types are not the function's signature.
+    case typeMismatch(expected: Signature, found: Signature)
+    /// A `TypedFunc` of more parameters or results than it carries.
+    case tooManyValues(limit: Int)
     case importedFunction(index: UInt32)
     case nativeHostFunction
 
@@ -82,6 +69,10 @@ public enum CallError: Error, CustomStringConvertible {
         switch self {
         case .argumentMismatch(let expected, let found):
             return "the function takes \(expected), called with \(found)"
+        case .tooManyValues(let limit):
+            return "a TypedFunc takes at most \(limit) parameters and results; use Func.call"
+        case .typeMismatch(let expected, let found):
+            return "the function's type is \(found), not \(expected)"
         case .importedFunction(let index):
             return "function \(index) is an import; call it where it is defined"
         case .nativeHostFunction:

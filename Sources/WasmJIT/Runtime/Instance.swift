@@ -53,6 +53,9 @@ public final class Instance {
     /// Instances whose function references this one stored in its tables
     /// or globals, kept alive so the references stay callable.
     var heldInstances: [Instance] = []
+    /// The entries of the functions called from the host so far, by
+    /// function index (made on the first call).
+    var entries: [WasmEntry?] = []
     /// Each element segment's references (nil once dropped).
     var elementSegments: [[UInt64]?] = []
     /// Whether each data segment has been dropped.
@@ -180,6 +183,17 @@ public final class Instance {
     public func exportedGlobal(_ name: String) -> Global? {
         guard case .global(let index)? = module.description.exports[name] else { return nil }
         return globals[Int(index)]
+    }
+
+    /// The host -> wasm entry of defined function `index` (nil for an
+    /// import), made once and kept.
+    func entry(ofFunction index: UInt32) -> WasmEntry? {
+        let slot = Int(index)
+        if slot < entries.count, let entry = entries[slot] { return entry }
+        guard let entry = WasmEntry(function(index)) else { return nil }
+        if entries.count <= slot { entries += Array(repeating: nil, count: slot + 1 - entries.count) }
+        entries[slot] = entry
+        return entry
     }
 
     /// What a call to function `index` of this instance jumps to, with which

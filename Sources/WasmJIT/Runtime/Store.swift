@@ -177,18 +177,6 @@ public final class Store {
         old.deallocate()
     }
 
-    /// The stack limit for an outermost entry from the current stack
-    /// position: the engine's maximum wasm stack below here, but never into
-    /// the last `hostStackReserve` bytes of the thread's stack.
-    func stackLimitForOutermostEntry() -> UInt {
-        guard engine.configuration.checksStackLimit else { return 0 }
-        let stack = ThreadStack.current()
-        var here = 0
-        let sp = withUnsafeMutablePointer(to: &here) { UInt(bitPattern: $0) }
-        let configuration = engine.configuration
-        let wanted = sp > UInt(configuration.maximumWasmStackSize) ? sp - UInt(configuration.maximumWasmStackSize) : 0
-        return max(wanted, stack.lowerBound + UInt(configuration.hostStackReserve))
-    }
 }
 
 /// Which store a table, memory, global or tag belongs to: the store of the

@@ -11,7 +11,7 @@ import CWasmRuntime
 /// page below the stack pointer was hit). If so it calls `walkFromTrap`
 /// below, which walks every activation of the store from the trapping frame
 /// into the thread's preallocated frame buffer, and jumps back to the
-/// newest activation's `wu_invoke`. Everything else goes to the handler
+/// newest activation's `wu_enter`. Everything else goes to the handler
 /// that was installed before (Swift's crash reporter) or the default action.
 public enum TrapHandling {
     /// Frames one trap can record per thread; deeper traces keep the newest

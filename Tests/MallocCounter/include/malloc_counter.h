@@ -15,6 +15,8 @@ uint64_t malloc_counter_in_trap_handler_on_this_thread(void);
 uint64_t malloc_counter_in_sampler(void);
 /// Every allocation the process made through the interposed functions.
 uint64_t malloc_counter_total(void);
+/// Every allocation (and free) the calling thread made.
+uint64_t malloc_counter_on_this_thread(void);
 /// Allocates and frees once with the calling thread's `in_handler` flag set,
 /// and returns how much `malloc_counter_in_trap_handler` grew: proves the
 /// counter would see an allocation in the handler.
