@@ -110,7 +110,11 @@ struct ProfilerTests {
             pthread_sigmask(SIG_SETMASK, &mask, nil)
             sigaction(SIGUSR1, &previous, nil)
         }
-        var harness = Harness()
+        // libunwind is given the module's CFI (without it, it falls back to
+        // the frame-pointer chain and skips the caller of a trampoline
+        // sampled before its `mov rbp, rsp`).
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: .trampoline), observeTraps: false)
+        var harness = Harness(engine: session.engine)
         harness.define("poke") { _, _ in
             raise(SIGUSR1)
             return []

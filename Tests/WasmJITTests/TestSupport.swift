@@ -9,7 +9,11 @@ struct Harness {
     var imports = Imports()
 
     init(_ exitRecording: ExitRecording = .trampoline) {
-        engine = Engine(configuration: Engine.Configuration(exitRecording: exitRecording))
+        self.init(engine: Engine(configuration: Engine.Configuration(exitRecording: exitRecording)))
+    }
+
+    init(engine: Engine) {
+        self.engine = engine
         store = Store(engine: engine)
     }
 
