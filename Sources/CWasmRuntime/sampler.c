@@ -11,7 +11,7 @@
 #include <time.h>
 #include <ucontext.h>
 
-#include "signal_context.h"
+#include "wasm_signal_context.h"
 #include <unistd.h>
 
 #ifndef sigev_notify_thread_id

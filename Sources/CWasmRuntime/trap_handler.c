@@ -15,7 +15,7 @@
 #include "wasm_jit_abi.h"
 #include "wasm_trap_handler.h"
 #include "runtime_thread.h"
-#include "signal_context.h"
+#include "wasm_signal_context.h"
 
 // MARK: - Per-thread state
 

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "wasm_signal_context.h"
 #include "wasm_unwind_system.h"
 
 // pthread_getattr_np is slow for the main thread (glibc reads
@@ -50,3 +51,10 @@ char *wu_demangle_itanium(const char *mangled) {
 int32_t wu_gettid(void) { return (int32_t)syscall(SYS_gettid); }
 
 void wu_signal_fence(void) { atomic_signal_fence(memory_order_seq_cst); }
+
+void wu_signal_context_frame(const void *ucontext, uint64_t registers[3]) {
+    const ucontext_t *context = ucontext;
+    registers[0] = wu_context_pc(context);
+    registers[1] = wu_context_fp(context);
+    registers[2] = wu_context_sp(context);
+}

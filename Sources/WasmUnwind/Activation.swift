@@ -71,6 +71,16 @@ public struct TrapRegisters: Hashable, Sendable {
         self.fp = fp
         self.sp = sp
     }
+
+    /// The registers of a signal handler's interrupted context: its third
+    /// argument (`ucontext_t *`). Async-signal-safe.
+    public init(signalContext: UnsafeRawPointer) {
+        var registers: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &registers) {
+            wu_signal_context_frame(signalContext, $0.baseAddress!.assumingMemoryBound(to: UInt64.self))
+        }
+        self.init(pc: UInt(registers.0), fp: UInt(registers.1), sp: UInt(registers.2))
+    }
 }
 
 /// A handle on the activation record of one host -> wasm entry.
@@ -99,6 +109,24 @@ public struct ActivationRecord {
     public var jumpBuffer: UnsafeMutableRawPointer? {
         get { record.pointee.jump_buffer }
         nonmutating set { record.pointee.jump_buffer = newValue }
+    }
+
+    /// Calls `body(context)` with this activation's jump target set to a
+    /// frame of its own: returns 0 when `body` returns, or the value a
+    /// `jump(_:)` gave — from a signal handler that resumes after a trap.
+    /// (Swift cannot call `sigsetjmp`; this C frame does, and restores the
+    /// signal mask on the jump.) `body` is C: it calls your entry
+    /// trampoline; only wasm and trampoline frames may lie between it and
+    /// the jump.
+    public func callWithJumpTarget(_ body: @convention(c) (UnsafeMutableRawPointer?) -> Void,
+                                   context: UnsafeMutableRawPointer?) -> Int32 {
+        wu_activation_call_with_jump_target(record, body, context)
+    }
+
+    /// Jumps to the activation's jump target with `value` (0 becomes 1).
+    /// Async-signal-safe: what a trap handler does after it walked.
+    public func jump(_ value: Int32) -> Never {
+        wu_activation_jump(record, value)
     }
 
     /// The limits record's values saved at entry: the state of the next

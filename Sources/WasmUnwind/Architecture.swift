@@ -47,7 +47,7 @@ public protocol FrameArchitecture {
 /// Every architecture the walker and the file readers know, one file each
 /// under Architectures/: a port adds its conformance there and names it here.
 public enum FrameArchitectures {
-    public static let all: [any FrameArchitecture.Type] = [X86_64.self, AArch64.self]
+    public static var all: [any FrameArchitecture.Type] { [X86_64.self, AArch64.self] }
 
     /// The known architecture with capture code `code`, if any.
     public static func withCaptureCode(_ code: UInt8) -> (any FrameArchitecture.Type)? {

@@ -16,9 +16,21 @@
 /// names stay valid after the module is unregistered.
 public struct CodeRegistry: Sendable {
     /// The modules registered now.
-    public private(set) var snapshot = RegistrySnapshot(records: [])
+    public private(set) var snapshot = RegistrySnapshot(records: []) {
+        didSet { signalSafeMap?.publish(snapshot) }
+    }
+    /// Where every registration is published for signal handlers, if
+    /// anywhere.
+    public let signalSafeMap: SignalSafeCodeMap?
 
-    public init() {}
+    public init() { signalSafeMap = nil }
+
+    /// A registry that publishes what it holds to `map` after every
+    /// registration and unregistration, for lookups in signal handlers.
+    public init(publishingTo map: SignalSafeCodeMap) {
+        signalSafeMap = map
+        map.publish(snapshot)
+    }
 
     /// Modules sorted by code base; their ranges never overlap.
     public var modules: [CodeModule] { snapshot.records.map(\.module) }

@@ -34,6 +34,24 @@ struct DocumentationSnippetTests {
         #expect(try run("EmbeddingRegistry") == "wasm function entry trampoline\ndemo!main 0x24\n[-16]\n")
     }
 
+    @Test("roots: the reference in the caller's slot, found through the stack map of its call's return address")
+    func roots() throws {
+        #expect(try run("EmbeddingRoots") == "frame 1: slot 0x7028 holds 0xabcd\n")
+    }
+
+    @Test("end to end: hand-assembled machine code, a backtrace at a host call, a real trap walked in a SIGILL handler that resumes the host")
+    func endToEnd() throws {
+        #expect(try run("EmbeddingEndToEnd") == """
+            at the host call:
+                0:     0x33 - demo!inner
+                1:     0x22 - demo!outer
+            trapped:
+                0:     0x35 - demo!inner
+                1:     0x22 - demo!outer
+
+            """)
+    }
+
     @Test("walk: two frames from copied stack bytes, in Wasmtime's layout and field by field")
     func walk() throws {
         #expect(try run("EmbeddingWalk") == """

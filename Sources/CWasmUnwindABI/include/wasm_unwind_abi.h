@@ -86,6 +86,17 @@ void wu_activation_enter(wu_activation *record, wu_runtime_limits *limits, uint6
 /// fields from it and makes the next older activation the newest.
 void wu_activation_leave(wu_activation *record);
 
+/// Calls `body(context)` with `activation`'s jump target set to this frame
+/// (a `sigjmp_buf` that saves the signal mask): returns 0 when `body`
+/// returns, or the value `wu_activation_jump` gave. Swift cannot call
+/// `sigsetjmp` itself; an embedder whose signal handler resumes after a
+/// trap enters wasm through this.
+int wu_activation_call_with_jump_target(wu_activation *activation, void (*body)(void *), void *context);
+/// Jumps to `activation`'s jump target with `value` (0 becomes 1): only
+/// frames of code that keeps no state the jump skips (wasm and its
+/// trampolines) may lie between. Async-signal-safe (`siglongjmp`).
+__attribute__((noreturn)) void wu_activation_jump(wu_activation *activation, int value);
+
 /// Where the calling thread keeps its newest activation (for readers in
 /// another process or a core file: read it, then follow `older`).
 wu_activation *const *wu_current_activation_address(void);

@@ -22,6 +22,11 @@ char *wu_demangle_itanium(const char *mangled);
 /// The calling thread's kernel thread id (`gettid`).
 int32_t wu_gettid(void);
 
+/// The pc, frame pointer and stack pointer of a signal handler's
+/// interrupted context (its third argument, a `ucontext_t *`), into
+/// `registers[0..<3]`. Async-signal-safe.
+void wu_signal_context_frame(const void *ucontext, uint64_t registers[3]);
+
 /// `atomic_signal_fence(memory_order_seq_cst)`: stores before it are not
 /// moved after it, as a signal handler on this thread sees them.
 void wu_signal_fence(void);
