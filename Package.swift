@@ -21,6 +21,8 @@ let package = Package(
         // The records generated code reads and writes, in C (what a JIT's
         // code generator needs the offsets of).
         .library(name: "CWasmUnwindABI", targets: ["CWasmUnwindABI"]),
+        // Source lines: a wasm module's DWARF read for backtraces.
+        .library(name: "WasmDWARF", targets: ["WasmDWARF"]),
     ],
     dependencies: [
         // `make docs`: the DocC catalog of WasmUnwind, with its snippets.
@@ -38,6 +40,10 @@ let package = Package(
             name: "WasmUnwind",
             dependencies: ["CWasmUnwindABI"]
         ),
+
+        // A wasm module's DWARF: for a module offset, the functions inlined
+        // there with their files, lines and columns. Depends on nothing.
+        .target(name: "WasmDWARF"),
 
         .testTarget(
             name: "WasmUnwindTests",

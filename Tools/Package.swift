@@ -15,6 +15,7 @@ import PackageDescription
 /// The library's product and its C records, from the package one up.
 let wasmUnwind = Target.Dependency.product(name: "WasmUnwind", package: "WasmUnwind")
 let abi = Target.Dependency.product(name: "CWasmUnwindABI", package: "WasmUnwind")
+let dwarf = Target.Dependency.product(name: "WasmDWARF", package: "WasmUnwind")
 
 let package = Package(
     name: "WasmUnwindTools",
@@ -53,7 +54,7 @@ let package = Package(
         // profiles. A backtrace alone renders itself (the library).
         .target(
             name: "UnwindReports",
-            dependencies: [wasmUnwind]
+            dependencies: [wasmUnwind, dwarf]
         ),
 
         // The captured-stack file format: writer, reader, and reading a
@@ -69,6 +70,7 @@ let package = Package(
             name: "WasmJIT",
             dependencies: [
                 wasmUnwind,
+                dwarf,
                 abi,
                 "CWasmRuntime",
                 "UnwindReports",
@@ -115,7 +117,7 @@ let package = Package(
         // randomized differential run (`wasm-unwind verify`).
         .target(
             name: "Verification",
-            dependencies: ["WasmJIT", "WasmJITTools", "UnwindOracle", .product(name: "WasmParser", package: "WasmKit")]
+            dependencies: ["WasmJIT", "WasmJITTools", "UnwindOracle", "UnwindReports", .product(name: "WasmParser", package: "WasmKit")]
         ),
 
         // The spec test scripts (.wast) on the reference runtime

@@ -40,4 +40,27 @@ for cpu in mvp default; do
             "$output/$name-$cpu.o" "$output/runtime-$cpu.o" -o "$output/$name-$cpu.wasm"
     done
 done
-ls "$output"/*.wasm
+# With DWARF (for source lines): clang's default CPU at -O0, -O1 and -O2
+# (DWARF 4, clang's default for wasm), and -O1 with DWARF 5, in debug/.
+mkdir -p "$output/debug"
+for variant in O0 O1 O2 O1-dwarf5; do
+    optimization=-${variant%%-*}
+    dwarf=-g
+    [ "$variant" = O1-dwarf5 ] && dwarf=-gdwarf-5
+    for source in fixtures/c/*.c fixtures/c/*.cpp; do
+        name=$(basename "${source%.*}")
+        case "$source" in
+        *.cpp) compiler=("$clang++" -fno-exceptions -fno-rtti) ;;
+        *) compiler=("$clang") ;;
+        esac
+        "${compiler[@]}" --target=wasm32 "$optimization" "$dwarf" -nostdlib -ffreestanding -fno-builtin \
+            -Wall -Werror -c "$source" -o "$output/debug/$name-$variant.o"
+    done
+    for source in fixtures/c/*.c fixtures/c/*.cpp; do
+        name=$(basename "${source%.*}")
+        [ "$name" = runtime ] && continue
+        "$linker" --no-entry --no-demangle -z stack-size=65536 \
+            "$output/debug/$name-$variant.o" "$output/debug/runtime-$variant.o" -o "$output/debug/$name-$variant.wasm"
+    done
+done
+ls "$output"/*.wasm "$output"/debug/*.wasm

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with `swiftc -sanitize=fuzzer,address` and
-# runs each for half of SECONDS (default 600):
+# runs each for a third of SECONDS (default 600):
 #
 #   capture-fuzz  every reader of a capture (the parser, the walker, roots,
 #                 hybrid frames, libunwind's offline verification, text and
@@ -9,7 +9,9 @@
 #                 executable's headers and symbol tables, and recordings of
 #                 the memory the post-mortem reader read (descriptor, lists,
 #                 activation records, images, stack), from a real core of
-#                 fixtures/crash/nested-crash.wat made here.
+#                 fixtures/crash/nested-crash.wat made here;
+#   dwarf-fuzz    the DWARF reader (source lines): wasm modules with debug
+#                 sections, from the C fixtures built with -g (DWARF 4, 5).
 #
 # A crash is written to fuzz-artifacts/; turn it into a regression fixture
 # under fixtures/fuzz-regressions/ (the tests read every file there).
@@ -17,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 build=.build-fuzz
-mkdir -p "$build/c" fuzz-artifacts "$build/corpus" "$build/core-corpus"
+mkdir -p "$build/c" fuzz-artifacts "$build/corpus" "$build/core-corpus" "$build/dwarf-corpus"
 cp fixtures/captures/*.capture "$build/corpus/" 2>/dev/null || true
 cp fixtures/fuzz-regressions/*.capture "$build/corpus/" 2>/dev/null || true
 
@@ -57,6 +59,7 @@ module() {  # name, sources...
     -c "$@" -wmo -o "$build/$name.o"
 }
 module WasmUnwind Sources/WasmUnwind/*.swift
+module WasmDWARF Sources/WasmDWARF/*.swift
 module UnwindReports Sources/UnwindReports/*.swift
 module StackCapture Sources/StackCapture/*.swift
 module UnwindOracle Sources/UnwindOracle/*.swift
@@ -69,6 +72,12 @@ link() {  # target name, source
 }
 link CaptureFuzz Fuzz/CaptureFuzz.swift capture-fuzz
 link CoreFuzz Fuzz/CoreFuzz.swift core-fuzz
+swiftc "${flags[@]}" -module-name DWARFFuzz Fuzz/DWARFFuzz.swift "$build/WasmDWARF.o" -o "$build/dwarf-fuzz" 2>&1 \
+  | grep -v "Cannot export local symbol" || true
+test -x "$build/dwarf-fuzz"
+scripts/build-c-fixtures.sh "$build/c-fixtures" >/dev/null
+cp "$build"/c-fixtures/debug/*.wasm "$build/dwarf-corpus/"
+cp fixtures/fuzz-regressions/*.wasm "$build/dwarf-corpus/" 2>/dev/null || true
 
 # Seeds for core-fuzz, each prefixed with its mode byte: a real core of a
 # crash under two activations (its headers and notes, which is where the
@@ -103,10 +112,13 @@ for regression in fixtures/fuzz-regressions/*.recording; do
   [ -f "$regression" ] && { printf '\x02'; cat "$regression"; } > "$build/core-corpus/$(basename "$regression")"
 done
 
-half=$(( seconds / 2 ))
-echo "fuzzing every capture reader for $half seconds"
-"$build/capture-fuzz" -max_total_time="$half" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+third=$(( seconds / 3 ))
+echo "fuzzing every capture reader for $third seconds"
+"$build/capture-fuzz" -max_total_time="$third" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
   -artifact_prefix=fuzz-artifacts/capture- -print_final_stats=1 "$build/corpus" 2>&1 | tail -12
-echo "fuzzing every reader of a crashed process for $(( seconds - half )) seconds"
-"$build/core-fuzz" -max_total_time="$(( seconds - half ))" -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
+echo "fuzzing every reader of a crashed process for $third seconds"
+"$build/core-fuzz" -max_total_time="$third" -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
   -artifact_prefix=fuzz-artifacts/core- -print_final_stats=1 "$build/core-corpus" 2>&1 | tail -12
+echo "fuzzing the DWARF reader for $(( seconds - 2 * third )) seconds"
+"$build/dwarf-fuzz" -max_total_time="$(( seconds - 2 * third ))" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+  -artifact_prefix=fuzz-artifacts/dwarf- -print_final_stats=1 "$build/dwarf-corpus" 2>&1 | tail -12

@@ -31,6 +31,7 @@ Wasmtime gives none (a trap in a function's prologue).
 """
 import ctypes
 import json
+import os
 import sys
 
 import wasmtime
@@ -59,6 +60,11 @@ def describe_trap(trap):
     answer = {"trap": lines[-1], "frames": frames}
     if len(lines) > 1:
         answer["cause"] = lines[-2]
+    # With WASMTIME_BACKTRACE_DETAILS=1: the backtrace as displayed, one
+    # string per line (frames with their symbols and source lines).
+    if os.environ.get("WASMTIME_BACKTRACE_DETAILS") == "1":
+        shown = text.split("Caused by:")[0].splitlines()
+        answer["display"] = [line for line in shown[1:] if line.strip() and not line.startswith("note:")]
     return answer
 
 

@@ -1,3 +1,4 @@
+import WasmDWARF
 @_spi(Tools) import WasmUnwind
 
 /// Reports as JSON documents, for programs (schemas in
@@ -33,14 +34,31 @@ public struct JSONFormatter: ReportFormatter {
     // MARK: Values
 
     /// A backtrace: whether it is complete, why not, and its frames.
-    public func json(_ backtrace: SymbolicatedBacktrace) -> JSONValue {
+    public func json(_ backtrace: SymbolicatedBacktrace, sourceSymbols: [[SourceSymbol]]? = nil) -> JSONValue {
         .object([
             ("complete", .bool(backtrace.error == nil && backtrace.truncation == nil)),
             ("truncation", backtrace.truncation.map(json) ?? .null),
             ("error", backtrace.error.map { error in
                 .object([("rule", .string(error.rule)), ("message", .string(error.description))])
             } ?? .null),
-            ("frames", .array(backtrace.frames.enumerated().map { json($1, index: $0) })),
+            ("frames", .array(backtrace.frames.enumerated().map { index, frame in
+                let value = json(frame, index: index)
+                guard let sourceSymbols, case .object(let members) = value else { return value }
+                let symbols = index < sourceSymbols.count ? sourceSymbols[index] : []
+                return .object(members + [("symbols", .array(symbols.map(json)))])
+            })),
+        ])
+    }
+
+    /// One function of a frame from the module's DWARF (innermost first in
+    /// a frame's `symbols`).
+    public func json(_ symbol: SourceSymbol) -> JSONValue {
+        .object([
+            ("function", .string(symbol.name)),
+            ("demangled", .string(symbol.name.map(Demangling.demangle))),
+            ("file", .string(symbol.file)),
+            ("line", .integer(symbol.line)),
+            ("column", .integer(symbol.column)),
         ])
     }
 
@@ -85,7 +103,7 @@ public struct JSONFormatter: ReportFormatter {
             ("cause", .string(trap.cause)),
             ("code", .integer(trap.code)),
             ("exception", trap.exceptionPayload.map { .object([("payload", .array($0.map(JSONValue.string)))]) } ?? .null),
-            ("backtrace", json(trap.backtrace)),
+            ("backtrace", json(trap.backtrace, sourceSymbols: trap.sourceSymbols)),
         ])
     }
 

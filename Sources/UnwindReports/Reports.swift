@@ -1,3 +1,4 @@
+import WasmDWARF
 @_spi(Tools) import WasmUnwind
 
 // The values that formatters render. Everything the tools print — a trap,
@@ -22,14 +23,23 @@ public struct TrapReport: Hashable, Sendable {
     public var backtrace: SymbolicatedBacktrace
     /// For a wasm exception no frame caught: its payload (`i32 42`).
     public var exceptionPayload: [String]?
+    /// With backtrace details: each frame's functions from the module's
+    /// DWARF, the innermost inlined one first, with their source lines
+    /// (empty for a frame the DWARF says nothing about); nil without.
+    public var sourceSymbols: [[SourceSymbol]]?
+    /// Whether a frame's module has DWARF that details would show
+    /// (Wasmtime's note about `WASMTIME_BACKTRACE_DETAILS=1`).
+    public var detailsHint: Bool
 
     public init(message: String, cause: String? = nil, code: UInt8?, backtrace: SymbolicatedBacktrace,
-                exceptionPayload: [String]? = nil) {
+                exceptionPayload: [String]? = nil, sourceSymbols: [[SourceSymbol]]? = nil, detailsHint: Bool = false) {
         self.message = message
         self.cause = cause
         self.code = code
         self.backtrace = backtrace
         self.exceptionPayload = exceptionPayload
+        self.sourceSymbols = sourceSymbols
+        self.detailsHint = detailsHint
     }
 }
 

@@ -1,3 +1,4 @@
+import WasmDWARF
 @_spi(Tools) import WasmUnwind
 
 /// Reports as people read them: frames in Wasmtime's layout (the library's
@@ -37,14 +38,99 @@ public struct TextFormatter: ReportFormatter {
     /// with the cause, if there is one, on the line before the message.
     public func render(_ trap: TrapReport) -> String {
         var out = "error while executing at wasm backtrace:\n"
-        out.append(render(trap.backtrace))
+        if let symbols = trap.sourceSymbols {
+            out.append(renderDetails(trap.backtrace, symbols))
+        } else {
+            out.append(render(trap.backtrace))
+        }
         out.append("\n")
+        if trap.detailsHint {
+            out.append("note: using the `WASMTIME_BACKTRACE_DETAILS=1` environment variable may show more debugging information\n")
+        }
         if let cause = trap.cause {
             out.append(cause)
             out.append("\n")
         }
         out.append(trap.message)
         return out
+    }
+
+    /// A backtrace with source lines, as Wasmtime prints it with
+    /// `WASMTIME_BACKTRACE_DETAILS=1`: each frame's functions from the
+    /// innermost inlined one out, demangled, without the module's name,
+    /// each with its `at FILE:LINE:COLUMN`:
+    ///
+    /// ```
+    ///     0:     0x4b - leaf
+    ///                     at /src/t.c:1:37
+    ///                 - mid
+    ///                     at /src/t.c:2:51
+    /// ```
+    ///
+    /// A frame the DWARF says nothing about prints as without details.
+    /// Runs of identical frames are folded as in `render(_:)`.
+    public func renderDetails(_ backtrace: SymbolicatedBacktrace, _ symbols: [[SourceSymbol]], foldingThreshold: Int = 10) -> String {
+        var lines: [String] = []
+        let frames = backtrace.frames
+        /// One frame's lines; `run`, when it stands for a folded run of
+        /// identical frames, numbers it `first-last` and counts them.
+        func append(_ index: Int, run: Range<Int>?) {
+            var line = frames[index].line(index: index)
+            if let run {
+                line = String(line.prefix { $0 == " " }) + "\(run.lowerBound)-\(run.upperBound - 1):"
+                    + line.drop { $0 == " " }.drop { $0 != ":" }.dropFirst()
+            }
+            let frameSymbols = index < symbols.count ? symbols[index] : []
+            guard let dash = Self.afterDash(line), !frameSymbols.isEmpty else {
+                lines.append(line + (run.map { " (\($0.count) times)" } ?? ""))
+                return
+            }
+            let head = String(line[..<dash])
+            for (position, symbol) in frameSymbols.enumerated() {
+                let name = symbol.name.map(Demangling.demangle)
+                    ?? (position == 0 ? Self.rawFunctionName(frames[index].symbol) : "<inlined function>")
+                lines.append(position == 0 ? head + name : "                - " + name)
+                if let file = symbol.file {
+                    var at = "                    at " + file
+                    // Wasmtime prints an unknown column of a known line as 0.
+                    if let line = symbol.line { at += ":\(line):\(symbol.column ?? 0)" }
+                    lines.append(at)
+                }
+            }
+            if let run { lines[lines.count - 1] += " (\(run.count) times)" }
+        }
+        var index = 0
+        while index < frames.count {
+            // A run of identical frames: one activation, same code and offset.
+            var end = index + 1
+            while end < frames.count, frames[end].frame.activation == frames[index].frame.activation,
+                  frames[end].symbol != nil, frames[end].symbol == frames[index].symbol,
+                  frames[end].symbol?.moduleOffset == frames[index].symbol?.moduleOffset { end += 1 }
+            if end - index >= foldingThreshold {
+                append(index, run: index..<end)
+            } else {
+                for at in index..<end { append(at, run: nil) }
+            }
+            index = end
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Where the name starts in a frame's line: after the first " - ".
+    static func afterDash(_ line: String) -> String.Index? {
+        var index = line.startIndex
+        while index < line.endIndex {
+            if line[index...].hasPrefix(" - ") { return line.index(index, offsetBy: 3) }
+            index = line.index(after: index)
+        }
+        return nil
+    }
+
+    /// A frame's function as Wasmtime names it when its DWARF has no name:
+    /// its name section name, demangled, or `<wasm function N>`.
+    static func rawFunctionName(_ symbol: FrameSymbol?) -> String {
+        if let name = symbol?.functionName { return Demangling.demangle(name) }
+        return "<wasm function \(symbol?.functionIndex.map(String.init) ?? "?")>"
     }
 
     /// `thrown Wasm exception (payload: i32 42)`, then where the handler

@@ -1,4 +1,5 @@
 import Foundation
+import UnwindReports
 import WasmJIT
 import WasmUnwind
 
@@ -25,6 +26,14 @@ public final class WasmtimeComparison {
         /// Handler frames (found at a `host.throw` of an exception program)
         /// compared with libunwind's frame at the same depth.
         public var handlerChecks = 0
+        /// With backtrace details: frames whose display (functions, files,
+        /// lines, columns) was compared with Wasmtime's.
+        public var detailFramesCompared = 0
+        /// With backtrace details, frames at a known difference's first
+        /// frame (our offset is the `unreachable`, Wasmtime's the branch):
+        /// the module, our offset and our display of the frame, for a
+        /// check against `wasm-tools addr2line` at our offset.
+        public var detailsAtOurOffset: [(module: String, offset: Int, display: [String])] = []
         public var mismatches: [Mismatch] = []
 
         public init() {}
@@ -37,6 +46,8 @@ public final class WasmtimeComparison {
     private let input: FileHandle
     private let output: FileHandle
     private var buffered = Data()
+    /// Where each module compared from a file is, by the name its frames carry.
+    private var modulePaths: [String: String] = [:]
     public let engine: Engine
     private let directory: URL
 
@@ -45,6 +56,10 @@ public final class WasmtimeComparison {
         process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [script]
+        // Wasmtime shows source lines exactly when we do.
+        var environment = ProcessInfo.processInfo.environment
+        environment["WASMTIME_BACKTRACE_DETAILS"] = configuration.backtraceDetails ? "1" : "0"
+        process.environment = environment
         let toHelper = Pipe(), fromHelper = Pipe()
         process.standardInput = toHelper
         process.standardOutput = fromHelper
@@ -132,6 +147,7 @@ public final class WasmtimeComparison {
             let instance = try Instance(store: store, module: Module(engine: engine, binary: binary))
             let fileName = URL(fileURLWithPath: file).lastPathComponent
             let theirs = try ask(modules: [(fileName, binary)], host: "none", calls: calls, paths: [file])
+            modulePaths[instance.module.name ?? fileName] = file
             for ((export, arguments), answer) in zip(calls, theirs) {
                 guard let function = instance.export(export) else {
                     summary.mismatches.append(Mismatch(program: file, call: export, report: "no export \(export)"))
@@ -154,6 +170,9 @@ public final class WasmtimeComparison {
         var cause: String?
         /// (module, function, offset), newest first.
         var frames: [FrameKey] = []
+        /// With backtrace details: the backtrace as displayed, one string
+        /// per line, no frames folded.
+        var display: [String]?
 
         init(results: [Value]? = nil, trap: String? = nil, cause: String? = nil, frames: [FrameKey] = []) {
             self.results = results
@@ -171,6 +190,11 @@ public final class WasmtimeComparison {
                 frames = trap.backtrace.frames.map { frame in
                     FrameKey(module: frame.symbol?.moduleName ?? fileName, function: frame.symbol?.functionName,
                              offset: frame.symbol?.moduleOffset.map(Int.init))
+                }
+                let report = trap.report
+                if let symbols = report.sourceSymbols {
+                    display = TextFormatter().renderDetails(trap.backtrace, symbols, foldingThreshold: .max)
+                        .split(separator: "\n").map(String.init)
                 }
             } catch {
                 self.trap = "\(error)"
@@ -222,19 +246,60 @@ public final class WasmtimeComparison {
         }
         let ourFrames = Array(ours.frames.prefix(Self.wasmtimeFrameLimit))
         summary.framesCompared += min(ourFrames.count, theirFrames.count)
-        if ourFrames == theirFrames { return }
-        if ourFrames.count == theirFrames.count, ourFrames.dropFirst() == theirFrames.dropFirst(),
-           Self.isConditionalTrapFold(ours: ourFrames[0], theirs: theirFrames[0], modules: modules) {
+        var knownDifference = false
+        if ourFrames != theirFrames {
+            guard ourFrames.count == theirFrames.count, ourFrames.dropFirst() == theirFrames.dropFirst(),
+                  Self.isConditionalTrapFold(ours: ourFrames[0], theirs: theirFrames[0], modules: modules) else {
+                return mismatch(Self.framesReport(ourFrames, theirFrames))
+            }
             summary.knownDifferences += 1
-            return
+            knownDifference = true
         }
+        guard let theirDisplay = theirs["display"] as? [String] else { return }
+        guard let ourDisplay = ours.display else {
+            return mismatch("Wasmtime showed source lines, we did not:\n" + theirDisplay.joined(separator: "\n"))
+        }
+        let ourBlocks = Self.frameBlocks(ourDisplay), theirBlocks = Self.frameBlocks(theirDisplay)
+        for index in 0..<min(theirBlocks.count, Self.wasmtimeFrameLimit) {
+            let mine = index < ourBlocks.count ? ourBlocks[index] : []
+            if knownDifference && index == 0 {
+                if let module = ourFrames[0].module, let path = modulePaths[module], let offset = ourFrames[0].offset {
+                    summary.detailsAtOurOffset.append((path, offset, mine))
+                }
+                continue
+            }
+            summary.detailFramesCompared += 1
+            if mine != theirBlocks[index] {
+                return mismatch("frame \(index) shows differently:\n  ours:\n" + mine.joined(separator: "\n")
+                                + "\n  Wasmtime's:\n" + theirBlocks[index].joined(separator: "\n"))
+            }
+        }
+    }
+
+    /// A details display's lines grouped by frame: each frame's numbered
+    /// line and the symbol and `at` lines under it.
+    static func frameBlocks(_ lines: [String]) -> [[String]] {
+        var blocks: [[String]] = []
+        for line in lines {
+            let trimmed = line.drop { $0 == " " }
+            if let colon = trimmed.firstIndex(of: ":"), !trimmed[..<colon].isEmpty,
+               trimmed[..<colon].allSatisfy({ $0.isNumber }) {
+                blocks.append([line])
+            } else if !blocks.isEmpty {
+                blocks[blocks.count - 1].append(line)
+            }
+        }
+        return blocks
+    }
+
+    static func framesReport(_ ourFrames: [FrameKey], _ theirFrames: [FrameKey]) -> String {
         var report = "frames differ (newest first):\n"
         for index in 0..<max(ourFrames.count, theirFrames.count) {
             let mine = index < ourFrames.count ? ourFrames[index].description : "-"
             let other = index < theirFrames.count ? theirFrames[index].description : "-"
             report += "  \(index): ours \(mine)   wasmtime \(other)\(mine == other ? "" : "   <--")\n"
         }
-        mismatch(report)
+        return report
     }
 
     /// Cranelift compiles an `unreachable` that is alone on one side of a

@@ -58,6 +58,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: in an exit trampoline per import, or inline at the call site.")
     var exitRecording: ExitRecording = .trampoline
 
+    @Flag(name: .long, help: "Name source files, lines and inlined functions in trap backtraces from the module's DWARF (also WASMTIME_BACKTRACE_DETAILS=1; docs/source-lines.md).")
+    var backtraceDetails = false
+
     @Flag(name: .long, help: "Print the GC roots found at each host.gc call.")
     var printRoots = false
 
@@ -131,6 +134,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         // Modules' CFI is registered with libunwind, for host.backtrace_all.
         var configuration = Engine.Configuration(exitRecording: exitRecording)
+        if backtraceDetails { configuration.backtraceDetails = true }
         // A core file of this process leads to its wasm (dump CORE).
         let publishing = ToolPublishing(debugInfo: debugInfo,
                                         profiling: profile?.profiling(directory: jitdumpDirectory ?? ".") ?? .none,

@@ -92,7 +92,12 @@ func runChild(_ path: String, _ arguments: [String], environment: [String: Strin
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    // Children that crash (on purpose or not) do not start the Swift
+    // runtime's backtracer: it outlives a child killed by its own signal
+    // and, holding the child's output pipes, blocked this read for ever
+    // (CI, "two threads crashing at once"). A test may still ask for it.
+    process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
+        .merging(environment) { $1 }
     if let directory { process.currentDirectoryURL = directory }
     let out = Pipe(), err = Pipe()
     process.standardOutput = standardOutput ?? out

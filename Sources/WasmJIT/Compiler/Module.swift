@@ -1,3 +1,4 @@
+import WasmDWARF
 import CWasmRuntime
 import Synchronization
 import WasmUnwind
@@ -70,6 +71,12 @@ public final class Module: @unchecked Sendable {
         description = compiler.description
         self.engine = ObjectIdentifier(engine)
         usesTypedFunctionReferences = compiler.usesTypedReferences
+        // Source lines: only the section table is read now; the DWARF is
+        // parsed when a trap first asks.
+        let sections = try? WasmSections(parsing: binary)
+        hasDebugInfo = sections?.custom[".debug_info"] != nil
+        debugInfo = engine.configuration.backtraceDetails && hasDebugInfo ? try? ModuleDebugInfo(module: binary) : nil
+        if hasDebugInfo { SourceLineRegistry.shared.register(debugInfo, for: code.range) }
         do {
             try engine.didCompile?(self)
         } catch let error as CompileError {
@@ -98,7 +105,14 @@ public final class Module: @unchecked Sendable {
 
     deinit {
         attachments.withLock { $0.removeAll() }
+        if hasDebugInfo { SourceLineRegistry.shared.unregister(code.range) }
     }
+
+    /// The module's DWARF, when the engine shows backtrace details and the
+    /// module has a `.debug_info` section.
+    public let debugInfo: ModuleDebugInfo?
+    /// Whether the module has a `.debug_info` section (details or not).
+    public let hasDebugInfo: Bool
 
     /// The module's code and trap sites as the signal handler sees them.
     var codeRegion: wu_code_region {

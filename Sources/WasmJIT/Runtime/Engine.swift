@@ -1,4 +1,7 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Compilation and execution settings shared by modules and stores.
 public final class Engine: Sendable {
@@ -32,11 +35,23 @@ public final class Engine: Sendable {
         /// its unwinding data there (perf's jitdump needs it; the tools set
         /// it when they publish modules to one).
         public var leavesUnwindingRoom: Bool
+        /// Whether trap backtraces name source lines and inlined functions
+        /// from modules' DWARF (Wasmtime's `wasm_backtrace_details`). The
+        /// default follows `WASMTIME_BACKTRACE_DETAILS=1` in the
+        /// environment, as Wasmtime's does.
+        public var backtraceDetails: Bool
+
+        /// Whether the environment asks for backtrace details.
+        public static var detailsFromEnvironment: Bool {
+            guard let value = getenv("WASMTIME_BACKTRACE_DETAILS") else { return false }
+            return String(cString: value) == "1"
+        }
 
         public init(maximumWasmStackSize: Int = 512 * 1024, hostStackReserve: Int = 128 * 1024,
                     checksStackLimit: Bool = true, unwindInfo: UnwindInfoStyle = .exact,
                     exitRecording: ExitRecording = .trampoline, trapInstructions: TrapInstructions = .runtimeCall,
-                    boundsChecks: BoundsChecks = .guardPages, leavesUnwindingRoom: Bool = false) {
+                    boundsChecks: BoundsChecks = .guardPages, leavesUnwindingRoom: Bool = false,
+                    backtraceDetails: Bool = Configuration.detailsFromEnvironment) {
             self.maximumWasmStackSize = maximumWasmStackSize
             self.hostStackReserve = hostStackReserve
             self.checksStackLimit = checksStackLimit
@@ -45,6 +60,7 @@ public final class Engine: Sendable {
             self.trapInstructions = trapInstructions
             self.boundsChecks = boundsChecks
             self.leavesUnwindingRoom = leavesUnwindingRoom
+            self.backtraceDetails = backtraceDetails
         }
     }
 

@@ -62,8 +62,11 @@ public struct Trap: Error, CustomStringConvertible {
 
     /// The trap as a value for formatters.
     public var report: TrapReport {
-        TrapReport(message: message, cause: cause, code: code?.rawValue, backtrace: backtrace,
-                   exceptionPayload: exception.map { $0.payload.map { "\($0.kind) \($0)" } })
+        // Source lines for modules compiled with backtrace details.
+        let (symbols, hint) = SourceLineRegistry.shared.symbols(of: backtrace)
+        return TrapReport(message: message, cause: cause, code: code?.rawValue, backtrace: backtrace,
+                          exceptionPayload: exception.map { $0.payload.map { "\($0.kind) \($0)" } },
+                          sourceSymbols: symbols, detailsHint: hint)
     }
 
     /// Wasmtime's display of a trap (`TextFormatter.render(_: TrapReport)`):

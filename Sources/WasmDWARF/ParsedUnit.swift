@@ -1,0 +1,121 @@
+/// A function (a subprogram, or an inlined subroutine in one) with code:
+/// where its code is, where it was inlined from, what is inlined in it.
+struct FunctionNode {
+    var ranges: [Range<UInt64>]
+    /// The DIE, for its name.
+    var entryOffset: Int
+    /// Where an inlined subroutine was called, in its caller.
+    var callFile: UInt64
+    var callLine: UInt32
+    var callColumn: UInt32
+    var children: [Int]
+}
+
+/// A compilation unit: its header and root, and once a lookup needs
+/// them, its functions and line table.
+struct ParsedUnit {
+    static let rootAttributes: Set<UInt64> = [DW.AT.name, DW.AT.compDir, DW.AT.stmtList, DW.AT.lowPC, DW.AT.highPC,
+                                              DW.AT.ranges, DW.AT.strOffsetsBase, DW.AT.addrBase, DW.AT.rnglistsBase]
+    static let functionAttributes: Set<UInt64> = [DW.AT.lowPC, DW.AT.highPC, DW.AT.ranges, DW.AT.callFile, DW.AT.callLine,
+                                                  DW.AT.callColumn]
+    static let nameAttributes: Set<UInt64> = [DW.AT.name, DW.AT.linkageName, DW.AT.mipsLinkageName, DW.AT.abstractOrigin,
+                                              DW.AT.specification]
+    /// Deeper DIE nesting than this is refused.
+    static let maximumDepth = 1024
+
+    var header: UnitHeader
+    var abbreviations: AbbreviationTable
+    var root: UnitRoot
+    var functions: [FunctionNode]?
+    /// Top-level functions' ranges, sorted by start.
+    var roots: [(range: Range<UInt64>, node: Int)] = []
+    var lines: LineTable?
+
+    init(header: UnitHeader, abbreviations: AbbreviationTable, rootEntry: Entry, sections: DebugSections) throws(DWARFError) {
+        self.header = header
+        self.abbreviations = abbreviations
+        var root = UnitRoot()
+        // The bases first: other attributes are read through them.
+        root.strOffsetsBase = rootEntry.value(DW.AT.strOffsetsBase)?.integer ?? 0
+        root.addrBase = rootEntry.value(DW.AT.addrBase)?.integer ?? 0
+        root.rnglistsBase = rootEntry.value(DW.AT.rnglistsBase)?.integer ?? 0
+        if let value = rootEntry.value(DW.AT.lowPC) { root.lowPC = try sections.address(value, unit: header, root: root) ?? 0 }
+        root.name = try rootEntry.value(DW.AT.name).flatMap { value throws(DWARFError) in try sections.string(value, unit: header, root: root) }
+        root.compilationDirectory = try rootEntry.value(DW.AT.compDir).flatMap { value throws(DWARFError) in
+            try sections.string(value, unit: header, root: root)
+        }
+        root.lineProgram = rootEntry.value(DW.AT.stmtList)?.integer
+        root.ranges = try sections.ranges(of: rootEntry, unit: header, root: root)
+        self.root = root
+    }
+
+    /// Reads the unit's DIEs for its functions, and its line program.
+    mutating func readFunctions(_ sections: DebugSections) throws(DWARFError) {
+        var cursor = DWARFCursor(sections.info, section: ".debug_info", offset: header.firstEntry, end: header.end)
+        var functions: [FunctionNode] = []
+        var roots: [(range: Range<UInt64>, node: Int)] = []
+        // Per open DIE with children: the nearest enclosing function (-1: none).
+        var enclosing: [Int] = []
+        while !cursor.isAtEnd {
+            guard let entry = try cursor.entry(unit: header, abbreviations: abbreviations, wanted: Self.functionAttributes) else {
+                if enclosing.isEmpty { continue }  // padding after the root's children
+                enclosing.removeLast()
+                continue
+            }
+            var node = -1
+            if entry.tag == DW.TAG.subprogram || entry.tag == DW.TAG.inlinedSubroutine {
+                let ranges = try sections.ranges(of: entry, unit: header, root: root)
+                if !ranges.isEmpty {
+                    node = functions.count
+                    func number(_ name: UInt64) -> UInt64 { entry.value(name)?.integer ?? 0 }
+                    functions.append(FunctionNode(ranges: ranges, entryOffset: entry.offset, callFile: number(DW.AT.callFile),
+                                                  callLine: UInt32(clamping: number(DW.AT.callLine)),
+                                                  callColumn: UInt32(clamping: number(DW.AT.callColumn)), children: []))
+                    if entry.tag == DW.TAG.inlinedSubroutine, let parent = enclosing.last, parent >= 0 {
+                        functions[parent].children.append(node)
+                    } else {
+                        roots += ranges.map { ($0, node) }
+                    }
+                }
+            }
+            if entry.hasChildren {
+                enclosing.append(node >= 0 ? node : (enclosing.last ?? -1))
+                guard enclosing.count <= Self.maximumDepth else {
+                    throw cursor.error("DIEs nested at most \(Self.maximumDepth) deep", at: entry.offset)
+                }
+            }
+        }
+        roots.sort { $0.range.lowerBound < $1.range.lowerBound }
+        self.functions = functions
+        self.roots = roots
+        if let offset = root.lineProgram {
+            lines = try LineTable(sections.line, at: offset, unit: header, strings: sections.str, lineStrings: sections.lineStr)
+        }
+    }
+
+    /// The functions at `address`, outermost first: a top-level function,
+    /// then each inlined subroutine containing it.
+    func chain(at address: UInt64) -> [Int] {
+        guard let functions else { return [] }
+        var low = 0, high = roots.count
+        while low < high {
+            let middle = (low + high) / 2
+            if roots[middle].range.lowerBound <= address { low = middle + 1 } else { high = middle }
+        }
+        // Overlapping top-level ranges are unusual: look back a little.
+        var candidate: Int?
+        var index = low - 1
+        while index >= 0, index >= low - 16 {
+            if roots[index].range.contains(address) { candidate = roots[index].node; break }
+            index -= 1
+        }
+        guard var node = candidate else { return [] }
+        var chain = [node]
+        // Each step goes to a node created later than its parent: no cycle.
+        while let child = functions[node].children.first(where: { child in functions[child].ranges.contains { $0.contains(address) } }) {
+            chain.append(child)
+            node = child
+        }
+        return chain
+    }
+}

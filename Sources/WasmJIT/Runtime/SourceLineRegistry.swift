@@ -1,0 +1,44 @@
+import Synchronization
+import WasmDWARF
+import WasmUnwind
+
+/// The live modules that have DWARF, by code range, with their debug
+/// information when they were compiled with backtrace details: how a
+/// trap's frames find their source lines (or Wasmtime's hint to turn
+/// details on).
+final class SourceLineRegistry: Sendable {
+    static let shared = SourceLineRegistry()
+
+    private let modules = Mutex<[(range: Range<UInt>, info: ModuleDebugInfo?)]>([])
+
+    func register(_ info: ModuleDebugInfo?, for range: Range<UInt>) {
+        modules.withLock { $0.append((range, info)) }
+    }
+
+    func unregister(_ range: Range<UInt>) {
+        modules.withLock { $0.removeAll { $0.range == range } }
+    }
+
+    /// The module at `address`, if it has DWARF: its debug information,
+    /// nil without details.
+    func module(containing address: UInt) -> ModuleDebugInfo?? {
+        modules.withLock { modules in modules.first { $0.range.contains(address) }.map(\.info) }
+    }
+
+    /// Each frame's source symbols, innermost inlined function first (empty
+    /// for a frame without), nil when no frame's module has details; and
+    /// whether a frame's module has DWARF that details would show.
+    func symbols(of backtrace: SymbolicatedBacktrace) -> (symbols: [[SourceSymbol]]?, hint: Bool) {
+        var any = false, hint = false
+        let symbols = backtrace.frames.map { frame -> [SourceSymbol] in
+            guard let offset = frame.symbol?.moduleOffset, let module = module(containing: frame.frame.address.rawValue) else { return [] }
+            guard let info = module else {
+                hint = true
+                return []
+            }
+            any = true
+            return info.symbols(atModuleOffset: offset)
+        }
+        return (any ? symbols : nil, hint && !any)
+    }
+}

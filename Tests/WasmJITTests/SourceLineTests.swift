@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+@testable import Verification
+import WasmDWARF
+import WasmJIT
+import WasmUnwind
+
+/// Source lines from the modules' DWARF, checked against tools nobody
+/// here wrote: Wasmtime 50 with WASMTIME_BACKTRACE_DETAILS=1 (the trap
+/// display, frame for frame and symbol for symbol) and `wasm-tools
+/// addr2line` (every instruction offset of every fixture), on the C and C++
+/// fixtures built with -g at -O0, -O1, -O2 and with DWARF 5.
+@Suite("Source lines from DWARF")
+struct SourceLineTests {
+    static func debugFixtures() throws -> [String] {
+        let directory = try CProgramTests.directory() + "/debug"
+        return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".wasm") }.sorted()
+            .map { directory + "/" + $0 }
+    }
+
+    static var wasmTools: String { PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path }
+
+    /// `wasm-tools addr2line` at module offsets: per offset, its lines
+    /// (`name file:line:column`, innermost first), empty when it found none.
+    static func addr2line(_ path: String, _ offsets: [Int]) throws -> [Int: [String]] {
+        var result: [Int: [String]] = [:]
+        // One process per few hundred offsets.
+        for chunk in stride(from: 0, to: offsets.count, by: 400).map({ Array(offsets[$0..<min($0 + 400, offsets.count)]) }) {
+            let run = try runChild(wasmTools, ["addr2line", path] + chunk.map { "0x" + String($0, radix: 16) })
+            #expect(run.status == 0, "wasm-tools addr2line: \(run.stderr)")
+            var current: Int?
+            for line in run.stdout.split(separator: "\n", omittingEmptySubsequences: true) {
+                if line.hasPrefix("0x"), let colon = line.firstIndex(of: ":"),
+                   let offset = Int(line[line.index(line.startIndex, offsetBy: 2)..<colon], radix: 16) {
+                    current = offset
+                    let rest = line[line.index(after: colon)...].drop { $0 == " " }
+                    result[offset] = rest.hasPrefix("no dwarf frames") ? [] : [String(rest)]
+                } else if let current {
+                    result[current, default: []].append(line.drop { $0 == "\t" || $0 == " " }.description)
+                }
+            }
+        }
+        return result
+    }
+
+    /// Our symbols in `wasm-tools addr2line`'s form.
+    static func addr2lineForm(_ symbols: [SourceSymbol]) -> [String] {
+        symbols.map { symbol in
+            "\(symbol.name.map(Demangling.demangle) ?? "??") \(symbol.file ?? "??")"
+                + (symbol.line.map { ":\($0):\(symbol.column ?? 0)" } ?? "")
+        }
+    }
+
+    @Test("wasm-tools addr2line agrees at every instruction offset of every -g fixture (DWARF 4 and 5, -O0 to -O2)")
+    func everyInstruction() throws {
+        let engine = Engine()
+        var compared = 0, withLines = 0, inlined = 0
+        for path in try Self.debugFixtures() {
+            let binary = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            let module = try Module(engine: engine, binary: binary)
+            let info = try ModuleDebugInfo(module: binary)
+            let offsets = Set(module.codeModule.functions.flatMap { $0.addressMap.compactMap { $0.moduleOffset.map(Int.init) } }).sorted()
+            let theirs = try Self.addr2line(path, offsets)
+            for offset in offsets {
+                let ours = Self.addr2lineForm(info.symbols(atModuleOffset: UInt32(offset)))
+                compared += 1
+                if !ours.isEmpty { withLines += 1 }
+                if ours.count > 1 { inlined += 1 }
+                #expect(ours == theirs[offset] ?? [], "\(path) at 0x\(String(offset, radix: 16)): ours \(ours), wasm-tools \(theirs[offset] ?? [])")
+            }
+            #expect(info.diagnostic == nil, "\(path): \(info.diagnostic!)")
+        }
+        print("addr2line: \(compared) offsets compared, \(withLines) with lines, \(inlined) in inlined functions")
+        #expect(compared > 5_000 && withLines > compared / 2 && inlined > 100)
+    }
+
+    @Test("Wasmtime 50 with WASMTIME_BACKTRACE_DETAILS=1: every trap of every -g fixture displays the same functions, files, lines and columns",
+          arguments: exitRecordingModes)
+    func wasmtimeDetails(mode: ExitRecording) throws {
+        var configuration = Engine.Configuration(exitRecording: mode)
+        configuration.backtraceDetails = true
+        let comparison = try WasmtimeComparison(python: WasmtimeOracleTests.python,
+                                                script: PackagePaths.root.appendingPathComponent("scripts/wasmtime-oracle.py").path,
+                                                configuration: configuration)
+        var summary = WasmtimeComparison.Summary()
+        for path in try Self.debugFixtures() {
+            let file = URL(fileURLWithPath: path).lastPathComponent
+            comparison.compare(file: path, calls: CFixtureCalls.calls[CFixtureCalls.program(ofFile: file)]!, into: &summary)
+        }
+        WasmtimeOracleTests.report(summary)
+        #expect(summary.mismatches.isEmpty)
+        #expect(summary.traps >= 60 && summary.detailFramesCompared >= 300, "\(summary.traps) traps, \(summary.detailFramesCompared) frames")
+        // Where our first frame is the `unreachable` and Wasmtime's the
+        // branch before it, our symbols are what wasm-tools says at ours.
+        for (path, offset, display) in summary.detailsAtOurOffset {
+            let theirs = try Self.addr2line(path, [offset])[offset] ?? []
+            let ours = display.compactMap { line -> String? in
+                let text = line.drop { $0 == " " }
+                return text.hasPrefix("at ") ? String(text.dropFirst(3)) : nil
+            }
+            let lines = theirs.map { String($0.split(separator: " ").last ?? "") }
+            #expect(ours.map { $0.split(separator: ":").count == 2 ? $0 + ":0" : $0 } == lines,
+                    "\(path) @ 0x\(String(offset, radix: 16)): ours \(display), wasm-tools \(theirs)")
+        }
+        print("details (\(mode)): \(summary.traps) traps, \(summary.detailFramesCompared) frames compared, \(summary.detailsAtOurOffset.count) first frames checked with wasm-tools")
+    }
+
+    @Test("a trap prints Wasmtime's hint when a module has DWARF and details are off, and source lines when they are on")
+    func hintAndDetails() throws {
+        let path = try Self.debugFixtures().first { $0.hasSuffix("shapes-O2.wasm") }!
+        let off = try runCLI(["run", path, "--invoke", "degenerate", "0"])
+        #expect(off.stderr.contains("note: using the `WASMTIME_BACKTRACE_DETAILS=1` environment variable may show more debugging information"))
+        #expect(!off.stderr.contains("                    at "))
+        let on = try runCLI(["run", path, "--invoke", "degenerate", "0", "--backtrace-details"])
+        #expect(on.stderr.contains("                    at ") && on.stderr.contains("shapes.cpp:"), "\(on.stderr)")
+        #expect(!on.stderr.contains("note: using"))
+        let json = try runCLI(["run", path, "--invoke", "degenerate", "0", "--backtrace-details", "--format", "json"])
+        let document = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let frames = ((document?["trap"] as? [String: Any])?["backtrace"] as? [String: Any])?["frames"] as? [[String: Any]]
+        let symbols = frames?.first?["symbols"] as? [[String: Any]]
+        let firstAt = on.stderr.split(separator: "\n").first { $0.hasPrefix("                    at ") }
+        #expect(firstAt.map { String($0.dropFirst(23).split(separator: ":").first!) } == symbols?.first?["file"] as? String,
+                "\(on.stderr)")
+        // Without DWARF, nothing changes.
+        let plain = try runCLI(["run", try CProgramTests.directory() + "/shapes-default.wasm", "--invoke", "degenerate", "0",
+                                "--backtrace-details"])
+        #expect(!plain.stderr.contains("                    at ") && !plain.stderr.contains("note:"), "\(plain.stderr)")
+    }
+
+    @Test("crafted DWARF: truncated and bit-flipped debug sections give lines or one diagnostic naming the section, never a crash")
+    func craftedDWARF() throws {
+        let path = try Self.debugFixtures().first { $0.hasSuffix("shapes-O1-dwarf5.wasm") }!
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let sections = try WasmSections(parsing: original)
+        let codeStart = try #require(sections.codeStart)
+        let offsets = stride(from: codeStart, to: codeStart + 600, by: 3).map(UInt32.init)
+        var diagnostics: [String: Int] = [:]
+        var generator = SystemRandomNumberGenerator()
+        var mutated = 0
+        for name in [".debug_info", ".debug_abbrev", ".debug_line", ".debug_str_offsets", ".debug_addr", ".debug_rnglists",
+                     ".debug_str", ".debug_line_str"] {
+            guard let range = sections.custom[name], !range.isEmpty else { continue }
+            for round in 0..<150 {
+                var bytes = original
+                switch round % 3 {
+                case 0:  // a bit flipped
+                    let at = Int.random(in: range, using: &generator)
+                    bytes[at] ^= 1 << UInt8.random(in: 0...7, using: &generator)
+                case 1:  // a byte at an extreme
+                    bytes[Int.random(in: range, using: &generator)] = [0, 0xff, 0x80, 0x7f].randomElement(using: &generator)!
+                default:  // the section's contents cut short (zeros: same layout)
+                    let cut = Int.random(in: range, using: &generator)
+                    for at in cut..<range.upperBound { bytes[at] = 0 }
+                }
+                mutated += 1
+                guard let info = try? ModuleDebugInfo(module: bytes) else { continue }
+                for offset in offsets { _ = info.symbols(atModuleOffset: offset) }
+                if let diagnostic = info.diagnostic { diagnostics[diagnostic.section, default: 0] += 1 }
+            }
+        }
+        print("crafted DWARF: \(mutated) mutated modules, diagnostics by section: \(diagnostics.sorted { $0.key < $1.key })")
+        #expect(mutated >= 1_000)
+        #expect(diagnostics[".debug_info", default: 0] > 0)
+        // A module whose .debug_info is cut off after its first unit header.
+        var truncated = original
+        let info = try #require(sections.custom[".debug_info"])
+        for at in (info.lowerBound + 4)..<info.upperBound { truncated[at] = 0xff }
+        let broken = try ModuleDebugInfo(module: truncated)
+        #expect(broken.symbols(atModuleOffset: UInt32(codeStart + 10)).isEmpty)
+        let diagnostic = try #require(broken.diagnostic)
+        #expect(diagnostic.section == ".debug_info" && "\(diagnostic)".contains("expected"), "\(diagnostic)")
+    }
+}
