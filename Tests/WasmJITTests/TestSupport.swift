@@ -82,6 +82,11 @@ func temporaryDirectory(_ name: String) throws -> URL {
     return url
 }
 
+/// For children whose crash a test provokes and only needs the signal of:
+/// the Swift runtime's backtracer is not started (with several threads
+/// crashing at once it has outlived the child and kept its pipes open).
+let noSwiftBacktracer = ["SWIFT_BACKTRACE": "enable=no"]
+
 /// Runs an executable to its end: exit status or the signal that killed it.
 /// With `standardOutput`, the child writes there instead of to a pipe (its
 /// stdout is then "").
@@ -92,12 +97,7 @@ func runChild(_ path: String, _ arguments: [String], environment: [String: Strin
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
-    // Children that crash (on purpose or not) do not start the Swift
-    // runtime's backtracer: it outlives a child killed by its own signal
-    // and, holding the child's output pipes, blocked this read for ever
-    // (CI, "two threads crashing at once"). A test may still ask for it.
-    process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
-        .merging(environment) { $1 }
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     if let directory { process.currentDirectoryURL = directory }
     let out = Pipe(), err = Pipe()
     process.standardOutput = standardOutput ?? out
