@@ -84,6 +84,8 @@ verify: deps venv
 	$(RELEASE)/wasm-unwind verify --seed 1 --count 10000 --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exceptions 2000 --max-known-differences 10 --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exceptions 2000 --max-known-differences 10 --exit-recording inline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/c-fixtures/debug --backtrace-details --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/c-fixtures/debug --backtrace-details --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording inline
 

@@ -154,7 +154,7 @@ let package = Package(
         .executableTarget(
             name: "wasm-unwind-bench",
             dependencies: [wasmUnwind, "WasmJIT", "WasmJITTools", "UnwindOracle", "Verification", "StackCapture", "JITCapture", "UnwindReports",
-                           "CMallocCounter", "CBenchmarkSupport"],
+                           "CMallocCounter", "CBenchmarkSupport", dwarf],
             path: "Benchmarks/WasmUnwindBenchmarks"
         ),
         // The C baselines: the frame-pointer floor, libunwind's loops, and

@@ -211,22 +211,19 @@ static wasm_functype_t *binary_type(void) {
     return api.functype_new(&parameter_vec, &result_vec);
 }
 
-wu_wasmtime *wu_wasmtime_open(const char *library, const char *wat, char *error, size_t capacity) {
-    if (load(library, error, capacity) != 0) return NULL;
+/// An engine, store, module and instance of `binary` (a wasm binary, or
+/// the text `wat2wasm` turned into one).
+static wu_wasmtime *open_binary(const uint8_t *binary, size_t size, char *error, size_t capacity) {
     wu_wasmtime *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     // Exceptions on, explicitly (the throw benchmark's module uses them).
+    // Backtrace details follow WASMTIME_BACKTRACE_DETAILS, read here.
     wasm_config_t *config = api.config_new();
     api.config_exceptions(config, true);
     w->engine = api.engine_new_with_config(config);
     w->store = api.store_new(w->engine, NULL, NULL);
     w->context = api.store_context(w->store);
-    wasm_byte_vec_t binary;
-    if (failed(api.wat2wasm(wat, strlen(wat), &binary), "wat2wasm", error, capacity)) return NULL;
-    int module_failed = failed(api.module_new(w->engine, binary.data, binary.size, &w->module), "module", error,
-                               capacity);
-    api.byte_vec_delete(&binary);
-    if (module_failed) return NULL;
+    if (failed(api.module_new(w->engine, binary, size, &w->module), "module", error, capacity)) return NULL;
     w->linker = api.linker_new(w->engine);
     wasm_functype_t *type = binary_type();
     if (failed(api.linker_define_func_unchecked(w->linker, "host", 4, "noop", 4, type, noop_unchecked, NULL, NULL),
@@ -246,6 +243,21 @@ wu_wasmtime *wu_wasmtime_open(const char *library, const char *wat, char *error,
         return NULL;
     }
     return w;
+}
+
+wu_wasmtime *wu_wasmtime_open(const char *library, const char *wat, char *error, size_t capacity) {
+    if (load(library, error, capacity) != 0) return NULL;
+    wasm_byte_vec_t binary;
+    if (failed(api.wat2wasm(wat, strlen(wat), &binary), "wat2wasm", error, capacity)) return NULL;
+    wu_wasmtime *w = open_binary((const uint8_t *)binary.data, binary.size, error, capacity);
+    api.byte_vec_delete(&binary);
+    return w;
+}
+
+wu_wasmtime *wu_wasmtime_open_binary(const char *library, const uint8_t *binary, size_t size, char *error,
+                                     size_t capacity) {
+    if (load(library, error, capacity) != 0) return NULL;
+    return open_binary(binary, size, error, capacity);
 }
 
 int wu_wasmtime_function(wu_wasmtime *w, const char *name) {

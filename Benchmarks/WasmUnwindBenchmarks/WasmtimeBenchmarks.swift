@@ -74,6 +74,7 @@ func wasmtimeBenchmarks(_ harness: inout Harness, notes: inout [String]) throws 
         notes.append("Wasmtime: \(String(cString: error))")
         return
     }
+    try sourceLineBenchmarks(&harness, library: library, notes: &notes)
     let trapAt = wu_wasmtime_function(wasmtime, "trap_at")
     let hostCallsW = wu_wasmtime_function(wasmtime, "host_calls")
     let typedCallsW = wu_wasmtime_function(wasmtime, "typed_host_calls")

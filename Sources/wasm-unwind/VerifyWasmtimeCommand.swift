@@ -59,6 +59,9 @@ struct VerifyWasmtimeCommand: ParsableCommand {
     @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: trampoline or inline.")
     var exitRecording: ExitRecording = .trampoline
 
+    @Flag(name: .long, help: "Compare the trap displays with source lines too (both runtimes with WASMTIME_BACKTRACE_DETAILS=1; modules built with -g, such as the fixtures' debug/ directory).")
+    var backtraceDetails = false
+
     @Argument(parsing: .postTerminator, help: "With FILE: the arguments of the call (after --).")
     var arguments: [String] = []
 
@@ -81,8 +84,9 @@ struct VerifyWasmtimeCommand: ParsableCommand {
         }
         let comparison: WasmtimeComparison
         do {
-            comparison = try WasmtimeComparison(python: python, script: script,
-                                                configuration: Engine.Configuration(exitRecording: exitRecording))
+            var configuration = Engine.Configuration(exitRecording: exitRecording)
+            configuration.backtraceDetails = backtraceDetails
+            comparison = try WasmtimeComparison(python: python, script: script, configuration: configuration)
         } catch {
             throw CommandError("cannot start \(python) \(script): \(error)")
         }
@@ -99,7 +103,8 @@ struct VerifyWasmtimeCommand: ParsableCommand {
         }
         output("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
                + " (\(summary.calls) calls, \(summary.traps) traps, \(summary.knownDifferences) known differences"
-               + (summary.handlerChecks > 0 ? ", \(summary.handlerChecks) handler frames checked against libunwind)" : ")"))
+               + (summary.handlerChecks > 0 ? ", \(summary.handlerChecks) handler frames checked against libunwind" : "")
+               + (backtraceDetails ? ", \(summary.detailFramesCompared) frames with source lines compared" : "") + ")")
         if !summary.mismatches.isEmpty { throw ExitCode(1) }
         guard summary.calls > 0 else {
             throw CommandError("compared nothing: no call ran on both runtimes")

@@ -24,6 +24,10 @@ int wu_libunwind_backtrace(void **ips, int capacity);
 /// argument. NULL with a message in `error` when it cannot be opened.
 typedef struct wu_wasmtime wu_wasmtime;
 wu_wasmtime *wu_wasmtime_open(const char *library, const char *wat, char *error, size_t capacity);
+/// The same for a wasm binary (with DWARF, for the source-line rows; set
+/// WASMTIME_BACKTRACE_DETAILS=1 first to have Wasmtime show lines).
+wu_wasmtime *wu_wasmtime_open_binary(const char *library, const uint8_t *binary, size_t size, char *error,
+                                     size_t capacity);
 /// The index of export `name` (a function) for the calls below, or -1.
 int wu_wasmtime_function(wu_wasmtime *w, const char *name);
 /// Calls function `function` (i32) -> i32 through the unchecked API. If it

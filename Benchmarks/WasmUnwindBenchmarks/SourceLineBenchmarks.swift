@@ -1,0 +1,102 @@
+import CBenchmarkSupport
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import WasmDWARF
+import WasmJIT
+import WasmUnwind
+
+/// A C program built with -g -O2 for the source-line rows: `descend`
+/// recurses to the depth asked for, `leaf` (inlined into it) traps at the
+/// bottom — every frame has a line, the newest an inlined function too.
+let sourceLineProgram = """
+    volatile int sink;
+    static inline int leaf(int n) {
+        if (n == 0) __builtin_trap();
+        return n * 2;
+    }
+    __attribute__((noinline)) int descend(int n) {
+        int value = leaf(n);
+        int below = n > 1 ? descend(n - 1) : leaf(n - 1);
+        sink = below;
+        return below + value;
+    }
+    __attribute__((export_name("trap_at"))) int trap_at(int depth) { return descend(depth); }
+    """
+
+/// The program compiled by the Swift toolchain's clang (nil without one).
+func compileSourceLineProgram() throws -> [UInt8]? {
+    let swift = ProcessInfo.processInfo.environment["PATH", default: ""].split(separator: ":")
+        .map { "\($0)/swift" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    guard let swift else { return nil }
+    let clang = URL(fileURLWithPath: swift).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("clang").path
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-bench-lines-\(getpid())")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let source = directory.appendingPathComponent("lines.c"), output = directory.appendingPathComponent("lines.wasm")
+    try sourceLineProgram.write(to: source, atomically: true, encoding: .utf8)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: clang)
+    process.arguments = ["--target=wasm32", "-g", "-O2", "-nostdlib", "-Wl,--no-entry", "-o", output.path, source.path]
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return nil }
+    return try [UInt8](Data(contentsOf: output))
+}
+
+/// A trap's display with source lines, ours and Wasmtime 50's
+/// (WASMTIME_BACKTRACE_DETAILS=1), on the same -g -O2 module; and ours
+/// without details, for what the lines cost.
+func sourceLineBenchmarks(_ harness: inout Harness, library: String, notes: inout [String]) throws {
+    guard harness.groupFilter.map({ "source lines".contains($0) || $0.contains("source lines") }) ?? true else { return }
+    guard let binary = try compileSourceLineProgram() else {
+        notes.append("source lines: no clang next to swift; the rows are missing")
+        return
+    }
+    var error = [CChar](repeating: 0, count: 512)
+    setenv("WASMTIME_BACKTRACE_DETAILS", "1", 1)
+    let wasmtime = binary.withUnsafeBufferPointer { wu_wasmtime_open_binary(library, $0.baseAddress, $0.count, &error, error.count) }
+    unsetenv("WASMTIME_BACKTRACE_DETAILS")
+    guard let wasmtime else {
+        notes.append("Wasmtime (source lines): \(String(cString: error))")
+        return
+    }
+    let trapAt = wu_wasmtime_function(wasmtime, "trap_at")
+    func ours(details: Bool) throws -> Func {
+        let engine = Engine(configuration: Engine.Configuration(backtraceDetails: details))
+        let instance = try Instance(store: Store(engine: engine), module: Module(engine: engine, binary: binary))
+        return instance.export("trap_at")!
+    }
+    let withLines = try ours(details: true), withoutLines = try ours(details: false)
+    func ourTrap(_ function: Func, _ depth: Int) -> UInt {
+        do {
+            _ = try function.call([.i32(Int32(depth - 1))])
+            return 0
+        } catch let trap as Trap {
+            return UInt(trap.description.utf8.count)
+        } catch {
+            return 0
+        }
+    }
+    for depth in [10, 100] {
+        let group = "trap + the printed message with source lines (-g -O2 C), \(depth) wasm frames"
+        harness.measure(group, "ours: trap + Trap.description, details on", items: depth) { consume(ourTrap(withLines, depth)) }
+        harness.measure(group, "Wasmtime 50: trap + wasm_trap_message, WASMTIME_BACKTRACE_DETAILS=1", items: depth) {
+            var frames: UInt64 = 0
+            consume(UInt(truncatingIfNeeded: wu_wasmtime_call(wasmtime, trapAt, Int32(depth - 1), 1, &frames)))
+        }
+        harness.measure(group, "ours: trap + Trap.description, details off", items: depth) { consume(ourTrap(withoutLines, depth)) }
+    }
+    // Symbolication alone: a frame's module offset to its functions and lines.
+    let info = try ModuleDebugInfo(module: binary)
+    let module = try Module(engine: Engine(), binary: binary)
+    let offsets = module.codeModule.functions.flatMap { $0.addressMap.compactMap(\.moduleOffset) }
+    _ = info.symbols(atModuleOffset: offsets[0])
+    var next = 0
+    harness.measure("source lines of one frame (lookup in parsed DWARF)", "ours: ModuleDebugInfo.symbols(atModuleOffset:)") {
+        next = next &+ 1
+        consume(UInt(info.symbols(atModuleOffset: offsets[next % offsets.count]).count))
+    }
+    notes.append("source lines: a \(binary.count)-byte -g -O2 module, \(offsets.count) instruction offsets")
+}
