@@ -83,7 +83,7 @@ let package = Package(
         // jitdump, the post-mortem descriptor; and the crash capture.
         .target(
             name: "WasmJITTools",
-            dependencies: ["WasmJIT", "JITTools", "JITCapture", "StackCapture", "CWasmTools", abi, "CWasmRuntime"]
+            dependencies: ["WasmJIT", "JITTools", "JITCapture", "StackCapture", "CWasmTools", abi, "CWasmRuntime", dwarf]
         ),
 
         // libunwind, for the oracle only (the embedder library never links it).

@@ -23,7 +23,8 @@ enum DWARFWriter {
     /// look for (there is no DWARF language code for WebAssembly).
     private static let languageC99: UInt16 = 0x0C
 
-    static func sections(for routines: [JITCodeDescription.Routine], fileName: String, producer: String) -> Sections {
+    static func sections(for routines: [JITCodeDescription.Routine], fileName: String, sourceFiles: [String] = [],
+                         producer: String) -> Sections {
         // Abbreviations: 1 the compile unit, 2 a function, 3 a stub.
         var abbrev: [UInt8] = []
         func declare(_ code: UInt8, _ tag: UInt8, children: Bool, _ attributes: [(UInt8, UInt8)]) {
@@ -65,12 +66,14 @@ enum DWARFWriter {
         info.appendLittleEndian(UInt32(body.count))
         info += body
 
-        return Sections(abbrev: abbrev, info: info, line: lineProgram(for: routines, fileName: fileName))
+        return Sections(abbrev: abbrev, info: info, line: lineProgram(for: routines, fileName: fileName, sourceFiles: sourceFiles))
     }
 
     /// A version 4 line program: one sequence per function, a row per
-    /// address-map entry.
-    static func lineProgram(for routines: [JITCodeDescription.Routine], fileName: String) -> [UInt8] {
+    /// address-map entry. File 1 is the module (wasm offsets as lines);
+    /// files 2... the source files of a module with DWARF (their paths as
+    /// its line table joins them).
+    static func lineProgram(for routines: [JITCodeDescription.Routine], fileName: String, sourceFiles: [String] = []) -> [UInt8] {
         var header: [UInt8] = []
         header.append(1)                          // minimum_instruction_length
         header.append(1)                          // maximum_operations_per_instruction
@@ -80,28 +83,35 @@ enum DWARFWriter {
         header.append(13)                         // opcode_base
         header += [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1]  // standard_opcode_lengths
         header.append(0)                          // no include directories
-        appendString(fileName, to: &header)
-        header += [0, 0, 0]                       // directory, mtime, length
+        for file in [fileName] + sourceFiles {
+            appendString(file, to: &header)
+            header += [0, 0, 0]                   // directory, mtime, length
+        }
         header.append(0)                          // end of file names
 
         var program: [UInt8] = []
         for routine in routines where !routine.lines.isEmpty {
             // Rows sorted by address, the last of equal addresses kept.
-            var rows: [(address: UInt64, line: UInt32)] = []
+            var rows: [(address: UInt64, file: Int, line: UInt32)] = []
             for row in routine.lines.sorted(by: { $0.address < $1.address }) where routine.range.contains(row.address) {
                 if rows.last?.address == row.address { rows[rows.count - 1] = row } else { rows.append(row) }
             }
             guard let first = rows.first else { continue }
             // The routine's first bytes belong to its first row.
-            if first.address > routine.range.lowerBound { rows.insert((routine.range.lowerBound, first.line), at: 0) }
+            if first.address > routine.range.lowerBound { rows.insert((routine.range.lowerBound, first.file, first.line), at: 0) }
             program += [0, 9, 2]                  // DW_LNE_set_address
             program.appendLittleEndian(rows[0].address)
-            var address = rows[0].address, line: Int64 = 1
+            var address = rows[0].address, line: Int64 = 1, file = 0
             for row in rows {
                 if row.address != address {
                     program.append(2)             // DW_LNS_advance_pc
                     program.appendULEB(row.address - address)
                     address = row.address
+                }
+                if row.file != file {
+                    program.append(4)             // DW_LNS_set_file
+                    program.appendULEB(UInt64(row.file + 1))
+                    file = row.file
                 }
                 if Int64(row.line) != line {
                     program.append(3)             // DW_LNS_advance_line

@@ -48,7 +48,7 @@ public final class GDBJITImage: @unchecked Sendable {
 
     /// The ELF object describing `description`.
     static func objectFile(for description: JITCodeDescription) -> [UInt8] {
-        let routines = description.routines
+        let (routines, sourceFiles) = description.lineTable
         let base = UInt64(description.module.codeRange.lowerBound)
         var elf = ELFWriter()
         let text = elf.add(.init(name: ".text", type: .nobits, flags: ELFWriter.alloc | ELFWriter.execute, address: base,
@@ -57,7 +57,8 @@ public final class GDBJITImage: @unchecked Sendable {
             _ = elf.add(.init(name: ".eh_frame", type: .progbits, flags: ELFWriter.alloc,
                               address: UInt64(UInt(bitPattern: start)), bytes: Array(ehFrame), alignment: 8))
         }
-        let dwarf = DWARFWriter.sections(for: routines, fileName: description.sourceName, producer: "WasmUnwind JITTools")
+        let dwarf = DWARFWriter.sections(for: routines, fileName: description.sourceName, sourceFiles: sourceFiles,
+                                         producer: "WasmUnwind JITTools")
         _ = elf.add(.init(name: ".debug_abbrev", type: .progbits, flags: 0, address: 0, bytes: dwarf.abbrev))
         _ = elf.add(.init(name: ".debug_info", type: .progbits, flags: 0, address: 0, bytes: dwarf.info))
         _ = elf.add(.init(name: ".debug_line", type: .progbits, flags: 0, address: 0, bytes: dwarf.line))

@@ -23,34 +23,55 @@ public struct JITCodeDescription: @unchecked Sendable {
     public var ehFrame: UnsafeRawBufferPointer?
     /// The file name line information refers to, such as `factorial.wasm`.
     public var sourceName: String
+    /// The source line of a wasm module offset (the innermost function's,
+    /// from the module's DWARF), when the module has one: then tools show
+    /// C or Rust lines rather than offsets in `sourceName`.
+    public var sourceLine: (@Sendable (UInt32) -> (file: String, line: UInt32)?)?
 
     public init(module: CodeModule, machineCode: UnsafeRawBufferPointer, ehFrame: UnsafeRawBufferPointer?,
-                sourceName: String) {
+                sourceName: String, sourceLine: (@Sendable (UInt32) -> (file: String, line: UInt32)?)? = nil) {
         self.module = module
         self.machineCode = machineCode
         self.ehFrame = ehFrame
         self.sourceName = sourceName
+        self.sourceLine = sourceLine
     }
 
     /// One function or stub: its printed name (`module!function`,
     /// demangled, as backtraces print it), absolute code range, and line
-    /// entries (absolute address, wasm offset as the line).
+    /// entries (absolute address, file — 0 for `sourceName`, else the
+    /// index in `sourceFiles` plus one — and line).
     struct Routine {
         var name: String
         var range: Range<UInt64>
-        var lines: [(address: UInt64, line: UInt32)]
+        var lines: [(address: UInt64, file: Int, line: UInt32)]
         var isStub: Bool
     }
 
+
     /// Every function and stub, by address.
-    var routines: [Routine] {
+    var routines: [Routine] { lineTable.routines }
+
+    /// The routines with their lines, and the source files `sourceLine`
+    /// names, in order of first use.
+    var lineTable: (routines: [Routine], files: [String]) {
         let base = UInt64(module.codeRange.lowerBound)
+        var files: [String] = [], fileIndex: [String: Int] = [:]
         var all: [Routine] = module.functions.map { function in
             let start = base + UInt64(function.codeRange.lowerBound)
             // Code of no wasm instruction (a prologue) is the function's
             // header: its body's offset.
-            let lines = function.addressMap.map { entry in
-                (address: start + UInt64(entry.nativeOffset), line: max(1, entry.moduleOffset ?? function.bodyOffset))
+            let lines = function.addressMap.map { entry -> (address: UInt64, file: Int, line: UInt32) in
+                let offset = entry.moduleOffset ?? function.bodyOffset
+                if let sourceLine, let source = sourceLine(offset) {
+                    let index = fileIndex[source.file] ?? {
+                        files.append(source.file)
+                        fileIndex[source.file] = files.count
+                        return files.count
+                    }()
+                    return (start + UInt64(entry.nativeOffset), index, source.line)
+                }
+                return (start + UInt64(entry.nativeOffset), 0, max(1, offset))
             }
             return Routine(name: module.printedName(of: function),
                            range: start..<(base + UInt64(function.codeRange.upperBound)), lines: lines, isStub: false)
@@ -60,7 +81,7 @@ public struct JITCodeDescription: @unchecked Sendable {
                     range: (base + UInt64(stub.codeRange.lowerBound))..<(base + UInt64(stub.codeRange.upperBound)),
                     lines: [], isStub: true)
         }
-        return all.filter { !$0.range.isEmpty }.sorted { $0.range.lowerBound < $1.range.lowerBound }
+        return (all.filter { !$0.range.isEmpty }.sorted { $0.range.lowerBound < $1.range.lowerBound }, files)
     }
 
     /// The machine code of `range` (absolute addresses).

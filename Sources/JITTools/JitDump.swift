@@ -93,7 +93,7 @@ public final class JitDump: @unchecked Sendable {
         try state.withLock { state in
             guard !state.closed else { return }
             var out: [UInt8] = []
-            let routines = description.routines
+            let (routines, sourceFiles) = description.lineTable
             let codeEnd = UInt64(description.module.codeRange.lowerBound) + UInt64(description.machineCode.count)
             for (position, routine) in routines.enumerated() {
                 let room = (position + 1 < routines.count ? routines[position + 1].range.lowerBound : codeEnd)
@@ -102,11 +102,12 @@ public final class JitDump: @unchecked Sendable {
                     var body: [UInt8] = []
                     body.appendLittleEndian(routine.range.lowerBound)
                     body.appendLittleEndian(UInt64(routine.lines.count))
-                    for (address, line) in routine.lines {
+                    for (address, file, line) in routine.lines {
                         body.appendLittleEndian(address)
                         body.appendLittleEndian(line)
                         body.appendLittleEndian(UInt32(0))   // discriminator
-                        body.append(contentsOf: description.sourceName.utf8)
+                        // The module (wasm offsets as lines) or a source file.
+                        body.append(contentsOf: (file == 0 ? description.sourceName : sourceFiles[file - 1]).utf8)
                         body.append(0)
                     }
                     Self.appendRecord(Self.debugInfo, body, padded: true, to: &out)

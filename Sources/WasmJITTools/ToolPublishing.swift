@@ -1,3 +1,4 @@
+import WasmDWARF
 import CWasmTools
 import CWasmUnwindABI
 import JITCapture
@@ -109,13 +110,26 @@ extension Engine {
 
 extension Module {
     /// The module's code as debuggers and profilers see it: names, machine
-    /// code, CFI, and wasm offsets as line numbers in `NAME.wasm`.
+    /// code, CFI, and line numbers — the C or Rust source lines of the
+    /// module's DWARF where it has them, else wasm offsets in `NAME.wasm`.
     public var toolDescription: JITCodeDescription {
         let memory = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: code.baseAddress), count: code.size)
+        let sourceLine: (@Sendable (UInt32) -> (file: String, line: UInt32)?)?
+        if let info = debugInfo ?? (hasDebugInfo ? try? ModuleDebugInfo(module: binary) : nil) {
+            sourceLine = { offset in
+                guard let innermost = info.symbols(atModuleOffset: offset).first, let file = innermost.file,
+                      let line = innermost.line else { return nil }
+                return (file, line)
+            }
+        } else {
+            sourceLine = nil
+        }
+        // A module named after its file (`kv.wasm`) keeps its name.
+        let moduleName = name ?? "module"
         return JITCodeDescription(
             module: codeModule, machineCode: UnsafeRawBufferPointer(rebasing: memory[0..<codeSize]),
             ehFrame: UnsafeRawBufferPointer(rebasing: memory[unwindInfo.ehFrame]),
-            sourceName: (name ?? "module") + ".wasm")
+            sourceName: moduleName.hasSuffix(".wasm") ? moduleName : moduleName + ".wasm", sourceLine: sourceLine)
     }
 }
 

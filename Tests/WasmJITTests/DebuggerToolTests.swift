@@ -116,6 +116,37 @@ struct GDBTests {
                 "finish did not stop in nested!inner: \(afterFinish)")
     }
 
+    @Test("a module built with -g: break FILE:LINE stops in wasm, bt shows C++ files and lines through every wasm frame, list shows the source, up shows the caller's line",
+          .enabled(if: ToolPaths.gdb != nil, "gdb is not installed (make test installs it)"),
+          arguments: exitRecordingModes)
+    func sourceLines(mode: ExitRecording) throws {
+        let module = try CProgramTests.directory() + "/debug/shapes-O0.wasm"
+        let result = try #require(try runTool("gdb", [
+            "-nx", "-batch", "-ex", "set breakpoint pending on", "-ex", "break shapes.cpp:28", "-ex", "run", "-ex", "bt",
+            "-ex", "echo @@list\n", "-ex", "list 28,28", "-ex", "echo @@up\n", "-ex", "up",
+            "--args", PackagePaths.cli, "run", module, "--invoke", "degenerate", "0", "--debug-info", "--exit-recording", mode.rawValue,
+        ]))
+        let output = result.stdout
+        let backtrace = output.components(separatedBy: "@@list")[0]
+        let source = PackagePaths.root.appendingPathComponent("fixtures/c/shapes.cpp").path
+        // The wasm frames, newest first, each at its C++ line (the module
+        // keeps its own name: no `shapes-O0.wasm.wasm`).
+        let expected = [
+            "shapes-O0.wasm!geometry::Triangle::area() const () at \(source):28",
+            "shapes-O0.wasm!geometry::Accumulator<unsigned int>::add(geometry::Shape const&) () at \(source):36",
+            "shapes-O0.wasm!geometry::measure(geometry::Shape**, unsigned int) () at \(source):41",
+            "shapes-O0.wasm!degenerate () at \(source):76",
+        ]
+        for line in expected { #expect(backtrace.contains(line), "no `\(line)` in:\n\(backtrace)") }
+        #expect(backtrace.contains("shapes-O0.wasm!<entry trampoline (i32) -> (i32)>") && backtrace.contains("wu_enter"))
+        let listed = output.components(separatedBy: "@@list").dropFirst().first ?? ""
+        #expect(listed.contains("28\t        if (height <= 0) abort();"), "\(listed)")
+        // (area() traps in abort(): `finish` could not return; `up` goes to the caller.)
+        let caller = output.components(separatedBy: "@@up").dropFirst().first ?? ""
+        #expect(caller.contains("geometry::Accumulator<unsigned int>::add(geometry::Shape const&) () at \(source):36")
+                && caller.contains("36\t"), "up did not show add's line: \(caller)")
+    }
+
     @Test("without --debug-info gdb cannot name or unwind wasm frames (what the interface adds)",
           .enabled(if: ToolPaths.gdb != nil, "gdb is not installed (make test installs it)"))
     func withoutDebugInfo() throws {
