@@ -124,7 +124,7 @@ public final class ModuleDebugInfo: Sendable {
         let unit = units[index]
         let chain = unit.chain(at: address)
         let row = unit.lines?.row(at: address)
-        func path(_ file: UInt64) -> String? { unit.lines?.path(ofFile: file, compilationDirectory: unit.root.compilationDirectory) }
+        func path(_ file: UInt64) -> String? { unit.filePaths[file] }
         var symbols: [SourceSymbol] = []
         var file = row.flatMap { path($0.file) }
         var line = row.map(\.line), column = row.map(\.column)

@@ -30,6 +30,9 @@ struct ParsedUnit {
     /// Top-level functions' ranges, sorted by start.
     var roots: [(range: Range<UInt64>, node: Int)] = []
     var lines: LineTable?
+    /// Each line-table file's full path, by the index the line program
+    /// and `DW_AT_call_file` use (made once, not per lookup).
+    var filePaths: [UInt64: String] = [:]
 
     init(header: UnitHeader, abbreviations: AbbreviationTable, rootEntry: Entry, sections: DebugSections) throws(DWARFError) {
         self.header = header
@@ -89,7 +92,12 @@ struct ParsedUnit {
         self.functions = functions
         self.roots = roots
         if let offset = root.lineProgram {
-            lines = try LineTable(sections.line, at: offset, unit: header, strings: sections.str, lineStrings: sections.lineStr)
+            let table = try LineTable(sections.line, at: offset, unit: header, strings: sections.str, lineStrings: sections.lineStr)
+            lines = table
+            let first: UInt64 = table.version >= 5 ? 0 : 1
+            for index in first..<(first + UInt64(table.files.count)) {
+                filePaths[index] = table.path(ofFile: index, compilationDirectory: root.compilationDirectory)
+            }
         }
     }
 

@@ -30,6 +30,16 @@ final class SourceLineRegistry: Sendable {
     /// whether a frame's module has DWARF that details would show.
     func symbols(of backtrace: SymbolicatedBacktrace) -> (symbols: [[SourceSymbol]]?, hint: Bool) {
         var any = false, hint = false
+        // One look at the table for the whole backtrace.
+        let registered = modules.withLock { $0 }
+        guard !registered.isEmpty else { return (nil, false) }
+        var last: (range: Range<UInt>, info: ModuleDebugInfo?)?
+        func module(containing address: UInt) -> ModuleDebugInfo?? {
+            if let last, last.range.contains(address) { return .some(last.info) }
+            guard let found = registered.first(where: { $0.range.contains(address) }) else { return nil }
+            last = found
+            return .some(found.info)
+        }
         let symbols = backtrace.frames.map { frame -> [SourceSymbol] in
             guard let offset = frame.symbol?.moduleOffset, let module = module(containing: frame.frame.address.rawValue) else { return [] }
             guard let info = module else {
