@@ -34,7 +34,16 @@ public struct FirefoxProfile: Sendable {
         func frame(_ frame: Profile.Frame) -> Int {
             if let index = frameIndex[frame] { return index }
             // location, relevantForJS, innerWindowID, implementation, line, column, category, subcategory
-            frames.append(.array([.integer(Int64(string(frame.name))), .bool(false), .integer(0), .null, .null, .null,
+            // A frame with a source location: `name (file:line:column)`,
+            // the form the profiler's source view reads, and its line and
+            // column in their own fields.
+            var location = frame.name
+            if let file = frame.file {
+                location = (frame.name.firstIndex(of: "(").map { String(frame.name[..<$0]) } ?? frame.name + " ")
+                    + "(\(file)" + (frame.line.map { ":\($0)" + (frame.column.map { ":\($0)" } ?? "") } ?? "") + ")"
+            }
+            frames.append(.array([.integer(Int64(string(location))), .bool(false), .integer(0), .null,
+                                  frame.line.map { .integer(Int64($0)) } ?? .null, frame.column.map { .integer(Int64($0)) } ?? .null,
                                   .integer(frame.isWasm ? 1 : 2), .integer(0)]))
             frameIndex[frame] = frames.count - 1
             return frames.count - 1

@@ -9,10 +9,27 @@ public struct Profile: Hashable, Sendable {
         public var name: String
         /// Wasm code (drawn warm), or host code (drawn cool).
         public var isWasm: Bool
+        /// The source location, when frames are labelled with lines from
+        /// the module's DWARF (then `name` ends with ` (FILE:LINE)`).
+        public var file: String?
+        public var line: UInt32?
+        public var column: UInt32?
 
-        public init(name: String, isWasm: Bool) {
+        public init(name: String, isWasm: Bool, file: String? = nil, line: UInt32? = nil, column: UInt32? = nil) {
             self.name = name
             self.isWasm = isWasm
+            self.file = file
+            self.line = line
+            self.column = column
+        }
+
+        /// A frame is its label: samples at two columns of one line are one
+        /// frame (the first one's location is kept).
+        public static func == (a: Frame, b: Frame) -> Bool { a.name == b.name && a.isWasm == b.isWasm }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(name)
+            hasher.combine(isWasm)
         }
     }
 

@@ -118,12 +118,7 @@ public struct TextFormatter: ReportFormatter {
 
     /// Where the name starts in a frame's line: after the first " - ".
     static func afterDash(_ line: String) -> String.Index? {
-        var index = line.startIndex
-        while index < line.endIndex {
-            if line[index...].hasPrefix(" - ") { return line.index(index, offsetBy: 3) }
-            index = line.index(after: index)
-        }
-        return nil
+        line.utf8.firstRange(of: " - ".utf8)?.upperBound
     }
 
     /// A frame's function as Wasmtime names it when its DWARF has no name:

@@ -58,6 +58,9 @@ struct ProfileCommand: ParsableCommand {
     @Flag(name: .long, help: "Unwind every sample with libunwind as well and compare the wasm frames.")
     var checkLibunwind = false
 
+    @Flag(name: .long, help: "Label frames with source lines from the module's DWARF, inlined functions as frames of their own: `leaf (t.c:3)` (docs/source-lines.md).")
+    var lines = false
+
     @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc.")
     var exitRecording: ExitRecording = .trampoline
 
@@ -103,7 +106,7 @@ struct ProfileCommand: ParsableCommand {
         }
         let elapsed = ContinuousClock.now - started
         let samples = profiler.samples
-        let profile = profiler.profile
+        let profile = profiler.profile(lines: lines)
         let text = render(profile, as: format, title: "\(URL(fileURLWithPath: file).lastPathComponent) --invoke \(invoke)")
         if let output {
             try writeFile(output, Array(text.utf8), what: "the profile")

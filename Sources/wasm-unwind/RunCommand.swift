@@ -58,6 +58,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: in an exit trampoline per import, or inline at the call site.")
     var exitRecording: ExitRecording = .trampoline
 
+    @Flag(name: .long, help: "With --profile folded|svg|firefox: label frames with source lines from the module's DWARF (docs/source-lines.md).")
+    var lines = false
+
     @Flag(name: .long, help: "Name source files, lines and inlined functions in trap backtraces from the module's DWARF (also WASMTIME_BACKTRACE_DETAILS=1; docs/source-lines.md).")
     var backtraceDetails = false
 
@@ -113,6 +116,9 @@ struct RunCommand: ParsableCommand {
         }
         if jitdumpDirectory != nil && profile != .jitdump {
             throw ValidationError("--jitdump-directory needs --profile jitdump")
+        }
+        if lines && profile?.sampledFormat == nil {
+            throw ValidationError("--lines needs --profile folded, svg or firefox")
         }
         if profileOutput != nil && profile?.sampledFormat == nil {
             throw ValidationError("--profile-output needs --profile folded, svg or firefox")
@@ -263,7 +269,7 @@ struct RunCommand: ParsableCommand {
         let path = profileOutput ?? "profile." + (format == .firefox ? "json" : format.rawValue)
         var written = true
         do {
-            try writeFile(path, Array(render(profiler.profile, as: format, title: title).utf8), what: "the profile")
+            try writeFile(path, Array(render(profiler.profile(lines: lines), as: format, title: title).utf8), what: "the profile")
             printError("profile written to \(path): \(profiler.samples.count) samples at \(profileHz) Hz")
         } catch {
             printError("error: \(error)")

@@ -170,4 +170,49 @@ struct SourceLineTests {
         let diagnostic = try #require(broken.diagnostic)
         #expect(diagnostic.section == ".debug_info" && "\(diagnostic)".contains("expected"), "\(diagnostic)")
     }
+
+    /// fixtures/c-lines/hot.c built with -g -O1 by the toolchain's clang.
+    static let hotProgram: Result<String, CProgramTests.BuildError> = {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-lines-\(getpid())").path
+        let output = directory + "/hot.wasm"
+        let source = PackagePaths.root.appendingPathComponent("fixtures/c-lines/hot.c").path
+        do {
+            let result = try runChild("/bin/sh", ["-c", "mkdir -p \"$2\" && \"$(dirname \"$(command -v swift)\")/clang\" --target=wasm32 -g -O1 "
+                                                  + "-nostdlib -Wl,--no-entry -o \"$3\" \"$1\"", "sh", source, directory, output])
+            guard result.status == 0 else { return .failure(CProgramTests.BuildError(output: result.stderr)) }
+            return .success(output)
+        } catch {
+            return .failure(CProgramTests.BuildError(output: "\(error)"))
+        }
+    }()
+
+    @Test("profile --lines: frames labelled with source lines, inlined functions as frames of their own, shares kept; the Firefox profile has lines and columns")
+    func profileLines() throws {
+        let module = try Self.hotProgram.get()
+        let folded = try runCLI(["profile", module, "--invoke", "main", "--lines", "--hz", "2000", "--", "1500"])
+        #expect(folded.status == 0, "\(folded.stderr)")
+        let lines = folded.stdout.split(separator: "\n").map(String.init)
+        func count(_ line: String) -> Int { Int(line.split(separator: " ").last ?? "") ?? 0 }
+        // Every wasm frame is labelled with its file; the loop's calls with their lines.
+        #expect(lines.allSatisfy { $0.hasPrefix("run (hot.c") || $0.hasPrefix("[host]") }, "\(lines)")
+        #expect(lines.contains { $0.contains("run (hot.c:16);three_parts (hot.c:11);spin (hot.c:8)") }, "\(lines)")
+        #expect(lines.contains { $0.hasSuffix(";spin (hot.c:8);mix (hot.c:5) \(count($0))") }, "the inlined mix is not a frame: \(lines)")
+        let three = lines.filter { $0.contains("three_parts (hot.c:11)") }.map(count).reduce(0, +)
+        let one = lines.filter { $0.contains("one_part (hot.c:12)") }.map(count).reduce(0, +)
+        let share = Double(three) / Double(three + one)
+        #expect(three + one > 500 && abs(share - 0.75) < 0.05, "three_parts \(three), one_part \(one)")
+        // The same run as a Firefox profile: lines and columns in the frame table.
+        let directory = try temporaryDirectory("profile-lines")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let output = directory.appendingPathComponent("profile.json").path
+        let firefox = try runCLI(["run", module, "--invoke", "main", "--profile", "firefox", "--lines", "--profile-output", output, "--", "300"])
+        #expect(firefox.status == 0, "\(firefox.stderr)")
+        let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output))) as? [String: Any]
+        let thread = try #require((document?["threads"] as? [[String: Any]])?.first)
+        let strings = try #require(thread["stringTable"] as? [String])
+        let frames = try #require((thread["frameTable"] as? [String: Any])?["data"] as? [[Any]])
+        let spin = frames.first { (strings[($0[0] as? Int) ?? 0]).hasPrefix("spin (") && $0[4] is Int }
+        #expect(spin.map { strings[$0[0] as! Int].hasSuffix("hot.c:8:\($0[5] as? Int ?? 0))") && $0[4] as? Int == 8 } == true,
+                "\(frames.prefix(6).map { ($0, strings[($0[0] as? Int) ?? 0]) })")
+    }
 }

@@ -75,8 +75,9 @@ public final class Module: @unchecked Sendable {
         // parsed when a trap first asks.
         let sections = try? WasmSections(parsing: binary)
         hasDebugInfo = sections?.custom[".debug_info"] != nil
-        debugInfo = engine.configuration.backtraceDetails && hasDebugInfo ? try? ModuleDebugInfo(module: binary) : nil
-        if hasDebugInfo { SourceLineRegistry.shared.register(debugInfo, for: code.range) }
+        let info = hasDebugInfo ? try? ModuleDebugInfo(module: binary) : nil
+        debugInfo = engine.configuration.backtraceDetails ? info : nil
+        if let info { SourceLineRegistry.shared.register(info, details: engine.configuration.backtraceDetails, for: code.range) }
         do {
             try engine.didCompile?(self)
         } catch let error as CompileError {

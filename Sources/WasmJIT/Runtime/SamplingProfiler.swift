@@ -180,14 +180,42 @@ public final class SamplingProfiler {
     /// The samples aggregated by stack: wasm frames by their backtrace
     /// names (`module!function`), oldest first; a sample without wasm
     /// frames counts as one host frame, `[host]`.
-    public var profile: Profile {
+    public var profile: Profile { profile(lines: false) }
+
+    /// The profile; with `lines`, each wasm frame of a module with DWARF
+    /// becomes its functions — the wasm function, then each function
+    /// inlined at the sampled instruction — each labelled with its source
+    /// line: `leaf (t.c:3)`.
+    public func profile(lines: Bool) -> Profile {
         let registry = store.registry
         let host = [Profile.Frame(name: "[host]", isWasm: false)]
+        var cache: [FrameAddress: [Profile.Frame]] = [:]
+        func frames(_ frame: FrameAddress) -> [Profile.Frame] {
+            if let known = cache[frame] { return known }
+            let symbol = registry.symbol(for: frame)
+            var result = [Profile.Frame(name: symbol?.printedName ?? "<unknown>", isWasm: true)]
+            if lines, let offset = symbol?.moduleOffset,
+               let info = SourceLineRegistry.shared.module(containing: frame.rawValue) ?? nil {
+                let symbols = info.symbols(atModuleOffset: offset)
+                if !symbols.isEmpty {
+                    result = symbols.reversed().map { source in
+                        let name = source.name.map(Demangling.demangle) ?? symbol?.printedName ?? "<unknown>"
+                        let place = source.file.map { file in
+                            " (" + (file.split(separator: "/").last.map(String.init) ?? file)
+                                + (source.line.map { ":\($0)" } ?? "") + ")"
+                        } ?? ""
+                        return Profile.Frame(name: name + place, isWasm: true, file: source.file, line: source.line,
+                                             column: source.column)
+                    }
+                }
+            }
+            cache[frame] = result
+            return result
+        }
         let stacks = samples.map { sample -> [Profile.Frame] in
             guard !sample.frames.isEmpty else { return host }
-            return sample.frames.enumerated().reversed().map { index, address in
-                let frame: FrameAddress = index == 0 && sample.startsAtPC ? .programCounter(address) : .returnAddress(address)
-                return Profile.Frame(name: registry.symbol(for: frame)?.printedName ?? "<unknown>", isWasm: true)
+            return sample.frames.enumerated().reversed().flatMap { index, address in
+                frames(index == 0 && sample.startsAtPC ? .programCounter(address) : .returnAddress(address))
             }
         }
         return Profile(samples: stacks, intervalNanoseconds: interval)

@@ -9,10 +9,12 @@ import WasmUnwind
 final class SourceLineRegistry: Sendable {
     static let shared = SourceLineRegistry()
 
-    private let modules = Mutex<[(range: Range<UInt>, info: ModuleDebugInfo?)]>([])
+    private let modules = Mutex<[(range: Range<UInt>, info: ModuleDebugInfo, details: Bool)]>([])
 
-    func register(_ info: ModuleDebugInfo?, for range: Range<UInt>) {
-        modules.withLock { $0.append((range, info)) }
+    /// `details`: whether traps show the module's lines (else they get
+    /// Wasmtime's hint); profiles and tools may use them either way.
+    func register(_ info: ModuleDebugInfo, details: Bool, for range: Range<UInt>) {
+        modules.withLock { $0.append((range, info, details)) }
     }
 
     func unregister(_ range: Range<UInt>) {
@@ -22,7 +24,7 @@ final class SourceLineRegistry: Sendable {
     /// The module at `address`, if it has DWARF: its debug information,
     /// nil without details.
     func module(containing address: UInt) -> ModuleDebugInfo?? {
-        modules.withLock { modules in modules.first { $0.range.contains(address) }.map(\.info) }
+        modules.withLock { modules in modules.first { $0.range.contains(address) }.map { Optional($0.info) } }
     }
 
     /// Each frame's source symbols, innermost inlined function first (empty
@@ -33,12 +35,12 @@ final class SourceLineRegistry: Sendable {
         // One look at the table for the whole backtrace.
         let registered = modules.withLock { $0 }
         guard !registered.isEmpty else { return (nil, false) }
-        var last: (range: Range<UInt>, info: ModuleDebugInfo?)?
+        var last: (range: Range<UInt>, info: ModuleDebugInfo, details: Bool)?
         func module(containing address: UInt) -> ModuleDebugInfo?? {
-            if let last, last.range.contains(address) { return .some(last.info) }
+            if let last, last.range.contains(address) { return .some(last.details ? last.info : nil) }
             guard let found = registered.first(where: { $0.range.contains(address) }) else { return nil }
             last = found
-            return .some(found.info)
+            return .some(found.details ? found.info : nil)
         }
         let symbols = backtrace.frames.map { frame -> [SourceSymbol] in
             guard let offset = frame.symbol?.moduleOffset, let module = module(containing: frame.frame.address.rawValue) else { return [] }
