@@ -72,6 +72,7 @@ public struct TextFormatter: ReportFormatter {
     public func renderDetails(_ backtrace: SymbolicatedBacktrace, _ symbols: [[SourceSymbol]], foldingThreshold: Int = 10) -> String {
         var lines: [String] = []
         let frames = backtrace.frames
+        var rendered: [SymbolsKey: [String]] = [:]
         /// One frame's lines; `run`, when it stands for a folded run of
         /// identical frames, numbers it `first-last` and counts them.
         func append(_ index: Int, run: Range<Int>?) {
@@ -86,17 +87,30 @@ public struct TextFormatter: ReportFormatter {
                 return
             }
             let head = String(line[..<dash])
-            for (position, symbol) in frameSymbols.enumerated() {
-                let name = symbol.name.map(Demangling.demangle)
-                    ?? (position == 0 ? Self.rawFunctionName(frames[index].symbol) : "<inlined function>")
-                lines.append(position == 0 ? head + name : "                - " + name)
-                if let file = symbol.file {
-                    var at = "                    at " + file
-                    // Wasmtime prints an unknown column of a known line as 0.
-                    if let line = symbol.line { at += ":\(line):\(symbol.column ?? 0)" }
-                    lines.append(at)
+            // The lines under the head are the same for every frame with the
+            // same symbols (a recursion): made once per trap.
+            let key = SymbolsKey(symbols: frameSymbols, raw: frameSymbols.first?.name == nil ? Self.rawFunctionName(frames[index].symbol) : nil)
+            let body: [String]
+            if let known = rendered[key] {
+                body = known
+            } else {
+                var made: [String] = []
+                for (position, symbol) in frameSymbols.enumerated() {
+                    let name = symbol.name.map(Demangling.demangle)
+                        ?? (position == 0 ? key.raw ?? "<wasm function ?>" : "<inlined function>")
+                    made.append(position == 0 ? name : "                - " + name)
+                    if let file = symbol.file {
+                        var at = "                    at " + file
+                        // Wasmtime prints an unknown column of a known line as 0.
+                        if let line = symbol.line { at += ":\(line):\(symbol.column ?? 0)" }
+                        made.append(at)
+                    }
                 }
+                rendered[key] = made
+                body = made
             }
+            lines.append(head + body[0])
+            lines.append(contentsOf: body.dropFirst())
             if let run { lines[lines.count - 1] += " (\(run.count) times)" }
         }
         var index = 0
@@ -114,6 +128,12 @@ public struct TextFormatter: ReportFormatter {
             index = end
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// A frame's symbols, and its raw name when the DWARF has none.
+    private struct SymbolsKey: Hashable {
+        var symbols: [SourceSymbol]
+        var raw: String?
     }
 
     /// Where the name starts in a frame's line: after the first " - ".

@@ -45,7 +45,14 @@ public final class ModuleDebugInfo: Sendable {
         var units: [ParsedUnit]?
         var failure: DWARFError?
         var names: [Int: String?] = [:]
+        /// Answers already given, by address (a deep recursion asks the
+        /// same few again and again); emptied when it grows past
+        /// `answerCacheLimit`.
+        var answers: [UInt64: [SourceSymbol]] = [:]
     }
+
+    /// How many answers are kept.
+    static let answerCacheLimit = 4096
 
     /// The debug information of the module `bytes`; `debugFile`, when
     /// given, is a separate file (a wasm module of custom sections) whose
@@ -77,9 +84,13 @@ public final class ModuleDebugInfo: Sendable {
         let address = UInt64(Int(offset) - codeStart)
         return state.withLock { state -> [SourceSymbol] in
             if state.failure != nil { return [] }
+            if let known = state.answers[address] { return known }
             do throws(DWARFError) {
                 if state.units == nil { state.units = try readUnits() }
-                return try lookup(address, in: &state)
+                let answer = try lookup(address, in: &state)
+                if state.answers.count >= Self.answerCacheLimit { state.answers.removeAll(keepingCapacity: true) }
+                state.answers[address] = answer
+                return answer
             } catch {
                 state.failure = error
                 return []
