@@ -138,7 +138,19 @@ public struct TextFormatter: ReportFormatter {
 
     /// Where the name starts in a frame's line: after the first " - ".
     static func afterDash(_ line: String) -> String.Index? {
-        line.utf8.firstRange(of: " - ".utf8)?.upperBound
+        // A plain scan of the bytes (the generic `firstRange(of:)` cost
+        // more than the rest of a 10-frame trap).
+        let utf8 = line.utf8
+        var index = utf8.startIndex
+        var before: UInt8 = 0, last: UInt8 = 0
+        while index < utf8.endIndex {
+            let byte = utf8[index]
+            index = utf8.index(after: index)
+            if before == UInt8(ascii: " ") && last == UInt8(ascii: "-") && byte == UInt8(ascii: " ") { return index }
+            before = last
+            last = byte
+        }
+        return nil
     }
 
     /// A frame's function as Wasmtime names it when its DWARF has no name:
