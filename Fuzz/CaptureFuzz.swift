@@ -6,6 +6,7 @@
 // run by `make fuzz` (scripts/fuzz.sh).
 import StackCapture
 import UnwindOracle
+import UnwindReports
 import WasmUnwind
 
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -12,6 +12,7 @@
 // Any bytes must give a reading or an error, without crashing, hanging or
 // growing without bound. Built and run by `make fuzz` (scripts/fuzz.sh).
 import StackCapture
+import UnwindReports
 import WasmUnwind
 
 @_cdecl("LLVMFuzzerTestOneInput")

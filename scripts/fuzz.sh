@@ -58,20 +58,22 @@ module() {  # name, sources...
   swiftc "${flags[@]}" -module-name "$name" -emit-module -emit-module-path "$build/$name.swiftmodule" \
     -c "$@" -wmo -o "$build/$name.o"
 }
-module WasmUnwind Sources/WasmUnwind/*.swift
-module WasmDWARF Sources/WasmDWARF/*.swift
-module UnwindReports Sources/UnwindReports/*.swift
-module StackCapture Sources/StackCapture/*.swift
-module UnwindOracle Sources/UnwindOracle/*.swift
+module WasmUnwind $(find Sources/WasmUnwind -name '*.swift' | sort)
+module WasmDWARF $(find Sources/WasmDWARF -name '*.swift' | sort)
+module UnwindReports $(find Sources/UnwindReports -name '*.swift' | sort)
+module StackCapture $(find Sources/StackCapture -name '*.swift' | sort)
+module UnwindOracle $(find Sources/UnwindOracle -name '*.swift' | sort)
 # (ld.gold warns about every ASan check symbol it cannot export; harmless.)
 link() {  # target name, source
+  rm -f "$build/$3"  # a failed build must not leave an old fuzzer to run
   swiftc "${flags[@]}" -module-name "$1" "$2" \
-    "$build/WasmUnwind.o" "$build/UnwindReports.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
+    "$build/WasmUnwind.o" "$build/WasmDWARF.o" "$build/UnwindReports.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
     $(pkg-config --libs libunwind-generic) -o "$build/$3" 2>&1 | grep -v "Cannot export local symbol" || true
   test -x "$build/$3"
 }
 link CaptureFuzz Fuzz/CaptureFuzz.swift capture-fuzz
 link CoreFuzz Fuzz/CoreFuzz.swift core-fuzz
+rm -f "$build/dwarf-fuzz"
 swiftc "${flags[@]}" -module-name DWARFFuzz Fuzz/DWARFFuzz.swift "$build/WasmDWARF.o" -o "$build/dwarf-fuzz" 2>&1 \
   | grep -v "Cannot export local symbol" || true
 test -x "$build/dwarf-fuzz"

@@ -102,7 +102,9 @@ struct DWARFCursor {
             if shift < 64 { value |= Int64(byte & 0x7f) << shift }
             shift += 7
             if byte & 0x80 == 0 {
-                if shift < 64, byte & 0x40 != 0 { value |= -(Int64(1) << shift) }
+                // Sign-extend: every bit from `shift` up (shift 63 included,
+                // where -(1 << 63) would overflow).
+                if shift < 64, byte & 0x40 != 0 { value |= Int64(bitPattern: UInt64.max << UInt64(shift)) }
                 return value
             }
             guard shift < 70 else { throw error("\(what) as a LEB128 of at most 10 bytes", at: start) }

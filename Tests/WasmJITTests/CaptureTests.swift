@@ -2,6 +2,7 @@ import Foundation
 import JITCapture
 import StackCapture
 import Testing
+import WasmDWARF
 import WasmUnwind
 import UnwindReports
 
@@ -143,6 +144,14 @@ struct CaptureRegressionTests {
             }
             if name.hasSuffix(".elf") {
                 _ = try? ELFExecutable(InputBytes(bytes: bytes, name: name)).symbol("wasm_unwind_debug_descriptor")
+                continue
+            }
+            // dwarf-fuzz's inputs: wasm modules with debug sections, looked
+            // up across their code as the fuzzer does.
+            if name.hasSuffix(".wasm") {
+                if let info = try? ModuleDebugInfo(module: bytes), let codeStart = info.codeStart {
+                    for offset in stride(from: codeStart, to: bytes.count, by: 3) { _ = info.symbols(atModuleOffset: UInt32(offset)) }
+                }
                 continue
             }
             if name.hasSuffix(".recording") {
