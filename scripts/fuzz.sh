@@ -19,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
 build=.build-fuzz
+rm -rf "$build/c"  # objects of C files that no longer exist must not be linked
 mkdir -p "$build/c" fuzz-artifacts "$build/corpus" "$build/core-corpus" "$build/dwarf-corpus"
 cp fixtures/captures/*.capture "$build/corpus/" 2>/dev/null || true
 cp fixtures/fuzz-regressions/*.capture "$build/corpus/" 2>/dev/null || true
