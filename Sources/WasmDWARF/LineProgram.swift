@@ -72,7 +72,18 @@ struct LineTable {
 }
 
 extension LineTable {
-    /// Reads the line program at `offset` of `.debug_line`.
+    /// The header fields the program's opcodes need.
+    struct Parameters {
+        var minimumInstructionLength: UInt64
+        var lineBase: Int64
+        var lineRange: UInt64
+        var opcodeBase: UInt8
+        var standardLengths: [UInt8]
+        var tombstone: UInt64
+    }
+
+    /// Reads the line program at `offset` of `.debug_line`: its header,
+    /// its directories and files, then its rows.
     init(_ section: ArraySlice<UInt8>, at offset: UInt64, unit: UnitHeader,
          strings: ArraySlice<UInt8>, lineStrings: ArraySlice<UInt8>) throws(DWARFError) {
         guard offset < UInt64(section.count) else {
@@ -93,8 +104,7 @@ extension LineTable {
         var header = try cursor.sub(headerLength, "the line program header")
         let minimumInstructionLength = UInt64(try header.u8("the minimum instruction length"))
         if version >= 4 { _ = try header.u8("the maximum operations per instruction") }
-        let defaultIsStatement = try header.u8("default_is_stmt")
-        _ = defaultIsStatement
+        _ = try header.u8("default_is_stmt")
         let lineBase = Int64(Int8(bitPattern: try header.u8("line_base")))
         let lineRange = UInt64(try header.u8("line_range"))
         guard lineRange != 0 else { throw header.error("a line range other than 0") }
@@ -103,92 +113,80 @@ extension LineTable {
         if opcodeBase > 0 {
             for _ in 1..<opcodeBase { standardLengths.append(try header.u8("a standard opcode length")) }
         }
-        var directories: [String] = []
-        var files: [File] = []
         if version >= 5 {
-            func entries(_ what: String) throws(DWARFError) -> [(path: String, directory: UInt64)] {
-                let formatCount = try header.u8("the \(what) entry format count")
-                var formats: [(UInt64, UInt64)] = []
-                for _ in 0..<formatCount { formats.append((try header.uleb("a content type"), try header.uleb("a form"))) }
-                let count = try header.uleb("the \(what) count")
-                guard count <= UInt64(header.remaining) else { throw header.error("at most \(header.remaining) \(what) entries, found \(count)") }
-                var result: [(path: String, directory: UInt64)] = []
-                for _ in 0..<count {
-                    var path = "", directory: UInt64 = 0
-                    for (type, form) in formats {
-                        let value = try header.attribute(form: form, implicitConstant: 0, unit: UnitHeader(
-                            offset: 0, end: 0, version: version, offsetSize: offsetSize, addressSize: addressSize,
-                            abbreviationOffset: 0, firstEntry: 0))
-                        switch (type, value) {
-                        case (1, .string(let text)): path = text
-                        case (1, .lineStringOffset(let at)): path = try string(in: lineStrings, at: at, name: ".debug_line_str")
-                        case (1, .stringOffset(let at)): path = try string(in: strings, at: at, name: ".debug_str")
-                        case (2, let value): directory = value.integer ?? 0
-                        default: break
-                        }
-                    }
-                    result.append((path, directory))
-                }
-                return result
-            }
-            directories = try entries("directory").map(\.path)
-            files = try entries("file name").map { File(name: $0.path, directoryIndex: $0.directory) }
+            let format = UnitHeader(offset: 0, end: 0, version: version, offsetSize: offsetSize, addressSize: addressSize,
+                                    abbreviationOffset: 0, firstEntry: 0)
+            directories = try Self.entries(&header, "directory", format: format, strings: strings, lineStrings: lineStrings)
+                .map(\.path)
+            files = try Self.entries(&header, "file name", format: format, strings: strings, lineStrings: lineStrings)
+                .map { File(name: $0.path, directoryIndex: $0.directory) }
         } else {
-            while true {
-                let directory = try header.cString("an include directory")
-                if directory.isEmpty { break }
-                directories.append(directory)
-            }
-            while true {
-                let name = try header.cString("a file name")
-                if name.isEmpty { break }
-                let directory = try header.uleb("a file's directory index")
-                _ = try header.uleb("a file's modification time")
-                _ = try header.uleb("a file's length")
-                files.append(File(name: name, directoryIndex: directory))
-            }
+            (directories, files) = try Self.lists(&header)
         }
-        self.directories = directories
-        self.files = files
+        let parameters = Parameters(minimumInstructionLength: minimumInstructionLength, lineBase: lineBase, lineRange: lineRange,
+                                    opcodeBase: opcodeBase, standardLengths: standardLengths, tombstone: unit.tombstone)
+        sequences = try Self.run(&cursor, parameters)
+    }
+
+    /// DWARF 5's directory or file name entries: described by a list of
+    /// (content type, form) pairs, then that many entries.
+    static func entries(_ header: inout DWARFCursor, _ what: String, format: UnitHeader,
+                        strings: ArraySlice<UInt8>, lineStrings: ArraySlice<UInt8>) throws(DWARFError) -> [(path: String, directory: UInt64)] {
+        let formatCount = try header.u8("the \(what) entry format count")
+        var formats: [(UInt64, UInt64)] = []
+        for _ in 0..<formatCount { formats.append((try header.uleb("a content type"), try header.uleb("a form"))) }
+        let count = try header.uleb("the \(what) count")
+        guard count <= UInt64(header.remaining) else { throw header.error("at most \(header.remaining) \(what) entries, found \(count)") }
+        var result: [(path: String, directory: UInt64)] = []
+        for _ in 0..<count {
+            var path = "", directory: UInt64 = 0
+            for (type, form) in formats {
+                let value = try header.attribute(form: form, implicitConstant: 0, unit: format)
+                switch (type, value) {
+                case (1, .string(let text)): path = text
+                case (1, .lineStringOffset(let at)): path = try string(in: lineStrings, at: at, name: ".debug_line_str")
+                case (1, .stringOffset(let at)): path = try string(in: strings, at: at, name: ".debug_str")
+                case (2, let value): directory = value.integer ?? 0
+                default: break
+                }
+            }
+            result.append((path, directory))
+        }
+        return result
+    }
+
+    /// Before DWARF 5: include directories, then file names, each list
+    /// ended by an empty string.
+    static func lists(_ header: inout DWARFCursor) throws(DWARFError) -> ([String], [File]) {
+        var directories: [String] = [], files: [File] = []
+        while true {
+            let directory = try header.cString("an include directory")
+            if directory.isEmpty { break }
+            directories.append(directory)
+        }
+        while true {
+            let name = try header.cString("a file name")
+            if name.isEmpty { break }
+            let directory = try header.uleb("a file's directory index")
+            _ = try header.uleb("a file's modification time")
+            _ = try header.uleb("a file's length")
+            files.append(File(name: name, directoryIndex: directory))
+        }
+        return (directories, files)
+    }
+
+    /// Runs the line program's state machine (DWARF 5, 6.2.2): its
+    /// sequences, sorted by start, dead ones (tombstones) left out.
+    static func run(_ cursor: inout DWARFCursor, _ parameters: Parameters) throws(DWARFError) -> [Sequence] {
         var sequences: [Sequence] = []
-        // The state machine (DWARF 5, 6.2.2).
-        let tombstone = unit.tombstone
-        var address: UInt64 = 0, file: UInt64 = 1, line: Int64 = 1, column: UInt64 = 0
-        var rows: [Row] = []
-        var sorted = true
-        func emit() {
-            let row = Row(address: address, file: file, line: UInt32(clamping: line), column: UInt32(clamping: column))
-            if let last = rows.last, last.address == address {
-                rows[rows.count - 1] = row
-            } else {
-                if let last = rows.last, address < last.address { sorted = false }
-                rows.append(row)
-            }
-        }
-        func reset() {
-            address = 0; file = 1; line = 1; column = 0
-            rows = []
-            sorted = true
-        }
-        /// Rows a program emitted out of order: sorted, the last emitted
-        /// for an address kept (n log n, whatever the input).
-        func ordered(_ rows: [Row]) -> [Row] {
-            let order = rows.indices.sorted { (rows[$0].address, $0) < (rows[$1].address, $1) }
-            var result: [Row] = []
-            result.reserveCapacity(rows.count)
-            for index in order {
-                if let last = result.last, last.address == rows[index].address { result[result.count - 1] = rows[index] }
-                else { result.append(rows[index]) }
-            }
-            return result
-        }
+        var state = Machine()
         while !cursor.isAtEnd {
             let opcode = try cursor.u8("an opcode")
-            if opcode >= opcodeBase {
-                let adjusted = UInt64(opcode - opcodeBase)
-                address &+= (adjusted / lineRange) &* minimumInstructionLength
-                line &+= lineBase + Int64(adjusted % lineRange)
-                emit()
+            if opcode >= parameters.opcodeBase {
+                let adjusted = UInt64(opcode - parameters.opcodeBase)
+                state.address &+= (adjusted / parameters.lineRange) &* parameters.minimumInstructionLength
+                state.line &+= parameters.lineBase + Int64(adjusted % parameters.lineRange)
+                state.emit()
                 continue
             }
             switch opcode {
@@ -198,32 +196,70 @@ extension LineTable {
                 guard length > 0 else { continue }
                 switch try extended.u8("an extended opcode") {
                 case 1:  // end_sequence
-                    let sequenceRows = sorted ? rows : ordered(rows)
-                    if let first = sequenceRows.first, first.address < address, first.address < tombstone {
-                        sequences.append(Sequence(start: first.address, end: address, rows: sequenceRows))
-                    }
-                    reset()
+                    if let sequence = state.endSequence(tombstone: parameters.tombstone) { sequences.append(sequence) }
                 case 2:  // set_address
-                    address = try extended.unsigned(size: min(extended.remaining, 8), "an address")
+                    state.address = try extended.unsigned(size: min(extended.remaining, 8), "an address")
                 default:
                     break  // define_file, set_discriminator, vendor: nothing a lookup uses
                 }
-            case 1: emit()
-            case 2: address &+= (try cursor.uleb("advance_pc")) &* minimumInstructionLength
-            case 3: line &+= try cursor.sleb("advance_line")
-            case 4: file = try cursor.uleb("set_file")
-            case 5: column = try cursor.uleb("set_column")
-            case 8: address &+= ((255 - UInt64(opcodeBase)) / lineRange) &* minimumInstructionLength
-            case 9: address &+= UInt64(try cursor.u16("fixed_advance_pc"))
+            case 1: state.emit()
+            case 2: state.address &+= (try cursor.uleb("advance_pc")) &* parameters.minimumInstructionLength
+            case 3: state.line &+= try cursor.sleb("advance_line")
+            case 4: state.file = try cursor.uleb("set_file")
+            case 5: state.column = try cursor.uleb("set_column")
+            case 8:
+                state.address &+= ((255 - UInt64(parameters.opcodeBase)) / parameters.lineRange) &* parameters.minimumInstructionLength
+            case 9: state.address &+= UInt64(try cursor.u16("fixed_advance_pc"))
             case 6, 7, 10, 11: break
             default:
                 // A standard opcode this reader does not use: its operands
                 // are ULEB128s, as many as the header says.
-                let count = Int(opcode) - 1 < standardLengths.count ? standardLengths[Int(opcode) - 1] : 0
+                let count = Int(opcode) - 1 < parameters.standardLengths.count ? parameters.standardLengths[Int(opcode) - 1] : 0
                 for _ in 0..<count { _ = try cursor.uleb("an opcode operand") }
             }
         }
         sequences.sort { $0.start < $1.start }
-        self.sequences = sequences
+        return sequences
+    }
+
+    /// The state machine's registers and the rows of the sequence so far.
+    struct Machine {
+        var address: UInt64 = 0, file: UInt64 = 1, line: Int64 = 1, column: UInt64 = 0
+        var rows: [Row] = []
+        var sorted = true
+
+        /// A row: one per address, the last the program emitted for it.
+        mutating func emit() {
+            let row = Row(address: address, file: file, line: UInt32(clamping: line), column: UInt32(clamping: column))
+            if let last = rows.last, last.address == address {
+                rows[rows.count - 1] = row
+            } else {
+                if let last = rows.last, address < last.address { sorted = false }
+                rows.append(row)
+            }
+        }
+
+        /// Ends the sequence at the current address (nil for an empty or
+        /// dead one) and resets the registers.
+        mutating func endSequence(tombstone: UInt64) -> Sequence? {
+            let ordered = sorted ? rows : Self.ordered(rows)
+            let end = address
+            self = Machine()
+            guard let first = ordered.first, first.address < end, first.address < tombstone else { return nil }
+            return Sequence(start: first.address, end: end, rows: ordered)
+        }
+
+        /// Rows a program emitted out of order: sorted, the last emitted
+        /// for an address kept (n log n, whatever the input).
+        static func ordered(_ rows: [Row]) -> [Row] {
+            let order = rows.indices.sorted { (rows[$0].address, $0) < (rows[$1].address, $1) }
+            var result: [Row] = []
+            result.reserveCapacity(rows.count)
+            for index in order {
+                if let last = result.last, last.address == rows[index].address { result[result.count - 1] = rows[index] }
+                else { result.append(rows[index]) }
+            }
+            return result
+        }
     }
 }
