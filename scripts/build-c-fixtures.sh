@@ -19,48 +19,34 @@ linker=$toolchain/wasm-ld
 for tool in "$clang" "$linker"; do
     [ -x "$tool" ] || { echo "build-c-fixtures: $tool not found (the Swift toolchain ships it)" >&2; exit 1; }
 done
-mkdir -p "$output"
-for cpu in mvp default; do
-    cpu_flag=()
-    [ "$cpu" = mvp ] && cpu_flag=(-mcpu=mvp)
+# build DIRECTORY SUFFIX CLANG-FLAGS...: every fixture compiled with the
+# flags and linked with the runtime, as DIRECTORY/NAME-SUFFIX.wasm.
+build() {
+    local directory=$1 suffix=$2
+    shift 2
+    mkdir -p "$directory"
     for source in fixtures/c/*.c fixtures/c/*.cpp; do
         name=$(basename "${source%.*}")
-        object="$output/$name-$cpu.o"
         case "$source" in
         *.cpp) compiler=("$clang++" -fno-exceptions -fno-rtti) ;;
         *) compiler=("$clang") ;;
         esac
-        "${compiler[@]}" --target=wasm32 -O2 -nostdlib -ffreestanding -fno-builtin "${cpu_flag[@]}" \
-            -Wall -Werror -c "$source" -o "$object"
+        "${compiler[@]}" --target=wasm32 "$@" -nostdlib -ffreestanding -fno-builtin \
+            -Wall -Werror -c "$source" -o "$directory/$name-$suffix.o"
     done
     for source in fixtures/c/*.c fixtures/c/*.cpp; do
         name=$(basename "${source%.*}")
         [ "$name" = runtime ] && continue
         "$linker" --no-entry --no-demangle -z stack-size=65536 \
-            "$output/$name-$cpu.o" "$output/runtime-$cpu.o" -o "$output/$name-$cpu.wasm"
+            "$directory/$name-$suffix.o" "$directory/runtime-$suffix.o" -o "$directory/$name-$suffix.wasm"
     done
-done
+}
+build "$output" mvp -O2 -mcpu=mvp
+build "$output" default -O2
 # With DWARF (for source lines): clang's default CPU at -O0, -O1 and -O2
 # (DWARF 4, clang's default for wasm), and -O1 with DWARF 5, in debug/.
-mkdir -p "$output/debug"
-for variant in O0 O1 O2 O1-dwarf5; do
-    optimization=-${variant%%-*}
-    dwarf=-g
-    [ "$variant" = O1-dwarf5 ] && dwarf=-gdwarf-5
-    for source in fixtures/c/*.c fixtures/c/*.cpp; do
-        name=$(basename "${source%.*}")
-        case "$source" in
-        *.cpp) compiler=("$clang++" -fno-exceptions -fno-rtti) ;;
-        *) compiler=("$clang") ;;
-        esac
-        "${compiler[@]}" --target=wasm32 "$optimization" "$dwarf" -nostdlib -ffreestanding -fno-builtin \
-            -Wall -Werror -c "$source" -o "$output/debug/$name-$variant.o"
-    done
-    for source in fixtures/c/*.c fixtures/c/*.cpp; do
-        name=$(basename "${source%.*}")
-        [ "$name" = runtime ] && continue
-        "$linker" --no-entry --no-demangle -z stack-size=65536 \
-            "$output/debug/$name-$variant.o" "$output/debug/runtime-$variant.o" -o "$output/debug/$name-$variant.wasm"
-    done
-done
+build "$output/debug" O0 -O0 -g
+build "$output/debug" O1 -O1 -g
+build "$output/debug" O2 -O2 -g
+build "$output/debug" O1-dwarf5 -O1 -gdwarf-5
 ls "$output"/*.wasm "$output"/debug/*.wasm
