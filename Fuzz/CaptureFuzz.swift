@@ -2,7 +2,7 @@
 // capture or a format error, and a capture must be dumped the way
 // `wasm-unwind dump` dumps it — plain, with --roots, --hybrid and --verify
 // (libunwind's offline unwind over the captured bytes and CFI), in text and
-// as JSON — without crashing, hanging or growing without bound. Built and
+// as JSON, with the source lines of the DWARF it carries — without crashing, hanging or growing without bound. Built and
 // run by `make fuzz` (scripts/fuzz.sh).
 import StackCapture
 import UnwindOracle
@@ -21,7 +21,12 @@ public func fuzzCapture(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     for everything in [false, true] {
         let (dump, _) = stack.dump(file: "fuzz", roots: everything, hybrid: everything, verify: everything,
                                    warnings: warnings, limits: limits)
-        let report = DumpReport(entries: [.dump(dump)])
+        var withLines = dump
+        // Source lines from the DWARF the capture may carry (MODULE_DEBUG).
+        if everything, let search = try? DebugFileSearch(files: [], directories: []) {
+            withLines.sourceSymbols = stack.sourceSymbols(of: dump.backtrace, search: search, captureDirectory: nil).symbols
+        }
+        let report = DumpReport(entries: [.dump(withLines)])
         _ = TextFormatter().render(report)
         _ = JSONFormatter().render(report)
     }

@@ -61,7 +61,7 @@ let package = Package(
         // capture the way a live stack is read (docs/capture-format.md).
         .target(
             name: "StackCapture",
-            dependencies: [wasmUnwind, "UnwindReports", "CWasmTools"]
+            dependencies: [wasmUnwind, "UnwindReports", "CWasmTools", dwarf]
         ),
 
         // The reference embedder: assembler, code memory, trampolines, a baseline
@@ -192,7 +192,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StackCaptureTests",
-            dependencies: ["StackCapture", "UnwindReports", wasmUnwind]
+            dependencies: ["StackCapture", "UnwindReports", wasmUnwind, dwarf]
         ),
         .testTarget(
             name: "WasmJITTests",

@@ -22,6 +22,12 @@ capture overflow   fixtures/traps/traps.wat --invoke recurse 0 --max-wasm-stack 
 capture refs       fixtures/captures/refs.wat --invoke outer 1 --capture-backtraces
 capture hybrid     fixtures/programs/hybrid.wat --invoke outer --capture-backtraces
 capture throw      fixtures/programs/exceptions.wat --invoke run 5 --capture-throws
+# Source lines: a C program built with -g (paths relative to the checkout),
+# captured with backtrace details on, so the capture carries its DWARF.
+lines_wasm=$(mktemp -d)/crash.wasm
+"$(dirname "$(command -v swift)")/clang" --target=wasm32 -g -O1 -nostdlib -Wl,--no-entry -Wl,--build-id \
+  -fdebug-prefix-map="$PWD"=. -o "$lines_wasm" fixtures/c-lines/crash.c
+capture lines      "$lines_wasm" --invoke run 9 --backtrace-details
 
 for file in $out/*.capture; do
   name=${file%.capture}

@@ -76,8 +76,9 @@ static int write_all(int fd, const void *bytes, size_t count) {
     return 0;
 }
 
-/// The MODULE section's body inside a one-module capture image.
-static const uint8_t *module_body(const wu_debug_module *module, uint32_t *size) {
+/// The body of the section of `kind` (MODULE, MODULE_DEBUG) inside a
+/// one-module capture image, or NULL.
+static const uint8_t *image_section(const wu_debug_module *module, uint32_t kind, uint32_t *size) {
     const uint8_t *image = module->image;
     if (module->image_size < WU_CAPTURE_HEADER_SIZE) return NULL;
     uint32_t count = get32(image + WU_CAPTURE_SECTION_COUNT_OFFSET);
@@ -85,7 +86,7 @@ static const uint8_t *module_body(const wu_debug_module *module, uint32_t *size)
          i < count && WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (uint64_t)(i + 1) <= module->image_size; i++) {
         const uint8_t *entry = image + WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * i;
         uint32_t offset = get32(entry + 8), length = get32(entry + 12);
-        if (get32(entry) == WU_CAPTURE_SECTION_MODULE && (uint64_t)offset + length <= module->image_size) {
+        if (get32(entry) == kind && (uint64_t)offset + length <= module->image_size) {
             *size = length;
             return image + offset;
         }
@@ -144,25 +145,35 @@ static int collect_activations(wu_activation *head, uint64_t sp, activation_entr
     return count;
 }
 
-/// The MODULE bodies of the post-mortem descriptor's images, if the
+/// A module image's sections that a crash capture copies: its MODULE body,
+/// and its MODULE_DEBUG body (the module's identity, its DWARF when
+/// carried), or NULL.
+typedef struct {
+    const uint8_t *body, *debug;
+    uint32_t body_size, debug_size;
+} module_sections;
+
+/// The MODULE (and MODULE_DEBUG) bodies of the post-mortem descriptor's images, if the
 /// descriptor is consistent now, and the newest minor version among them
 /// (it says how a MODULE section ends: handler lists, handler scopes). As a
 /// reader of the list, entries another thread unlinks meanwhile are not
 /// freed under us (`wu_debug_reader_begin`, which the caller holds); a
 /// generation that moved while we read means the list changed: then no
 /// modules rather than a mix.
-static int collect_modules(const uint8_t **bodies, uint32_t *body_sizes, uint16_t *minor) {
+static int collect_modules(module_sections *found, uint16_t *minor) {
     int modules = 0;
     *minor = 0;
     uint64_t generation = __atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST);
     if (generation % 2 != 0) return 0;
     for (const wu_debug_module *module = __atomic_load_n(&wasm_unwind_debug_descriptor.modules, __ATOMIC_SEQ_CST);
          module && modules < MAX_MODULES; module = __atomic_load_n(&module->next, __ATOMIC_SEQ_CST)) {
-        uint32_t size = 0;
-        const uint8_t *body = module_body(module, &size);
+        uint32_t size = 0, debug_size = 0;
+        const uint8_t *body = image_section(module, WU_CAPTURE_SECTION_MODULE, &size);
+        const uint8_t *debug = image_section(module, WU_CAPTURE_SECTION_MODULE_DEBUG, &debug_size);
+        // An image's MODULE_DEBUG names its one module: position 0, one byte.
+        if (debug && (debug_size < 1 || debug[0] != 0)) debug = NULL;
         if (body) {
-            bodies[modules] = body;
-            body_sizes[modules++] = size;
+            found[modules++] = (module_sections){body, debug, size, debug ? debug_size : 0};
             uint16_t image_minor = (uint16_t)(module->image[WU_CAPTURE_MINOR_OFFSET] |
                                               module->image[WU_CAPTURE_MINOR_OFFSET + 1] << 8);
             if (image_minor > *minor) *minor = image_minor;
@@ -202,10 +213,12 @@ static size_t encode_registers(uint8_t *out, const activation_entry *newest) {
 }
 
 /// The header and section table: ARCH, REGISTERS, ACTIVATIONS, STACK, the
-/// modules, NOTE, laid out in that order after the table.
-static size_t encode_header(uint8_t *out, uint16_t minor, const uint64_t *sizes, const uint32_t *body_sizes,
+/// modules, their MODULE_DEBUG sections, NOTE, laid out in that order after
+/// the table.
+static size_t encode_header(uint8_t *out, uint16_t minor, const uint64_t *sizes, const module_sections *found,
                             int modules) {
     uint32_t sections = 5 + (uint32_t)modules;
+    for (int i = 0; i < modules; i++) if (found[i].debug) sections++;
     put64(out, WU_CAPTURE_MAGIC);
     out[WU_CAPTURE_MAJOR_OFFSET] = WU_CAPTURE_VERSION_MAJOR;
     out[WU_CAPTURE_MAJOR_OFFSET + 1] = 0;
@@ -223,8 +236,15 @@ static size_t encode_header(uint8_t *out, uint16_t minor, const uint64_t *sizes,
     }
     for (int i = 0; i < modules; i++, entry += WU_CAPTURE_TABLE_ENTRY_SIZE) {
         put32(entry, WU_CAPTURE_SECTION_MODULE); put32(entry + 4, 0); put32(entry + 8, offset);
-        put32(entry + 12, body_sizes[i]);
-        offset += body_sizes[i];
+        put32(entry + 12, found[i].body_size);
+        offset += found[i].body_size;
+    }
+    for (int i = 0; i < modules; i++) {
+        if (!found[i].debug) continue;
+        put32(entry, WU_CAPTURE_SECTION_MODULE_DEBUG); put32(entry + 4, 0); put32(entry + 8, offset);
+        put32(entry + 12, found[i].debug_size);
+        offset += found[i].debug_size;
+        entry += WU_CAPTURE_TABLE_ENTRY_SIZE;
     }
     put32(entry, kinds[4]); put32(entry + 4, 0); put32(entry + 8, offset); put32(entry + 12, (uint32_t)sizes[4]);
     return WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (size_t)sections;
@@ -239,11 +259,10 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
     uint64_t base = activations[0].sp;
     if (top <= base) return;
 
-    const uint8_t *bodies[MAX_MODULES];
-    uint32_t body_sizes[MAX_MODULES];
+    module_sections found[MAX_MODULES];
     uint16_t minor = 0;
     wu_debug_reader_begin();
-    int modules = collect_modules(bodies, body_sizes, &minor);
+    int modules = collect_modules(found, &minor);
 
     // Small sections, built here; the stack and module bodies are written
     // from where they are.
@@ -263,15 +282,22 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
     memcpy(note + note_size, note_text, sizeof note_text - 1);
     note_size += sizeof note_text - 1;
 
-    uint8_t header[WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (5 + MAX_MODULES)];
+    uint8_t header[WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (5 + 2 * MAX_MODULES)];
     uint64_t sizes[5] = {2, registers_size, activations_size, stack_header_size + (top - base), note_size};
-    size_t header_size = encode_header(header, minor, sizes, body_sizes, modules);
+    size_t header_size = encode_header(header, minor, sizes, found, modules);
 
     int failed = write_all(fd, header, header_size) || write_all(fd, architecture, 2) ||
                  write_all(fd, registers, registers_size) || write_all(fd, activation_bytes, activations_size) ||
                  write_all(fd, stack_header, stack_header_size) ||
                  write_all(fd, (const void *)(uintptr_t)base, top - base);
-    for (int i = 0; !failed && i < modules; i++) failed = write_all(fd, bodies[i], body_sizes[i]);
+    for (int i = 0; !failed && i < modules; i++) failed = write_all(fd, found[i].body, found[i].body_size);
+    // Each MODULE_DEBUG renumbered to its module's position here (below
+    // MAX_MODULES: one uleb byte, as the image's 0 was).
+    for (int i = 0; !failed && i < modules; i++) {
+        if (!found[i].debug) continue;
+        uint8_t position = (uint8_t)i;
+        failed = write_all(fd, &position, 1) || write_all(fd, found[i].debug + 1, found[i].debug_size - 1);
+    }
     wu_debug_reader_end();
     if (!failed) write_all(fd, note, note_size);
 }

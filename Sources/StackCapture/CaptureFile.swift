@@ -75,10 +75,14 @@ public struct CaptureFile: Hashable, Sendable {
         /// The CFI search table (sorted int32 pairs: code start - code base,
         /// FDE address - code base) at the address it had.
         public var searchTable: CapturedMemoryReader.Segment
+        /// Who the wasm module is (to find its debug file offline) and its
+        /// DWARF when the capture carries it (MODULE_DEBUG section).
+        public var debug: ModuleDebug?
 
         public init(name: String?, codeBase: UInt, codeSize: UInt, functions: [CodeFunction], stubs: [CodeStub],
                     stackMaps: StackMapTable, ehFrame: CapturedMemoryReader.Segment,
-                    searchTable: CapturedMemoryReader.Segment) {
+                    searchTable: CapturedMemoryReader.Segment, debug: ModuleDebug? = nil) {
+            self.debug = debug
             self.name = name
             self.codeBase = codeBase
             self.codeSize = codeSize

@@ -109,6 +109,9 @@ struct SectionContents {
     var hostFrames: [CaptureFile.HostFrame]?
     var note: String?
     var thrown: CaptureFile.Thrown?
+    /// MODULE_DEBUG sections: the module's position, what they say, and
+    /// where the section is (modules may come after them in the file).
+    var moduleDebug: [(position: Int, debug: CaptureFile.ModuleDebug, offset: Int)] = []
 
     /// Reads the section `entry` of `kind`; a section must end where its
     /// last field does unless the file's minor version is newer.
@@ -154,6 +157,9 @@ struct SectionContents {
             case .thrown:
                 try once(thrown)
                 thrown = try CaptureFile.Thrown(reading: &reader)
+            case .moduleDebug:
+                let (position, debug) = try CaptureFile.ModuleDebug.read(&reader)
+                moduleDebug.append((position, debug, entry.offset))
             default:
                 break
             }
@@ -192,6 +198,15 @@ struct SectionContents {
             let offset = table.entries.first { $0.kind == CaptureFormat.Section.thrown.rawValue }?.offset ?? 12
             throw CaptureFormatError(section: "THROW", offset: offset, expected:
                 "tag lists for the \(modules.count) modules, found \(thrown.tags.count)")
+        }
+        var modules = modules
+        for (position, debug, offset) in moduleDebug {
+            guard position < modules.count, modules[position].debug == nil else {
+                throw CaptureFormatError(section: "MODULE_DEBUG", offset: offset, expected:
+                    "one MODULE_DEBUG section per module of the \(modules.count), found one for module \(position)"
+                    + (position < modules.count ? " twice" : ""))
+            }
+            modules[position].debug = debug
         }
         return CaptureFile(architecture: architecture, registers: registers ?? [:], activations: activations, stack: stack,
                            modules: modules, trap: trap, hostFrames: hostFrames, note: note, thrown: thrown)

@@ -53,9 +53,12 @@ public enum CaptureFormat {
         public static let note = Section(WU_CAPTURE_SECTION_NOTE)
         /// Minor version 1: the exception of a capture taken at a throw.
         public static let thrown = Section(WU_CAPTURE_SECTION_THROWN)
+        /// A module's identity (build id, content hash, code start,
+        /// external debug file) and, when the capture carries it, its DWARF.
+        public static let moduleDebug = Section(WU_CAPTURE_SECTION_MODULE_DEBUG)
 
         public static let allCases: [Section] = [.architecture, .registers, .activations, .stack, .module, .trap,
-                                                 .hostFrames, .note, .thrown]
+                                                 .hostFrames, .note, .thrown, .moduleDebug]
 
         public var name: String {
             switch self {
@@ -68,6 +71,7 @@ public enum CaptureFormat {
             case .hostFrames: return "HOST_FRAMES"
             case .note: return "NOTE"
             case .thrown: return "THROW"
+            case .moduleDebug: return "MODULE_DEBUG"
             default: return "kind \(rawValue)"
             }
         }
@@ -135,6 +139,10 @@ extension CaptureFile {
             : (thrown != nil || !withHandlers.isEmpty) ? 1 : 0
         for module in modules {
             section(.module) { writer in module.write(to: &writer, minor: minor) }
+        }
+        for (position, module) in modules.enumerated() {
+            guard let debug = module.debug else { continue }
+            section(.moduleDebug) { writer in debug.write(to: &writer, position: position) }
         }
         if let trap {
             section(.trap) { writer in trap.write(to: &writer) }

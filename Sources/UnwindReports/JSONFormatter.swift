@@ -168,8 +168,19 @@ public struct JSONFormatter: ReportFormatter {
             ("trap", dump.trap.map { .object([("code", .integer(Int64($0.code))), ("message", .string($0.message))]) } ?? .null),
             ("note", .string(dump.note)),
             ("warnings", .array(dump.warnings.map(JSONValue.string))),
-            ("backtrace", json(dump.backtrace)),
+            ("backtrace", json(dump.backtrace, sourceSymbols: dump.sourceSymbols)),
         ]
+        if !dump.moduleDebug.isEmpty {
+            members.append(("module_debug", .array(dump.moduleDebug.map { module in
+                .object([
+                    ("module", .string(module.module)),
+                    ("build_id", .string(module.buildID)),
+                    ("sha256", .string(module.contentHash)),
+                    ("external_debug_info", .string(module.externalDebugInfo)),
+                    ("source_lines_from", .string(module.debugSource)),
+                ])
+            })))
+        }
         if let thrown = dump.thrown {
             let handler: JSONValue = thrown.handler.map { handler in
                 .object([

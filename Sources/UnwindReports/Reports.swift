@@ -197,6 +197,13 @@ public struct CaptureDump: Hashable, Sendable {
     /// The exception, if the capture was taken at a throw.
     public var thrown: ThrowReport?
     public var backtrace: SymbolicatedBacktrace
+    /// Each frame's source symbols, innermost inlined function first, when
+    /// a module of the capture has debug information (carried in the
+    /// capture or found in a debug file); nil when none has.
+    public var sourceSymbols: [[SourceSymbol]]?
+    /// The modules' identities (build id, content hash) and where their
+    /// debug information came from, for modules whose capture says.
+    public var moduleDebug: [ModuleDebugReport] = []
     /// With `--roots`: the roots, or why they could not be enumerated.
     public var roots: [RootReport]?
     public var rootsError: String?
@@ -246,4 +253,24 @@ public struct DumpReport: Hashable, Sendable {
     public var entries: [Entry]
 
     public init(entries: [Entry]) { self.entries = entries }
+}
+
+/// A captured module's identity and where its debug information was found.
+public struct ModuleDebugReport: Hashable, Sendable {
+    public var module: String?
+    /// The `build_id` section's bytes in hex, if the module has one.
+    public var buildID: String?
+    /// SHA-256 of the module's bytes, in hex.
+    public var contentHash: String
+    public var externalDebugInfo: String?
+    /// The debug file's path, "the capture", or nil when none was found.
+    public var debugSource: String?
+
+    public init(module: String?, buildID: String?, contentHash: String, externalDebugInfo: String?, debugSource: String?) {
+        self.module = module
+        self.buildID = buildID
+        self.contentHash = contentHash
+        self.externalDebugInfo = externalDebugInfo
+        self.debugSource = debugSource
+    }
 }

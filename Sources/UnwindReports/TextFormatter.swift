@@ -68,10 +68,13 @@ public struct TextFormatter: ReportFormatter {
     /// ```
     ///
     /// A frame the DWARF says nothing about prints as without details.
-    /// Runs of identical frames are folded as in `render(_:)`.
-    public func renderDetails(_ backtrace: SymbolicatedBacktrace, _ symbols: [[SourceSymbol]], foldingThreshold: Int = 10) -> String {
+    /// Runs of identical frames are folded, activation boundaries marked
+    /// and a truncated or broken trace ended as in `render(_:)`.
+    public func renderDetails(_ backtrace: SymbolicatedBacktrace, _ symbols: [[SourceSymbol]], foldingThreshold: Int = 10,
+                              activationBoundaries: Bool = false) -> String {
         var lines: [String] = []
         let frames = backtrace.frames
+        var activation = frames.first?.frame.activation ?? 0
         var rendered: [SymbolsKey: [String]] = [:]
         /// One frame's lines; `run`, when it stands for a folded run of
         /// identical frames, numbers it `first-last` and counts them.
@@ -115,6 +118,10 @@ public struct TextFormatter: ReportFormatter {
         }
         var index = 0
         while index < frames.count {
+            if activationBoundaries, frames[index].frame.activation != activation {
+                activation = frames[index].frame.activation
+                lines.append("       -- host frames; activation \(activation) --")
+            }
             // A run of identical frames: one activation, same code and offset.
             var end = index + 1
             while end < frames.count, frames[end].frame.activation == frames[index].frame.activation,
@@ -127,6 +134,8 @@ public struct TextFormatter: ReportFormatter {
             }
             index = end
         }
+        let trailer = backtrace.renderedTrailer
+        if !trailer.isEmpty { lines.append(trailer) }
         return lines.joined(separator: "\n")
     }
 
@@ -243,7 +252,8 @@ public struct TextFormatter: ReportFormatter {
         var lines = ["\(dump.file): \(count) activation\(count == 1 ? "" : "s"), \(place); "
                      + "\(dump.stackBytes) bytes of stack, \(dump.moduleCount) module\(dump.moduleCount == 1 ? "" : "s")"
                      + (dump.note.map { " (\($0))" } ?? "")]
-        let frames = render(dump.backtrace, activationBoundaries: true)
+        let frames = dump.sourceSymbols.map { renderDetails(dump.backtrace, $0, foldingThreshold: foldingThreshold, activationBoundaries: true) }
+            ?? render(dump.backtrace, activationBoundaries: true)
         if !frames.isEmpty { lines.append(frames) }
         if let trap = dump.trap { lines.append("wasm trap: \(trap.message)") }
         if let thrown = dump.thrown { lines += render(thrown) }

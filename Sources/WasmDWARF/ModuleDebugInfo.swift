@@ -57,16 +57,33 @@ public final class ModuleDebugInfo: Sendable {
     /// The debug information of the module `bytes`; `debugFile`, when
     /// given, is a separate file (a wasm module of custom sections) whose
     /// debug sections are used instead of the module's own.
-    public init(module bytes: [UInt8], debugFile: [UInt8]? = nil) throws(DWARFError) {
+    public convenience init(module bytes: [UInt8], debugFile: [UInt8]? = nil) throws(DWARFError) {
         let wasm = try WasmSections(parsing: bytes)
-        codeStart = wasm.codeStart
-        buildID = wasm.buildID
-        externalDebugInfo = wasm.externalDebugInfo
-        if let debugFile {
-            sections = DebugSections(bytes: debugFile, sections: try WasmSections(parsing: debugFile))
+        let sections = if let debugFile {
+            DebugSections(bytes: debugFile, sections: try WasmSections(parsing: debugFile))
         } else {
-            sections = DebugSections(bytes: bytes, sections: wasm)
+            DebugSections(bytes: bytes, sections: wasm)
         }
+        self.init(codeStart: wasm.codeStart, buildID: wasm.buildID, externalDebugInfo: wasm.externalDebugInfo,
+                  sections: sections)
+    }
+
+    /// The debug information in `debugFile` (a wasm binary holding the
+    /// `.debug_*` custom sections: the module itself, a separate debug
+    /// file, or the sections a capture carries) of a module whose code
+    /// section's contents start at module offset `codeStart` — when the
+    /// module itself is not at hand, as offline.
+    public convenience init(codeStart: Int, debugFile: [UInt8]) throws(DWARFError) {
+        let wasm = try WasmSections(parsing: debugFile)
+        self.init(codeStart: codeStart, buildID: wasm.buildID, externalDebugInfo: wasm.externalDebugInfo,
+                  sections: DebugSections(bytes: debugFile, sections: wasm))
+    }
+
+    private init(codeStart: Int?, buildID: [UInt8]?, externalDebugInfo: String?, sections: DebugSections) {
+        self.codeStart = codeStart
+        self.buildID = buildID
+        self.externalDebugInfo = externalDebugInfo
+        self.sections = sections
     }
 
     /// Whether the module has a `.debug_info` section at all.

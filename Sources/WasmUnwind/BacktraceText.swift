@@ -35,6 +35,21 @@ extension SymbolicatedBacktrace: CustomStringConvertible {
                              to: &out)
             }
         }
+        appendTrailer(to: &out)
+        return out.string
+    }
+
+    /// The lines a rendering ends with: why a truncated trace is
+    /// truncated, the error that stopped an incomplete walk; empty for a
+    /// whole trace. For renderings of the frames made elsewhere (with
+    /// source lines).
+    @_spi(Tools) public var renderedTrailer: String {
+        var out = TextBuffer(capacity: 0)
+        appendTrailer(to: &out)
+        return out.string
+    }
+
+    private func appendTrailer(to out: inout TextBuffer) {
         let count = resolved.count
         switch truncation {
         case .requested(_, let omitted?)?:
@@ -49,7 +64,6 @@ extension SymbolicatedBacktrace: CustomStringConvertible {
         if let error {
             out.appendLine("backtrace incomplete after \(count) frames: \(error) [\(error.rule)]")
         }
-        return out.string
     }
 
     private func appendFrames(_ frames: UnsafeBufferPointer<ResolvedFrame>, foldingThreshold: Int,

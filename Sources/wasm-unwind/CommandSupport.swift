@@ -1,6 +1,7 @@
 import ArgumentParser
 import CWasmUnwindABI
 import Foundation
+import WasmDWARF
 import WasmJIT
 import WasmJITTools
 import WasmUnwind
@@ -109,7 +110,10 @@ func loadModule(engine: Engine, path: String) throws -> Module {
     default: isBinary = bytes.starts(with: [0x00, 0x61, 0x73, 0x6D])
     }
     do {
-        if isBinary { return try Module(engine: engine, binary: bytes) }
+        if isBinary {
+            let debugFile = engine.configuration.backtraceDetails ? externalDebugFile(of: bytes, path: path) : nil
+            return try Module(engine: engine, binary: bytes, debugFile: debugFile)
+        }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw CommandError("\(path): not UTF-8 text (and not a wasm binary: it does not start with \\0asm)")
         }
@@ -214,4 +218,24 @@ enum PackageFiles {
         }
         return nil
     }
+}
+
+/// The separate debug file a module without DWARF names in its
+/// `external_debug_info` section, when it is there (the path as given
+/// when absolute, else beside the module) and belongs to the module
+/// (`DebugFile.matches`); a warning when it is not.
+func externalDebugFile(of bytes: [UInt8], path: String) -> DebugFile? {
+    guard let sections = try? WasmSections(parsing: bytes), sections.custom[".debug_info"] == nil,
+          let external = sections.externalDebugInfo, let identity = ModuleIdentity(module: bytes, sections: sections) else { return nil }
+    let candidate = external.hasPrefix("/") ? external
+        : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(external).path
+    guard let data = FileManager.default.contents(atPath: candidate) else {
+        printError("warning: \(path) names its debug information \"\(external)\" (external_debug_info), which is not at \(candidate)")
+        return nil
+    }
+    guard let file = try? DebugFile(bytes: [UInt8](data)), file.matches(identity), file.hasDebugInfo else {
+        printError("warning: \(candidate), named by \(path)'s external_debug_info, is not its debug information (\(identity.description))")
+        return nil
+    }
+    return file
 }

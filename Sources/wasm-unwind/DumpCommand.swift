@@ -4,6 +4,7 @@ import StackCapture
 import UnwindOracle
 import WasmUnwind
 import UnwindReports
+import WasmDWARF
 
 struct DumpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,6 +22,12 @@ struct DumpCommand: ParsableCommand {
             host.backtrace_all); --verify unwinds the capture again offline with \
             libunwind — registers from the capture, memory from the captured bytes, CFI \
             from the captured tables — and compares frame for frame.
+
+            Frames show source lines (file:line:column, inlined functions) when a \
+            module's DWARF is at hand: carried in the capture (taken with backtrace \
+            details on), named by --debug-file (the module built with -g, or a separate \
+            debug file), found in a --debug-dir by the module's build_id or content, or \
+            named by the module's external_debug_info section (docs/source-lines.md).
 
             A file that cannot be read, a corrupt capture, a broken frame chain or a \
             mismatch is reported (file, section, byte, what was expected; the frames \
@@ -50,11 +57,24 @@ struct DumpCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("For a core file: write the memory the reader read (a few KiB that `dump` replays like the core) to FILE, for a bug report of the reader.", valueName: "FILE"))
     var recordReads: String?
 
+    @Option(name: .customLong("debug-file"), help: ArgumentHelp("A wasm module with DWARF, or a separate debug file, for source lines of the module it belongs to (by build_id, else by content); repeatable.", valueName: "FILE"))
+    var debugFiles: [String] = []
+
+    @Option(name: .customLong("debug-dir"), help: ArgumentHelp("A directory to look for debug files in: BUILDID.debug, BUILDID.wasm, .build-id/XX/REST.debug, the module's external_debug_info name, then every .wasm and .debug file; repeatable.", valueName: "DIR"))
+    var debugDirectories: [String] = []
+
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one capture file") }
     }
 
     func run() throws {
+        let search: DebugFileSearch
+        do {
+            search = try DebugFileSearch(files: debugFiles, directories: debugDirectories)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
         let sink = format.sink()
         var failed = false
         for file in files {
@@ -64,11 +84,11 @@ struct DumpCommand: ParsableCommand {
             do {
                 let input = try InputBytes(path: file)
                 if input.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {
-                    dumps = try dumpCore(input)
+                    dumps = try dumpCore(input, search)
                 } else if input.starts(with: Array("WURECORD".utf8)) {
-                    dumps = dumpRecording(input)
+                    dumps = dumpRecording(input, search)
                 } else {
-                    dumps = [dump(input)]
+                    dumps = [dump(input, search)]
                 }
             } catch let error as InputError {
                 printError("error: \(error)")
@@ -80,12 +100,16 @@ struct DumpCommand: ParsableCommand {
             }
         }
         sink.finishDump()
+        for (path, file) in search.files where !search.usedFiles.contains(path) {
+            printError("warning: --debug-file \(path) matched no module with DWARF in the dumped files"
+                       + (file.hasDebugInfo ? " (its build_id: \(file.sections.buildID.map(ModuleIdentity.hex) ?? "none"))" : " (it has no .debug_info section)"))
+        }
         if failed { throw ExitCode(1) }
     }
 
     /// A core file's threads that were running wasm, each dumped as a
     /// capture, the crashing thread first (docs/post-mortem.md).
-    func dumpCore(_ input: InputBytes) throws -> [(DumpReport.Entry, Bool)] {
+    func dumpCore(_ input: InputBytes, _ search: DebugFileSearch) throws -> [(DumpReport.Entry, Bool)] {
         let file = input.name
         do {
             let core = ReadRecorder(try CoreFile(input))
@@ -98,7 +122,7 @@ struct DumpCommand: ParsableCommand {
                 let recording = ProcessRecording(of: core.process, descriptorAddress: address, reads: core.reads)
                 try writeFile(recordReads, recording.serialized(), what: "the reads")
             }
-            return dumps(of: threads, file: file)
+            return dumps(of: threads, file: file, search)
         } catch let error as CoreFileError {
             return failure(file, "\(error)")
         } catch let error as InputError {
@@ -108,11 +132,11 @@ struct DumpCommand: ParsableCommand {
 
     /// A recording of a reader's reads (`--record-reads`), replayed as the
     /// core it was made from.
-    func dumpRecording(_ input: InputBytes) -> [(DumpReport.Entry, Bool)] {
+    func dumpRecording(_ input: InputBytes, _ search: DebugFileSearch) -> [(DumpReport.Entry, Bool)] {
         do {
             let recording = try ProcessRecording(parsing: try input.all(limit: InputBytes.defaultStreamLimit))
             return dumps(of: try PostMortem.threads(of: recording, descriptorAt: recording.descriptorAddress, program: input.name),
-                         file: input.name)
+                         file: input.name, search)
         } catch {
             return failure(input.name, "\(error)")
         }
@@ -124,7 +148,7 @@ struct DumpCommand: ParsableCommand {
     }
 
     /// Each thread's capture, dumped.
-    func dumps(of threads: [PostMortem.ThreadCapture], file: String) -> [(DumpReport.Entry, Bool)] {
+    func dumps(of threads: [PostMortem.ThreadCapture], file: String, _ search: DebugFileSearch) -> [(DumpReport.Entry, Bool)] {
         guard !threads.isEmpty else { return failure(file, "no thread was running wasm") }
         return threads.map { thread in
             let stack: CapturedStack
@@ -132,13 +156,14 @@ struct DumpCommand: ParsableCommand {
             var (dump, sound) = stack.dump(file: "\(file) thread \(thread.tid)", roots: roots, hybrid: false, verify: verify,
                                            warnings: [])
             if thread.interruptedInWasm { dump.place = .interrupted }
+            addSourceLines(&dump, stack, search, file: file)
             return (.dump(dump), sound)
         }
     }
 
     /// One file's dump, and whether it was sound. Problems are also
     /// reported on standard error as they are found.
-    func dump(_ input: InputBytes) -> (DumpReport.Entry, Bool) {
+    func dump(_ input: InputBytes, _ search: DebugFileSearch) -> (DumpReport.Entry, Bool) {
         let file = input.name
         func failure(_ message: String) -> (DumpReport.Entry, Bool) {
             printError("\(file): \(message)")
@@ -154,11 +179,24 @@ struct DumpCommand: ParsableCommand {
             return failure("not a valid capture: \(error)")
         }
         for warning in warnings { printError("warning: \(file): \(warning)") }
-        let (dump, sound) = stack.dump(file: file, roots: roots, hybrid: hybrid, verify: verify, warnings: warnings)
+        var (dump, sound) = stack.dump(file: file, roots: roots, hybrid: hybrid, verify: verify, warnings: warnings)
+        addSourceLines(&dump, stack, search, file: file)
         if let error = dump.backtrace.error {
             printError("\(file): the captured frame chain is broken after \(dump.backtrace.frames.count) frames: \(error) [\(error.rule)]")
         }
         if let error = dump.hybridError { printError("\(file): \(error)") }
         return (.dump(dump), sound)
+    }
+
+    /// The frames' source lines, from the modules' DWARF wherever `search`
+    /// finds it; what could not be found or read is a warning.
+    func addSourceLines(_ dump: inout CaptureDump, _ stack: CapturedStack, _ search: DebugFileSearch, file: String) {
+        let lines = stack.sourceLines(of: dump.backtrace, search: search, captureDirectory: DebugFileSearch.directory(of: file))
+        dump.sourceSymbols = lines.symbols
+        dump.moduleDebug = lines.modules
+        for problem in lines.problems {
+            printError("warning: \(file): \(problem)")
+            dump.warnings.append(problem)
+        }
     }
 }

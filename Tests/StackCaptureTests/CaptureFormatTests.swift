@@ -3,6 +3,7 @@ import StackCapture
 import Testing
 import WasmUnwind
 import UnwindReports
+import WasmDWARF
 
 /// The committed captures, read as bytes (the format alone: no JIT, no CLI).
 enum CaptureFixtures {
@@ -207,7 +208,7 @@ struct CaptureCorruptionTests {
 
     @Test("what is read writes back to the same bytes, for every committed capture")
     func roundTrip() throws {
-        for name in ["single", "nested", "trap", "overflow", "refs", "hybrid", "throw"] {
+        for name in ["single", "nested", "trap", "overflow", "refs", "hybrid", "throw", "lines"] {
             let bytes = try CaptureFixtures.bytes(name)
             #expect(try CaptureFile(parsing: bytes).serialized() == bytes, "\(name)")
         }
@@ -255,3 +256,107 @@ func catchError(_ body: () throws -> Any) -> CaptureFormatError? {
     }
 }
 
+@Suite("Captured stacks: module identity and carried DWARF (MODULE_DEBUG)")
+struct ModuleDebugSectionTests {
+    /// Reads a capture as `dump` does with source lines: parse, walk,
+    /// look up every frame's lines in the DWARF it carries, render.
+    func readWithLines(_ bytes: [UInt8]) -> String {
+        do {
+            let stack = try CapturedStack(CaptureFile(parsing: bytes))
+            let backtrace = stack.symbolicated()
+            let (symbols, problems) = stack.sourceSymbols(of: backtrace, search: try DebugFileSearch(files: [], directories: []),
+                                                          captureDirectory: nil)
+            _ = TextFormatter().renderDetails(backtrace, symbols ?? [])
+            if !problems.isEmpty { return "diagnostic" }
+            return symbols == nil ? "no lines" : "lines"
+        } catch {
+            return "error"
+        }
+    }
+
+    @Test("the committed capture of a -g program carries its identity and DWARF, and its frames have their source lines")
+    func carried() throws {
+        let file = try CaptureFile(parsing: CaptureFixtures.bytes("lines"))
+        let debug = try #require(file.modules.first?.debug)
+        #expect(debug.identity.buildID?.count == 16 && debug.identity.contentHash.count == 32 && debug.sections != nil)
+        let stack = try CapturedStack(file)
+        let backtrace = stack.symbolicated()
+        let (symbols, problems) = stack.sourceSymbols(of: backtrace, search: try DebugFileSearch(files: [], directories: []),
+                                                      captureDirectory: nil)
+        #expect(problems.isEmpty)
+        #expect(symbols?.map { $0.map { "\($0.name ?? "?") \($0.file ?? "?"):\($0.line ?? 0)" } }
+                == [["pick ./fixtures/c-lines/crash.c:6", "middle ./fixtures/c-lines/crash.c:9"], ["run ./fixtures/c-lines/crash.c:12"]])
+    }
+
+    /// The capture with its MODULE_DEBUG section's body replaced.
+    func withBody(_ body: [UInt8]) throws -> [UInt8] {
+        let bytes = try CaptureFixtures.bytes("lines")
+        return CaptureCorruptionTests().replacingSection(bytes, kind: 10, with: body)
+    }
+
+    @Test("a MODULE_DEBUG section for a module the capture does not have, with unknown flags, or carrying sections that are not wasm is an error naming the section and byte")
+    func corrupt() throws {
+        var writer = ByteWriter()
+        writer.writeULEB(3)  // the capture has one module
+        writer.write(UInt8(0))
+        writer.writeULEB(100)
+        writer.write([UInt8](repeating: 1, count: 32))
+        let elsewhere = try #require(catchError { try CaptureFile(parsing: try withBody(writer.bytes)) })
+        #expect(elsewhere.section == "MODULE_DEBUG" && elsewhere.expected.contains("found one for module 3"), "\(elsewhere)")
+        let flags = try #require(catchError { try CaptureFile(parsing: try withBody([0, 0x18])) })
+        #expect(flags.section == "MODULE_DEBUG" && flags.expected == "flags of at most 1 | 2 | 4, found 24", "\(flags)")
+        var notWasm = ByteWriter()
+        notWasm.writeULEB(0)
+        notWasm.write(UInt8(4))
+        notWasm.writeULEB(100)
+        notWasm.write([UInt8](repeating: 1, count: 32))
+        notWasm.writeULEB(8)
+        notWasm.write(Array("notwasm!".utf8))
+        let sections = try #require(catchError { try CaptureFile(parsing: try withBody(notWasm.bytes)) })
+        #expect(sections.section == "MODULE_DEBUG" && sections.expected.contains("the debug sections as a wasm binary: the wasm magic"),
+                "\(sections)")
+        let bytes = try CaptureFixtures.bytes("lines")
+        for length in stride(from: 0, to: bytes.count, by: 3) {
+            #expect(throws: CaptureFormatError.self, "length \(length)") { try CaptureFile(parsing: Array(bytes.prefix(length))) }
+        }
+    }
+
+    @Test("flipping any byte of a capture carrying DWARF: an error, a reading with lines, or one diagnostic; never a crash")
+    func byteFlips() throws {
+        let bytes = try CaptureFixtures.bytes("lines")
+        #expect(readWithLines(bytes) == "lines")
+        var outcomes: [String: Int] = [:]
+        for index in bytes.indices {
+            var flipped = bytes
+            flipped[index] ^= 0xFF
+            outcomes[readWithLines(flipped), default: 0] += 1
+        }
+        #expect(outcomes.values.reduce(0, +) == bytes.count)
+        #expect((outcomes["error"] ?? 0) > 0 && (outcomes["lines"] ?? 0) > 0 && (outcomes["diagnostic"] ?? 0) > 0, "\(outcomes)")
+    }
+}
+
+@Suite("Module identity: SHA-256")
+struct ContentHashTests {
+    @Test("FIPS 180-4's test vectors, across the padding boundaries (55, 56, 64 bytes), and sha256sum on the committed captures")
+    func vectors() throws {
+        func hex(_ bytes: [UInt8]) -> String { ModuleIdentity.hex(ContentHash.sha256(bytes)) }
+        #expect(hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(hex([UInt8](repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        for name in ["single", "lines", "overflow"] {
+            let path = CaptureFixtures.root.appendingPathComponent("fixtures/captures/\(name).capture").path
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+            process.arguments = [path]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(String(output.prefix(64)) == hex(try CaptureFixtures.bytes(name)), "\(name)")
+        }
+    }
+}

@@ -49,6 +49,16 @@ struct CaptureFixtureTests {
         #expect(json.stdout == (try CaptureFixtures.golden(name, ".json")))
     }
 
+    @Test("the capture of a -g C program carries its DWARF: it dumps to its golden text and JSON with source lines and the module's build id")
+    func lines() throws {
+        let text = try runCLI(["dump", CaptureFixtures.path("lines"), "--roots"])
+        #expect(text.status == 0 && text.stderr.isEmpty, "\(text.stderr)")
+        #expect(text.stdout == (try CaptureFixtures.golden("lines", ".txt")))
+        #expect(text.stdout.contains("                    at ./fixtures/c-lines/crash.c:6:20"))
+        let json = try runCLI(["dump", CaptureFixtures.path("lines"), "--roots", "--format", "json"])
+        #expect(json.stdout == (try CaptureFixtures.golden("lines", ".json")))
+    }
+
     @Test("the hybrid capture keeps every host frame and dumps to its golden")
     func hybrid() throws {
         let result = try runCLI(["dump", CaptureFixtures.path("hybrid"), "--hybrid"])

@@ -45,8 +45,10 @@ public final class Module: @unchecked Sendable {
     /// functions and trampolines (`ModuleCompiler`, stage by stage), maps
     /// the code, builds its tables, and hands the module to the engine's
     /// `didCompile` hook (debuggers, profilers, unwinders) before anything
-    /// can run it.
-    public init(engine: Engine, binary: [UInt8]) throws(CompileError) {
+    /// can run it. `debugFile`, when given, is a separate file with the
+    /// module's DWARF (`DebugFile.matches` it), used in place of the
+    /// module's own debug sections.
+    public init(engine: Engine, binary: [UInt8], debugFile: DebugFile? = nil) throws(CompileError) {
         var compiler = ModuleCompiler(engine: engine, description: try ModuleDescription(parsing: binary))
         try compiler.compileFunctions()
         entryTrampolineOffsets = try compiler.emitEntryTrampolines()
@@ -74,8 +76,9 @@ public final class Module: @unchecked Sendable {
         // Source lines: only the section table is read now; the DWARF is
         // parsed when a trap first asks.
         let sections = try? WasmSections(parsing: binary)
-        hasDebugInfo = sections?.custom[".debug_info"] != nil
-        let info = hasDebugInfo ? try? ModuleDebugInfo(module: binary) : nil
+        self.debugFile = debugFile?.hasDebugInfo == true ? debugFile : nil
+        hasDebugInfo = self.debugFile != nil || sections?.custom[".debug_info"] != nil
+        let info = hasDebugInfo ? try? ModuleDebugInfo(module: binary, debugFile: self.debugFile?.bytes) : nil
         debugInfo = engine.configuration.backtraceDetails ? info : nil
         if let info { SourceLineRegistry.shared.register(info, details: engine.configuration.backtraceDetails, for: code.range) }
         do {
@@ -114,6 +117,34 @@ public final class Module: @unchecked Sendable {
     public let debugInfo: ModuleDebugInfo?
     /// Whether the module has a `.debug_info` section (details or not).
     public let hasDebugInfo: Bool
+
+    private let identityCache = Mutex<ModuleIdentity??>(nil)
+
+    /// Who the module is, for finding its debug file offline (its
+    /// `build_id`, else a SHA-256 of the binary): made when first asked,
+    /// once. Nil for a module without code.
+    public var identity: ModuleIdentity? {
+        identityCache.withLock { cache in
+            if let known = cache { return known }
+            let made = (try? WasmSections(parsing: binary)).flatMap { ModuleIdentity(module: binary, sections: $0) }
+            cache = .some(made)
+            return made
+        }
+    }
+
+    /// The module's `.debug_*` sections as a wasm binary of custom
+    /// sections, when the engine shows backtrace details and the module
+    /// has DWARF: what a capture carries so that a dump shows the same
+    /// source lines as the live trap.
+    public var carriedDebugSections: [UInt8]? {
+        guard debugInfo != nil else { return nil }
+        if let debugFile { return DebugFile.debugSections(of: debugFile.bytes, debugFile.sections) }
+        guard let sections = try? WasmSections(parsing: binary) else { return nil }
+        return DebugFile.debugSections(of: binary, sections)
+    }
+
+    /// The separate debug file the module was compiled with, if any.
+    public let debugFile: DebugFile?
 
     /// The module's code and trap sites as the signal handler sees them.
     var codeRegion: wu_code_region {
