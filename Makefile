@@ -7,6 +7,8 @@
 #   make docs    the DocC documentation of WasmUnwind (.build/docs)
 #   make venv    Python's wasmtime 50.0.1 in .venv, the second oracle
 #   make tools   gdb, perf, readelf and headless Chromium for the tool tests
+#   make toolchains  Debian's rustc with wasm32 std, wasi-libc and clang's
+#                wasm32 builtins: real programs compiled for the tests
 
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -16,7 +18,7 @@ TOOLS := $(SWIFT) build --package-path Tools
 BIN := Tools/.build/debug/wasm-unwind
 RELEASE := Tools/.build/release
 
-.PHONY: deps venv tools build test demo verify bench fuzz docs clean
+.PHONY: deps venv tools toolchains build test demo verify bench fuzz docs clean
 
 # Real Wasmtime (its Python package, which carries the runtime and its C
 # API) in a virtual environment of the project's own.
@@ -57,11 +59,26 @@ tools:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The toolchains real wasm programs come from, besides the Swift
+# toolchain's clang: Debian's rustc 1.63 with the wasm32 std, wasi-libc
+# (the C library's sysroot) and clang's wasm32 builtins.
+toolchains:
+	@missing=""; \
+	[ -x /usr/bin/rustc ] || missing="$$missing rustc"; \
+	[ -d /usr/lib/rustlib/wasm32-unknown-unknown ] || missing="$$missing libstd-rust-dev-wasm32"; \
+	[ -d /usr/include/wasm32-wasi ] || missing="$$missing wasi-libc"; \
+	[ -d /usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi ] || missing="$$missing libclang-rt-14-dev-wasm32"; \
+	if [ -n "$$missing" ]; then \
+		echo "make: installing$$missing with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 build: deps
 	$(SWIFT) build
 	$(TOOLS)
 
-test: deps venv tools
+test: deps venv tools toolchains
 	scripts/check-walker-codegen.sh
 	scripts/check-embedder-dependencies.sh
 	$(SWIFT) build --build-tests
@@ -77,15 +94,18 @@ demo: build
 # programs compared with real Wasmtime; then 100,000 profiler samples of
 # random programs at 10 kHz, each compared with libunwind in the signal
 # handler. Both exit-recording modes.
-verify: deps venv
+verify: deps venv toolchains
 	$(TOOLS) -c release --product wasm-unwind
 	scripts/build-c-fixtures.sh .build/c-fixtures >/dev/null
+	scripts/build-rust-fixtures.sh .build/rust-fixtures >/dev/null
 	$(RELEASE)/wasm-unwind verify --seed 1 --count 10000 --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify --seed 1 --count 10000 --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exceptions 2000 --max-known-differences 10 --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exceptions 2000 --max-known-differences 10 --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/c-fixtures/debug --backtrace-details --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/c-fixtures/debug --backtrace-details --exit-recording inline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/rust-fixtures --backtrace-details --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/rust-fixtures --backtrace-details --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording inline
 

@@ -1,7 +1,8 @@
 import WasmJIT
 
 /// The calls made on each C fixture (fixtures/c, built by
-/// scripts/build-c-fixtures.sh): its checksum, and every export that
+/// scripts/build-c-fixtures.sh) and Rust fixture (fixtures/rust,
+/// scripts/build-rust-fixtures.sh): its checksum, and every export that
 /// traps, with arguments that trap at different depths.
 public enum CFixtureCalls {
     public static let calls: [String: [(String, [Value])]] = [
@@ -15,6 +16,10 @@ public enum CFixtureCalls {
                    ("degenerate", [.i32(3)])],
         "floats": [("checksum", []), ("convert", [.f64(1.5)]), ("convert", [.f64(3e9)]),
                    ("convert", [.f64(-3e9)]), ("convert", [.f64(.nan)])],
+        // fixtures/rust (scripts/build-rust-fixtures.sh): Rust panics
+        // through std's panic machinery.
+        "panics": [("checksum", []), ("index_out_of_bounds", [.i32(7)]), ("index_out_of_bounds", [.i32(2)]),
+                   ("unwrap_none", [.i32(3)]), ("explicit_panic", [.i32(500)]), ("explicit_panic", [.i32(5)])],
     ]
 
     /// The fixture's program name: `qsort` of `qsort-mvp.wasm`.

@@ -241,8 +241,13 @@ public final class WasmtimeComparison {
         if ours.cause != cause {
             return mismatch("Wasmtime's cause: \(cause ?? "none"); ours: \(ours.cause ?? "none")")
         }
+        // A module without a name in its name section (rustc writes none)
+        // has none in Wasmtime's frames; ours are named after its file, as
+        // the one module of the program is here.
+        let onlyModule = modules.count == 1 ? modules.keys.first : nil
         let theirFrames = rawFrames.map { frame in
-            FrameKey(module: frame[0] as? String, function: frame[1] as? String, offset: (frame[2] as? NSNumber)?.intValue)
+            FrameKey(module: frame[0] as? String ?? onlyModule, function: frame[1] as? String,
+                     offset: (frame[2] as? NSNumber)?.intValue)
         }
         let ourFrames = Array(ours.frames.prefix(Self.wasmtimeFrameLimit))
         summary.framesCompared += min(ourFrames.count, theirFrames.count)

@@ -9,7 +9,8 @@ struct VerifyWasmtimeCommand: ParsableCommand {
         abstract: "Compare the reference runtime with real Wasmtime, call by call.",
         discussion: """
             Runs the compiled C fixtures (every .wasm in --c-fixtures, each export \
-            of fixtures/c that returns a checksum or traps) and COUNT generated \
+            of fixtures/c that returns a checksum or traps; the Rust fixtures of \
+            scripts/build-rust-fixtures.sh too) and COUNT generated \
             two-module programs from SEED (tables shared across instances, \
             call_indirect to both instances and the host, br_table, multi-value, \
             tail calls, bulk memory, host re-entry, traps at random depths) and \
@@ -40,7 +41,7 @@ struct VerifyWasmtimeCommand: ParsableCommand {
     @Option(name: .long, help: "The helper script (default: the package's scripts/wasmtime-oracle.py, found from this tool).")
     var script: String?
 
-    @Option(name: .long, help: "A directory of compiled C fixtures (scripts/build-c-fixtures.sh); empty: none.")
+    @Option(name: .long, help: "A directory of compiled C or Rust fixtures (scripts/build-c-fixtures.sh, build-rust-fixtures.sh); empty: none.")
     var cFixtures: String?
 
     @Option(name: .long, help: "Fail if more calls than this differ only as docs/runtime.md says they may.")

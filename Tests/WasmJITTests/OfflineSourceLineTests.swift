@@ -30,7 +30,7 @@ struct OfflineSourceLineTests {
         plain.backtraceDetails = false
         let formatter = TextFormatter()
         var traps = 0, frames = 0
-        for path in try SourceLineTests.debugFixtures() {
+        for path in try SourceLineTests.debugFixtures() + SourceLineTests.rustFixtures() {
             let binary = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
             let program = CFixtureCalls.program(ofFile: URL(fileURLWithPath: path).lastPathComponent)
             // One search per way of finding the DWARF, reused over the calls.

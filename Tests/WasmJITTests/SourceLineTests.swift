@@ -18,6 +18,32 @@ struct SourceLineTests {
             .map { directory + "/" + $0 }
     }
 
+    /// fixtures/rust built by Debian's rustc with -g at opt-levels 0 to 2
+    /// (scripts/build-rust-fixtures.sh), once per test process.
+    static let rustBuilt: Result<String, CProgramTests.BuildError> = {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-rust-fixtures-\(getpid())").path
+        do {
+            let result = try runChild("/bin/bash", [PackagePaths.root.appendingPathComponent("scripts/build-rust-fixtures.sh").path,
+                                                    directory])
+            guard result.status == 0 else { return .failure(CProgramTests.BuildError(output: result.stderr + result.stdout)) }
+            return .success(directory)
+        } catch {
+            return .failure(CProgramTests.BuildError(output: "\(error)"))
+        }
+    }()
+
+    static func rustFixtures() throws -> [String] {
+        let directory: String
+        switch rustBuilt {
+        case .success(let built): directory = built
+        case .failure(let error):
+            Issue.record("scripts/build-rust-fixtures.sh failed (make toolchains installs Debian's rustc):\n\(error.output)")
+            throw error
+        }
+        return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".wasm") }.sorted()
+            .map { directory + "/" + $0 }
+    }
+
     static var wasmTools: String { PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path }
 
     /// `wasm-tools addr2line` at module offsets: per offset, its lines
@@ -43,10 +69,18 @@ struct SourceLineTests {
         return result
     }
 
-    /// Our symbols in `wasm-tools addr2line`'s form.
+    /// Our symbols in `wasm-tools addr2line`'s form (which demangles Rust
+    /// names without their `::h0123456789abcdef` hash; Wasmtime's display
+    /// and ours keep it).
     static func addr2lineForm(_ symbols: [SourceSymbol]) -> [String] {
-        symbols.map { symbol in
-            "\(symbol.name.map(Demangling.demangle) ?? "??") \(symbol.file ?? "??")"
+        func withoutHash(_ name: String) -> String {
+            let parts = name.split(separator: "::", omittingEmptySubsequences: false)
+            guard let last = parts.last, last.count == 17, last.first == "h",
+                  last.dropFirst().allSatisfy(\.isHexDigit) else { return name }
+            return parts.dropLast().joined(separator: "::")
+        }
+        return symbols.map { symbol in
+            "\(symbol.name.map { withoutHash(Demangling.demangle($0)) } ?? "??") \(symbol.file ?? "??")"
                 + (symbol.line.map { ":\($0):\(symbol.column ?? 0)" } ?? "")
         }
     }
@@ -103,6 +137,71 @@ struct SourceLineTests {
                     "\(path) @ 0x\(String(offset, radix: 16)): ours \(display), wasm-tools \(theirs)")
         }
         print("details (\(mode)): \(summary.traps) traps, \(summary.detailFramesCompared) frames compared, \(summary.detailsAtOurOffset.count) first frames checked with wasm-tools")
+    }
+
+    @Test("Rust panics (rustc 1.63, -g, opt-levels 0 to 2): Wasmtime 50's details display, frame for frame through std's panic machinery, with Rust names and lines",
+          arguments: exitRecordingModes)
+    func rustPanics(mode: ExitRecording) throws {
+        var configuration = Engine.Configuration(exitRecording: mode)
+        configuration.backtraceDetails = true
+        let comparison = try WasmtimeComparison(python: WasmtimeOracleTests.python,
+                                                script: PackagePaths.root.appendingPathComponent("scripts/wasmtime-oracle.py").path,
+                                                configuration: configuration)
+        var summary = WasmtimeComparison.Summary()
+        let fixtures = try Self.rustFixtures()
+        for path in fixtures {
+            comparison.compare(file: path, calls: CFixtureCalls.calls["panics"]!, into: &summary)
+        }
+        WasmtimeOracleTests.report(summary)
+        #expect(summary.mismatches.isEmpty)
+        // Three panics per opt-level (the second and third of an instance
+        // abort early in std: a panic while its count says panicking, as
+        // in Wasmtime — the instance is shared, as the oracle's).
+        #expect(fixtures.count == 3 && summary.traps == 9 && summary.detailFramesCompared >= 60,
+                "\(summary.traps) traps, \(summary.detailFramesCompared) frames")
+        // What a Rust developer reads: the panic machinery by name, the
+        // program's own frames with their lines.
+        let engine = Engine(configuration: configuration)
+        let module = try Module(engine: engine, binary: [UInt8](Data(contentsOf: URL(fileURLWithPath: fixtures[1]))))
+        let instance = try Instance(store: Store(engine: engine), module: module)
+        do {
+            _ = try instance.export("unwrap_none")!.call([.i32(3)])
+            Issue.record("no panic")
+        } catch let trap as Trap {
+            let text = trap.description
+            for expected in ["core::panicking::panic::", "rust_begin_unwind", "std::panicking::begin_panic_handler::{{closure}}",
+                             "core::option::Option<T>::unwrap", "                - unwrap_none", "/fixtures/rust/panics.rs:39:5"] {
+                #expect(text.contains(expected), "\(expected) in\n\(text)")
+            }
+        }
+        print("rust (\(mode)): \(summary.traps) panics, \(summary.detailFramesCompared) frames identical to Wasmtime's")
+    }
+
+    @Test("wasm-tools addr2line agrees on the Rust fixtures: every instruction of the program's own functions and a sample of std's")
+    func rustAddr2line() throws {
+        var compared = 0, inlined = 0
+        for path in try Self.rustFixtures() {
+            let binary = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            let module = try Module(engine: Engine(), binary: binary)
+            let info = try ModuleDebugInfo(module: binary)
+            var offsets: [Int] = []
+            for (position, function) in module.codeModule.functions.enumerated() {
+                let own = function.name.map { $0.contains("panics") || !$0.hasPrefix("_ZN") } ?? false
+                guard own || position % 25 == 0 else { continue }
+                offsets += function.addressMap.compactMap { $0.moduleOffset.map(Int.init) }
+            }
+            offsets = Set(offsets).sorted()
+            let theirs = try Self.addr2line(path, offsets)
+            for offset in offsets {
+                let ours = Self.addr2lineForm(info.symbols(atModuleOffset: UInt32(offset)))
+                compared += 1
+                if ours.count > 1 { inlined += 1 }
+                #expect(ours == theirs[offset] ?? [], "\(path) at 0x\(String(offset, radix: 16)): ours \(ours), wasm-tools \(theirs[offset] ?? [])")
+            }
+            #expect(info.diagnostic == nil)
+        }
+        print("rust addr2line: \(compared) offsets compared, \(inlined) in inlined functions")
+        #expect(compared > 1_000 && inlined > 50, "\(compared) offsets, \(inlined) inlined")
     }
 
     @Test("a trap prints Wasmtime's hint when a module has DWARF and details are off, and source lines when they are on")
