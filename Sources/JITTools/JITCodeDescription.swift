@@ -61,9 +61,21 @@ public struct JITCodeDescription: @unchecked Sendable {
             let start = base + UInt64(function.codeRange.lowerBound)
             // Code of no wasm instruction (a prologue) is the function's
             // header: its body's offset.
-            let lines = function.addressMap.map { entry -> (address: UInt64, file: Int, line: UInt32) in
-                let offset = entry.moduleOffset ?? function.bodyOffset
-                if let sourceLine, let source = sourceLine(offset) {
+            let offsets = function.addressMap.map { $0.moduleOffset ?? function.bodyOffset }
+            // Source lines where the DWARF has them. Code it gives no line
+            // (line 0: compiler bookkeeping; the prologue) continues the
+            // line before it — the prologue takes the function's first
+            // line — so a routine's lines are all source lines; a function
+            // the DWARF says nothing about keeps its wasm offsets.
+            var sources = offsets.map { offset in sourceLine?(offset) }
+            if let first = sources.firstIndex(where: { $0 != nil }) {
+                for index in sources.indices where sources[index] == nil {
+                    sources[index] = index < first ? sources[first] : sources[index - 1]
+                }
+            }
+            let lines = zip(function.addressMap, zip(offsets, sources)).map { entry, located -> (address: UInt64, file: Int, line: UInt32) in
+                let (offset, source) = located
+                if let source {
                     let index = fileIndex[source.file] ?? {
                         files.append(source.file)
                         fileIndex[source.file] = files.count

@@ -103,7 +103,8 @@ struct HostModule {
         case "backtrace":
             return .host(HostFunction(signature: signature) { caller, _ in
                 onBacktrace?(caller, false)
-                emit(.backtrace(caller.backtrace()))
+                let backtrace = caller.backtrace()
+                emit(.backtrace(backtrace, sourceSymbols: backtrace.sourceSymbols))
                 return []
             })
         case "backtrace_all":

@@ -1,3 +1,4 @@
+import WasmDWARF
 import UnwindReports
 import WasmUnwind
 
@@ -20,8 +21,9 @@ struct CollectionSummary: Hashable, Sendable {
 
 /// Something that happened while a module ran, worth reporting in order.
 enum RunEvent: Hashable, Sendable {
-    /// Wasm asked for its backtrace.
-    case backtrace(SymbolicatedBacktrace)
+    /// Wasm asked for its backtrace (with its frames' source lines when
+    /// backtrace details are on).
+    case backtrace(SymbolicatedBacktrace, sourceSymbols: [[SourceSymbol]]?)
     /// Wasm asked for every frame on the stack.
     case hybrid([HybridFrame])
     /// A collection ran.
@@ -66,8 +68,8 @@ extension TextFormatter {
     /// One event of a run, on its own.
     func render(_ event: RunEvent) -> String {
         switch event {
-        case .backtrace(let backtrace):
-            return "wasm backtrace:\n" + render(backtrace)
+        case .backtrace(let backtrace, let symbols):
+            return "wasm backtrace:\n" + (symbols.map { renderDetails(backtrace, $0, foldingThreshold: foldingThreshold) } ?? render(backtrace))
         case .hybrid(let frames):
             return render(frames)
         case .collection(let summary):
@@ -96,8 +98,8 @@ extension JSONFormatter {
 
     func json(_ event: RunEvent) -> JSONValue {
         switch event {
-        case .backtrace(let backtrace):
-            return .object([("event", .string("backtrace")), ("backtrace", json(backtrace))])
+        case .backtrace(let backtrace, let symbols):
+            return .object([("event", .string("backtrace")), ("backtrace", json(backtrace, sourceSymbols: symbols))])
         case .hybrid(let frames):
             return .object([("event", .string("hybrid-backtrace")), ("frames", json(frames))])
         case .collection(let summary):

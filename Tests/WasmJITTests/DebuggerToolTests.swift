@@ -147,6 +147,32 @@ struct GDBTests {
                 && caller.contains("36\t"), "up did not show add's line: \(caller)")
     }
 
+    @Test("C through two activations (fixtures/c-lines/reenter.c, -g): break FILE:LINE, bt names both activations' frames at their C lines across the host frames, finish returns to the caller's line",
+          .enabled(if: ToolPaths.gdb != nil, "gdb is not installed (make test installs it)"),
+          arguments: exitRecordingModes)
+    func sourceLinesTwoActivations(mode: ExitRecording) throws {
+        let directory = try OfflineSourceLineTests.build("reenter", flags: "-Wl,--allow-undefined")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try #require(try runTool("gdb", [
+            "-nx", "-batch", "-ex", "set breakpoint pending on", "-ex", "break reenter.c:15", "-ex", "run", "-ex", "bt",
+            "-ex", "echo @@finish\n", "-ex", "finish",
+            "--args", PackagePaths.cli, "run", directory.appendingPathComponent("reenter.wasm").path, "--invoke", "outer", "1",
+            "--debug-info", "--exit-recording", mode.rawValue,
+        ]))
+        let parts = result.stdout.components(separatedBy: "@@finish")
+        let source = PackagePaths.root.appendingPathComponent("fixtures/c-lines/reenter.c").path
+        let frames = parts[0].split(separator: "\n").filter { $0.hasPrefix("#") }.map(String.init)
+        func index(_ text: String) -> Int? { frames.firstIndex { $0.contains(text) } }
+        let leaf = index("reenter.wasm!leaf () at \(source):15"), inner = index("reenter.wasm!inner () at \(source):19")
+        let host = index("HostModule"), outer = index("reenter.wasm!outer () at \(source):22")
+        #expect(leaf == 0 && inner == 1, "\(frames)")
+        #expect(host != nil && outer != nil && host! < outer! && index("wu_enter") != nil, "\(frames)")
+        let finished = parts.dropFirst().first ?? ""
+        #expect(finished.contains("reenter.wasm!inner () at \(source):19")
+                && finished.contains("19\t__attribute__((export_name(\"inner\"))) void inner(int depth) { leaf(depth); }"),
+                "finish: \(finished)")
+    }
+
     @Test("without --debug-info gdb cannot name or unwind wasm frames (what the interface adds)",
           .enabled(if: ToolPaths.gdb != nil, "gdb is not installed (make test installs it)"))
     func withoutDebugInfo() throws {
@@ -345,6 +371,33 @@ struct PerfTests {
         #expect(lines.stdout.contains("hot.wasm:"), "\(lines.stdout.prefix(2000))")
         let annotate = try #require(try runTool("perf", ["annotate", "-i", "fp.data", "--stdio", "-s", "hot!work"], directory: directory))
         #expect(annotate.stdout.contains("hot.wasm:") && annotate.stdout.contains("push   %rbp"), "\(annotate.stdout.prefix(2000))")
+    }
+
+    @Test("a C program built with -g (fixtures/c-lines/hot.c): perf report --sort srcline shows its C lines, the inlined mix's own, no wasm offsets; perf annotate interleaves the C source",
+          .enabled(if: ToolPaths.perfRefusal == nil, ToolPaths.perfRefusal.map { Comment(rawValue: $0) } ?? ""))
+    func sourceLines() throws {
+        let module = try SourceLineTests.hotProgram.get()
+        let directory = try temporaryDirectory("perf-lines")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let recorded = try #require(try runTool("perf", ["record", "-q", "-k", "1", "-e", "cpu-clock", "-g", "-o", "perf.data", "--",
+                                                         PackagePaths.cli, "run", module, "--invoke", "main",
+                                                         "--profile", "jitdump", "--jitdump-directory", directory.path, "--", "300"],
+                                                directory: directory))
+        #expect(recorded.status == 0, "perf record: \(recorded.stderr)")
+        let injected = try #require(try runTool("perf", ["inject", "--jit", "-i", "perf.data", "-o", "jit.data"], directory: directory))
+        #expect(injected.status == 0, "perf inject: \(injected.stderr)")
+        let report = try #require(try runTool("perf", ["report", "-i", "jit.data", "--stdio", "--no-children", "-g", "none",
+                                                       "--sort", "sym,srcline"], directory: directory))
+        // Rows of the wasm functions: `hot.wasm!spin ... hot.c:8`.
+        let rows = report.stdout.split(separator: "\n").filter { $0.contains("hot.wasm!") }
+        func share(_ row: Substring) -> Double { Double(row.split(separator: "%").first?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0 }
+        let loop = rows.filter { $0.contains("hot.wasm!spin") && $0.hasSuffix("hot.c:8") }.map(share).reduce(0, +)
+        let mix = rows.filter { $0.contains("hot.wasm!spin") && $0.hasSuffix("hot.c:5") }.map(share).reduce(0, +)
+        #expect(loop > 20 && mix > 5, "spin at hot.c:8 \(loop)%, mix at hot.c:5 \(mix)%:\n\(rows.joined(separator: "\n"))")
+        #expect(!rows.contains { $0.contains("hot.wasm:") }, "wasm offsets instead of source lines:\n\(rows.joined(separator: "\n"))")
+        let annotate = try #require(try runTool("perf", ["annotate", "-i", "jit.data", "--stdio", "-s", "hot.wasm!spin"], directory: directory))
+        #expect(annotate.stdout.contains("for (unsigned i = 0; i < n; i++) acc += mix(i + acc);")
+                && annotate.stdout.contains("push   %rbp"), "\(annotate.stdout.prefix(3000))")
     }
 
     @Test("the jitdump's records: per routine debug info, unwinding info, then the load; a close record at exit")

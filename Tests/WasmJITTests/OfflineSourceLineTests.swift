@@ -221,6 +221,25 @@ struct OfflineSourceLineTests {
         #expect(Self.frameLines(fromCarried.stdout) == expected, "\(fromCarried.stdout)\n\(fromCarried.stderr)")
     }
 
+    @Test("two activations of C (fixtures/c-lines/reenter.c): host.backtrace prints source lines with details, and its capture dumps the same lines with the activation boundary")
+    func twoActivations() throws {
+        let directory = try Self.build("reenter", flags: "-Wl,--allow-undefined")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let module = directory.appendingPathComponent("reenter.wasm").path
+        let capture = directory.appendingPathComponent("re.capture").path
+        let live = try runCLI(["run", module, "--invoke", "outer", "1", "--backtrace-details", "--capture-backtraces", "--capture", capture])
+        #expect(live.status == 0, "\(live.stderr)")
+        let source = PackagePaths.root.appendingPathComponent("fixtures/c-lines/reenter.c").path
+        let shown = Self.frameLines(live.stdout + live.stderr)
+        #expect(shown == ["    0:     0x85 - leaf", "                    at \(source):15:5",
+                          "    1:     0x98 - inner", "                    at \(source):19:63",
+                          "    2:     0xa4 - outer", "                    at \(source):22:5"], "\(live.stdout)\(live.stderr)")
+        let dump = try runCLI(["dump", capture])
+        var expected = shown
+        expected.insert("       -- host frames; activation 1 --", at: 4)
+        #expect(Self.frameLines(dump.stdout) == expected, "\(dump.stdout)")
+    }
+
     @Test("a core file of a process killed in wasm: dump CORE shows source lines, from the DWARF the post-mortem image carries (details on) or from --debug-file (details off)",
           .enabled(if: CoreFiles.refusal == nil, CoreFiles.refusal.map { Comment(rawValue: $0) } ?? ""))
     func coreFile() throws {

@@ -54,3 +54,11 @@ final class SourceLineRegistry: Sendable {
         return (any ? symbols : nil, hint && !any)
     }
 }
+
+extension SymbolicatedBacktrace {
+    /// Each frame's source symbols (innermost inlined function first; empty
+    /// for a frame without) when a frame's module was compiled with
+    /// backtrace details on and has DWARF, else nil: what a trap's report
+    /// carries, for any backtrace of the reference runtime's code.
+    public var sourceSymbols: [[SourceSymbol]]? { SourceLineRegistry.shared.symbols(of: self).symbols }
+}
