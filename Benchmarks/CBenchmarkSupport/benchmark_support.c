@@ -2,6 +2,7 @@
 #include <libunwind.h>
 
 #include "benchmark_support.h"
+#include <malloc.h>
 
 size_t wu_floor_walk(const uint64_t *starts, size_t activation_count, uint64_t *pcs, size_t capacity) {
     size_t count = 0;
@@ -32,3 +33,5 @@ __attribute__((noinline)) int wu_libunwind_step_ips(uint64_t *ips, int capacity)
 }
 
 int wu_libunwind_backtrace(void **ips, int capacity) { return unw_backtrace(ips, capacity); }
+
+size_t wu_heap_bytes_in_use(void) { return mallinfo2().uordblks; }

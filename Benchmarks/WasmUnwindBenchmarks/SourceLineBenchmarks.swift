@@ -49,7 +49,7 @@ func compileSourceLineProgram() throws -> [UInt8]? {
 /// (WASMTIME_BACKTRACE_DETAILS=1), on the same -g -O2 module; and ours
 /// without details, for what the lines cost.
 func sourceLineBenchmarks(_ harness: inout Harness, library: String, notes: inout [String]) throws {
-    guard harness.groupFilter.map({ "source lines".contains($0) || $0.contains("source lines") }) ?? true else { return }
+    guard harness.groupFilter.map({ "source lines".contains($0) || $0.contains("source lines") || $0.contains("symbolication") }) ?? true else { return }
     guard let binary = try compileSourceLineProgram() else {
         notes.append("source lines: no clang next to swift; the rows are missing")
         return
@@ -88,6 +88,32 @@ func sourceLineBenchmarks(_ harness: inout Harness, library: String, notes: inou
         }
         harness.measure(group, "ours: trap + Trap.description, details off", items: depth) { consume(ourTrap(withoutLines, depth)) }
     }
+    // Symbolication of a trap's frames, with and without their lines (the
+    // ≤ 2x target): names and offsets of each frame, then the same plus
+    // each frame's source symbols (answers kept per module after the first).
+    for depth in [10, 100] {
+        var caught: Trap?
+        do { _ = try withLines.call([.i32(Int32(depth - 1))]) } catch let trap as Trap { caught = trap } catch {}
+        guard let backtrace = caught?.backtrace, let symbols = backtrace.sourceSymbols, symbols.count == backtrace.frames.count else {
+            notes.append("symbolication at depth \(depth): no trap with source lines")
+            continue
+        }
+        notes.append("symbolication at depth \(depth): \(backtrace.frames.count) frames, \(symbols.reduce(0) { $0 + $1.count }) source symbols")
+        let group = "symbolication of a trap's \(depth) frames (-g -O2 C)"
+        harness.measure(group, "ours: names and offsets", items: depth) {
+            var total = 0
+            for frame in backtrace.frames { total &+= Int(frame.symbol?.moduleOffset ?? 0) &+ (frame.symbol?.functionName?.utf8.count ?? 0) }
+            consume(UInt(bitPattern: total))
+        }
+        harness.measure(group, "ours: names, offsets and source lines", items: depth) {
+            var total = 0
+            for frame in backtrace.frames { total &+= Int(frame.symbol?.moduleOffset ?? 0) &+ (frame.symbol?.functionName?.utf8.count ?? 0) }
+            total &+= backtrace.sourceSymbols?.reduce(0) { $0 &+ $1.count } ?? 0
+            // The module must outlive the measurement (a filtered run
+            // measures after this function returns): its lines go with it.
+            withExtendedLifetime(withLines) { consume(UInt(bitPattern: total)) }
+        }
+    }
     // Symbolication alone: a frame's module offset to its functions and lines.
     let info = try ModuleDebugInfo(module: binary)
     let module = try Module(engine: Engine(), binary: binary)
@@ -99,4 +125,46 @@ func sourceLineBenchmarks(_ harness: inout Harness, library: String, notes: inou
         consume(UInt(info.symbols(atModuleOffset: offsets[next % offsets.count]).count))
     }
     notes.append("source lines: a \(binary.count)-byte -g -O2 module, \(offsets.count) instruction offsets")
+    notes.append(dwarfMemory(binary, name: "the -g -O2 C program"))
+    if let rust = compileRustFixture() { notes.append(dwarfMemory(rust, name: "fixtures/rust/panics.rs (-g -O1, with std)")) }
+}
+
+/// What the parsed DWARF of a module costs in memory: heap bytes in use
+/// (glibc's mallinfo2) after `ModuleDebugInfo` is made — nothing parsed
+/// yet — and after a lookup at every instruction offset has parsed every
+/// unit's functions and lines, per MiB of debug sections.
+func dwarfMemory(_ binary: [UInt8], name: String) -> String {
+    guard let sections = try? WasmSections(parsing: binary), let module = try? Module(engine: Engine(), binary: binary) else {
+        return "memory (\(name)): not a module"
+    }
+    let dwarfBytes = sections.custom.filter { $0.key.hasPrefix(".debug_") }.reduce(0) { $0 + $1.value.count }
+    let offsets = module.codeModule.functions.flatMap { $0.addressMap.compactMap(\.moduleOffset) }
+    let before = wu_heap_bytes_in_use()
+    guard let info = try? ModuleDebugInfo(module: binary) else { return "memory (\(name)): no DWARF" }
+    let made = wu_heap_bytes_in_use()
+    for offset in offsets { _ = info.symbols(atModuleOffset: offset) }
+    let parsed = wu_heap_bytes_in_use()
+    let megabytes = Double(dwarfBytes) / 1_048_576
+    let tables = Double(Int(parsed) - Int(made)) / 1024
+    return String(format: "memory (%@): %.2f MiB of DWARF; ModuleDebugInfo made: %d bytes; after lookups at all %d offsets "
+                  + "(every unit parsed, %d answers kept): %.0f KiB, %.0f KiB per MiB of DWARF",
+                  name, megabytes, Int(made) - Int(before), offsets.count, min(offsets.count, 4096), tables, tables / megabytes)
+}
+
+/// fixtures/rust/panics.rs built by Debian's rustc (nil without it).
+func compileRustFixture() -> [UInt8]? {
+    let rustc = "/usr/bin/rustc"
+    guard FileManager.default.isExecutableFile(atPath: rustc) else { return nil }
+    let root = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    let output = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-bench-rust-\(getpid()).wasm")
+    defer { try? FileManager.default.removeItem(at: output) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: rustc)
+    process.arguments = ["--target", "wasm32-unknown-unknown", "--crate-type", "cdylib", "--edition", "2021", "-g", "-C", "opt-level=1",
+                         "-o", output.path, root.appendingPathComponent("fixtures/rust/panics.rs").path]
+    guard (try? process.run()) != nil else { return nil }
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return nil }
+    return try? [UInt8](Data(contentsOf: output))
 }

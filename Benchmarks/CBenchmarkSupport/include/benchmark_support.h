@@ -43,4 +43,7 @@ int64_t wu_wasmtime_call_typed(wu_wasmtime *w, int function, int32_t argument);
 int64_t wu_wasmtime_instantiate_and_call(wu_wasmtime *w, const char *name, int32_t argument);
 void wu_wasmtime_close(wu_wasmtime *w);
 
+/// Bytes of heap in use (glibc's mallinfo2 uordblks), for memory rows.
+size_t wu_heap_bytes_in_use(void);
+
 #endif
