@@ -139,6 +139,55 @@ struct SourceLineTests {
         print("details (\(mode)): \(summary.traps) traps, \(summary.detailFramesCompared) frames compared, \(summary.detailsAtOurOffset.count) first frames checked with wasm-tools")
     }
 
+    /// The Swift toolchain's llvm-symbolizer, if it ships one.
+    static var llvmSymbolizer: String? {
+        let path = ProcessInfo.processInfo.environment["PATH", default: ""].split(separator: ":")
+            .map { "\($0)/swift" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+            .map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("llvm-symbolizer").path }
+        return path.flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil }
+    }
+
+    @Test("llvm-symbolizer (the Swift toolchain's) agrees on the lines of every inlined frame at every instruction of the C fixtures and the Rust program's own functions",
+          .enabled(if: llvmSymbolizer != nil, "no llvm-symbolizer next to swift"))
+    func llvmSymbolizerAgrees() throws {
+        let symbolizer = try #require(Self.llvmSymbolizer)
+        var compared = 0, inlined = 0
+        for path in try Self.debugFixtures() + Self.rustFixtures() {
+            let binary = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            let module = try Module(engine: Engine(), binary: binary)
+            let info = try ModuleDebugInfo(module: binary)
+            let codeStart = try #require(info.codeStart)
+            let own = module.codeModule.functions.filter { function in
+                !path.contains("rust") || (function.name.map { $0.contains("panics") || !$0.hasPrefix("_ZN") } ?? false)
+            }
+            let offsets = Set(own.flatMap { $0.addressMap.compactMap { $0.moduleOffset.map(Int.init) } }).sorted()
+            // llvm-symbolizer takes code-section addresses, as DWARF has them.
+            for chunk in stride(from: 0, to: offsets.count, by: 500).map({ Array(offsets[$0..<min($0 + 500, offsets.count)]) }) {
+                let run = try runChild(symbolizer, ["--obj=\(path)", "--inlines", "--output-style=JSON"]
+                                       + chunk.map { "0x" + String($0 - codeStart, radix: 16) })
+                #expect(run.status == 0, "llvm-symbolizer: \(run.stderr)")
+                let answers = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [[String: Any]])
+                #expect(answers.count == chunk.count)
+                for (offset, answer) in zip(chunk, answers) {
+                    // Line 0 is "no line": its column means nothing either.
+                    let theirs = (answer["Symbol"] as? [[String: Any]] ?? []).compactMap { symbol -> String? in
+                        guard let file = symbol["FileName"] as? String, !file.isEmpty else { return nil }
+                        let line = symbol["Line"] as? Int ?? 0
+                        return "\(file):\(line):\(line == 0 ? 0 : symbol["Column"] as? Int ?? 0)"
+                    }
+                    let ours = info.symbols(atModuleOffset: UInt32(offset)).map { symbol in
+                        "\(symbol.file ?? "?"):\(symbol.line ?? 0):\(symbol.line == nil ? 0 : symbol.column ?? 0)"
+                    }
+                    compared += 1
+                    if ours.count > 1 { inlined += 1 }
+                    #expect(ours == theirs, "\(path) at 0x\(String(offset, radix: 16)): ours \(ours), llvm-symbolizer \(theirs)")
+                }
+            }
+        }
+        print("llvm-symbolizer: \(compared) offsets compared, \(inlined) with inlined frames")
+        #expect(compared > 5_000 && inlined > 500, "\(compared) offsets, \(inlined) inlined")
+    }
+
     @Test("Rust panics (rustc 1.63, -g, opt-levels 0 to 2): Wasmtime 50's details display, frame for frame through std's panic machinery, with Rust names and lines",
           arguments: exitRecordingModes)
     func rustPanics(mode: ExitRecording) throws {
