@@ -24,7 +24,7 @@ enum DWARFWriter {
     private static let languageC99: UInt16 = 0x0C
 
     static func sections(for routines: [JITCodeDescription.Routine], fileName: String, sourceFiles: [String] = [],
-                         producer: String) -> Sections {
+                         compilationDirectory: String = "", producer: String) -> Sections {
         // Abbreviations: 1 the compile unit, 2 a function, 3 a stub.
         var abbrev: [UInt8] = []
         func declare(_ code: UInt8, _ tag: UInt8, children: Bool, _ attributes: [(UInt8, UInt8)]) {
@@ -51,7 +51,7 @@ enum DWARFWriter {
         appendString(producer, to: &body)
         body.appendLittleEndian(languageC99)
         appendString(fileName, to: &body)
-        appendString("", to: &body)
+        appendString(compilationDirectory, to: &body)
         body.appendLittleEndian(low)
         body.appendLittleEndian(high - low)
         body.appendLittleEndian(UInt32(0))        // the line program at offset 0

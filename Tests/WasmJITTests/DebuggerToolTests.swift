@@ -116,6 +116,20 @@ struct GDBTests {
                 "finish did not stop in nested!inner: \(afterFinish)")
     }
 
+    @Test("a module without DWARF: gdb's stop and list show each line's wasm offset in hex with its function (the listing the image names), as every other output prints offsets",
+          .enabled(if: ToolPaths.gdb != nil, "gdb is not installed (make test installs it)"))
+    func hexOffsets() throws {
+        let result = try #require(try runTool("gdb", [
+            "-nx", "-batch", "-ex", "set breakpoint pending on", "-ex", "break nested!leaf", "-ex", "run", "-ex", "echo @@list\n",
+            "-ex", "list",
+            "--args", PackagePaths.cli, "run", PackagePaths.fixture("programs/nested.wat"), "--invoke", "outer", "7", "--debug-info",
+        ]))
+        // wasm-objdump -d: leaf's first instruction is at 0x6c (108).
+        #expect(result.stdout.contains("nested!leaf () at nested.wasm:108\n108\t0x6c  nested!leaf"), "\(result.stdout)")
+        let listed = result.stdout.components(separatedBy: "@@list").dropFirst().first ?? ""
+        #expect(listed.contains("103\t0x67  nested!inner") && listed.contains("110\t0x6e  nested!leaf"), "\(listed)")
+    }
+
     @Test("a module built with -g: break FILE:LINE stops in wasm, bt shows C++ files and lines through every wasm frame, list shows the source, up shows the caller's line",
           .enabled(if: ToolPaths.gdb != nil, "gdb is not installed (make test installs it)"),
           arguments: exitRecordingModes)
@@ -251,6 +265,26 @@ struct GDBJITImageTests {
             withExtendedLifetime(module) {}
         }
         #expect(GDBJITImage.registeredCount == before)
+        // The listing of wasm offsets lives as long as the image; one a
+        // killed process left is removed by the next process that makes one.
+        let stale = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-gdb-999999999/7f00")
+        try FileManager.default.createDirectory(at: stale, withIntermediateDirectories: true)
+        try Data("0x1  x\n".utf8).write(to: stale.appendingPathComponent("x.wasm"))
+        var listing: String?
+        do {
+            let engine = Engine(publishing: ToolPublishing(debugInfo: true))
+            let module = try Module(engine: engine, text: try String(contentsOfFile: PackagePaths.fixture("programs/nested.wat"), encoding: .utf8))
+            let image = try GDBJITImage(module.toolDescription)
+            listing = image.listing?.path
+            let lines = try String(contentsOfFile: try #require(listing), encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+            #expect(lines[107] == "0x6c  nested!leaf", "\(lines[100..<112])")
+            withExtendedLifetime(module) {}
+        }
+        #expect(!FileManager.default.fileExists(atPath: try #require(listing)))
+        // (Removed when this process made its directory, unless another
+        // test's image already had: then as the next process would.)
+        GDBJITImage.Listing.removeListings(in: FileManager.default.temporaryDirectory.path, ofDeadProcessesOtherThan: getpid())
+        #expect(!FileManager.default.fileExists(atPath: stale.deletingLastPathComponent().path), "a dead process's listings stayed")
         _ = try Module(engine: Engine(), text: "(module (func))")
         #expect(GDBJITImage.registeredCount == before, "registered without debugInfo")
     }
