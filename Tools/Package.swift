@@ -112,6 +112,14 @@ let package = Package(
             dependencies: ["WasmJIT", "StackCapture", "UnwindOracle"]
         ),
 
+        // WASI preview 1 for the reference runtime: stdio, args, environment,
+        // clocks, random, proc_exit (programs built with wasi-libc and Rust's
+        // wasm32-wasi std).
+        .target(
+            name: "WasmWASI",
+            dependencies: ["WasmJIT"]
+        ),
+
         // The oracle applied to the reference runtime: CFI registration of
         // every compiled module, comparisons at host calls and traps, and the
         // randomized differential run (`wasm-unwind verify`).
@@ -135,6 +143,7 @@ let package = Package(
             name: "wasm-unwind",
             dependencies: [
                 wasmUnwind,
+                "WasmWASI",
                 abi,
                 "CWasmRuntime",
                 "WasmJIT",

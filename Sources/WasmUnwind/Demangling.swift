@@ -61,8 +61,15 @@ public enum Demangling {
             bytes = bytes.dropFirst(length)
         }
         guard bytes.first == UInt8(ascii: "E"), !elements.isEmpty else { return nil }
-        let suffix = bytes.dropFirst()
+        var suffix = Array(bytes.dropFirst())
         guard suffix.isEmpty || suffix.first == UInt8(ascii: ".") else { return nil }
+        // LLVM's `.llvm.1234ABCD` (ThinLTO's promoted locals) goes, as
+        // rustc-demangle drops it: when all after it is 0-9, A-F or @.
+        let marker = Array(".llvm.".utf8)
+        if let start = suffix.indices.first(where: { suffix[$0...].starts(with: marker) }),
+           suffix[(start + marker.count)...].allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || $0 == 0x40 }) {
+            suffix.removeSubrange(start...)
+        }
         return elements.joined(separator: "::") + String(decoding: suffix, as: UTF8.self)
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WasmWASI
 import JITCapture
 import StackCapture
 import UnwindReports
@@ -63,6 +64,9 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Name source files, lines and inlined functions in trap backtraces from the module's DWARF (also WASMTIME_BACKTRACE_DETAILS=1; docs/source-lines.md).")
     var backtraceDetails = false
+
+    @Flag(name: .long, help: "Define every function import nothing provides as one that traps when called, naming the import (Wasmtime's --trap-unknown-imports): the backtrace shows who called it.")
+    var trapUnknownImports = false
 
     @Flag(name: .long, help: "Print the GC roots found at each host.gc call.")
     var printRoots = false
@@ -200,8 +204,17 @@ struct RunCommand: ParsableCommand {
                 write(LiveCapture.atHostCall(caller, hostFrames: hybrid, note: hybrid ? "at host.backtrace_all" : "at host.backtrace"))
             }
         }
+        // WASI preview 1 for programs that import it; for a command
+        // (`_start`), the arguments after the module are its argv.
+        let wasi = WASIPreview1(configuration: .init(arguments: [file] + (invoke == nil ? exportArguments : [])))
         var imports = Imports()
-        imports.fallback = host.resolve
+        let trapUnknown = trapUnknownImports
+        imports.fallback = { module, name, signature in
+            if let definition = try wasi.resolve(module: module, name: name, signature: signature) { return definition }
+            if let definition = try host.resolve(module: module, name: name, signature: signature) { return definition }
+            guard trapUnknown else { return nil }
+            return .host(HostFunction(signature: signature) { _, _ in throw UnknownImport(module: module, name: name) })
+        }
         func finish(exitCode: Int32) throws {
             if let captureFailure { throw captureFailure }
             try sink.finish(report)
@@ -233,7 +246,8 @@ struct RunCommand: ParsableCommand {
                 throw CommandError("\(file) has no exported function `\(name)`; exports: \(module.exportNames.joined(separator: ", "))")
             }
             let parameters = function.signature.parameters
-            let given = exportArguments
+            // A command's arguments went to WASI as its argv.
+            let given = invoke == nil ? [] : exportArguments
             guard given.count == parameters.count else {
                 throw CommandError("`\(name)` takes \(counted(parameters.count, "argument")) "
                                    + "(\(parameters.map(\.description).joined(separator: ", "))), got \(given.count)")
@@ -244,6 +258,9 @@ struct RunCommand: ParsableCommand {
             }.map(typedValue)
             report.results = results
             try finish(exitCode: 0)
+        } catch let trap as Trap where trap.exitCode != nil {
+            // proc_exit: the program's status, as `wasmtime run` exits.
+            try finish(exitCode: trap.exitCode!)
         } catch let trap as Trap {
             var trapReport = trap.report
             if let limit = maxBacktraceFrames { trapReport.backtrace = trapReport.backtrace.prefix(limit) }
@@ -292,5 +309,21 @@ struct RunCommand: ParsableCommand {
                                + "at most \(max(0, available)) bytes of its \(stack.count) "
                                + "(\(reserve) stay reserved for host code; `ulimit -s` raises the stack)")
         }
+    }
+}
+
+/// A function import nothing provides, called with --trap-unknown-imports
+/// (Wasmtime's message).
+struct UnknownImport: Error, CustomStringConvertible {
+    var module: String
+    var name: String
+    var description: String { "unknown import: `\(module)::\(name)` has not been defined" }
+}
+
+extension Trap {
+    /// The status a WASI program gave `proc_exit`, if that ended it.
+    var exitCode: Int32? {
+        if case .host(let error as WASIPreview1.Exit) = reason { return error.code }
+        return nil
     }
 }
