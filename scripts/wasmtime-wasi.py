@@ -31,7 +31,7 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         out, err = os.path.join(directory, "stdout"), os.path.join(directory, "stderr")
         config = wasmtime.WasiConfig()
-        config.argv = [os.path.basename(path) if False else path] + arguments
+        config.argv = [path] + arguments
         config.stdout_file = out
         config.stderr_file = err
         store.set_wasi(config)
@@ -45,8 +45,13 @@ def main():
         except wasmtime.Trap as trap:
             text = str(trap).strip()
             shown = text.split("Caused by:")[0].splitlines()
+            # After "Caused by:", one line or numbered ones ("0: memory
+            # fault at ...", "1: wasm trap: ..."): the last is the trap.
+            last = text.split("Caused by:")[-1].strip().splitlines()[-1].strip()
+            if last[:1].isdigit() and ": " in last:
+                last = last.split(": ", 1)[1]
             answer["trap"] = {
-                "message": text.split("Caused by:")[-1].strip().splitlines()[-1].strip(),
+                "message": last,
                 "display": [line for line in shown[1:] if line.strip() and not line.startswith("note:")],
             }
         with open(out, encoding="utf-8", errors="replace") as handle:

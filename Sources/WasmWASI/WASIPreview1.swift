@@ -136,11 +136,14 @@ public final class WASIPreview1: @unchecked Sendable {  // one program's, used f
                 wasi.host(arguments[0]) == nil ? WASIPreview1.badDescriptor : WASIPreview1.illegalSeek
             },
             "fd_fdstat_get": Function(signature: signature([.i32, .i32])) { wasi, memory, arguments in
-                guard wasi.host(arguments[0]) != nil else { return WASIPreview1.badDescriptor }
-                // filetype character_device (2), no flags; rights: read
-                // (2) and write (64) and seek-free stat (fdstat_set_flags 8).
+                guard let fd = wasi.host(arguments[0]) else { return WASIPreview1.badDescriptor }
+                // A terminal is a character_device (2), anything else
+                // unknown (0), as Wasmtime reports standard streams:
+                // wasi-libc line-buffers a terminal and fully buffers the
+                // rest. No flags; rights: read (2), write (64),
+                // fdstat_set_flags (8).
                 var bytes = [UInt8](repeating: 0, count: 24)
-                bytes[0] = 2
+                bytes[0] = isatty(fd) == 1 ? 2 : 0
                 let rights: UInt64 = 2 | 64 | 8
                 for index in 0..<8 { bytes[8 + index] = UInt8(truncatingIfNeeded: rights >> (8 * index)) }
                 return memory.store(bytes, at: arguments[1]) ? WASIPreview1.success : WASIPreview1.fault

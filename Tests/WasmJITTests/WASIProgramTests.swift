@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+import WasmJIT
+
+/// Real programs as people build them: C with Debian's wasi-libc and Rust
+/// for wasm32-wasi (fixtures/wasi, scripts/build-wasi-fixtures.sh), run by
+/// `wasm-unwind run` and by real Wasmtime 50's WASI
+/// (scripts/wasmtime-wasi.py), compared: standard output, the program's
+/// standard error, the exit status, and every trap's message and frames.
+@Suite("WASI programs against Wasmtime")
+struct WASIProgramTests {
+    static let built: Result<String, CProgramTests.BuildError> = {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-wasi-fixtures-\(getpid())").path
+        do {
+            let result = try runChild("/bin/bash", [PackagePaths.root.appendingPathComponent("scripts/build-wasi-fixtures.sh").path, directory])
+            guard result.status == 0 else { return .failure(CProgramTests.BuildError(output: result.stderr + result.stdout)) }
+            return .success(directory)
+        } catch {
+            return .failure(CProgramTests.BuildError(output: "\(error)"))
+        }
+    }()
+
+    static func directory() throws -> String {
+        switch built {
+        case .success(let directory): return directory
+        case .failure(let error):
+            Issue.record("scripts/build-wasi-fixtures.sh failed (make toolchains installs wasi-libc and rustc):\n\(error.output)")
+            throw error
+        }
+    }
+
+    /// Each program and the argv runs of it: the ordinary run, then each
+    /// way it ends otherwise (exit status, abort, assert, wasm traps, Rust
+    /// panics, stack overflow).
+    static let runs: [(program: String, arguments: [String])] = [
+        ("args", []), ("args", ["5", "x"]), ("args", ["5", "abort"]), ("args", ["5", "assert"]), ("args", ["1", "2", "3"]),
+        ("wordfreq", []), ("wordfreq", ["overflow"]), ("wordfreq", ["exit"]),
+        ("calc", ["1+2*(3-4)/5"]), ("calc", ["7/(3-3)"]), ("calc", ["2*(3"]),
+        ("panics", []), ("panics", ["index"]), ("panics", ["unwrap"]), ("panics", ["panic"]), ("panics", ["exit"]),
+        ("panics", ["overflow"]),
+        ("collections", []), ("collections", ["0"]),
+    ]
+
+    /// A backtrace display's frame lines, a folded run of identical frames
+    /// written out one line each (Wasmtime prints each).
+    static func frames(_ lines: [String]) -> [String] {
+        lines.flatMap { line -> [String] in
+            let trimmed = line.drop { $0 == " " }
+            guard let colon = trimmed.firstIndex(of: ":"), let dash = trimmed[..<colon].firstIndex(of: "-"),
+                  let first = Int(trimmed[..<dash]), let last = Int(trimmed[trimmed.index(after: dash)..<colon]),
+                  let times = line.range(of: " (", options: .backwards) else { return [line] }
+            let rest = line[line.index(line.startIndex, offsetBy: line.distance(from: line.startIndex, to: colon) + 1)..<times.lowerBound]
+            return (first...last).map { index in
+                String(repeating: " ", count: max(0, 3 - String(index).count)) + "  \(index):" + rest
+            }
+        }
+    }
+
+    struct Outcome {
+        var stdout: String
+        var stderr: String
+        var status: Int32?
+        var trapMessage: String?
+        var display: [String] = []
+    }
+
+    static func ours(_ path: String, _ arguments: [String], mode: ExitRecording, details: Bool) throws -> Outcome {
+        let run = try runChild(PackagePaths.cli, ["run", path, "--exit-recording", mode.rawValue] + (details ? ["--backtrace-details"] : [])
+                               + ["--"] + arguments)
+        let parts = run.stderr.components(separatedBy: "error while executing at wasm backtrace:\n")
+        var outcome = Outcome(stdout: run.stdout, stderr: parts[0], status: run.status)
+        if parts.count > 1 {
+            let lines = parts[1].split(separator: "\n").map(String.init)
+            outcome.trapMessage = lines.last
+            outcome.display = frames(lines.dropLast().filter { !$0.hasPrefix("note:") })
+        }
+        return outcome
+    }
+
+    static func wasmtime(_ path: String, _ arguments: [String], details: Bool) throws -> Outcome {
+        let run = try runChild(WasmtimeOracleTests.python, [PackagePaths.root.appendingPathComponent("scripts/wasmtime-wasi.py").path, path]
+                               + arguments, environment: details ? ["WASMTIME_BACKTRACE_DETAILS": "1"] : [:])
+        let answer = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stderr)")
+        var outcome = Outcome(stdout: answer["stdout"] as? String ?? "", stderr: answer["stderr"] as? String ?? "",
+                              status: (answer["exit"] as? NSNumber)?.int32Value)
+        if let trap = answer["trap"] as? [String: Any] {
+            outcome.trapMessage = trap["message"] as? String
+            outcome.display = trap["display"] as? [String] ?? []
+            outcome.status = 134  // `wasmtime run` exits 128 + SIGABRT on a trap
+        }
+        return outcome
+    }
+
+    @Test("C (wasi-libc) and Rust (wasm32-wasi) programs: output, exit status, and every trap's frames identical to Wasmtime 50's WASI run",
+          arguments: exitRecordingModes)
+    func againstWasmtime(mode: ExitRecording) throws {
+        let directory = try Self.directory()
+        var traps = 0, frames = 0
+        for (program, arguments) in Self.runs {
+            let path = directory + "/\(program).wasm"
+            let ours = try Self.ours(path, arguments, mode: mode, details: false)
+            let theirs = try Self.wasmtime(path, arguments, details: false)
+            let call = "\(program) \(arguments.joined(separator: " "))"
+            #expect(ours.stdout == theirs.stdout, "\(call): stdout\n\(ours.stdout)\nWasmtime:\n\(theirs.stdout)")
+            #expect(ours.stderr == theirs.stderr, "\(call): stderr\n\(ours.stderr)\nWasmtime:\n\(theirs.stderr)")
+            #expect(ours.status == theirs.status, "\(call): status \(ours.status.map(String.init) ?? "-"), Wasmtime \(theirs.status.map(String.init) ?? "-")")
+            #expect(ours.trapMessage == theirs.trapMessage, "\(call)")
+            // Wasmtime displays the newest frames of a deep stack only.
+            #expect(Array(ours.display.prefix(theirs.display.count)) == theirs.display && ours.display.count >= theirs.display.count,
+                    "\(call): frames\n\(ours.display.prefix(30).joined(separator: "\n"))\nWasmtime:\n\(theirs.display.joined(separator: "\n"))")
+            if theirs.trapMessage != nil { traps += 1 }
+            frames += theirs.display.count
+        }
+        print("WASI (\(mode)): \(Self.runs.count) runs, \(traps) traps, \(frames) frames identical to Wasmtime's")
+        #expect(traps >= 10)
+    }
+
+    @Test("with WASMTIME_BACKTRACE_DETAILS=1: the traps of the -g WASI programs show Wasmtime's source lines, through wasi-libc and Rust's std")
+    func details() throws {
+        let directory = try Self.directory()
+        var compared = 0
+        for (program, arguments) in Self.runs where !arguments.contains("overflow") {
+            let path = directory + "/\(program).wasm"
+            let theirs = try Self.wasmtime(path, arguments, details: true)
+            guard theirs.trapMessage != nil else { continue }
+            let ours = try Self.ours(path, arguments, mode: .trampoline, details: true)
+            #expect(ours.display == theirs.display, "\(program) \(arguments):\n\(ours.display.joined(separator: "\n"))\nWasmtime:\n\(theirs.display.joined(separator: "\n"))")
+            compared += 1
+        }
+        #expect(compared >= 8)
+    }
+
+    @Test("--trap-unknown-imports: an import nothing provides traps when called, naming it, with the caller on the backtrace; without it, the run stops before it starts")
+    func unknownImports() throws {
+        let directory = try temporaryDirectory("unknown-imports")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let module = directory.appendingPathComponent("m.wat").path
+        try """
+            (module
+              (import "env" "missing" (func $missing (param i32) (result i32)))
+              (func $caller (export "run") (param i32) (result i32) (call $missing (local.get 0)))
+              (func (export "fine") (result i32) (i32.const 7)))
+            """.write(toFile: module, atomically: true, encoding: .utf8)
+        let refused = try runCLI(["run", module, "--invoke", "fine"])
+        #expect(refused.status == 1 && refused.stderr.contains("env") && refused.stderr.contains("missing"), "\(refused.stderr)")
+        let fine = try runCLI(["run", module, "--invoke", "fine", "--trap-unknown-imports"])
+        #expect(fine.status == 0 && fine.stdout.contains("7"), "\(fine.stdout)\(fine.stderr)")
+        let trapped = try runCLI(["run", module, "--invoke", "run", "--trap-unknown-imports", "3"])
+        #expect(trapped.status == 134 && trapped.stderr.contains("unknown import: `env::missing` has not been defined")
+                && trapped.stderr.contains("!caller"), "\(trapped.stderr)")
+    }
+}
