@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include <time.h>
 
 #include "wasm_jit_abi.h"
 #include "wasm_trap_handler.h"
@@ -371,6 +372,146 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     // wu_enter that set this jump target.
     wu_jump_to_activation_record(activation, WU_INVOKE_TRAPPED);
 }
+
+// MARK: - Interrupts
+
+/// The frame state at `pc` in `region` (`wu_frame_state`), or -1.
+static int frame_state_at(const wu_code_region *region, uint64_t pc) {
+    if (!region->frame_offsets || !region->frame_states) return -1;
+    uint64_t offset = pc - region->start;
+    uint64_t low = 0, high = region->frame_count;
+    while (low < high) {
+        uint64_t mid = low + (high - low) / 2;
+        if (region->frame_offsets[mid] <= offset) low = mid + 1;
+        else high = mid;
+    }
+    return low == 0 ? -1 : region->frame_states[low - 1];
+}
+
+static _Atomic int interrupt_pending = 0;
+static _Atomic int interrupt_last = 0;
+static _Atomic int interrupt_installed = 0;
+static _Atomic pid_t interrupt_thread = 0;
+static timer_t interrupt_timer;
+static struct sigaction interrupt_previous[3];
+static const int interrupt_signals[3] = {SIGINT, SIGTERM, SIGURG};
+
+/// Asks again in 1 ms (the timer signals the wasm thread with SIGURG).
+static void interrupt_retry(void) {
+    struct itimerspec again;
+    memset(&again, 0, sizeof again);
+    again.it_value.tv_nsec = 1000000;
+    timer_settime(interrupt_timer, 0, &again, NULL);
+}
+
+static void interrupt_handler(int signal, siginfo_t *info, void *context) {
+    (void)info;
+    int saved_errno = errno;
+    if (signal != SIGURG) {
+        int expected = 0;
+        if (!atomic_compare_exchange_strong(&interrupt_pending, &expected, signal) && expected == signal) {
+            // Asked twice: the process ends of it, as without us.
+            struct sigaction fallback;
+            memset(&fallback, 0, sizeof fallback);
+            fallback.sa_handler = SIG_DFL;
+            sigaction(signal, &fallback, NULL);
+            raise(signal);
+            errno = saved_errno;
+            return;
+        }
+    }
+    int asked = atomic_load(&interrupt_pending);
+    if (!asked) {
+        errno = saved_errno;
+        return;
+    }
+    if ((pid_t)syscall(SYS_gettid) != atomic_load(&interrupt_thread)) {
+        // Delivered to another thread: the timer asks the wasm thread.
+        interrupt_retry();
+        errno = saved_errno;
+        return;
+    }
+    wu_activation *activation = wu_current_activation();
+    wu_thread_trap_state *state = wu_runtime_thread_state;
+    ucontext_t *uc = context;
+    uint64_t pc = wu_context_pc(uc), fp = wu_context_fp(uc), sp = wu_context_sp(uc);
+    const wu_store_trap_info *store = activation && activation->jump_buffer ? activation->embedder_context : NULL;
+    const wu_code_region *region = store && state && !state->in_handler ? find_region(store, pc) : NULL;
+    int frame = region ? frame_state_at(region, pc) : -1;
+    if (frame != WU_FRAME_ESTABLISHED) {
+        // Host code, a prologue, a `ret`, an entry trampoline: not a place
+        // to stop at. Again shortly.
+        interrupt_retry();
+        errno = saved_errno;
+        return;
+    }
+    atomic_store(&interrupt_pending, 0);
+    atomic_store(&interrupt_last, asked);
+    state->in_handler = 1;
+    wu_context_dwarf_registers(uc, state->registers);
+    state->pc = pc;
+    state->fp = fp;
+    state->sp = sp;
+    state->fault_address = 0;
+    state->signal = asked > 0 ? asked : 0;
+    state->trap_code = WU_TRAP_INTERRUPT;
+    state->trap_has_address = 0;
+    state->wasm_address = 0;
+    state->trap_count += 1;
+    walk_callback(state, store->limits, pc, fp, sp);
+    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);
+    state->in_handler = 0;
+    wu_trap_observer_fn observer = observer_callback;
+    if (observer) observer(signal, info, context, state);
+    errno = saved_errno;
+    state->unblock_sampling = !sigismember(&uc->uc_sigmask, SIGPROF);
+    wu_jump_to_activation_record(activation, WU_INVOKE_TRAPPED);
+}
+
+int wu_interrupt_install(void) {
+    if (atomic_load(&interrupt_installed)) return 0;
+    struct sigevent event;
+    memset(&event, 0, sizeof event);
+    event.sigev_notify = SIGEV_THREAD_ID;
+    event.sigev_signo = SIGURG;
+    event._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    if (timer_create(CLOCK_MONOTONIC, &event, &interrupt_timer) != 0) return -1;
+    atomic_store(&interrupt_thread, (pid_t)syscall(SYS_gettid));
+    atomic_store(&interrupt_pending, 0);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = interrupt_handler;
+    // SA_NODEFER: the handler may leave by a long jump (as the trap
+    // handler); no sample while it runs.
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    sigaddset(&action.sa_mask, SIGPROF);
+    for (int i = 0; i < 3; i++) sigaction(interrupt_signals[i], &action, &interrupt_previous[i]);
+    // The thread may have inherited a mask that blocks them (thread pools
+    // do): the timer's SIGURG must reach it.
+    sigset_t ours;
+    sigemptyset(&ours);
+    for (int i = 0; i < 3; i++) sigaddset(&ours, interrupt_signals[i]);
+    pthread_sigmask(SIG_UNBLOCK, &ours, NULL);
+    atomic_store(&interrupt_installed, 1);
+    return 0;
+}
+
+void wu_interrupt_uninstall(void) {
+    if (!atomic_exchange(&interrupt_installed, 0)) return;
+    for (int i = 0; i < 3; i++) sigaction(interrupt_signals[i], &interrupt_previous[i], NULL);
+    timer_delete(interrupt_timer);
+    atomic_store(&interrupt_pending, 0);
+}
+
+void wu_interrupt_request(int reason) {
+    int expected = 0;
+    atomic_compare_exchange_strong(&interrupt_pending, &expected, reason == 0 ? -1 : reason);
+    if (atomic_load(&interrupt_installed)) interrupt_retry();
+}
+
+int wu_interrupt_pending(void) { return atomic_load(&interrupt_pending); }
+int wu_interrupt_last(void) { return atomic_load(&interrupt_last); }
 
 __attribute__((noreturn, noinline)) void wu_trap_raise(void *vmctx, uint64_t code, uint64_t address) {
     int saved_errno = errno;

@@ -68,6 +68,9 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Define every function import nothing provides as one that traps when called, naming the import (Wasmtime's --trap-unknown-imports): the backtrace shows who called it.")
     var trapUnknownImports = false
 
+    @Option(name: .long, help: ArgumentHelp("Stop the wasm after this long (500ms, 2s, 1m; plain numbers are seconds) with a backtrace of where it was (Wasmtime's -W timeout=).", valueName: "DURATION"))
+    var timeout: String?
+
     @Flag(name: .long, help: "Print the GC roots found at each host.gc call.")
     var printRoots = false
 
@@ -115,6 +118,9 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--capture-backtraces needs --capture FILE")
         }
         guard maxCaptures >= 1 else { throw ValidationError("--max-captures must be at least 1") }
+        if let timeout, parseDuration(timeout) == nil {
+            throw ValidationError("--timeout expects a duration such as 500ms, 2s or 1m, got `\(timeout)`")
+        }
         if captureThrows && capture == nil {
             throw ValidationError("--capture-throws needs --capture FILE")
         }
@@ -253,9 +259,23 @@ struct RunCommand: ParsableCommand {
                                    + "(\(parameters.map(\.description).joined(separator: ", "))), got \(given.count)")
             }
             let values = try zip(given, parameters).map { try parseArgument($0, as: $1) }
+            // Ctrl-C, SIGTERM and --timeout stop the wasm with a backtrace
+            // of where it was (docs/wasi.md).
+            try Interruption.install()
+            defer { Interruption.uninstall() }
+            let deadline = timeout.flatMap(parseDuration).map { seconds in
+                Timer(seconds: seconds) { Interruption.request() }
+            }
+            defer { deadline?.cancel() }
             let results = try sampled(store: store, title: "\(URL(fileURLWithPath: file).lastPathComponent) --invoke \(name)") {
                 try function.call(values)
             }.map(typedValue)
+            if let reason = Interruption.pending {
+                // Asked while host code ran, and the wasm never went back
+                // to a wasm body: nothing to stop; end as asked.
+                report.error = "interrupted (\(describe(reason))) while host code ran; the call returned before wasm could be stopped"
+                try finish(exitCode: exitStatus(reason))
+            }
             report.results = results
             try finish(exitCode: 0)
         } catch let trap as Trap where trap.exitCode != nil {
@@ -265,8 +285,13 @@ struct RunCommand: ParsableCommand {
             var trapReport = trap.report
             if let limit = maxBacktraceFrames { trapReport.backtrace = trapReport.backtrace.prefix(limit) }
             if let file = LiveCapture.atTrap(trap, store: store) { write(file) }
+            var status: Int32 = 134
+            if trap.code == .interrupt, let reason = Interruption.last {
+                trapReport.cause = "\(describe(reason)): stopped here"
+                status = exitStatus(reason)
+            }
             report.trap = trapReport
-            try finish(exitCode: 134)
+            try finish(exitCode: status)
         } catch let error as ExitCode {
             throw error
         } catch {
@@ -325,5 +350,61 @@ extension Trap {
     var exitCode: Int32? {
         if case .host(let error as WASIPreview1.Exit) = reason { return error.code }
         return nil
+    }
+}
+
+extension RunCommand {
+    /// How messages name what stopped the wasm.
+    func describe(_ reason: Interruption.Reason) -> String {
+        switch reason {
+        case .signal(SIGINT): return "SIGINT"
+        case .signal(SIGTERM): return "SIGTERM"
+        case .signal(let number): return "signal \(number)"
+        case .request: return "--timeout \(timeout ?? "")"
+        }
+    }
+
+    /// 130 for SIGINT and 143 for SIGTERM (128 + the signal, as a shell
+    /// reports a process it ended); a timeout is a trap: 134.
+    func exitStatus(_ reason: Interruption.Reason) -> Int32 {
+        if case .signal(let number) = reason { return 128 + number }
+        return 134
+    }
+}
+
+/// `500ms`, `2s`, `1m`, `1.5` (seconds): the duration in seconds, or nil.
+func parseDuration(_ text: String) -> Double? {
+    let units: [(String, Double)] = [("ms", 0.001), ("us", 0.000_001), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        guard let value = Double(text.dropLast(suffix.count)), value > 0, value.isFinite else { return nil }
+        return value * scale
+    }
+    guard let value = Double(text), value > 0, value.isFinite else { return nil }
+    return value
+}
+
+/// Calls `action` once after `seconds` on a thread of its own, unless
+/// cancelled first.
+final class Timer: @unchecked Sendable {
+    private let lock = NSCondition()
+    private var cancelled = false
+
+    init(seconds: Double, action: @escaping @Sendable () -> Void) {
+        let thread = Thread { [self] in
+            lock.lock()
+            let deadline = Date(timeIntervalSinceNow: seconds)
+            while !cancelled && lock.wait(until: deadline) {}
+            let fire = !cancelled
+            lock.unlock()
+            if fire { action() }
+        }
+        thread.start()
+    }
+
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        lock.signal()
+        lock.unlock()
     }
 }

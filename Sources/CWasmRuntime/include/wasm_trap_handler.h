@@ -29,6 +29,9 @@ typedef enum wu_trap_code {
     WU_TRAP_INDIRECT_CALL_TO_NULL = 8,
     WU_TRAP_BAD_SIGNATURE = 9,
     WU_TRAP_NULL_REFERENCE = 10,
+    /// Stopped from outside: SIGINT, SIGTERM or a timeout
+    /// (`wu_interrupt_install`). Never a trap site's code.
+    WU_TRAP_INTERRUPT = 11,
 } wu_trap_code;
 
 /// Set in a trap site's code byte (`wu_code_region.trap_codes`) when the
@@ -196,6 +199,28 @@ void wu_trap_handler_set_crash_hook(wu_crash_hook hook);
 /// none. Must be async-signal-safe in the situations it is used.
 typedef void (*wu_trap_observer_fn)(int signal, void *info, void *ucontext, wu_thread_trap_state *state);
 void wu_trap_handler_set_observer(wu_trap_observer_fn observer);
+
+/// Stopping the wasm the calling thread runs, from outside: after this,
+/// SIGINT and SIGTERM sent to the process (and `wu_interrupt_request`) stop
+/// it as a trap with code `WU_TRAP_INTERRUPT` at the instruction it is
+/// at — walked as the trap handler walks a fault, so the backtrace is
+/// where the wasm was. The thread is stopped only in wasm code whose frame
+/// is set up (not in a prologue, at a `ret`, in an entry trampoline or in
+/// host code): elsewhere the handler asks again 1 ms later (a timer
+/// signalling this thread with SIGURG) until it is. A second SIGINT or
+/// SIGTERM while the first waits ends the process as it would without us.
+/// Returns 0, or -1 with errno (the timer could not be made).
+int wu_interrupt_install(void);
+/// Undoes `wu_interrupt_install`: the default actions again, no timer.
+void wu_interrupt_uninstall(void);
+/// Asks for the stop without a signal from outside (a timeout): `reason`
+/// is what `wu_interrupt_pending` and the trap's signal say (0 for none).
+/// Async-signal-safe; from any thread.
+void wu_interrupt_request(int reason);
+/// The signal (or request reason) that asked for a stop not yet made, or
+/// 0; and the one that made the last stop (`wu_interrupt_last`).
+int wu_interrupt_pending(void);
+int wu_interrupt_last(void);
 
 /// The trap entry of compiled code: an out-of-line trap stub calls it
 /// (through the context's `trap` field) instead of executing `ud2`, so a

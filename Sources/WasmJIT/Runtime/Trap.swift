@@ -118,10 +118,13 @@ public struct TrapCode: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     public static var badSignature: TrapCode { TrapCode(WU_TRAP_BAD_SIGNATURE) }
     /// `throw_ref` of a null `exnref` (`WU_TRAP_NULL_REFERENCE`).
     public static var nullReference: TrapCode { TrapCode(WU_TRAP_NULL_REFERENCE) }
+    /// Stopped from outside: SIGINT, SIGTERM or a timeout (`Interruption`,
+    /// `WU_TRAP_INTERRUPT`); Wasmtime's message for an interrupted run.
+    public static var interrupt: TrapCode { TrapCode(WU_TRAP_INTERRUPT) }
 
     public static let allCases: [TrapCode] = [
         .unreachable, .integerDivisionByZero, .integerOverflow, .outOfBoundsMemoryAccess, .stackOverflow,
-        .badConversionToInteger, .tableOutOfBounds, .indirectCallToNull, .badSignature, .nullReference,
+        .badConversionToInteger, .tableOutOfBounds, .indirectCallToNull, .badSignature, .nullReference, .interrupt,
     ]
 
     /// The message Wasmtime prints for this trap.
@@ -137,6 +140,7 @@ public struct TrapCode: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
         case .indirectCallToNull: return "uninitialized element"
         case .badSignature: return "indirect call type mismatch"
         case .nullReference: return "null reference"
+        case .interrupt: return "interrupt"
         default: return "trap code \(rawValue)"
         }
     }

@@ -1,6 +1,9 @@
 import CWasmUnwindABI
 @_spi(Tools) import WasmUnwind
 import CWasmRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
 
 
 /// Turns faults in wasm code into `Trap`s.
@@ -59,6 +62,7 @@ public enum TrapHandling {
         let buffer = UnsafeMutableBufferPointer<Frame>.allocate(capacity: 1)
         defer { buffer.deallocate() }
         _ = Backtrace.walk(limitsAddress: limits.address, trap: nil, into: buffer)
+        _ = Backtrace.walk(limitsAddress: limits.address, interrupted: .noWasmFrame, into: buffer)
         wu_trap_handler_install(walkFromTrap)
     }()
 
@@ -125,9 +129,13 @@ private let walkFromTrap: wu_trap_walk_fn = { state, limits, pc, fp, sp in
     // its activation is on the stack.
     let buffer = UnsafeMutableBufferPointer(start: state.pointee.frames.assumingMemoryBound(to: Frame.self),
                                             count: Int(state.pointee.frame_capacity))
-    let result = Backtrace.walk(limitsAddress: UInt(bitPattern: limits),
-                                   trap: TrapRegisters(pc: UInt(pc), fp: UInt(fp), sp: UInt(sp)),
-                                   into: buffer)
+    let registers = TrapRegisters(pc: UInt(pc), fp: UInt(fp), sp: UInt(sp))
+    // An interrupt stops wasm at any instruction with its frame set up —
+    // in a wasm function or an exit stub — walked as the profiler walks a
+    // sample there; a trap is at a trap site of a wasm function.
+    let result = state.pointee.trap_code == WU_TRAP_INTERRUPT
+        ? Backtrace.walk(limitsAddress: UInt(bitPattern: limits), interrupted: .wasm(registers), into: buffer)
+        : Backtrace.walk(limitsAddress: UInt(bitPattern: limits), trap: registers, into: buffer)
     state.pointee.walk_result.assumingMemoryBound(to: WalkResult.self).pointee = result
     state.pointee.frame_count = UInt64(result.count)
 }
@@ -168,4 +176,47 @@ public struct TrapSnapshot: Sendable {
         isTruncated = snapshot.stack_truncated != 0
         activationsIncomplete = snapshot.activations_incomplete != 0
     }
+}
+
+/// Stopping running wasm from outside, with a backtrace of where it was:
+/// after `install()`, SIGINT or SIGTERM sent to the process, or `request()`
+/// (a timeout, from any thread), stops the wasm the installing thread runs
+/// with a `Trap` of code `.interrupt`, walked from the interrupted
+/// instruction like any trap. Wasm in host code (or a prologue) is stopped
+/// when it is back in a wasm body; a second SIGINT or SIGTERM while the
+/// first waits ends the process as without this.
+public enum Interruption {
+    /// What asked for a stop: a signal, or a request.
+    public enum Reason: Equatable, Sendable {
+        case signal(Int32)
+        case request
+
+        init?(_ raw: Int32) {
+            if raw > 0 { self = .signal(raw) } else if raw < 0 { self = .request } else { return nil }
+        }
+    }
+
+    public struct InstallError: Error, CustomStringConvertible {
+        public var errno: Int32
+        public var description: String { "cannot arm the interrupt timer (errno \(errno))" }
+    }
+
+    /// Installs the handlers for the calling thread (the one that will run
+    /// the wasm to stop).
+    public static func install() throws(InstallError) {
+        TrapHandling.installHandler()
+        guard wu_interrupt_install() == 0 else { throw InstallError(errno: errno) }
+    }
+
+    /// The default actions of SIGINT and SIGTERM again.
+    public static func uninstall() { wu_interrupt_uninstall() }
+
+    /// Asks for a stop without a signal (a timeout). From any thread.
+    public static func request() { wu_interrupt_request(0) }
+
+    /// A stop asked for and not yet made (the wasm is in host code), if any.
+    public static var pending: Reason? { Reason(wu_interrupt_pending()) }
+
+    /// What made the last stop.
+    public static var last: Reason? { Reason(wu_interrupt_last()) }
 }

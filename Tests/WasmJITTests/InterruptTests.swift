@@ -1,0 +1,106 @@
+import CMallocCounter
+import Foundation
+import Testing
+@testable import Verification
+import WasmJIT
+import WasmUnwind
+
+/// Stopping running wasm from outside with a backtrace of where it was:
+/// SIGINT, SIGTERM and --timeout on `run` (real signals to a child), and
+/// `Interruption.request()` in process, the interrupted stack compared with
+/// libunwind's unwind from the same signal context.
+@Suite("Interrupting wasm", .serialized)
+struct InterruptTests {
+    /// `descend(n)` calls itself n times, then spins in `spin` for some
+    /// 10^10 iterations (seconds: long past any stop, yet a test whose
+    /// stop failed ends instead of hanging).
+    static let spinner = """
+        (module
+          (func $spin (param i64) (result i32)
+            (local i64)
+            (loop $again
+              (local.set 1 (i64.add (local.get 1) (i64.const 1)))
+              (br_if $again (i64.ne (local.get 1) (local.get 0))))
+            (i32.wrap_i64 (local.get 1)))
+          (func $descend (param i32) (result i32)
+            (if (result i32) (i32.eqz (local.get 0))
+              (then (call $spin (i64.const 10000000000)))
+              (else (i32.add (call $descend (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
+          (func (export "run") (param i32) (result i32) (call $descend (local.get 0))))
+        """
+
+    @Test("Interruption.request() stops spinning wasm at depths 0, 5 and 300 with a trap walked exactly: every frame, libunwind agreeing from the signal context, nothing allocated in the handler",
+          arguments: exitRecordingModes)
+    func inProcess(mode: ExitRecording) throws {
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode), observeTraps: true)
+        let store = Store(engine: session.engine)
+        let instance = try Instance(store: store, module: Module(engine: session.engine, text: Self.spinner))
+        let run = try #require(instance.export("run"))
+        try Interruption.install()
+        defer { Interruption.uninstall() }
+        let allocations = malloc_counter_in_trap_handler_on_this_thread()
+        for depth in [0, 5, 300] {
+            let asker = Thread {
+                Thread.sleep(forTimeInterval: 0.05)
+                Interruption.request()
+            }
+            asker.start()
+            do {
+                _ = try run.call([.i32(Int32(depth))])
+                Issue.record("depth \(depth): the spin returned")
+            } catch let trap as Trap {
+                #expect(trap.code == .interrupt && trap.message == "wasm trap: interrupt")
+                #expect(Interruption.last == .request && Interruption.pending == nil)
+                let names = trap.backtrace.frames.map { $0.symbol?.functionName ?? "?" }
+                let expected = ["spin"] + Array(repeating: "descend", count: depth + 1) + ["?"]
+                #expect(names == expected, "depth \(depth): \(names.prefix(8))...")
+                let comparison = OracleSession.compareAtTrap(trap, store: store)
+                #expect(comparison.isMatch, "depth \(depth): \(comparison)")
+            }
+        }
+        // The stop runs in a signal handler: it allocated nothing.
+        #expect(malloc_counter_in_trap_handler_on_this_thread() == allocations)
+    }
+
+    /// Runs the spinner at `depth` in a child and sends it `signal` after
+    /// half a second (or lets --timeout stop it).
+    func child(_ arguments: [String], signal: String?) throws -> (status: Int32, stderr: String) {
+        let directory = try temporaryDirectory("interrupt")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let module = directory.appendingPathComponent("spin.wat").path
+        try Self.spinner.write(toFile: module, atomically: true, encoding: .utf8)
+        let command = ["\"$0\"", "run", "\"$1\"", "--invoke", "run"] + arguments
+        let script = signal.map { "\(command.joined(separator: " ")) & pid=$!; sleep 0.5; kill -\($0) $pid; wait $pid" }
+            ?? command.joined(separator: " ")
+        let result = try runChild("/bin/sh", ["-c", script, PackagePaths.cli, module], environment: noSwiftBacktracer)
+        return (result.status, result.stderr)
+    }
+
+    /// The frame lines of a trap display.
+    static func frames(_ text: String) -> [String] {
+        text.split(separator: "\n").filter { $0.contains(" - ") }.map { String($0.split(separator: " - ").last!) }
+    }
+
+    @Test("Ctrl-C (SIGINT) and SIGTERM on run: the wasm stops where it spins, its backtrace printed, exit 130 / 143",
+          arguments: [("INT", Int32(130)), ("TERM", Int32(143))])
+    func signals(name: String, status: Int32) throws {
+        for mode in exitRecordingModes {
+            let (exit, stderr) = try child(["--exit-recording", mode.rawValue, "5"], signal: name)
+            #expect(exit == status, "\(mode): exit \(exit): \(stderr)")
+            #expect(stderr.contains("SIG\(name): stopped here\nwasm trap: interrupt"), "\(stderr)")
+            #expect(Self.frames(stderr) == ["<unknown>!spin"] + Array(repeating: "<unknown>!descend", count: 6)
+                    + ["<unknown>!<wasm function 2>"], "\(stderr)")
+        }
+    }
+
+    @Test("--timeout: a run past it stops with the backtrace and exit 134; one that ends in time is unchanged; a bad duration is named")
+    func timeout() throws {
+        let (exit, stderr) = try child(["--timeout", "200ms", "3"], signal: nil)
+        #expect(exit == 134 && stderr.contains("--timeout 200ms: stopped here\nwasm trap: interrupt"), "\(exit): \(stderr)")
+        #expect(Self.frames(stderr).count == 6, "\(stderr)")
+        let quick = try runCLI(["run", PackagePaths.fixture("programs/factorial.wat"), "--invoke", "fac", "--timeout", "5s", "5"])
+        #expect(quick.status == 0 && quick.stdout.contains("120"), "\(quick.stdout)\(quick.stderr)")
+        let bad = try runCLI(["run", PackagePaths.fixture("programs/factorial.wat"), "--invoke", "fac", "--timeout", "soon", "5"])
+        #expect(bad.status != 0 && bad.stderr.contains("--timeout expects a duration such as 500ms, 2s or 1m, got `soon`"), "\(bad.stderr)")
+    }
+}
