@@ -179,7 +179,7 @@ let package = Package(
         // A child process for the trap tests (host crashes must stay crashes).
         .executableTarget(
             name: "trap-probe",
-            dependencies: ["WasmJIT", "WasmJITTools", wasmUnwind, "CrashSupport"],
+            dependencies: ["WasmJIT", "WasmJITTools", wasmUnwind, "CrashSupport", "CMallocCounter"],
             path: "Tests/TrapProbe"
         ),
         // Real faults in host code (SIGSEGV, SIGBUS, SIGILL, SIGFPE) for the probe.

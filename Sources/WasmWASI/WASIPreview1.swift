@@ -39,6 +39,21 @@ public final class WASIPreview1: @unchecked Sendable {  // one program's, used f
         public var description: String { "the program exited with status \(code) (proc_exit)" }
     }
 
+    /// A stop asked for (`Interruption`) while the program waited in
+    /// `fd_read`: thrown from the host call, so the trap's backtrace is the
+    /// wasm that called it.
+    public struct Interrupted: Error, CustomStringConvertible {
+        public var reason: Interruption.Reason
+        public var description: String {
+            switch reason {
+            case .signal(SIGINT): return "SIGINT while the program waited in fd_read"
+            case .signal(SIGTERM): return "SIGTERM while the program waited in fd_read"
+            case .signal(let number): return "signal \(number) while the program waited in fd_read"
+            case .request: return "the timeout while the program waited in fd_read"
+            }
+        }
+    }
+
     /// The module name of preview 1's imports.
     public static let moduleName = "wasi_snapshot_preview1"
 
@@ -239,13 +254,19 @@ public final class WASIPreview1: @unchecked Sendable {  // one program's, used f
                 while moved < buffer.count {
                     let result = writing ? write(fd, buffer.baseAddress! + moved, buffer.count - moved)
                         : read(fd, buffer.baseAddress! + moved, buffer.count - moved)
-                    if result < 0 && errno == EINTR { continue }
+                    if result < 0 && errno == EINTR {
+                        // Ctrl-C while the program waits for input: stop
+                        // here, with the wasm below this call on the trace.
+                        if Interruption.pending != nil { return -2 }
+                        continue
+                    }
                     guard result > 0 else { return result < 0 ? -1 : moved }
                     moved += result
                     if !writing { break }  // a read returns what is there
                 }
                 return moved
             }
+            if done == -2, let reason = Interruption.pending { throw Interrupted(reason: reason) }
             guard done >= 0 else { return Self.io }
             total &+= UInt32(done)
             if done < Int(length) { break }

@@ -97,6 +97,10 @@ struct ProfileCommand: ParsableCommand {
         // A trap ends the calls, not the profile: what was sampled is
         // written, then the trap is reported (exit 134, as `run`).
         var trap: Trap?
+        // Ctrl-C and SIGTERM stop the wasm with its backtrace; the samples
+        // taken so far are written first.
+        try Interruption.install()
+        defer { Interruption.uninstall() }
         do {
             try profiler.run(intervalNanoseconds: interval, clock: clock.clock) {
                 for _ in 0..<repeatCount { _ = try function.call(values) }
@@ -131,8 +135,14 @@ struct ProfileCommand: ParsableCommand {
             }
         }
         if let trap {
-            printError(TextFormatter().render(trap.report))
-            throw ExitCode(134)
+            var report = trap.report
+            var status: Int32 = 134
+            if trap.code == .interrupt, let reason = Interruption.last {
+                report.cause = "\(describeInterruption(reason, timeout: nil)): stopped here"
+                status = interruptionExitStatus(reason)
+            }
+            printError(TextFormatter().render(report))
+            throw ExitCode(status)
         }
     }
 }

@@ -289,6 +289,8 @@ struct RunCommand: ParsableCommand {
             if trap.code == .interrupt, let reason = Interruption.last {
                 trapReport.cause = "\(describe(reason)): stopped here"
                 status = exitStatus(reason)
+            } else if case .host(let error as WASIPreview1.Interrupted) = trap.reason {
+                status = exitStatus(error.reason)
             }
             report.trap = trapReport
             try finish(exitCode: status)
@@ -354,22 +356,25 @@ extension Trap {
 }
 
 extension RunCommand {
-    /// How messages name what stopped the wasm.
-    func describe(_ reason: Interruption.Reason) -> String {
-        switch reason {
-        case .signal(SIGINT): return "SIGINT"
-        case .signal(SIGTERM): return "SIGTERM"
-        case .signal(let number): return "signal \(number)"
-        case .request: return "--timeout \(timeout ?? "")"
-        }
-    }
+    func describe(_ reason: Interruption.Reason) -> String { describeInterruption(reason, timeout: timeout) }
+    func exitStatus(_ reason: Interruption.Reason) -> Int32 { interruptionExitStatus(reason) }
+}
 
-    /// 130 for SIGINT and 143 for SIGTERM (128 + the signal, as a shell
-    /// reports a process it ended); a timeout is a trap: 134.
-    func exitStatus(_ reason: Interruption.Reason) -> Int32 {
-        if case .signal(let number) = reason { return 128 + number }
-        return 134
+/// How messages name what stopped the wasm.
+func describeInterruption(_ reason: Interruption.Reason, timeout: String?) -> String {
+    switch reason {
+    case .signal(SIGINT): return "SIGINT"
+    case .signal(SIGTERM): return "SIGTERM"
+    case .signal(let number): return "signal \(number)"
+    case .request: return "--timeout \(timeout ?? "")"
     }
+}
+
+/// 130 for SIGINT and 143 for SIGTERM (128 + the signal, as a shell
+/// reports a process it ended); a timeout is a trap: 134.
+func interruptionExitStatus(_ reason: Interruption.Reason) -> Int32 {
+    if case .signal(let number) = reason { return 128 + number }
+    return 134
 }
 
 /// `500ms`, `2s`, `1m`, `1.5` (seconds): the duration in seconds, or nil.

@@ -46,6 +46,7 @@
 //                                 stack runs out, on the main thread (WHERE = main) or on
 //                                 a new thread with a stack of WHERE KiB; prints
 //                                 `WHERE: MESSAGE` for each
+import CMallocCounter
 import CrashSupport
 #if canImport(Glibc)
 import Glibc
@@ -367,6 +368,37 @@ case "two-threads":
     }
     _ = try? instance.export("call_host")!.call([])
     print("survived")
+    exit(0)
+case "interrupt-allocations":
+    // Interruption.request() stops a spin at depths 0, 5 and 300, in a
+    // process of its own (no other test's threads or children): the
+    // allocations made on this thread while the handler ran.
+    let spinner = """
+        (module
+          (func $spin (result i32) (local i64)
+            (loop $again
+              (local.set 0 (i64.add (local.get 0) (i64.const 1)))
+              (br_if $again (i64.ne (local.get 0) (i64.const 10000000000))))
+            (i32.wrap_i64 (local.get 0)))
+          (func $descend (param i32) (result i32)
+            (if (result i32) (i32.eqz (local.get 0))
+              (then (call $spin))
+              (else (i32.add (call $descend (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
+          (func (export "run") (param i32) (result i32) (call $descend (local.get 0))))
+        """
+    let spinEngine = Engine(configuration: Engine.Configuration(exitRecording: arguments.dropFirst().first == "inline" ? .inline : .trampoline))
+    let spinInstance = try! Instance(store: Store(engine: spinEngine), module: Module(engine: spinEngine, text: spinner))
+    try! Interruption.install()
+    let before = malloc_counter_in_trap_handler_on_this_thread()
+    var stops = 0, frames: [Int] = []
+    for depth in [0, 5, 300] {
+        Thread { Thread.sleep(forTimeInterval: 0.05); Interruption.request() }.start()
+        do { _ = try spinInstance.export("run")!.call([.i32(Int32(depth))]) } catch let trap as Trap where trap.code == .interrupt {
+            stops += 1
+            frames.append(trap.backtrace.frames.count)
+        } catch {}
+    }
+    print("stops \(stops) frames \(frames) allocations \(malloc_counter_in_trap_handler_on_this_thread() - before)")
     exit(0)
 case "trap-loop":
     let count = Int(arguments.dropFirst().first ?? "") ?? 10_000

@@ -1,4 +1,3 @@
-import CMallocCounter
 import Foundation
 import Testing
 @testable import Verification
@@ -29,7 +28,7 @@ struct InterruptTests {
           (func (export "run") (param i32) (result i32) (call $descend (local.get 0))))
         """
 
-    @Test("Interruption.request() stops spinning wasm at depths 0, 5 and 300 with a trap walked exactly: every frame, libunwind agreeing from the signal context, nothing allocated in the handler",
+    @Test("Interruption.request() stops spinning wasm at depths 0, 5 and 300 with a trap walked exactly: every frame, libunwind agreeing from the signal context",
           arguments: exitRecordingModes)
     func inProcess(mode: ExitRecording) throws {
         let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode), observeTraps: true)
@@ -38,7 +37,6 @@ struct InterruptTests {
         let run = try #require(instance.export("run"))
         try Interruption.install()
         defer { Interruption.uninstall() }
-        let allocations = malloc_counter_in_trap_handler_on_this_thread()
         for depth in [0, 5, 300] {
             let asker = Thread {
                 Thread.sleep(forTimeInterval: 0.05)
@@ -58,8 +56,13 @@ struct InterruptTests {
                 #expect(comparison.isMatch, "depth \(depth): \(comparison)")
             }
         }
-        // The stop runs in a signal handler: it allocated nothing.
-        #expect(malloc_counter_in_trap_handler_on_this_thread() == allocations)
+    }
+
+    @Test("the stop runs in a signal handler and allocates nothing: counted in a process of its own (trap-probe), both exit-recording modes",
+          arguments: exitRecordingModes)
+    func noAllocation(mode: ExitRecording) throws {
+        let result = try runChild(PackagePaths.executable("trap-probe"), ["interrupt-allocations", mode.rawValue], environment: noSwiftBacktracer)
+        #expect(result.status == 0 && result.stdout.contains("stops 3 frames [3, 8, 303] allocations 0"), "\(result.stdout)\(result.stderr)")
     }
 
     /// Runs the spinner at `depth` in a child and sends it `signal` after
@@ -91,6 +94,34 @@ struct InterruptTests {
             #expect(Self.frames(stderr) == ["<unknown>!spin"] + Array(repeating: "<unknown>!descend", count: 6)
                     + ["<unknown>!<wasm function 2>"], "\(stderr)")
         }
+    }
+
+    @Test("Ctrl-C while a WASI program waits in fd_read (fixtures/wasi/c/reader.c): stopped in the host call, the backtrace of the wait through wasi-libc, exit 130")
+    func blockedRead() throws {
+        let module = try WASIProgramTests.directory() + "/reader.wasm"
+        // Its standard input a pipe that stays open (and empty) for 5 s.
+        let script = "sleep 5 | \"$0\" run \"$1\" & pid=$!; sleep 0.5; kill -INT $pid; wait $pid"
+        let result = try runChild("/bin/bash", ["-c", script, PackagePaths.cli, module], environment: noSwiftBacktracer)
+        #expect(result.status == 130, "\(result.status): \(result.stderr)")
+        #expect(result.stderr.contains("SIGINT while the program waited in fd_read"), "\(result.stderr)")
+        let frames = Self.frames(result.stderr)
+        #expect(Array(frames.prefix(6)) == ["reader.wasm!__wasi_fd_read", "reader.wasm!read", "reader.wasm!__stdio_read",
+                                            "reader.wasm!__uflow", "reader.wasm!fgets", "reader.wasm!read_line"], "\(result.stderr)")
+    }
+
+    @Test("Ctrl-C on profile: the samples so far are written, then the backtrace of where the wasm was, exit 130")
+    func profile() throws {
+        let directory = try temporaryDirectory("interrupt-profile")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let module = directory.appendingPathComponent("spin.wat").path
+        try Self.spinner.write(toFile: module, atomically: true, encoding: .utf8)
+        let script = "\"$0\" profile \"$1\" --invoke run --hz 1000 -- 2 & pid=$!; sleep 0.7; kill -INT $pid; wait $pid"
+        let result = try runChild("/bin/sh", ["-c", script, PackagePaths.cli, module], environment: noSwiftBacktracer)
+        #expect(result.status == 130, "\(result.status): \(result.stderr)")
+        #expect(result.stdout.contains("<unknown>!<wasm function 2>;<unknown>!descend;<unknown>!descend;<unknown>!descend;<unknown>!spin "),
+                "\(result.stdout)")
+        #expect(result.stderr.contains("SIGINT: stopped here\nwasm trap: interrupt") && Self.frames(result.stderr).count == 5,
+                "\(result.stderr)")
     }
 
     @Test("--timeout: a run past it stops with the backtrace and exit 134; one that ends in time is unchanged; a bad duration is named")

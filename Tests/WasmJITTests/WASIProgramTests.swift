@@ -39,6 +39,7 @@ struct WASIProgramTests {
         ("panics", []), ("panics", ["index"]), ("panics", ["unwrap"]), ("panics", ["panic"]), ("panics", ["exit"]),
         ("panics", ["overflow"]),
         ("collections", []), ("collections", ["0"]),
+        ("reader", []),
     ]
 
     /// A backtrace display's frame lines, a folded run of identical frames
