@@ -219,6 +219,7 @@ let package = Package(
                 "CMallocCounter",
                 "UnwindOracle",
                 "Verification",
+                "WasmWASI",
                 "WastRunner",
                 "JITTools",
                 "UnwindReports",

@@ -58,6 +58,9 @@ public final class WASIPreview1: @unchecked Sendable {  // one program's, used f
     public static let moduleName = "wasi_snapshot_preview1"
 
     public let configuration: Configuration
+    /// Called at the start of every preview 1 call with its caller (a
+    /// checkpoint: oracles compare the walk there with libunwind's).
+    public var onCall: ((Caller, String) -> Void)?
     /// Guest descriptors 0 to 2 closed with `fd_close`.
     private var closed: Set<Int32> = []
 
@@ -85,6 +88,7 @@ public final class WASIPreview1: @unchecked Sendable {  // one program's, used f
         }
         let body = function.body
         return .host(HostFunction(signature: signature) { [self] caller, arguments in
+            onCall?(caller, name)
             guard let memory = caller.instance.memory else { return [.i32(Self.fault)] }
             var guest = GuestMemory(memory)
             return [.i32(try body(self, &guest, arguments))]

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
+@testable import Verification
 import WasmJIT
+import WasmWASI
 
 /// Real programs as people build them: C with Debian's wasi-libc and Rust
 /// for wasm32-wasi (fixtures/wasi, scripts/build-wasi-fixtures.sh), run by
@@ -118,6 +120,36 @@ struct WASIProgramTests {
         }
         print("WASI (\(mode)): \(Self.runs.count) runs, \(traps) traps, \(frames) frames identical to Wasmtime's")
         #expect(traps >= 16)
+    }
+
+    @Test("every WASI call of every run is a checkpoint: the walk there agrees with libunwind's unwind of the same stack, both exit-recording modes",
+          arguments: exitRecordingModes)
+    func checkpoints(mode: ExitRecording) throws {
+        let directory = try Self.directory()
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode), observeTraps: false)
+        let sink = open("/dev/null", O_WRONLY)
+        defer { close(sink) }
+        var checkpoints = 0, frames = 0
+        for (program, arguments) in Self.runs where !arguments.contains("deep") && !arguments.contains("overflow") {
+            let binary = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/\(program).wasm")))
+            var configuration = WASIPreview1.Configuration(arguments: [program + ".wasm"] + arguments)
+            configuration.standardOutput = sink
+            configuration.standardError = sink
+            let wasi = WASIPreview1(configuration: configuration)
+            wasi.onCall = { caller, name in
+                let (comparison, walk) = OracleSession.compareAtHostCall(caller)
+                checkpoints += 1
+                frames += walk.frames.count
+                #expect(comparison.isMatch, "\(program) \(arguments) at \(name): \(comparison)")
+            }
+            var imports = Imports()
+            imports.fallback = wasi.resolve
+            let store = Store(engine: session.engine)
+            let instance = try Instance(store: store, module: Module(engine: session.engine, binary: binary), imports: imports)
+            _ = try? instance.export("_start")!.call([])
+        }
+        print("WASI checkpoints (\(mode)): \(checkpoints) calls, \(frames) frames, libunwind agreeing")
+        #expect(checkpoints > 100)
     }
 
     @Test("with WASMTIME_BACKTRACE_DETAILS=1: the traps of the -g WASI programs show Wasmtime's source lines, through wasi-libc and Rust's std")
