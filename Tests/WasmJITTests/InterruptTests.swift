@@ -66,14 +66,14 @@ struct InterruptTests {
     }
 
     /// Runs the spinner at `depth` in a child and sends it `signal` after
-    /// half a second (or lets --timeout stop it).
+    /// a second (or lets --timeout stop it).
     func child(_ arguments: [String], signal: String?) throws -> (status: Int32, stderr: String) {
         let directory = try temporaryDirectory("interrupt")
         defer { try? FileManager.default.removeItem(at: directory) }
         let module = directory.appendingPathComponent("spin.wat").path
         try Self.spinner.write(toFile: module, atomically: true, encoding: .utf8)
         let command = ["\"$0\"", "run", "\"$1\"", "--invoke", "run"] + arguments
-        let script = signal.map { "\(command.joined(separator: " ")) & pid=$!; sleep 0.5; kill -\($0) $pid; wait $pid" }
+        let script = signal.map { "\(command.joined(separator: " ")) & pid=$!; sleep 1; kill -\($0) $pid; wait $pid" }
             ?? command.joined(separator: " ")
         let result = try runChild("/bin/sh", ["-c", script, PackagePaths.cli, module], environment: noSwiftBacktracer)
         return (result.status, result.stderr)
@@ -100,7 +100,7 @@ struct InterruptTests {
     func blockedRead() throws {
         let module = try WASIProgramTests.directory() + "/reader.wasm"
         // Its standard input a pipe that stays open (and empty) for 5 s.
-        let script = "sleep 5 | \"$0\" run \"$1\" & pid=$!; sleep 0.5; kill -INT $pid; wait $pid"
+        let script = "sleep 5 | \"$0\" run \"$1\" & pid=$!; sleep 1; kill -INT $pid; wait $pid"
         let result = try runChild("/bin/bash", ["-c", script, PackagePaths.cli, module], environment: noSwiftBacktracer)
         #expect(result.status == 130, "\(result.status): \(result.stderr)")
         #expect(result.stderr.contains("SIGINT while the program waited in fd_read"), "\(result.stderr)")
@@ -115,7 +115,7 @@ struct InterruptTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let module = directory.appendingPathComponent("spin.wat").path
         try Self.spinner.write(toFile: module, atomically: true, encoding: .utf8)
-        let script = "\"$0\" profile \"$1\" --invoke run --hz 1000 -- 2 & pid=$!; sleep 0.7; kill -INT $pid; wait $pid"
+        let script = "\"$0\" profile \"$1\" --invoke run --hz 1000 -- 2 & pid=$!; sleep 1; kill -INT $pid; wait $pid"
         let result = try runChild("/bin/sh", ["-c", script, PackagePaths.cli, module], environment: noSwiftBacktracer)
         #expect(result.status == 130, "\(result.status): \(result.stderr)")
         #expect(result.stdout.contains("<unknown>!<wasm function 2>;<unknown>!descend;<unknown>!descend;<unknown>!descend;<unknown>!spin "),
