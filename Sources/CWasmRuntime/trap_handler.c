@@ -285,13 +285,47 @@ static void take_snapshot(wu_trap_snapshot *snapshot, const uint64_t *registers,
     snapshot->valid = 1;
 }
 
+/// A signal stops wasm at the interrupted instruction (a trap, or an
+/// interrupt): the registers of the signal context, recorded first (the
+/// caller then records why).
+static void begin_stop(wu_thread_trap_state *state, ucontext_t *uc) {
+    state->in_handler = 1;
+    wu_context_dwarf_registers(uc, state->registers);
+    state->pc = wu_context_pc(uc);
+    state->fp = wu_context_fp(uc);
+    state->sp = wu_context_sp(uc);
+}
+
+/// The rest of a stop: the walk, the snapshot, the observer, and the jump
+/// back to the activation's `wu_enter`.
+__attribute__((noreturn)) static void finish_stop(wu_thread_trap_state *state, wu_activation *activation,
+                                                  const wu_store_trap_info *store, int signal, siginfo_t *info,
+                                                  ucontext_t *uc, int saved_errno) {
+    uint64_t pc = state->pc, fp = state->fp, sp = state->sp;
+    state->trap_count += 1;
+    walk_callback(state, store->limits, pc, fp, sp);
+    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);
+    state->in_handler = 0;
+    wu_trap_observer_fn observer = observer_callback;
+    if (observer) observer(signal, info, uc, state);
+    errno = saved_errno;
+    // SIGPROF is blocked while this handler runs (its sa_mask): a sample
+    // here, on the alternate stack, would find the exit record of the last
+    // host or runtime call wasm made, not the trapping frame. The jump
+    // keeps the mask (no sigprocmask per entry), so wu_enter unblocks it
+    // after the jump if the interrupted code had it unblocked.
+    state->unblock_sampling = !sigismember(&uc->uc_sigmask, SIGPROF);
+    // Only wasm frames and trampolines lie between here and the frame of
+    // wu_enter that set this jump target.
+    wu_jump_to_activation_record(activation, WU_INVOKE_TRAPPED);
+}
+
 static void trap_handler(int signal, siginfo_t *info, void *context) {
     int saved_errno = errno;
     wu_activation *activation = wu_current_activation();
     wu_thread_trap_state *state = wu_runtime_thread_state;
     ucontext_t *uc = context;
     uint64_t pc = wu_context_pc(uc);
-    uint64_t fp = wu_context_fp(uc);
     uint64_t sp = wu_context_sp(uc);
 
     // Ours only if the kernel raised it for a fault (si_code > 0: a signal
@@ -339,11 +373,7 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
         return;
     }
 
-    state->in_handler = 1;
-    wu_context_dwarf_registers(uc, state->registers);
-    state->pc = pc;
-    state->fp = fp;
-    state->sp = sp;
+    begin_stop(state, uc);
     state->fault_address = (uint64_t)info->si_addr;
     state->signal = signal;
     state->trap_code = (wu_trap_code)(code & ~WU_TRAP_SITE_FLAGS);
@@ -355,22 +385,7 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     } else {
         state->wasm_address = state->registers[0];
     }
-    state->trap_count += 1;
-    walk_callback(state, store->limits, pc, fp, sp);
-    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);
-    state->in_handler = 0;
-    wu_trap_observer_fn observer = observer_callback;
-    if (observer) observer(signal, info, context, state);
-    errno = saved_errno;
-    // SIGPROF is blocked while this handler runs (its sa_mask): a sample
-    // here, on the alternate stack, would find the exit record of the last
-    // host or runtime call wasm made, not the trapping frame. The jump
-    // keeps the mask (no sigprocmask per entry), so wu_enter unblocks it
-    // after the jump if the interrupted code had it unblocked.
-    state->unblock_sampling = !sigismember(&uc->uc_sigmask, SIGPROF);
-    // Only wasm frames and trampolines lie between here and the frame of
-    // wu_enter that set this jump target.
-    wu_jump_to_activation_record(activation, WU_INVOKE_TRAPPED);
+    finish_stop(state, activation, store, signal, info, uc, saved_errno);
 }
 
 // MARK: - Interrupts
@@ -434,7 +449,7 @@ static void interrupt_handler(int signal, siginfo_t *info, void *context) {
     wu_activation *activation = wu_current_activation();
     wu_thread_trap_state *state = wu_runtime_thread_state;
     ucontext_t *uc = context;
-    uint64_t pc = wu_context_pc(uc), fp = wu_context_fp(uc), sp = wu_context_sp(uc);
+    uint64_t pc = wu_context_pc(uc);
     const wu_store_trap_info *store = activation && activation->jump_buffer ? activation->embedder_context : NULL;
     const wu_code_region *region = store && state && !state->in_handler ? find_region(store, pc) : NULL;
     int frame = region ? frame_state_at(region, pc) : -1;
@@ -447,25 +462,13 @@ static void interrupt_handler(int signal, siginfo_t *info, void *context) {
     }
     atomic_store(&interrupt_pending, 0);
     atomic_store(&interrupt_last, asked);
-    state->in_handler = 1;
-    wu_context_dwarf_registers(uc, state->registers);
-    state->pc = pc;
-    state->fp = fp;
-    state->sp = sp;
+    begin_stop(state, uc);
     state->fault_address = 0;
     state->signal = asked > 0 ? asked : 0;
     state->trap_code = WU_TRAP_INTERRUPT;
     state->trap_has_address = 0;
     state->wasm_address = 0;
-    state->trap_count += 1;
-    walk_callback(state, store->limits, pc, fp, sp);
-    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);
-    state->in_handler = 0;
-    wu_trap_observer_fn observer = observer_callback;
-    if (observer) observer(signal, info, context, state);
-    errno = saved_errno;
-    state->unblock_sampling = !sigismember(&uc->uc_sigmask, SIGPROF);
-    wu_jump_to_activation_record(activation, WU_INVOKE_TRAPPED);
+    finish_stop(state, activation, store, signal, info, uc, saved_errno);
 }
 
 int wu_interrupt_install(void) {

@@ -370,22 +370,11 @@ case "two-threads":
     print("survived")
     exit(0)
 case "interrupt-allocations":
-    // Interruption.request() stops a spin at depths 0, 5 and 300, in a
-    // process of its own (no other test's threads or children): the
-    // allocations made on this thread while the handler ran.
-    let spinner = """
-        (module
-          (func $spin (result i32) (local i64)
-            (loop $again
-              (local.set 0 (i64.add (local.get 0) (i64.const 1)))
-              (br_if $again (i64.ne (local.get 0) (i64.const 10000000000))))
-            (i32.wrap_i64 (local.get 0)))
-          (func $descend (param i32) (result i32)
-            (if (result i32) (i32.eqz (local.get 0))
-              (then (call $spin))
-              (else (i32.add (call $descend (i32.sub (local.get 0) (i32.const 1))) (i32.const 1)))))
-          (func (export "run") (param i32) (result i32) (call $descend (local.get 0))))
-        """
+    // Interruption.request() stops the spinner (InterruptTests.spinner, in
+    // the file given) at depths 0, 5 and 300, in a process of its own (no
+    // other test's threads or children): the allocations made on this
+    // thread while the handler ran.
+    let spinner = try! String(contentsOfFile: arguments[2], encoding: .utf8)
     let spinEngine = Engine(configuration: Engine.Configuration(exitRecording: arguments.dropFirst().first == "inline" ? .inline : .trampoline))
     let spinInstance = try! Instance(store: Store(engine: spinEngine), module: Module(engine: spinEngine, text: spinner))
     try! Interruption.install()

@@ -10,29 +10,12 @@ import WasmUnwind
 /// this suite runs into a directory of its own).
 @Suite("C and C++ programs compiled by clang")
 struct CProgramTests {
-    /// The built fixtures' directory, built once per test process.
-    static let built: Result<String, BuildError> = {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-c-fixtures-\(getpid())").path
-        do {
-            let result = try runChild("/bin/bash", [PackagePaths.root.appendingPathComponent("scripts/build-c-fixtures.sh").path,
-                                                    directory])
-            guard result.status == 0 else { return .failure(BuildError(output: result.stderr + result.stdout)) }
-            return .success(directory)
-        } catch {
-            return .failure(BuildError(output: "\(error)"))
-        }
-    }()
+    /// The built fixtures, once per test process.
+    static let fixtures = FixtureBuild("build-c-fixtures.sh")
 
     struct BuildError: Error { var output: String }
 
-    static func directory() throws -> String {
-        switch built {
-        case .success(let directory): return directory
-        case .failure(let error):
-            Issue.record("scripts/build-c-fixtures.sh failed:\n\(error.output)")
-            throw error
-        }
-    }
+    static func directory() throws -> String { try fixtures.directory() }
 
     static let cpus = ["mvp", "default"]
 

@@ -61,7 +61,12 @@ struct InterruptTests {
     @Test("the stop runs in a signal handler and allocates nothing: counted in a process of its own (trap-probe), both exit-recording modes",
           arguments: exitRecordingModes)
     func noAllocation(mode: ExitRecording) throws {
-        let result = try runChild(PackagePaths.executable("trap-probe"), ["interrupt-allocations", mode.rawValue], environment: noSwiftBacktracer)
+        let directory = try temporaryDirectory("interrupt-allocations")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let module = directory.appendingPathComponent("spin.wat").path
+        try Self.spinner.write(toFile: module, atomically: true, encoding: .utf8)
+        let result = try runChild(PackagePaths.executable("trap-probe"), ["interrupt-allocations", mode.rawValue, module],
+                                  environment: noSwiftBacktracer)
         #expect(result.status == 0 && result.stdout.contains("stops 3 frames [3, 8, 303] allocations 0"), "\(result.stdout)\(result.stderr)")
     }
 

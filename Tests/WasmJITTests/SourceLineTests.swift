@@ -20,26 +20,10 @@ struct SourceLineTests {
 
     /// fixtures/rust built by Debian's rustc with -g at opt-levels 0 to 2
     /// (scripts/build-rust-fixtures.sh), once per test process.
-    static let rustBuilt: Result<String, CProgramTests.BuildError> = {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-rust-fixtures-\(getpid())").path
-        do {
-            let result = try runChild("/bin/bash", [PackagePaths.root.appendingPathComponent("scripts/build-rust-fixtures.sh").path,
-                                                    directory])
-            guard result.status == 0 else { return .failure(CProgramTests.BuildError(output: result.stderr + result.stdout)) }
-            return .success(directory)
-        } catch {
-            return .failure(CProgramTests.BuildError(output: "\(error)"))
-        }
-    }()
+    static let rust = FixtureBuild("build-rust-fixtures.sh")
 
     static func rustFixtures() throws -> [String] {
-        let directory: String
-        switch rustBuilt {
-        case .success(let built): directory = built
-        case .failure(let error):
-            Issue.record("scripts/build-rust-fixtures.sh failed (make toolchains installs Debian's rustc):\n\(error.output)")
-            throw error
-        }
+        let directory = try rust.directory()
         return try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".wasm") }.sorted()
             .map { directory + "/" + $0 }
     }
@@ -108,19 +92,31 @@ struct SourceLineTests {
         #expect(compared > 5_000 && withLines > compared / 2 && inlined > 100)
     }
 
-    @Test("Wasmtime 50 with WASMTIME_BACKTRACE_DETAILS=1: every trap of every -g fixture displays the same functions, files, lines and columns",
-          arguments: exitRecordingModes)
-    func wasmtimeDetails(mode: ExitRecording) throws {
-        var configuration = Engine.Configuration(exitRecording: mode)
-        configuration.backtraceDetails = true
+    /// Every fixture in `paths`, each with its calls (`CFixtureCalls`), on
+    /// our runtime with backtrace details and on Wasmtime 50 with
+    /// WASMTIME_BACKTRACE_DETAILS=1.
+    static func compareDetails(_ paths: [String], mode: ExitRecording) throws -> WasmtimeComparison.Summary {
         let comparison = try WasmtimeComparison(python: WasmtimeOracleTests.python,
                                                 script: PackagePaths.root.appendingPathComponent("scripts/wasmtime-oracle.py").path,
-                                                configuration: configuration)
+                                                configuration: detailsConfiguration(mode))
         var summary = WasmtimeComparison.Summary()
-        for path in try Self.debugFixtures() {
+        for path in paths {
             let file = URL(fileURLWithPath: path).lastPathComponent
             comparison.compare(file: path, calls: CFixtureCalls.calls[CFixtureCalls.program(ofFile: file)]!, into: &summary)
         }
+        return summary
+    }
+
+    static func detailsConfiguration(_ mode: ExitRecording) -> Engine.Configuration {
+        var configuration = Engine.Configuration(exitRecording: mode)
+        configuration.backtraceDetails = true
+        return configuration
+    }
+
+    @Test("Wasmtime 50 with WASMTIME_BACKTRACE_DETAILS=1: every trap of every -g fixture displays the same functions, files, lines and columns",
+          arguments: exitRecordingModes)
+    func wasmtimeDetails(mode: ExitRecording) throws {
+        let summary = try Self.compareDetails(try Self.debugFixtures(), mode: mode)
         WasmtimeOracleTests.report(summary)
         #expect(summary.mismatches.isEmpty)
         #expect(summary.traps >= 60 && summary.detailFramesCompared >= 300, "\(summary.traps) traps, \(summary.detailFramesCompared) frames")
@@ -191,16 +187,8 @@ struct SourceLineTests {
     @Test("Rust panics (rustc 1.63, -g, opt-levels 0 to 2): Wasmtime 50's details display, frame for frame through std's panic machinery, with Rust names and lines",
           arguments: exitRecordingModes)
     func rustPanics(mode: ExitRecording) throws {
-        var configuration = Engine.Configuration(exitRecording: mode)
-        configuration.backtraceDetails = true
-        let comparison = try WasmtimeComparison(python: WasmtimeOracleTests.python,
-                                                script: PackagePaths.root.appendingPathComponent("scripts/wasmtime-oracle.py").path,
-                                                configuration: configuration)
-        var summary = WasmtimeComparison.Summary()
         let fixtures = try Self.rustFixtures()
-        for path in fixtures {
-            comparison.compare(file: path, calls: CFixtureCalls.calls["panics"]!, into: &summary)
-        }
+        let summary = try Self.compareDetails(fixtures, mode: mode)
         WasmtimeOracleTests.report(summary)
         #expect(summary.mismatches.isEmpty)
         // Three panics per opt-level (the second and third of an instance
@@ -210,7 +198,7 @@ struct SourceLineTests {
                 "\(summary.traps) traps, \(summary.detailFramesCompared) frames")
         // What a Rust developer reads: the panic machinery by name, the
         // program's own frames with their lines.
-        let engine = Engine(configuration: configuration)
+        let engine = Engine(configuration: Self.detailsConfiguration(mode))
         let module = try Module(engine: engine, binary: [UInt8](Data(contentsOf: URL(fileURLWithPath: fixtures[1]))))
         let instance = try Instance(store: Store(engine: engine), module: module)
         do {

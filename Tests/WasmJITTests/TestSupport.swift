@@ -138,3 +138,32 @@ func readProcFile(_ path: String) -> String {
 /// The exit-recording modes every backtrace, trap, stack-map and oracle test
 /// runs in.
 let exitRecordingModes: [ExitRecording] = [.trampoline, .inline]
+
+/// The fixtures a build script of scripts/ writes (compiled by a real
+/// toolchain), built once per test process into a directory of its own.
+final class FixtureBuild: Sendable {
+    let script: String
+    let built: Result<String, CProgramTests.BuildError>
+
+    init(_ script: String) {
+        self.script = script
+        let name = script.replacingOccurrences(of: "build-", with: "").replacingOccurrences(of: ".sh", with: "")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-\(name)-\(getpid())").path
+        do {
+            let result = try runChild("/bin/bash", [PackagePaths.root.appendingPathComponent("scripts/\(script)").path, directory])
+            built = result.status == 0 ? .success(directory) : .failure(CProgramTests.BuildError(output: result.stderr + result.stdout))
+        } catch {
+            built = .failure(CProgramTests.BuildError(output: "\(error)"))
+        }
+    }
+
+    /// The directory, or the build's output as an issue of the test.
+    func directory() throws -> String {
+        switch built {
+        case .success(let directory): return directory
+        case .failure(let error):
+            Issue.record("scripts/\(script) failed (make toolchains installs the toolchains):\n\(error.output)")
+            throw error
+        }
+    }
+}

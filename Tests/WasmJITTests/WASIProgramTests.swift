@@ -11,25 +11,9 @@ import WasmWASI
 /// standard error, the exit status, and every trap's message and frames.
 @Suite("WASI programs against Wasmtime")
 struct WASIProgramTests {
-    static let built: Result<String, CProgramTests.BuildError> = {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-wasi-fixtures-\(getpid())").path
-        do {
-            let result = try runChild("/bin/bash", [PackagePaths.root.appendingPathComponent("scripts/build-wasi-fixtures.sh").path, directory])
-            guard result.status == 0 else { return .failure(CProgramTests.BuildError(output: result.stderr + result.stdout)) }
-            return .success(directory)
-        } catch {
-            return .failure(CProgramTests.BuildError(output: "\(error)"))
-        }
-    }()
+    static let fixtures = FixtureBuild("build-wasi-fixtures.sh")
 
-    static func directory() throws -> String {
-        switch built {
-        case .success(let directory): return directory
-        case .failure(let error):
-            Issue.record("scripts/build-wasi-fixtures.sh failed (make toolchains installs wasi-libc and rustc):\n\(error.output)")
-            throw error
-        }
-    }
+    static func directory() throws -> String { try fixtures.directory() }
 
     /// Each program and the argv runs of it: the ordinary run, then each
     /// way it ends otherwise (exit status, abort, assert, wasm traps, Rust
