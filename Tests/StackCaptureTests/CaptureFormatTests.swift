@@ -288,6 +288,18 @@ struct ModuleDebugSectionTests {
                 == [["pick ./fixtures/c-lines/crash.c:6", "middle ./fixtures/c-lines/crash.c:9"], ["run ./fixtures/c-lines/crash.c:12"]])
     }
 
+    @Test("a broken walk's source-line display ends with the error line the plain display ends with (it dropped it before)")
+    func brokenWalkKeepsItsError() throws {
+        let stack = try CapturedStack(CaptureFile(parsing: CaptureFixtures.bytes("lines")))
+        let backtrace = stack.registry.symbolicate(stack.backtrace(limits: WalkLimits(maximumFrames: 1, maximumActivations: 10)))
+        let symbols = try #require(stack.sourceSymbols(of: backtrace, search: try DebugFileSearch(files: [], directories: []),
+                                                       captureDirectory: nil).symbols)
+        let plain = backtrace.rendered().split(separator: "\n").last.map(String.init)
+        let details = TextFormatter().renderDetails(backtrace, symbols).split(separator: "\n").last.map(String.init)
+        #expect(plain?.hasPrefix("backtrace incomplete after 1 frames") == true, "\(backtrace.rendered())")
+        #expect(details == plain)
+    }
+
     /// The capture with its MODULE_DEBUG section's body replaced.
     func withBody(_ body: [UInt8]) throws -> [UInt8] {
         let bytes = try CaptureFixtures.bytes("lines")
