@@ -171,3 +171,58 @@ struct WASIProgramTests {
                 && trapped.stderr.contains("!caller"), "\(trapped.stderr)")
     }
 }
+
+@Suite("WASI: hostile pointers")
+struct WASIHostilePointerTests {
+    /// fd_write, args_get and random_get called with pointers and lengths
+    /// a program controls: outside memory, wrapping past 4 GiB, iovec
+    /// counts past the memory's end. Each is EFAULT (21), never an access
+    /// outside; in-bounds calls still work.
+    @Test("pointers and lengths outside a program's memory are EFAULT, never a read or write outside it")
+    func outside() throws {
+        let text = """
+            (module
+              (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "args_get" (func $args (param i32 i32) (result i32)))
+              (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+              (memory 1)
+              (func (export "write") (param $iovs i32) (param $count i32) (param $base i32) (param $length i32) (param $written i32) (result i32)
+                (i32.store (i32.const 0) (local.get $base))
+                (i32.store (i32.const 4) (local.get $length))
+                (call $write (i32.const 1) (local.get $iovs) (local.get $count) (local.get $written)))
+              (func (export "args") (param i32 i32) (result i32) (call $args (local.get 0) (local.get 1)))
+              (func (export "random") (param i32 i32) (result i32) (call $random (local.get 0) (local.get 1))))
+            """
+        let sink = open("/dev/null", O_WRONLY)
+        defer { close(sink) }
+        var configuration = WASIPreview1.Configuration(arguments: ["hostile.wasm", "an argument"])
+        configuration.standardOutput = sink
+        let wasi = WASIPreview1(configuration: configuration)
+        var imports = Imports()
+        imports.fallback = wasi.resolve
+        let engine = Engine()
+        let instance = try Instance(store: Store(engine: engine), module: Module(engine: engine, text: text), imports: imports)
+        func call(_ name: String, _ arguments: [Int32]) throws -> Int32 {
+            guard case .i32(let errno)? = try instance.export(name)!.call(arguments.map { .i32($0) }).first else { return -1 }
+            return errno
+        }
+        let page = Int32(65536)
+        // In bounds: 5 bytes written, the count stored at 16.
+        #expect(try call("write", [0, 1, 100, 5, 16]) == 0)
+        // The buffer past the end, wrapping, or its length running out.
+        #expect(try call("write", [0, 1, page, 1, 16]) == 21)
+        #expect(try call("write", [0, 1, -16, 32, 16]) == 21)
+        #expect(try call("write", [0, 1, page - 4, 8, 16]) == 21)
+        // The iovec list, or the place for the count, outside.
+        #expect(try call("write", [page - 4, 1, 0, 0, 16]) == 21)
+        #expect(try call("write", [0, 1_000_000, 0, 0, 16]) == 21)
+        #expect(try call("write", [0, 1, 100, 5, page - 2]) == 21)
+        // argv pointers and strings, random bytes.
+        #expect(try call("args", [page - 4, 0]) == 21)
+        #expect(try call("args", [0, page - 3]) == 21)
+        #expect(try call("args", [0, 100]) == 0)
+        #expect(try call("random", [page - 8, 16]) == 21)
+        #expect(try call("random", [-1, 2]) == 21)
+        #expect(try call("random", [0, 64]) == 0)
+    }
+}
