@@ -2,8 +2,9 @@
 // kills the process (docs/post-mortem.md): the faulting thread's wasm
 // activations, its stack and the modules of the post-mortem descriptor, in
 // the capture format (docs/capture-format.md). Async-signal-safe: it reads
-// memory and calls open(2), write(2), fsync(2), rename(2) and
-// nanosleep(2); nothing else.
+// memory and calls open(2), write(2), fsync(2), rename(2), nanosleep(2)
+// and sched_yield(2); nothing else.
+#define _GNU_SOURCE
 #include "wasm_crash_capture.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "wasm_activation_chain.h"
@@ -153,18 +155,25 @@ typedef struct {
     uint32_t body_size, debug_size;
 } module_sections;
 
-/// The MODULE (and MODULE_DEBUG) bodies of the post-mortem descriptor's images, if the
-/// descriptor is consistent now, and the newest minor version among them
-/// (it says how a MODULE section ends: handler lists, handler scopes). As a
-/// reader of the list, entries another thread unlinks meanwhile are not
-/// freed under us (`wu_debug_reader_begin`, which the caller holds); a
-/// generation that moved while we read means the list changed: then no
-/// modules rather than a mix.
-static int collect_modules(module_sections *found, uint16_t *minor) {
+/// How many times the crash writer reads the module list before it gives
+/// up on it: another thread may be changing it (its generation odd, or
+/// moved while we read). Each failed read yields the processor, so a writer
+/// preempted inside its update runs and finishes; if the crashing thread
+/// itself holds the list (a crash inside an update) every read fails and
+/// the capture has no modules, saying why.
+enum { MODULE_LIST_ATTEMPTS = 100000 };
+
+/// One read of the post-mortem descriptor's images: the MODULE (and
+/// MODULE_DEBUG) bodies and the newest minor version among them (it says
+/// how a MODULE section ends: handler lists, handler scopes), or -1 when
+/// the list changed under the read. As a reader of the list, entries
+/// another thread unlinks meanwhile are not freed under us
+/// (`wu_debug_reader_begin`, which the caller holds).
+static int read_modules_once(module_sections *found, uint16_t *minor) {
     int modules = 0;
     *minor = 0;
     uint64_t generation = __atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST);
-    if (generation % 2 != 0) return 0;
+    if (generation % 2 != 0) return -1;
     for (const wu_debug_module *module = __atomic_load_n(&wasm_unwind_debug_descriptor.modules, __ATOMIC_SEQ_CST);
          module && modules < MAX_MODULES; module = __atomic_load_n(&module->next, __ATOMIC_SEQ_CST)) {
         uint32_t size = 0, debug_size = 0;
@@ -179,10 +188,30 @@ static int collect_modules(module_sections *found, uint16_t *minor) {
             if (image_minor > *minor) *minor = image_minor;
         }
     }
-    if (__atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST) != generation) {
-        *minor = 0;
-        return 0;
+    if (__atomic_load_n(&wasm_unwind_debug_descriptor.generation, __ATOMIC_SEQ_CST) != generation) return -1;
+    return modules;
+}
+
+/// The module list as one consistent read (bounded retries; see
+/// MODULE_LIST_ATTEMPTS), or -1 with no modules when none succeeded.
+/// `*attempts` says how many reads it took.
+static int collect_modules(module_sections *found, uint16_t *minor, int *attempts) {
+    for (*attempts = 1; *attempts <= MODULE_LIST_ATTEMPTS; *attempts += 1) {
+        int modules = read_modules_once(found, minor);
+        if (modules >= 0) return modules;
+        syscall(SYS_sched_yield);
     }
+    *attempts = MODULE_LIST_ATTEMPTS;
+    *minor = 0;
+    return -1;
+}
+
+int wu_crash_capture_read_module_list(int *attempts) {
+    module_sections found[MAX_MODULES];
+    uint16_t minor = 0;
+    wu_debug_reader_begin();
+    int modules = collect_modules(found, &minor, attempts);
+    wu_debug_reader_end();
     return modules;
 }
 
@@ -262,7 +291,10 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
     module_sections found[MAX_MODULES];
     uint16_t minor = 0;
     wu_debug_reader_begin();
-    int modules = collect_modules(found, &minor);
+    int attempts = 0;
+    int modules = collect_modules(found, &minor, &attempts);
+    int list_changing = modules < 0;
+    if (list_changing) modules = 0;
 
     // Small sections, built here; the stack and module bodies are written
     // from where they are.
@@ -277,10 +309,15 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
     stack_header_size += 8;
     stack_header_size += uleb(stack_header + stack_header_size, top - base);
     static const char note_text[] = "written by the signal handler at a crash outside wasm";
-    uint8_t note[80];
-    size_t note_size = uleb(note, sizeof note_text - 1);
-    memcpy(note + note_size, note_text, sizeof note_text - 1);
-    note_size += sizeof note_text - 1;
+    static const char changing_text[] =
+        "written by the signal handler at a crash outside wasm; no modules: the post-mortem descriptor's "
+        "module list was changing on every read";
+    const char *text = list_changing ? changing_text : note_text;
+    size_t text_size = list_changing ? sizeof changing_text - 1 : sizeof note_text - 1;
+    uint8_t note[160];
+    size_t note_size = uleb(note, text_size);
+    memcpy(note + note_size, text, text_size);
+    note_size += text_size;
 
     uint8_t header[WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (5 + 2 * MAX_MODULES)];
     uint64_t sizes[5] = {2, registers_size, activations_size, stack_header_size + (top - base), note_size};

@@ -262,6 +262,38 @@ struct CoreDumpTests {
         #expect(left.allSatisfy { !$0.contains(".partial-") }, "\(left)")
     }
 
+    /// The crash writer's read of the module list while another thread
+    /// compiles and drops modules without pause. A single read saw the
+    /// generation odd or moved often enough that a CI run's crash capture
+    /// held no modules at all (`crashWhileUnloading`, round 1): each read
+    /// here must find the module kept alive, however many retries it took.
+    @Test("the crash writer's read of the module list succeeds while another thread changes it without pause")
+    func moduleListReadDuringChurn() throws {
+        let engine = Engine(publishing: ToolPublishing(postMortem: true))
+        let kept = try Module(engine: engine, text: "(module (func (export \"kept\")))")
+        final class Flag: @unchecked Sendable { var running = true }
+        let flag = Flag()
+        let churn = Thread {
+            while flag.running {
+                _ = try? Module(engine: engine, text: "(module (func (export \"f\") (result i32) i32.const 1))")
+            }
+        }
+        churn.start()
+        defer { flag.running = false }
+        usleep(50_000)
+        var retried = 0, mostAttempts = 0, empty = 0
+        for _ in 0..<20_000 {
+            var attempts: Int32 = 0
+            let count = wu_crash_capture_read_module_list(&attempts)
+            if count < 1 { empty += 1 }
+            if attempts > 1 { retried += 1 }
+            mostAttempts = max(mostAttempts, Int(attempts))
+        }
+        print("module list reads during churn: 20000, \(retried) retried, at most \(mostAttempts) attempts")
+        #expect(empty == 0, "\(empty) of 20000 reads found no modules")
+        withExtendedLifetime(kept) {}
+    }
+
     @Test("a crash while another thread compiles and drops listed modules: the capture reads whole", arguments: 1...3)
     func crashWhileUnloading(round: Int) throws {
         let directory = try temporaryDirectory("crash-unloading")

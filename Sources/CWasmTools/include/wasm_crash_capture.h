@@ -20,6 +20,12 @@ int wu_crash_capture_set_path(const char *path);
 /// the trap handler before it chains.
 void wu_crash_capture_write(int signal, uint64_t sp);
 
+/// Reads the post-mortem descriptor's module list as the crash writer does
+/// (one consistent read, retried while another thread changes the list)
+/// and returns how many modules it held, or -1 when every read failed;
+/// `*attempts` is how many reads it took. For tests.
+int wu_crash_capture_read_module_list(int *attempts);
+
 #ifdef __cplusplus
 }
 #endif
