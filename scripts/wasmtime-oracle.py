@@ -23,6 +23,15 @@ Arguments and results: an i32 or i64 is a JSON number; an f32 or f64 is
 sign of zero are compared exactly (calls go through the C API's raw
 values: Python floats would quiet a signaling NaN).
 
+With "consume_fuel": true, Wasmtime counts fuel: the store starts with
+2^40, and a call with "fuel": N is given N first; its answer then has
+"fuel_left" (`Store.get_fuel` after the call).
+
+With "epoch": true, Wasmtime checks its epoch: each call starts with the
+store's deadline one tick ahead, and every third host.check of a linked
+program's call advances the engine's epoch (the call then stops at its
+next function entry or loop header with "wasm trap: interrupt").
+
 Answer:   {"calls": [{"results": [...]} |
                      {"trap": "wasm trap: ...", "frames": [[module, function, offset], ...]}, ...]}
 or {"error": "..."} when the modules cannot be instantiated. A frame's
@@ -159,15 +168,28 @@ def run(request):
     config = wasmtime.Config()
     config.wasm_tail_call = True
     config.wasm_exceptions = True
+    fuel = bool(request.get("consume_fuel"))
+    config.consume_fuel = fuel
+    epoch = bool(request.get("epoch"))
+    config.epoch_interruption = epoch
     engine = wasmtime.Engine(config)
     store = wasmtime.Store(engine)
+    if epoch:
+        store.set_epoch_deadline(1)
+    if fuel:
+        store.set_fuel(1 << 40)
     linker = wasmtime.Linker(engine)
     entry = {}
+    checks = {"count": 0}
     if request.get("host") == "linked":
         unary = wasmtime.FuncType([wasmtime.ValType.i32()], [wasmtime.ValType.i32()])
         linker.define_func("host", "slot", unary, lambda d: signed32(d * 3 + 1))
         linker.define_func("host", "reenter", unary, lambda d: entry["entry"](store, d))
-        linker.define_func("host", "check", wasmtime.FuncType([], []), lambda: None)
+        def check():
+            checks["count"] += 1
+            if epoch and checks["count"] % 3 == 0:
+                engine.increment_epoch()
+        linker.define_func("host", "check", wasmtime.FuncType([], []), check)
     tags = {}
     if request.get("host") == "exceptions":
         exception_host(store, linker, entry, tags)
@@ -187,12 +209,20 @@ def run(request):
     answers = []
     for call in request["calls"]:
         function = exports[call["export"]]
+        if "fuel" in call:
+            store.set_fuel(call["fuel"])
+        if epoch:
+            store.set_epoch_deadline(1)
+        checks["count"] = 0
         try:
-            answers.append({"results": call_exactly(store, function, call.get("args", []))})
+            answer = {"results": call_exactly(store, function, call.get("args", []))}
         except wasmtime.Trap as trap:
-            answers.append(describe_trap(trap))
+            answer = describe_trap(trap)
         except wasmtime.WasmtimeError as error:
-            answers.append({"error": str(error)})
+            answer = {"error": str(error)}
+        if "fuel" in call:
+            answer["fuel_left"] = store.get_fuel()
+        answers.append(answer)
     return {"calls": answers}
 
 

@@ -320,6 +320,8 @@ __attribute__((noreturn)) static void finish_stop(wu_thread_trap_state *state, w
     wu_jump_to_activation_record(activation, WU_INVOKE_TRAPPED);
 }
 
+static void note_compiled_interrupt(void);
+
 static void trap_handler(int signal, siginfo_t *info, void *context) {
     int saved_errno = errno;
     wu_activation *activation = wu_current_activation();
@@ -377,6 +379,8 @@ static void trap_handler(int signal, siginfo_t *info, void *context) {
     state->fault_address = (uint64_t)info->si_addr;
     state->signal = signal;
     state->trap_code = (wu_trap_code)(code & ~WU_TRAP_SITE_FLAGS);
+    state->stopped_anywhere = 0;
+    if (state->trap_code == WU_TRAP_INTERRUPT) note_compiled_interrupt();
     state->trap_has_address = (code & WU_TRAP_SITE_FLAGS) != 0;
     if (code & WU_TRAP_SITE_MEMORY_ACCESS) {
         // The first byte the access touched outside the memory, in wasm
@@ -407,6 +411,8 @@ static _Atomic int interrupt_pending = 0;
 static _Atomic int interrupt_last = 0;
 static _Atomic int interrupt_installed = 0;
 static _Atomic pid_t interrupt_thread = 0;
+/// The engine's epoch when its code has compiled checks, or NULL.
+static _Atomic(uint64_t *) interrupt_epoch = NULL;
 static timer_t interrupt_timer;
 static struct sigaction interrupt_previous[3];
 static const int interrupt_signals[3] = {SIGINT, SIGTERM, SIGURG};
@@ -440,6 +446,14 @@ static void interrupt_handler(int signal, siginfo_t *info, void *context) {
         errno = saved_errno;
         return;
     }
+    uint64_t *epoch = atomic_load(&interrupt_epoch);
+    if (epoch) {
+        // Compiled checks stop the wasm at the next function entry or loop
+        // header; nothing to do in this context.
+        __atomic_fetch_add(epoch, 1, __ATOMIC_SEQ_CST);
+        errno = saved_errno;
+        return;
+    }
     if ((pid_t)syscall(SYS_gettid) != atomic_load(&interrupt_thread)) {
         // Delivered to another thread: the timer asks the wasm thread.
         interrupt_retry();
@@ -465,14 +479,16 @@ static void interrupt_handler(int signal, siginfo_t *info, void *context) {
     begin_stop(state, uc);
     state->fault_address = 0;
     state->signal = asked > 0 ? asked : 0;
+    state->stopped_anywhere = 1;
     state->trap_code = WU_TRAP_INTERRUPT;
     state->trap_has_address = 0;
     state->wasm_address = 0;
     finish_stop(state, activation, store, signal, info, uc, saved_errno);
 }
 
-int wu_interrupt_install(void) {
+int wu_interrupt_install(uint64_t *epoch) {
     if (atomic_load(&interrupt_installed)) return 0;
+    atomic_store(&interrupt_epoch, epoch);
     struct sigevent event;
     memset(&event, 0, sizeof event);
     event.sigev_notify = SIGEV_THREAD_ID;
@@ -505,12 +521,22 @@ void wu_interrupt_uninstall(void) {
     for (int i = 0; i < 3; i++) sigaction(interrupt_signals[i], &interrupt_previous[i], NULL);
     timer_delete(interrupt_timer);
     atomic_store(&interrupt_pending, 0);
+    atomic_store(&interrupt_epoch, NULL);
 }
 
 void wu_interrupt_request(int reason) {
     int expected = 0;
     atomic_compare_exchange_strong(&interrupt_pending, &expected, reason == 0 ? -1 : reason);
-    if (atomic_load(&interrupt_installed)) interrupt_retry();
+    if (!atomic_load(&interrupt_installed)) return;
+    uint64_t *epoch = atomic_load(&interrupt_epoch);
+    if (epoch) __atomic_fetch_add(epoch, 1, __ATOMIC_SEQ_CST);
+    else interrupt_retry();
+}
+
+/// A compiled epoch check trapped: the stop asked for (if any) is made.
+static void note_compiled_interrupt(void) {
+    int asked = atomic_exchange(&interrupt_pending, 0);
+    atomic_store(&interrupt_last, asked ? asked : -1);
 }
 
 int wu_interrupt_pending(void) { return atomic_load(&interrupt_pending); }
@@ -549,6 +575,8 @@ __attribute__((noreturn, noinline)) void wu_trap_raise(void *vmctx, uint64_t cod
     state->trap_code = (wu_trap_code)(code & ~WU_TRAP_SITE_FLAGS);
     state->trap_has_address = (code & WU_TRAP_SITE_HAS_ADDRESS) != 0;
     state->wasm_address = address;
+    state->stopped_anywhere = 0;
+    if (state->trap_code == WU_TRAP_INTERRUPT) note_compiled_interrupt();
     state->trap_count += 1;
     walk_callback(state, store->limits, pc, fp, sp);
     if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);

@@ -8,10 +8,11 @@ import WasmJIT
 ///   runs behind an exit trampoline in both exit-recording modes);
 /// * `host.reenter (i32) -> i32`: calls `main.entry` again (a new
 ///   activation) with its argument;
-/// * `host.check ()`: a checkpoint; `check` runs there.
+/// * `host.check ()`: a checkpoint; `check` runs there, and `tick` (an
+///   epoch comparison advances the engine's epoch there).
 public enum LinkedProgramHost {
     public static func instantiate(_ program: LinkedProgram, in store: Store, engine: Engine,
-                                   check: @escaping (Caller) -> Void = { _ in })
+                                   check: @escaping (Caller) -> Void = { _ in }, tick: @escaping () -> Void = {})
         throws -> (lib: Instance, main: Instance)
     {
         let unary = Signature(parameters: [.i32], results: [.i32])
@@ -26,6 +27,7 @@ public enum LinkedProgramHost {
         }))
         imports.define(module: "host", name: "check", .host(HostFunction(signature: Signature(parameters: [], results: [])) { caller, _ in
             check(caller)
+            tick()
             return []
         }))
         let lib = try Instance(store: store, module: Module(engine: engine, text: program.lib), imports: imports)

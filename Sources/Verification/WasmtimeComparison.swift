@@ -42,6 +42,34 @@ public final class WasmtimeComparison {
     /// Frames of a trap Wasmtime records by default.
     public static let wasmtimeFrameLimit = 20
 
+    /// With fuel (an engine configuration with `consumesFuel`): each call
+    /// is made again with budgets around what it spends on Wasmtime (none,
+    /// 1, and what it spends minus 1, exactly and plus 1) and this many
+    /// more, drawn below it; the outcome at each budget and the fuel left
+    /// are compared. 0: calls are made once, with all the fuel they want.
+    public var fuelBudgets = 0
+    /// With epoch checks (an engine configuration with
+    /// `epochInterruption`): each call starts with the store's deadline one
+    /// tick ahead, and every third `host.check` of a linked program's call
+    /// advances the epoch, so the call stops at the next function entry or
+    /// loop header after it — where Wasmtime's stops, compared frame for
+    /// frame.
+    public static let checksPerTick = 3
+    /// `host.check`s so far in this call.
+    var checksThisCall = 0
+    /// Calls compared with a budget of fuel.
+    public private(set) var fuelCallsCompared = 0
+    /// What a store starts with, and a call's fuel when it is measured.
+    static let ampleFuel: UInt64 = 1 << 40
+
+    /// A call of an export, with the fuel its store gets first (nil: as it is).
+    struct Call {
+        var export: String
+        var arguments: [Value]
+        var fuel: UInt64?
+        var description: String { "\(export)\(arguments)" + (fuel.map { " with fuel \($0)" } ?? "") }
+    }
+
     private let process: Process
     private let input: FileHandle
     private let output: FileHandle
@@ -86,7 +114,11 @@ public final class WasmtimeComparison {
     public func compare(_ program: LinkedProgram, into summary: inout Summary) {
         compareTwoModules(name: "linked program seed \(program.seed)", lib: program.lib, main: program.main,
                           text: program.text, arguments: program.arguments, host: "linked", into: &summary) { store in
-            try LinkedProgramHost.instantiate(program, in: store, engine: self.engine).main
+            let engine = self.engine
+            return try LinkedProgramHost.instantiate(program, in: store, engine: engine, tick: { [unowned self] in
+                checksThisCall += 1
+                if engine.configuration.epochInterruption && checksThisCall % Self.checksPerTick == 0 { engine.incrementEpoch() }
+            }).main
         }
     }
 
@@ -121,16 +153,20 @@ public final class WasmtimeComparison {
         summary.programs += 1
         do {
             let libBinary = try TextToBinary.binary(lib), mainBinary = try TextToBinary.binary(main)
-            let mainInstance = try instantiate(Store(engine: engine))
-            let calls = arguments.map { ("entry", [Value.i32($0)]) }
-            let theirs = try ask(modules: [("lib", libBinary), ("main", mainBinary)], host: host, calls: calls)
+            let mainInstance = try instantiate(try fueledStore())
+            let moduleList = [("lib", libBinary), ("main", mainBinary)]
+            let calls = try budgeted(arguments.map { Call(export: "entry", arguments: [Value.i32($0)]) },
+                                     modules: moduleList, host: host)
+            let theirs = try ask(modules: moduleList, host: host, calls: calls)
             var modules: [String: [UInt8]] = [:]
             for binary in [libBinary, mainBinary] {
                 if let name = try Module(engine: engine, binary: binary).name { modules[name] = binary }
             }
-            for ((export, arguments), answer) in zip(calls, theirs) {
-                let ours = Outcome(calling: mainInstance.export(export)!, arguments, fileName: nil)
-                compare(ours, answer, program: name + "\n" + text, call: "\(export)\(arguments)",
+            for (call, answer) in zip(calls, theirs) {
+                checksThisCall = 0
+                let ours = Outcome(calling: mainInstance.export(call.export)!, call.arguments, fileName: nil,
+                                   fuel: call.fuel, store: mainInstance.store)
+                compare(ours, answer, program: name + "\n" + text, call: call.description,
                         modules: modules, into: &summary)
             }
         } catch {
@@ -143,22 +179,62 @@ public final class WasmtimeComparison {
         summary.programs += 1
         do {
             let binary = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
-            let store = Store(engine: engine)
+            let store = try fueledStore()
             let instance = try Instance(store: store, module: Module(engine: engine, binary: binary))
             let fileName = URL(fileURLWithPath: file).lastPathComponent
+            let calls = try budgeted(calls.map { Call(export: $0.0, arguments: $0.1) }, modules: [(fileName, binary)],
+                                     host: "none", paths: [file])
             let theirs = try ask(modules: [(fileName, binary)], host: "none", calls: calls, paths: [file])
             modulePaths[instance.module.name ?? fileName] = file
-            for ((export, arguments), answer) in zip(calls, theirs) {
-                guard let function = instance.export(export) else {
-                    summary.mismatches.append(Mismatch(program: file, call: export, report: "no export \(export)"))
+            for (call, answer) in zip(calls, theirs) {
+                guard let function = instance.export(call.export) else {
+                    summary.mismatches.append(Mismatch(program: file, call: call.export, report: "no export \(call.export)"))
                     continue
                 }
-                compare(Outcome(calling: function, arguments, fileName: fileName), answer, program: file,
-                        call: "\(export)\(arguments)", modules: [instance.module.name ?? fileName: binary], into: &summary)
+                compare(Outcome(calling: function, call.arguments, fileName: fileName, fuel: call.fuel, store: store),
+                        answer, program: file, call: call.description,
+                        modules: [instance.module.name ?? fileName: binary], into: &summary)
             }
         } catch {
             summary.mismatches.append(Mismatch(program: file, call: "-", report: "\(error)"))
         }
+    }
+
+    /// A store of the engine, with ample fuel when the engine counts it
+    /// (instantiation may run wasm: a start function).
+    func fueledStore() throws -> Store {
+        let store = Store(engine: engine)
+        if engine.configuration.consumesFuel { try store.setFuel(Self.ampleFuel) }
+        return store
+    }
+
+    /// `calls`, or with `fuelBudgets`, each at its budgets: what it spends
+    /// is measured on Wasmtime first (calls are made in order in one
+    /// store, as they will be again).
+    func budgeted(_ calls: [Call], modules: [(String, [UInt8])], host: String, paths: [String]? = nil) throws -> [Call] {
+        guard fuelBudgets > 0 else { return calls }
+        let measured = calls.map { Call(export: $0.export, arguments: $0.arguments, fuel: Self.ampleFuel) }
+        let answers = try ask(modules: modules, host: host, calls: measured, paths: paths)
+        var result: [Call] = []
+        for (call, answer) in zip(calls, answers) {
+            // A call that recurses until the stack runs out gets no budgets:
+            // how deep each runtime's stack lets it go differs (a host
+            // re-entry's frames are larger here), so a budget between the
+            // two depths stops one by fuel and the other by the stack.
+            guard let left = (answer["fuel_left"] as? NSNumber)?.uint64Value, left <= Self.ampleFuel,
+                  answer["trap"] as? String != "wasm trap: \(TrapCode.stackOverflow.message)" else {
+                result.append(call)
+                continue
+            }
+            let spent = Self.ampleFuel - left
+            var budgets: Set<UInt64> = [0, 1, spent, spent + 1]
+            if spent > 0 { budgets.insert(spent - 1) }
+            for _ in 0..<fuelBudgets { budgets.insert(UInt64.random(in: 0...spent)) }
+            for budget in budgets.sorted() {
+                result.append(Call(export: call.export, arguments: call.arguments, fuel: budget))
+            }
+        }
+        return result
     }
 
     // MARK: Comparing
@@ -173,6 +249,8 @@ public final class WasmtimeComparison {
         /// With backtrace details: the backtrace as displayed, one string
         /// per line, no frames folded.
         var display: [String]?
+        /// With a budget of fuel: what was left after the call.
+        var fuelLeft: UInt64?
 
         init(results: [Value]? = nil, trap: String? = nil, cause: String? = nil, frames: [FrameKey] = []) {
             self.results = results
@@ -181,8 +259,11 @@ public final class WasmtimeComparison {
             self.frames = frames
         }
 
-        init(calling function: Func, _ arguments: [Value], fileName: String?) {
+        init(calling function: Func, _ arguments: [Value], fileName: String?, fuel: UInt64? = nil, store: Store? = nil) {
+            defer { if fuel != nil { fuelLeft = try? store?.fuel() } }
             do {
+                if let fuel { try store?.setFuel(fuel) }
+                if let store, store.engine.configuration.epochInterruption { store.setEpochDeadline(1) }
                 results = try function.call(arguments)
             } catch let trap as Trap {
                 self.trap = trap.message
@@ -220,6 +301,16 @@ public final class WasmtimeComparison {
         }
         if let error = theirs["error"] as? String {
             return mismatch("Wasmtime: \(error)")
+        }
+        // With a budget, the fuel left is Wasmtime's after a return and
+        // after fuel ran out (0); after another trap each may have counted
+        // a different part of the straight-line run it left.
+        if let left = (theirs["fuel_left"] as? NSNumber)?.uint64Value {
+            fuelCallsCompared += 1
+            let outOfFuel = theirs["trap"] as? String == "wasm trap: \(TrapCode.outOfFuel.message)"
+            if (theirs["results"] != nil || outOfFuel) && ours.fuelLeft != left {
+                mismatch("Wasmtime left \(left) fuel, we left \(ours.fuelLeft.map(String.init) ?? "none")")
+            }
         }
         if let results = theirs["results"] as? [Any] {
             guard let ourResults = ours.results else {
@@ -335,7 +426,7 @@ public final class WasmtimeComparison {
 
     // MARK: The helper process
 
-    private func ask(modules: [(String, [UInt8])], host: String, calls: [(String, [Value])],
+    private func ask(modules: [(String, [UInt8])], host: String, calls: [Call],
                      paths: [String]? = nil) throws -> [[String: Any]] {
         var entries: [[String: Any]] = []
         for (index, (name, binary)) in modules.enumerated() {
@@ -349,9 +440,12 @@ public final class WasmtimeComparison {
             entries.append(["name": name, "path": path])
         }
         let request: [String: Any] = [
-            "modules": entries, "host": host,
-            "calls": calls.map { export, arguments in
-                ["export": export, "args": arguments.map(Self.json)] as [String: Any]
+            "modules": entries, "host": host, "consume_fuel": engine.configuration.consumesFuel,
+            "epoch": engine.configuration.epochInterruption,
+            "calls": calls.map { call in
+                var entry: [String: Any] = ["export": call.export, "args": call.arguments.map(Self.json)]
+                if let fuel = call.fuel { entry["fuel"] = fuel }
+                return entry
             },
         ]
         var line = try JSONSerialization.data(withJSONObject: request)

@@ -71,6 +71,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Stop the wasm after this long (500ms, 2s, 1m; plain numbers are seconds) with a backtrace of where it was (Wasmtime's -W timeout=).", valueName: "DURATION"))
     var timeout: String?
 
+    @Option(name: .long, help: ArgumentHelp("Give the wasm this much fuel, counted as Wasmtime counts it (1 per instruction, a few free), and stop it with a backtrace when it is spent (Wasmtime's -W fuel=).", valueName: "N"))
+    var fuel: UInt64?
+
     @Flag(name: .long, help: "Print the GC roots found at each host.gc call.")
     var printRoots = false
 
@@ -151,6 +154,10 @@ struct RunCommand: ParsableCommand {
         // Modules' CFI is registered with libunwind, for host.backtrace_all.
         var configuration = Engine.Configuration(exitRecording: exitRecording)
         if backtraceDetails { configuration.backtraceDetails = true }
+        // Checks compiled at function entries and loop headers: a timeout
+        // advances the epoch (no signal to the wasm), fuel is counted.
+        if timeout != nil { configuration.epochInterruption = true }
+        if fuel != nil { configuration.consumesFuel = true }
         // A core file of this process leads to its wasm (dump CORE).
         let publishing = ToolPublishing(debugInfo: debugInfo,
                                         profiling: profile?.profiling(directory: jitdumpDirectory ?? ".") ?? .none,
@@ -166,6 +173,9 @@ struct RunCommand: ParsableCommand {
         if let crashCapture { try CrashCapture.enable(path: crashCapture) }
         defer { if crashCapture != nil { CrashCapture.disable() } }
         let store = Store(engine: engine)
+        if let fuel { try store.setFuel(fuel) }
+        // Stopped at the first check after one tick: --timeout's, Ctrl-C's.
+        if timeout != nil { store.setEpochDeadline(1) }
         let sink = format.sink()
         var report = RunReport()
         var host = HostModule()
@@ -226,6 +236,15 @@ struct RunCommand: ParsableCommand {
             try sink.finish(report)
             if exitCode != 0 { throw ExitCode(exitCode) }
         }
+        // Ctrl-C, SIGTERM and --timeout stop the wasm with a backtrace of
+        // where it was (docs/wasi.md), from instantiation on (a start
+        // function is wasm too).
+        try Interruption.install(epochOf: engine)
+        defer { Interruption.uninstall() }
+        let deadline = timeout.flatMap(parseDuration).map { seconds in
+            Timer(seconds: seconds) { Interruption.request() }
+        }
+        defer { deadline?.cancel() }
         do {
             for entry in preload {
                 let name = String(entry[..<entry.firstIndex(of: "=")!])
@@ -259,14 +278,6 @@ struct RunCommand: ParsableCommand {
                                    + "(\(parameters.map(\.description).joined(separator: ", "))), got \(given.count)")
             }
             let values = try zip(given, parameters).map { try parseArgument($0, as: $1) }
-            // Ctrl-C, SIGTERM and --timeout stop the wasm with a backtrace
-            // of where it was (docs/wasi.md).
-            try Interruption.install()
-            defer { Interruption.uninstall() }
-            let deadline = timeout.flatMap(parseDuration).map { seconds in
-                Timer(seconds: seconds) { Interruption.request() }
-            }
-            defer { deadline?.cancel() }
             let results = try sampled(store: store, title: "\(URL(fileURLWithPath: file).lastPathComponent) --invoke \(name)") {
                 try function.call(values)
             }.map(typedValue)

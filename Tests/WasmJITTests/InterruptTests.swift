@@ -58,6 +58,43 @@ struct InterruptTests {
         }
     }
 
+    /// The spinner's `loop`: where a compiled epoch check stops `spin`.
+    static let spinLoopOffset = 0x2b
+
+    @Test("with epoch checks compiled in: Interruption.request() advances the epoch and spinning wasm stops at its loop header — no signal to it — at depths 0, 5 and 300, libunwind agreeing",
+          arguments: exitRecordingModes)
+    func epochChecks(mode: ExitRecording) throws {
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode, epochInterruption: true),
+                                    observeTraps: true)
+        let store = Store(engine: session.engine)
+        let instance = try Instance(store: store, module: Module(engine: session.engine, text: Self.spinner))
+        let run = try #require(instance.export("run"))
+        try Interruption.install(epochOf: session.engine)
+        defer { Interruption.uninstall() }
+        for depth in [0, 5, 300] {
+            store.setEpochDeadline(1)
+            let asker = Thread {
+                Thread.sleep(forTimeInterval: 0.05)
+                Interruption.request()
+            }
+            asker.start()
+            do {
+                _ = try run.call([.i32(Int32(depth))])
+                Issue.record("depth \(depth): the spin returned")
+            } catch let trap as Trap {
+                #expect(trap.code == .interrupt && trap.message == "wasm trap: interrupt")
+                #expect(Interruption.last == .request && Interruption.pending == nil)
+                let names = trap.backtrace.frames.map { $0.symbol?.functionName ?? "?" }
+                #expect(names == ["spin"] + Array(repeating: "descend", count: depth + 1) + ["?"], "depth \(depth): \(names.prefix(8))...")
+                // Always the loop's check: a signal would stop it anywhere in the body.
+                #expect(trap.backtrace.frames.first?.symbol?.moduleOffset == UInt32(Self.spinLoopOffset),
+                        "\(String(describing: trap.backtrace.frames.first))")
+                let comparison = OracleSession.compareAtTrap(trap, store: store)
+                #expect(comparison.isMatch, "depth \(depth): \(comparison)")
+            }
+        }
+    }
+
     @Test("the stop runs in a signal handler and allocates nothing: counted in a process of its own (trap-probe), both exit-recording modes",
           arguments: exitRecordingModes)
     func noAllocation(mode: ExitRecording) throws {
@@ -129,14 +166,34 @@ struct InterruptTests {
                 "\(result.stderr)")
     }
 
-    @Test("--timeout: a run past it stops with the backtrace and exit 134; one that ends in time is unchanged; a bad duration is named")
+    @Test("--timeout: a run past it stops at the spin loop's epoch check with the backtrace and exit 134; one that ends in time is unchanged; a bad duration is named")
     func timeout() throws {
         let (exit, stderr) = try child(["--timeout", "200ms", "3"], signal: nil)
         #expect(exit == 134 && stderr.contains("--timeout 200ms: stopped here\nwasm trap: interrupt"), "\(exit): \(stderr)")
         #expect(Self.frames(stderr).count == 6, "\(stderr)")
+        #expect(stderr.contains("    0:     0x\(String(Self.spinLoopOffset, radix: 16)) - <unknown>!spin"), "\(stderr)")
+        // Ctrl-C during a run with --timeout: the same checks stop it.
+        for mode in exitRecordingModes {
+            let (exit, stderr) = try child(["--exit-recording", mode.rawValue, "--timeout", "60s", "2"], signal: "INT")
+            #expect(exit == 130 && stderr.contains("SIGINT: stopped here\nwasm trap: interrupt"), "\(exit): \(stderr)")
+            #expect(stderr.contains("    0:     0x\(String(Self.spinLoopOffset, radix: 16)) - <unknown>!spin"), "\(stderr)")
+            #expect(Self.frames(stderr).count == 5, "\(stderr)")
+        }
         let quick = try runCLI(["run", PackagePaths.fixture("programs/factorial.wat"), "--invoke", "fac", "--timeout", "5s", "5"])
         #expect(quick.status == 0 && quick.stdout.contains("120"), "\(quick.stdout)\(quick.stderr)")
         let bad = try runCLI(["run", PackagePaths.fixture("programs/factorial.wat"), "--invoke", "fac", "--timeout", "soon", "5"])
         #expect(bad.status != 0 && bad.stderr.contains("--timeout expects a duration such as 500ms, 2s or 1m, got `soon`"), "\(bad.stderr)")
+    }
+
+    @Test("--fuel: enough runs the call unchanged; too little stops it with Wasmtime's message, its backtrace and exit 134; a bad value is named")
+    func fuel() throws {
+        let factorial = PackagePaths.fixture("programs/factorial.wat")
+        let enough = try runCLI(["run", factorial, "--invoke", "fac", "--fuel", "1000", "5"])
+        #expect(enough.status == 0 && enough.stdout.contains("120"), "\(enough.stdout)\(enough.stderr)")
+        let short = try runCLI(["run", factorial, "--invoke", "fac", "--fuel", "20", "5"])
+        #expect(short.status == 134 && short.stderr.contains("wasm trap: all fuel consumed by WebAssembly"), "\(short.stderr)")
+        #expect(Self.frames(short.stderr).count >= 2 && Self.frames(short.stderr).allSatisfy { $0.hasSuffix("!fac") }, "\(short.stderr)")
+        let bad = try runCLI(["run", factorial, "--invoke", "fac", "--fuel", "lots", "5"])
+        #expect(bad.status != 0 && bad.stderr.contains("lots"), "\(bad.stderr)")
     }
 }

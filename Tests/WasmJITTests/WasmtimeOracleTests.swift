@@ -15,14 +15,16 @@ struct WasmtimeOracleTests {
             ?? PackagePaths.root.appendingPathComponent(".venv/bin/python").path
     }
 
-    static func comparison(_ mode: ExitRecording = .trampoline) throws -> WasmtimeComparison {
+    static func comparison(_ mode: ExitRecording = .trampoline, consumesFuel: Bool = false,
+                           epochInterruption: Bool = false) throws -> WasmtimeComparison {
         guard FileManager.default.isExecutableFile(atPath: python) else {
             Issue.record("\(python) is missing: `make venv` installs Python's wasmtime 50.0.1 there")
             throw WasmtimeOracleError("no Python")
         }
         return try WasmtimeComparison(python: python,
                                       script: PackagePaths.root.appendingPathComponent("scripts/wasmtime-oracle.py").path,
-                                      configuration: Engine.Configuration(exitRecording: mode))
+                                      configuration: Engine.Configuration(exitRecording: mode, epochInterruption: epochInterruption,
+                                                                          consumesFuel: consumesFuel))
     }
 
     static func report(_ summary: WasmtimeComparison.Summary) {
@@ -81,6 +83,57 @@ struct WasmtimeOracleTests {
         #expect(summary.framesCompared > 1000)
         // Handler frames found at host.throw, each checked against libunwind.
         #expect(summary.handlerChecks > 10)
+    }
+
+    /// Fuel is counted as Wasmtime counts it: at every budget around what
+    /// a call spends (none, 1, spent - 1, spent, spent + 1) and 4 random
+    /// ones below, the call returns or runs out at the same check — same
+    /// results, or the same "all fuel consumed" frames — with the same
+    /// fuel left.
+    @Test("fuel: the C fixtures and generated programs at budgets around what each call spends: same outcome, frames and fuel left",
+          arguments: exitRecordingModes)
+    func fuel(mode: ExitRecording) throws {
+        let comparison = try Self.comparison(mode, consumesFuel: true)
+        comparison.fuelBudgets = 4
+        var summary = WasmtimeComparison.Summary()
+        let directory = try CProgramTests.directory()
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory).filter({ $0.hasSuffix(".wasm") }).sorted() {
+            comparison.compare(file: directory + "/" + file, calls: CFixtureCalls.calls[CFixtureCalls.program(ofFile: file)]!,
+                               into: &summary)
+        }
+        for seed in 1...10 {
+            var linked = LinkedProgramGenerator(seed: UInt64(seed))
+            comparison.compare(linked.generate(), into: &summary)
+            var exceptions = ExceptionProgramGenerator(seed: UInt64(seed))
+            comparison.compare(exceptions.generate(), into: &summary)
+        }
+        Self.report(summary)
+        print("fuel (\(mode)): \(comparison.fuelCallsCompared) calls at a budget, \(summary.traps) traps, "
+              + "\(summary.framesCompared) frames compared")
+        #expect(summary.mismatches.isEmpty)
+        #expect(comparison.fuelCallsCompared > 1000)
+        #expect(summary.framesCompared > 1000)
+    }
+
+    /// Epoch checks sit where Wasmtime's do: each generated program's
+    /// `host.check` advances the engine's epoch, and the call stops at the
+    /// next function entry or loop header — an "interrupt" trap with the
+    /// same frames on both runtimes (or the same result, when no check
+    /// follows).
+    @Test("epoch: generated programs whose host.check advances the epoch stop at the same check as on Wasmtime",
+          arguments: exitRecordingModes)
+    func epoch(mode: ExitRecording) throws {
+        let comparison = try Self.comparison(mode, epochInterruption: true)
+        var summary = WasmtimeComparison.Summary()
+        for seed in 1...40 {
+            var generator = LinkedProgramGenerator(seed: UInt64(seed))
+            comparison.compare(generator.generate(), into: &summary)
+        }
+        Self.report(summary)
+        print("epoch (\(mode)): \(summary.calls) calls, \(summary.traps) traps, \(summary.framesCompared) frames compared")
+        #expect(summary.mismatches.isEmpty)
+        #expect(summary.traps > 100)
+        #expect(summary.framesCompared > 500)
     }
 
     @Test("a frame that differs, a message that differs and a result that differs are each a mismatch")

@@ -131,6 +131,31 @@ typedef struct wu_resume {
 #define WU_RESUME_SP 8
 #define WU_RESUME_PC 16
 
+/// What compiled interruption checks read and write, one per store
+/// (`Engine.Configuration.interruptionChecks`; docs/wasi.md). Wasmtime's
+/// `VMStoreContext` fuel and epoch fields, with the same meaning.
+typedef struct wu_store_context {
+    /// Fuel consumed minus fuel given: negative while fuel is left. Code
+    /// adds each straight-line run's cost at its end; a check (function
+    /// entry, loop header) that finds it 0 or more traps with
+    /// `WU_TRAP_OUT_OF_FUEL`.
+    int64_t fuel_consumed;
+    /// A check that finds the engine's epoch at or past this traps with
+    /// `WU_TRAP_INTERRUPT`.
+    uint64_t epoch_deadline;
+} wu_store_context;
+
+#define WU_STORE_CONTEXT_FUEL_CONSUMED 0
+#define WU_STORE_CONTEXT_EPOCH_DEADLINE 8
+
+_Static_assert(offsetof(wu_store_context, fuel_consumed) == WU_STORE_CONTEXT_FUEL_CONSUMED, "abi");
+_Static_assert(offsetof(wu_store_context, epoch_deadline) == WU_STORE_CONTEXT_EPOCH_DEADLINE, "abi");
+
+/// An engine's epoch: advanced by one, atomically (any thread, a signal
+/// handler); read as compiled checks read it.
+static inline void wu_epoch_increment(uint64_t *epoch) { __atomic_fetch_add(epoch, 1, __ATOMIC_SEQ_CST); }
+static inline uint64_t wu_epoch_load(const uint64_t *epoch) { return __atomic_load_n(epoch, __ATOMIC_SEQ_CST); }
+
 /// The instance context. Generated code keeps its address in r15.
 struct wu_vmctx {
     wu_runtime_limits *limits;
@@ -169,6 +194,10 @@ struct wu_vmctx {
     /// Each tag's identity, by tag index (imports first): an imported tag's
     /// is the exporter's, so comparing these compares tags.
     const void **tags;
+    /// The store's fuel and epoch deadline.
+    wu_store_context *store_context;
+    /// The engine's epoch (`Engine.incrementEpoch`).
+    const uint64_t *epoch;
 };
 
 #define WU_VMCTX_LIMITS 0
@@ -186,6 +215,8 @@ struct wu_vmctx {
 #define WU_VMCTX_THROW 96
 #define WU_VMCTX_THROW_REF 104
 #define WU_VMCTX_TAGS 112
+#define WU_VMCTX_STORE_CONTEXT 120
+#define WU_VMCTX_EPOCH 128
 #define WU_IMPORT_SIZE 32
 #define WU_IMPORT_IS_HOST 16
 #define WU_IMPORT_NATIVE_FUNCTION 24
@@ -205,6 +236,8 @@ _Static_assert(offsetof(wu_vmctx, trap) == WU_VMCTX_TRAP, "abi");
 _Static_assert(offsetof(wu_vmctx, throw_exception) == WU_VMCTX_THROW, "abi");
 _Static_assert(offsetof(wu_vmctx, throw_ref) == WU_VMCTX_THROW_REF, "abi");
 _Static_assert(offsetof(wu_vmctx, tags) == WU_VMCTX_TAGS, "abi");
+_Static_assert(offsetof(wu_vmctx, store_context) == WU_VMCTX_STORE_CONTEXT, "abi");
+_Static_assert(offsetof(wu_vmctx, epoch) == WU_VMCTX_EPOCH, "abi");
 _Static_assert(offsetof(wu_resume, sp) == WU_RESUME_SP && offsetof(wu_resume, pc) == WU_RESUME_PC, "abi");
 _Static_assert(sizeof(wu_import) == WU_IMPORT_SIZE, "abi");
 _Static_assert(offsetof(wu_import, is_host) == WU_IMPORT_IS_HOST, "abi");

@@ -30,8 +30,12 @@ typedef enum wu_trap_code {
     WU_TRAP_BAD_SIGNATURE = 9,
     WU_TRAP_NULL_REFERENCE = 10,
     /// Stopped from outside: SIGINT, SIGTERM or a timeout
-    /// (`wu_interrupt_install`). Never a trap site's code.
+    /// (`wu_interrupt_install`), at any instruction; or by a compiled
+    /// epoch check (a trap site's code) when the engine's epoch reached the
+    /// store's deadline.
     WU_TRAP_INTERRUPT = 11,
+    /// A compiled fuel check found the store's fuel spent.
+    WU_TRAP_OUT_OF_FUEL = 12,
 } wu_trap_code;
 
 /// Set in a trap site's code byte (`wu_code_region.trap_codes`) when the
@@ -168,6 +172,10 @@ typedef struct wu_thread_trap_state {
     /// Set by the signal handler before it jumps: SIGPROF, blocked while it
     /// ran, was unblocked where the trap interrupted the thread.
     int32_t unblock_sampling;
+    /// Non-zero when an interrupt stopped the thread at an instruction that
+    /// is no trap site (a signal's stop): the walk starts as a sampling
+    /// profiler's does. Zero for a compiled check's interrupt.
+    int32_t stopped_anywhere;
 } wu_thread_trap_state;
 
 /// Walks the wasm frames from a trap into `state->frames`. Called inside the
@@ -202,15 +210,23 @@ void wu_trap_handler_set_observer(wu_trap_observer_fn observer);
 
 /// Stopping the wasm the calling thread runs, from outside: after this,
 /// SIGINT and SIGTERM sent to the process (and `wu_interrupt_request`) stop
-/// it as a trap with code `WU_TRAP_INTERRUPT` at the instruction it is
-/// at — walked as the trap handler walks a fault, so the backtrace is
-/// where the wasm was. The thread is stopped only in wasm code whose frame
-/// is set up (not in a prologue, at a `ret`, in an entry trampoline or in
-/// host code): elsewhere the handler asks again 1 ms later (a timer
-/// signalling this thread with SIGURG) until it is. A second SIGINT or
-/// SIGTERM while the first waits ends the process as it would without us.
-/// Returns 0, or -1 with errno (the timer could not be made).
-int wu_interrupt_install(void);
+/// it as a trap with code `WU_TRAP_INTERRUPT`.
+///
+/// With `epoch` NULL, at the instruction it is at — walked as the trap
+/// handler walks a fault, so the backtrace is where the wasm was. The
+/// thread is stopped only in wasm code whose frame is set up (not in a
+/// prologue, at a `ret`, in an entry trampoline or in host code): elsewhere
+/// the handler asks again 1 ms later (a timer signalling this thread with
+/// SIGURG) until it is.
+///
+/// With `epoch` (the engine's, its code compiled with epoch checks), a stop
+/// adds 1 to it and nothing more: the wasm traps at its next check
+/// (function entry or loop header), with no signal to it at all.
+///
+/// Either way a second SIGINT or SIGTERM while the first waits ends the
+/// process as it would without us. Returns 0, or -1 with errno (the timer
+/// could not be made).
+int wu_interrupt_install(uint64_t *epoch);
 /// Undoes `wu_interrupt_install`: the default actions again, no timer.
 void wu_interrupt_uninstall(void);
 /// Asks for the stop without a signal from outside (a timeout): `reason`

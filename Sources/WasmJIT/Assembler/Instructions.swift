@@ -185,6 +185,12 @@ extension Assembler {
         memoryForm(width, opcode: [operation.rawValue << 3 | 3], reg: destination.rawValue, memory: source)
     }
 
+    /// `op [mem], src`
+    public mutating func arithmetic(_ operation: ArithmeticOperation, _ width: Width,
+                                    _ destination: MemoryOperand, _ source: Register) {
+        memoryForm(width, opcode: [operation.rawValue << 3 | 1], reg: source.rawValue, memory: destination)
+    }
+
     /// `op dst, imm` (imm8 form when the value fits).
     public mutating func arithmetic(_ operation: ArithmeticOperation, _ width: Width,
                                     _ destination: Register, immediate: Int32) {

@@ -51,6 +51,10 @@ extension FunctionCompiler {
         control.append(ControlFrame(kind: .function, branchTarget: assembler.newLabel(), end: assembler.newLabel(),
                                     height: 0, results: signature.results))
         control[0].end = control[0].branchTarget
+        // Entering a function costs 1, counted before its entry check
+        // (Wasmtime 50 does so: an empty function needs 2 to return).
+        if consumesFuel { pendingFuel = 1 }
+        emitInterruptionChecks(wasmOffset: entryCheckOffset)
     }
 
     /// The result into rax, the epilogue, then the out-of-line stubs the

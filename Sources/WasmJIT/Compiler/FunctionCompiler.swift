@@ -31,7 +31,8 @@ import WasmUnwind
 /// The compiler is split by concern: this file holds its state, the
 /// operand stack and the dispatch; `Lowering` says what each instruction
 /// becomes; FunctionCompiler+Frame (prologue, epilogue, stubs), +Control,
-/// +Calls, +Values, +Integer, +Float and +Memory emit it.
+/// +Calls, +Values, +Integer, +Float and +Memory emit it; +Interruption
+/// adds the epoch and fuel checks.
 struct FunctionCompiler: AnyInstructionVisitor {
     typealias VisitorError = CompileError
 
@@ -52,6 +53,17 @@ struct FunctionCompiler: AnyInstructionVisitor {
     let typeIDs: [UInt32]
     let trapInstructions: TrapInstructions
     let boundsChecks: BoundsChecks
+    /// Epoch and fuel checks at function entries and loop headers
+    /// (FunctionCompiler+Interruption).
+    let epochInterruption: Bool
+    let consumesFuel: Bool
+    /// The fuel cost of the straight-line run so far, not yet added.
+    var pendingFuel = 0
+    /// Which values are constants as Wasmtime sees them (with fuel).
+    var constants = ConstantValues()
+    /// The wasm offset of a function entry's checks: its last group of
+    /// locals, or the body's start (Wasmtime's).
+    let entryCheckOffset: Int
 
     var stack: [ValueKind] = []
     var maxDepth = 0
@@ -112,7 +124,11 @@ struct FunctionCompiler: AnyInstructionVisitor {
 
     init(module: ModuleDescription, index: UInt32, signature: Signature, declaredLocals: [ValueKind],
          bodyOffset: Int, functionLabels: [Label], exitRecording: ExitRecording, typeIDs: [UInt32],
-         trapInstructions: TrapInstructions = .runtimeCall, boundsChecks: BoundsChecks = .guardPages) {
+         trapInstructions: TrapInstructions = .runtimeCall, boundsChecks: BoundsChecks = .guardPages,
+         epochInterruption: Bool = false, consumesFuel: Bool = false, lastLocalsOffset: Int? = nil) {
+        self.entryCheckOffset = lastLocalsOffset ?? bodyOffset
+        self.epochInterruption = epochInterruption
+        self.consumesFuel = consumesFuel
         self.exitRecording = exitRecording
         self.typeIDs = typeIDs
         self.trapInstructions = trapInstructions
@@ -129,6 +145,7 @@ struct FunctionCompiler: AnyInstructionVisitor {
     /// function's tables. The function's own label must already be bound.
     mutating func compile(_ code: Code) throws(CompileError) -> CompiledFunction {
         emitPrologue()
+        startConstantValues(code)
         var parser = ExpressionParser(code: code)
         do {
             while let instruction = try parser.parse() {
@@ -155,15 +172,33 @@ struct FunctionCompiler: AnyInstructionVisitor {
             throw .unsupportedInstruction(name: InstructionNames.name(of: instruction), offset: binaryOffset)
         }
         if unreachable {
+            // An `else` or `end` that ends the dead code joins paths.
+            let joins: Bool
+            switch lowering {
+            case .else, .end: joins = deadNesting == 0
+            default: joins = false
+            }
+            if joins { trackValuesBefore(lowering, reachable: false) }
             try skipUnreachable(lowering)
+            if joins { trackValuesAfter(lowering) }
             return
         }
         recordAddress(wasmOffset: binaryOffset)
+        trackValuesBefore(lowering, reachable: true)
+        let constantCount = lowering.costsPerElement ? self.constantCount : nil
+        chargeFuel(for: lowering, constantCount: constantCount)
+        let countSlot = stackSlot(stack.count - 1), countKind = stack.last ?? .i32
+        defer {
+            if constantCount == nil { chargeBulkFuel(for: lowering, countSlot: countSlot, countKind: countKind) }
+            trackValuesAfter(lowering)
+        }
         switch lowering {
         case .unreachable: compileUnreachable()
         case .nop: break
         case .block(let type): try openBlock(.block, type)
-        case .loop(let type): try openBlock(.loop, type)
+        case .loop(let type):
+            try openBlock(.loop, type)
+            emitInterruptionChecks(wasmOffset: binaryOffset)
         case .if(let type): try compileIf(type)
         case .else: try compileElse()
         case .end: try compileEnd()
@@ -235,6 +270,12 @@ struct FunctionCompiler: AnyInstructionVisitor {
     mutating func push(_ kind: ValueKind) -> MemoryOperand {
         stack.append(kind)
         maxDepth = max(maxDepth, stack.count)
+        if consumesFuel {
+            // A value this instruction makes: no known constant (unless
+            // `trackValuesAfter` says so).
+            syncOperands()
+            constants.operands[stack.count - 1] = nil
+        }
         return stackSlot(stack.count - 1)
     }
 

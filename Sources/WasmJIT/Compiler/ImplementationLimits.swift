@@ -35,7 +35,7 @@ enum ImplementationLimits {
     /// size and declared locals. Returns where each body's locals
     /// declaration starts. Every size is checked against the bytes that
     /// remain before it is used.
-    static func scanCodeSection(_ bytes: [UInt8]) throws(CompileError) -> [Int] {
+    static func scanCodeSection(_ bytes: [UInt8]) throws(CompileError) -> [(body: Int, lastLocals: Int?)] {
         var reader = LEBReader(bytes: bytes, position: 8)
         while reader.position < bytes.count {
             let id = bytes[reader.position]
@@ -48,7 +48,7 @@ enum ImplementationLimits {
             }
             let end = reader.position + size
             let entries = try reader.count(what: "function bodies", limit: functions, offset: sectionStart)
-            var offsets: [Int] = []
+            var offsets: [(body: Int, lastLocals: Int?)] = []
             offsets.reserveCapacity(entries)
             for index in 0..<entries {
                 let sizeOffset = reader.position
@@ -58,21 +58,29 @@ enum ImplementationLimits {
                                    offset: sizeOffset)
                 }
                 let bodyEnd = reader.position + bodySize
-                offsets.append(reader.position)
+                let bodyStart = reader.position
                 let groups = try reader.unsigned()
                 var declared: UInt64 = 0
+                var lastGroup: Int?
                 for _ in 0..<min(groups, UInt64(bodySize)) {
                     let countOffset = reader.position
+                    lastGroup = countOffset
                     declared += try reader.unsigned()
                     guard declared <= UInt64(locals) else {
                         throw .invalid("too many locals: function body \(index) declares more than \(locals) "
                                        + "(the limit, parameters included)", offset: countOffset)
                     }
-                    reader.position += 1  // the type; the parser checks it
+                    // The type (the parser checks it): one byte, or a
+                    // reference type's 0x63/0x64 and its heap type.
+                    guard reader.position < bytes.count else { break }
+                    let type = bytes[reader.position]
+                    reader.position += 1
+                    if type == 0x63 || type == 0x64 { _ = try reader.unsigned() }
                 }
                 guard reader.position <= bodyEnd else {
                     throw .malformed("function body \(index)'s locals run past its end", offset: sizeOffset)
                 }
+                offsets.append((bodyStart, lastGroup))
                 reader.position = bodyEnd
             }
             guard reader.position == end else {

@@ -66,7 +66,9 @@ struct ModuleCompiler {
                 module: description, index: index, signature: signature, declaredLocals: declared,
                 bodyOffset: body.bodyOffset, functionLabels: labels,
                 exitRecording: configuration.exitRecording, typeIDs: typeIDs,
-                trapInstructions: configuration.trapInstructions, boundsChecks: configuration.boundsChecks)
+                trapInstructions: configuration.trapInstructions, boundsChecks: configuration.boundsChecks,
+                epochInterruption: configuration.epochInterruption, consumesFuel: configuration.consumesFuel,
+                lastLocalsOffset: body.lastLocalsOffset)
             swap(&compiler.assembler, &assembler)
             let compiled = try compiler.compile(body.code)
             swap(&compiler.assembler, &assembler)

@@ -196,6 +196,9 @@ struct ModuleDescription {
         var code: Code
         /// Offset of the body's locals declaration in the binary.
         var bodyOffset: Int
+        /// Offset of its last group of locals (`count type`), if it has
+        /// any: where Wasmtime places a function entry's checks.
+        var lastLocalsOffset: Int?
     }
 
     var bytes: [UInt8]
@@ -380,7 +383,7 @@ struct ModuleDescription {
         guard bodyOffsets.count == codes.count else {
             throw .malformed("code section has \(bodyOffsets.count) entries, expected \(codes.count)", offset: nil)
         }
-        bodies = zip(codes, bodyOffsets).map { FunctionBody(code: $0, bodyOffset: $1) }
+        bodies = zip(codes, bodyOffsets).map { FunctionBody(code: $0, bodyOffset: $1.body, lastLocalsOffset: $1.lastLocals) }
         try validateIndices()
         try checkImplementationLimits()
     }

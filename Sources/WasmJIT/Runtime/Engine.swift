@@ -1,3 +1,4 @@
+import CWasmRuntime
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -40,6 +41,18 @@ public final class Engine: Sendable {
         /// default follows `WASMTIME_BACKTRACE_DETAILS=1` in the
         /// environment, as Wasmtime's does.
         public var backtraceDetails: Bool
+        /// Whether compiled code checks the engine's epoch against its
+        /// store's deadline at every function entry and loop header, and
+        /// traps with `.interrupt` once it is reached (Wasmtime's
+        /// `epoch_interruption`): how a timeout or Ctrl-C stops wasm with
+        /// no signal to it (`Engine.incrementEpoch`,
+        /// `Store.setEpochDeadline`, `Interruption`).
+        public var epochInterruption: Bool
+        /// Whether compiled code counts fuel (Wasmtime's `consume_fuel`, the
+        /// same cost per instruction) and traps with `.outOfFuel` at a
+        /// function entry or loop header once the store's is spent
+        /// (`Store.setFuel`).
+        public var consumesFuel: Bool
 
         /// Whether the environment asks for backtrace details.
         public static var detailsFromEnvironment: Bool {
@@ -51,7 +64,8 @@ public final class Engine: Sendable {
                     checksStackLimit: Bool = true, unwindInfo: UnwindInfoStyle = .exact,
                     exitRecording: ExitRecording = .trampoline, trapInstructions: TrapInstructions = .runtimeCall,
                     boundsChecks: BoundsChecks = .guardPages, leavesUnwindingRoom: Bool = false,
-                    backtraceDetails: Bool = Configuration.detailsFromEnvironment) {
+                    backtraceDetails: Bool = Configuration.detailsFromEnvironment,
+                    epochInterruption: Bool = false, consumesFuel: Bool = false) {
             self.maximumWasmStackSize = maximumWasmStackSize
             self.hostStackReserve = hostStackReserve
             self.checksStackLimit = checksStackLimit
@@ -61,6 +75,8 @@ public final class Engine: Sendable {
             self.boundsChecks = boundsChecks
             self.leavesUnwindingRoom = leavesUnwindingRoom
             self.backtraceDetails = backtraceDetails
+            self.epochInterruption = epochInterruption
+            self.consumesFuel = consumesFuel
         }
     }
 
@@ -84,6 +100,18 @@ public final class Engine: Sendable {
     /// debugger its symbols, a core file's reader its tables). An error
     /// fails the compilation (`CompileError.toolInterface`).
     let didCompile: (@Sendable (Module) throws -> Void)?
+
+    /// The engine's epoch, which compiled epoch checks read.
+    let epoch = EpochCounter()
+
+    /// Advances the engine's epoch by one: wasm of every store whose
+    /// deadline it reaches traps with `.interrupt` at its next function
+    /// entry or loop header (with `epochInterruption`). From any thread,
+    /// and from a signal handler: one atomic add.
+    public func incrementEpoch() { wu_epoch_increment(epoch.address) }
+
+    /// The engine's epoch now.
+    public var currentEpoch: UInt64 { wu_epoch_load(epoch.address) }
 
     /// An engine; `didCompile` is called with each module it compiles.
     public init(configuration: Configuration = Configuration(), didCompile: (@Sendable (Module) throws -> Void)? = nil) {
@@ -136,4 +164,21 @@ public enum BoundsChecks: String, Hashable, Sendable, CaseIterable, CustomString
     case explicit
 
     public var description: String { rawValue }
+}
+
+/// A 64-bit counter at a fixed address: compiled code reads it, any thread
+/// or signal handler advances it atomically.
+final class EpochCounter: @unchecked Sendable {
+    // SAFETY: allocated in init and freed in deinit, after every instance
+    // (whose contexts point here) is gone — instances keep their store and
+    // the store its engine; read and advanced only with atomic operations
+    // (`wu_epoch_load`, `wu_epoch_increment`).
+    let address: UnsafeMutablePointer<UInt64>
+
+    init() {
+        address = .allocate(capacity: 1)
+        address.initialize(to: 0)
+    }
+
+    deinit { address.deallocate() }
 }

@@ -99,6 +99,8 @@ public final class Instance {
         context.pointee.functions = functionReferences
         context.pointee.libcalls = Libcalls.table
         context.pointee.tags = tagIdentities
+        context.pointee.store_context = store.interruptionContext
+        context.pointee.epoch = UnsafePointer(store.engine.epoch.address)
         context.pointee.throw_exception = ExceptionEntries.throwException
         context.pointee.throw_ref = ExceptionEntries.throwRef
         wu_vmctx_set_entry_points(context, hostCallEntry)

@@ -62,10 +62,19 @@ public final class Store {
     // deinit, so every entry is alive when read.
     private var instances: [UInt: Unmanaged<Instance>] = [:]
 
+    /// The fuel and epoch deadline compiled checks read (`wu_store_context`).
+    // SAFETY: allocated in init and freed in deinit; instances, whose
+    // contexts point here, keep the store alive.
+    let interruptionContext: UnsafeMutablePointer<wu_store_context>
+
     public init(engine: Engine) {
         self.engine = engine
         TrapHandling.installHandler()
         ExceptionEntries.installed
+        interruptionContext = .allocate(capacity: 1)
+        // No fuel (as Wasmtime: `setFuel` gives some), no deadline (unlike
+        // Wasmtime, whose 0 stops at the first check).
+        interruptionContext.initialize(to: wu_store_context(fuel_consumed: 0, epoch_deadline: .max))
         resumeRecord = .allocate(capacity: 1)
         resumeRecord.initialize(to: wu_resume())
         regions = .allocate(capacity: 1)
@@ -77,10 +86,43 @@ public final class Store {
     }
 
     deinit {
+        interruptionContext.deallocate()
         resumeRecord.deallocate()
         trapInfo.deallocate()
         regions.deallocate()
         memoryBases.deallocate()
+    }
+
+    /// Fuel needs an engine that counts it.
+    public struct FuelNotConfigured: Error, CustomStringConvertible {
+        public var description: String { "fuel is not configured in this store's engine (Engine.Configuration.consumesFuel)" }
+    }
+
+    /// Gives the store `fuel` units to spend from now on (Wasmtime's
+    /// `Store::set_fuel`): its wasm traps with `.outOfFuel` at the first
+    /// function entry or loop header after spending it. A store starts
+    /// with none.
+    public func setFuel(_ fuel: UInt64) throws(FuelNotConfigured) {
+        guard engine.configuration.consumesFuel else { throw FuelNotConfigured() }
+        interruptionContext.pointee.fuel_consumed = -Int64(clamping: fuel)
+    }
+
+    /// The fuel left (Wasmtime's `Store::get_fuel`): what `setFuel` gave
+    /// minus what the code spent up to its last flush — the end of a
+    /// straight-line run (a branch, a block's end, a call).
+    public func fuel() throws(FuelNotConfigured) -> UInt64 {
+        guard engine.configuration.consumesFuel else { throw FuelNotConfigured() }
+        let consumed = interruptionContext.pointee.fuel_consumed
+        return consumed >= 0 ? 0 : UInt64(-consumed)
+    }
+
+    /// The store's wasm traps with `.interrupt` at its first function entry
+    /// or loop header once the engine's epoch has advanced `ticks` past
+    /// where it is now (Wasmtime's `Store::set_epoch_deadline`). Without a
+    /// deadline a store is never stopped by the epoch.
+    public func setEpochDeadline(_ ticks: UInt64) {
+        let (deadline, overflow) = engine.currentEpoch.addingReportingOverflow(ticks)
+        interruptionContext.pointee.epoch_deadline = overflow ? .max : deadline
     }
 
     /// The wasm backtrace of this store's activations on the calling thread,

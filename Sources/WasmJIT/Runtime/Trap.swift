@@ -118,13 +118,18 @@ public struct TrapCode: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
     public static var badSignature: TrapCode { TrapCode(WU_TRAP_BAD_SIGNATURE) }
     /// `throw_ref` of a null `exnref` (`WU_TRAP_NULL_REFERENCE`).
     public static var nullReference: TrapCode { TrapCode(WU_TRAP_NULL_REFERENCE) }
-    /// Stopped from outside: SIGINT, SIGTERM or a timeout (`Interruption`,
-    /// `WU_TRAP_INTERRUPT`); Wasmtime's message for an interrupted run.
+    /// Stopped from outside: SIGINT, SIGTERM or a timeout (`Interruption`),
+    /// or the engine's epoch reached the store's deadline at a compiled
+    /// check (`WU_TRAP_INTERRUPT`); Wasmtime's message for an interrupted run.
     public static var interrupt: TrapCode { TrapCode(WU_TRAP_INTERRUPT) }
+    /// A compiled fuel check found the store's fuel spent
+    /// (`Store.setFuel`, `WU_TRAP_OUT_OF_FUEL`).
+    public static var outOfFuel: TrapCode { TrapCode(WU_TRAP_OUT_OF_FUEL) }
 
     public static let allCases: [TrapCode] = [
         .unreachable, .integerDivisionByZero, .integerOverflow, .outOfBoundsMemoryAccess, .stackOverflow,
         .badConversionToInteger, .tableOutOfBounds, .indirectCallToNull, .badSignature, .nullReference, .interrupt,
+        .outOfFuel,
     ]
 
     /// The message Wasmtime prints for this trap.
@@ -141,6 +146,7 @@ public struct TrapCode: RawRepresentable, Hashable, Sendable, CaseIterable, Cust
         case .badSignature: return "indirect call type mismatch"
         case .nullReference: return "null reference"
         case .interrupt: return "interrupt"
+        case .outOfFuel: return "all fuel consumed by WebAssembly"
         default: return "trap code \(rawValue)"
         }
     }

@@ -130,10 +130,11 @@ private let walkFromTrap: wu_trap_walk_fn = { state, limits, pc, fp, sp in
     let buffer = UnsafeMutableBufferPointer(start: state.pointee.frames.assumingMemoryBound(to: Frame.self),
                                             count: Int(state.pointee.frame_capacity))
     let registers = TrapRegisters(pc: UInt(pc), fp: UInt(fp), sp: UInt(sp))
-    // An interrupt stops wasm at any instruction with its frame set up —
-    // in a wasm function or an exit stub — walked as the profiler walks a
-    // sample there; a trap is at a trap site of a wasm function.
-    let result = state.pointee.trap_code == WU_TRAP_INTERRUPT
+    // A signal's interrupt stops wasm at any instruction with its frame set
+    // up — in a wasm function or an exit stub — walked as the profiler
+    // walks a sample there; a trap (a compiled check's interrupt too) is at
+    // a trap site of a wasm function.
+    let result = state.pointee.trap_code == WU_TRAP_INTERRUPT && state.pointee.stopped_anywhere != 0
         ? Backtrace.walk(limitsAddress: UInt(bitPattern: limits), interrupted: .wasm(registers), into: buffer)
         : Backtrace.walk(limitsAddress: UInt(bitPattern: limits), trap: registers, into: buffer)
     state.pointee.walk_result.assumingMemoryBound(to: WalkResult.self).pointee = result
@@ -181,9 +182,16 @@ public struct TrapSnapshot: Sendable {
 /// Stopping running wasm from outside, with a backtrace of where it was:
 /// after `install()`, SIGINT or SIGTERM sent to the process, or `request()`
 /// (a timeout, from any thread), stops the wasm the installing thread runs
-/// with a `Trap` of code `.interrupt`, walked from the interrupted
-/// instruction like any trap. Wasm in host code (or a prologue) is stopped
-/// when it is back in a wasm body; a second SIGINT or SIGTERM while the
+/// with a `Trap` of code `.interrupt`.
+///
+/// Two ways: `install()` stops it at the instruction it is at, walked from
+/// there like any trap; wasm in host code (or a prologue) is stopped when
+/// it is back in a wasm body (asked again by a timer signal every
+/// millisecond). `install(epochOf: engine)`, for an engine compiled with
+/// `epochInterruption`, advances the engine's epoch and nothing more: the
+/// wasm traps at its next function entry or loop header (the store's
+/// deadline must be at most one tick ahead: `Store.setEpochDeadline(1)`),
+/// with no signal to it. Either way a second SIGINT or SIGTERM while the
 /// first waits ends the process as without this.
 public enum Interruption {
     /// What asked for a stop: a signal, or a request.
@@ -202,10 +210,19 @@ public enum Interruption {
     }
 
     /// Installs the handlers for the calling thread (the one that will run
-    /// the wasm to stop).
+    /// the wasm to stop): stops at any instruction, by signal.
     public static func install() throws(InstallError) {
         TrapHandling.installHandler()
-        guard wu_interrupt_install() == 0 else { throw InstallError(errno: errno) }
+        guard wu_interrupt_install(nil) == 0 else { throw InstallError(errno: errno) }
+    }
+
+    /// Installs the handlers for the calling thread: a stop advances
+    /// `engine`'s epoch, and its compiled checks stop the wasm. Without
+    /// `epochInterruption` in its configuration, as `install()`.
+    public static func install(epochOf engine: Engine) throws(InstallError) {
+        guard engine.configuration.epochInterruption else { return try install() }
+        TrapHandling.installHandler()
+        guard wu_interrupt_install(engine.epoch.address) == 0 else { throw InstallError(errno: errno) }
     }
 
     /// The default actions of SIGINT and SIGTERM again.
