@@ -27,18 +27,24 @@ let sourceLineProgram = """
 
 /// The program compiled by the Swift toolchain's clang (nil without one).
 func compileSourceLineProgram() throws -> [UInt8]? {
+    try compileCProgram(sourceLineProgram, flags: ["-g", "-O2"])
+}
+
+/// `source` compiled for wasm32 by the Swift toolchain's clang with
+/// `flags`, without libc (nil without a clang).
+func compileCProgram(_ source: String, flags: [String]) throws -> [UInt8]? {
     let swift = ProcessInfo.processInfo.environment["PATH", default: ""].split(separator: ":")
         .map { "\($0)/swift" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     guard let swift else { return nil }
     let clang = URL(fileURLWithPath: swift).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("clang").path
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-bench-lines-\(getpid())")
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("wasm-unwind-bench-c-\(getpid())")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
-    let source = directory.appendingPathComponent("lines.c"), output = directory.appendingPathComponent("lines.wasm")
-    try sourceLineProgram.write(to: source, atomically: true, encoding: .utf8)
+    let sourceFile = directory.appendingPathComponent("program.c"), output = directory.appendingPathComponent("program.wasm")
+    try source.write(to: sourceFile, atomically: true, encoding: .utf8)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: clang)
-    process.arguments = ["--target=wasm32", "-g", "-O2", "-nostdlib", "-Wl,--no-entry", "-o", output.path, source.path]
+    process.arguments = ["--target=wasm32"] + flags + ["-nostdlib", "-Wl,--no-entry", "-o", output.path, sourceFile.path]
     try process.run()
     process.waitUntilExit()
     guard process.terminationStatus == 0 else { return nil }

@@ -38,6 +38,7 @@ do {
     codeSizes = try codeSizeReport()
     try wasmtimeBenchmarks(&harness, notes: &box.notes)
     try toolBenchmarks(&harness)
+    try interruptionBenchmarks(&harness, notes: &box.notes)
     if harness.groupFilter == nil || "sampling profiler".contains(harness.groupFilter!) {
         codeSizes += [""] + (try profilerReport())
     }

@@ -68,6 +68,8 @@ let encodingVectors: [(text: String, bytes: [UInt8], emit: @Sendable (inout Asse
     ("cmp rax, rcx", [0x48, 0x39, 0xC8], { $0.arithmetic(.cmp, .q, .rax, .rcx) }),
     ("cmp rsp, qword ptr [rax]", [0x48, 0x3B, 0x20], { $0.arithmetic(.cmp, .q, .rsp, MemoryOperand.at(.rax)) }),
     ("cmp rdx, qword ptr [r15+0x10]", [0x49, 0x3B, 0x57, 0x10], { $0.arithmetic(.cmp, .q, .rdx, MemoryOperand.at(.r15, 0x10)) }),
+    ("movabs rax, qword ptr ds:0x1122334455667788", [0x48, 0xA1, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11],
+     { $0.loadRAX(absolute: 0x1122_3344_5566_7788) }),
     ("add qword ptr [rcx], rax", [0x48, 0x01, 0x01], { $0.arithmetic(.add, .q, MemoryOperand.at(.rcx), .rax) }),
     ("add qword ptr [r15+0x10], rdx", [0x49, 0x01, 0x57, 0x10], { $0.arithmetic(.add, .q, MemoryOperand.at(.r15, 0x10), .rdx) }),
     ("add qword ptr [rax], 0x7", [0x48, 0x83, 0x00, 0x07], { $0.arithmetic(.add, .q, MemoryOperand.at(.rax), immediate: 7) }),

@@ -141,7 +141,8 @@ typedef struct wu_store_context {
     /// `WU_TRAP_OUT_OF_FUEL`.
     int64_t fuel_consumed;
     /// A check that finds the engine's epoch at or past this traps with
-    /// `WU_TRAP_INTERRUPT`.
+    /// `WU_TRAP_INTERRUPT` (checks read the copy in each instance's
+    /// context).
     uint64_t epoch_deadline;
 } wu_store_context;
 
@@ -198,6 +199,9 @@ struct wu_vmctx {
     wu_store_context *store_context;
     /// The engine's epoch (`Engine.incrementEpoch`).
     const uint64_t *epoch;
+    /// The store's epoch deadline, copied into each of its instances'
+    /// contexts (`Store.setEpochDeadline`) so a check reads it in one load.
+    uint64_t epoch_deadline;
 };
 
 #define WU_VMCTX_LIMITS 0
@@ -217,6 +221,7 @@ struct wu_vmctx {
 #define WU_VMCTX_TAGS 112
 #define WU_VMCTX_STORE_CONTEXT 120
 #define WU_VMCTX_EPOCH 128
+#define WU_VMCTX_EPOCH_DEADLINE 136
 #define WU_IMPORT_SIZE 32
 #define WU_IMPORT_IS_HOST 16
 #define WU_IMPORT_NATIVE_FUNCTION 24
@@ -238,6 +243,7 @@ _Static_assert(offsetof(wu_vmctx, throw_ref) == WU_VMCTX_THROW_REF, "abi");
 _Static_assert(offsetof(wu_vmctx, tags) == WU_VMCTX_TAGS, "abi");
 _Static_assert(offsetof(wu_vmctx, store_context) == WU_VMCTX_STORE_CONTEXT, "abi");
 _Static_assert(offsetof(wu_vmctx, epoch) == WU_VMCTX_EPOCH, "abi");
+_Static_assert(offsetof(wu_vmctx, epoch_deadline) == WU_VMCTX_EPOCH_DEADLINE, "abi");
 _Static_assert(offsetof(wu_resume, sp) == WU_RESUME_SP && offsetof(wu_resume, pc) == WU_RESUME_PC, "abi");
 _Static_assert(sizeof(wu_import) == WU_IMPORT_SIZE, "abi");
 _Static_assert(offsetof(wu_import, is_host) == WU_IMPORT_IS_HOST, "abi");

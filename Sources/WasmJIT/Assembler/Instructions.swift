@@ -85,6 +85,14 @@ extension Assembler {
     /// Loads a constant with the shortest encoding: `mov r32, imm32` for
     /// values that zero-extend, `mov r64, simm32` for ones that sign-extend,
     /// `movabs` otherwise. Flags are left alone.
+    /// `movabs rax, qword ptr [address]`: a load from a 64-bit absolute
+    /// address in one instruction (only into rax).
+    public mutating func loadRAX(absolute address: UInt64) {
+        emit(0x48)
+        emit(0xA1)
+        emit64(Int64(bitPattern: address))
+    }
+
     public mutating func mov(_ destination: Register, immediate value: Int64) {
         if let unsigned = UInt32(exactly: value) {
             rex(w: false, base: destination.rawValue)

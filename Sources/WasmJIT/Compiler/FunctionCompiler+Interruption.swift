@@ -33,14 +33,13 @@ extension FunctionCompiler {
             assembler.j(.greaterOrEqual, trapStub(.outOfFuel, wasmOffset: wasmOffset))
         }
         if epochInterruption {
-            //   mov rax, [r15 + epoch]; mov rax, [rax]
-            //   mov rcx, [r15 + store_context]
-            //   cmp rax, [rcx + epoch_deadline]
+            //   movabs rax, [epoch]              ; the engine's, at a fixed address
+            //   cmp rax, [r15 + epoch_deadline]
             //   jae interrupt
-            assembler.mov(.q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_EPOCH)))
-            assembler.mov(.q, .rax, MemoryOperand.at(.rax, 0))
-            assembler.mov(.q, .rcx, MemoryOperand.at(.r15, Int32(WU_VMCTX_STORE_CONTEXT)))
-            assembler.arithmetic(.cmp, .q, .rax, MemoryOperand.at(.rcx, Int32(WU_STORE_CONTEXT_EPOCH_DEADLINE)))
+            // (Code compiled by an engine runs only in its stores, which
+            // keep the engine, and so its epoch, alive.)
+            assembler.loadRAX(absolute: epochAddress)
+            assembler.arithmetic(.cmp, .q, .rax, MemoryOperand.at(.r15, Int32(WU_VMCTX_EPOCH_DEADLINE)))
             assembler.j(.aboveOrEqual, trapStub(.interrupt, wasmOffset: wasmOffset))
         }
     }

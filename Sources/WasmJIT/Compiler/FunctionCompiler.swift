@@ -57,6 +57,8 @@ struct FunctionCompiler: AnyInstructionVisitor {
     /// (FunctionCompiler+Interruption).
     let epochInterruption: Bool
     let consumesFuel: Bool
+    /// The address of the engine's epoch, which epoch checks load.
+    let epochAddress: UInt64
     /// The fuel cost of the straight-line run so far, not yet added.
     var pendingFuel = 0
     /// Which values are constants as Wasmtime sees them (with fuel).
@@ -125,8 +127,9 @@ struct FunctionCompiler: AnyInstructionVisitor {
     init(module: ModuleDescription, index: UInt32, signature: Signature, declaredLocals: [ValueKind],
          bodyOffset: Int, functionLabels: [Label], exitRecording: ExitRecording, typeIDs: [UInt32],
          trapInstructions: TrapInstructions = .runtimeCall, boundsChecks: BoundsChecks = .guardPages,
-         epochInterruption: Bool = false, consumesFuel: Bool = false, lastLocalsOffset: Int? = nil) {
+         epochInterruption: Bool = false, consumesFuel: Bool = false, epochAddress: UInt64 = 0, lastLocalsOffset: Int? = nil) {
         self.entryCheckOffset = lastLocalsOffset ?? bodyOffset
+        self.epochAddress = epochAddress
         self.epochInterruption = epochInterruption
         self.consumesFuel = consumesFuel
         self.exitRecording = exitRecording

@@ -68,7 +68,7 @@ struct ModuleCompiler {
                 exitRecording: configuration.exitRecording, typeIDs: typeIDs,
                 trapInstructions: configuration.trapInstructions, boundsChecks: configuration.boundsChecks,
                 epochInterruption: configuration.epochInterruption, consumesFuel: configuration.consumesFuel,
-                lastLocalsOffset: body.lastLocalsOffset)
+                epochAddress: UInt64(UInt(bitPattern: engine.epoch.address)), lastLocalsOffset: body.lastLocalsOffset)
             swap(&compiler.assembler, &assembler)
             let compiled = try compiler.compile(body.code)
             swap(&compiler.assembler, &assembler)

@@ -101,6 +101,7 @@ public final class Instance {
         context.pointee.tags = tagIdentities
         context.pointee.store_context = store.interruptionContext
         context.pointee.epoch = UnsafePointer(store.engine.epoch.address)
+        context.pointee.epoch_deadline = store.interruptionContext.pointee.epoch_deadline
         context.pointee.throw_exception = ExceptionEntries.throwException
         context.pointee.throw_ref = ExceptionEntries.throwRef
         wu_vmctx_set_entry_points(context, hostCallEntry)

@@ -123,6 +123,10 @@ public final class Store {
     public func setEpochDeadline(_ ticks: UInt64) {
         let (deadline, overflow) = engine.currentEpoch.addingReportingOverflow(ticks)
         interruptionContext.pointee.epoch_deadline = overflow ? .max : deadline
+        // SAFETY: an address in `instances` is a live instance's context.
+        for address in instances.keys {
+            UnsafeMutablePointer<wu_vmctx>(bitPattern: address)?.pointee.epoch_deadline = overflow ? .max : deadline
+        }
     }
 
     /// The wasm backtrace of this store's activations on the calling thread,
