@@ -98,6 +98,7 @@ verify: deps venv toolchains
 	$(TOOLS) -c release --product wasm-unwind
 	scripts/build-c-fixtures.sh .build/c-fixtures >/dev/null
 	scripts/build-rust-fixtures.sh .build/rust-fixtures >/dev/null
+	scripts/build-wasi-fixtures.sh .build/wasi-fixtures >/dev/null
 	$(RELEASE)/wasm-unwind verify --seed 1 --count 10000 --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify --seed 1 --count 10000 --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --exceptions 2000 --max-known-differences 10 --exit-recording trampoline
@@ -106,6 +107,15 @@ verify: deps venv toolchains
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/c-fixtures/debug --backtrace-details --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/rust-fixtures --backtrace-details --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/rust-fixtures --backtrace-details --exit-recording inline
+	$(RELEASE)/wasm-unwind verify --wasi-fixtures .build/wasi-fixtures --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify --wasi-fixtures .build/wasi-fixtures --exit-recording inline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --wasi-fixtures .build/wasi-fixtures --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --wasi-fixtures .build/wasi-fixtures --exit-recording inline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --wasi-fixtures .build/wasi-fixtures --backtrace-details
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 500 --exceptions 500 --fuel-budgets 8 --c-fixtures .build/c-fixtures --max-known-differences 1000 --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 500 --exceptions 500 --fuel-budgets 8 --c-fixtures .build/c-fixtures --max-known-differences 1000 --exit-recording inline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --epoch --max-known-differences 10 --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --seed 1 --count 2000 --epoch --max-known-differences 10 --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording inline
 

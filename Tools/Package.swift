@@ -125,7 +125,8 @@ let package = Package(
         // randomized differential run (`wasm-unwind verify`).
         .target(
             name: "Verification",
-            dependencies: ["WasmJIT", "WasmJITTools", "UnwindOracle", "UnwindReports", .product(name: "WasmParser", package: "WasmKit")]
+            dependencies: ["WasmJIT", "WasmJITTools", "WasmWASI", "UnwindOracle", "UnwindReports",
+                           .product(name: "WasmParser", package: "WasmKit")]
         ),
 
         // The spec test scripts (.wast) on the reference runtime

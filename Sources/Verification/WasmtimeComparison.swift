@@ -13,6 +13,12 @@ public final class WasmtimeComparison {
         public var program: String
         public var call: String
         public var report: String
+
+        public init(program: String, call: String, report: String) {
+            self.program = program
+            self.call = call
+            self.report = report
+        }
     }
 
     public struct Summary: Sendable {

@@ -358,14 +358,6 @@ struct UnknownImport: Error, CustomStringConvertible {
     var description: String { "unknown import: `\(module)::\(name)` has not been defined" }
 }
 
-extension Trap {
-    /// The status a WASI program gave `proc_exit`, if that ended it.
-    var exitCode: Int32? {
-        if case .host(let error as WASIPreview1.Exit) = reason { return error.code }
-        return nil
-    }
-}
-
 extension RunCommand {
     func describe(_ reason: Interruption.Reason) -> String { describeInterruption(reason, timeout: timeout) }
     func exitStatus(_ reason: Interruption.Reason) -> Int32 { interruptionExitStatus(reason) }

@@ -33,6 +33,9 @@ struct VerifyCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the program of SEED and exit (to replay a failure).")
     var printProgram = false
 
+    @Option(name: .long, help: "Instead of generated programs: the WASI programs in this directory (scripts/build-wasi-fixtures.sh), each run of fixtures/wasi with every WASI call and every trap a checkpoint.")
+    var wasiFixtures: String?
+
     func validate() throws {
         guard count > 0 else { throw ValidationError("--count must be at least 1") }
     }
@@ -46,6 +49,7 @@ struct VerifyCommand: ParsableCommand {
             }
             return
         }
+        if let wasiFixtures { return try verifyWASI(wasiFixtures) }
         let run = DifferentialRun(configuration: Engine.Configuration(exitRecording: exitRecording))
         let summary = run.run(seed: seed, count: count) { summary in
             if summary.programs % 1000 == 0 {
@@ -61,6 +65,27 @@ struct VerifyCommand: ParsableCommand {
         output("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
               + " (\(summary.linkedPrograms) of them linked two-module programs, \(summary.checkpoints) checkpoints, \(summary.traps) traps, \(summary.rootChecks) root checks"
               + " comparing \(summary.rootsCompared) roots, \(summary.collections) collections)")
+        if !summary.mismatches.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Every run of fixtures/wasi: the walk at each WASI call and trap
+    /// against libunwind.
+    func verifyWASI(_ directory: String) throws {
+        let checker = WASICheckpoints(configuration: Engine.Configuration(exitRecording: exitRecording))
+        var summary = WASICheckpoints.Summary()
+        for (program, arguments) in WASIComparison.fixtureRuns {
+            let path = directory + "/\(program).wasm"
+            guard let binary = try? [UInt8](Data(contentsOf: URL(fileURLWithPath: path))) else {
+                throw CommandError("\(path): no such program (scripts/build-wasi-fixtures.sh \(directory) makes them)")
+            }
+            try checker.check(binary, name: program + ".wasm", arguments: arguments, into: &summary)
+        }
+        for mismatch in summary.mismatches.prefix(5) {
+            output("mismatch in \(mismatch.run) \(mismatch.place):")
+            output(mismatch.report)
+        }
+        output("\(summary.runs) WASI runs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
+               + " (\(summary.checkpoints) WASI calls, \(summary.traps) traps)")
         if !summary.mismatches.isEmpty { throw ExitCode(1) }
     }
 }

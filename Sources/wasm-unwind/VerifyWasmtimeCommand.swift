@@ -26,7 +26,19 @@ struct VerifyWasmtimeCommand: ParsableCommand {
             and on a comparison that compared nothing.
 
             With FILE (a .wasm or .wat) and --invoke NAME [ARGS], compares that one \
-            call of your own module instead (no generated programs, no fixtures).
+            call of your own module instead (no generated programs, no fixtures). \
+            A FILE that is a WASI command (it exports _start) without --invoke runs \
+            as `wasm-unwind run FILE -- ARGS` and on Wasmtime's WASI \
+            (scripts/wasmtime-wasi.py): standard output and error, the exit status \
+            and the trap's display are compared; --wasi-fixtures DIR does so for \
+            the programs of fixtures/wasi (scripts/build-wasi-fixtures.sh).
+
+            --fuel-budgets N runs every call again with fuel counted (as --fuel \
+            does), at budgets around what it spends on Wasmtime and N more below \
+            it: the same outcome, frames and fuel left. --epoch compiles the epoch \
+            checks and advances the epoch at every third host.check of a \
+            generated program: the call stops at the same function entry or loop \
+            header on both.
             """)
 
     @Argument(help: "Your own module (.wasm or .wat) to compare, with --invoke.")
@@ -60,6 +72,15 @@ struct VerifyWasmtimeCommand: ParsableCommand {
     @Option(name: .long, help: "Where wasm -> host calls record the exit fp and pc: trampoline or inline.")
     var exitRecording: ExitRecording = .trampoline
 
+    @Option(name: .long, help: "A directory of compiled WASI programs (scripts/build-wasi-fixtures.sh): each run of fixtures/wasi compared as a user sees it.")
+    var wasiFixtures: String?
+
+    @Option(name: .long, help: "Compare fuel too: each call again at budgets around what it spends on Wasmtime and this many more below it.")
+    var fuelBudgets: Int = 0
+
+    @Flag(name: .long, help: "Compile epoch checks and advance the epoch at every third host.check of a generated program: compare where the calls stop.")
+    var epoch = false
+
     @Flag(name: .long, help: "Compare the trap displays with source lines too (both runtimes with WASMTIME_BACKTRACE_DETAILS=1; modules built with -g, such as the fixtures' debug/ directory).")
     var backtraceDetails = false
 
@@ -69,9 +90,9 @@ struct VerifyWasmtimeCommand: ParsableCommand {
     func validate() throws {
         guard count >= 0 else { throw ValidationError("--count must not be negative") }
         guard exceptions >= 0 else { throw ValidationError("--exceptions must not be negative") }
-        if file != nil && invoke == nil { throw ValidationError("with a FILE, say which export to call: --invoke NAME") }
         if file == nil && invoke != nil { throw ValidationError("--invoke needs the module: verify-wasmtime FILE --invoke NAME") }
         if let maxKnownDifferences, maxKnownDifferences < 0 { throw ValidationError("--max-known-differences must not be negative") }
+        guard fuelBudgets >= 0 else { throw ValidationError("--fuel-budgets must not be negative") }
     }
 
     func run() throws {
@@ -87,13 +108,20 @@ struct VerifyWasmtimeCommand: ParsableCommand {
         do {
             var configuration = Engine.Configuration(exitRecording: exitRecording)
             configuration.backtraceDetails = backtraceDetails
+            configuration.consumesFuel = fuelBudgets > 0
+            configuration.epochInterruption = epoch
             comparison = try WasmtimeComparison(python: python, script: script, configuration: configuration)
+            comparison.fuelBudgets = fuelBudgets
         } catch {
             throw CommandError("cannot start \(python) \(script): \(error)")
         }
         var summary = WasmtimeComparison.Summary()
         if let file, let invoke {
             try compareOne(file: file, invoke: invoke, with: comparison, into: &summary)
+        } else if let file {
+            try compareCommand(file: file, arguments: arguments, python: python, into: &summary)
+        } else if let wasiFixtures {
+            try compareWASIFixtures(wasiFixtures, python: python, into: &summary)
         } else {
             try compareGenerated(with: comparison, into: &summary)
         }
@@ -105,13 +133,61 @@ struct VerifyWasmtimeCommand: ParsableCommand {
         output("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
                + " (\(summary.calls) calls, \(summary.traps) traps, \(summary.knownDifferences) known differences"
                + (summary.handlerChecks > 0 ? ", \(summary.handlerChecks) handler frames checked against libunwind" : "")
-               + (backtraceDetails ? ", \(summary.detailFramesCompared) frames with source lines compared" : "") + ")")
+               + (backtraceDetails ? ", \(summary.detailFramesCompared) frames with source lines compared" : "")
+               + (fuelBudgets > 0 ? ", \(comparison.fuelCallsCompared) calls at a budget of fuel" : "") + ")")
         if !summary.mismatches.isEmpty { throw ExitCode(1) }
         guard summary.calls > 0 else {
             throw CommandError("compared nothing: no call ran on both runtimes")
         }
         if let maxKnownDifferences, summary.knownDifferences > maxKnownDifferences {
             throw CommandError("\(summary.knownDifferences) known differences, more than the \(maxKnownDifferences) allowed")
+        }
+    }
+
+    /// A WASI command's runs: ours (this tool's `run`) and Wasmtime's
+    /// (scripts/wasmtime-wasi.py), compared as a user sees them.
+    func compareRun(_ path: String, _ arguments: [String], python: String, into summary: inout WasmtimeComparison.Summary) throws {
+        guard let script = PackageFiles.find("scripts/wasmtime-wasi.py") else {
+            throw CommandError("scripts/wasmtime-wasi.py: not found next to this tool")
+        }
+        let cli = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var options = ["--exit-recording", exitRecording.rawValue]
+        if backtraceDetails { options.append("--backtrace-details") }
+        let ours = try WASIComparison.ours(cli: cli, path, arguments, options: options)
+        let theirs = try WASIComparison.wasmtime(python: python, script: script, path, arguments, details: backtraceDetails)
+        summary.programs += 1
+        summary.calls += 1
+        if theirs.trapMessage != nil { summary.traps += 1 }
+        let frames = WASIComparison.frameCount(theirs.display)
+        summary.framesCompared += frames
+        if backtraceDetails && theirs.display.count > frames { summary.detailFramesCompared += frames }
+        let call = ([URL(fileURLWithPath: path).lastPathComponent] + arguments).joined(separator: " ")
+        for difference in WASIComparison.differences(ours, theirs) {
+            summary.mismatches.append(WasmtimeComparison.Mismatch(program: path, call: call, report: difference))
+        }
+    }
+
+    /// The user's WASI command with ARGS as its argv.
+    func compareCommand(file: String, arguments: [String], python: String, into summary: inout WasmtimeComparison.Summary) throws {
+        let module = try loadModule(engine: Engine(), path: file)
+        guard module.exportNames.contains("_start") else {
+            throw CommandError("\(file) exports no `_start`: not a WASI command; give --invoke NAME to compare one of its exports: "
+                               + module.exportNames.joined(separator: ", "))
+        }
+        try compareRun(file, arguments, python: python, into: &summary)
+    }
+
+    /// Every run of fixtures/wasi.
+    func compareWASIFixtures(_ directory: String, python: String, into summary: inout WasmtimeComparison.Summary) throws {
+        for (program, arguments) in WASIComparison.fixtureRuns {
+            let path = directory + "/\(program).wasm"
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw CommandError("\(path): no such program (scripts/build-wasi-fixtures.sh \(directory) makes them)")
+            }
+            // With source lines, a stack overflow's thousands of frames
+            // say nothing more: as WASIProgramTests, those runs are left out.
+            if backtraceDetails && (arguments.contains("overflow") || arguments.contains("deep")) { continue }
+            try compareRun(path, arguments, python: python, into: &summary)
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Verification
 import WasmJIT
 
 /// A store with the given host functions under module "host", for one test.
@@ -94,38 +95,9 @@ func runChild(_ path: String, _ arguments: [String], environment: [String: Strin
               standardOutput: FileHandle? = nil)
     throws -> (status: Int32, signal: Int32?, stdout: String, stderr: String)
 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    if let directory { process.currentDirectoryURL = directory }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = standardOutput ?? out
-    process.standardError = err
-    // Not the test runner's stdin: a debugger would wait on it.
-    process.standardInput = FileHandle.nullDevice
-    // The child inherits this thread's signal mask, and the test runner's
-    // threads block signals: gdb then never sees its inferior's SIGCHLD
-    // and waits forever. Spawn with nothing blocked.
-    var everything = sigset_t(), previous = sigset_t()
-    sigemptyset(&everything)
-    pthread_sigmask(SIG_SETMASK, &everything, &previous)
-    defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-    try process.run()
-    if standardOutput != nil { try? out.fileHandleForWriting.close() }
-    // Both pipes drain at once: a child that fills one while we wait on
-    // the other would never end.
-    nonisolated(unsafe) var stderr = Data()
-    let drained = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async {
-        stderr = err.fileHandleForReading.readDataToEndOfFile()
-        drained.signal()
-    }
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    drained.wait()
-    process.waitUntilExit()
-    let signal = process.terminationReason == .uncaughtSignal ? process.terminationStatus : nil
-    return (process.terminationStatus, signal, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    let result = try ChildProcess.run(path, arguments, environment: environment, directory: directory,
+                                      standardOutput: standardOutput)
+    return (result.status, result.signal, result.stdout, result.stderr)
 }
 
 /// A /proc file's contents (their size is 0 to stat, so read to the end).

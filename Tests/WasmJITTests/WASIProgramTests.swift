@@ -15,71 +15,17 @@ struct WASIProgramTests {
 
     static func directory() throws -> String { try fixtures.directory() }
 
-    /// Each program and the argv runs of it: the ordinary run, then each
-    /// way it ends otherwise (exit status, abort, assert, wasm traps, Rust
-    /// panics, stack overflow).
-    static let runs: [(program: String, arguments: [String])] = [
-        ("args", []), ("args", ["5", "x"]), ("args", ["5", "abort"]), ("args", ["5", "assert"]), ("args", ["1", "2", "3"]),
-        ("wordfreq", []), ("wordfreq", ["overflow"]), ("wordfreq", ["exit"]),
-        ("calc", ["1+2*(3-4)/5"]), ("calc", ["7/(3-3)"]), ("calc", ["2*(3"]),
-        ("panics", []), ("panics", ["index"]), ("panics", ["unwrap"]), ("panics", ["panic"]), ("panics", ["exit"]),
-        ("panics", ["overflow"]),
-        ("collections", []), ("collections", ["0"]),
-        ("reader", []),
-        ("matrix", []), ("matrix", ["nan"]), ("matrix", ["alloc"]),
-        ("interpreter", []), ("interpreter", ["underflow"]), ("interpreter", ["divide"]),
-        ("strings", []), ("strings", ["parse"]), ("strings", ["slice"]),
-        ("recursion", []), ("recursion", ["deep"]),
-    ]
+    static let runs = WASIComparison.fixtureRuns
 
-    /// A backtrace display's frame lines, a folded run of identical frames
-    /// written out one line each (Wasmtime prints each).
-    static func frames(_ lines: [String]) -> [String] {
-        lines.flatMap { line -> [String] in
-            let trimmed = line.drop { $0 == " " }
-            guard let colon = trimmed.firstIndex(of: ":"), let dash = trimmed[..<colon].firstIndex(of: "-"),
-                  let first = Int(trimmed[..<dash]), let last = Int(trimmed[trimmed.index(after: dash)..<colon]),
-                  let times = line.range(of: " (", options: .backwards) else { return [line] }
-            let rest = line[line.index(line.startIndex, offsetBy: line.distance(from: line.startIndex, to: colon) + 1)..<times.lowerBound]
-            return (first...last).map { index in
-                String(repeating: " ", count: max(0, 3 - String(index).count)) + "  \(index):" + rest
-            }
-        }
+    static func ours(_ path: String, _ arguments: [String], mode: ExitRecording, details: Bool) throws -> WASIComparison.Outcome {
+        try WASIComparison.ours(cli: PackagePaths.cli, path, arguments,
+                                options: ["--exit-recording", mode.rawValue] + (details ? ["--backtrace-details"] : []))
     }
 
-    struct Outcome {
-        var stdout: String
-        var stderr: String
-        var status: Int32?
-        var trapMessage: String?
-        var display: [String] = []
-    }
-
-    static func ours(_ path: String, _ arguments: [String], mode: ExitRecording, details: Bool) throws -> Outcome {
-        let run = try runChild(PackagePaths.cli, ["run", path, "--exit-recording", mode.rawValue] + (details ? ["--backtrace-details"] : [])
-                               + ["--"] + arguments)
-        let parts = run.stderr.components(separatedBy: "error while executing at wasm backtrace:\n")
-        var outcome = Outcome(stdout: run.stdout, stderr: parts[0], status: run.status)
-        if parts.count > 1 {
-            let lines = parts[1].split(separator: "\n").map(String.init)
-            outcome.trapMessage = lines.last
-            outcome.display = frames(lines.dropLast().filter { !$0.hasPrefix("note:") })
-        }
-        return outcome
-    }
-
-    static func wasmtime(_ path: String, _ arguments: [String], details: Bool) throws -> Outcome {
-        let run = try runChild(WasmtimeOracleTests.python, [PackagePaths.root.appendingPathComponent("scripts/wasmtime-wasi.py").path, path]
-                               + arguments, environment: details ? ["WASMTIME_BACKTRACE_DETAILS": "1"] : [:])
-        let answer = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stderr)")
-        var outcome = Outcome(stdout: answer["stdout"] as? String ?? "", stderr: answer["stderr"] as? String ?? "",
-                              status: (answer["exit"] as? NSNumber)?.int32Value)
-        if let trap = answer["trap"] as? [String: Any] {
-            outcome.trapMessage = trap["message"] as? String
-            outcome.display = trap["display"] as? [String] ?? []
-            outcome.status = 134  // `wasmtime run` exits 128 + SIGABRT on a trap
-        }
-        return outcome
+    static func wasmtime(_ path: String, _ arguments: [String], details: Bool) throws -> WASIComparison.Outcome {
+        try WASIComparison.wasmtime(python: WasmtimeOracleTests.python,
+                                    script: PackagePaths.root.appendingPathComponent("scripts/wasmtime-wasi.py").path,
+                                    path, arguments, details: details)
     }
 
     @Test("C (wasi-libc) and Rust (wasm32-wasi) programs: output, exit status, and every trap's frames identical to Wasmtime 50's WASI run",
@@ -92,13 +38,7 @@ struct WASIProgramTests {
             let ours = try Self.ours(path, arguments, mode: mode, details: false)
             let theirs = try Self.wasmtime(path, arguments, details: false)
             let call = "\(program) \(arguments.joined(separator: " "))"
-            #expect(ours.stdout == theirs.stdout, "\(call): stdout\n\(ours.stdout)\nWasmtime:\n\(theirs.stdout)")
-            #expect(ours.stderr == theirs.stderr, "\(call): stderr\n\(ours.stderr)\nWasmtime:\n\(theirs.stderr)")
-            #expect(ours.status == theirs.status, "\(call): status \(ours.status.map(String.init) ?? "-"), Wasmtime \(theirs.status.map(String.init) ?? "-")")
-            #expect(ours.trapMessage == theirs.trapMessage, "\(call)")
-            // Wasmtime displays the newest frames of a deep stack only.
-            #expect(Array(ours.display.prefix(theirs.display.count)) == theirs.display && ours.display.count >= theirs.display.count,
-                    "\(call): frames\n\(ours.display.prefix(30).joined(separator: "\n"))\nWasmtime:\n\(theirs.display.joined(separator: "\n"))")
+            for difference in WASIComparison.differences(ours, theirs) { Issue.record("\(call): \(difference)") }
             if theirs.trapMessage != nil { traps += 1 }
             frames += theirs.display.count
         }
@@ -106,34 +46,20 @@ struct WASIProgramTests {
         #expect(traps >= 16)
     }
 
-    @Test("every WASI call of every run is a checkpoint: the walk there agrees with libunwind's unwind of the same stack, both exit-recording modes",
+    @Test("every WASI call and every trap of every run is a checkpoint: the walk there agrees with libunwind's unwind of the same stack, both exit-recording modes",
           arguments: exitRecordingModes)
     func checkpoints(mode: ExitRecording) throws {
         let directory = try Self.directory()
-        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode), observeTraps: false)
-        let sink = open("/dev/null", O_WRONLY)
-        defer { close(sink) }
-        var checkpoints = 0, frames = 0
+        let checker = WASICheckpoints(configuration: Engine.Configuration(exitRecording: mode))
+        var summary = WASICheckpoints.Summary()
         for (program, arguments) in Self.runs where !arguments.contains("deep") && !arguments.contains("overflow") {
             let binary = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/\(program).wasm")))
-            var configuration = WASIPreview1.Configuration(arguments: [program + ".wasm"] + arguments)
-            configuration.standardOutput = sink
-            configuration.standardError = sink
-            let wasi = WASIPreview1(configuration: configuration)
-            wasi.onCall = { caller, name in
-                let (comparison, walk) = OracleSession.compareAtHostCall(caller)
-                checkpoints += 1
-                frames += walk.frames.count
-                #expect(comparison.isMatch, "\(program) \(arguments) at \(name): \(comparison)")
-            }
-            var imports = Imports()
-            imports.fallback = wasi.resolve
-            let store = Store(engine: session.engine)
-            let instance = try Instance(store: store, module: Module(engine: session.engine, binary: binary), imports: imports)
-            _ = try? instance.export("_start")!.call([])
+            try checker.check(binary, name: program + ".wasm", arguments: arguments, into: &summary)
         }
-        print("WASI checkpoints (\(mode)): \(checkpoints) calls, \(frames) frames, libunwind agreeing")
-        #expect(checkpoints > 100)
+        for mismatch in summary.mismatches.prefix(3) { Issue.record("\(mismatch.run) \(mismatch.place): \(mismatch.report)") }
+        print("WASI checkpoints (\(mode)): \(summary.checkpoints) calls, \(summary.traps) traps, \(summary.framesCompared) frames, libunwind agreeing")
+        #expect(summary.mismatches.isEmpty)
+        #expect(summary.checkpoints > 100 && summary.traps >= 10)
     }
 
     @Test("with WASMTIME_BACKTRACE_DETAILS=1: the traps of the -g WASI programs show Wasmtime's source lines, through wasi-libc and Rust's std")

@@ -226,6 +226,21 @@ struct DifferentialStrictnessTests {
                 "\(one.stdout) \(one.stderr)")
         let bounded = try runCLI(["verify-wasmtime", file, "--invoke", "if_then", "--max-known-differences", "0", "--", "1"], directory: directory)
         #expect(bounded.status == 1 && bounded.stderr.contains("1 known differences, more than the 0 allowed"), "\(bounded.stderr)")
+        // A WASI command without --invoke: run as `run FILE -- ARGS` on both.
+        let calc = try WASIProgramTests.directory() + "/calc.wasm"
+        let command = try runCLI(["verify-wasmtime", calc, "--", "7/(3-3)"], directory: directory)
+        #expect(command.status == 0 && command.stdout.contains("1 programs, 7 frames compared, 0 mismatches (1 calls, 1 traps"),
+                "\(command.stdout) \(command.stderr)")
+        let notCommand = try runCLI(["verify-wasmtime", file], directory: directory)
+        #expect(notCommand.status == 1 && notCommand.stderr.contains("exports no `_start`: not a WASI command; give --invoke NAME"),
+                "\(notCommand.stderr)")
+        // Fuel budgets and epoch ticks from the command line.
+        let fuel = try runCLI(["verify-wasmtime", "--count", "2", "--c-fixtures", "", "--fuel-budgets", "3"], directory: directory)
+        #expect(fuel.status == 0 && fuel.stdout.contains("0 mismatches") && fuel.stdout.contains("calls at a budget of fuel"),
+                "\(fuel.stdout) \(fuel.stderr)")
+        let epoch = try runCLI(["verify-wasmtime", "--count", "3", "--c-fixtures", "", "--epoch"], directory: directory)
+        #expect(epoch.status == 0 && epoch.stdout.contains("3 programs") && epoch.stdout.contains("0 mismatches"),
+                "\(epoch.stdout) \(epoch.stderr)")
     }
 
     @Test("verify-profiler's summary fails a run where libunwind checked too little")
