@@ -54,7 +54,7 @@ let package = Package(
         // profiles. A backtrace alone renders itself (the library).
         .target(
             name: "UnwindReports",
-            dependencies: [wasmUnwind, dwarf]
+            dependencies: [wasmUnwind, dwarf, "WasmCoredumpFormat"]
         ),
 
         // The captured-stack file format: writer, reader, and reading a
@@ -66,11 +66,15 @@ let package = Package(
 
         // The reference embedder: assembler, code memory, trampolines, a baseline
         // wasm compiler and its runtime.
+        // The standard wasm coredump format: model, encoder, reader (no
+        // runtime dependency: `dump` and the fuzzer read coredumps with it).
+        .target(name: "WasmCoredumpFormat"),
         .target(
             name: "WasmJIT",
             dependencies: [
                 wasmUnwind,
                 dwarf,
+                "WasmCoredumpFormat",
                 abi,
                 "CWasmRuntime",
                 "UnwindReports",

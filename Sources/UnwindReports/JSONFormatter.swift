@@ -1,3 +1,4 @@
+import WasmCoredumpFormat
 import WasmDWARF
 @_spi(Tools) import WasmUnwind
 
@@ -24,6 +25,7 @@ public struct JSONFormatter: ReportFormatter {
             ("files", .array(dump.entries.map { entry in
                 switch entry {
                 case .dump(let dump): return json(dump)
+                case .coredump(let report): return json(report)
                 case .failure(let file, let message):
                     return .object([("file", .string(file)), ("error", .string(message))])
                 }

@@ -1,3 +1,4 @@
+import WasmCoredumpFormat
 import WasmDWARF
 @_spi(Tools) import WasmUnwind
 
@@ -246,6 +247,8 @@ public struct CapturedTrap: Hashable, Sendable {
 public struct DumpReport: Hashable, Sendable {
     public enum Entry: Hashable, Sendable {
         case dump(CaptureDump)
+        /// A standard wasm coredump.
+        case coredump(CoredumpReport)
         /// The file could not be read as a capture: why.
         case failure(file: String, message: String)
     }
@@ -272,5 +275,49 @@ public struct ModuleDebugReport: Hashable, Sendable {
         self.contentHash = contentHash
         self.externalDebugInfo = externalDebugInfo
         self.debugSource = debugSource
+    }
+}
+
+/// A standard wasm coredump as `dump` shows it: its threads' frames with
+/// every local and operand value, named from the modules when they are at
+/// hand (`symbols`, per coredump module).
+public struct CoredumpReport: Hashable, Sendable {
+    public var file: String
+    public var processName: String
+    public var modules: [String]
+    /// Per coredump module: its functions' body starts and names, when the
+    /// module was found (at its recorded path, or given).
+    public var symbols: [ModuleSymbols?]
+    public var instances: [WasmCoredump.Instance]
+    /// Per memory: its size in pages and the bytes its segments hold.
+    public var memories: [(pages: UInt64, bytes: Int)]
+    public var globals: [WasmCoredump.Global]
+    public var threads: [WasmCoredump.Thread]
+    public var warnings: [String] = []
+
+    public init(file: String, dump: WasmCoredump, symbols: [ModuleSymbols?]) {
+        self.file = file
+        processName = dump.processName
+        modules = dump.modules
+        self.symbols = symbols
+        instances = dump.instances
+        memories = dump.memories.map { ($0.pages, $0.segments.reduce(0) { $0 + $1.bytes.count }) }
+        globals = dump.globals
+        threads = dump.threads
+    }
+
+    /// The module of a frame's instance.
+    public func module(of frame: WasmCoredump.Frame) -> Int { Int(instances[Int(frame.instance)].module) }
+
+    public static func == (a: CoredumpReport, b: CoredumpReport) -> Bool {
+        a.file == b.file && a.processName == b.processName && a.modules == b.modules && a.symbols == b.symbols
+            && a.instances == b.instances && a.memories.map(\.pages) == b.memories.map(\.pages)
+            && a.memories.map(\.bytes) == b.memories.map(\.bytes) && a.globals == b.globals && a.threads == b.threads
+            && a.warnings == b.warnings
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(file)
+        hasher.combine(threads)
     }
 }

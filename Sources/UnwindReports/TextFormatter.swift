@@ -232,6 +232,7 @@ public struct TextFormatter: ReportFormatter {
         dump.entries.map { entry in
             switch entry {
             case .dump(let dump): return render(dump)
+            case .coredump(let report): return render(report)
             case .failure(let file, let message): return "\(file): \(message)"
             }
         }.joined(separator: "\n\n")

@@ -4,14 +4,17 @@ import StackCapture
 import UnwindOracle
 import WasmUnwind
 import UnwindReports
+import WasmCoredumpFormat
 import WasmDWARF
+import WasmJIT
 
 struct DumpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump",
         abstract: "Print the backtraces of captured stacks.",
         discussion: """
-            Reads each FILE (made by `wasm-unwind run --capture`, or an ELF core file \
+            Reads each FILE (made by `wasm-unwind run --capture`, a standard wasm \
+            coredump — `run --coredump-on-trap`, or any producer's — or an ELF core file \
             of a crashed process: every thread that was running wasm is dumped, the \
             crashing one first; --exe names the program when the core's first mapped \
             file is not it), walks its captured \
@@ -63,6 +66,9 @@ struct DumpCommand: ParsableCommand {
     @Option(name: .customLong("debug-dir"), help: ArgumentHelp("A directory to look for debug files in: BUILDID.debug, BUILDID.wasm, .build-id/XX/REST.debug, the module's external_debug_info name, then every .wasm and .debug file; repeatable.", valueName: "DIR"))
     var debugDirectories: [String] = []
 
+    @Option(name: .customLong("module"), help: ArgumentHelp("For a wasm coredump: a module it names, for function and local names (found by file name or name-section name; default: the path the coredump records); repeatable.", valueName: "PATH"))
+    var modules: [String] = []
+
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("give at least one capture file") }
     }
@@ -85,6 +91,8 @@ struct DumpCommand: ParsableCommand {
                 let input = try InputBytes(path: file)
                 if input.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {
                     dumps = try dumpCore(input, search)
+                } else if input.starts(with: [0x00, 0x61, 0x73, 0x6D]) {
+                    dumps = [dumpCoredump(input)]
                 } else if input.starts(with: Array("WURECORD".utf8)) {
                     dumps = dumpRecording(input, search)
                 } else {
@@ -128,6 +136,48 @@ struct DumpCommand: ParsableCommand {
         } catch let error as InputError {
             return failure(file, "\(error)")
         }
+    }
+
+    /// A standard wasm coredump (ours or another producer's): its threads'
+    /// frames with their locals and operand stacks, named from the modules
+    /// when they are found.
+    func dumpCoredump(_ input: InputBytes) -> (DumpReport.Entry, Bool) {
+        let file = input.name
+        let coredump: WasmCoredump
+        do {
+            coredump = try WasmCoredump(parsing: try input.all(limit: InputBytes.defaultStreamLimit))
+        } catch {
+            printError("\(file): not a valid wasm coredump: \(error)")
+            return (.failure(file: file, message: "not a valid wasm coredump: \(error)"), false)
+        }
+        var warnings: [String] = []
+        let given = modules.compactMap { path -> (path: String, symbols: ModuleSymbols)? in
+            do {
+                return (path, try ModuleSymbols(parsing: [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))))
+            } catch {
+                warnings.append("--module \(path): \(error)")
+                return nil
+            }
+        }
+        let directory = URL(fileURLWithPath: file).deletingLastPathComponent()
+        let symbols = coredump.modules.map { name -> ModuleSymbols? in
+            let base = URL(fileURLWithPath: name).lastPathComponent
+            if let match = given.first(where: { URL(fileURLWithPath: $0.path).lastPathComponent == base || $0.symbols.moduleName == name }) {
+                return match.symbols
+            }
+            for candidate in [name, directory.appendingPathComponent(base).path] where FileManager.default.fileExists(atPath: candidate) {
+                // A .wat is text: the coredump's names come from its binary.
+                guard let bytes = try? [UInt8](Data(contentsOf: URL(fileURLWithPath: candidate))) else { continue }
+                let binary = candidate.hasSuffix(".wat") ? try? Module.binary(ofText: String(decoding: bytes, as: UTF8.self)) : bytes
+                if let binary, let symbols = try? ModuleSymbols(parsing: binary) { return symbols }
+            }
+            warnings.append("module \(name) not found: its frames show function indices (give it with --module PATH)")
+            return nil
+        }
+        var report = CoredumpReport(file: file, dump: coredump, symbols: symbols)
+        report.warnings = warnings
+        for warning in warnings { printError("warning: \(file): \(warning)") }
+        return (.coredump(report), true)
     }
 
     /// A recording of a reader's reads (`--record-reads`), replayed as the

@@ -80,6 +80,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write a capture of the stack when wasm traps, or throws an exception no frame of its activation catches (see `wasm-unwind dump`).", valueName: "FILE"))
     var capture: String?
 
+    @Option(name: .long, help: ArgumentHelp("At a trap or an uncaught exception, write a standard wasm coredump (tool-conventions Coredump.md) with every frame's locals and operand stack (Wasmtime's --coredump-on-trap; read it with `wasm-unwind dump FILE`).", valueName: "FILE"))
+    var coredumpOnTrap: String?
+
     @Flag(name: .long, help: "With --capture: also capture at each host.backtrace and host.backtrace_all (FILE, FILE.2, FILE.3 ...).")
     var captureBacktraces = false
 
@@ -207,6 +210,13 @@ struct RunCommand: ParsableCommand {
                 captureFailure = error
             }
         }
+        // Coredumps name each module by its path, as Wasmtime's CLI.
+        var modulePaths: [ObjectIdentifier: String] = [:]
+        if coredumpOnTrap != nil {
+            store.coredumpOnTrap = true
+            store.coredumpProcessName = file
+            store.coredumpModuleName = { modulePaths[ObjectIdentifier($0)] ?? $0.name }
+        }
         if capture != nil {
             store.enableTrapSnapshots()
             host.onHostFailure = { caller in write(LiveCapture.atHostCall(caller, note: "at a failing host call")) }
@@ -250,10 +260,12 @@ struct RunCommand: ParsableCommand {
                 let name = String(entry[..<entry.firstIndex(of: "=")!])
                 let path = String(entry[entry.index(after: entry.firstIndex(of: "=")!)...])
                 let module = try loadModule(engine: engine, path: path)
+                modulePaths[ObjectIdentifier(module)] = path
                 let instance = try Instance(store: store, module: module, imports: imports)
                 imports.define(module: name, exportsOf: instance)
             }
             let module = try loadModule(engine: engine, path: file)
+            modulePaths[ObjectIdentifier(module)] = file
             let instance = try Instance(store: store, module: module, imports: imports)
             let name = invoke ?? (module.exportNames.contains("_start") ? "_start" : nil)
             guard let name else {
@@ -296,6 +308,14 @@ struct RunCommand: ParsableCommand {
             var trapReport = trap.report
             if let limit = maxBacktraceFrames { trapReport.backtrace = trapReport.backtrace.prefix(limit) }
             if let file = LiveCapture.atTrap(trap, store: store) { write(file) }
+            if let coredumpOnTrap, let coredump = trap.coredump {
+                do {
+                    try coredump.write(to: coredumpOnTrap)
+                    printError("coredump written to \(coredumpOnTrap)")
+                } catch {
+                    printError("error: cannot write the coredump to \(coredumpOnTrap): \(error)")
+                }
+            }
             var status: Int32 = 134
             if trap.code == .interrupt, let reason = Interruption.last {
                 trapReport.cause = "\(describe(reason)): stopped here"

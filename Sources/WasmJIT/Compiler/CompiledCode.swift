@@ -27,6 +27,10 @@ public struct CallSite: Hashable, Sendable {
     /// The innermost `try_table` in force at the call: an index into its
     /// function's `handlerScopes` (nil outside every `try_table`).
     public var handlerScope: Int?
+    /// The operand stack as the `call` found it, bottom first (the call's
+    /// arguments on top): operand j is in the slot at `fp - 16 - 8L - 8j`
+    /// (L locals). What a coredump writes as the frame's stack.
+    public var operandKinds: [ValueKind] = []
 }
 
 /// An instruction that traps, recorded when it was emitted.
@@ -44,6 +48,10 @@ public struct TrapSite: Hashable, Sendable {
     /// A load or store whose fault past the end of memory is the trap
     /// (guard pages): the fault address gives the wasm address.
     public var isMemoryAccess = false
+    /// The operand stack as the trapping instruction found it, bottom first
+    /// (its operands on top); nil in the prologue, before the frame's
+    /// locals are in their slots.
+    public var operandKinds: [ValueKind]? = []
 }
 
 /// One compiled wasm function's place in the module's code and its tables.
@@ -64,6 +72,9 @@ public struct CompiledFunction: Hashable, Sendable {
     /// The function's `try_table`s with catch clauses, each with the index
     /// of the enclosing one (`CallSite.handlerScope` names one).
     public var handlerScopes: [HandlerScope] = []
+    /// Its locals' kinds, parameters first: local i is in the slot at
+    /// `fp - 16 - 8i`.
+    public var localKinds: [ValueKind] = []
 }
 
 /// A trampoline's place in the module's code.

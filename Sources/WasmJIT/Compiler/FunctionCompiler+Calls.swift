@@ -106,7 +106,8 @@ extension FunctionCompiler {
             liveReferences.append(stackSlot(depth).displacement)
         }
         callSites.append(CallSite(returnAddressOffset: returnOffset, wasmOffset: binaryOffset, callee: callee,
-                                  liveReferenceSlots: liveReferences, handlerScope: activeScope))
+                                  liveReferenceSlots: liveReferences, handlerScope: activeScope,
+                                  operandKinds: instructionStack))
     }
 
     /// `call_indirect type table`: the element at the index on top of the

@@ -83,7 +83,7 @@ extension FunctionCompiler {
                     assembler.arithmetic(.add, .q, .rax, .rdx)
                 }
             }
-            emitTrap(stub.code, wasmOffset: stub.wasmOffset, carriesAddress: stub.addressOffset != nil)
+            emitTrap(stub.code, wasmOffset: stub.wasmOffset, carriesAddress: stub.addressOffset != nil, operands: stub.operands)
         }
         // A failed inline host call leaves through `raise`, which jumps to the
         // activation's entry, or returns where a wasm exception the host
@@ -127,12 +127,15 @@ extension FunctionCompiler {
     ///
     /// The trap's pc is a byte of the call, which the address map gives the
     /// trapping instruction's wasm offset.
-    mutating func emitTrap(_ code: TrapCode, wasmOffset: Int?, carriesAddress: Bool) {
+    mutating func emitTrap(_ code: TrapCode, wasmOffset: Int?, carriesAddress: Bool, operands: [ValueKind]?? = nil) {
+        // The operand stack the site records: the instruction's, or the
+        // stub's creator's; none in the prologue.
+        let operandKinds: [ValueKind]? = operands ?? (wasmOffset == nil ? nil : instructionStack)
         let flags = carriesAddress ? UInt8(WU_TRAP_SITE_HAS_ADDRESS) : 0
         switch trapInstructions {
         case .ud2:
             trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: wasmOffset, code: code,
-                                      carriesAddress: carriesAddress))
+                                      carriesAddress: carriesAddress, operandKinds: operandKinds))
             assembler.ud2()
         case .runtimeCall:
             if carriesAddress { assembler.mov(.q, .rdx, .rax) }
@@ -144,7 +147,7 @@ extension FunctionCompiler {
             assembler.mov(.rsi, immediate: Int64(code.rawValue | flags))
             assembler.mov(.q, .rdi, .r15)
             trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: wasmOffset, code: code,
-                                      carriesAddress: carriesAddress))
+                                      carriesAddress: carriesAddress, operandKinds: operandKinds))
             _ = assembler.call(.memory(MemoryOperand.at(.r15, Int32(WU_VMCTX_TRAP))), providing: returnAddress)
             assembler.ud2()
         }
@@ -153,7 +156,7 @@ extension FunctionCompiler {
     /// A label for an out-of-line trap stub recorded as a trap site of `code`.
     mutating func trapStub(_ code: TrapCode, wasmOffset: Int?, addressOffset: UInt64? = nil) -> Label {
         let label = assembler.newLabel()
-        trapStubs.append((label, wasmOffset, code, addressOffset))
+        trapStubs.append((label, wasmOffset, code, addressOffset, wasmOffset == nil ? nil : instructionStack))
         return label
     }
 

@@ -77,7 +77,7 @@ extension FunctionCompiler {
     mutating func recordMemoryAccess() {
         guard boundsChecks == .guardPages else { return }
         trapSites.append(TrapSite(codeOffset: assembler.offset, wasmOffset: binaryOffset, code: .outOfBoundsMemoryAccess,
-                                  isMemoryAccess: true))
+                                  isMemoryAccess: true, operandKinds: instructionStack))
     }
 
     mutating func memorySize() throws(CompileError) {

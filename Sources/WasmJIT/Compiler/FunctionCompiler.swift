@@ -68,6 +68,9 @@ struct FunctionCompiler: AnyInstructionVisitor {
     let entryCheckOffset: Int
 
     var stack: [ValueKind] = []
+    /// The operand stack as the instruction being compiled found it (what
+    /// its call and trap sites record).
+    var instructionStack: [ValueKind] = []
     var maxDepth = 0
     var maxOutgoingBytes = 0
     var control: [ControlFrame] = []
@@ -88,7 +91,7 @@ struct FunctionCompiler: AnyInstructionVisitor {
     /// prologue (no wasm instruction runs there); `addressOffset` is the
     /// memarg offset of an out-of-bounds access, which the stub adds to the
     /// address in rax so the handler can say where the access went.
-    var trapStubs: [(label: Label, wasmOffset: Int?, code: TrapCode, addressOffset: UInt64?)] = []
+    var trapStubs: [(label: Label, wasmOffset: Int?, code: TrapCode, addressOffset: UInt64?, operands: [ValueKind]?)] = []
     /// Out-of-line `raise` calls after a failed inline host call.
     var raiseStubs: [(label: Label, wasmOffset: Int)] = []
     /// The function's `try_table` scopes (each with its clauses and the
@@ -165,7 +168,8 @@ struct FunctionCompiler: AnyInstructionVisitor {
             index: index, name: module.functionNames[index], codeRange: start..<assembler.offset,
             bodyOffset: bodyOffset, addressMap: addressMap, callSites: callSites, trapSites: trapSites,
             frameSize: frameSize,
-            handlerScopes: handlerScopes.map { HandlerScope(clauses: resolvedHandlers($0.clauses), parent: $0.parent) })
+            handlerScopes: handlerScopes.map { HandlerScope(clauses: resolvedHandlers($0.clauses), parent: $0.parent) },
+            localKinds: locals)
     }
 
     // MARK: Dispatch
@@ -187,6 +191,7 @@ struct FunctionCompiler: AnyInstructionVisitor {
             return
         }
         recordAddress(wasmOffset: binaryOffset)
+        instructionStack = stack
         trackValuesBefore(lowering, reachable: true)
         let constantCount = lowering.costsPerElement ? self.constantCount : nil
         chargeFuel(for: lowering, constantCount: constantCount)

@@ -134,6 +134,8 @@ extension Store {
             // on keeps the one it had.
             if !fromHost || uncaught.backtrace == nil { uncaught.backtrace = backtrace() }
             pendingFailure = Trap(reason: .exception(uncaught), backtrace: uncaught.backtrace!)
+            // The throwing frames are still on the stack: read in place.
+            if coredumpOnTrap && !fromHost { pendingFailure?.coredump = coredump(uncaught.backtrace!, stack: .live) }
             return nil
         }
         // Into the handler frame's slots: value i at payloadSlot - 8i, then

@@ -61,6 +61,8 @@ public final class Store {
     // SAFETY: an instance registers itself in init and unregisters in
     // deinit, so every entry is alive when read.
     private var instances: [UInt: Unmanaged<Instance>] = [:]
+    /// Their contexts' addresses in the order they were made.
+    private var instanceOrder: [UInt] = []
 
     /// The fuel and epoch deadline compiled checks read (`wu_store_context`).
     // SAFETY: allocated in init and freed in deinit; instances, whose
@@ -129,6 +131,28 @@ public final class Store {
         }
     }
 
+    /// Whether each trap of this store, and each wasm exception no frame
+    /// catches, carries a coredump (`Trap.coredump`, Wasmtime's
+    /// `coredump_on_trap`): every frame's locals and operand stack, the
+    /// instances, globals and memories. Turning it on turns on trap
+    /// snapshots (`enableTrapSnapshots`) for the calling thread, where the
+    /// frames' values are read.
+    public var coredumpOnTrap = false {
+        didSet { if coredumpOnTrap { enableTrapSnapshots() } }
+    }
+    /// The `core` section's name in this store's coredumps (Wasmtime's CLI
+    /// writes the module's path).
+    public var coredumpProcessName = CommandLine.arguments.first ?? "wasm"
+    /// How a module is named in this store's coredumps (`coremodules`);
+    /// nil: its name section's name, else `<anonymous-module-N>`.
+    public var coredumpModuleName: (Module) -> String? = { $0.name }
+
+    /// A coredump of this store at `backtrace`'s frames, read on the
+    /// stack as `stack` says.
+    func coredump(_ backtrace: SymbolicatedBacktrace, stack: CoredumpCapture.Stack) -> CapturedCoredump {
+        CoredumpCapture(store: self).take(backtrace, stack: stack, processName: coredumpProcessName)
+    }
+
     /// The wasm backtrace of this store's activations on the calling thread,
     /// symbolicated (from a host function: the wasm frames that led to it).
     public func backtrace(trap: TrapRegisters? = nil, walkLimits: WalkLimits = .default) -> SymbolicatedBacktrace {
@@ -154,8 +178,20 @@ public final class Store {
 
     func register(_ instance: Instance, context: UnsafeMutablePointer<wu_vmctx>) {
         instances[UInt(bitPattern: context)] = Unmanaged.passUnretained(instance)
+        instanceOrder.append(UInt(bitPattern: context))
     }
-    func unregister(context: UnsafeMutablePointer<wu_vmctx>) { instances[UInt(bitPattern: context)] = nil }
+    func unregister(context: UnsafeMutablePointer<wu_vmctx>) {
+        instances[UInt(bitPattern: context)] = nil
+        instanceOrder.removeAll { $0 == UInt(bitPattern: context) }
+    }
+
+    /// The instances alive in this store, oldest first.
+    public var instancesInOrder: [Instance] {
+        instanceOrder.compactMap { instances[$0]?.takeUnretainedValue() }
+    }
+
+    /// The instance whose context is at `address`, if it is one of this store's.
+    func instance(atContext address: UInt) -> Instance? { instances[address]?.takeUnretainedValue() }
 
     /// The host objects the store's instances hold outside the stack.
     var referencesHeldByInstances: [UInt64] {

@@ -25,6 +25,9 @@ public struct Trap: Error, CustomStringConvertible {
     /// code: for an out-of-bounds access, `memory fault at wasm address
     /// 0x10000 in linear memory of size 0x10000`.
     public var cause: String?
+    /// The coredump taken at the trap, when the store takes them
+    /// (`Store.coredumpOnTrap`).
+    public var coredump: CapturedCoredump?
     /// A copy of the trapped stack, when snapshots are on for the thread
     /// (`Store.enableTrapSnapshots`), for captures.
     public var snapshot: TrapSnapshot?

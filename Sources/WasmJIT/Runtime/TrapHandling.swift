@@ -98,6 +98,7 @@ public enum TrapHandling {
             snapshot.pointee.valid = 0
             trap.snapshot = TrapSnapshot(snapshot.pointee)
         }
+        if store.coredumpOnTrap { trap.coredump = store.coredump(trap.backtrace, stack: .snapshot(trap.snapshot)) }
         return trap
     }
 
