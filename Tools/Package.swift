@@ -129,7 +129,7 @@ let package = Package(
         // randomized differential run (`wasm-unwind verify`).
         .target(
             name: "Verification",
-            dependencies: ["WasmJIT", "WasmJITTools", "WasmWASI", "UnwindOracle", "UnwindReports",
+            dependencies: ["WasmJIT", "WasmJITTools", "WasmWASI", "UnwindOracle", "UnwindReports", "WasmCoredumpFormat",
                            .product(name: "WasmParser", package: "WasmKit")]
         ),
 

@@ -102,6 +102,13 @@ struct CoredumpCapture {
         case snapshot(TrapSnapshot?)
         case live
 
+        /// The newest frame's instance context where the trap left it
+        /// (r15): in a prologue the frame has not saved it yet.
+        var trapContext: UInt? {
+            if case .snapshot(let snapshot?) = self, let context = snapshot.registers[15], context != 0 { return context }
+            return nil
+        }
+
         func word(at address: UInt) -> UInt64? {
             switch self {
             case .snapshot(let snapshot):
@@ -174,8 +181,11 @@ struct CoredumpCapture {
             guard let symbol = symbolicated.symbol, symbol.functionIndex != nil,
                   let (module, function) = compiledFunction(at: pc) else { continue }
             let fp = frame.framePointer
-            // The frame's instance: the context it saved at [fp - 8].
-            let instance = stack.word(at: fp &- 8).flatMap { UInt(exactly: $0) }.flatMap { store.instance(atContext: $0) }
+            // The frame's instance: the context it saved at [fp - 8], or
+            // for the trapping frame the context register (r15) the trap
+            // recorded — a prologue has not saved it yet.
+            let saved = index == 0 && stack.trapContext != nil ? stack.trapContext : stack.word(at: fp &- 8).flatMap { UInt(exactly: $0) }
+            let instance = saved.flatMap { store.instance(atContext: $0) }
             guard let instance, instance.module === module, let coreIndex = instanceIndex(instance) else { continue }
             let offset = symbol.moduleOffset.map { UInt32(clamping: max(0, Int($0) - function.bodyOffset)) } ?? 0
             // The operand stack's kinds where the frame is: its call site,

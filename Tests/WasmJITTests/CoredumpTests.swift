@@ -1,0 +1,221 @@
+import Foundation
+import Testing
+@testable import Verification
+import WasmCoredumpFormat
+import WasmJIT
+
+/// Standard wasm coredumps (tool-conventions Coredump.md): written at a
+/// trap with every local's and operand's value, read back by `dump`,
+/// checked against what generated programs know and against wasm-tools.
+@Suite("Wasm coredumps")
+struct CoredumpTests {
+    @Test("generated programs with known values: every local and operand in the coredump equals the generator's, NaN payloads and -0.0 included",
+          arguments: [(ExitRecording.trampoline, TrapInstructions.runtimeCall), (.inline, .runtimeCall), (.trampoline, .ud2)])
+    func knownValues(mode: ExitRecording, traps: TrapInstructions) throws {
+        let engine = Engine(configuration: Engine.Configuration(exitRecording: mode, trapInstructions: traps))
+        var frames = 0
+        for seed in 1...300 {
+            let program = CoredumpValueProgram(seed: UInt64(seed))
+            let (problems, compared) = try program.check(engine: engine)
+            frames += compared
+            for problem in problems.prefix(3) { Issue.record("seed \(seed): \(problem)\n\(program.text)") }
+            if !problems.isEmpty { break }
+        }
+        print("coredump values (\(mode), \(traps)): 300 programs, \(frames) frames compared")
+        #expect(frames > 900)
+    }
+}
+
+extension CoredumpTests {
+    /// Every trap of the C and C++ fixtures, with coredumps on: the
+    /// coredump's frames are the backtrace's (function index and module
+    /// offset, through the module's code section), and every coredump
+    /// validates with wasm-tools, which knows the core sections.
+    @Test("every trap of the C fixtures: the coredump's frames are the backtrace's, and wasm-tools validates and reads every coredump",
+          arguments: exitRecordingModes)
+    func cFixtures(mode: ExitRecording) throws {
+        let directory = try CProgramTests.directory()
+        let output = try temporaryDirectory("coredumps")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let engine = Engine(configuration: Engine.Configuration(exitRecording: mode))
+        var written: [String] = []
+        var frames = 0
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory).filter({ $0.hasSuffix(".wasm") }).sorted() {
+            let binary = try [UInt8](Data(contentsOf: URL(fileURLWithPath: directory + "/" + file)))
+            let symbols = try ModuleSymbols(parsing: binary)
+            let store = Store(engine: engine)
+            store.coredumpOnTrap = true
+            let instance = try Instance(store: store, module: Module(engine: engine, binary: binary))
+            for (export, arguments) in CFixtureCalls.calls[CFixtureCalls.program(ofFile: file)]! {
+                do {
+                    _ = try instance.export(export)!.call(arguments)
+                } catch let trap as Trap {
+                    let coredump = try #require(trap.coredump, "\(file) \(export)")
+                    let dumped = coredump.dump.threads[0].frames.map { frame in
+                        "\(frame.function)@\(symbols.moduleOffset(function: frame.function, codeOffset: frame.codeOffset) ?? -1)"
+                    }
+                    let live = trap.backtrace.frames.compactMap { frame -> String? in
+                        guard let symbol = frame.symbol, let function = symbol.functionIndex else { return nil }
+                        // A prologue's pc has no offset: the coredump says the function's start.
+                        let offset = symbol.moduleOffset.map(Int.init) ?? symbols.bodyStarts[Int(function)]!
+                        return "\(function)@\(offset)"
+                    }
+                    #expect(dumped == live, "\(file) \(export)\(arguments)")
+                    frames += dumped.count
+                    let path = output.appendingPathComponent("\(file)-\(export)-\(written.count).core").path
+                    try coredump.write(to: path)
+                    written.append(path)
+                }
+            }
+        }
+        for path in written {
+            let validate = try runChild(PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path, ["validate", path])
+            #expect(validate.status == 0, "\(path): \(validate.stderr)")
+            let dump = try runChild(PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path, ["dump", path])
+            #expect(dump.status == 0 && dump.stdout.contains("CoreDumpStackFrame"), "\(path): \(dump.stderr)")
+        }
+        print("coredumps of the C fixtures (\(mode)): \(written.count) traps, \(frames) frames equal to the backtraces, all valid")
+        #expect(written.count >= 30 && frames >= 150)
+    }
+
+    @Test("a stack-exhaustion trap: the frame in its prologue has no local values yet (missing), the others all theirs")
+    func prologue() throws {
+        let engine = Engine()
+        let store = Store(engine: engine)
+        store.coredumpOnTrap = true
+        let text = """
+            (module (func $deep (export "deep") (param i64) (result i64) (local f64)
+              (local.set 1 (f64.const 2.5))
+              (i64.add (call $deep (i64.add (local.get 0) (i64.const 1))) (i64.const 1))))
+            """
+        let instance = try Instance(store: store, module: Module(engine: engine, text: text))
+        do {
+            _ = try instance.export("deep")!.call([.i64(0)])
+            Issue.record("returned")
+        } catch let trap as Trap {
+            #expect(trap.code == .stackOverflow)
+            let frames = try #require(trap.coredump?.dump.threads.first?.frames)
+            #expect(frames.first?.locals == [.missing, .missing] && frames.first?.stack == [])
+            // The frame below called with depth n: its parameter is n, its
+            // local 2.5, its stack the call's argument n + 1.
+            let caller = frames[1]
+            guard case .i64(let depth) = caller.locals[0] else { Issue.record("\(caller)"); return }
+            #expect(caller.locals == [.i64(depth), .f64(Double(2.5).bitPattern)] && caller.stack == [.i64(depth + 1)])
+            #expect(frames.count > 100 && frames.last?.locals == [.i64(0), .f64(Double(2.5).bitPattern)])
+        }
+    }
+
+    @Test("an uncaught wasm exception: the coredump is taken at the throw, with the throwing frames' values read in place")
+    func uncaughtException() throws {
+        let engine = Engine()
+        let store = Store(engine: engine)
+        store.coredumpOnTrap = true
+        let text = """
+            (module
+              (tag $t (param i32))
+              (func $inner (param i32) (local i64)
+                (local.set 1 (i64.const -77))
+                (throw $t (i32.add (local.get 0) (i32.const 1))))
+              (func (export "run") (param i32)
+                (call $inner (i32.mul (local.get 0) (i32.const 2)))))
+            """
+        let instance = try Instance(store: store, module: Module(engine: engine, text: text))
+        do {
+            _ = try instance.export("run")!.call([.i32(20)])
+            Issue.record("returned")
+        } catch let trap as Trap {
+            let frames = try #require(trap.coredump?.dump.threads.first?.frames)
+            #expect(frames.map(\.function) == [0, 1])
+            #expect(frames[0].locals == [.i32(40), .i64(-77)] && frames[0].stack == [.i32(41)])
+            #expect(frames[1].locals == [.i32(20)] && frames[1].stack == [.i32(40)])
+        }
+    }
+
+    /// A coredump's every byte flipped and every prefix: each read either
+    /// succeeds or names a problem, never crashes or hangs.
+    @Test("truncated and bit-flipped coredumps: an error naming the offset and field, never a crash")
+    func hostileInput() throws {
+        let engine = Engine()
+        let program = CoredumpValueProgram(seed: 7)
+        let store = Store(engine: engine)
+        store.coredumpOnTrap = true
+        let instance = try Instance(store: store, module: Module(engine: engine, text: program.text))
+        var bytes: [UInt8] = []
+        do { _ = try instance.export("run")!.call(program.arguments) } catch let trap as Trap {
+            bytes = CoredumpEncoder.encode(try #require(trap.coredump).withMemoryBytes)
+        }
+        #expect(try WasmCoredump(parsing: bytes).threads.count == 1)
+        // A prefix is an error unless it ends between sections (then it is
+        // a smaller coredump: one without the last sections).
+        var errors = 0, whole = 0
+        for length in 0..<bytes.count {
+            do {
+                let read = try WasmCoredump(parsing: Array(bytes[..<length]))
+                #expect(read.threads.isEmpty, "a prefix of \(length) bytes has the thread")
+                whole += 1
+            } catch { errors += 1 }
+        }
+        #expect(errors > bytes.count - 10 && whole < 10, "\(errors) errors, \(whole) whole")
+        var random = SplitMix64(seed: 1)
+        for _ in 0..<4000 {
+            var mutated = bytes
+            mutated[Int(random.next() % UInt64(bytes.count))] ^= UInt8(1 << (random.next() % 8))
+            if case .failure(let error) = Result(catching: { try WasmCoredump(parsing: mutated) }) {
+                #expect(!"\(error)".isEmpty)
+            }
+        }
+        // A count far larger than the section: an error, not an allocation.
+        let error = #expect(throws: CoredumpError.self) {
+            try WasmCoredump(parsing: [0, 0x61, 0x73, 0x6D, 1, 0, 0, 0, 0, 12, 9] + Array("corestack".utf8) + [0])
+        }
+        #expect(error.map { "\($0)".contains("thread") || "\($0)".contains("runs past") } == true, "\(String(describing: error))")
+        let notCore = #expect(throws: CoredumpError.self) { try WasmCoredump(parsing: try Module.binary(ofText: "(module)")) }
+        #expect(notCore.map { "\($0)".contains("no `core` custom section") } == true)
+    }
+
+    @Test("run --coredump-on-trap writes the coredump; dump prints its frames with named locals; dump --format json too")
+    func command() throws {
+        let directory = try temporaryDirectory("coredump-command")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let module = directory.appendingPathComponent("cd.wat").path
+        try """
+            (module $cd
+              (memory 1)
+              (global $g (mut i32) (i32.const 7))
+              (data (i32.const 100) "hello")
+              (func $leaf (param $x i32) (param $y i64) (result i32) (local $f f32) (local $d f64)
+                (local.set $f (f32.const 1.5))
+                (local.set $d (f64.const -0.0))
+                (i32.div_s (local.get $x) (i32.const 0)))
+              (func $mid (export "run") (param $n i32) (result i32)
+                (i32.add (i32.const 11) (call $leaf (i32.add (local.get $n) (i32.const 1)) (i64.const -5)))))
+            """.write(toFile: module, atomically: true, encoding: .utf8)
+        let core = directory.appendingPathComponent("cd.core").path
+        let run = try runCLI(["run", module, "--invoke", "run", "--coredump-on-trap", core, "41"])
+        #expect(run.status == 134 && run.stderr.contains("coredump written to \(core)"), "\(run.stderr)")
+        // The trap's own backtrace names the same frames and offsets.
+        #expect(run.stderr.contains("    0:     0x50 - cd!leaf\n    1:     0x5d - cd!mid"), "\(run.stderr)")
+        let dump = try runCLI(["dump", core])
+        #expect(dump.status == 0, "\(dump.stderr)")
+        #expect(dump.stdout == """
+            \(core): wasm coredump of \(module): 1 module, 1 instance, 1 memory (1 page, 5 bytes of data), 1 global
+            thread main: 2 frames
+               0:     0x50 - cd!leaf (instance 0, function 0)
+                         locals: x = i32 42, y = i64 -5, f = f32 1.5, d = f64 -0
+                         stack: i32 42, i32 0
+               1:     0x5d - cd!mid (instance 0, function 1)
+                         locals: n = i32 41
+                         stack: i32 11, i32 42, i64 -5
+
+            """, "\(dump.stdout)")
+        let json = try runCLI(["dump", core, "--format", "json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let file = (object?["files"] as? [[String: Any]])?.first?["coredump"] as? [String: Any]
+        let frame = ((file?["threads"] as? [[String: Any]])?.first?["frames"] as? [[String: Any]])?.first
+        #expect(frame?["function_name"] as? String == "leaf" && (frame?["locals"] as? [[String: Any]])?.count == 4, "\(json.stdout)")
+        // The module moved away: indices, and a warning that says how to name it.
+        try FileManager.default.removeItem(atPath: module)
+        let lost = try runCLI(["dump", core])
+        #expect(lost.stdout.contains("<wasm function 0>") && lost.stderr.contains("give it with --module PATH"), "\(lost.stdout)\(lost.stderr)")
+    }
+}
