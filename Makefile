@@ -107,6 +107,8 @@ verify: deps venv toolchains
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/c-fixtures/debug --backtrace-details --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/rust-fixtures --backtrace-details --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --count 0 --c-fixtures .build/rust-fixtures --backtrace-details --exit-recording inline
+	$(RELEASE)/wasm-unwind verify --coredump-programs 5000 --exit-recording trampoline
+	$(RELEASE)/wasm-unwind verify --coredump-programs 5000 --exit-recording inline
 	$(RELEASE)/wasm-unwind verify --wasi-fixtures .build/wasi-fixtures --exit-recording trampoline
 	$(RELEASE)/wasm-unwind verify --wasi-fixtures .build/wasi-fixtures --exit-recording inline
 	$(RELEASE)/wasm-unwind verify-wasmtime --python $(VENV)/bin/python --wasi-fixtures .build/wasi-fixtures --exit-recording trampoline

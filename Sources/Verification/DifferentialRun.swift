@@ -27,8 +27,13 @@ public struct DifferentialRun {
         public var rootChecks = 0
         public var rootsCompared = 0
         public var collections = 0
+        /// Frames of the traps' coredumps compared with their backtraces.
+        public var coredumpFrames = 0
         public var mismatches: [Mismatch] = []
     }
+
+    /// Every trap's coredump against its backtrace.
+    let coredumps = CoredumpCheck()
 
     /// What the reference programs' objects are: counted, so a run can check
     /// the collector freed exactly what it should.
@@ -91,6 +96,7 @@ public struct DifferentialRun {
     public func check(_ program: RandomProgram, into summary: inout Summary) {
         summary.programs += 1
         let store = Store(engine: session.engine)
+        store.coredumpOnTrap = true
         var local = Summary()
         func compareHere(_ caller: Caller, place: String) {
             let (comparison, walk) = OracleSession.compareAtHostCall(caller)
@@ -196,6 +202,9 @@ public struct DifferentialRun {
                         seed: program.seed, program: program.text, place: "trap: \(trap.message)",
                         report: TextFormatter().render(comparison)))
                 }
+                let (problems, frames) = coredumps.problems(of: trap)
+                local.coredumpFrames += frames
+                for problem in problems { mismatch("the coredump of the trap (\(trap.message))", problem) }
             }
         } catch {
             mismatch("running the program", "\(error)")
@@ -222,6 +231,7 @@ public struct DifferentialRun {
         }
         do {
             let store = Store(engine: session.engine)
+            store.coredumpOnTrap = true
             let instances = try LinkedProgramHost.instantiate(program, in: store, engine: session.engine) { caller in
                 let (comparison, walk) = OracleSession.compareAtHostCall(caller)
                 local.checkpoints += 1
@@ -240,6 +250,9 @@ public struct DifferentialRun {
                     if !comparison.isMatch || trap.backtrace.error != nil {
                         mismatch("entry(\(argument)): trap: \(trap.message)", TextFormatter().render(comparison))
                     }
+                    let (problems, frames) = coredumps.problems(of: trap)
+                    local.coredumpFrames += frames
+                    for problem in problems { mismatch("entry(\(argument)): the coredump of the trap", problem) }
                 }
             }
         } catch {
@@ -257,6 +270,7 @@ extension DifferentialRun.Summary {
         rootChecks += local.rootChecks
         rootsCompared += local.rootsCompared
         collections += local.collections
+        coredumpFrames += local.coredumpFrames
         mismatches += local.mismatches
     }
 }

@@ -33,6 +33,9 @@ struct VerifyCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the program of SEED and exit (to replay a failure).")
     var printProgram = false
 
+    @Option(name: .long, help: "Instead of generated programs: this many programs whose every local and operand value at a trap is known, each coredump compared value by value.")
+    var coredumpPrograms: Int?
+
     @Option(name: .long, help: "Instead of generated programs: the WASI programs in this directory (scripts/build-wasi-fixtures.sh), each run of fixtures/wasi with every WASI call and every trap a checkpoint.")
     var wasiFixtures: String?
 
@@ -50,6 +53,7 @@ struct VerifyCommand: ParsableCommand {
             return
         }
         if let wasiFixtures { return try verifyWASI(wasiFixtures) }
+        if let coredumpPrograms { return try verifyCoredumps(coredumpPrograms) }
         let run = DifferentialRun(configuration: Engine.Configuration(exitRecording: exitRecording))
         let summary = run.run(seed: seed, count: count) { summary in
             if summary.programs % 1000 == 0 {
@@ -64,7 +68,8 @@ struct VerifyCommand: ParsableCommand {
         }
         output("\(summary.programs) programs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
               + " (\(summary.linkedPrograms) of them linked two-module programs, \(summary.checkpoints) checkpoints, \(summary.traps) traps, \(summary.rootChecks) root checks"
-              + " comparing \(summary.rootsCompared) roots, \(summary.collections) collections)")
+              + " comparing \(summary.rootsCompared) roots, \(summary.collections) collections,"
+              + " \(summary.coredumpFrames) coredump frames equal to the traps' backtraces)")
         if !summary.mismatches.isEmpty { throw ExitCode(1) }
     }
 
@@ -87,5 +92,26 @@ struct VerifyCommand: ParsableCommand {
         output("\(summary.runs) WASI runs, \(summary.framesCompared) frames compared, \(summary.mismatches.count) mismatches"
                + " (\(summary.checkpoints) WASI calls, \(summary.traps) traps)")
         if !summary.mismatches.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Programs with known values at their traps: each coredump's every
+    /// local and operand against the generator's.
+    func verifyCoredumps(_ count: Int) throws {
+        let engine = Engine(configuration: Engine.Configuration(exitRecording: exitRecording))
+        var frames = 0, failed = 0
+        for offset in 0..<count {
+            let program = CoredumpValueProgram(seed: seed &+ UInt64(offset))
+            let (problems, compared) = try program.check(engine: engine)
+            frames += compared
+            guard !problems.isEmpty else { continue }
+            failed += 1
+            if failed <= 5 {
+                output("mismatch in program seed \(program.seed) (replay: wasm-unwind verify --coredump-programs 1 --seed \(program.seed)):")
+                for problem in problems { output(problem) }
+                output(program.text)
+            }
+        }
+        output("\(count) programs, \(frames) coredump frames compared value by value, \(failed) mismatches")
+        if failed > 0 { throw ExitCode(1) }
     }
 }

@@ -18,6 +18,8 @@ public struct CapturedCoredump: @unchecked Sendable {
     /// Everything but the memories' bytes.
     public var dump: WasmCoredump
     let memories: [Memory]
+    /// The modules of `dump.modules`, in order.
+    public let modules: [Module]
 
     /// The coredump with the memories' current bytes, trimmed as Wasmtime
     /// trims them (4 KiB chunks without their leading and trailing zeros).
@@ -131,6 +133,7 @@ struct CoredumpCapture {
         let instances = store.instancesInOrder
         var moduleIndex: [ObjectIdentifier: UInt32] = [:]
         var moduleNames: [String] = []
+        var moduleObjects: [Module] = []
         var memoryIndex: [ObjectIdentifier: UInt32] = [:]
         var memories: [Memory] = []
         var globalIndex: [ObjectIdentifier: UInt32] = [:]
@@ -142,6 +145,7 @@ struct CoredumpCapture {
             if moduleIndex[ObjectIdentifier(module)] == nil {
                 moduleIndex[ObjectIdentifier(module)] = UInt32(moduleNames.count)
                 moduleNames.append(store.coredumpModuleName(module) ?? "<anonymous-module-\(moduleNames.count)>")
+                moduleObjects.append(module)
             }
             var memoryIndices: [UInt32] = []
             if let memory = instance.memory {
@@ -169,7 +173,7 @@ struct CoredumpCapture {
         let images = memories.map { WasmCoredump.MemoryImage(pages: $0.pages, maximumPages: $0.maximumPages, segments: []) }
         let dump = WasmCoredump(processName: processName, modules: moduleNames, instances: coreInstances,
                                 memories: images, globals: globals, threads: [thread])
-        return CapturedCoredump(dump: dump, memories: memories)
+        return CapturedCoredump(dump: dump, memories: memories, modules: moduleObjects)
     }
 
     /// The backtrace's wasm frames, newest first, with their values.
