@@ -42,6 +42,9 @@ do {
     if harness.groupFilter == nil || "sampling profiler".contains(harness.groupFilter!) {
         codeSizes += [""] + (try profilerReport())
     }
+    if harness.groupFilter == nil || "coredump".contains(harness.groupFilter!) {
+        codeSizes += [""] + (try coredumpReport())
+    }
     if harness.groupFilter == nil || "traps on threads".contains(harness.groupFilter!) {
         codeSizes += [""] + (try threadTrapReport())
     }
