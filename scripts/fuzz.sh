@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with `swiftc -sanitize=fuzzer,address` and
-# runs each for a third of SECONDS (default 600):
+# runs each for a quarter of SECONDS (default 600):
 #
 #   capture-fuzz  every reader of a capture (the parser, the walker, roots,
 #                 hybrid frames, libunwind's offline verification, text and
@@ -11,7 +11,9 @@
 #                 activation records, images, stack), from a real core of
 #                 fixtures/crash/nested-crash.wat made here;
 #   dwarf-fuzz    the DWARF reader (source lines): wasm modules with debug
-#                 sections, from the C fixtures built with -g (DWARF 4, 5).
+#                 sections, from the C fixtures built with -g (DWARF 4, 5);
+#   coredump-fuzz the wasm coredump reader and the module names read beside
+#                 it, and their text and JSON, from coredumps written here.
 #
 # A crash is written to fuzz-artifacts/; turn it into a regression fixture
 # under fixtures/fuzz-regressions/ (the tests read every file there).
@@ -20,7 +22,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 build=.build-fuzz
 rm -rf "$build/c"  # objects of C files that no longer exist must not be linked
-mkdir -p "$build/c" fuzz-artifacts "$build/corpus" "$build/core-corpus" "$build/dwarf-corpus"
+mkdir -p "$build/c" fuzz-artifacts "$build/corpus" "$build/core-corpus" "$build/dwarf-corpus" "$build/coredump-corpus"
 cp fixtures/captures/*.capture "$build/corpus/" 2>/dev/null || true
 cp fixtures/fuzz-regressions/*.capture "$build/corpus/" 2>/dev/null || true
 
@@ -61,6 +63,7 @@ module() {  # name, sources...
 }
 module WasmUnwind $(find Sources/WasmUnwind -name '*.swift' | sort)
 module WasmDWARF $(find Sources/WasmDWARF -name '*.swift' | sort)
+module WasmCoredumpFormat $(find Sources/WasmCoredumpFormat -name '*.swift' | sort)
 module UnwindReports $(find Sources/UnwindReports -name '*.swift' | sort)
 module StackCapture $(find Sources/StackCapture -name '*.swift' | sort)
 module UnwindOracle $(find Sources/UnwindOracle -name '*.swift' | sort)
@@ -68,12 +71,13 @@ module UnwindOracle $(find Sources/UnwindOracle -name '*.swift' | sort)
 link() {  # target name, source
   rm -f "$build/$3"  # a failed build must not leave an old fuzzer to run
   swiftc "${flags[@]}" -module-name "$1" "$2" \
-    "$build/WasmUnwind.o" "$build/WasmDWARF.o" "$build/UnwindReports.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
+    "$build/WasmUnwind.o" "$build/WasmDWARF.o" "$build/WasmCoredumpFormat.o" "$build/UnwindReports.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
     $(pkg-config --libs libunwind-generic) -o "$build/$3" 2>&1 | grep -v "Cannot export local symbol" || true
   test -x "$build/$3"
 }
 link CaptureFuzz Fuzz/CaptureFuzz.swift capture-fuzz
 link CoreFuzz Fuzz/CoreFuzz.swift core-fuzz
+link CoredumpFuzz Fuzz/CoredumpFuzz.swift coredump-fuzz
 rm -f "$build/dwarf-fuzz"
 swiftc "${flags[@]}" -module-name DWARFFuzz Fuzz/DWARFFuzz.swift "$build/WasmDWARF.o" -o "$build/dwarf-fuzz" 2>&1 \
   | grep -v "Cannot export local symbol" || true
@@ -115,13 +119,28 @@ for regression in fixtures/fuzz-regressions/*.recording; do
   [ -f "$regression" ] && { printf '\x02'; cat "$regression"; } > "$build/core-corpus/$(basename "$regression")"
 done
 
-third=$(( seconds / 3 ))
+# Seeds for coredump-fuzz: coredumps of traps at several depths, with
+# locals of every kind, and the modules they name.
+"$cli" run fixtures/programs/average.wat --invoke report 7 --coredump-on-trap "$build/coredump-corpus/average.core" >/dev/null 2>&1 || true
+"$cli" run fixtures/programs/factorial.wat --invoke fac --fuel 60 10 --coredump-on-trap "$build/coredump-corpus/factorial.core" >/dev/null 2>&1 || true
+python3 - "$build/coredump-corpus" <<'PY'
+import subprocess, sys
+# The modules, as binaries: ModuleSymbols reads them.
+for name in ["average", "factorial"]:
+    out = subprocess.run([".venv/bin/wasm-tools", "parse", f"fixtures/programs/{name}.wat", "-o", f"{sys.argv[1]}/{name}.wasm"])
+PY
+cp fixtures/fuzz-regressions/*.core "$build/coredump-corpus/" 2>/dev/null || true
+
+third=$(( seconds / 4 ))
 echo "fuzzing every capture reader for $third seconds"
 "$build/capture-fuzz" -max_total_time="$third" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
   -artifact_prefix=fuzz-artifacts/capture- -print_final_stats=1 "$build/corpus" 2>&1 | tail -12
 echo "fuzzing every reader of a crashed process for $third seconds"
 "$build/core-fuzz" -max_total_time="$third" -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
   -artifact_prefix=fuzz-artifacts/core- -print_final_stats=1 "$build/core-corpus" 2>&1 | tail -12
-echo "fuzzing the DWARF reader for $(( seconds - 2 * third )) seconds"
-"$build/dwarf-fuzz" -max_total_time="$(( seconds - 2 * third ))" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+echo "fuzzing the DWARF reader for $third seconds"
+"$build/dwarf-fuzz" -max_total_time="$third" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
   -artifact_prefix=fuzz-artifacts/dwarf- -print_final_stats=1 "$build/dwarf-corpus" 2>&1 | tail -12
+echo "fuzzing the wasm coredump reader for $(( seconds - 3 * third )) seconds"
+"$build/coredump-fuzz" -max_total_time="$(( seconds - 3 * third ))" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+  -artifact_prefix=fuzz-artifacts/coredump- -print_final_stats=1 "$build/coredump-corpus" 2>&1 | tail -12

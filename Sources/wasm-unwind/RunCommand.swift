@@ -161,6 +161,8 @@ struct RunCommand: ParsableCommand {
         // advances the epoch (no signal to the wasm), fuel is counted.
         if timeout != nil { configuration.epochInterruption = true }
         if fuel != nil { configuration.consumesFuel = true }
+        // Under gdb, a trap stops at its wasm instruction (docs/debugging.md).
+        if debugInfo && debuggerAttached() { configuration.stopsDebuggerAtTraps = true }
         // A core file of this process leads to its wasm (dump CORE).
         let publishing = ToolPublishing(debugInfo: debugInfo,
                                         profiling: profile?.profiling(directory: jitdumpDirectory ?? ".") ?? .none,
@@ -435,4 +437,11 @@ final class Timer: @unchecked Sendable {
         lock.signal()
         lock.unlock()
     }
+}
+
+/// Whether a debugger traces this process (/proc/self/status TracerPid).
+func debuggerAttached() -> Bool {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("TracerPid:") }) else { return false }
+    return line.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespaces) != "0" } ?? false
 }

@@ -93,6 +93,32 @@ func expectTwoActivations(_ frames: [String], module: String, host: String) {
 
 @Suite("gdb sees wasm frames through the GDB JIT interface", .serialized)
 struct GDBTests {
+    /// Division by zero traps through the runtime, not a signal: without
+    /// the `int3` that `--debug-info` compiles in under a tracer, gdb never
+    /// stopped (`bt` said "No stack").
+    @Test("a trap under gdb with --debug-info stops at the trapping wasm instruction: bt and info registers there, continue prints the trap",
+          .enabled(if: ToolPaths.gdb != nil, "gdb is not installed (make test installs it)"),
+          arguments: exitRecordingModes)
+    func stopsAtTrap(mode: ExitRecording) throws {
+        let result = try #require(try runTool("gdb", [
+            "-nx", "-batch", "-ex", "run", "-ex", "bt", "-ex", "echo @@registers\n", "-ex", "info registers rip",
+            "-ex", "echo @@continue\n", "-ex", "continue",
+            "--args", PackagePaths.cli, "run", PackagePaths.fixture("programs/average.wat"), "--invoke", "report", "7",
+            "--debug-info", "--exit-recording", mode.rawValue,
+        ]))
+        let output = result.stdout
+        #expect(output.contains("received signal SIGTRAP"), "\(output)")
+        let backtrace = output.components(separatedBy: "@@registers")[0]
+        let frames = gdbFrames(backtrace)
+        #expect(Array(frames.prefix(2)) == ["average!average", "average!report"], "\(frames)")
+        #expect(backtrace.contains("in average!average () at average.wasm:86"), "\(backtrace)")
+        let registers = output.components(separatedBy: "@@registers").last?.components(separatedBy: "@@continue").first ?? ""
+        #expect(registers.contains("<average!average+"), "\(registers)")
+        let after = output.components(separatedBy: "@@continue").last ?? ""
+        #expect(after.contains("wasm trap: integer divide by zero") || result.stderr.contains("wasm trap: integer divide by zero"),
+                "\(after)\(result.stderr)")
+    }
+
     @Test("bt at a breakpoint in a host function under two activations names every frame; finish leaves a wasm frame",
           .enabled(if: ToolPaths.gdb != nil, "gdb is not installed (make test installs it)"),
           arguments: exitRecordingModes)

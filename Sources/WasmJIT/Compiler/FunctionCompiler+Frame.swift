@@ -138,6 +138,9 @@ extension FunctionCompiler {
                                       carriesAddress: carriesAddress, operandKinds: operandKinds))
             assembler.ud2()
         case .runtimeCall:
+            // Under a debugger: stop here, in the trapping frame, before
+            // the trap entry unwinds it.
+            if stopsDebugger { assembler.int3() }
             if carriesAddress { assembler.mov(.q, .rdx, .rax) }
             // Recorded as an exit, as a runtime call is: while the trap entry
             // runs (host code, until it jumps back), a sampling profiler

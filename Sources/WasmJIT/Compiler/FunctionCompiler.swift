@@ -59,6 +59,8 @@ struct FunctionCompiler: AnyInstructionVisitor {
     let consumesFuel: Bool
     /// The address of the engine's epoch, which epoch checks load.
     let epochAddress: UInt64
+    /// `int3` before each trap's runtime call (`stopsDebuggerAtTraps`).
+    var stopsDebugger = false
     /// The fuel cost of the straight-line run so far, not yet added.
     var pendingFuel = 0
     /// Which values are constants as Wasmtime sees them (with fuel).

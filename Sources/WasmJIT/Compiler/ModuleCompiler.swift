@@ -69,6 +69,7 @@ struct ModuleCompiler {
                 trapInstructions: configuration.trapInstructions, boundsChecks: configuration.boundsChecks,
                 epochInterruption: configuration.epochInterruption, consumesFuel: configuration.consumesFuel,
                 epochAddress: UInt64(UInt(bitPattern: engine.epoch.address)), lastLocalsOffset: body.lastLocalsOffset)
+            compiler.stopsDebugger = configuration.stopsDebuggerAtTraps
             swap(&compiler.assembler, &assembler)
             let compiled = try compiler.compile(body.code)
             swap(&compiler.assembler, &assembler)

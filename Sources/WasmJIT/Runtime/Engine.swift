@@ -53,6 +53,15 @@ public final class Engine: Sendable {
         /// function entry or loop header once the store's is spent
         /// (`Store.setFuel`).
         public var consumesFuel: Bool
+        /// Whether a trap the code detects itself (division, `unreachable`,
+        /// a conversion, `call_indirect`, the stack limit, a check) first
+        /// executes `int3` at the trapping instruction: under a debugger the
+        /// program stops there with SIGTRAP, the trapping wasm frame newest,
+        /// and `continue` goes on to the trap. Without a debugger that
+        /// SIGTRAP ends the process: `run --debug-info` sets it only when a
+        /// tracer is attached. (Memory faults and `ud2` traps stop a
+        /// debugger by their own signal.)
+        public var stopsDebuggerAtTraps: Bool = false
 
         /// Whether the environment asks for backtrace details.
         public static var detailsFromEnvironment: Bool {
