@@ -28,16 +28,24 @@ struct InterruptTests {
           (func (export "run") (param i32) (result i32) (call $descend (local.get 0))))
         """
 
-    @Test("Interruption.request() stops spinning wasm at depths 0, 5 and 300 with a trap walked exactly: every frame, libunwind agreeing from the signal context",
-          arguments: exitRecordingModes)
-    func inProcess(mode: ExitRecording) throws {
-        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode), observeTraps: true)
+    /// The spinner's `loop`: where a compiled epoch check stops `spin`.
+    static let spinLoopOffset = 0x2b
+
+    /// By signal (no checks compiled: stopped at whatever instruction it
+    /// is at) and by the epoch (checks compiled: `request()` advances the
+    /// epoch, no signal to the wasm, stopped at the loop's check).
+    @Test("Interruption.request() stops spinning wasm at depths 0, 5 and 300 with a trap walked exactly, libunwind agreeing: by signal, and by compiled epoch checks at the loop header",
+          arguments: exitRecordingModes, [false, true])
+    func inProcess(mode: ExitRecording, epochChecks: Bool) throws {
+        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode, epochInterruption: epochChecks),
+                                    observeTraps: true)
         let store = Store(engine: session.engine)
         let instance = try Instance(store: store, module: Module(engine: session.engine, text: Self.spinner))
         let run = try #require(instance.export("run"))
-        try Interruption.install()
+        try Interruption.install(epochOf: session.engine)
         defer { Interruption.uninstall() }
         for depth in [0, 5, 300] {
+            if epochChecks { store.setEpochDeadline(1) }
             let asker = Thread {
                 Thread.sleep(forTimeInterval: 0.05)
                 Interruption.request()
@@ -52,43 +60,11 @@ struct InterruptTests {
                 let names = trap.backtrace.frames.map { $0.symbol?.functionName ?? "?" }
                 let expected = ["spin"] + Array(repeating: "descend", count: depth + 1) + ["?"]
                 #expect(names == expected, "depth \(depth): \(names.prefix(8))...")
-                let comparison = OracleSession.compareAtTrap(trap, store: store)
-                #expect(comparison.isMatch, "depth \(depth): \(comparison)")
-            }
-        }
-    }
-
-    /// The spinner's `loop`: where a compiled epoch check stops `spin`.
-    static let spinLoopOffset = 0x2b
-
-    @Test("with epoch checks compiled in: Interruption.request() advances the epoch and spinning wasm stops at its loop header — no signal to it — at depths 0, 5 and 300, libunwind agreeing",
-          arguments: exitRecordingModes)
-    func epochChecks(mode: ExitRecording) throws {
-        let session = OracleSession(configuration: Engine.Configuration(exitRecording: mode, epochInterruption: true),
-                                    observeTraps: true)
-        let store = Store(engine: session.engine)
-        let instance = try Instance(store: store, module: Module(engine: session.engine, text: Self.spinner))
-        let run = try #require(instance.export("run"))
-        try Interruption.install(epochOf: session.engine)
-        defer { Interruption.uninstall() }
-        for depth in [0, 5, 300] {
-            store.setEpochDeadline(1)
-            let asker = Thread {
-                Thread.sleep(forTimeInterval: 0.05)
-                Interruption.request()
-            }
-            asker.start()
-            do {
-                _ = try run.call([.i32(Int32(depth))])
-                Issue.record("depth \(depth): the spin returned")
-            } catch let trap as Trap {
-                #expect(trap.code == .interrupt && trap.message == "wasm trap: interrupt")
-                #expect(Interruption.last == .request && Interruption.pending == nil)
-                let names = trap.backtrace.frames.map { $0.symbol?.functionName ?? "?" }
-                #expect(names == ["spin"] + Array(repeating: "descend", count: depth + 1) + ["?"], "depth \(depth): \(names.prefix(8))...")
-                // Always the loop's check: a signal would stop it anywhere in the body.
-                #expect(trap.backtrace.frames.first?.symbol?.moduleOffset == UInt32(Self.spinLoopOffset),
-                        "\(String(describing: trap.backtrace.frames.first))")
+                if epochChecks {
+                    // Always the loop's check: a signal stops it anywhere in the body.
+                    #expect(trap.backtrace.frames.first?.symbol?.moduleOffset == UInt32(Self.spinLoopOffset),
+                            "\(String(describing: trap.backtrace.frames.first))")
+                }
                 let comparison = OracleSession.compareAtTrap(trap, store: store)
                 #expect(comparison.isMatch, "depth \(depth): \(comparison)")
             }
