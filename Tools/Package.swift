@@ -168,7 +168,7 @@ let package = Package(
         .executableTarget(
             name: "wasm-unwind-bench",
             dependencies: [wasmUnwind, "WasmJIT", "WasmJITTools", "UnwindOracle", "Verification", "StackCapture", "JITCapture", "UnwindReports",
-                           "CMallocCounter", "CBenchmarkSupport", dwarf],
+                           "CMallocCounter", "CBenchmarkSupport", "WasmCoredumpFormat", dwarf],
             path: "Benchmarks/WasmUnwindBenchmarks"
         ),
         // The C baselines: the frame-pointer floor, libunwind's loops, and
