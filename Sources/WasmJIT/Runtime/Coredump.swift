@@ -6,7 +6,10 @@ import WasmUnwind
 import Glibc
 #endif
 
-// MARK: - Taking one at a trap
+// Wasm coredumps taken at traps (docs/post-mortem.md#wasm-coredumps): each
+// frame's locals and operand stack read through the frame layout, and the
+// store's instances, memories and globals. The format — model, encoder,
+// reader — is WasmCoredumpFormat.
 
 /// A coredump taken at a trap (`Store.coredumpOnTrap`): the frames with
 /// their values, the instances, globals and modules as they were, and the
