@@ -151,30 +151,32 @@ struct DumpCommand: ParsableCommand {
             return (.failure(file: file, message: "not a valid wasm coredump: \(error)"), false)
         }
         var warnings: [String] = []
+        /// A module's symbols; a .wat is text, read through its binary.
+        func symbols(at path: String) throws -> ModuleSymbols {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            return try ModuleSymbols(parsing: path.hasSuffix(".wat") ? try Module.binary(ofText: String(decoding: bytes, as: UTF8.self)) : bytes)
+        }
         let given = modules.compactMap { path -> (path: String, symbols: ModuleSymbols)? in
             do {
-                return (path, try ModuleSymbols(parsing: [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))))
+                return (path, try symbols(at: path))
             } catch {
                 warnings.append("--module \(path): \(error)")
                 return nil
             }
         }
         let directory = URL(fileURLWithPath: file).deletingLastPathComponent()
-        let symbols = coredump.modules.map { name -> ModuleSymbols? in
+        let moduleSymbols = coredump.modules.map { name -> ModuleSymbols? in
             let base = URL(fileURLWithPath: name).lastPathComponent
             if let match = given.first(where: { URL(fileURLWithPath: $0.path).lastPathComponent == base || $0.symbols.moduleName == name }) {
                 return match.symbols
             }
             for candidate in [name, directory.appendingPathComponent(base).path] where FileManager.default.fileExists(atPath: candidate) {
-                // A .wat is text: the coredump's names come from its binary.
-                guard let bytes = try? [UInt8](Data(contentsOf: URL(fileURLWithPath: candidate))) else { continue }
-                let binary = candidate.hasSuffix(".wat") ? try? Module.binary(ofText: String(decoding: bytes, as: UTF8.self)) : bytes
-                if let binary, let symbols = try? ModuleSymbols(parsing: binary) { return symbols }
+                if let found = try? symbols(at: candidate) { return found }
             }
             warnings.append("module \(name) not found: its frames show function indices (give it with --module PATH)")
             return nil
         }
-        var report = CoredumpReport(file: file, dump: coredump, symbols: symbols)
+        var report = CoredumpReport(file: file, dump: coredump, symbols: moduleSymbols)
         report.warnings = warnings
         for warning in warnings { printError("warning: \(file): \(warning)") }
         return (.coredump(report), true)

@@ -15,7 +15,8 @@ struct WasmUnwindCommand: ParsableCommand {
             print exact wasm backtraces.
             """,
         subcommands: [RunCommand.self, DemoCommand.self, DumpCommand.self, CompileCommand.self, VerifyCommand.self,
-                      WastCommand.self, VerifyWasmtimeCommand.self, ProfileCommand.self, VerifyProfilerCommand.self])
+                      WastCommand.self, VerifyWasmtimeCommand.self, ProfileCommand.self, VerifyProfilerCommand.self,
+                      CoredumpCommand.self])
 
     /// Runs the command, then makes sure its output was written: every
     /// error is reported as `error: ...` on standard error (usage errors

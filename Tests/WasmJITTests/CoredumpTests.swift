@@ -219,3 +219,71 @@ extension CoredumpTests {
         #expect(lost.stdout.contains("<wasm function 0>") && lost.stderr.contains("give it with --module PATH"), "\(lost.stdout)\(lost.stderr)")
     }
 }
+
+extension CoredumpTests {
+    /// The frames of a coredump as (function, code offset) per thread.
+    static func frames(_ path: String) throws -> [[String]] {
+        try WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))).threads.map { thread in
+            thread.frames.map { "\($0.function)+\($0.codeOffset)" }
+        }
+    }
+
+    @Test("coredump CAPTURE: the frames of a trap's capture converted equal the coredump written live at the same trap")
+    func convertCapture() throws {
+        let directory = try temporaryDirectory("coredump-convert")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = directory.appendingPathComponent("trap.capture").path
+        let live = directory.appendingPathComponent("live.core").path
+        let converted = directory.appendingPathComponent("converted.core").path
+        let run = try runCLI(["run", PackagePaths.fixture("programs/average.wat"), "--invoke", "report", "--capture", capture,
+                              "--coredump-on-trap", live, "7"])
+        #expect(run.status == 134, "\(run.stderr)")
+        let conversion = try runCLI(["coredump", capture, "-o", converted])
+        #expect(conversion.status == 0 && conversion.stdout.contains("1 thread, 2 frames, 1 module, 1 instance"), "\(conversion.stdout)\(conversion.stderr)")
+        #expect(try Self.frames(converted) == Self.frames(live) && Self.frames(live) == [["0+30", "1+12"]])
+        let validate = try runChild(PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path, ["validate", converted])
+        #expect(validate.status == 0, "\(validate.stderr)")
+        let dump = try runCLI(["dump", converted, "--module", PackagePaths.fixture("programs/average.wat")])
+        #expect(dump.stdout.contains("0x56 - average!average") && dump.stdout.contains("0x65 - average!report"), "\(dump.stdout)")
+    }
+
+    @Test("coredump CORE: a real core of a process that crashed under wasm converts with every thread in wasm; the crash capture of the same crash converts to the same frames",
+          .enabled(if: CoreFiles.refusal == nil, CoreFiles.refusal.map { Comment(rawValue: $0) } ?? ""))
+    func convertCore() throws {
+        let directory = try temporaryDirectory("coredump-core")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let capture = directory.appendingPathComponent("crash.capture").path
+        let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; WASM_UNWIND_CRASH_CAPTURE=\"$1\" exec \"$0\" run \"$2\" --invoke outer 0",
+                                             PackagePaths.cli, capture, PackagePaths.fixture("programs/crash.wat")],
+                                 environment: noSwiftBacktracer, directory: directory)
+        #expect(crash.signal == SIGSEGV, "status \(crash.status)")
+        let core = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix("core") })
+        let fromCore = directory.appendingPathComponent("from-core.core").path
+        let fromCapture = directory.appendingPathComponent("from-capture.core").path
+        let a = try runCLI(["coredump", directory.appendingPathComponent(core).path, "-o", fromCore])
+        let b = try runCLI(["coredump", capture, "-o", fromCapture])
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr)\(b.stderr)")
+        let coreFrames = try Self.frames(fromCore), captureFrames = try Self.frames(fromCapture)
+        #expect(coreFrames.count == 1 && coreFrames.first?.count == 4 && coreFrames == captureFrames, "\(coreFrames) \(captureFrames)")
+        for path in [fromCore, fromCapture] {
+            let validate = try runChild(PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path, ["validate", path])
+            #expect(validate.status == 0, "\(path): \(validate.stderr)")
+        }
+        // The thread is named by its tid in a core.
+        #expect(try Int(WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: fromCore)))).threads[0].name) != nil)
+
+        // Two threads in wasm (one crashing, one waiting in a host call):
+        // a corestack each, the crashing one first.
+        let threads = try temporaryDirectory("coredump-threads")
+        defer { try? FileManager.default.removeItem(at: threads) }
+        let probe = PackagePaths.executable("trap-probe")
+        let twoThreads = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; exec \"$0\" two-threads", probe],
+                                      environment: noSwiftBacktracer, directory: threads)
+        #expect(twoThreads.signal == SIGSEGV)
+        let twoCore = try #require(try FileManager.default.contentsOfDirectory(atPath: threads.path).first { $0.hasPrefix("core") })
+        let converted = threads.appendingPathComponent("two.core").path
+        let conversion = try runCLI(["coredump", threads.appendingPathComponent(twoCore).path, "--exe", probe, "-o", converted])
+        #expect(conversion.status == 0 && conversion.stdout.contains("2 threads, 3 frames"), "\(conversion.stdout)\(conversion.stderr)")
+        #expect(try Self.frames(converted).map(\.count) == [2, 1])
+    }
+}

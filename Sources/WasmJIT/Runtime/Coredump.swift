@@ -172,7 +172,7 @@ struct CoredumpCapture {
         }
         let frames = self.frames(of: backtrace, stack: stack) { instanceIndex[ObjectIdentifier($0)] }
         let threadID = wu_gettid()
-        let thread = WasmCoredump.Thread(name: threadID == getpid() ? "main" : "thread \(threadID)", frames: frames)
+        let thread = WasmCoredump.Thread(name: threadID == getpid() ? "main" : "\(threadID)", frames: frames)
         let images = memories.map { WasmCoredump.MemoryImage(pages: $0.pages, maximumPages: $0.maximumPages, segments: []) }
         let dump = WasmCoredump(processName: processName, modules: moduleNames, instances: coreInstances,
                                 memories: images, globals: globals, threads: [thread])

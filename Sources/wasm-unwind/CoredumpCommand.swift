@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import StackCapture
+import WasmCoredumpFormat
+@_spi(Tools) import WasmUnwind
+
+/// `wasm-unwind coredump`: a capture, or an ELF core of a crashed embedder,
+/// as a standard wasm coredump (docs/post-mortem.md#converting-captures-and-cores).
+struct CoredumpCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coredump",
+        abstract: "Convert a capture or an ELF core file into a standard wasm coredump.",
+        discussion: """
+            Reads FILE — a capture (`run --capture`, a crash capture) or an ELF core \
+            file of a crashed process that embeds the runtime (every thread that was \
+            running wasm, through the post-mortem descriptor; --exe names the program \
+            when the core's first mapped file is not it) — walks each thread's wasm \
+            frames as `dump` does, and writes them as a standard wasm coredump \
+            (tool-conventions Coredump.md) to OUTPUT: one `corestack` per thread, each \
+            frame's instance (one per module and instance context the frames saved), \
+            function index and code offset. A capture holds no linear memory, globals \
+            or frame layout: the coredump has no memories or globals, and its frames \
+            no local or operand values (`run --coredump-on-trap` writes those).
+            """)
+
+    @Argument(help: "A capture file or an ELF core file.")
+    var file: String
+
+    @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Where to write the coredump.", valueName: "OUTPUT"))
+    var destination: String
+
+    @Option(name: .long, help: ArgumentHelp("For a core file: the crashed program (default: the first file the core says was mapped).", valueName: "PATH"))
+    var exe: String?
+
+    func run() throws {
+        let input = try InputBytes(path: file)
+        var threads: [(name: String, capture: CaptureFile)] = []
+        var processName = file
+        if input.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {
+            let core = try CoreFile(input)
+            guard let program = exe ?? core.mappedFiles.first?.path else {
+                throw CommandError("\(file): the core names no mapped files; give the program with --exe")
+            }
+            let address = try PostMortem.descriptorAddress(in: core, executable: try InputBytes(path: program))
+            threads = try PostMortem.threads(of: core, descriptorAt: address, program: program).map { ("\($0.tid)", $0.capture) }
+            processName = program
+            guard !threads.isEmpty else { throw CommandError("\(file): no thread was running wasm") }
+        } else {
+            var warnings: [String] = []
+            let capture = try CaptureFile(parsing: try input.all(limit: InputBytes.defaultStreamLimit), warnings: &warnings)
+            for warning in warnings { printError("warning: \(file): \(warning)") }
+            threads = [("captured", capture)]
+        }
+        var converter = Converter(processName: processName)
+        for (name, capture) in threads { try converter.add(thread: name, capture) }
+        let coredump = converter.coredump
+        try writeFile(destination, CoredumpEncoder.encode(coredump), what: "the coredump")
+        let frames = coredump.threads.reduce(0) { $0 + $1.frames.count }
+        output("\(destination): wasm coredump of \(file): \(coredump.threads.count) thread\(coredump.threads.count == 1 ? "" : "s"), "
+               + "\(frames) frame\(frames == 1 ? "" : "s"), \(coredump.modules.count) module\(coredump.modules.count == 1 ? "" : "s"), "
+               + "\(coredump.instances.count) instance\(coredump.instances.count == 1 ? "" : "s")")
+    }
+
+    /// Threads' captures into one coredump: modules by name and code, one
+    /// instance per module and instance context.
+    struct Converter {
+        var processName: String
+        var modules: [String] = []
+        var moduleKeys: [String: UInt32] = [:]
+        var instances: [WasmCoredump.Instance] = []
+        var instanceKeys: [String: UInt32] = [:]
+        var threads: [WasmCoredump.Thread] = []
+
+        init(processName: String) { self.processName = processName }
+
+        var coredump: WasmCoredump {
+            WasmCoredump(processName: processName, modules: modules, instances: instances, memories: [], globals: [], threads: threads)
+        }
+
+        mutating func add(thread name: String, _ capture: CaptureFile) throws {
+            let stack = try CapturedStack(capture)
+            let backtrace = stack.symbolicated()
+            var frames: [WasmCoredump.Frame] = []
+            for symbolicated in backtrace.frames {
+                let pc = symbolicated.frame.address.rawValue
+                guard let symbol = symbolicated.symbol, let functionIndex = symbol.functionIndex,
+                      let module = capture.modules.first(where: { $0.codeBase <= pc && pc - $0.codeBase < $0.codeSize }),
+                      let function = module.functions.first(where: { $0.codeRange.contains(pc - module.codeBase) })
+                else { continue }
+                let moduleName = module.name ?? "<anonymous-module-\(modules.count)>"
+                let moduleKey = "\(moduleName)@\(module.codeBase)"
+                let moduleIndex: UInt32
+                if let known = moduleKeys[moduleKey] {
+                    moduleIndex = known
+                } else {
+                    moduleIndex = UInt32(modules.count)
+                    moduleKeys[moduleKey] = moduleIndex
+                    modules.append(moduleName)
+                }
+                // The frame's instance: the context it saved at fp - 8.
+                let context = stack.memory.loadWord(at: symbolicated.frame.framePointer &- 8) ?? 0
+                let instanceKey = "\(moduleIndex)@\(context)"
+                let instanceIndex: UInt32
+                if let known = instanceKeys[instanceKey] {
+                    instanceIndex = known
+                } else {
+                    instanceIndex = UInt32(instances.count)
+                    instanceKeys[instanceKey] = instanceIndex
+                    instances.append(WasmCoredump.Instance(module: moduleIndex, memories: [], globals: []))
+                }
+                let offset = symbol.moduleOffset.map { UInt32(clamping: max(0, Int($0) - Int(function.bodyOffset))) } ?? 0
+                frames.append(WasmCoredump.Frame(instance: instanceIndex, function: functionIndex, codeOffset: offset,
+                                                 locals: [], stack: []))
+            }
+            threads.append(WasmCoredump.Thread(name: name, frames: frames))
+        }
+    }
+}
