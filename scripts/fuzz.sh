@@ -120,8 +120,10 @@ for regression in fixtures/fuzz-regressions/*.recording; do
 done
 
 # Seeds for coredump-fuzz: coredumps of traps at several depths, with
-# locals of every kind, and the modules they name.
-"$cli" run fixtures/programs/average.wat --invoke report 7 --coredump-on-trap "$build/coredump-corpus/average.core" >/dev/null 2>&1 || true
+# locals of every kind, and the modules they name; and for capture-fuzz a
+# capture with a FRAME_LAYOUT section (the committed ones predate it).
+"$cli" run fixtures/programs/average.wat --invoke report 7 --coredump-on-trap "$build/coredump-corpus/average.core" \
+  --capture "$build/corpus/average-frame-layout.capture" >/dev/null 2>&1 || true
 "$cli" run fixtures/programs/factorial.wat --invoke fac --fuel 60 10 --coredump-on-trap "$build/coredump-corpus/factorial.core" >/dev/null 2>&1 || true
 python3 - "$build/coredump-corpus" <<'PY'
 import subprocess, sys

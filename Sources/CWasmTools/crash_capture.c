@@ -151,8 +151,8 @@ static int collect_activations(wu_activation *head, uint64_t sp, activation_entr
 /// and its MODULE_DEBUG body (the module's identity, its DWARF when
 /// carried), or NULL.
 typedef struct {
-    const uint8_t *body, *debug;
-    uint32_t body_size, debug_size;
+    const uint8_t *body, *debug, *layout;
+    uint32_t body_size, debug_size, layout_size;
 } module_sections;
 
 /// How many times the crash writer reads the module list before it gives
@@ -179,10 +179,14 @@ static int read_modules_once(module_sections *found, uint16_t *minor) {
         uint32_t size = 0, debug_size = 0;
         const uint8_t *body = image_section(module, WU_CAPTURE_SECTION_MODULE, &size);
         const uint8_t *debug = image_section(module, WU_CAPTURE_SECTION_MODULE_DEBUG, &debug_size);
-        // An image's MODULE_DEBUG names its one module: position 0, one byte.
+        uint32_t layout_size = 0;
+        const uint8_t *layout = image_section(module, WU_CAPTURE_SECTION_FRAME_LAYOUT, &layout_size);
+        // An image's MODULE_DEBUG and FRAME_LAYOUT name its one module:
+        // position 0, one byte.
         if (debug && (debug_size < 1 || debug[0] != 0)) debug = NULL;
+        if (layout && (layout_size < 1 || layout[0] != 0)) layout = NULL;
         if (body) {
-            found[modules++] = (module_sections){body, debug, size, debug ? debug_size : 0};
+            found[modules++] = (module_sections){body, debug, layout, size, debug ? debug_size : 0, layout ? layout_size : 0};
             uint16_t image_minor = (uint16_t)(module->image[WU_CAPTURE_MINOR_OFFSET] |
                                               module->image[WU_CAPTURE_MINOR_OFFSET + 1] << 8);
             if (image_minor > *minor) *minor = image_minor;
@@ -247,7 +251,7 @@ static size_t encode_registers(uint8_t *out, const activation_entry *newest) {
 static size_t encode_header(uint8_t *out, uint16_t minor, const uint64_t *sizes, const module_sections *found,
                             int modules) {
     uint32_t sections = 5 + (uint32_t)modules;
-    for (int i = 0; i < modules; i++) if (found[i].debug) sections++;
+    for (int i = 0; i < modules; i++) sections += (found[i].debug != NULL) + (found[i].layout != NULL);
     put64(out, WU_CAPTURE_MAGIC);
     out[WU_CAPTURE_MAJOR_OFFSET] = WU_CAPTURE_VERSION_MAJOR;
     out[WU_CAPTURE_MAJOR_OFFSET + 1] = 0;
@@ -273,6 +277,13 @@ static size_t encode_header(uint8_t *out, uint16_t minor, const uint64_t *sizes,
         put32(entry, WU_CAPTURE_SECTION_MODULE_DEBUG); put32(entry + 4, 0); put32(entry + 8, offset);
         put32(entry + 12, found[i].debug_size);
         offset += found[i].debug_size;
+        entry += WU_CAPTURE_TABLE_ENTRY_SIZE;
+    }
+    for (int i = 0; i < modules; i++) {
+        if (!found[i].layout) continue;
+        put32(entry, WU_CAPTURE_SECTION_FRAME_LAYOUT); put32(entry + 4, 0); put32(entry + 8, offset);
+        put32(entry + 12, found[i].layout_size);
+        offset += found[i].layout_size;
         entry += WU_CAPTURE_TABLE_ENTRY_SIZE;
     }
     put32(entry, kinds[4]); put32(entry + 4, 0); put32(entry + 8, offset); put32(entry + 12, (uint32_t)sizes[4]);
@@ -319,7 +330,7 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
     memcpy(note + note_size, text, text_size);
     note_size += text_size;
 
-    uint8_t header[WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (5 + 2 * MAX_MODULES)];
+    uint8_t header[WU_CAPTURE_HEADER_SIZE + WU_CAPTURE_TABLE_ENTRY_SIZE * (5 + 3 * MAX_MODULES)];
     uint64_t sizes[5] = {2, registers_size, activations_size, stack_header_size + (top - base), note_size};
     size_t header_size = encode_header(header, minor, sizes, found, modules);
 
@@ -334,6 +345,11 @@ static void write_capture(int fd, wu_activation *head, uint64_t sp) {
         if (!found[i].debug) continue;
         uint8_t position = (uint8_t)i;
         failed = write_all(fd, &position, 1) || write_all(fd, found[i].debug + 1, found[i].debug_size - 1);
+    }
+    for (int i = 0; !failed && i < modules; i++) {
+        if (!found[i].layout) continue;
+        uint8_t position = (uint8_t)i;
+        failed = write_all(fd, &position, 1) || write_all(fd, found[i].layout + 1, found[i].layout_size - 1);
     }
     wu_debug_reader_end();
     if (!failed) write_all(fd, note, note_size);

@@ -15,6 +15,18 @@ extension Module {
             ehFrame: .init(baseAddress: base + UInt(unwindInfo.ehFrame.lowerBound), bytes: Array(bytes[unwindInfo.ehFrame])),
             searchTable: .init(baseAddress: base + UInt(unwindInfo.searchTable.lowerBound),
                                bytes: Array(bytes[unwindInfo.searchTable])),
-            debug: identity.map { CaptureFile.ModuleDebug(identity: $0, sections: carriedDebugSections) })
+            debug: identity.map { CaptureFile.ModuleDebug(identity: $0, sections: carriedDebugSections) },
+            frameLayout: frameLayout)
+    }
+
+    /// Which value each frame slot holds at each call and trap site.
+    var frameLayout: CaptureFile.FrameLayout {
+        var calls: [UInt32: [UInt8]] = [:]
+        var traps: [UInt32: [UInt8]?] = [:]
+        for function in functions {
+            for site in function.callSites { calls[UInt32(site.returnAddressOffset)] = site.operandKinds.map(\.valueTypeByte) }
+            for site in function.trapSites { traps[UInt32(site.codeOffset)] = .some(site.operandKinds.map { $0.map(\.valueTypeByte) }) }
+        }
+        return CaptureFile.FrameLayout(locals: functions.map { $0.localKinds.map(\.valueTypeByte) }, callSites: calls, trapSites: traps)
     }
 }

@@ -78,11 +78,15 @@ public struct CaptureFile: Hashable, Sendable {
         /// Who the wasm module is (to find its debug file offline) and its
         /// DWARF when the capture carries it (MODULE_DEBUG section).
         public var debug: ModuleDebug?
+        /// Which values its frames' slots hold (FRAME_LAYOUT section), for
+        /// coredumps with values.
+        public var frameLayout: FrameLayout?
 
         public init(name: String?, codeBase: UInt, codeSize: UInt, functions: [CodeFunction], stubs: [CodeStub],
                     stackMaps: StackMapTable, ehFrame: CapturedMemoryReader.Segment,
-                    searchTable: CapturedMemoryReader.Segment, debug: ModuleDebug? = nil) {
+                    searchTable: CapturedMemoryReader.Segment, debug: ModuleDebug? = nil, frameLayout: FrameLayout? = nil) {
             self.debug = debug
+            self.frameLayout = frameLayout
             self.name = name
             self.codeBase = codeBase
             self.codeSize = codeSize

@@ -112,6 +112,7 @@ struct SectionContents {
     /// MODULE_DEBUG sections: the module's position, what they say, and
     /// where the section is (modules may come after them in the file).
     var moduleDebug: [(position: Int, debug: CaptureFile.ModuleDebug, offset: Int)] = []
+    var frameLayouts: [(position: Int, layout: CaptureFile.FrameLayout, offset: Int)] = []
 
     /// Reads the section `entry` of `kind`; a section must end where its
     /// last field does unless the file's minor version is newer.
@@ -160,6 +161,9 @@ struct SectionContents {
             case .moduleDebug:
                 let (position, debug) = try CaptureFile.ModuleDebug.read(&reader)
                 moduleDebug.append((position, debug, entry.offset))
+            case .frameLayout:
+                let (position, layout) = try CaptureFile.FrameLayout.read(&reader)
+                frameLayouts.append((position, layout, entry.offset))
             default:
                 break
             }
@@ -207,6 +211,16 @@ struct SectionContents {
                     + (position < modules.count ? " twice" : ""))
             }
             modules[position].debug = debug
+        }
+        for (position, layout, offset) in frameLayouts {
+            guard position < modules.count, modules[position].frameLayout == nil,
+                  layout.locals.count == modules[position].functions.count else {
+                throw CaptureFormatError(section: "FRAME_LAYOUT", offset: offset, expected:
+                    "one FRAME_LAYOUT section per module of the \(modules.count), with a list of locals per function, "
+                    + "found one for module \(position)" + (position < modules.count
+                        ? " (\(layout.locals.count) lists for \(modules[position].functions.count) functions, or a second one)" : ""))
+            }
+            modules[position].frameLayout = layout
         }
         return CaptureFile(architecture: architecture, registers: registers ?? [:], activations: activations, stack: stack,
                            modules: modules, trap: trap, hostFrames: hostFrames, note: note, thrown: thrown)

@@ -56,9 +56,12 @@ public enum CaptureFormat {
         /// A module's identity (build id, content hash, code start,
         /// external debug file) and, when the capture carries it, its DWARF.
         public static let moduleDebug = Section(WU_CAPTURE_SECTION_MODULE_DEBUG)
+        /// A module's frame layout: each function's local kinds and each
+        /// call and trap site's operand kinds (for coredumps with values).
+        public static let frameLayout = Section(WU_CAPTURE_SECTION_FRAME_LAYOUT)
 
         public static let allCases: [Section] = [.architecture, .registers, .activations, .stack, .module, .trap,
-                                                 .hostFrames, .note, .thrown, .moduleDebug]
+                                                 .hostFrames, .note, .thrown, .moduleDebug, .frameLayout]
 
         public var name: String {
             switch self {
@@ -72,6 +75,7 @@ public enum CaptureFormat {
             case .note: return "NOTE"
             case .thrown: return "THROW"
             case .moduleDebug: return "MODULE_DEBUG"
+            case .frameLayout: return "FRAME_LAYOUT"
             default: return "kind \(rawValue)"
             }
         }
@@ -143,6 +147,10 @@ extension CaptureFile {
         for (position, module) in modules.enumerated() {
             guard let debug = module.debug else { continue }
             section(.moduleDebug) { writer in debug.write(to: &writer, position: position) }
+        }
+        for (position, module) in modules.enumerated() {
+            guard let layout = module.frameLayout else { continue }
+            section(.frameLayout) { writer in layout.write(to: &writer, position: position) }
         }
         if let trap {
             section(.trap) { writer in trap.write(to: &writer) }

@@ -25,6 +25,23 @@ public struct WasmCoredump: Sendable {
         case f32(UInt32)
         case f64(UInt64)
 
+        /// The value a 64-bit frame slot holds for a value of type `type`
+        /// (the binary format's byte): missing when the slot could not be
+        /// read, or for a reference (the format has no value for one).
+        public init(slot: UInt64?, type: UInt8) {
+            guard let slot else {
+                self = .missing
+                return
+            }
+            switch type {
+            case 0x7F: self = .i32(Int32(truncatingIfNeeded: slot))
+            case 0x7E: self = .i64(Int64(bitPattern: slot))
+            case 0x7D: self = .f32(UInt32(truncatingIfNeeded: slot))
+            case 0x7C: self = .f64(slot)
+            default: self = .missing
+            }
+        }
+
         public var description: String {
             switch self {
             case .missing: return "<missing>"

@@ -18,9 +18,10 @@ struct CoredumpCommand: ParsableCommand {
             frames as `dump` does, and writes them as a standard wasm coredump \
             (tool-conventions Coredump.md) to OUTPUT: one `corestack` per thread, each \
             frame's instance (one per module and instance context the frames saved), \
-            function index and code offset. A capture holds no linear memory, globals \
-            or frame layout: the coredump has no memories or globals, and its frames \
-            no local or operand values (`run --coredump-on-trap` writes those).
+            function index, code offset, and its locals' and operand stack's values \
+            from the captured stack (through the FRAME_LAYOUT the capture carries). A \
+            capture holds no linear memory or globals: the coredump has none \
+            (`run --coredump-on-trap` writes those).
             """)
 
     @Argument(help: "A capture file or an ELF core file.")
@@ -81,7 +82,20 @@ struct CoredumpCommand: ParsableCommand {
             let stack = try CapturedStack(capture)
             let backtrace = stack.symbolicated()
             var frames: [WasmCoredump.Frame] = []
-            for symbolicated in backtrace.frames {
+            // Each frame's instance context (saved at fp - 8); one the
+            // capture does not hold (the newest frame of a capture taken
+            // at a host call starts at its fp) is its nearest older frame's
+            // of the same module.
+            let saved = backtrace.frames.map { stack.memory.loadWord(at: $0.frame.framePointer &- 8) }
+            func context(_ index: Int, in module: CaptureFile.Module) -> UInt {
+                if let known = saved[index] { return known }
+                for older in (index + 1)..<max(index + 1, backtrace.frames.count) {
+                    let pc = backtrace.frames[older].frame.address.rawValue
+                    if module.codeRange.contains(pc), let known = saved[older] { return known }
+                }
+                return 0
+            }
+            for (index, symbolicated) in backtrace.frames.enumerated() {
                 let pc = symbolicated.frame.address.rawValue
                 guard let symbol = symbolicated.symbol, let functionIndex = symbol.functionIndex,
                       let module = capture.modules.first(where: { $0.codeBase <= pc && pc - $0.codeBase < $0.codeSize }),
@@ -97,9 +111,7 @@ struct CoredumpCommand: ParsableCommand {
                     moduleKeys[moduleKey] = moduleIndex
                     modules.append(moduleName)
                 }
-                // The frame's instance: the context it saved at fp - 8.
-                let context = stack.memory.loadWord(at: symbolicated.frame.framePointer &- 8) ?? 0
-                let instanceKey = "\(moduleIndex)@\(context)"
+                let instanceKey = "\(moduleIndex)@\(context(index, in: module))"
                 let instanceIndex: UInt32
                 if let known = instanceKeys[instanceKey] {
                     instanceIndex = known
@@ -109,10 +121,41 @@ struct CoredumpCommand: ParsableCommand {
                     instances.append(WasmCoredump.Instance(module: moduleIndex, memories: [], globals: []))
                 }
                 let offset = symbol.moduleOffset.map { UInt32(clamping: max(0, Int($0) - Int(function.bodyOffset))) } ?? 0
+                let (locals, operands) = Self.values(of: symbolicated.frame, function: function, in: module, memory: stack.memory,
+                                                     newest: frames.isEmpty)
                 frames.append(WasmCoredump.Frame(instance: instanceIndex, function: functionIndex, codeOffset: offset,
-                                                 locals: [], stack: []))
+                                                 locals: locals, stack: operands))
             }
             threads.append(WasmCoredump.Thread(name: name, frames: frames))
+        }
+
+        /// A frame's locals and operand stack from the captured stack,
+        /// through the module's frame layout (none without one).
+        static func values(of frame: Frame, function: CodeFunction, in module: CaptureFile.Module,
+                           memory: CapturedMemoryReader, newest: Bool) -> ([WasmCoredump.Value], [WasmCoredump.Value]) {
+            guard let layout = module.frameLayout,
+                  let position = module.functions.firstIndex(where: { $0.codeRange == function.codeRange }) else { return ([], []) }
+            let pc = frame.address.rawValue
+            let offset = UInt32(pc - module.codeBase)
+            let kinds: [UInt8]?
+            var inPrologue = false
+            if frame.address.isReturnAddress {
+                kinds = layout.callSites[offset]
+            } else if newest, let site = layout.trapSites.keys.filter({ $0 <= offset && offset - $0 < 16 }).max() {
+                // A trap's pc is at its site, or inside the stub's call.
+                kinds = layout.trapSites[site] ?? nil
+                inPrologue = kinds == nil
+            } else {
+                kinds = nil
+            }
+            func value(_ type: UInt8, _ displacement: Int) -> WasmCoredump.Value {
+                WasmCoredump.Value(slot: memory.loadWord(at: UInt(bitPattern: Int(bitPattern: frame.framePointer) &+ displacement)).map(UInt64.init),
+                                   type: type)
+            }
+            let localKinds = layout.locals[position]
+            let locals = localKinds.enumerated().map { index, type in inPrologue ? .missing : value(type, -16 - 8 * index) }
+            let operands = (kinds ?? []).enumerated().map { depth, type in value(type, -16 - 8 * localKinds.count - 8 * depth) }
+            return (locals, operands)
         }
     }
 }

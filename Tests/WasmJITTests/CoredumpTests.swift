@@ -241,6 +241,11 @@ extension CoredumpTests {
         let conversion = try runCLI(["coredump", capture, "-o", converted])
         #expect(conversion.status == 0 && conversion.stdout.contains("1 thread, 2 frames, 1 module, 1 instance"), "\(conversion.stdout)\(conversion.stderr)")
         #expect(try Self.frames(converted) == Self.frames(live) && Self.frames(live) == [["0+30", "1+12"]])
+        // The values too: the capture carries the frame layout.
+        let liveFrames = try WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: live)))).threads[0].frames
+        let convertedFrames = try WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: converted)))).threads[0].frames
+        #expect(convertedFrames == liveFrames && liveFrames[0].locals == [.i64(21), .i32(0), .f64(Double(10.5).bitPattern)],
+                "\(convertedFrames)\n\(liveFrames)")
         let validate = try runChild(PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path, ["validate", converted])
         #expect(validate.status == 0, "\(validate.stderr)")
         let dump = try runCLI(["dump", converted, "--module", PackagePaths.fixture("programs/average.wat")])
@@ -265,6 +270,16 @@ extension CoredumpTests {
         #expect(a.status == 0 && b.status == 0, "\(a.stderr)\(b.stderr)")
         let coreFrames = try Self.frames(fromCore), captureFrames = try Self.frames(fromCapture)
         #expect(coreFrames.count == 1 && coreFrames.first?.count == 4 && coreFrames == captureFrames, "\(coreFrames) \(captureFrames)")
+        // Values from the core (through the descriptor's images, each
+        // frame's slots in the core's stack) and from the crash capture
+        // (the C writer copies the layouts) as far as it holds the stack:
+        // it starts at the newest wasm frame's fp (the exit the host call
+        // recorded), so that frame's slots, below it, are missing.
+        let coreValues = try WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: fromCore)))).threads[0].frames
+        let captureValues = try WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: fromCapture)))).threads[0].frames
+        #expect(coreValues.allSatisfy { $0.locals == [.i32(0)] && $0.stack == [.i32(0)] }, "\(coreValues)")
+        #expect(Array(captureValues.dropFirst()) == Array(coreValues.dropFirst())
+                && captureValues.first?.locals == [.missing] && captureValues.first?.stack == [.missing], "\(captureValues)")
         for path in [fromCore, fromCapture] {
             let validate = try runChild(PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path, ["validate", path])
             #expect(validate.status == 0, "\(path): \(validate.stderr)")

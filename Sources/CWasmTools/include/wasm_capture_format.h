@@ -34,6 +34,9 @@
 #define WU_CAPTURE_SECTION_NOTE 8
 #define WU_CAPTURE_SECTION_THROWN 9
 #define WU_CAPTURE_SECTION_MODULE_DEBUG 10
+/// FRAME_LAYOUT: a module's frame layout (which values its frames' slots
+/// hold at each call and trap site), for coredumps with values.
+#define WU_CAPTURE_SECTION_FRAME_LAYOUT 11
 
 /// ARCH: u8 architecture, u8 word size.
 #define WU_CAPTURE_ARCHITECTURE_X86_64 1

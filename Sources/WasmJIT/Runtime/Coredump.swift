@@ -206,14 +206,7 @@ struct CoredumpCapture {
                 operands = site?.operandKinds ?? nil
             }
             func value(_ kind: ValueKind, slot displacement: Int) -> WasmCoredump.Value {
-                guard let bits = stack.word(at: UInt(bitPattern: Int(bitPattern: fp) &+ displacement)) else { return .missing }
-                switch kind {
-                case .i32: return .i32(Int32(truncatingIfNeeded: bits))
-                case .i64: return .i64(Int64(bitPattern: bits))
-                case .f32: return .f32(UInt32(truncatingIfNeeded: bits))
-                case .f64: return .f64(bits)
-                case .funcref, .externref, .exnref: return .missing
-                }
+                WasmCoredump.Value(slot: stack.word(at: UInt(bitPattern: Int(bitPattern: fp) &+ displacement)), type: kind.valueTypeByte)
             }
             // In a prologue (a stack-exhaustion trap) the locals are not in
             // their slots yet.
@@ -248,6 +241,9 @@ struct CoredumpCapture {
 }
 
 extension ValueKind {
+    /// The wasm binary format's byte for the type.
+    public var valueTypeByte: UInt8 { coredumpType.rawValue }
+
     /// The coredump's name for the type.
     var coredumpType: WasmCoredump.ValueType {
         switch self {
