@@ -1,5 +1,6 @@
 import CWasmUnwindABI
 import Foundation
+import Synchronization
 import StackCapture
 import Testing
 import WasmJIT
@@ -26,7 +27,13 @@ struct PostMortemTests {
         return result
     }
 
-    static func modules() -> [wu_debug_module] { list(descriptor.modules) { $0.next } }
+    /// The module list, read as an in-process reader (`wu_debug_reader_begin`):
+    /// modules other tests' threads drop meanwhile stay allocated.
+    static func modules() -> [wu_debug_module] {
+        wu_debug_reader_begin()
+        defer { wu_debug_reader_end() }
+        return list(wu_debug_descriptor_address().pointee.modules) { $0.next }
+    }
     static func threads() -> [wu_debug_thread] { list(descriptor.threads) { $0.next } }
 
     @Test("the header: magic, version, size; an even generation")
@@ -271,15 +278,23 @@ struct CoreDumpTests {
     func moduleListReadDuringChurn() throws {
         let engine = Engine(publishing: ToolPublishing(postMortem: true))
         let kept = try Module(engine: engine, text: "(module (func (export \"kept\")))")
-        final class Flag: @unchecked Sendable { var running = true }
+        final class Flag: Sendable { let running = Atomic<Bool>(true) }
         let flag = Flag()
+        let finished = DispatchSemaphore(value: 0)
         let churn = Thread {
-            while flag.running {
+            while flag.running.load(ordering: .relaxed) {
                 _ = try? Module(engine: engine, text: "(module (func (export \"f\") (result i32) i32.const 1))")
             }
+            finished.signal()
         }
         churn.start()
-        defer { flag.running = false }
+        // The churn ends before the test does: a module it drops later
+        // would be unlinked (and freed) under the next test's walk of the
+        // descriptor's list, which takes no reader's protection.
+        defer {
+            flag.running.store(false, ordering: .relaxed)
+            finished.wait()
+        }
         usleep(50_000)
         var retried = 0, mostAttempts = 0, empty = 0
         for _ in 0..<20_000 {
