@@ -102,22 +102,11 @@ struct CoredumpCommand: ParsableCommand {
                       let function = module.functions.first(where: { $0.codeRange.contains(pc - module.codeBase) })
                 else { continue }
                 let moduleName = module.name ?? "<anonymous-module-\(modules.count)>"
-                let moduleKey = "\(moduleName)@\(module.codeBase)"
-                let moduleIndex: UInt32
-                if let known = moduleKeys[moduleKey] {
-                    moduleIndex = known
-                } else {
-                    moduleIndex = UInt32(modules.count)
-                    moduleKeys[moduleKey] = moduleIndex
+                let moduleIndex = Self.interned("\(moduleName)@\(module.codeBase)", in: &moduleKeys, next: modules.count) {
                     modules.append(moduleName)
                 }
-                let instanceKey = "\(moduleIndex)@\(context(index, in: module))"
-                let instanceIndex: UInt32
-                if let known = instanceKeys[instanceKey] {
-                    instanceIndex = known
-                } else {
-                    instanceIndex = UInt32(instances.count)
-                    instanceKeys[instanceKey] = instanceIndex
+                let instanceIndex = Self.interned("\(moduleIndex)@\(context(index, in: module))", in: &instanceKeys,
+                                                  next: instances.count) {
                     instances.append(WasmCoredump.Instance(module: moduleIndex, memories: [], globals: []))
                 }
                 let offset = symbol.moduleOffset.map { UInt32(clamping: max(0, Int($0) - Int(function.bodyOffset))) } ?? 0
@@ -127,6 +116,15 @@ struct CoredumpCommand: ParsableCommand {
                                                  locals: locals, stack: operands))
             }
             threads.append(WasmCoredump.Thread(name: name, frames: frames))
+        }
+
+        /// The index `key` has, or `next` when it is new (then `add` adds
+        /// what it names).
+        static func interned(_ key: String, in keys: inout [String: UInt32], next: Int, add: () -> Void) -> UInt32 {
+            if let known = keys[key] { return known }
+            keys[key] = UInt32(next)
+            add()
+            return UInt32(next)
         }
 
         /// A frame's locals and operand stack from the captured stack,
