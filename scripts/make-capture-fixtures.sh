@@ -36,3 +36,18 @@ for file in $out/*.capture; do
 done
 $bin dump $out/hybrid.capture --hybrid > $out/hybrid.hybrid.txt
 ls -l $out
+
+# Wasm coredumps (tool-conventions Coredump.md) written at a trap, and their
+# golden dumps: one named by the name section with every kind of value, one
+# from C with DWARF (source lines; locals and operands named by variables).
+cores=fixtures/coredumps
+rm -f $cores/*.core $cores/*.txt $cores/*.json
+"$(dirname "$(command -v swift)")/clang" --target=wasm32 -g -O1 -nostdlib -Wl,--no-entry -Wl,--build-id \
+  -fdebug-prefix-map="$PWD"=. -o $cores/divide.wasm fixtures/c-lines/divide.c
+$bin run $cores/values.wat --invoke run 5 --coredump-on-trap $cores/values.core >/dev/null 2>&1 || true
+$bin run $cores/divide.wasm --invoke run 4 --coredump-on-trap $cores/divide.core >/dev/null 2>&1 || true
+for file in $cores/*.core; do
+  $bin dump "$file" > "${file%.core}.txt"
+  $bin dump "$file" --format json > "${file%.core}.json"
+done
+ls -l $cores

@@ -1,4 +1,6 @@
 import WasmCoredumpFormat
+import WasmDWARF
+import WasmUnwind
 
 // How `dump` shows a standard wasm coredump, as text and as JSON.
 
@@ -22,6 +24,19 @@ extension CoredumpReport {
     func localName(_ frame: WasmCoredump.Frame, _ local: Int) -> String? {
         symbols[module(of: frame)]?.localNames[frame.function]?[UInt32(local)]
     }
+
+    /// The source variables (DWARF) in a local or operand of a frame.
+    func variables(thread: Int, frame index: Int, _ place: WasmPlace) -> [String] {
+        source(thread: thread, frame: index)?.variables[place] ?? []
+    }
+
+    /// How text names a local: its source variables when any are there,
+    /// else its name-section name, else its index.
+    func displayName(thread: Int, frame index: Int, _ local: Int) -> String {
+        let variables = variables(thread: thread, frame: index, .local(UInt32(local)))
+        if !variables.isEmpty { return variables.joined(separator: "/") }
+        return localName(threads[thread].frames[index], local) ?? "local \(local)"
+    }
 }
 
 extension TextFormatter {
@@ -33,7 +48,7 @@ extension TextFormatter {
         var lines = ["\(report.file): wasm coredump of \(report.processName): \(counted(report.modules.count, "module")), "
                      + "\(counted(report.instances.count, "instance")), \(counted(report.memories.count, "memory", "memories")) "
                      + "(\(counted(Int(pages), "page")), \(counted(data, "byte")) of data), \(counted(report.globals.count, "global"))"]
-        for thread in report.threads {
+        for (threadIndex, thread) in report.threads.enumerated() {
             lines.append("thread \(thread.name): \(counted(thread.frames.count, "frame"))")
             for (index, frame) in thread.frames.enumerated() {
                 let offset = report.moduleOffset(frame).map { "0x" + String($0, radix: 16) }
@@ -42,11 +57,22 @@ extension TextFormatter {
                 lines.append(String(repeating: " ", count: max(0, 4 - String(index).count)) + "\(index): "
                              + String(repeating: " ", count: max(0, 8 - offset.count)) + "\(offset) - \(module)!\(report.functionName(frame))"
                              + " (instance \(frame.instance), function \(frame.function))")
-                let locals = frame.locals.enumerated().map { local, value in
-                    "\(report.localName(frame, local) ?? "local \(local)") = \(value)"
+                let symbols = report.source(thread: threadIndex, frame: index)?.symbols ?? []
+                for symbol in symbols {
+                    if symbols.count > 1 { lines.append("                - " + (symbol.name.map(Demangling.demangle) ?? "<inlined function>")) }
+                    if let file = symbol.file {
+                        lines.append("                    at " + file + (symbol.line.map { ":\($0):\(symbol.column ?? 0)" } ?? ""))
+                    }
+                }
+                let locals = frame.locals.indices.map { local in
+                    "\(report.displayName(thread: threadIndex, frame: index, local)) = \(frame.locals[local])"
                 }
                 lines.append("             locals: " + (locals.isEmpty ? "none" : locals.joined(separator: ", ")))
-                lines.append("             stack: " + (frame.stack.isEmpty ? "empty" : frame.stack.map(\.description).joined(separator: ", ")))
+                let stack = frame.stack.indices.map { operand in
+                    let variables = report.variables(thread: threadIndex, frame: index, .operand(UInt32(operand)))
+                    return (variables.isEmpty ? "" : variables.joined(separator: "/") + " = ") + frame.stack[operand].description
+                }
+                lines.append("             stack: " + (stack.isEmpty ? "empty" : stack.joined(separator: ", ")))
             }
         }
         for warning in report.warnings { lines.append("warning: \(warning)") }
@@ -78,20 +104,27 @@ extension JSONFormatter {
                 ("globals", .array(report.globals.map { global in
                     .object([("type", .string(global.type.description)), ("bits", .string("0x" + String(global.bits, radix: 16)))])
                 })),
-                ("threads", .array(report.threads.map { thread in
-                    .object([("name", .string(thread.name)), ("frames", .array(thread.frames.map { frame in
-                        .object([
+                ("threads", .array(report.threads.enumerated().map { threadIndex, thread in
+                    .object([("name", .string(thread.name)), ("frames", .array(thread.frames.enumerated().map { frameIndex, frame in
+                        let source = report.source(thread: threadIndex, frame: frameIndex)
+                        return .object([
                             ("instance", .integer(Int64(frame.instance))),
                             ("module", .string(report.moduleName(report.module(of: frame)))),
                             ("function", .integer(Int64(frame.function))),
                             ("function_name", report.symbols[report.module(of: frame)]?.functionNames[frame.function].map(JSONValue.string) ?? .null),
                             ("code_offset", .integer(Int64(frame.codeOffset))),
                             ("module_offset", report.moduleOffset(frame).map { .integer(Int64($0)) } ?? .null),
+                            ("symbols", .array((source?.symbols ?? []).map(json))),
                             ("locals", .array(frame.locals.enumerated().map { index, value in
                                 .object([("index", .integer(Int64(index))),
-                                         ("name", report.localName(frame, index).map(JSONValue.string) ?? .null)] + json(value))
+                                         ("name", report.localName(frame, index).map(JSONValue.string) ?? .null),
+                                         ("variables", .array((source?.variables[.local(UInt32(index))] ?? []).map(JSONValue.string)))]
+                                        + json(value))
                             })),
-                            ("stack", .array(frame.stack.map { .object(json($0)) })),
+                            ("stack", .array(frame.stack.enumerated().map { index, value in
+                                .object([("variables", .array((source?.variables[.operand(UInt32(index))] ?? []).map(JSONValue.string)))]
+                                        + json(value))
+                            })),
                         ])
                     }))])
                 })),

@@ -293,7 +293,18 @@ public struct CoredumpReport: Hashable, Sendable {
     public var memories: [(pages: UInt64, bytes: Int)]
     public var globals: [WasmCoredump.Global]
     public var threads: [WasmCoredump.Thread]
+    /// Per thread, per frame: what the module's DWARF says about it, when
+    /// the module has DWARF (empty otherwise; see ``addSources(_:)``).
+    public var sources: [[FrameSource]] = []
     public var warnings: [String] = []
+
+    /// A frame's source-level view: its functions (innermost inlined one
+    /// first) with their lines, and the source variables each local and
+    /// operand holds at its instruction.
+    public struct FrameSource: Hashable, Sendable {
+        public var symbols: [SourceSymbol]
+        public var variables: [WasmPlace: [String]]
+    }
 
     public init(file: String, dump: WasmCoredump, symbols: [ModuleSymbols?]) {
         self.file = file
@@ -309,11 +320,31 @@ public struct CoredumpReport: Hashable, Sendable {
     /// The module of a frame's instance.
     public func module(of frame: WasmCoredump.Frame) -> Int { Int(instances[Int(frame.instance)].module) }
 
+    /// Looks up every frame in its module's DWARF (`debugInfo`, per
+    /// coredump module): source lines and the variables in its locals at
+    /// the frame's instruction (the trapping one, or the call).
+    public mutating func addSources(_ debugInfo: [ModuleDebugInfo?]) {
+        sources = threads.map { thread in
+            thread.frames.map { frame in
+                let module = module(of: frame)
+                guard module < debugInfo.count, let info = debugInfo[module],
+                      let offset = symbols[module]?.moduleOffset(function: frame.function, codeOffset: frame.codeOffset),
+                      let at = UInt32(exactly: offset) else { return FrameSource(symbols: [], variables: [:]) }
+                return FrameSource(symbols: info.symbols(atModuleOffset: at), variables: info.variables(atModuleOffset: at))
+            }
+        }
+    }
+
+    /// A frame's DWARF view, if any.
+    func source(thread: Int, frame: Int) -> FrameSource? {
+        thread < sources.count && frame < sources[thread].count ? sources[thread][frame] : nil
+    }
+
     public static func == (a: CoredumpReport, b: CoredumpReport) -> Bool {
         a.file == b.file && a.processName == b.processName && a.modules == b.modules && a.symbols == b.symbols
             && a.instances == b.instances && a.memories.map(\.pages) == b.memories.map(\.pages)
             && a.memories.map(\.bytes) == b.memories.map(\.bytes) && a.globals == b.globals && a.threads == b.threads
-            && a.warnings == b.warnings
+            && a.sources == b.sources && a.warnings == b.warnings
     }
 
     public func hash(into hasher: inout Hasher) {

@@ -62,9 +62,13 @@ enum DW {
         static let skeletonUnit: UInt64 = 0x4a
         static let subprogram: UInt64 = 0x2e
         static let inlinedSubroutine: UInt64 = 0x1d
+        static let formalParameter: UInt64 = 0x05
+        static let variable: UInt64 = 0x34
+        static let lexicalBlock: UInt64 = 0x0b
     }
 
     enum AT {
+        static let location: UInt64 = 0x02
         static let name: UInt64 = 0x03
         static let stmtList: UInt64 = 0x10
         static let lowPC: UInt64 = 0x11
@@ -81,6 +85,7 @@ enum DW {
         static let strOffsetsBase: UInt64 = 0x72
         static let addrBase: UInt64 = 0x73
         static let rnglistsBase: UInt64 = 0x74
+        static let loclistsBase: UInt64 = 0x8c
     }
 
     enum FORM {

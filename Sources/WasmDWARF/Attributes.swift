@@ -16,7 +16,10 @@ enum AttributeValue {
     case reference(UInt64)
     case sectionOffset(UInt64)
     case rangeListIndex(UInt64)
-    /// A value this reader does not use (blocks, expressions, signatures).
+    case locationListIndex(UInt64)
+    /// A block or expression: its bytes' offsets in `.debug_info`.
+    case block(Range<Int>)
+    /// A value this reader does not use (signatures, 16-byte constants).
     case other
 
     var integer: UInt64? {
@@ -42,10 +45,10 @@ extension DWARFCursor {
         }
         switch form {
         case DW.FORM.addr: return .address(try unsigned(size: unit.addressSize, "an address"))
-        case DW.FORM.block1: try skip(UInt64(try u8("a block length")), "a block"); return .other
-        case DW.FORM.block2: try skip(UInt64(try u16("a block length")), "a block"); return .other
-        case DW.FORM.block4: try skip(UInt64(try u32("a block length")), "a block"); return .other
-        case DW.FORM.block, DW.FORM.exprloc: try skip(try uleb("a block length"), "a block"); return .other
+        case DW.FORM.block1: return try block(UInt64(try u8("a block length")))
+        case DW.FORM.block2: return try block(UInt64(try u16("a block length")))
+        case DW.FORM.block4: return try block(UInt64(try u32("a block length")))
+        case DW.FORM.block, DW.FORM.exprloc: return try block(try uleb("a block length"))
         case DW.FORM.data1: return .unsigned(UInt64(try u8("a constant")))
         case DW.FORM.data2: return .unsigned(UInt64(try u16("a constant")))
         case DW.FORM.data4: return .unsigned(UInt64(try u32("a constant")))
@@ -79,10 +82,16 @@ extension DWARFCursor {
         case DW.FORM.addrx2: return .addressIndex(try unsigned(size: 2, "an address index"))
         case DW.FORM.addrx3: return .addressIndex(try unsigned(size: 3, "an address index"))
         case DW.FORM.addrx4: return .addressIndex(try unsigned(size: 4, "an address index"))
-        case DW.FORM.loclistx: _ = try uleb("a location list index"); return .other
+        case DW.FORM.loclistx: return .locationListIndex(try uleb("a location list index"))
         case DW.FORM.rnglistx: return .rangeListIndex(try uleb("a range list index"))
         default:
             throw error("an attribute form this reader knows, found 0x\(String(form, radix: 16))")
         }
+    }
+
+    private mutating func block(_ length: UInt64) throws(DWARFError) -> AttributeValue {
+        let start = offset
+        try skip(length, "a block")
+        return .block(start..<offset)
     }
 }

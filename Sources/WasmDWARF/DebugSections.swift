@@ -10,6 +10,8 @@ struct DebugSections: Sendable {
     var rnglists: ArraySlice<UInt8> = []
     var addr: ArraySlice<UInt8> = []
     var strOffsets: ArraySlice<UInt8> = []
+    var loc: ArraySlice<UInt8> = []
+    var loclists: ArraySlice<UInt8> = []
 
     init(bytes: [UInt8], sections: WasmSections) {
         func slice(_ name: String) -> ArraySlice<UInt8> {
@@ -25,6 +27,8 @@ struct DebugSections: Sendable {
         rnglists = slice(".debug_rnglists")
         addr = slice(".debug_addr")
         strOffsets = slice(".debug_str_offsets")
+        loc = slice(".debug_loc")
+        loclists = slice(".debug_loclists")
     }
 }
 
@@ -37,6 +41,7 @@ struct UnitRoot {
     var strOffsetsBase: UInt64 = 0
     var addrBase: UInt64 = 0
     var rnglistsBase: UInt64 = 0
+    var loclistsBase: UInt64 = 0
     var ranges: [Range<UInt64>] = []
 }
 

@@ -115,6 +115,44 @@ public final class ModuleDebugInfo: Sendable {
         }
     }
 
+    /// The source variables in the wasm locals and operands of the frame
+    /// at the instruction at module offset `offset`: each parameter or
+    /// variable of the functions there whose DWARF location at that
+    /// instruction is exactly a wasm local or operand — several when one
+    /// place holds several variables (a value passed to an inlined
+    /// function), the innermost function's first. Variables kept in linear
+    /// memory or as constants are in no place; a variable whose location
+    /// cannot be read is left out, and does not stop source lines.
+    public func variables(atModuleOffset offset: UInt32) -> [WasmPlace: [String]] {
+        guard hasDebugInfo, let codeStart, Int(offset) >= codeStart else { return [:] }
+        let address = UInt64(Int(offset) - codeStart)
+        return state.withLock { state -> [WasmPlace: [String]] in
+            if state.failure != nil { return [:] }
+            do throws(DWARFError) {
+                if state.units == nil { state.units = try readUnits() }
+                guard var units = state.units,
+                      let index = units.firstIndex(where: { unit in unit.root.ranges.contains { $0.contains(address) } }) else { return [:] }
+                if units[index].functions == nil {
+                    try units[index].readFunctions(sections)
+                    state.units = units
+                }
+                let unit = units[index]
+                var names: [WasmPlace: [String]] = [:]
+                for node in unit.chain(at: address).reversed() {
+                    for variable in unit.functions![node].variables {
+                        guard let place = try? sections.place(of: variable, at: address, unit: unit.header, root: unit.root),
+                              let name = try? self.name(ofEntry: variable.entryOffset, units, &state.names, depth: 0) else { continue }
+                        if names[place]?.contains(name) != true { names[place, default: []].append(name) }
+                    }
+                }
+                return names
+            } catch {
+                state.failure = error
+                return [:]
+            }
+        }
+    }
+
     // MARK: Units
 
     private func readUnits() throws(DWARFError) -> [ParsedUnit] {

@@ -9,15 +9,17 @@ struct FunctionNode {
     var callLine: UInt32
     var callColumn: UInt32
     var children: [Int]
+    /// Its parameters and variables with a location, in its lexical blocks too.
+    var variables: [VariableNode] = []
 }
 
 /// A compilation unit: its header and root, and once a lookup needs
 /// them, its functions and line table.
 struct ParsedUnit {
     static let rootAttributes: Set<UInt64> = [DW.AT.name, DW.AT.compDir, DW.AT.stmtList, DW.AT.lowPC, DW.AT.highPC,
-                                              DW.AT.ranges, DW.AT.strOffsetsBase, DW.AT.addrBase, DW.AT.rnglistsBase]
+                                              DW.AT.ranges, DW.AT.strOffsetsBase, DW.AT.addrBase, DW.AT.rnglistsBase, DW.AT.loclistsBase]
     static let functionAttributes: Set<UInt64> = [DW.AT.lowPC, DW.AT.highPC, DW.AT.ranges, DW.AT.callFile, DW.AT.callLine,
-                                                  DW.AT.callColumn]
+                                                  DW.AT.callColumn, DW.AT.location]
     static let nameAttributes: Set<UInt64> = [DW.AT.name, DW.AT.linkageName, DW.AT.mipsLinkageName, DW.AT.abstractOrigin,
                                               DW.AT.specification]
     /// Deeper DIE nesting than this is refused.
@@ -42,6 +44,7 @@ struct ParsedUnit {
         root.strOffsetsBase = rootEntry.value(DW.AT.strOffsetsBase)?.integer ?? 0
         root.addrBase = rootEntry.value(DW.AT.addrBase)?.integer ?? 0
         root.rnglistsBase = rootEntry.value(DW.AT.rnglistsBase)?.integer ?? 0
+        root.loclistsBase = rootEntry.value(DW.AT.loclistsBase)?.integer ?? 0
         if let value = rootEntry.value(DW.AT.lowPC) { root.lowPC = try sections.address(value, unit: header, root: root) ?? 0 }
         root.name = try rootEntry.value(DW.AT.name).flatMap { value throws(DWARFError) in try sections.string(value, unit: header, root: root) }
         root.compilationDirectory = try rootEntry.value(DW.AT.compDir).flatMap { value throws(DWARFError) in
@@ -57,8 +60,10 @@ struct ParsedUnit {
         var cursor = DWARFCursor(sections.info, section: ".debug_info", offset: header.firstEntry, end: header.end)
         var functions: [FunctionNode] = []
         var roots: [(range: Range<UInt64>, node: Int)] = []
-        // Per open DIE with children: the nearest enclosing function (-1: none).
-        var enclosing: [Int] = []
+        // Per open DIE with children: the nearest enclosing function (-1:
+        // none), and the innermost lexical block's ranges in it (empty: the
+        // whole function).
+        var enclosing: [(function: Int, scope: [Range<UInt64>])] = []
         while !cursor.isAtEnd {
             guard let entry = try cursor.entry(unit: header, abbreviations: abbreviations, wanted: Self.functionAttributes) else {
                 if enclosing.isEmpty { continue }  // padding after the root's children
@@ -66,23 +71,35 @@ struct ParsedUnit {
                 continue
             }
             var node = -1
-            if entry.tag == DW.TAG.subprogram || entry.tag == DW.TAG.inlinedSubroutine {
+            var scope = enclosing.last?.scope ?? []
+            switch entry.tag {
+            case DW.TAG.subprogram, DW.TAG.inlinedSubroutine:
                 let ranges = try sections.ranges(of: entry, unit: header, root: root)
                 if !ranges.isEmpty {
                     node = functions.count
+                    scope = []
                     func number(_ name: UInt64) -> UInt64 { entry.value(name)?.integer ?? 0 }
                     functions.append(FunctionNode(ranges: ranges, entryOffset: entry.offset, callFile: number(DW.AT.callFile),
                                                   callLine: UInt32(clamping: number(DW.AT.callLine)),
                                                   callColumn: UInt32(clamping: number(DW.AT.callColumn)), children: []))
-                    if entry.tag == DW.TAG.inlinedSubroutine, let parent = enclosing.last, parent >= 0 {
+                    if entry.tag == DW.TAG.inlinedSubroutine, let parent = enclosing.last?.function, parent >= 0 {
                         functions[parent].children.append(node)
                     } else {
                         roots += ranges.map { ($0, node) }
                     }
                 }
+            case DW.TAG.lexicalBlock:
+                let ranges = try sections.ranges(of: entry, unit: header, root: root)
+                if !ranges.isEmpty { scope = ranges }
+            case DW.TAG.formalParameter, DW.TAG.variable:
+                if let function = enclosing.last?.function, function >= 0, let location = entry.value(DW.AT.location) {
+                    functions[function].variables.append(VariableNode(entryOffset: entry.offset, location: location, scope: scope))
+                }
+            default:
+                break
             }
             if entry.hasChildren {
-                enclosing.append(node >= 0 ? node : (enclosing.last ?? -1))
+                enclosing.append((node >= 0 ? node : (enclosing.last?.function ?? -1), scope))
                 guard enclosing.count <= Self.maximumDepth else {
                     throw cursor.error("DIEs nested at most \(Self.maximumDepth) deep", at: entry.offset)
                 }

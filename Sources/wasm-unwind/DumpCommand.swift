@@ -151,32 +151,42 @@ struct DumpCommand: ParsableCommand {
             return (.failure(file: file, message: "not a valid wasm coredump: \(error)"), false)
         }
         var warnings: [String] = []
-        /// A module's symbols; a .wat is text, read through its binary.
-        func symbols(at path: String) throws -> ModuleSymbols {
+        /// A module's bytes (a .wat is text, read through its binary) and symbols.
+        func module(at path: String) throws -> (bytes: [UInt8], symbols: ModuleSymbols) {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-            return try ModuleSymbols(parsing: path.hasSuffix(".wat") ? try Module.binary(ofText: String(decoding: bytes, as: UTF8.self)) : bytes)
+            let binary = path.hasSuffix(".wat") ? try Module.binary(ofText: String(decoding: bytes, as: UTF8.self)) : bytes
+            return (binary, try ModuleSymbols(parsing: binary))
         }
-        let given = modules.compactMap { path -> (path: String, symbols: ModuleSymbols)? in
+        let given = modules.compactMap { path -> (path: String, module: (bytes: [UInt8], symbols: ModuleSymbols))? in
             do {
-                return (path, try symbols(at: path))
+                return (path, try module(at: path))
             } catch {
                 warnings.append("--module \(path): \(error)")
                 return nil
             }
         }
         let directory = URL(fileURLWithPath: file).deletingLastPathComponent()
-        let moduleSymbols = coredump.modules.map { name -> ModuleSymbols? in
+        let found = coredump.modules.map { name -> (bytes: [UInt8], symbols: ModuleSymbols)? in
             let base = URL(fileURLWithPath: name).lastPathComponent
-            if let match = given.first(where: { URL(fileURLWithPath: $0.path).lastPathComponent == base || $0.symbols.moduleName == name }) {
-                return match.symbols
+            if let match = given.first(where: { URL(fileURLWithPath: $0.path).lastPathComponent == base || $0.module.symbols.moduleName == name }) {
+                return match.module
             }
             for candidate in [name, directory.appendingPathComponent(base).path] where FileManager.default.fileExists(atPath: candidate) {
-                if let found = try? symbols(at: candidate) { return found }
+                if let made = try? module(at: candidate) { return made }
             }
             warnings.append("module \(name) not found: its frames show function indices (give it with --module PATH)")
             return nil
         }
+        let moduleSymbols = found.map { $0?.symbols }
         var report = CoredumpReport(file: file, dump: coredump, symbols: moduleSymbols)
+        // Source lines and variable names from the modules' own DWARF.
+        let debugInfo = found.map { module in
+            module.flatMap { try? ModuleDebugInfo(module: $0.bytes) }.flatMap { $0.hasDebugInfo ? $0 : nil }
+        }
+        report.addSources(debugInfo)
+        for (index, info) in debugInfo.enumerated() {
+            if let problem = info?.diagnostic { warnings.append("module \(coredump.modules[index]): its DWARF: \(problem)") }
+        }
         report.warnings = warnings
         for warning in warnings { printError("warning: \(file): \(warning)") }
         return (.coredump(report), true)

@@ -221,6 +221,43 @@ extension CoredumpTests {
 }
 
 extension CoredumpTests {
+    @Test("the committed coredumps dump exactly to their golden text and JSON, and a trap of their sources writes them again byte for byte",
+          arguments: [("values", "fixtures/coredumps/values.wat"), ("divide", "fixtures/coredumps/divide.wasm")])
+    func golden(name: String, module: String) throws {
+        let core = "fixtures/coredumps/\(name).core"
+        func golden(_ suffix: String) throws -> String {
+            try String(contentsOfFile: PackagePaths.fixture("coredumps/\(name)\(suffix)"), encoding: .utf8)
+        }
+        let text = try runCLI(["dump", core])
+        #expect(text.status == 0 && text.stderr.isEmpty, "\(text.stderr)")
+        #expect(text.stdout == (try golden(".txt")))
+        let json = try runCLI(["dump", core, "--format", "json"])
+        #expect(json.status == 0)
+        #expect(json.stdout == (try golden(".json")))
+        let directory = try temporaryDirectory("coredump-golden")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let again = directory.appendingPathComponent("again.core").path
+        _ = try runCLI(["run", module, "--invoke", "run", name == "values" ? "5" : "4", "--coredump-on-trap", again])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: again)) == Data(contentsOf: URL(fileURLWithPath: PackagePaths.fixture("coredumps/\(name).core"))))
+    }
+
+    @Test("a C program's coredump names locals and operands by its DWARF variables, with values the program computed, and has source lines")
+    func dwarfVariables() throws {
+        let text = try runCLI(["dump", "fixtures/coredumps/divide.core"])
+        // values = {2, 3, 5, 7}; average(values, 4) sums them (17) and
+        // divides by 4 - 4 in the inlined ratio(total, parts).
+        #expect(text.stdout.contains("""
+               0:     0x99 - divide.wasm!average (instance 0, function 0)
+                            - ratio
+                                at ./fixtures/c-lines/divide.c:4:62
+                            - average
+                                at ./fixtures/c-lines/divide.c:8:12
+            """), "\(text.stdout)")
+        #expect(text.stdout.contains("count = i32 4") && text.stdout.contains("stack: total = i32 17, parts = i32 0"), "\(text.stdout)")
+    }
+}
+
+extension CoredumpTests {
     /// The frames of a coredump as (function, code offset) per thread.
     static func frames(_ path: String) throws -> [[String]] {
         try WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))).threads.map { thread in

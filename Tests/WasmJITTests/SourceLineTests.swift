@@ -92,6 +92,94 @@ struct SourceLineTests {
         #expect(compared > 5_000 && withLines > compared / 2 && inlined > 100)
     }
 
+    /// llvm-dwarfdump's location-list entries that are exactly one wasm
+    /// local or operand (`DW_OP_WASM_location 0x0 N` or `0x2 N`, then at most
+    /// `DW_OP_stack_value`): per code address where one starts inside the
+    /// variable's function (a subprogram or an inlined subroutine: a
+    /// debugger shows a function's variables where it runs), per place,
+    /// the names of the variables it says are there.
+    static func dwarfdumpLocals(_ path: String) throws -> [UInt64: [WasmPlace: Set<String>]] {
+        let run = try runChild("/usr/bin/llvm-dwarfdump", ["--debug-info", path])
+        #expect(run.status == 0, "llvm-dwarfdump: \(run.stderr)")
+        var result: [UInt64: [WasmPlace: Set<String>]] = [:]
+        struct DIE { var depth: Int; var tag: String; var ranges: [Range<UInt64>] = []; var name: String?; var entries: [(UInt64, WasmPlace)] = [] }
+        var open: [DIE] = []
+        var attribute = ""
+        func close(above depth: Int) {
+            while let last = open.last, last.depth >= depth {
+                open.removeLast()
+                guard let name = last.name, ["DW_TAG_formal_parameter", "DW_TAG_variable"].contains(last.tag),
+                      let function = open.last(where: { ["DW_TAG_subprogram", "DW_TAG_inlined_subroutine"].contains($0.tag) }) else { continue }
+                for (address, local) in last.entries where function.ranges.contains(where: { $0.contains(address) }) {
+                    result[address, default: [:]][local, default: []].insert(name)
+                }
+            }
+        }
+        func quoted(_ line: Substring) -> String? {
+            guard let first = line.firstIndex(of: "\""), let last = line.lastIndex(of: "\""), first < last else { return nil }
+            return String(line[line.index(after: first)..<last])
+        }
+        func hex(_ text: some StringProtocol) -> UInt64? { UInt64(text.trimmingCharacters(in: .whitespaces).dropFirst(2), radix: 16) }
+        for line in run.stdout.split(separator: "\n") {
+            let text = line.drop { $0 == " " }
+            if text.hasPrefix("0x"), let colon = text.firstIndex(of: ":") {
+                let rest = text[text.index(after: colon)...]
+                let depth = rest.prefix { $0 == " " }.count
+                close(above: depth)
+                open.append(DIE(depth: depth, tag: rest.trimmingCharacters(in: .whitespaces)))
+                attribute = ""
+            } else if text.hasPrefix("DW_AT_") {
+                attribute = String(text.prefix { $0 != "\t" && $0 != " " })
+                if attribute == "DW_AT_name" || (attribute == "DW_AT_abstract_origin" && open.last?.name == nil) { open[open.count - 1].name = quoted(text) }
+                if attribute == "DW_AT_low_pc", let low = hex(text.drop { $0 != "(" }.dropFirst().prefix { $0 != ")" }) {
+                    open[open.count - 1].ranges = [low..<low]
+                }
+                if attribute == "DW_AT_high_pc", let range = open.last?.ranges.first,
+                   let high = hex(text.drop { $0 != "(" }.dropFirst().prefix { $0 != ")" }) {
+                    open[open.count - 1].ranges = [range.lowerBound..<max(range.lowerBound, high)]
+                }
+            } else if text.hasPrefix("["), let close = text.firstIndex(of: ")"), !open.isEmpty {
+                let bounds = text.dropFirst()[..<close].split(separator: ",")
+                guard bounds.count == 2, let start = hex(bounds[0]), let end = hex(bounds[1]) else { continue }
+                if attribute == "DW_AT_ranges" { open[open.count - 1].ranges.append(start..<max(start, end)); continue }
+                guard attribute == "DW_AT_location" else { continue }
+                let expression = text[text.index(after: close)...].dropFirst().trimmingCharacters(in: .whitespaces)
+                    .trimmingCharacters(in: CharacterSet(charactersIn: ")"))
+                let parts = expression.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                let words = parts.first?.split(separator: " ") ?? []
+                guard words.count == 3, words[0] == "DW_OP_WASM_location", words[1] == "0x0" || words[1] == "0x2",
+                      parts.count == 1 || (parts.count == 2 && parts[1] == "DW_OP_stack_value"),
+                      let index = UInt32(words[2].dropFirst(2), radix: 16) else { continue }
+                open[open.count - 1].entries.append((start, words[1] == "0x0" ? .local(index) : .operand(index)))
+            }
+        }
+        close(above: 0)
+        return result
+    }
+
+    @Test("DWARF variables name wasm locals as llvm-dwarfdump reads them: every location-list entry in one local or operand, C fixtures (DWARF 4 and 5, -O1/-O2) and Rust")
+    func variableNames() throws {
+        var compared = 0, operands = 0
+        for path in try Self.debugFixtures() + Self.rustFixtures() {
+            let info = try ModuleDebugInfo(module: try [UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+            let codeStart = UInt64(try #require(info.codeStart))
+            // Dead code's entries (wasm-ld's tombstone addresses) are at no offset.
+            for (address, locals) in try Self.dwarfdumpLocals(path) {
+                guard let offset = UInt32(exactly: codeStart + address) else { continue }
+                let ours = info.variables(atModuleOffset: offset)
+                for (place, names) in locals {
+                    compared += 1
+                    if case .operand = place { operands += 1 }
+                    #expect(names.isSubset(of: ours[place] ?? []),
+                            "\(path) at 0x\(String(address, radix: 16)): \(place) is \(names.sorted()) to llvm-dwarfdump, \(ours[place] ?? []) to us")
+                }
+            }
+            #expect(info.diagnostic == nil, "\(path): \(info.diagnostic!)")
+        }
+        print("DWARF variables: \(compared) location-list entries compared with llvm-dwarfdump, \(operands) of them operands")
+        #expect(compared > 300 && operands > 100)
+    }
+
     /// Every fixture in `paths`, each with its calls (`CFixtureCalls`), on
     /// our runtime with backtrace details and on Wasmtime 50 with
     /// WASMTIME_BACKTRACE_DETAILS=1.
