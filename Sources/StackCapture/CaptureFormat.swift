@@ -138,7 +138,7 @@ extension CaptureFile {
         // The lowest version that holds the content: 2.0 readers read a
         // capture with no exception handlers, 2.1 readers one whose handler
         // lists are one per stack map.
-        let withHandlers = modules.filter { $0.stackMaps.hasHandlers }
+        let withHandlers = modules.filter { $0.stackMaps.hasHandlerSection }
         let minor: UInt16 = withHandlers.contains { !$0.stackMaps.hasPerMapHandlers } ? 2
             : (thrown != nil || !withHandlers.isEmpty) ? 1 : 0
         for module in modules {
@@ -370,7 +370,7 @@ extension CaptureFile.Module {
         stackMaps.write(to: &writer)
         ehFrame.write(to: &writer)
         searchTable.write(to: &writer)
-        if stackMaps.hasHandlers {
+        if stackMaps.hasHandlerSection {
             if minor >= 2 { stackMaps.writeHandlerScopes(to: &writer) } else { stackMaps.writeHandlers(to: &writer) }
         }
     }

@@ -185,6 +185,11 @@ extension StackMapTable {
         return StackMapTable(validatedOffsets: offsets, mapIndices: mapIndices, maps: maps, handlerScopes: scopes)
     }
 
+    /// Whether a capture writes the handlers after the table: when a map
+    /// has a scope, or when there are scopes at all (a reader accepts scopes
+    /// no map names; they are written back so what was read round-trips).
+    public var hasHandlerSection: Bool { hasHandlers || !handlerScopes.isEmpty }
+
     /// Whether the scopes are what reading the form of minor version 1
     /// makes (each map with handlers has a scope of its own, without a
     /// parent, in map order): then that form holds them exactly.

@@ -372,3 +372,14 @@ struct ContentHashTests {
         }
     }
 }
+
+@Suite("Captured stacks: round trip")
+struct CaptureRoundTripTests {
+    @Test("handler scopes no stack map names yet still round-trip (the capture fuzzer found a module whose scopes were dropped on writing)")
+    func unreferencedHandlerScopes() throws {
+        var warnings: [String] = []
+        let file = try CaptureFile(parsing: CaptureFixtures.regression("unreferenced-handler-scopes.capture"), warnings: &warnings)
+        #expect(file.modules.contains { !$0.stackMaps.handlerScopes.isEmpty && !$0.stackMaps.hasHandlers })
+        #expect(try CaptureFile(parsing: file.serialized()) == file)
+    }
+}

@@ -258,6 +258,41 @@ extension CoredumpTests {
 }
 
 extension CoredumpTests {
+    @Test("coredump CORE of fixtures/crash/nested-crash.wat — a kernel core and gdb's gcore at the same crash — gives the frames dump CORE prints, two activations deep",
+          .enabled(if: CoreFiles.refusal == nil && ToolPaths.gdb != nil, "needs core files and gdb"))
+    func convertKernelCoreAndGcore() throws {
+        let directory = try temporaryDirectory("coredump-nested")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let module = PackagePaths.fixture("crash/nested-crash.wat")
+        let crash = try runChild("/bin/sh", ["-c", "ulimit -c unlimited; exec \"$0\" run \"$1\" --invoke main", PackagePaths.cli, module],
+                                 environment: noSwiftBacktracer, directory: directory)
+        #expect(crash.signal == SIGSEGV, "status \(crash.status)")
+        let kernel = directory.appendingPathComponent(try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .first { $0.hasPrefix("core") })).path
+        // gdb stops the same program at its SIGSEGV and writes a core of it.
+        let gcore = directory.appendingPathComponent("gcore.core").path
+        _ = try #require(try runTool("gdb", ["-nx", "-batch", "-ex", "run", "-ex", "gcore \(gcore)", "-ex", "kill",
+                                             "--args", PackagePaths.cli, "run", module, "--invoke", "main"],
+                                     environment: noSwiftBacktracer))
+        for core in [kernel, gcore] {
+            let dump = try runCLI(["dump", core])
+            #expect(dump.status == 0, "\(core): \(dump.stderr)")
+            let native = dump.stdout.split(separator: "\n").filter { $0.contains(" - nested_crash!") }.map { String($0.drop { $0 == " " }) }
+            let converted = directory.appendingPathComponent("converted.core").path
+            let conversion = try runCLI(["coredump", core, "-o", converted])
+            #expect(conversion.status == 0, "\(conversion.stderr)")
+            let wasm = try runCLI(["dump", converted, "--module", module])
+            #expect(wasm.status == 0, "\(wasm.stderr)")
+            let frames = wasm.stdout.split(separator: "\n").filter { $0.contains(" - nested_crash!") }
+                .map { String($0.drop { $0 == " " }.prefix { $0 != "(" }.dropLast()) }
+            #expect(native.count == 4 && frames == native, "\(core)\ndump CORE:\n\(dump.stdout)\ncoredump:\n\(wasm.stdout)")
+            // Every local the core's stack holds: the i32 0 passed down.
+            #expect(wasm.stdout.components(separatedBy: "locals: local 0 = i32 0").count - 1 >= 3, "\(wasm.stdout)")
+        }
+    }
+}
+
+extension CoredumpTests {
     /// The frames of a coredump as (function, code offset) per thread.
     static func frames(_ path: String) throws -> [[String]] {
         try WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))).threads.map { thread in
