@@ -62,9 +62,15 @@ public enum PostMortem {
     /// descriptor at `address`.
     public static func threads(of process: some ProcessImage, descriptorAt address: UInt,
                                program: String) throws(CoreFileError) -> [ThreadCapture] {
+        let descriptor = try Descriptor(CheckedMemory(memory: process), at: address, program: program)
+        return try threads(of: process, descriptor: descriptor)
+    }
+
+    /// The threads of `process` that were running wasm, from its
+    /// descriptor, read already.
+    static func threads(of process: some ProcessImage, descriptor: Descriptor) throws(CoreFileError) -> [ThreadCapture] {
         let core = process
         let memory = CheckedMemory(memory: process)
-        let descriptor = try Descriptor(memory, at: address, program: program)
         var result: [ThreadCapture] = []
         for (index, thread) in core.threads.enumerated() {
             guard let headAddress = descriptor.threads[thread.tid] else { continue }
@@ -212,8 +218,14 @@ extension PostMortem {
         var modules: [CaptureFile.Module] = []
         /// Thread id -> the address of its activation head.
         var threads: [Int64: UInt] = [:]
+        /// The generation the lists were read at.
+        var generation: UInt = 0
 
-        init(_ memory: CheckedMemory, at address: UInt, program: String) throws(CoreFileError) {
+        /// Reads the descriptor at `address`; `images`, when given, keeps
+        /// the modules parsed from images by their entry, image address and
+        /// size (a live process's images do not change while listed).
+        init(_ memory: CheckedMemory, at address: UInt, program: String,
+             images: ImageCache? = nil) throws(CoreFileError) {
             let header = try memory.words(address, 7, "the descriptor")
             guard header[0] == Layout.magic else {
                 throw CoreFileError(offset: nil, problem: "no post-mortem descriptor at \(hex(address)) (wrong magic): is \(program) the program that crashed?")
@@ -224,14 +236,25 @@ extension PostMortem {
             guard header[2] % 2 == 0 else {
                 throw CoreFileError(offset: nil, problem: "the process died while it changed its list of modules or threads (generation \(header[2]) is odd): the lists may be half-linked")
             }
+            generation = header[2]
+            var listed: Set<ImageCache.Key> = []
+            defer { images?.trim(keeping: listed) }
             for entry in try Self.list(from: header[3], memory, "module") {
                 let fields = try memory.words(entry, 6, "a module entry")
                 let image = fields[4], size = fields[5]
+                let key = ImageCache.Key(entry: entry, image: image, size: size)
+                listed.insert(key)
+                if let known = images?.modules[key] {
+                    modules += known
+                    continue
+                }
                 guard size <= UInt(Layout.maximumImageBytes), let bytes = memory.memory.bytes(at: image, count: Int(size)) else {
-                    throw CoreFileError(offset: nil, problem: "the image of the module at \(hex(entry)) (\(size) bytes at \(hex(image))) is not in the core")
+                    throw CoreFileError(offset: nil, problem: "the image of the module at \(hex(entry)) (\(size) bytes at \(hex(image))) is not in \(memory.source)")
                 }
                 do {
-                    modules += try CaptureFile(parsing: bytes).modules
+                    let parsed = try CaptureFile(parsing: bytes).modules
+                    images?.modules[key] = parsed
+                    modules += parsed
                 } catch {
                     throw CoreFileError(offset: nil, problem: "the image of the module at \(hex(entry)) is not a valid capture: \(error)")
                 }
@@ -267,10 +290,12 @@ extension PostMortem {
     /// that reports overflow instead of trapping.
     struct CheckedMemory {
         let memory: any ProcessMemory
+        /// What the memory is, for errors: "the core", "process 1234".
+        var source = "the core"
 
         func word(_ address: UInt, _ what: String) throws(CoreFileError) -> UInt {
             guard let value = memory.word(at: address) else {
-                throw CoreFileError(offset: nil, problem: "\(what) at \(hex(address)) is not in the core (truncated, or not dumped)")
+                throw CoreFileError(offset: nil, problem: "\(what) at \(hex(address)) is not in \(source)\(source == "the core" ? " (truncated, or not dumped)" : "")")
             }
             return value
         }
@@ -278,7 +303,7 @@ extension PostMortem {
         /// `count` consecutive words at `address`.
         func words(_ address: UInt, _ count: Int, _ what: String) throws(CoreFileError) -> [UInt] {
             guard address <= UInt.max - UInt(8 * count), let bytes = memory.bytes(at: address, count: 8 * count) else {
-                throw CoreFileError(offset: nil, problem: "\(what) at \(hex(address)) is not in the core (truncated, or not dumped)")
+                throw CoreFileError(offset: nil, problem: "\(what) at \(hex(address)) is not in \(source)\(source == "the core" ? " (truncated, or not dumped)" : "")")
             }
             return (0..<count).map { index in bytes[(8 * index)..<(8 * index + 8)].reversed().reduce(0) { $0 << 8 | UInt($1) } }
         }
@@ -293,6 +318,24 @@ extension PostMortem {
             let (difference, overflow) = a.subtractingReportingOverflow(b)
             guard !overflow else { throw CoreFileError(offset: nil, problem: "\(what): \(hex(a)) - \(hex(b)) wraps around") }
             return difference
+        }
+    }
+}
+
+extension PostMortem {
+    /// Modules parsed from a live process's images, kept between reads
+    /// (a profiler reads the descriptor at every sample).
+    public final class ImageCache {
+        struct Key: Hashable {
+            var entry: UInt, image: UInt, size: UInt
+        }
+        var modules: [Key: [CaptureFile.Module]] = [:]
+
+        public init() {}
+
+        /// Forgets images no longer listed, once many are kept.
+        func trim(keeping listed: Set<Key>) {
+            if modules.count > 4 * max(listed.count, 64) { modules = modules.filter { listed.contains($0.key) } }
         }
     }
 }

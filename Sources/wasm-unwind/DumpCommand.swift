@@ -32,6 +32,11 @@ struct DumpCommand: ParsableCommand {
             debug file), found in a --debug-dir by the module's build_id or content, or \
             named by the module's external_debug_info section (docs/source-lines.md).
 
+            --pid PID reads a running process instead (docs/live-processes.md): every \
+            thread running wasm, each stopped only for the moment of reading its \
+            registers and stack (or not at all when it is in a host call), then \
+            resumed; the process runs on.
+
             A file that cannot be read, a corrupt capture, a broken frame chain or a \
             mismatch is reported (file, section, byte, what was expected; the frames \
             found before a break) and makes the exit status 1; the other files are \
@@ -40,7 +45,10 @@ struct DumpCommand: ParsableCommand {
             """)
 
     @Argument(help: "Capture files.")
-    var files: [String]
+    var files: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Read the wasm stacks of this running process (an embedder of the runtime) instead of files.", valueName: "PID"))
+    var pid: Int32?
 
     @Option(name: .long, help: "text (Wasmtime's layout) or json (one document for all files).")
     var format: OutputFormat = .text
@@ -70,7 +78,8 @@ struct DumpCommand: ParsableCommand {
     var modules: [String] = []
 
     func validate() throws {
-        guard !files.isEmpty else { throw ValidationError("give at least one capture file") }
+        guard !files.isEmpty || pid != nil else { throw ValidationError("give at least one capture file, or --pid PID") }
+        guard files.isEmpty || pid == nil else { throw ValidationError("give capture files or --pid, not both") }
     }
 
     func run() throws {
@@ -83,6 +92,13 @@ struct DumpCommand: ParsableCommand {
         }
         let sink = format.sink()
         var failed = false
+        if let pid {
+            let dumps = dumpProcess(pid, search)
+            for (entry, sound) in dumps {
+                if !sound { failed = true }
+                try sink.emit(entry)
+            }
+        }
         for file in files {
             // Each file is read once (a pipe or FIFO has no second reading),
             // as far as it is needed (a core is read where it is looked at).
@@ -190,6 +206,26 @@ struct DumpCommand: ParsableCommand {
         report.warnings = warnings
         for warning in warnings { printError("warning: \(file): \(warning)") }
         return (.coredump(report), true)
+    }
+
+    /// A running process's threads that are running wasm, read from
+    /// outside; each thread's note says how it was read.
+    func dumpProcess(_ pid: Int32, _ search: DebugFileSearch) -> [(DumpReport.Entry, Bool)] {
+        let name = "process \(pid)"
+        do {
+            let process = try LiveProcess(pid: pid)
+            var read = try process.read()
+            for index in read.threads.indices {
+                let thread = read.threads[index]
+                if let how = read.reads[thread.tid] { read.threads[index].capture.note = "thread \(thread.tid), \(how.description)" }
+            }
+            if read.retries > 0 { printError("\(name): the descriptor was in change; read again \(read.retries) times") }
+            return dumps(of: read.threads, file: "\(name) (\(process.program))", search)
+        } catch let error as LiveProcessError {
+            return failure(name, error.problem)
+        } catch {
+            return failure(name, "\(error)")
+        }
     }
 
     /// A recording of a reader's reads (`--record-reads`), replayed as the
