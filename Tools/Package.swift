@@ -184,7 +184,7 @@ let package = Package(
         // A child process for the trap tests (host crashes must stay crashes).
         .executableTarget(
             name: "trap-probe",
-            dependencies: ["WasmJIT", "WasmJITTools", wasmUnwind, "CrashSupport", "CMallocCounter"],
+            dependencies: ["WasmJIT", "WasmJITTools", wasmUnwind, "CrashSupport", "CMallocCounter", "CWasmTools"],
             path: "Tests/TrapProbe"
         ),
         // Real faults in host code (SIGSEGV, SIGBUS, SIGILL, SIGFPE) for the probe.

@@ -219,7 +219,7 @@ public final class LiveProcess {
         var copies: [CapturedMemoryReader.Segment] = []
         var reads: [Int64: LiveThreadRead] = [:]
         /// Threads read without stopping: what must still hold afterwards.
-        var unstopped: [(head: UInt, limits: UInt, exit: [UInt8])] = []
+        var unstopped: [Unstopped] = []
         for (tid, headAddress) in descriptor.threads.sorted(by: { $0.key < $1.key }) {
             guard let head = memory.word(at: headAddress) else { return .again("thread \(tid)'s entry went away") }
             if head == 0 { continue }
@@ -227,11 +227,15 @@ public final class LiveProcess {
                 return .again("thread \(tid)'s activation went away")
             }
             let exitFP = word(exit, 0), exitPC = word(exit, 8)
-            if exitPC != 0 {
+            // The exit record stays set after a host call returns: it says
+            // where the thread is only while the thread waits in the host
+            // (blocked in a system call, its pc outside wasm code).
+            if exitPC != 0, let blocked = blockedInSystemCall(tid),
+               !descriptor.modules.contains(where: { $0.contains(blocked.pc) }) {
                 let sp = PostMortem.stackPointer(returnAddress: exitPC, fp: exitFP, modules: descriptor.modules)
                 threads.append(ProcessThread(tid: tid, pc: 0, fp: exitFP, sp: sp))
                 reads[tid] = .hostCall
-                unstopped.append((headAddress, head, exit))
+                unstopped.append(Unstopped(tid: tid, headAddress: headAddress, head: head, exit: exit, blocked: blocked))
                 continue
             }
             switch try stopAndCopy(tid: tid, headAddress: headAddress) {
@@ -259,12 +263,36 @@ public final class LiveProcess {
                           retries: 0))
     }
 
-    /// Whether each thread read without stopping is still in the host call
-    /// it was in (same activation, same exit).
-    private func stillInPlace(_ unstopped: [(head: UInt, limits: UInt, exit: [UInt8])]) -> Bool {
+    /// A thread read without stopping it, and what must still hold after.
+    struct Unstopped {
+        var tid: Int64
+        var headAddress: UInt
+        var head: UInt
+        var exit: [UInt8]
+        var blocked: SystemCall
+    }
+
+    /// Where a thread blocked in a system call waits (`/proc/PID/task/TID/
+    /// syscall`: the call, its arguments, then sp and pc); nil when it runs.
+    struct SystemCall: Equatable {
+        var line: String
+        var pc: UInt
+    }
+
+    func blockedInSystemCall(_ tid: Int64) -> SystemCall? {
+        guard let text = Self.readText("/proc/\(pid)/task/\(tid)/syscall") else { return nil }
+        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count >= 3, let number = Int(fields[0]), number >= 0,
+              let pc = UInt(fields[fields.count - 1].dropFirst(2), radix: 16) else { return nil }
+        return SystemCall(line: text, pc: pc)
+    }
+
+    /// Whether each thread read without stopping is still where it was:
+    /// blocked in the same system call, the same activation, the same exit.
+    private func stillInPlace(_ unstopped: [Unstopped]) -> Bool {
         unstopped.allSatisfy { thread in
-            guard memory.word(at: thread.head) == thread.limits,
-                  let limits = memory.word(at: thread.limits &+ 8) else { return false }
+            guard blockedInSystemCall(thread.tid) == thread.blocked, memory.word(at: thread.headAddress) == thread.head,
+                  let limits = memory.word(at: thread.head &+ 8) else { return false }
             return memory.bytes(at: limits &+ 8, count: 16) == thread.exit
         }
     }

@@ -41,17 +41,30 @@
 //                                 own wasm loop (spin_a, spin_b), overlapping in time; ORDER
 //                                 says which stops first (a-first, b-first). Prints each
 //                                 profile's sample count and the wasm functions it saw
+//   trap-probe live MODE [churn]  runs until killed, read from outside (`dump --pid`,
+//                                 `profile --pid`): one thread blocks in a host call
+//                                 (`recorded waiting: ...` first), the main thread spins
+//                                 in wasm under two activations (main -> middle -> host
+//                                 -> inner -> spin), MODE the exit recording (trampoline,
+//                                 inline); prints `ready` when both are in place; each
+//                                 SIGUSR1 makes the spinning thread write `recorded
+//                                 spinning: ...` at its next host tick. With churn, a
+//                                 third thread compiles and drops modules without pause;
+//                                 with foreign-version, the post-mortem descriptor says
+//                                 it is of layout version 2
 //   trap-probe huge-frames LOCALS WHERE...
 //                                 a function with LOCALS i64 locals recurses until the
 //                                 stack runs out, on the main thread (WHERE = main) or on
 //                                 a new thread with a stack of WHERE KiB; prints
 //                                 `WHERE: MESSAGE` for each
 import CMallocCounter
+import CWasmTools
 import CrashSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 import Foundation
+import Synchronization
 @_spi(Testing) import WasmJIT
 import WasmJITTools
 import WasmUnwind
@@ -82,6 +95,26 @@ if mode == "chain-siginfo-default" {
 }
 
 var hostAction: () -> Void = {}
+
+/// The `live` mode's host functions and counters.
+enum LiveProbe {
+    /// SIGUSR1s received (counted in the handler: async-signal-safe).
+    static let requests = Atomic<Int>(0)
+    static let answered = Atomic<Int>(0)
+    static let ready = Atomic<Bool>(false)
+
+    static func imports(_ block: @escaping @Sendable (Caller) -> Void, tick: @escaping @Sendable (Caller) -> Void) -> Imports {
+        var imports = Imports()
+        let none = Signature(parameters: [], results: [])
+        imports.define(module: "host", name: "block", .host(HostFunction(signature: none) { caller, _ in block(caller); return [] }))
+        imports.define(module: "host", name: "reenter", .host(HostFunction(signature: none) { caller, _ in
+            _ = try caller.export("inner")!.call([])
+            return []
+        }))
+        imports.define(module: "host", name: "tick", .host(HostFunction(signature: none) { caller, _ in tick(caller); return [] }))
+        return imports
+    }
+}
 /// The caller of the host function running now (for `recorded`).
 var currentCaller: Caller?
 // Listed in the post-mortem descriptor, so a core of the probe leads to its
@@ -426,6 +459,71 @@ case "alternate-stack":
         print("own, taking traps \(describeAlternateStack())")
     }
     exit(0)
+case "live":
+    // Its own engine: the exit recording of the command line.
+    let recording = ExitRecording(rawValue: arguments.dropFirst().first ?? "trampoline") ?? .trampoline
+    let liveEngine = Engine(configuration: Engine.Configuration(exitRecording: recording),
+                            publishing: ToolPublishing(debugInfo: true, postMortem: true))
+    let liveModule = try Module(engine: liveEngine, text: """
+        (module $live
+          (import "host" "block" (func $block))
+          (import "host" "reenter" (func $reenter))
+          (import "host" "tick" (func $tick))
+          (func $wait (export "wait") call $block)
+          (func $main (export "main") call $middle)
+          (func $middle call $reenter)
+          (func $inner (export "inner") call $spin)
+          (func $spin (local i32)
+            (loop $l
+              (local.set 0 (i32.add (local.get 0) (i32.const 1)))
+              (if (i32.eqz (i32.and (local.get 0) (i32.const 0xffff))) (then (call $tick)))
+              (br $l))))
+        """)
+    final class Shared: @unchecked Sendable { let module: Module; init(_ module: Module) { self.module = module } }
+    let shared = Shared(liveModule)
+    let blocked = DispatchSemaphore(value: 0)
+    let waiter = Thread {
+        let waitStore = Store(engine: liveEngine)
+        let waiting = try! Instance(store: waitStore, module: shared.module, imports: LiveProbe.imports({ caller in
+            record("waiting", caller)
+            blocked.signal()
+            while true { sleep(1000) }
+        }, tick: { _ in }))
+        _ = try? waiting.export("wait")!.call([])
+    }
+    waiter.start()
+    blocked.wait()
+    if arguments.dropFirst(2).first == "foreign-version" {
+        // SAFETY: the descriptor is this process's own global; nothing else
+        // writes its version.
+        UnsafeMutablePointer(mutating: wu_debug_descriptor_address()).pointee.version = 2
+    }
+    if arguments.dropFirst(2).first == "churn" {
+        let churn = Thread {
+            while true {
+                _ = try? Module(engine: liveEngine, text: "(module (func (export \"f\") (result i32) i32.const 1))")
+            }
+        }
+        churn.start()
+    }
+    signal(SIGUSR1) { _ in LiveProbe.requests.add(1, ordering: .relaxed) }
+    // A parent may have started us with it blocked (the mask is inherited).
+    var usr1 = sigset_t()
+    sigemptyset(&usr1)
+    sigaddset(&usr1, SIGUSR1)
+    pthread_sigmask(SIG_UNBLOCK, &usr1, nil)
+    let spinStore = Store(engine: liveEngine)
+    let spinning = try Instance(store: spinStore, module: liveModule, imports: LiveProbe.imports({ _ in }, tick: { caller in
+        if LiveProbe.ready.exchange(true, ordering: .relaxed) == false {
+            _ = Array("ready\n".utf8).withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        }
+        let requests = LiveProbe.requests.load(ordering: .relaxed)
+        if requests > LiveProbe.answered.load(ordering: .relaxed) {
+            LiveProbe.answered.store(requests, ordering: .relaxed)
+            record("spinning", caller)
+        }
+    }))
+    _ = try spinning.export("main")!.call([])
 case "crash":
     let signal = arguments.dropFirst().first ?? ""
     let place = arguments.dropFirst(2).first ?? ""

@@ -1,0 +1,197 @@
+import Foundation
+import StackCapture
+import Testing
+import WasmJIT
+import WasmUnwind
+
+/// A `trap-probe live` child: running until the test kills it, its
+/// standard error in a file the test reads.
+final class LiveChild {
+    let process = Process()
+    let errorFile: URL
+
+    init(_ arguments: [String]) throws {
+        errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("live-probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err")
+        FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: PackagePaths.executable("trap-probe"))
+        process.arguments = ["live"] + arguments
+        process.standardError = try FileHandle(forWritingTo: errorFile)
+        process.standardOutput = FileHandle.nullDevice
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = environment
+        try process.run()
+        // Both threads in place: the waiting one blocked, the other spinning.
+        let deadline = Date().addingTimeInterval(60)
+        while !stderr.contains("ready") {
+            guard process.isRunning, Date() < deadline else { throw ChildError(stderr: stderr) }
+            usleep(20_000)
+        }
+    }
+
+    struct ChildError: Error, CustomStringConvertible {
+        var stderr: String
+        var description: String { "the probe did not get ready: \(stderr)" }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var stderr: String { (try? String(contentsOf: errorFile, encoding: .utf8)) ?? "" }
+
+    /// The frames a `recorded LABEL: ...` line lists (the newest one).
+    func recorded(_ label: String) -> [String] {
+        stderr.split(separator: "\n").last { $0.hasPrefix("recorded \(label): ") }
+            .map { $0.dropFirst("recorded \(label): ".count).split(separator: " ").map(String.init) } ?? []
+    }
+
+    /// Asks the spinning thread to record its own backtrace, and waits for it.
+    func selfReport() -> [String] {
+        let before = stderr.components(separatedBy: "recorded spinning").count
+        kill(pid, SIGUSR1)
+        let deadline = Date().addingTimeInterval(30)
+        while stderr.components(separatedBy: "recorded spinning").count == before, Date() < deadline { usleep(10_000) }
+        return recorded("spinning")
+    }
+
+    /// `/proc/PID/status`'s state and tracer: running, and nobody attached.
+    var status: (state: String, tracer: String) {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        func field(_ name: String) -> String {
+            text.split(separator: "\n").first { $0.hasPrefix(name + ":") }.map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) } ?? ""
+        }
+        return (field("State"), field("TracerPid"))
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: errorFile)
+    }
+}
+
+@Suite("Live processes: wasm stacks of a running embedder, read from outside", .serialized)
+struct LiveProcessTests {
+    /// The wasm frames (`module!function`) of each thread block of a text dump.
+    static func threadFrames(_ dump: String) -> [[String]] {
+        dump.components(separatedBy: "\n\n").filter { $0.contains(" thread ") }.map { block in
+            block.split(separator: "\n").filter { $0.contains(" - ") }.map { String($0.split(separator: " - ").last ?? "") }
+        }
+    }
+
+    @Test("dump --pid: a thread spinning in wasm under two activations and one blocked in a host call — the frames each prints of itself, libunwind agrees, gdb names the same, and the process runs on",
+          arguments: [ExitRecording.trampoline, .inline])
+    func dumpMatchesSelfReport(mode: ExitRecording) throws {
+        let child = try LiveChild([mode.rawValue])
+        let dump = try runCLI(["dump", "--pid", String(child.pid), "--verify"])
+        #expect(dump.status == 0, "\(dump.stderr)")
+        let threads = Self.threadFrames(dump.stdout)
+        #expect(threads.count == 2, "\(dump.stdout)")
+        // Threads sorted by id: the main thread (spinning) first.
+        #expect(threads.first == child.selfReport() && threads.first == ["live!spin", "live!inner", "live!middle", "live!main"],
+                "\(dump.stdout)\n\(child.stderr)")
+        #expect(threads.last == child.recorded("waiting") && threads.last == ["live!wait"], "\(dump.stdout)")
+        // Which thread was read which way.
+        #expect(dump.stdout.contains("interrupted in wasm") && dump.stdout.contains(", stopped for "), "\(dump.stdout)")
+        #expect(dump.stdout.contains("in a host call, read from its exit record without stopping it"), "\(dump.stdout)")
+        #expect(dump.stdout.components(separatedBy: "verify: libunwind agrees").count == 3, "\(dump.stdout)")
+        // gdb, attached to the same process, names the same wasm frames.
+        if ToolPaths.gdb != nil {
+            let gdb = try #require(try runTool("gdb", ["-nx", "-batch", "-p", String(child.pid), "-ex", "thread apply all bt"]))
+            let named = Set(gdbFrames(gdb.stdout).filter { $0.hasPrefix("live!") && !$0.contains("trampoline") })
+            #expect(named == ["live!spin", "live!inner", "live!middle", "live!main", "live!wait"], "\(gdb.stdout)")
+        }
+        // The process runs on, unharmed: not stopped, nobody attached, and
+        // it still answers.
+        #expect(child.process.isRunning && child.status.tracer == "0" && !child.status.state.hasPrefix("t"), "\(child.status)")
+        #expect(child.selfReport() == ["live!spin", "live!inner", "live!middle", "live!main"])
+        let json = try runCLI(["dump", "--pid", String(child.pid), "--format", "json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let notes = (object?["files"] as? [[String: Any]])?.compactMap { $0["note"] as? String } ?? []
+        #expect(notes.count == 2 && notes.contains { $0.contains("stopped for") }, "\(json.stdout)")
+    }
+
+    @Test("1,000 reads while another thread compiles and drops modules without pause: never a torn list or a failed read, the retries counted, and the process still runs with nothing stopped")
+    func readsDuringChurn() throws {
+        let child = try LiveChild(["trampoline", "churn"])
+        let process = try LiveProcess(pid: child.pid)
+        var retries = 0, stopped = 0, unstopped = 0, withRetries = 0
+        var slowest: UInt64 = 0
+        for _ in 0..<1000 {
+            let read = try process.read()
+            retries += read.retries
+            if read.retries > 0 { withRetries += 1 }
+            let frames = try read.threads.map { thread in
+                try CapturedStack(thread.capture).symbolicated().frames.map { $0.symbol?.printedName ?? "?" }
+            }
+            #expect(frames == [["live!spin", "live!inner", "live!middle", "live!main"], ["live!wait"]], "\(frames)")
+            for how in read.reads.values {
+                switch how {
+                case .stopped(let nanoseconds):
+                    stopped += 1
+                    slowest = max(slowest, nanoseconds)
+                case .hostCall: unstopped += 1
+                }
+            }
+        }
+        print("live reads: 1000 reads, \(retries) retries (\(withRetries) reads retried), \(stopped) threads stopped (longest \(slowest / 1000) µs), \(unstopped) read unstopped")
+        #expect(unstopped == 1000)
+        #expect(child.process.isRunning && child.status.tracer == "0" && !child.status.state.hasPrefix("t"), "\(child.status)")
+        #expect(child.selfReport() == ["live!spin", "live!inner", "live!middle", "live!main"])
+        // And the command line, a few times, as an operator would.
+        for _ in 0..<5 {
+            let dump = try runCLI(["dump", "--pid", String(child.pid)])
+            #expect(dump.status == 0 && Self.threadFrames(dump.stdout).count == 2, "\(dump.stdout)\(dump.stderr)")
+        }
+    }
+
+    @Test("errors: no such process, not an embedder, another user's process, a descriptor of another version, a process that exits while it is read — each a clear message and exit 1")
+    func errors() throws {
+        let none = try runCLI(["dump", "--pid", "999999999"])
+        #expect(none.status == 1 && none.stderr.contains("process 999999999: no such process"), "\(none.stderr)")
+
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["60"]
+        try sleeper.run()
+        defer { sleeper.terminate() }
+        let plain = try runCLI(["dump", "--pid", String(sleeper.processIdentifier)])
+        #expect(plain.status == 1 && plain.stderr.contains("is not a program that embeds the WasmUnwind runtime"), "\(plain.stderr)")
+
+        let child = try LiveChild(["trampoline"])
+        if geteuid() == 0 {
+            // As another user: the kernel refuses, and the message says why.
+            let other = try runChild("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", PackagePaths.cli,
+                                                          "dump", "--pid", String(child.pid)])
+            #expect(other.status == 1 && other.stderr.contains("it belongs to uid 0 and this is uid 65534: run as uid 0, or as root"),
+                    "\(other.stderr)")
+        }
+        let foreign = try LiveChild(["trampoline", "foreign-version"])
+        let version = try runCLI(["dump", "--pid", String(foreign.pid)])
+        #expect(version.status == 1 && version.stderr.contains("post-mortem descriptor version 2, this reader knows 1"), "\(version.stderr)")
+
+        // Reads racing the process's death: each a dump or an error that
+        // says it exited — never a crash or a hang.
+        let dying = try LiveChild(["trampoline", "churn"])
+        let reader = try LiveProcess(pid: dying.pid)
+        var outcomes: [String: Int] = [:]
+        let victim = dying.pid
+        let killer = Thread { usleep(50_000); kill(victim, SIGKILL) }
+        killer.start()
+        for _ in 0..<5000 {
+            do {
+                _ = try reader.read()
+                outcomes["read", default: 0] += 1
+            } catch {
+                #expect(error.problem.contains("exited") || error.problem.contains("no such process") || error.problem.contains("not in process"),
+                        "\(error)")
+                outcomes["exited", default: 0] += 1
+                break
+            }
+        }
+        #expect(outcomes["exited"] == 1, "\(outcomes)")
+        let after = try runCLI(["dump", "--pid", String(dying.pid)])
+        #expect(after.status == 1, "\(after.stderr)")
+        #expect(child.process.isRunning && child.status.tracer == "0")
+    }
+}
