@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <time.h>
 
 long wu_live_read(int pid, uint64_t address, void *buffer, uint64_t count) {
@@ -24,8 +25,12 @@ int wu_live_stop(int tid, int timeout_ms, int *pending_signal) {
         ptrace(PTRACE_DETACH, tid, 0, 0);
         return -error;
     }
-    struct timespec pause = {0, 50 * 1000};  // 50 µs between polls
+    // The stop comes within microseconds when the thread runs: poll with
+    // sched_yield first, then sleep 50 µs between polls.
+    struct timespec pause = {0, 50 * 1000};
     long waited_us = 0;
+    struct timespec begun;
+    clock_gettime(CLOCK_MONOTONIC, &begun);
     for (;;) {
         int status = 0;
         pid_t got = waitpid(tid, &status, __WALL | WNOHANG);
@@ -42,9 +47,11 @@ int wu_live_stop(int tid, int timeout_ms, int *pending_signal) {
         } else if (got < 0 && errno != EINTR) {
             return -errno;
         }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        waited_us = (now.tv_sec - begun.tv_sec) * 1000000L + (now.tv_nsec - begun.tv_nsec) / 1000;
         if (waited_us >= (long)timeout_ms * 1000) return -ETIMEDOUT;
-        nanosleep(&pause, 0);
-        waited_us += 50;
+        if (waited_us < 200) sched_yield(); else nanosleep(&pause, 0);
     }
 }
 

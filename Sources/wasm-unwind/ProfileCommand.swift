@@ -1,6 +1,8 @@
 import ArgumentParser
 import CWasmUnwindABI
 import Foundation
+import StackCapture
+import Synchronization
 import UnwindOracle
 import Verification
 @_spi(Testing) import WasmJIT
@@ -35,10 +37,22 @@ struct ProfileCommand: ParsableCommand {
             """)
 
     @Argument(help: "The module to run (.wat or .wasm).")
-    var file: String
+    var file: String?
 
     @Option(name: .long, help: "The export to call.")
-    var invoke: String
+    var invoke: String?
+
+    @Option(name: .long, help: ArgumentHelp("Sample this running process (an embedder of the runtime) from outside instead (docs/live-processes.md).", valueName: "PID"))
+    var pid: Int32?
+
+    @Option(name: .long, help: ArgumentHelp("With --pid: seconds to sample (Ctrl-C ends it sooner; what was sampled is written).", valueName: "S"))
+    var duration: Double = 10
+
+    @Flag(name: .long, help: "With --pid: include threads blocked in host calls (idle), left out by default.")
+    var idle = false
+
+    @Flag(name: .long, help: "With --pid: a root frame per thread (`thread TID`).")
+    var threads = false
 
     @Option(name: .long, help: "Samples per second.")
     var hz: Int = 1000
@@ -68,11 +82,20 @@ struct ProfileCommand: ParsableCommand {
     var arguments: [String] = []
 
     func validate() throws {
+        if pid != nil {
+            guard file == nil, invoke == nil else { throw ValidationError("give a module and --invoke, or --pid, not both") }
+            guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be more than 0 and at most 86400 seconds") }
+            guard !checkLibunwind, !lines else { throw ValidationError("--check-libunwind and --lines are for a profile of a run, not --pid") }
+        } else {
+            guard file != nil, invoke != nil else { throw ValidationError("give a module and --invoke (or --pid PID)") }
+        }
         guard (1...100_000).contains(hz) else { throw ValidationError("--hz must be 1 to 100000, got \(hz)") }
         guard repeatCount >= 1 else { throw ValidationError("--repeat must be at least 1, got \(repeatCount)") }
     }
 
     func run() throws {
+        if let pid { return try profileProcess(pid) }
+        guard let file, let invoke else { return }
         let session = OracleSession(configuration: Engine.Configuration(exitRecording: exitRecording), observeTraps: false)
         let store = Store(engine: session.engine)
         var imports = Imports()
@@ -146,3 +169,46 @@ struct ProfileCommand: ParsableCommand {
         }
     }
 }
+
+extension ProfileCommand {
+    /// Samples a running process from outside until --duration or Ctrl-C.
+    func profileProcess(_ pid: Int32) throws {
+        let process: LiveProcess
+        do {
+            process = try LiveProcess(pid: pid)
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        liveProfileStop.store(false, ordering: .relaxed)
+        let previous = signal(SIGINT) { _ in liveProfileStop.store(true, ordering: .relaxed) }
+        defer { signal(SIGINT, previous) }
+        let live: LiveProfile
+        do {
+            live = try LiveProfile.sample(process, LiveProfile.Options(
+                hz: hz, durationNanoseconds: UInt64(duration * 1e9), idle: idle, perThread: threads)) {
+                liveProfileStop.load(ordering: .relaxed)
+            }
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+        let text = render(live.profile, as: format, title: "process \(pid) (\(URL(fileURLWithPath: process.program).lastPathComponent))")
+        if let output {
+            try writeFile(output, Array(text.utf8), what: "the profile")
+        } else {
+            StandardOutput.write(text)
+        }
+        let seconds = Double(live.elapsedNanoseconds) / 1e9
+        let stops = live.stops.sorted()
+        let stopped = stops.isEmpty ? "no thread stopped" : "threads stopped \(stops.count) times, median \(stops[stops.count / 2] / 1000) µs, "
+            + "longest \(stops.last! / 1000) µs"
+        printError("profile: \(live.profile.sampleCount) samples from \(live.reads) reads of process \(pid) in "
+                   + String(format: "%.2f s (%.0f reads/s of %d Hz asked); ", seconds, Double(live.reads) / max(seconds, 1e-9), hz)
+                   + stopped + (live.retries > 0 ? "; \(live.retries) reads repeated (lists in change)" : "")
+                   + (live.ended.map { "; ended: the process \($0)" } ?? ""))
+    }
+}
+
+/// Set by SIGINT during `profile --pid` (async-signal-safe).
+let liveProfileStop = Atomic<Bool>(false)

@@ -194,4 +194,46 @@ struct LiveProcessTests {
         #expect(after.status == 1, "\(after.stderr)")
         #expect(child.process.isRunning && child.status.tracer == "0")
     }
+
+    /// three_parts' share of three_parts + one_part in folded stacks.
+    static func ratioShare(_ folded: String) -> Double {
+        var three = 0, one = 0
+        for line in folded.split(separator: "\n") {
+            let count = Int(line.split(separator: " ").last ?? "") ?? 0
+            if line.contains("ratio!three_parts") { three += count }
+            if line.contains("ratio!one_part") { one += count }
+        }
+        return three + one == 0 ? 0 : Double(three) / Double(three + one)
+    }
+
+    @Test("profile --pid: the 3:1 workload's shares within 5% of the in-process profiler's on the same workload; SVG and Firefox outputs; the process runs on")
+    func profileShares() throws {
+        let inProcess = try runCLI(["profile", "fixtures/programs/ratio.wat", "--invoke", "main", "150", "--hz", "1000"])
+        #expect(inProcess.status == 0, "\(inProcess.stderr)")
+        let expected = Self.ratioShare(inProcess.stdout)
+        let target = Process()
+        target.executableURL = URL(fileURLWithPath: PackagePaths.cli)
+        target.arguments = ["run", PackagePaths.fixture("programs/ratio.wat"), "--invoke", "main", "1000000"]
+        target.standardOutput = FileHandle.nullDevice
+        target.standardError = FileHandle.nullDevice
+        try target.run()
+        defer { target.terminate(); target.waitUntilExit() }
+        usleep(300_000)
+        let live = try runCLI(["profile", "--pid", String(target.processIdentifier), "--duration", "3", "--hz", "1000"])
+        #expect(live.status == 0, "\(live.stderr)")
+        let share = Self.ratioShare(live.stdout)
+        print("profile --pid: three_parts' share \(share) (in-process \(expected), truth 0.75); \(live.stderr)")
+        #expect(abs(share - expected) <= expected * 0.05 && abs(share - 0.75) <= 0.75 * 0.05, "live \(share), in-process \(expected)")
+        #expect(live.stderr.contains("threads stopped") && live.stdout.split(separator: "\n").count >= 2)
+        let directory = try temporaryDirectory("live-profile")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for format in ["svg", "firefox"] {
+            let path = directory.appendingPathComponent("p.\(format)").path
+            let run = try runCLI(["profile", "--pid", String(target.processIdentifier), "--duration", "0.5", "--hz", "200",
+                                  "--format", format, "-o", path])
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            #expect(run.status == 0 && text.contains("three_parts"), "\(format): \(run.stderr)")
+        }
+        #expect(target.isRunning)
+    }
 }
