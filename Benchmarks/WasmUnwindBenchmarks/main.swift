@@ -17,6 +17,13 @@ if let index = CommandLine.arguments.firstIndex(of: "--callgrind") {
     exit(0)
 }
 
+if CommandLine.arguments.contains("--live-target") {
+    do { try liveTarget() } catch {
+        FileHandle.standardError.write(Data("live target failed: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
 var harness = Harness()
 harness.allocationCounter = { malloc_counter_total() }
 let arguments = CommandLine.arguments.dropFirst()
@@ -44,6 +51,9 @@ do {
     }
     if harness.groupFilter == nil || "coredump".contains(harness.groupFilter!) {
         codeSizes += [""] + (try coredumpReport())
+    }
+    if harness.groupFilter == nil || "live processes".contains(harness.groupFilter!) {
+        codeSizes += [""] + (try liveProcessReport())
     }
     if harness.groupFilter == nil || "traps on threads".contains(harness.groupFilter!) {
         codeSizes += [""] + (try threadTrapReport())
