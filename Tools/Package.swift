@@ -100,7 +100,9 @@ let package = Package(
         // registration records; swift_demangle.
         .target(
             name: "CUnwindShim",
-            dependencies: ["CLibunwind", abi, "CWasmRuntime"]
+            dependencies: ["CLibunwind", abi, "CWasmRuntime"],
+            // libunwind-ptrace (libunwind-dev): the live-process check.
+            linkerSettings: [.linkedLibrary("unwind-ptrace"), .linkedLibrary("lzma")]
         ),
         // libunwind as an independent unwinder: local and signal-context
         // unwinding, CFI registration, frame-by-frame comparison, hybrid

@@ -108,6 +108,14 @@ public final class LiveProcess {
     let images = PostMortem.ImageCache()
     let memory: LiveMemory
 
+    /// Stop every thread, also those a host call lets us read unstopped
+    /// (for a check that needs each thread stopped, as `--verify`).
+    public var stopsEveryThread = false
+    /// Called for each thread while it is stopped, with the listed modules
+    /// (a second unwinder runs here, over the stopped thread); what it
+    /// returns — the frames' addresses it found — is kept in the read.
+    public var whileStopped: ((Int64, [CaptureFile.Module]) -> [UInt])?
+
     /// Attempts at a consistent read of the descriptor before giving up.
     public static let maximumAttempts = 10_000
     /// How long a thread may take to stop.
@@ -158,6 +166,8 @@ public final class LiveProcess {
         /// Reads of the descriptor that found it in change and were
         /// repeated (0: the first was consistent).
         public var retries: Int
+        /// What `whileStopped` returned for each thread it ran for.
+        public var whileStopped: [Int64: [UInt]] = [:]
     }
 
     /// Reads every thread the descriptor lists that is running wasm: a
@@ -218,6 +228,7 @@ public final class LiveProcess {
         var threads: [ProcessThread] = []
         var copies: [CapturedMemoryReader.Segment] = []
         var reads: [Int64: LiveThreadRead] = [:]
+        var secondOpinions: [Int64: [UInt]] = [:]
         /// Threads read without stopping: what must still hold afterwards.
         var unstopped: [Unstopped] = []
         for (tid, headAddress) in descriptor.threads.sorted(by: { $0.key < $1.key }) {
@@ -230,7 +241,7 @@ public final class LiveProcess {
             // The exit record stays set after a host call returns: it says
             // where the thread is only while the thread waits in the host
             // (blocked in a system call, its pc outside wasm code).
-            if exitPC != 0, let blocked = blockedInSystemCall(tid),
+            if !stopsEveryThread, exitPC != 0, let blocked = blockedInSystemCall(tid),
                !descriptor.modules.contains(where: { $0.contains(blocked.pc) }) {
                 let sp = PostMortem.stackPointer(returnAddress: exitPC, fp: exitFP, modules: descriptor.modules)
                 threads.append(ProcessThread(tid: tid, pc: 0, fp: exitFP, sp: sp))
@@ -238,13 +249,14 @@ public final class LiveProcess {
                 unstopped.append(Unstopped(tid: tid, headAddress: headAddress, head: head, exit: exit, blocked: blocked))
                 continue
             }
-            switch try stopAndCopy(tid: tid, headAddress: headAddress) {
+            switch try stopAndCopy(tid: tid, headAddress: headAddress, modules: descriptor.modules) {
             case .gone:
                 continue
-            case .read(let thread, let copied, let nanoseconds):
+            case .read(let thread, let copied, let nanoseconds, let second):
                 threads.append(thread)
                 copies += copied
                 reads[tid] = .stopped(nanoseconds: nanoseconds)
+                if let second { secondOpinions[tid] = second }
             }
         }
         let snapshot = LiveSnapshot(memory: memory, threads: threads, mappedFiles: mappedFiles, copies: copies)
@@ -260,7 +272,7 @@ public final class LiveProcess {
         if try generation() != before { return .again("the lists changed while the stacks were read") }
         if !stillInPlace(unstopped) { return .again("a thread in a host call returned while it was read") }
         return .done(Read(snapshot: snapshot, threads: captures, reads: reads.filter { entry in captures.contains { $0.tid == entry.key } },
-                          retries: 0))
+                          retries: 0, whileStopped: secondOpinions))
     }
 
     /// A thread read without stopping it, and what must still hold after.
@@ -298,7 +310,7 @@ public final class LiveProcess {
     }
 
     private enum Stopped {
-        case read(ProcessThread, [CapturedMemoryReader.Segment], nanoseconds: UInt64)
+        case read(ProcessThread, [CapturedMemoryReader.Segment], nanoseconds: UInt64, whileStopped: [UInt]?)
         /// The thread exited before it stopped.
         case gone
     }
@@ -306,7 +318,7 @@ public final class LiveProcess {
     /// Stops `tid`, reads its registers, its activation head, limits
     /// record and stack (from sp to above its outermost activation), and
     /// resumes it — on every path.
-    private func stopAndCopy(tid: Int64, headAddress: UInt) throws(LiveProcessError) -> Stopped {
+    private func stopAndCopy(tid: Int64, headAddress: UInt, modules: [CaptureFile.Module]) throws(LiveProcessError) -> Stopped {
         let start = Self.now()
         var pending: Int32 = 0
         let stopped = wu_live_stop(Int32(tid), Self.stopTimeoutMilliseconds, &pending)
@@ -352,7 +364,9 @@ public final class LiveProcess {
             _ = copy(UInt(sp), Int(size))
         }
         let thread = ProcessThread(tid: tid, pc: UInt(pc), fp: UInt(fp), sp: UInt(sp))
-        return .read(thread, copies, nanoseconds: Self.now() &- start)
+        let second = whileStopped?(tid, modules)
+        // The whole stop, a second unwinder's time included.
+        return .read(thread, copies, nanoseconds: Self.now() &- start, whileStopped: second)
     }
 
     private func exitedCheck() throws(LiveProcessError) {

@@ -73,3 +73,25 @@ public enum RemoteUnwinder {
         return UnsafeBufferPointer(start: frames, count: Int(count)).map(LibunwindFrame.init)
     }
 }
+
+extension RemoteUnwinder {
+    /// Unwinds thread `tid` of another process — stopped by the caller with
+    /// ptrace — with libunwind-ptrace over the live process: registers and
+    /// memory read through ptrace, unwind information from the ELF files it
+    /// maps (host frames), and from `tables` for JIT code (its CFI and
+    /// search table, in the process's memory at those addresses).
+    public static func unwindStoppedThread(tid: Int64, tables: [CodeTable], capacity: Int = 4096) -> [LibunwindFrame] {
+        let cTables = tables.map { table in
+            wu_oracle_unwind_table(start: UInt64(table.codeRange.lowerBound), end: UInt64(table.codeRange.upperBound),
+                                   segbase: UInt64(table.segmentBase), table: UInt64(table.searchTable),
+                                   table_entries: UInt64(table.entries))
+        }
+        let frames = UnsafeMutablePointer<wu_oracle_frame>.allocate(capacity: capacity)
+        defer { frames.deallocate() }
+        let count = cTables.withUnsafeBufferPointer { buffer in
+            wu_oracle_unwind_ptrace(Int32(tid), buffer.baseAddress, UInt64(buffer.count), frames, Int32(capacity))
+        }
+        guard count > 0 else { return [] }
+        return UnsafeBufferPointer(start: frames, count: Int(count)).map(LibunwindFrame.init)
+    }
+}

@@ -213,6 +213,14 @@ public struct JSONFormatter: ReportFormatter {
                 ("activations", .array(verification.map(json))),
             ])))
         }
+        if let live = dump.liveVerification {
+            members.append(("live_verification", .object([
+                ("match", .bool(live.isMatch)),
+                ("libunwind_ptrace", .array(live.libunwind.map { .string("0x" + String($0, radix: 16)) })),
+                ("walk", .array(live.walk.map { .string("0x" + String($0, radix: 16)) })),
+                ("other_frames", .integer(Int64(live.otherFrames))),
+            ])))
+        }
         return .object(members)
     }
 }

@@ -213,6 +213,9 @@ public struct CaptureDump: Hashable, Sendable {
     public var hybridError: String?
     /// With `--verify`: the offline libunwind comparison, per activation.
     public var verification: [FrameComparison]?
+    /// With `dump --pid --verify`: libunwind-ptrace's unwind of the live,
+    /// stopped thread compared with the walk.
+    public var liveVerification: LiveVerification?
     /// Things a reader should know that do not make the capture unusable
     /// (trailing bytes after the last section).
     public var warnings: [String]
@@ -351,4 +354,27 @@ public struct CoredumpReport: Hashable, Sendable {
         hasher.combine(file)
         hasher.combine(threads)
     }
+}
+
+/// libunwind-ptrace unwinding a stopped thread of a live process (through
+/// its host frames too, with the ELF files' unwind information) compared
+/// with our walk of the same stop: its frames in wasm functions, in order,
+/// must be the walk's frames.
+public struct LiveVerification: Hashable, Sendable {
+    /// The wasm frames' addresses (pc, then return addresses), newest first.
+    public var libunwind: [UInt]
+    public var walk: [UInt]
+    /// Frames libunwind unwound outside wasm functions (host code and
+    /// trampolines) on the way.
+    public var otherFrames: Int
+    public var activations: Int
+
+    public init(libunwind: [UInt], walk: [UInt], otherFrames: Int, activations: Int) {
+        self.libunwind = libunwind
+        self.walk = walk
+        self.otherFrames = otherFrames
+        self.activations = activations
+    }
+
+    public var isMatch: Bool { !walk.isEmpty && libunwind == walk }
 }

@@ -266,7 +266,18 @@ public struct TextFormatter: ReportFormatter {
         if let hybrid = dump.hybrid { lines.append(render(hybrid)) }
         if let error = dump.hybridError { lines.append("hybrid backtrace: \(error)") }
         if let verification = dump.verification { lines.append(render(verification)) }
+        if let live = dump.liveVerification { lines.append(render(live)) }
         return lines.joined(separator: "\n")
+    }
+
+    /// `verify (live): ...`: libunwind-ptrace over the stopped thread.
+    public func render(_ live: LiveVerification) -> String {
+        func list(_ addresses: [UInt]) -> String { addresses.map { "0x" + String($0, radix: 16) }.joined(separator: " ") }
+        if live.isMatch {
+            return "verify (live): libunwind-ptrace, unwinding the stopped thread through \(live.otherFrames) host and trampoline frames, "
+                + "agrees on all \(live.walk.count) wasm frames in \(live.activations) activation\(live.activations == 1 ? "" : "s")"
+        }
+        return "verify (live): libunwind-ptrace disagrees: its wasm frames \(list(live.libunwind)), the walk's \(list(live.walk))"
     }
 
     /// `verify: libunwind agrees ...`, or the rows of every activation that

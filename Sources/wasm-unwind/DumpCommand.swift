@@ -214,18 +214,52 @@ struct DumpCommand: ParsableCommand {
         let name = "process \(pid)"
         do {
             let process = try LiveProcess(pid: pid)
+            if verify {
+                // Every thread stopped, and while it is, libunwind-ptrace
+                // unwinds it over the live process.
+                process.stopsEveryThread = true
+                process.whileStopped = { tid, modules in
+                    RemoteUnwinder.unwindStoppedThread(tid: tid, tables: modules.map { module in
+                        RemoteUnwinder.CodeTable(codeRange: module.machineCodeRange, segmentBase: module.codeBase,
+                                                 searchTable: module.searchTable.baseAddress, entries: module.searchTable.bytes.count / 8)
+                    }).map(\.ip)
+                }
+            }
             var read = try process.read()
             for index in read.threads.indices {
                 let thread = read.threads[index]
                 if let how = read.reads[thread.tid] { read.threads[index].capture.note = "thread \(thread.tid), \(how.description)" }
             }
             if read.retries > 0 { printError("\(name): the descriptor was in change; read again \(read.retries) times") }
-            return dumps(of: read.threads, file: "\(name) (\(process.program))", search)
+            var entries = dumps(of: read.threads, file: "\(name) (\(process.program))", search)
+            for (index, thread) in read.threads.enumerated() where index < entries.count {
+                guard let ips = read.whileStopped[thread.tid], case .dump(var dump) = entries[index].0,
+                      let stack = try? CapturedStack(thread.capture) else { continue }
+                let live = Self.liveVerification(ips, stack, dump.backtrace)
+                dump.liveVerification = live
+                if !live.isMatch { printError("\(name) thread \(thread.tid): libunwind-ptrace disagrees with the walk") }
+                entries[index] = (.dump(dump), entries[index].1 && live.isMatch)
+            }
+            return entries
         } catch let error as LiveProcessError {
             return failure(name, error.problem)
         } catch {
             return failure(name, "\(error)")
         }
+    }
+
+    /// libunwind-ptrace's frames (`ips`: the pc, then return addresses) in
+    /// wasm functions, against the walk's frames.
+    static func liveVerification(_ ips: [UInt], _ stack: CapturedStack, _ walk: SymbolicatedBacktrace) -> LiveVerification {
+        var wasm: [UInt] = []
+        var other = 0
+        for (position, ip) in ips.enumerated() {
+            if stack.registry.kind(at: position == 0 ? ip : ip &- 1) == .wasmFunction { wasm.append(ip) } else { other += 1 }
+        }
+        // libunwind goes on past the outermost activation into the host's
+        // frames: those count as other frames too.
+        return LiveVerification(libunwind: wasm, walk: walk.frames.map { $0.frame.address.rawValue }, otherFrames: other,
+                                activations: Set(walk.frames.map { $0.frame.activation }).count)
     }
 
     /// A recording of a reader's reads (`--record-reads`), replayed as the

@@ -91,10 +91,19 @@ struct LiveProcessTests {
         #expect(threads.first == child.selfReport() && threads.first == ["live!spin", "live!inner", "live!middle", "live!main"],
                 "\(dump.stdout)\n\(child.stderr)")
         #expect(threads.last == child.recorded("waiting") && threads.last == ["live!wait"], "\(dump.stdout)")
-        // Which thread was read which way.
-        #expect(dump.stdout.contains("interrupted in wasm") && dump.stdout.contains(", stopped for "), "\(dump.stdout)")
-        #expect(dump.stdout.contains("in a host call, read from its exit record without stopping it"), "\(dump.stdout)")
+        // libunwind twice per thread: offline over the bytes read, and
+        // libunwind-ptrace over the live thread while it was stopped,
+        // through the host frames between the activations.
         #expect(dump.stdout.components(separatedBy: "verify: libunwind agrees").count == 3, "\(dump.stdout)")
+        #expect(dump.stdout.contains("agrees on all 4 wasm frames in 2 activations\n")
+                && dump.stdout.components(separatedBy: "verify (live): libunwind-ptrace, unwinding the stopped thread through").count == 3,
+                "\(dump.stdout)")
+        // Which thread was read which way (without --verify, the one in a
+        // host call is not stopped).
+        let plain = try runCLI(["dump", "--pid", String(child.pid)])
+        #expect(Self.threadFrames(plain.stdout) == threads, "\(plain.stdout)")
+        #expect(plain.stdout.contains("interrupted in wasm") && plain.stdout.contains(", stopped for "), "\(plain.stdout)")
+        #expect(plain.stdout.contains("in a host call, read from its exit record without stopping it"), "\(plain.stdout)")
         // gdb, attached to the same process, names the same wasm frames.
         if ToolPaths.gdb != nil {
             let gdb = try #require(try runTool("gdb", ["-nx", "-batch", "-p", String(child.pid), "-ex", "thread apply all bt"]))

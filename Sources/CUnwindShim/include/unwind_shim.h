@@ -109,6 +109,14 @@ typedef struct wu_remote_image {
 /// frames, or a negative libunwind error.
 int wu_oracle_unwind_remote(const wu_remote_image *image, wu_oracle_frame *frames, int capacity);
 
+/// Unwinds thread `tid` of another process, which the caller has stopped
+/// with ptrace, with libunwind-ptrace: registers and memory through ptrace,
+/// unwind information from the ELF files it maps, and for JIT code from
+/// `tables` (search tables in that process's memory). Returns the number
+/// of frames, or a negative libunwind error.
+int wu_oracle_unwind_ptrace(int tid, const wu_oracle_unwind_table *tables, uint64_t table_count,
+                            wu_oracle_frame *frames, int capacity);
+
 #ifdef __cplusplus
 }
 #endif
