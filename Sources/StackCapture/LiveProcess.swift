@@ -322,7 +322,9 @@ public final class LiveProcess {
         let start = Self.now()
         var pending: Int32 = 0
         let stopped = wu_live_stop(Int32(tid), Self.stopTimeoutMilliseconds, &pending)
-        if stopped == -ESRCH { return .gone }
+        // The thread (or the whole process) died before it stopped: waitpid
+        // then finds no such child (ECHILD) or ptrace no such thread.
+        if stopped == -ESRCH || stopped == -ECHILD { return .gone }
         if stopped == -EPERM {
             throw LiveProcessError(pid: pid, problem: "not permitted to stop thread \(tid) (ptrace): " + Self.permissionAdvice(pid))
         }

@@ -217,7 +217,7 @@ struct LiveProcessTests {
 
     @Test("profile --pid: the 3:1 workload's shares within 5% of the in-process profiler's on the same workload; SVG and Firefox outputs; the process runs on")
     func profileShares() throws {
-        let inProcess = try runCLI(["profile", "fixtures/programs/ratio.wat", "--invoke", "main", "150", "--hz", "1000"])
+        let inProcess = try runCLI(["profile", "fixtures/programs/ratio.wat", "--invoke", "main", "1000", "--hz", "10000"])
         #expect(inProcess.status == 0, "\(inProcess.stderr)")
         let expected = Self.ratioShare(inProcess.stdout)
         let target = Process()
