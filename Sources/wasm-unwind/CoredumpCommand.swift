@@ -22,10 +22,18 @@ struct CoredumpCommand: ParsableCommand {
             from the captured stack (through the FRAME_LAYOUT the capture carries). A \
             capture holds no linear memory or globals: the coredump has none \
             (`run --coredump-on-trap` writes those).
+
+            --pid PID reads a running process instead (docs/live-processes.md): every \
+            thread in wasm, each stopped for the moment its registers and stack are \
+            copied (none when blocked in a host call), with the values its frames hold \
+            then; the process runs on.
             """)
 
     @Argument(help: "A capture file or an ELF core file.")
-    var file: String
+    var file: String?
+
+    @Option(name: .long, help: ArgumentHelp("Take the coredump of this running process (an embedder of the runtime) instead.", valueName: "PID"))
+    var pid: Int32?
 
     @Option(name: [.customShort("o"), .customLong("output")], help: ArgumentHelp("Where to write the coredump.", valueName: "OUTPUT"))
     var destination: String
@@ -33,9 +41,27 @@ struct CoredumpCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("For a core file: the crashed program (default: the first file the core says was mapped).", valueName: "PATH"))
     var exe: String?
 
+    func validate() throws {
+        guard (file == nil) != (pid == nil) else { throw ValidationError("give a capture or core FILE, or --pid PID") }
+    }
+
     func run() throws {
-        let input = try InputBytes(path: file)
         var threads: [(name: String, capture: CaptureFile)] = []
+        if let pid {
+            let read: LiveProcess.Read
+            let process: LiveProcess
+            do {
+                process = try LiveProcess(pid: pid)
+                read = try process.read()
+            } catch {
+                throw CommandError("\(error)")
+            }
+            threads = read.threads.map { ("\($0.tid)", $0.capture) }
+            guard !threads.isEmpty else { throw CommandError("process \(pid): no thread is running wasm") }
+            return try write(threads, processName: process.program, source: "process \(pid)")
+        }
+        guard let file else { return }
+        let input = try InputBytes(path: file)
         var processName = file
         if input.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {
             let core = try CoreFile(input)
@@ -52,6 +78,10 @@ struct CoredumpCommand: ParsableCommand {
             for warning in warnings { printError("warning: \(file): \(warning)") }
             threads = [("captured", capture)]
         }
+        try write(threads, processName: processName, source: file)
+    }
+
+    func write(_ threads: [(name: String, capture: CaptureFile)], processName: String, source file: String) throws {
         var converter = Converter(processName: processName)
         for (name, capture) in threads { try converter.add(thread: name, capture) }
         let coredump = converter.coredump

@@ -1,6 +1,7 @@
 import Foundation
 import StackCapture
 import Testing
+import WasmCoredumpFormat
 import WasmJIT
 import WasmUnwind
 
@@ -201,6 +202,29 @@ struct LiveProcessTests {
         #expect(outcomes["exited"] == 1, "\(outcomes)")
         let after = try runCLI(["dump", "--pid", String(dying.pid)])
         #expect(after.status == 1, "\(after.stderr)")
+        #expect(child.process.isRunning && child.status.tracer == "0")
+    }
+
+    @Test("coredump --pid: a standard wasm coredump of the running process — both threads, their instances, the spinning loop's counter as it was; wasm-tools validates it")
+    func coredumpOfLiveProcess() throws {
+        let child = try LiveChild(["trampoline"])
+        let directory = try temporaryDirectory("live-coredump")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("live.core").path
+        let run = try runCLI(["coredump", "--pid", String(child.pid), "-o", path])
+        #expect(run.status == 0 && run.stdout.contains("2 threads, 5 frames"), "\(run.stdout)\(run.stderr)")
+        let coredump = try WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        // Imports are functions 0-2: wait 3, main 4, middle 5, inner 6, spin 7.
+        #expect(coredump.threads.map { $0.frames.map(\.function) } == [[7, 6, 5, 4], [3]], "\(coredump.threads)")
+        // Each thread runs its own store: two instances of the one module.
+        #expect(Set(coredump.threads.map { $0.frames[0].instance }).count == 2 && coredump.modules.count == 1)
+        // spin's one local, its loop counter, read from the stopped thread's frame.
+        guard case .i32? = coredump.threads[0].frames[0].locals.first else {
+            Issue.record("spin's counter is \(coredump.threads[0].frames[0].locals)")
+            return
+        }
+        let validate = try runChild(PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path, ["validate", path])
+        #expect(validate.status == 0, "\(validate.stderr)")
         #expect(child.process.isRunning && child.status.tracer == "0")
     }
 
