@@ -10,10 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "remote_common.h"
 #include "unwind_shim.h"
-
-extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip, unw_dyn_info_t *di,
-                                              unw_proc_info_t *pi, int need_unwind_info, void *arg);
 
 typedef struct {
     void *upt;
@@ -39,15 +37,7 @@ static int pt_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t
     ptrace_target *target = current;
     const wu_oracle_unwind_table *table = jit_table(target, ip);
     if (!table) return _UPT_find_proc_info(as, ip, pi, need_unwind_info, target->upt);
-    unw_dyn_info_t info;
-    memset(&info, 0, sizeof info);
-    info.start_ip = table->start;
-    info.end_ip = table->end;
-    info.format = UNW_INFO_FORMAT_REMOTE_TABLE;
-    info.u.rti.segbase = table->segbase;
-    info.u.rti.table_data = table->table;
-    info.u.rti.table_len = table->table_entries * 8 / sizeof(unw_word_t);
-    return _Ux86_64_dwarf_search_unwind_table(as, ip, &info, pi, need_unwind_info, target->upt);
+    return wu_remote_search_table(as, table, ip, pi, need_unwind_info, target->upt);
 }
 
 static void pt_put_unwind_info(unw_addr_space_t as, unw_proc_info_t *pi, void *arg) {
@@ -117,23 +107,7 @@ int wu_oracle_unwind_ptrace(int tid, const wu_oracle_unwind_table *tables, uint6
     current = &target;
     unw_cursor_t cursor;
     int result = unw_init_remote(&cursor, space, target.upt);
-    int count = 0;
-    if (result >= 0) {
-        do {
-            if (count == capacity) break;
-            unw_word_t ip = 0, sp = 0;
-            unw_get_reg(&cursor, UNW_REG_IP, &ip);
-            unw_get_reg(&cursor, UNW_REG_SP, &sp);
-            memset(&frames[count], 0, sizeof frames[count]);
-            frames[count].ip = ip;
-            frames[count].sp = sp;
-            frames[count].name_status = -1;
-            unw_proc_info_t info;
-            frames[count].procedure_start = unw_get_proc_info(&cursor, &info) == 0 ? info.start_ip : 0;
-            count++;
-        } while (unw_step(&cursor) > 0);
-        result = count;
-    }
+    if (result >= 0) result = wu_remote_collect_frames(&cursor, frames, capacity);
     current = 0;
     unw_destroy_addr_space(space);
     _UPT_destroy(target.upt);

@@ -8,11 +8,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "remote_common.h"
 #include "unwind_shim.h"
 
-// Declared by perf too: exported by libunwind, absent from its headers.
-extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as, unw_word_t ip, unw_dyn_info_t *di,
-                                              unw_proc_info_t *pi, int need_unwind_info, void *arg);
+int wu_remote_search_table(unw_addr_space_t as, const wu_oracle_unwind_table *table, unw_word_t ip, unw_proc_info_t *pi,
+                           int need_unwind_info, void *arg) {
+    unw_dyn_info_t info;
+    memset(&info, 0, sizeof info);
+    info.start_ip = table->start;
+    info.end_ip = table->end;
+    info.format = UNW_INFO_FORMAT_REMOTE_TABLE;
+    info.u.rti.segbase = table->segbase;
+    info.u.rti.table_data = table->table;
+    info.u.rti.table_len = table->table_entries * 8 / sizeof(unw_word_t);
+    return _Ux86_64_dwarf_search_unwind_table(as, ip, &info, pi, need_unwind_info, arg);
+}
+
+int wu_remote_collect_frames(unw_cursor_t *cursor, wu_oracle_frame *frames, int capacity) {
+    int count = 0;
+    do {
+        if (count == capacity) break;
+        unw_word_t ip = 0, sp = 0;
+        unw_get_reg(cursor, UNW_REG_IP, &ip);
+        unw_get_reg(cursor, UNW_REG_SP, &sp);
+        memset(&frames[count], 0, sizeof frames[count]);
+        frames[count].ip = ip;
+        frames[count].sp = sp;
+        frames[count].name_status = -1;
+        unw_proc_info_t info;
+        frames[count].procedure_start = unw_get_proc_info(cursor, &info) == 0 ? info.start_ip : 0;
+        count++;
+    } while (unw_step(cursor) > 0);
+    return count;
+}
 
 static int read_word(const wu_remote_image *image, uint64_t address, uint64_t *value) {
     for (uint64_t i = 0; i < image->segment_count; i++) {
@@ -32,15 +60,7 @@ static int find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *p
     for (uint64_t i = 0; i < image->table_count; i++) {
         const wu_oracle_unwind_table *table = &image->tables[i];
         if (ip < table->start || ip >= table->end) continue;
-        unw_dyn_info_t info;
-        memset(&info, 0, sizeof info);
-        info.start_ip = table->start;
-        info.end_ip = table->end;
-        info.format = UNW_INFO_FORMAT_REMOTE_TABLE;
-        info.u.rti.segbase = table->segbase;
-        info.u.rti.table_data = table->table;
-        info.u.rti.table_len = table->table_entries * 8 / sizeof(unw_word_t);
-        return _Ux86_64_dwarf_search_unwind_table(as, ip, &info, pi, need_unwind_info, arg);
+        return wu_remote_search_table(as, table, ip, pi, need_unwind_info, arg);
     }
     return -UNW_ENOINFO;
 }
@@ -117,23 +137,7 @@ int wu_oracle_unwind_remote(const wu_remote_image *image, wu_oracle_frame *frame
     pthread_mutex_lock(&space_lock);
     unw_cursor_t cursor;
     int result = unw_init_remote(&cursor, space, (void *)image);
-    int count = 0;
-    if (result >= 0) {
-        do {
-            if (count == capacity) break;
-            unw_word_t ip = 0, sp = 0;
-            unw_get_reg(&cursor, UNW_REG_IP, &ip);
-            unw_get_reg(&cursor, UNW_REG_SP, &sp);
-            memset(&frames[count], 0, sizeof frames[count]);
-            frames[count].ip = ip;
-            frames[count].sp = sp;
-            frames[count].name_status = -1;
-            unw_proc_info_t info;
-            frames[count].procedure_start = unw_get_proc_info(&cursor, &info) == 0 ? info.start_ip : 0;
-            count++;
-        } while (unw_step(&cursor) > 0);
-        result = count;
-    }
+    if (result >= 0) result = wu_remote_collect_frames(&cursor, frames, capacity);
     pthread_mutex_unlock(&space_lock);
     return result;
 }

@@ -43,11 +43,7 @@ public enum RemoteUnwinder {
             }
             image.register_mask |= 1 << UInt32(number)
         }
-        let cTables = tables.map { table in
-            wu_oracle_unwind_table(start: UInt64(table.codeRange.lowerBound), end: UInt64(table.codeRange.upperBound),
-                                   segbase: UInt64(table.segmentBase), table: UInt64(table.searchTable),
-                                   table_entries: UInt64(table.entries))
-        }
+        let cTables = tables.map(\.cTable)
         let frames = UnsafeMutablePointer<wu_oracle_frame>.allocate(capacity: capacity)
         defer { frames.deallocate() }
         // Pin every segment's bytes for the duration of the unwind.
@@ -81,11 +77,7 @@ extension RemoteUnwinder {
     /// maps (host frames), and from `tables` for JIT code (its CFI and
     /// search table, in the process's memory at those addresses).
     public static func unwindStoppedThread(tid: Int64, tables: [CodeTable], capacity: Int = 4096) -> [LibunwindFrame] {
-        let cTables = tables.map { table in
-            wu_oracle_unwind_table(start: UInt64(table.codeRange.lowerBound), end: UInt64(table.codeRange.upperBound),
-                                   segbase: UInt64(table.segmentBase), table: UInt64(table.searchTable),
-                                   table_entries: UInt64(table.entries))
-        }
+        let cTables = tables.map(\.cTable)
         let frames = UnsafeMutablePointer<wu_oracle_frame>.allocate(capacity: capacity)
         defer { frames.deallocate() }
         let count = cTables.withUnsafeBufferPointer { buffer in
@@ -93,5 +85,13 @@ extension RemoteUnwinder {
         }
         guard count > 0 else { return [] }
         return UnsafeBufferPointer(start: frames, count: Int(count)).map(LibunwindFrame.init)
+    }
+}
+
+extension RemoteUnwinder.CodeTable {
+    /// The table as the C shim takes it.
+    var cTable: wu_oracle_unwind_table {
+        wu_oracle_unwind_table(start: UInt64(codeRange.lowerBound), end: UInt64(codeRange.upperBound), segbase: UInt64(segmentBase),
+                               table: UInt64(searchTable), table_entries: UInt64(entries))
     }
 }

@@ -53,18 +53,27 @@ extension DebugSections {
         case .stringOffset(let offset): return try WasmDWARF.string(in: str, at: offset, name: ".debug_str")
         case .lineStringOffset(let offset): return try WasmDWARF.string(in: lineStr, at: offset, name: ".debug_line_str")
         case .stringIndex(let index):
-            let (position, overflow) = index.multipliedReportingOverflow(by: UInt64(unit.offsetSize))
-            let (at, overflow2) = root.strOffsetsBase.addingReportingOverflow(position)
-            guard !overflow, !overflow2, at < UInt64(strOffsets.count) else {
-                throw DWARFError(section: ".debug_str_offsets", offset: Int(clamping: root.strOffsetsBase),
-                                 expected: "string index \(index) inside the section")
-            }
-            var cursor = DWARFCursor(strOffsets, section: ".debug_str_offsets", offset: Int(at))
-            let offset = try cursor.sectionOffset(size: unit.offsetSize, "a string offset")
+            let offset = try offsetTableEntry(index, of: strOffsets, ".debug_str_offsets", base: root.strOffsetsBase, unit: unit,
+                                              "string index \(index) inside the section", "a string offset")
             return try WasmDWARF.string(in: str, at: offset, name: ".debug_str")
         default:
             return nil
         }
+    }
+
+    /// Entry `index` of the offsets table at `base` in `section` (DWARF 5's
+    /// `.debug_str_offsets`, and the tables at the start of
+    /// `.debug_rnglists` and `.debug_loclists`): an offset of the unit's
+    /// offset size, every step checked.
+    func offsetTableEntry(_ index: UInt64, of section: ArraySlice<UInt8>, _ name: String, base: UInt64, unit: UnitHeader,
+                          _ expected: String, _ what: String) throws(DWARFError) -> UInt64 {
+        let (position, overflow) = index.multipliedReportingOverflow(by: UInt64(unit.offsetSize))
+        let (at, overflow2) = base.addingReportingOverflow(position)
+        guard !overflow, !overflow2, at < UInt64(section.count) else {
+            throw DWARFError(section: name, offset: Int(clamping: base), expected: expected)
+        }
+        var cursor = DWARFCursor(section, section: name, offset: Int(at))
+        return try cursor.sectionOffset(size: unit.offsetSize, what)
     }
 
     /// An address attribute's address (indexed ones through `.debug_addr`).
@@ -128,13 +137,8 @@ extension DebugSections {
         var offset: UInt64
         switch value {
         case .rangeListIndex(let index):
-            let (position, overflow) = index.multipliedReportingOverflow(by: UInt64(unit.offsetSize))
-            let (at, overflow2) = root.rnglistsBase.addingReportingOverflow(position)
-            guard !overflow, !overflow2, at < UInt64(rnglists.count) else {
-                throw DWARFError(section: ".debug_rnglists", offset: Int(clamping: root.rnglistsBase), expected: "range list index \(index) inside the offsets table")
-            }
-            var cursor = DWARFCursor(rnglists, section: ".debug_rnglists", offset: Int(at))
-            offset = root.rnglistsBase &+ (try cursor.sectionOffset(size: unit.offsetSize, "a range list offset"))
+            offset = root.rnglistsBase &+ (try offsetTableEntry(index, of: rnglists, ".debug_rnglists", base: root.rnglistsBase, unit: unit,
+                                                                "range list index \(index) inside the offsets table", "a range list offset"))
         default:
             offset = value.integer ?? .max
         }

@@ -44,15 +44,9 @@ extension DebugSections {
         case .sectionOffset(let offset), .unsigned(let offset):
             return try legacyLocationList(at: offset, address, unit: unit, root: root)
         case .locationListIndex(let index):
-            let (position, overflow) = index.multipliedReportingOverflow(by: UInt64(unit.offsetSize))
-            let (at, overflow2) = root.loclistsBase.addingReportingOverflow(position)
-            guard !overflow, !overflow2, at < UInt64(loclists.count) else {
-                throw DWARFError(section: ".debug_loclists", offset: Int(clamping: root.loclistsBase),
-                                 expected: "location list index \(index) inside the offsets table")
-            }
-            var cursor = DWARFCursor(loclists, section: ".debug_loclists", offset: Int(at))
-            return try locationList(at: root.loclistsBase &+ (try cursor.sectionOffset(size: unit.offsetSize, "a location list offset")),
-                                    address, unit: unit, root: root)
+            let offset = try offsetTableEntry(index, of: loclists, ".debug_loclists", base: root.loclistsBase, unit: unit,
+                                              "location list index \(index) inside the offsets table", "a location list offset")
+            return try locationList(at: root.loclistsBase &+ offset, address, unit: unit, root: root)
         default:
             return nil
         }

@@ -241,10 +241,8 @@ struct DumpCommand: ParsableCommand {
                 entries[index] = (.dump(dump), entries[index].1 && live.isMatch)
             }
             return entries
-        } catch let error as LiveProcessError {
-            return failure(name, error.problem)
         } catch {
-            return failure(name, "\(error)")
+            return failure(name, error.problem)
         }
     }
 

@@ -13,7 +13,7 @@ final class LiveChild {
 
     init(_ arguments: [String]) throws {
         errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("live-probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).err")
-        FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: PackagePaths.executable("trap-probe"))
         process.arguments = ["live"] + arguments
         process.standardError = try FileHandle(forWritingTo: errorFile)
