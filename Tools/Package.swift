@@ -31,6 +31,8 @@ let package = Package(
         .package(name: "WasmUnwind", path: ".."),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/swiftwasm/WasmKit", exact: "0.4.2"),
+        // The backtrace service's storage (SQLite); only its own targets use it.
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // The reference runtime's C: entering wasm (sigsetjmp), the trap
@@ -200,6 +202,19 @@ let package = Package(
             name: "CMallocCounter",
             dependencies: ["CWasmRuntime"],
             path: "Tests/MallocCounter"
+        ),
+
+        // The backtrace service (docs/service.md): uploads read, grouped and
+        // stored. Its server dependencies are its own: the embedder's
+        // library and the CLI's core build without them.
+        .target(
+            name: "BacktraceService",
+            dependencies: ["StackCapture", "UnwindReports", "WasmCoredumpFormat", wasmUnwind, dwarf,
+                           .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "BacktraceServiceTests",
+            dependencies: ["BacktraceService", "StackCapture", "wasm-unwind"]
         ),
 
         .testTarget(

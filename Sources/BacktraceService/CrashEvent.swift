@@ -1,0 +1,85 @@
+import StackCapture
+import UnwindReports
+import WasmCoredumpFormat
+@_spi(Tools) import WasmUnwind
+
+/// What an upload is, read: its kind, its crashing thread's frames
+/// (newest first) and how it ended. Everything uploaded is hostile: a
+/// reader's error names the problem and nothing is stored.
+public struct CrashEvent: Hashable, Sendable {
+    public enum Kind: String, Hashable, Sendable {
+        /// A capture (`run --capture`, a crash capture, a capture at a trap).
+        case capture
+        /// A standard wasm coredump (tool-conventions Coredump.md).
+        case coredump
+    }
+
+    /// One frame as grouping and pages see it.
+    public struct Frame: Hashable, Sendable, Codable {
+        /// The module's name, when it has one.
+        public var module: String?
+        /// The function's name, or `<wasm function N>` without a name.
+        public var function: String
+        /// The function's index in its module, when known.
+        public var functionIndex: UInt32?
+        /// The module offset of the frame's instruction, when known.
+        public var moduleOffset: UInt32?
+        /// Whether the frame is the program's own code (not a trampoline
+        /// or other runtime code).
+        public var isProgram: Bool
+
+        public init(module: String?, function: String, functionIndex: UInt32?, moduleOffset: UInt32?, isProgram: Bool) {
+            self.module = module
+            self.function = function
+            self.functionIndex = functionIndex
+            self.moduleOffset = moduleOffset
+            self.isProgram = isProgram
+        }
+    }
+
+    public var kind: Kind
+    /// The crashing thread's frames, newest first.
+    public var frames: [Frame]
+    /// How it ended: the trap's message (`wasm trap: ...`), a crash's
+    /// note, or "unknown".
+    public var reason: String
+
+    /// Reads an upload: a capture or a wasm coredump, recognised by their
+    /// first bytes.
+    public init(reading bytes: [UInt8]) throws(EventError) {
+        if bytes.starts(with: [0x00, 0x61, 0x73, 0x6D]) {
+            let coredump: WasmCoredump
+            do { coredump = try WasmCoredump(parsing: bytes) } catch { throw EventError("not a valid wasm coredump: \(error)") }
+            guard let thread = coredump.threads.first else { throw EventError("a wasm coredump with no thread") }
+            kind = .coredump
+            frames = thread.frames.map { frame in
+                let module = Int(frame.instance) < coredump.instances.count
+                    ? Int(coredump.instances[Int(frame.instance)].module) : nil
+                return Frame(module: module.flatMap { $0 < coredump.modules.count ? coredump.modules[$0] : nil },
+                             function: "<wasm function \(frame.function)>", functionIndex: frame.function, moduleOffset: nil,
+                             isProgram: true)
+            }
+            reason = "coredump of \(coredump.processName)"
+            return
+        }
+        let file: CaptureFile
+        do { file = try CaptureFile(parsing: bytes) } catch { throw EventError("not a capture or a wasm coredump: \(error)") }
+        let stack: CapturedStack
+        do { stack = try CapturedStack(file) } catch { throw EventError("a capture that cannot be walked: \(error)") }
+        kind = .capture
+        frames = stack.symbolicated().frames.map { frame in
+            Frame(module: frame.symbol?.moduleName,
+                  function: frame.symbol?.functionName ?? frame.symbol?.functionIndex.map { "<wasm function \($0)>" }
+                      ?? frame.symbol?.printedName ?? "<unknown>",
+                  functionIndex: frame.symbol?.functionIndex, moduleOffset: frame.symbol?.moduleOffset,
+                  isProgram: frame.symbol?.kind == .wasmFunction)
+        }
+        reason = file.trap.map { "wasm trap: \($0.message)" } ?? file.note ?? "unknown"
+    }
+}
+
+/// Why an upload cannot be read.
+public struct EventError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

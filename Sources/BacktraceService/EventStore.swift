@@ -1,0 +1,263 @@
+import Foundation
+import GRDB
+import WasmDWARF
+
+/// The backtrace service's data in one directory: SQLite through GRDB in
+/// WAL mode (`service.sqlite`: events and groups) and the uploads,
+/// content-addressed (`blobs/ab/cdef...`, by SHA-256). An upload is stored
+/// durably before `ingest` returns: its blob written, synced and renamed
+/// into place, then its event and group committed in one transaction with
+/// `synchronous = FULL`.
+public final class EventStore: Sendable {
+    public let directory: URL
+    let database: DatabasePool
+    public let grouping: Grouping
+    /// Uploads larger than this are refused.
+    public let maximumUploadBytes: Int
+
+    public init(directory: URL, grouping: Grouping = Grouping(), maximumUploadBytes: Int = 64 << 20) throws {
+        self.directory = directory
+        self.grouping = grouping
+        self.maximumUploadBytes = maximumUploadBytes
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("blobs"), withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        database = try DatabasePool(path: directory.appendingPathComponent("service.sqlite").path, configuration: configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: events and groups") { db in
+            try db.create(table: "crash_group") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("signature", .text).notNull().unique()
+                table.column("signature_version", .integer).notNull()
+                table.column("title", .text).notNull()
+                table.column("count", .integer).notNull()
+                table.column("first_seen", .double).notNull()
+                table.column("last_seen", .double).notNull()
+            }
+            try db.create(table: "event") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("group_id", .integer).notNull().references("crash_group")
+                table.column("received_at", .double).notNull()
+                table.column("kind", .text).notNull()
+                table.column("reason", .text).notNull()
+                table.column("host", .text)
+                table.column("runtime", .text)
+                table.column("tags", .text)
+                table.column("blob", .text).notNull()
+                table.column("size", .integer).notNull()
+                table.column("idempotency_key", .text).unique()
+                table.column("frames", .text).notNull()
+            }
+            try db.create(index: "event_group", on: "event", columns: ["group_id", "received_at"])
+        }
+        return migrator
+    }
+
+    /// Who sent an upload, and how to file it.
+    public struct Metadata: Hashable, Sendable {
+        public var host: String?
+        public var runtime: String?
+        public var tags: [String]
+        public init(host: String? = nil, runtime: String? = nil, tags: [String] = []) {
+            self.host = host
+            self.runtime = runtime
+            self.tags = tags
+        }
+    }
+
+    /// What ingesting an upload did.
+    public struct Ingested: Hashable, Sendable {
+        public var event: Int64
+        public var group: Int64
+        /// The idempotency key was seen before: nothing new was stored.
+        public var duplicate: Bool
+    }
+
+    /// Why an upload was refused; nothing of it is stored.
+    public enum IngestError: Error, CustomStringConvertible {
+        case tooLarge(Int, limit: Int)
+        case unreadable(EventError)
+
+        public var description: String {
+            switch self {
+            case .tooLarge(let size, let limit): return "the upload has \(size) bytes; at most \(limit) are taken"
+            case .unreadable(let error): return error.description
+            }
+        }
+    }
+
+    /// Reads, files and stores an upload. A retried upload (the same
+    /// `idempotencyKey`) is stored once: the first one's ids come back.
+    public func ingest(_ bytes: [UInt8], metadata: Metadata = Metadata(), idempotencyKey: String? = nil,
+                       now: Date = Date()) throws -> Ingested {
+        guard bytes.count <= maximumUploadBytes else { throw IngestError.tooLarge(bytes.count, limit: maximumUploadBytes) }
+        if let idempotencyKey, let known = try existing(idempotencyKey) { return known }
+        let event: CrashEvent
+        do { event = try CrashEvent(reading: bytes) } catch { throw IngestError.unreadable(error) }
+        let blob = try storeBlob(bytes)
+        let signature = grouping.signature(of: event)
+        let frames = String(decoding: try JSONEncoder().encode(event.frames), as: UTF8.self)
+        let time = now.timeIntervalSince1970
+        return try database.write { db -> Ingested in
+            if let idempotencyKey, let known = try Self.existing(idempotencyKey, db) { return known }
+            try db.execute(sql: """
+                INSERT INTO crash_group (signature, signature_version, title, count, first_seen, last_seen)
+                VALUES (?, ?, ?, 1, ?, ?)
+                ON CONFLICT(signature) DO UPDATE SET count = count + 1, last_seen = max(last_seen, excluded.last_seen)
+                """, arguments: [signature, Grouping.version, grouping.title(of: event), time, time])
+            let group = try Int64.fetchOne(db, sql: "SELECT id FROM crash_group WHERE signature = ?", arguments: [signature])!
+            try db.execute(sql: """
+                INSERT INTO event (group_id, received_at, kind, reason, host, runtime, tags, blob, size, idempotency_key, frames)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [group, time, event.kind.rawValue, event.reason, metadata.host, metadata.runtime,
+                                 metadata.tags.isEmpty ? nil : metadata.tags.joined(separator: ","), blob, bytes.count,
+                                 idempotencyKey, frames])
+            return Ingested(event: db.lastInsertedRowID, group: group, duplicate: false)
+        }
+    }
+
+    private func existing(_ key: String) throws -> Ingested? {
+        try database.read { db in try Self.existing(key, db) }
+    }
+
+    private static func existing(_ key: String, _ db: Database) throws -> Ingested? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT id, group_id FROM event WHERE idempotency_key = ?", arguments: [key]) else {
+            return nil
+        }
+        return Ingested(event: row["id"], group: row["group_id"], duplicate: true)
+    }
+
+    // MARK: Blobs
+
+    /// Where the blob with this SHA-256 (hex) is.
+    public func blobURL(_ hash: String) -> URL {
+        directory.appendingPathComponent("blobs").appendingPathComponent(String(hash.prefix(2)))
+            .appendingPathComponent(String(hash.dropFirst(2)))
+    }
+
+    /// Writes `bytes` under their hash (once: the same bytes are one file),
+    /// synced before it gets its name.
+    func storeBlob(_ bytes: [UInt8]) throws -> String {
+        let hash = ContentHash.sha256(bytes).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let url = blobURL(hash)
+        if FileManager.default.fileExists(atPath: url.path) { return hash }
+        let folder = url.deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let partial = folder.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt64.random(in: 0...UInt64.max))")
+        try Self.writeSynced(bytes, to: partial.path)
+        guard rename(partial.path, url.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(partial.path)
+            throw EventError("cannot store the upload: \(reason)")
+        }
+        try Self.sync(directory: folder.path)
+        return hash
+    }
+
+    static func writeSynced(_ bytes: [UInt8], to path: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw EventError("cannot store the upload: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        var written = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { throw EventError("cannot store the upload: \(String(cString: strerror(errno)))") }
+            written += count
+        }
+        guard fsync(descriptor) == 0 else { throw EventError("cannot store the upload: \(String(cString: strerror(errno)))") }
+    }
+
+    static func sync(directory path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        fsync(descriptor)
+    }
+
+    // MARK: Reading
+
+    /// A group of events with one signature.
+    public struct Group: Hashable, Sendable {
+        public var id: Int64
+        public var title: String
+        public var count: Int
+        public var firstSeen: Date
+        public var lastSeen: Date
+        public var signatureVersion: Int
+        /// The hosts its events came from.
+        public var hosts: [String]
+    }
+
+    /// Every group, most events first.
+    public func groups() throws -> [Group] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT g.id, g.title, g.count, g.first_seen, g.last_seen, g.signature_version,
+                       (SELECT group_concat(DISTINCT host) FROM event WHERE group_id = g.id AND host IS NOT NULL) AS hosts
+                FROM crash_group g ORDER BY g.count DESC, g.last_seen DESC
+                """).map(Self.group)
+        }
+    }
+
+    public func group(_ id: Int64) throws -> Group? {
+        try database.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT g.id, g.title, g.count, g.first_seen, g.last_seen, g.signature_version,
+                       (SELECT group_concat(DISTINCT host) FROM event WHERE group_id = g.id AND host IS NOT NULL) AS hosts
+                FROM crash_group g WHERE g.id = ?
+                """, arguments: [id]).map(Self.group)
+        }
+    }
+
+    static func group(_ row: Row) -> Group {
+        Group(id: row["id"], title: row["title"], count: row["count"], firstSeen: Date(timeIntervalSince1970: row["first_seen"]),
+              lastSeen: Date(timeIntervalSince1970: row["last_seen"]), signatureVersion: row["signature_version"],
+              hosts: (row["hosts"] as String?)?.split(separator: ",").map(String.init).sorted() ?? [])
+    }
+
+    /// A stored event.
+    public struct Event: Hashable, Sendable {
+        public var id: Int64
+        public var group: Int64
+        public var receivedAt: Date
+        public var kind: String
+        public var reason: String
+        public var host: String?
+        public var runtime: String?
+        public var tags: [String]
+        public var blob: String
+        public var size: Int
+        public var frames: [CrashEvent.Frame]
+    }
+
+    public func event(_ id: Int64) throws -> Event? {
+        try database.read { db in try Row.fetchOne(db, sql: "SELECT * FROM event WHERE id = ?", arguments: [id]).map(Self.event) }
+    }
+
+    /// A group's events, newest first.
+    public func events(inGroup group: Int64, limit: Int = 100) throws -> [Event] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE group_id = ? ORDER BY received_at DESC, id DESC LIMIT ?",
+                             arguments: [group, limit]).map(Self.event)
+        }
+    }
+
+    public func eventCount() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0 }
+    }
+
+    static func event(_ row: Row) -> Event {
+        let frames = (try? JSONDecoder().decode([CrashEvent.Frame].self, from: Data((row["frames"] as String).utf8))) ?? []
+        return Event(id: row["id"], group: row["group_id"], receivedAt: Date(timeIntervalSince1970: row["received_at"]),
+                     kind: row["kind"], reason: row["reason"], host: row["host"], runtime: row["runtime"],
+                     tags: (row["tags"] as String?)?.split(separator: ",").map(String.init) ?? [], blob: row["blob"],
+                     size: row["size"], frames: frames)
+    }
+}
