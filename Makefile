@@ -86,7 +86,10 @@ test: deps venv tools toolchains
 	$(TOOLS) --build-tests
 	$(SWIFT) test --package-path Tools --skip-build
 
-demo: build
+# The demo needs the library and the CLI only (not the service's server).
+demo: deps
+	$(SWIFT) build
+	$(TOOLS) --product wasm-unwind
 	$(BIN) demo
 
 # 10,000 random programs (and 2,500 two-module ones), every checkpoint and

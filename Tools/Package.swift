@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "WasmJIT", targets: ["WasmJIT"]),
         .library(name: "JITTools", targets: ["JITTools"]),
         .executable(name: "wasm-unwind", targets: ["wasm-unwind"]),
+        .executable(name: "wasm-unwind-server", targets: ["wasm-unwind-server"]),
         .executable(name: "wasm-unwind-bench", targets: ["wasm-unwind-bench"]),
     ],
     dependencies: [
@@ -33,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/swiftwasm/WasmKit", exact: "0.4.2"),
         // The backtrace service's storage (SQLite); only its own targets use it.
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // The reference runtime's C: entering wasm (sigsetjmp), the trap
@@ -212,9 +214,17 @@ let package = Package(
             dependencies: ["StackCapture", "UnwindReports", "WasmCoredumpFormat", wasmUnwind, dwarf,
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .target(
+            name: "BacktraceServer",
+            dependencies: ["BacktraceService", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+        .executableTarget(
+            name: "wasm-unwind-server",
+            dependencies: ["BacktraceServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .testTarget(
             name: "BacktraceServiceTests",
-            dependencies: ["BacktraceService", "StackCapture", "wasm-unwind"]
+            dependencies: ["BacktraceService", "StackCapture", "wasm-unwind", "wasm-unwind-server"]
         ),
 
         .testTarget(

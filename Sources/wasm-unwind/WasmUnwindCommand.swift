@@ -16,7 +16,7 @@ struct WasmUnwindCommand: ParsableCommand {
             """,
         subcommands: [RunCommand.self, DemoCommand.self, DumpCommand.self, CompileCommand.self, VerifyCommand.self,
                       WastCommand.self, VerifyWasmtimeCommand.self, ProfileCommand.self, VerifyProfilerCommand.self,
-                      CoredumpCommand.self])
+                      CoredumpCommand.self, ServeCommand.self])
 
     /// Runs the command, then makes sure its output was written: every
     /// error is reported as `error: ...` on standard error (usage errors

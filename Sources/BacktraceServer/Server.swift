@@ -1,0 +1,151 @@
+import BacktraceService
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The backtrace service over HTTP (docs/service.md): uploads in, groups
+/// and events out, as JSON. Writes need an upload token
+/// (`Authorization: Bearer TOKEN`); reads need one only when the server
+/// listens beyond the loopback interface.
+public struct BacktraceServer: Sendable {
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        public var data: URL
+        /// Upload tokens by project.
+        public var tokens: [String: String]
+        public var maximumUploadBytes: Int
+
+        public init(host: String = "127.0.0.1", port: Int = 8765, data: URL, tokens: [String: String] = [:],
+                    maximumUploadBytes: Int = 64 << 20) {
+            self.host = host
+            self.port = port
+            self.data = data
+            self.tokens = tokens
+            self.maximumUploadBytes = maximumUploadBytes
+        }
+
+        /// Whether reads are open without a token: only on loopback.
+        var readsAreOpen: Bool { host == "127.0.0.1" || host == "::1" || host == "localhost" }
+    }
+
+    public let options: Options
+    public let store: EventStore
+
+    public init(_ options: Options) throws {
+        self.options = options
+        store = try EventStore(directory: options.data, maximumUploadBytes: options.maximumUploadBytes)
+    }
+
+    /// The project a request's token belongs to, if any.
+    func project(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
+        let token = header.dropFirst("Bearer ".count)
+        return options.tokens.first { $0.value == token }?.key
+    }
+
+    /// Why a read is refused: no token when the server listens beyond loopback.
+    func readRefusal(_ request: Request) -> Response? {
+        options.readsAreOpen || project(request) != nil
+            ? nil : Self.problem(.unauthorized, "reads need a token when the service listens beyond loopback")
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ object: Any) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func problem(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        json(status, ["error": message])
+    }
+
+    static func iso(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+
+    static func json(_ group: EventStore.Group) -> [String: Any] {
+        ["id": group.id, "title": group.title, "count": group.count, "first_seen": iso(group.firstSeen),
+         "last_seen": iso(group.lastSeen), "hosts": group.hosts, "signature_version": group.signatureVersion]
+    }
+
+    static func json(_ event: EventStore.Event) -> [String: Any] {
+        ["id": event.id, "group": event.group, "received_at": iso(event.receivedAt), "kind": event.kind, "reason": event.reason,
+         "host": event.host as Any, "runtime": event.runtime as Any, "tags": event.tags, "sha256": event.blob, "size": event.size,
+         "frames": event.frames.map { frame in
+             ["module": frame.module as Any, "function": frame.function, "function_index": frame.functionIndex as Any,
+              "module_offset": frame.moduleOffset as Any, "program": frame.isProgram] as [String: Any]
+         }]
+    }
+
+    /// The routes.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        let store = self.store
+        let options = self.options
+        let server = self
+        router.post("/api/v1/events") { request, _ -> Response in
+            guard server.project(request) != nil else {
+                return Self.problem(.unauthorized, "an upload needs a project's token: Authorization: Bearer TOKEN")
+            }
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: options.maximumUploadBytes)
+            } catch {
+                return Self.problem(.contentTooLarge, "the upload is larger than \(options.maximumUploadBytes) bytes")
+            }
+            let query = request.uri.queryParameters
+            let metadata = EventStore.Metadata(host: query["host"].map(String.init), runtime: query["runtime"].map(String.init),
+                                               tags: query["tags"].map { $0.split(separator: ",").map(String.init) } ?? [])
+            let key = request.headers[HTTPField.Name("Idempotency-Key")!]
+            do {
+                let ingested = try store.ingest(Array(buffer: body), metadata: metadata, idempotencyKey: key)
+                return Self.json(ingested.duplicate ? .ok : .created,
+                                 ["id": ingested.event, "group": ingested.group, "duplicate": ingested.duplicate])
+            } catch let error as EventStore.IngestError {
+                switch error {
+                case .tooLarge: return Self.problem(.contentTooLarge, error.description)
+                case .unreadable: return Self.problem(.badRequest, error.description)
+                }
+            } catch {
+                return Self.problem(.internalServerError, "the upload could not be stored: \(error)")
+            }
+        }
+        router.get("/api/v1/groups") { request, _ -> Response in
+            if let refused = server.readRefusal(request) { return refused }
+            return Self.json(.ok, ["groups": try store.groups().map(Self.json)])
+        }
+        router.get("/api/v1/groups/:id") { request, context -> Response in
+            if let refused = server.readRefusal(request) { return refused }
+            guard let id = context.parameters.get("id", as: Int64.self), let group = try store.group(id) else {
+                return Self.problem(.notFound, "no such group")
+            }
+            var object = Self.json(group)
+            object["events"] = try store.events(inGroup: id, limit: 100).map(Self.json)
+            return Self.json(.ok, object)
+        }
+        router.get("/api/v1/events/:id") { request, context -> Response in
+            if let refused = server.readRefusal(request) { return refused }
+            guard let id = context.parameters.get("id", as: Int64.self), let event = try store.event(id) else {
+                return Self.problem(.notFound, "no such event")
+            }
+            return Self.json(.ok, Self.json(event))
+        }
+        router.get("/api/v1/events/:id/raw") { request, context -> Response in
+            if let refused = server.readRefusal(request) { return refused }
+            guard let id = context.parameters.get("id", as: Int64.self), let event = try store.event(id),
+                  let data = try? Data(contentsOf: store.blobURL(event.blob)) else {
+                return Self.problem(.notFound, "no such event")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/octet-stream"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        return router
+    }
+
+    /// Serves until SIGINT or SIGTERM; `running` gets the port it listens on.
+    public func run(running: @escaping @Sendable (Int) -> Void) async throws {
+        let app = Application(router: router(), configuration: .init(address: .hostname(options.host, port: options.port)),
+                              onServerRunning: { channel in running(channel.localAddress?.port ?? 0) })
+        try await app.runService()
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Testing
+
+/// `wasm-unwind-server`, started for real on loopback (any free port).
+final class ServerProcess {
+    let process = Process()
+    let output = Pipe()
+    let port: Int
+    let data: URL
+
+    init(data: URL, tokens: [String] = ["test:secret"], extra: [String] = []) throws {
+        self.data = data
+        let bundle = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }?.bundleURL
+            ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        process.executableURL = bundle.deletingLastPathComponent().appendingPathComponent("wasm-unwind-server")
+        process.arguments = ["--data", data.path, "--port", "0"] + tokens.flatMap { ["--token", $0] } + extra
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !text.contains("listening on http://"), Date() < deadline {
+            text += String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("listening on http://") }),
+              let port = Int(line.split(separator: ":").last ?? "") else { throw ServerError(output: text) }
+        self.port = port
+    }
+
+    struct ServerError: Error { var output: String }
+
+    var base: String { "http://127.0.0.1:\(port)" }
+
+    func kill9() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit {
+        if process.isRunning { kill9() }
+    }
+}
+
+/// One HTTP request: status and body.
+func http(_ method: String, _ url: String, body: [UInt8]? = nil, headers: [String: String] = [:]) async throws -> (status: Int, body: [String: Any]) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+    if let body { request.httpBody = Data(body) }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, object)
+}
+
+@Suite("The backtrace service over HTTP: a real server on loopback", .serialized)
+struct ServerTests {
+    let authorized = ["Authorization": "Bearer secret"]
+
+    @Test("uploads in parallel: 3 crash kinds x 100 captures give 3 groups of 100 over the API; tokens, bad input, size limit and reads")
+    func api() async throws {
+        let work = try ServiceTestSupport.directory("api")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let captures = try ServiceTestSupport.captures(count: 100, in: work)
+        let server = try ServerProcess(data: work.appendingPathComponent("data"), extra: ["--maximum-upload-bytes", "65536"])
+        let base = server.base
+        let headers = authorized
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for (index, capture) in captures.enumerated() {
+                let bytes = try ServiceTestSupport.bytes(capture.path)
+                group.addTask {
+                    try await http("POST", "\(base)/api/v1/events?host=h\(index % 3)", body: bytes, headers: headers).status
+                }
+            }
+            for try await status in group { #expect(status == 201) }
+        }
+        let groups = try await http("GET", "\(base)/api/v1/groups")
+        let list = groups.body["groups"] as? [[String: Any]] ?? []
+        #expect(list.compactMap { $0["count"] as? Int } == [100, 100, 100], "\(groups.body)")
+        #expect(list.allSatisfy { ($0["hosts"] as? [String]) == ["h0", "h1", "h2"] })
+        let id = try #require(list.first?["id"] as? Int)
+        let one = try await http("GET", "\(base)/api/v1/groups/\(id)")
+        #expect((one.body["events"] as? [[String: Any]])?.count == 100)
+
+        // Refused, and nothing stored.
+        let sample = try ServiceTestSupport.bytes(captures[0].path)
+        #expect(try await http("POST", "\(base)/api/v1/events", body: sample).status == 401)
+        #expect(try await http("POST", "\(base)/api/v1/events", body: sample, headers: ["Authorization": "Bearer wrong"]).status == 401)
+        let bad = try await http("POST", "\(base)/api/v1/events", body: Array(sample.prefix(100)), headers: headers)
+        #expect(bad.status == 400 && (bad.body["error"] as? String)?.isEmpty == false, "\(bad)")
+        #expect(try await http("POST", "\(base)/api/v1/events", body: [UInt8](repeating: 1, count: 70_000), headers: headers).status == 413)
+        #expect(try await http("GET", "\(base)/api/v1/events/999999").status == 404)
+        let after = try await http("GET", "\(base)/api/v1/groups")
+        #expect((after.body["groups"] as? [[String: Any]])?.compactMap { $0["count"] as? Int } == [100, 100, 100])
+    }
+
+    @Test("kill -9 in the middle of 1,000 uploads: every upload answered 201 is there after a restart, none twice, and re-sending all stores the rest once")
+    func durability() async throws {
+        let work = try ServiceTestSupport.directory("durability")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let capture = try #require(try ServiceTestSupport.captures(count: 1, in: work).first)
+        let bytes = try ServiceTestSupport.bytes(capture.path)
+        let data = work.appendingPathComponent("data")
+        let server = try ServerProcess(data: data)
+        let base = server.base
+        let headers = authorized
+        final class Acknowledged: @unchecked Sendable {
+            let lock = NSLock()
+            var ids: [Int: Int] = [:]
+            func add(_ upload: Int, _ id: Int) { lock.lock(); ids[upload] = id; lock.unlock() }
+        }
+        let acknowledged = Acknowledged()
+        let serverPID = server.process.processIdentifier
+        // Four clients upload; the server is killed after 300 answers.
+        await withTaskGroup(of: Void.self) { group in
+            for client in 0..<4 {
+                group.addTask {
+                    for upload in stride(from: client, to: 1000, by: 4) {
+                        guard let answer = try? await http("POST", "\(base)/api/v1/events", body: bytes,
+                                                           headers: headers.merging(["Idempotency-Key": "upload-\(upload)"]) { $1 }),
+                              answer.status == 201, let id = answer.body["id"] as? Int else { continue }
+                        acknowledged.add(upload, id)
+                    }
+                }
+            }
+            group.addTask {
+                while acknowledged.lock.withLock({ acknowledged.ids.count }) < 300 { try? await Task.sleep(nanoseconds: 1_000_000) }
+                kill(serverPID, SIGKILL)
+            }
+        }
+        server.kill9()
+        let before = acknowledged.ids
+        #expect(before.count >= 300 && before.count < 1000, "\(before.count) acknowledged")
+        // Restarted on the same data: the client's spool sends everything again.
+        let restarted = try ServerProcess(data: data)
+        for upload in 0..<1000 {
+            let answer = try await http("POST", "\(restarted.base)/api/v1/events", body: bytes,
+                                        headers: headers.merging(["Idempotency-Key": "upload-\(upload)"]) { $1 })
+            #expect(answer.status == 201 || answer.status == 200)
+            if let id = before[upload] {
+                #expect(answer.status == 200 && answer.body["id"] as? Int == id, "upload \(upload): \(answer)")
+            }
+        }
+        let groups = try await http("GET", "\(restarted.base)/api/v1/groups")
+        #expect((groups.body["groups"] as? [[String: Any]])?.first?["count"] as? Int == 1000, "\(groups.body)")
+        print("durability: \(before.count) uploads acknowledged before kill -9, all found after the restart; 1,000 stored once each")
+    }
+}
