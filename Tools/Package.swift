@@ -165,6 +165,7 @@ let package = Package(
                 "StackCapture",
                 "JITCapture",
                 "UnwindReports",
+                "CrashReporter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -214,6 +215,9 @@ let package = Package(
             dependencies: ["StackCapture", "UnwindReports", "WasmCoredumpFormat", wasmUnwind, dwarf,
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // The runtime's side of the service: reports spooled, then uploaded
+        // (Foundation only: the CLI and embedders use it).
+        .target(name: "CrashReporter"),
         .target(
             name: "BacktraceServer",
             dependencies: ["BacktraceService", .product(name: "Hummingbird", package: "hummingbird")]
@@ -224,7 +228,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BacktraceServiceTests",
-            dependencies: ["BacktraceService", "StackCapture", "wasm-unwind", "wasm-unwind-server"]
+            dependencies: ["BacktraceService", "StackCapture", "CrashReporter", "wasm-unwind", "wasm-unwind-server"]
         ),
 
         .testTarget(

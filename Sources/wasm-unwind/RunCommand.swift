@@ -1,4 +1,5 @@
 import ArgumentParser
+import CrashReporter
 import Foundation
 import WasmWASI
 import JITCapture
@@ -82,6 +83,15 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("At a trap or an uncaught exception, write a standard wasm coredump (tool-conventions Coredump.md) with every frame's locals and operand stack (Wasmtime's --coredump-on-trap; read it with `wasm-unwind dump FILE`).", valueName: "FILE"))
     var coredumpOnTrap: String?
+
+    @Option(name: .long, help: ArgumentHelp("Report a trap or a crash to the backtrace service at URL (e.g. http://127.0.0.1:8765): its capture is spooled, then uploaded; reports a failed upload left are sent first (docs/service.md).", valueName: "URL"))
+    var report: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --report: the project's upload token (default: $WASM_UNWIND_REPORT_TOKEN).", valueName: "TOKEN"))
+    var reportToken: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --report: the spool directory (default: $XDG_CACHE_HOME/wasm-unwind/spool, else ~/.cache/wasm-unwind/spool).", valueName: "DIR"))
+    var spool: String?
 
     @Flag(name: .long, help: "With --capture: also capture at each host.backtrace and host.backtrace_all (FILE, FILE.2, FILE.3 ...).")
     var captureBacktraces = false
@@ -174,7 +184,37 @@ struct RunCommand: ParsableCommand {
         let engine = OracleSession(configuration: configuration, publishing: publishing, observeTraps: false).engine
         // WASM_UNWIND_CRASH_CAPTURE=FILE: a capture written at a crash
         // outside wasm (and only then: an earlier FILE stays).
+        // --report URL: reports go through a spool; what an earlier run
+        // could not send goes first, in the background.
+        let reporter = try report.map { url -> ReportSpool in
+            guard let service = URL(string: url), service.scheme == "http" || service.scheme == "https" else {
+                throw CommandError("--report takes the service's http(s) URL, got \(url)")
+            }
+            let spooler = try ReportSpool(directory: spool.map { URL(fileURLWithPath: $0) } ?? ReportSpool.defaultDirectory,
+                                          service: service,
+                                          token: reportToken ?? ProcessInfo.processInfo.environment["WASM_UNWIND_REPORT_TOKEN"])
+            spooler.host = ProcessInfo.processInfo.hostName
+            spooler.runtime = "wasm-unwind run"
+            return spooler
+        }
+        let earlier = reporter.map { spooler in
+            let flushed = DispatchSemaphore(value: 0)
+            let box = FlushResult()
+            let pending = spooler.pending()
+            if pending.isEmpty { flushed.signal() } else {
+                Thread { box.outcomes = spooler.flush(); flushed.signal() }.start()
+            }
+            return (flushed, box)
+        }
+        defer {
+            if let (flushed, box) = earlier {
+                // At most a few seconds more for reports of earlier runs.
+                if flushed.wait(timeout: .now() + 5) == .success { Self.describeReports(box.outcomes, earlier: true) }
+            }
+        }
+        // A crash (not a trap) writes its capture into the spool, for the next run to send.
         let crashCapture = ProcessInfo.processInfo.environment["WASM_UNWIND_CRASH_CAPTURE"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? reporter?.crashCapturePath()
         if let crashCapture { try CrashCapture.enable(path: crashCapture) }
         defer { if crashCapture != nil { CrashCapture.disable() } }
         let store = Store(engine: engine)
@@ -219,8 +259,8 @@ struct RunCommand: ParsableCommand {
             store.coredumpProcessName = file
             store.coredumpModuleName = { modulePaths[ObjectIdentifier($0)] ?? $0.name }
         }
+        if capture != nil || reporter != nil { store.enableTrapSnapshots() }
         if capture != nil {
-            store.enableTrapSnapshots()
             host.onHostFailure = { caller in write(LiveCapture.atHostCall(caller, note: "at a failing host call")) }
             let everyThrow = captureThrows
             store.onThrow = { [unowned store] site in
@@ -309,7 +349,16 @@ struct RunCommand: ParsableCommand {
         } catch let trap as Trap {
             var trapReport = trap.report
             if let limit = maxBacktraceFrames { trapReport.backtrace = trapReport.backtrace.prefix(limit) }
-            if let file = LiveCapture.atTrap(trap, store: store) { write(file) }
+            let trapCapture = LiveCapture.atTrap(trap, store: store)
+            if let trapCapture { write(trapCapture) }
+            if let reporter, let trapCapture {
+                do {
+                    try reporter.add(trapCapture.serialized())
+                    Self.describeReports(reporter.flush(), earlier: false)
+                } catch {
+                    printError("error: cannot spool the report: \(error)")
+                }
+            }
             if let coredumpOnTrap, let coredump = trap.coredump {
                 do {
                     try coredump.write(to: coredumpOnTrap)
@@ -332,6 +381,19 @@ struct RunCommand: ParsableCommand {
         } catch {
             report.error = "\(error)"
             try finish(exitCode: 1)
+        }
+    }
+
+    /// One line per report sent or kept, on standard error.
+    static func describeReports(_ outcomes: [(file: String, outcome: ReportSpool.Outcome)], earlier: Bool) {
+        for (file, outcome) in outcomes {
+            let which = earlier ? "report of an earlier run \(file)" : "report \(file)"
+            switch outcome {
+            case .stored(let event, let duplicate):
+                printError("\(which): stored as event \(event)\(duplicate ? " (sent before)" : "")")
+            case .rejected(let reason): printError("\(which): refused by the service (\(reason)); moved to rejected/")
+            case .kept(let reason): printError("\(which): not sent (\(reason)); kept in the spool for the next run")
+            }
         }
     }
 

@@ -16,7 +16,8 @@ final class ServerProcess {
         let bundle = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }?.bundleURL
             ?? URL(fileURLWithPath: CommandLine.arguments[0])
         process.executableURL = bundle.deletingLastPathComponent().appendingPathComponent("wasm-unwind-server")
-        process.arguments = ["--data", data.path, "--port", "0"] + tokens.flatMap { ["--token", $0] } + extra
+        let port = extra.contains("--port") ? [] : ["--port", "0"]
+        process.arguments = ["--data", data.path] + port + tokens.flatMap { ["--token", $0] } + extra
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
