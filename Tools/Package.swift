@@ -35,6 +35,7 @@ let package = Package(
         // The backtrace service's storage (SQLite); only its own targets use it.
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The reference runtime's C: entering wasm (sigsetjmp), the trap
@@ -220,7 +221,8 @@ let package = Package(
         .target(name: "CrashReporter"),
         .target(
             name: "BacktraceServer",
-            dependencies: ["BacktraceService", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["BacktraceService", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         .executableTarget(
             name: "wasm-unwind-server",

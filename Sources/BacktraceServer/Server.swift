@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Prometheus
 
 /// The backtrace service over HTTP (docs/service.md): uploads in, groups
 /// and events out, as JSON. Writes need an upload token
@@ -32,10 +33,41 @@ public struct BacktraceServer: Sendable {
 
     public let options: Options
     public let store: EventStore
+    let metrics: Metrics
+
+    /// What `/metrics` reports, in Prometheus' text format.
+    struct Metrics: Sendable {
+        let registry = PrometheusCollectorRegistry()
+        let received: Counter
+        let duplicates: Counter
+        let rejected: [String: Counter]
+        let ingest: DurationHistogram
+        let groups: Gauge
+        let events: Gauge
+
+        init() {
+            received = registry.makeCounter(name: "wasm_unwind_events_received_total", help: "Uploads stored as new events.")
+            duplicates = registry.makeCounter(name: "wasm_unwind_events_duplicate_total",
+                                              help: "Uploads whose idempotency key was seen before (stored once).")
+            let registry = self.registry
+            rejected = Dictionary(uniqueKeysWithValues: ["unreadable", "too_large", "unauthorized"].map { reason in
+                (reason, registry.makeCounter(name: "wasm_unwind_events_rejected_total", labels: [("reason", reason)],
+                                              help: "Uploads refused, by reason."))
+            })
+            ingest = registry.makeDurationHistogram(
+                name: "wasm_unwind_ingest_duration_seconds",
+                buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+                          .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)],
+                help: "Time to read, group and store an upload durably.")
+            groups = registry.makeGauge(name: "wasm_unwind_groups", help: "Groups of events.")
+            events = registry.makeGauge(name: "wasm_unwind_events", help: "Events stored.")
+        }
+    }
 
     public init(_ options: Options) throws {
         self.options = options
         store = try EventStore(directory: options.data, maximumUploadBytes: options.maximumUploadBytes)
+        metrics = Metrics()
     }
 
     /// The project a request's token belongs to, if any.
@@ -83,7 +115,9 @@ public struct BacktraceServer: Sendable {
         let options = self.options
         let server = self
         router.post("/api/v1/events") { request, _ -> Response in
+            let metrics = server.metrics
             guard server.project(request) != nil else {
+                metrics.rejected["unauthorized"]?.increment()
                 return Self.problem(.unauthorized, "an upload needs a project's token: Authorization: Bearer TOKEN")
             }
             var request = request
@@ -91,6 +125,7 @@ public struct BacktraceServer: Sendable {
             do {
                 body = try await request.collectBody(upTo: options.maximumUploadBytes)
             } catch {
+                metrics.rejected["too_large"]?.increment()
                 return Self.problem(.contentTooLarge, "the upload is larger than \(options.maximumUploadBytes) bytes")
             }
             let query = request.uri.queryParameters
@@ -98,17 +133,32 @@ public struct BacktraceServer: Sendable {
                                                tags: query["tags"].map { $0.split(separator: ",").map(String.init) } ?? [])
             let key = request.headers[HTTPField.Name("Idempotency-Key")!]
             do {
+                let start = ContinuousClock.now
                 let ingested = try store.ingest(Array(buffer: body), metadata: metadata, idempotencyKey: key)
+                metrics.ingest.record(ContinuousClock.now - start)
+                (ingested.duplicate ? metrics.duplicates : metrics.received).increment()
                 return Self.json(ingested.duplicate ? .ok : .created,
                                  ["id": ingested.event, "group": ingested.group, "duplicate": ingested.duplicate])
             } catch let error as EventStore.IngestError {
                 switch error {
-                case .tooLarge: return Self.problem(.contentTooLarge, error.description)
-                case .unreadable: return Self.problem(.badRequest, error.description)
+                case .tooLarge:
+                    metrics.rejected["too_large"]?.increment()
+                    return Self.problem(.contentTooLarge, error.description)
+                case .unreadable:
+                    metrics.rejected["unreadable"]?.increment()
+                    return Self.problem(.badRequest, error.description)
                 }
             } catch {
                 return Self.problem(.internalServerError, "the upload could not be stored: \(error)")
             }
+        }
+        router.get("/metrics") { request, _ -> Response in
+            if let refused = server.readRefusal(request) { return refused }
+            let (groups, events) = try store.totals()
+            server.metrics.groups.set(Double(groups))
+            server.metrics.events.set(Double(events))
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: server.metrics.registry.emitToBuffer())))
         }
         router.get("/api/v1/groups") { request, _ -> Response in
             if let refused = server.readRefusal(request) { return refused }

@@ -249,6 +249,13 @@ public final class EventStore: Sendable {
         }
     }
 
+    /// How many groups and events there are.
+    public func totals() throws -> (groups: Int, events: Int) {
+        try database.read { db in
+            (try Int.fetchOne(db, sql: "SELECT count(*) FROM crash_group") ?? 0, try Int.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0)
+        }
+    }
+
     public func eventCount() throws -> Int {
         try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0 }
     }

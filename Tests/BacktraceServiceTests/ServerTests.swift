@@ -60,7 +60,7 @@ func http(_ method: String, _ url: String, body: [UInt8]? = nil, headers: [Strin
 struct ServerTests {
     let authorized = ["Authorization": "Bearer secret"]
 
-    @Test("uploads in parallel: 3 crash kinds x 100 captures give 3 groups of 100 over the API; tokens, bad input, size limit and reads")
+    @Test("uploads in parallel: 3 crash kinds x 100 captures give 3 groups of 100 over the API; tokens, bad input, size limit, reads and /metrics")
     func api() async throws {
         let work = try ServiceTestSupport.directory("api")
         defer { try? FileManager.default.removeItem(at: work) }
@@ -95,6 +95,16 @@ struct ServerTests {
         #expect(try await http("GET", "\(base)/api/v1/events/999999").status == 404)
         let after = try await http("GET", "\(base)/api/v1/groups")
         #expect((after.body["groups"] as? [[String: Any]])?.compactMap { $0["count"] as? Int } == [100, 100, 100])
+
+        // Prometheus' text format: what came in, what was refused and why,
+        // how long storing took, how many groups and events there are.
+        let (text, _) = try await URLSession.shared.data(from: URL(string: "\(base)/metrics")!)
+        let metrics = String(decoding: text, as: UTF8.self)
+        for line in ["wasm_unwind_events_received_total 300", "wasm_unwind_events_rejected_total{reason=\"unauthorized\"} 2",
+                     "wasm_unwind_events_rejected_total{reason=\"unreadable\"} 1", "wasm_unwind_events_rejected_total{reason=\"too_large\"} 1",
+                     "wasm_unwind_ingest_duration_seconds_count 300", "wasm_unwind_groups 3.0", "wasm_unwind_events 300.0"] {
+            #expect(metrics.split(separator: "\n").contains { $0 == line }, "\(line) not in:\n\(metrics)")
+        }
     }
 
     @Test("kill -9 in the middle of 1,000 uploads: every upload answered 201 is there after a restart, none twice, and re-sending all stores the rest once")
