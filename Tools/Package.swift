@@ -36,6 +36,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // The reference runtime's C: entering wasm (sigsetjmp), the trap
@@ -222,7 +223,8 @@ let package = Package(
         .target(
             name: "BacktraceServer",
             dependencies: ["BacktraceService", .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "Prometheus", package: "swift-prometheus")]
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "Mustache", package: "swift-mustache")]
         ),
         .executableTarget(
             name: "wasm-unwind-server",

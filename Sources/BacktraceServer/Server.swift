@@ -34,6 +34,7 @@ public struct BacktraceServer: Sendable {
     public let options: Options
     public let store: EventStore
     let metrics: Metrics
+    let pages: Pages
 
     /// What `/metrics` reports, in Prometheus' text format.
     struct Metrics: Sendable {
@@ -68,6 +69,7 @@ public struct BacktraceServer: Sendable {
         self.options = options
         store = try EventStore(directory: options.data, maximumUploadBytes: options.maximumUploadBytes)
         metrics = Metrics()
+        pages = try Pages()
     }
 
     /// The project a request's token belongs to, if any.
@@ -151,6 +153,20 @@ public struct BacktraceServer: Sendable {
             } catch {
                 return Self.problem(.internalServerError, "the upload could not be stored: \(error)")
             }
+        }
+        router.get("/") { request, _ -> Response in
+            if let refused = server.readRefusal(request) { return refused }
+            let query = request.uri.queryParameters
+            let order = query["sort"].flatMap { EventStore.GroupOrder(rawValue: String($0)) } ?? .count
+            let function = query["function"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+            return Pages.html(try server.pages.groups(store, order: order, function: function))
+        }
+        router.get("/groups/:id") { request, context -> Response in
+            if let refused = server.readRefusal(request) { return refused }
+            guard let id = context.parameters.get("id", as: Int64.self), let page = try server.pages.group(store, id: id) else {
+                return Self.problem(.notFound, "no such group")
+            }
+            return Pages.html(page)
         }
         router.get("/metrics") { request, _ -> Response in
             if let refused = server.readRefusal(request) { return refused }

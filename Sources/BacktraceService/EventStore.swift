@@ -195,14 +195,46 @@ public final class EventStore: Sendable {
         public var hosts: [String]
     }
 
-    /// Every group, most events first.
-    public func groups() throws -> [Group] {
-        try database.read { db in
+    /// How a list of groups is ordered.
+    public enum GroupOrder: String, Sendable, CaseIterable {
+        case count, lastSeen = "last_seen"
+    }
+
+    /// Every group (or those with an event that has a frame of function
+    /// `function`), most events first or most recent first.
+    public func groups(order: GroupOrder = .count, function: String? = nil) throws -> [Group] {
+        let orderBy = order == .count ? "g.count DESC, g.last_seen DESC" : "g.last_seen DESC, g.count DESC"
+        // Frames are stored as JSON: a function is the text `"function":"NAME"`
+        // (as JSONEncoder writes it, with `"` and `\` escaped).
+        let needle = function.map { name in
+            "\"function\":\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        return try database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT g.id, g.title, g.count, g.first_seen, g.last_seen, g.signature_version,
                        (SELECT group_concat(DISTINCT host) FROM event WHERE group_id = g.id AND host IS NOT NULL) AS hosts
-                FROM crash_group g ORDER BY g.count DESC, g.last_seen DESC
-                """).map(Self.group)
+                FROM crash_group g
+                """ + (needle == nil ? "" : " WHERE EXISTS (SELECT 1 FROM event e WHERE e.group_id = g.id AND instr(e.frames, ?) > 0)")
+                + " ORDER BY \(orderBy)", arguments: StatementArguments(needle.map { [$0] } ?? [])).map(Self.group)
+        }
+    }
+
+    /// Per group, its events on each of the `days` days up to `now`
+    /// (UTC days, oldest first).
+    public func dailyCounts(days: Int = 14, now: Date = Date()) throws -> [Int64: [Int]] {
+        let today = Int(now.timeIntervalSince1970 / 86_400)
+        let first = today - days + 1
+        return try database.read { db in
+            var result: [Int64: [Int]] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT group_id, CAST(received_at / 86400 AS INTEGER) AS day, count(*) AS n
+                FROM event WHERE received_at >= ? GROUP BY group_id, day
+                """, arguments: [Double(first) * 86_400]) {
+                let day: Int = row["day"]
+                guard day >= first, day <= today else { continue }
+                result[row["group_id"], default: Array(repeating: 0, count: days)][day - first] += row["n"] as Int
+            }
+            return result
         }
     }
 
