@@ -232,7 +232,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BacktraceServiceTests",
-            dependencies: ["BacktraceService", "StackCapture", "CrashReporter", "wasm-unwind", "wasm-unwind-server"]
+            dependencies: ["BacktraceService", "StackCapture", "CrashReporter", "wasm-unwind", "wasm-unwind-server", dwarf]
         ),
 
         .testTarget(

@@ -59,7 +59,9 @@ struct Pages: Sendable {
         {{#newest}}<h2>Newest event ({{receivedAt}}, {{host}})</h2>
         <pre id="backtrace">{{reason}}
         {{#frames}}{{index}}: {{#offset}}{{offset}} - {{/offset}}{{name}}
-        {{/frames}}</pre>{{/newest}}
+        {{#inlined}}          inlined: {{.}}
+        {{/inlined}}{{#at}}          at {{at}}
+        {{/at}}{{/frames}}</pre>{{/newest}}
         <h2>Events</h2>
         <table id="events"><tr><th>Event</th><th>Received</th><th>Host</th><th>Runtime</th><th>Kind</th><th>Size</th><th></th></tr>
         {{#events}}<tr class="event"><td><a href="/api/v1/events/{{id}}">{{id}}</a></td><td>{{receivedAt}}</td><td>{{host}}</td><td>{{runtime}}</td>
@@ -111,6 +113,8 @@ struct Pages: Sendable {
                  var line: [String: Any] = ["index": String(repeating: " ", count: max(0, 4 - String(index).count)) + String(index),
                                             "name": (frame.module.map { $0 + "!" } ?? "") + frame.function]
                  if let offset = frame.moduleOffset { line["offset"] = "0x" + String(offset, radix: 16) }
+                 if let file = frame.file { line["at"] = file + (frame.line.map { ":\($0):\(frame.column ?? 0)" } ?? "") }
+                 if let inlined = frame.inlined { line["inlined"] = inlined }
                  return line
              }]
         }

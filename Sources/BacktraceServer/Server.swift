@@ -105,8 +105,14 @@ public struct BacktraceServer: Sendable {
         ["id": event.id, "group": event.group, "received_at": iso(event.receivedAt), "kind": event.kind, "reason": event.reason,
          "host": event.host as Any, "runtime": event.runtime as Any, "tags": event.tags, "sha256": event.blob, "size": event.size,
          "frames": event.frames.map { frame in
-             ["module": frame.module as Any, "function": frame.function, "function_index": frame.functionIndex as Any,
-              "module_offset": frame.moduleOffset as Any, "program": frame.isProgram] as [String: Any]
+             var object: [String: Any] = ["module": frame.module as Any, "function": frame.function,
+                                          "function_index": frame.functionIndex as Any,
+                                          "module_offset": frame.moduleOffset as Any, "program": frame.isProgram]
+             if let file = frame.file { object["file"] = file }
+             if let line = frame.line { object["line"] = line }
+             if let column = frame.column { object["column"] = column }
+             if let inlined = frame.inlined { object["inlined"] = inlined }
+             return object
          }]
     }
 
@@ -152,6 +158,26 @@ public struct BacktraceServer: Sendable {
                 }
             } catch {
                 return Self.problem(.internalServerError, "the upload could not be stored: \(error)")
+            }
+        }
+        router.put("/api/v1/modules/:id") { request, context -> Response in
+            guard server.project(request) != nil else {
+                server.metrics.rejected["unauthorized"]?.increment()
+                return Self.problem(.unauthorized, "an upload needs a project's token: Authorization: Bearer TOKEN")
+            }
+            var request = request
+            let body: ByteBuffer
+            do {
+                body = try await request.collectBody(upTo: options.maximumUploadBytes)
+            } catch {
+                return Self.problem(.contentTooLarge, "the upload is larger than \(options.maximumUploadBytes) bytes")
+            }
+            do {
+                let name = try store.storeModule(Array(buffer: body), name: context.parameters.get("id") ?? "")
+                return Self.json(.created, ["module": name])
+            } catch let error as EventStore.IngestError {
+                if case .tooLarge = error { return Self.problem(.contentTooLarge, error.description) }
+                return Self.problem(.badRequest, error.description)
             }
         }
         router.get("/") { request, _ -> Response in

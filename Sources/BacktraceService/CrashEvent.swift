@@ -27,6 +27,13 @@ public struct CrashEvent: Hashable, Sendable {
         /// Whether the frame is the program's own code (not a trampoline
         /// or other runtime code).
         public var isProgram: Bool
+        /// The source location, from the module's DWARF (carried in the
+        /// capture, or uploaded): the innermost inlined function's.
+        public var file: String?
+        public var line: UInt32?
+        public var column: UInt32?
+        /// Functions inlined at this frame, innermost first (from DWARF).
+        public var inlined: [String]?
 
         public init(module: String?, function: String, functionIndex: UInt32?, moduleOffset: UInt32?, isProgram: Bool) {
             self.module = module
@@ -45,8 +52,9 @@ public struct CrashEvent: Hashable, Sendable {
     public var reason: String
 
     /// Reads an upload: a capture or a wasm coredump, recognised by their
-    /// first bytes.
-    public init(reading bytes: [UInt8]) throws(EventError) {
+    /// first bytes. A capture's frames get source lines from the DWARF it
+    /// carries or `search` finds (the modules and debug files uploaded).
+    public init(reading bytes: [UInt8], search: DebugFileSearch? = nil) throws(EventError) {
         if bytes.starts(with: [0x00, 0x61, 0x73, 0x6D]) {
             let coredump: WasmCoredump
             do { coredump = try WasmCoredump(parsing: bytes) } catch { throw EventError("not a valid wasm coredump: \(error)") }
@@ -67,12 +75,24 @@ public struct CrashEvent: Hashable, Sendable {
         let stack: CapturedStack
         do { stack = try CapturedStack(file) } catch { throw EventError("a capture that cannot be walked: \(error)") }
         kind = .capture
-        frames = stack.symbolicated().frames.map { frame in
-            Frame(module: frame.symbol?.moduleName,
-                  function: frame.symbol?.functionName ?? frame.symbol?.functionIndex.map { "<wasm function \($0)>" }
-                      ?? frame.symbol?.printedName ?? "<unknown>",
-                  functionIndex: frame.symbol?.functionIndex, moduleOffset: frame.symbol?.moduleOffset,
-                  isProgram: frame.symbol?.kind == .wasmFunction)
+        let backtrace = stack.symbolicated()
+        let sources = search.flatMap { stack.sourceSymbols(of: backtrace, search: $0, captureDirectory: nil).symbols }
+        frames = backtrace.frames.enumerated().map { index, frame in
+            var made = Frame(module: frame.symbol?.moduleName,
+                             function: frame.symbol?.functionName ?? frame.symbol?.functionIndex.map { "<wasm function \($0)>" }
+                                 ?? frame.symbol?.printedName ?? "<unknown>",
+                             functionIndex: frame.symbol?.functionIndex, moduleOffset: frame.symbol?.moduleOffset,
+                             isProgram: frame.symbol?.kind == .wasmFunction)
+            if let symbols = sources.flatMap({ index < $0.count ? $0[index] : nil }), let innermost = symbols.first {
+                made.file = innermost.file
+                made.line = innermost.line
+                made.column = innermost.column
+                // The outermost symbol is the wasm function itself: its
+                // DWARF name where the name section has none.
+                if made.function.hasPrefix("<wasm function"), let name = symbols.last?.name { made.function = Demangling.demangle(name) }
+                if symbols.count > 1 { made.inlined = symbols.dropLast().map { $0.name.map(Demangling.demangle) ?? "<inlined function>" } }
+            }
+            return made
         }
         reason = file.trap.map { "wasm trap: \($0.message)" } ?? file.note ?? "unknown"
     }

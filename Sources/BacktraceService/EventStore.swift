@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import StackCapture
 import WasmDWARF
 
 /// The backtrace service's data in one directory: SQLite through GRDB in
@@ -100,7 +101,7 @@ public final class EventStore: Sendable {
         guard bytes.count <= maximumUploadBytes else { throw IngestError.tooLarge(bytes.count, limit: maximumUploadBytes) }
         if let idempotencyKey, let known = try existing(idempotencyKey) { return known }
         let event: CrashEvent
-        do { event = try CrashEvent(reading: bytes) } catch { throw IngestError.unreadable(error) }
+        do { event = try CrashEvent(reading: bytes, search: try? debugFileSearch()) } catch { throw IngestError.unreadable(error) }
         let blob = try storeBlob(bytes)
         let signature = grouping.signature(of: event)
         let frames = String(decoding: try JSONEncoder().encode(event.frames), as: UTF8.self)
@@ -132,6 +133,48 @@ public final class EventStore: Sendable {
             return nil
         }
         return Ingested(event: row["id"], group: row["group_id"], duplicate: true)
+    }
+
+    // MARK: Modules and debug files
+
+    /// Where uploaded modules and debug files are: `modules/NAME.wasm`,
+    /// found by a capture's module through its build id (the file name) or
+    /// its content (`DebugFileSearch`).
+    public var modulesDirectory: URL { directory.appendingPathComponent("modules") }
+
+    /// Stores a module or debug file (a wasm binary with DWARF) under `name`
+    /// — its build id in hex, or its SHA-256 — for the symbolication of
+    /// events uploaded after it. Returns the name it is stored under.
+    @discardableResult
+    public func storeModule(_ bytes: [UInt8], name: String) throws -> String {
+        guard bytes.count <= maximumUploadBytes else { throw IngestError.tooLarge(bytes.count, limit: maximumUploadBytes) }
+        guard !name.isEmpty, name.count <= 128, name.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
+            throw IngestError.unreadable(EventError("a module's id is its build id or SHA-256 in hex, got \(name.prefix(64))"))
+        }
+        let file: DebugFile
+        do { file = try DebugFile(bytes: bytes) } catch {
+            throw IngestError.unreadable(EventError("not a wasm module or debug file: \(error)"))
+        }
+        let contentHash = ContentHash.sha256(bytes).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let buildID = file.sections.buildID.map { $0.map { String($0, radix: 16).leftPadded(to: 2) }.joined() }
+        guard name.lowercased() == buildID || name.lowercased() == contentHash else {
+            throw IngestError.unreadable(EventError("the module's build id is \(buildID ?? "none") and its SHA-256 \(contentHash): "
+                                                    + "neither is \(name)"))
+        }
+        try FileManager.default.createDirectory(at: modulesDirectory, withIntermediateDirectories: true)
+        let url = modulesDirectory.appendingPathComponent(name.lowercased() + ".wasm")
+        let partial = modulesDirectory.appendingPathComponent(".\(name).\(getpid()).partial")
+        try? FileManager.default.removeItem(at: partial)
+        try Self.writeSynced(bytes, to: partial.path)
+        guard rename(partial.path, url.path) == 0 else { throw EventError("cannot store the module: \(String(cString: strerror(errno)))") }
+        try Self.sync(directory: modulesDirectory.path)
+        return name.lowercased()
+    }
+
+    /// A search of the uploaded modules.
+    func debugFileSearch() throws -> DebugFileSearch? {
+        guard FileManager.default.fileExists(atPath: modulesDirectory.path) else { return nil }
+        return try DebugFileSearch(files: [], directories: [modulesDirectory.path])
     }
 
     // MARK: Blobs

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Testing
+import WasmDWARF
 
 /// `wasm-unwind-server`, started for real on loopback (any free port).
 final class ServerProcess {
@@ -157,5 +158,49 @@ struct ServerTests {
         let groups = try await http("GET", "\(restarted.base)/api/v1/groups")
         #expect((groups.body["groups"] as? [[String: Any]])?.first?["count"] as? Int == 1000, "\(groups.body)")
         print("durability: \(before.count) uploads acknowledged before kill -9, all found after the restart; 1,000 stored once each")
+    }
+
+    @Test("PUT /api/v1/modules/{build-id}: a capture taken without DWARF gets source lines and inlined functions from the module uploaded for it; bad module uploads refused")
+    func moduleUploads() async throws {
+        let work = try ServiceTestSupport.directory("modules")
+        defer { try? FileManager.default.removeItem(at: work) }
+        // fixtures/c-lines/crash.c with -g and a build id; run without
+        // backtrace details, so its capture names the module but carries
+        // no DWARF.
+        let module = work.appendingPathComponent("crash.wasm").path
+        let clang = try ServiceTestSupport.shell("\"$(dirname \"$(command -v swift)\")/clang\" --target=wasm32 -g -O1 -nostdlib "
+            + "-Wl,--no-entry -Wl,--build-id -o \(module) \(ServiceTestSupport.root.path)/fixtures/c-lines/crash.c")
+        #expect(clang == 0)
+        let capture = work.appendingPathComponent("crash.capture").path
+        try ServiceTestSupport.run(["run", module, "--invoke", "run", "9", "--capture", capture])
+        let bytes = try ServiceTestSupport.bytes(module)
+        let buildID = try #require(try DebugFile(bytes: bytes).sections.buildID).map { String(format: "%02x", $0) }.joined()
+
+        let server = try ServerProcess(data: work.appendingPathComponent("data"))
+        let headers = ["Authorization": "Bearer secret"]
+        let before = try await http("POST", "\(server.base)/api/v1/events", body: try ServiceTestSupport.bytes(capture), headers: headers)
+        let plain = try await http("GET", "\(server.base)/api/v1/events/\(before.body["id"] as? Int ?? 0)")
+        let plainTop = (plain.body["frames"] as? [[String: Any]])?.first
+        #expect(plainTop?["file"] == nil && plainTop?["function"] as? String == "middle", "\(plain.body)")
+
+        // Refused: no token, an id that is not the module's, not a module.
+        #expect(try await http("PUT", "\(server.base)/api/v1/modules/\(buildID)", body: bytes).status == 401)
+        let wrong = try await http("PUT", "\(server.base)/api/v1/modules/abcdef", body: bytes, headers: headers)
+        #expect(wrong.status == 400 && (wrong.body["error"] as? String)?.contains("neither is abcdef") == true, "\(wrong.body)")
+        #expect(try await http("PUT", "\(server.base)/api/v1/modules/\(buildID)", body: Array("nope".utf8), headers: headers).status == 400)
+        let stored = try await http("PUT", "\(server.base)/api/v1/modules/\(buildID)", body: bytes, headers: headers)
+        #expect(stored.status == 201 && stored.body["module"] as? String == buildID, "\(stored.body)")
+
+        // The same capture again: symbolicated by the module's DWARF.
+        let after = try await http("POST", "\(server.base)/api/v1/events", body: try ServiceTestSupport.bytes(capture), headers: headers)
+        let event = try await http("GET", "\(server.base)/api/v1/events/\(after.body["id"] as? Int ?? 0)")
+        let frames = event.body["frames"] as? [[String: Any]] ?? []
+        // pick (inlined into middle) traps at crash.c:6; run calls middle at line 12.
+        #expect(frames.first?["function"] as? String == "middle" && frames.first?["inlined"] as? [String] == ["pick"]
+                && (frames.first?["file"] as? String)?.hasSuffix("fixtures/c-lines/crash.c") == true && frames.first?["line"] as? Int == 6,
+                "\(event.body)")
+        #expect(frames.last?["function"] as? String == "run" && frames.last?["line"] as? Int == 12, "\(event.body)")
+        // Same names: the same group.
+        #expect(after.body["group"] as? Int == before.body["group"] as? Int)
     }
 }
