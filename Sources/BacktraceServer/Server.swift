@@ -79,6 +79,26 @@ public struct BacktraceServer: Sendable {
         return options.tokens.first { $0.value == token }?.key
     }
 
+    /// An upload refused before it is read: the answer to send.
+    struct Refusal: Error {
+        var response: Response
+    }
+
+    /// An upload's body, once its token is checked and its size is within
+    /// the limit (refusals are counted in the metrics).
+    func uploadBody(_ request: inout Request) async -> Result<ByteBuffer, Refusal> {
+        guard project(request) != nil else {
+            metrics.rejected["unauthorized"]?.increment()
+            return .failure(Refusal(response: Self.problem(.unauthorized, "an upload needs a project's token: Authorization: Bearer TOKEN")))
+        }
+        do {
+            return .success(try await request.collectBody(upTo: options.maximumUploadBytes))
+        } catch {
+            metrics.rejected["too_large"]?.increment()
+            return .failure(Refusal(response: Self.problem(.contentTooLarge, "the upload is larger than \(options.maximumUploadBytes) bytes")))
+        }
+    }
+
     /// Why a read is refused: no token when the server listens beyond loopback.
     func readRefusal(_ request: Request) -> Response? {
         options.readsAreOpen || project(request) != nil
@@ -124,17 +144,11 @@ public struct BacktraceServer: Sendable {
         let server = self
         router.post("/api/v1/events") { request, _ -> Response in
             let metrics = server.metrics
-            guard server.project(request) != nil else {
-                metrics.rejected["unauthorized"]?.increment()
-                return Self.problem(.unauthorized, "an upload needs a project's token: Authorization: Bearer TOKEN")
-            }
             var request = request
             let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: options.maximumUploadBytes)
-            } catch {
-                metrics.rejected["too_large"]?.increment()
-                return Self.problem(.contentTooLarge, "the upload is larger than \(options.maximumUploadBytes) bytes")
+            switch await server.uploadBody(&request) {
+            case .success(let bytes): body = bytes
+            case .failure(let refusal): return refusal.response
             }
             let query = request.uri.queryParameters
             let metadata = EventStore.Metadata(host: query["host"].map(String.init), runtime: query["runtime"].map(String.init),
@@ -161,16 +175,11 @@ public struct BacktraceServer: Sendable {
             }
         }
         router.put("/api/v1/modules/:id") { request, context -> Response in
-            guard server.project(request) != nil else {
-                server.metrics.rejected["unauthorized"]?.increment()
-                return Self.problem(.unauthorized, "an upload needs a project's token: Authorization: Bearer TOKEN")
-            }
             var request = request
             let body: ByteBuffer
-            do {
-                body = try await request.collectBody(upTo: options.maximumUploadBytes)
-            } catch {
-                return Self.problem(.contentTooLarge, "the upload is larger than \(options.maximumUploadBytes) bytes")
+            switch await server.uploadBody(&request) {
+            case .success(let bytes): body = bytes
+            case .failure(let refusal): return refusal.response
             }
             do {
                 let name = try store.storeModule(Array(buffer: body), name: context.parameters.get("id") ?? "")
