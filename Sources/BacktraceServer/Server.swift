@@ -47,21 +47,26 @@ public struct BacktraceServer: Sendable {
         let events: Gauge
 
         init() {
-            received = registry.makeCounter(name: "wasm_unwind_events_received_total", help: "Uploads stored as new events.")
-            duplicates = registry.makeCounter(name: "wasm_unwind_events_duplicate_total",
-                                              help: "Uploads whose idempotency key was seen before (stored once).")
+            /// A `wasm_unwind_...` metric's name: its base name and unit.
+            func named(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+                MetricNameDescriptor(namespace: "wasm_unwind", metricName: name, unitName: unit, helpText: help)
+            }
+            received = registry.makeCounter(descriptor: named("events_received", "total", "Uploads stored as new events."))
+            duplicates = registry.makeCounter(descriptor: named("events_duplicate", "total",
+                                                                "Uploads whose idempotency key was seen before (stored once)."))
             let registry = self.registry
             rejected = Dictionary(uniqueKeysWithValues: ["unreadable", "too_large", "unauthorized"].map { reason in
-                (reason, registry.makeCounter(name: "wasm_unwind_events_rejected_total", labels: [("reason", reason)],
-                                              help: "Uploads refused, by reason."))
+                (reason, registry.makeCounter(descriptor: named("events_rejected", "total", "Uploads refused, by reason."),
+                                              labels: [("reason", reason)]))
             })
             ingest = registry.makeDurationHistogram(
-                name: "wasm_unwind_ingest_duration_seconds",
+                descriptor: named("ingest_duration", "seconds", "Time to read, group and store an upload durably."),
                 buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
-                          .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)],
-                help: "Time to read, group and store an upload durably.")
-            groups = registry.makeGauge(name: "wasm_unwind_groups", help: "Groups of events.")
-            events = registry.makeGauge(name: "wasm_unwind_events", help: "Events stored.")
+                          .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1)])
+            groups = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "wasm_unwind", metricName: "groups", unitName: "",
+                                                                         helpText: "Groups of events."))
+            events = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "wasm_unwind", metricName: "events", unitName: "",
+                                                                         helpText: "Events stored."))
         }
     }
 
@@ -140,7 +145,6 @@ public struct BacktraceServer: Sendable {
     public func router() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         let store = self.store
-        let options = self.options
         let server = self
         router.post("/api/v1/events") { request, _ -> Response in
             let metrics = server.metrics
