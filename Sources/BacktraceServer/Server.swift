@@ -79,8 +79,9 @@ public struct BacktraceServer: Sendable {
 
     /// The project a request's token belongs to, if any.
     func project(_ request: Request) -> String? {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
-        let token = header.dropFirst("Bearer ".count)
+        // The scheme's name is case-insensitive (RFC 9110, 11.1).
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else { return nil }
+        let token = header.dropFirst("Bearer ".count).drop { $0 == " " }
         return options.tokens.first { $0.value == token }?.key
     }
 

@@ -203,4 +203,52 @@ struct ServerTests {
         // Same names: the same group.
         #expect(after.body["group"] as? Int == before.body["group"] as? Int)
     }
+
+    @Test("a sweep of 400 hostile uploads — truncated, bit-flipped, random bytes, wrong content types, bad tokens, over the limit, a cut connection — each answered 201, 400, 401 or 413; stored exactly for the 201s; the server keeps serving")
+    func hostileSweep() async throws {
+        let work = try ServiceTestSupport.directory("sweep")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let capture = try #require(try ServiceTestSupport.captures(count: 1, in: work).first)
+        let bytes = try ServiceTestSupport.bytes(capture.path)
+        let server = try ServerProcess(data: work.appendingPathComponent("data"), extra: ["--maximum-upload-bytes", "200000"])
+        var generator = SystemRandomNumberGenerator()
+        var uploads: [(body: [UInt8], headers: [String: String])] = []
+        let token = ["Authorization": "Bearer secret"]
+        for length in stride(from: 0, to: bytes.count, by: max(1, bytes.count / 150)) { uploads.append((Array(bytes.prefix(length)), token)) }
+        for _ in 0..<230 {
+            var flipped = bytes
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                flipped[Int.random(in: 0..<flipped.count, using: &generator)] ^= UInt8.random(in: 1...255, using: &generator)
+            }
+            uploads.append((flipped, token))
+        }
+        for size in [0, 1, 7, 8, 64, 4096, 150_000] {
+            uploads.append(((0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }, token))
+        }
+        for type in ["text/plain", "application/json", "multipart/form-data; boundary=x", "image/png"] {
+            uploads.append((bytes, token.merging(["Content-Type": type]) { $1 }))
+            uploads.append((Array("{\"not\": \"a capture\"}".utf8), token.merging(["Content-Type": type]) { $1 }))
+        }
+        for bad in ["", "Bearer", "Bearer ", "Bearer secretx", "Basic c2VjcmV0", "Bearer Secret"] {
+            uploads.append((bytes, ["Authorization": bad]))
+        }
+        // The scheme's name in any case is the same scheme.
+        uploads.append((bytes, ["Authorization": "bearer secret"]))
+        uploads.append(([UInt8](repeating: 0x41, count: 300_000), token))
+        #expect(uploads.count >= 400)
+        var statuses: [Int: Int] = [:]
+        for upload in uploads {
+            let answer = try await http("POST", "\(server.base)/api/v1/events", body: upload.body, headers: upload.headers)
+            statuses[answer.status, default: 0] += 1
+            #expect([200, 201, 400, 401, 413].contains(answer.status), "status \(answer.status) for \(upload.body.count) bytes")
+        }
+        // A connection cut in the middle of its body.
+        let socket = try #require(try? ServiceTestSupport.shell("exec bash -c \"exec 3<>/dev/tcp/127.0.0.1/\(server.port); printf 'POST /api/v1/events HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer secret\\r\\nContent-Length: 100000\\r\\n\\r\\nWU' >&3; exec 3>&-\""))
+        #expect(socket == 0)
+        let groups = try await http("GET", "\(server.base)/api/v1/groups")
+        let stored = (groups.body["groups"] as? [[String: Any]])?.reduce(0) { $0 + ($1["count"] as? Int ?? 0) } ?? -1
+        #expect(groups.status == 200 && stored == statuses[201, default: 0], "\(statuses), \(stored) stored")
+        #expect(statuses[401] == 6 && statuses[413] == 1 && statuses[400, default: 0] > 150, "\(statuses)")
+        print("hostile sweep: \(uploads.count) uploads + a cut connection: \(statuses.sorted { $0.key < $1.key }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")); \(stored) stored; still serving")
+    }
 }
