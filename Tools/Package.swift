@@ -177,7 +177,7 @@ let package = Package(
         .executableTarget(
             name: "wasm-unwind-bench",
             dependencies: [wasmUnwind, "WasmJIT", "WasmJITTools", "UnwindOracle", "Verification", "StackCapture", "JITCapture", "UnwindReports",
-                           "CMallocCounter", "CBenchmarkSupport", "WasmCoredumpFormat", dwarf],
+                           "CMallocCounter", "CBenchmarkSupport", "WasmCoredumpFormat", dwarf, "BacktraceService"],
             path: "Benchmarks/WasmUnwindBenchmarks"
         ),
         // The C baselines: the frame-pointer floor, libunwind's loops, and

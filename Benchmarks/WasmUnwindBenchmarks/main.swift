@@ -52,6 +52,9 @@ do {
     if harness.groupFilter == nil || "coredump".contains(harness.groupFilter!) {
         codeSizes += [""] + (try coredumpReport())
     }
+    if harness.groupFilter == nil || "backtrace service".contains(harness.groupFilter!) {
+        codeSizes += [""] + (try serviceReport())
+    }
     if harness.groupFilter == nil || "live processes".contains(harness.groupFilter!) {
         codeSizes += [""] + (try liveProcessReport())
     }
