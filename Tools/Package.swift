@@ -37,6 +37,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        // The fleet's store: events and groups in PostgreSQL (serve --database).
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // The reference runtime's C: entering wasm (sigsetjmp), the trap
@@ -177,7 +180,7 @@ let package = Package(
         .executableTarget(
             name: "wasm-unwind-bench",
             dependencies: [wasmUnwind, "WasmJIT", "WasmJITTools", "UnwindOracle", "Verification", "StackCapture", "JITCapture", "UnwindReports",
-                           "CMallocCounter", "CBenchmarkSupport", "WasmCoredumpFormat", dwarf, "BacktraceService"],
+                           "CMallocCounter", "CBenchmarkSupport", "WasmCoredumpFormat", dwarf, "BacktraceService", "PostgresScratch"],
             path: "Benchmarks/WasmUnwindBenchmarks"
         ),
         // The C baselines: the frame-pointer floor, libunwind's loops, and
@@ -214,8 +217,10 @@ let package = Package(
         // library and the CLI's core build without them.
         .target(
             name: "BacktraceService",
-            dependencies: ["StackCapture", "UnwindReports", "WasmCoredumpFormat", wasmUnwind, dwarf,
-                           .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["StackCapture", "CWasmTools", "UnwindReports", "WasmCoredumpFormat", wasmUnwind, dwarf,
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "PostgresNIO", package: "postgres-nio"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
         // The runtime's side of the service: reports spooled, then uploaded
         // (Foundation only: the CLI and embedders use it).
@@ -228,11 +233,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "wasm-unwind-server",
-            dependencies: ["BacktraceServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["BacktraceServer", "BacktraceService", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // A PostgreSQL server of the tests' and benchmarks' own (initdb in a
+        // temporary directory, on loopback).
+        .target(name: "PostgresScratch", path: "Tests/PostgresScratch"),
         .testTarget(
             name: "BacktraceServiceTests",
-            dependencies: ["BacktraceService", "StackCapture", "CrashReporter", "wasm-unwind", "wasm-unwind-server", dwarf]
+            dependencies: ["BacktraceService", "StackCapture", "CrashReporter", "PostgresScratch", "wasm-unwind", "wasm-unwind-server", dwarf]
         ),
 
         .testTarget(

@@ -79,9 +79,9 @@ struct Pages: Sendable {
     }
 
     /// The groups page.
-    func groups(_ store: EventStore, order: EventStore.GroupOrder, function: String?) throws -> String {
-        let groups = try store.groups(order: order, function: function)
-        let daily = try store.dailyCounts()
+    func groups(_ store: EventStore, order: EventStore.GroupOrder, function: String?) async throws -> String {
+        let groups = try await store.groups(order: order, function: function)
+        let daily = try await store.dailyCounts()
         let today = Int(Date().timeIntervalSince1970 / 86_400)
         let rows: [[String: Any]] = groups.map { group in
             let counts = daily[group.id] ?? Array(repeating: 0, count: 14)
@@ -104,9 +104,9 @@ struct Pages: Sendable {
     }
 
     /// A group's page, or nil if there is no such group.
-    func group(_ store: EventStore, id: Int64) throws -> String? {
-        guard let group = try store.group(id) else { return nil }
-        let events = try store.events(inGroup: id, limit: 100)
+    func group(_ store: EventStore, id: Int64) async throws -> String? {
+        guard let group = try await store.group(id) else { return nil }
+        let events = try await store.events(inGroup: id, limit: 100)
         let newest: [String: Any]? = events.first.map { event in
             ["receivedAt": Self.day(event.receivedAt), "host": event.host ?? "unknown host", "reason": event.reason,
              "frames": event.frames.enumerated().map { index, frame in

@@ -17,14 +17,18 @@ public struct BacktraceServer: Sendable {
         /// Upload tokens by project.
         public var tokens: [String: String]
         public var maximumUploadBytes: Int
+        /// Where events and groups are kept: nil for SQLite in `data`, or
+        /// a PostgreSQL database shared by several servers.
+        public var database: PostgresIndex.Location?
 
         public init(host: String = "127.0.0.1", port: Int = 8765, data: URL, tokens: [String: String] = [:],
-                    maximumUploadBytes: Int = 64 << 20) {
+                    maximumUploadBytes: Int = 64 << 20, database: PostgresIndex.Location? = nil) {
             self.host = host
             self.port = port
             self.data = data
             self.tokens = tokens
             self.maximumUploadBytes = maximumUploadBytes
+            self.database = database
         }
 
         /// Whether reads are open without a token: only on loopback.
@@ -70,9 +74,10 @@ public struct BacktraceServer: Sendable {
         }
     }
 
-    public init(_ options: Options) throws {
+    public init(_ options: Options) async throws {
         self.options = options
-        store = try EventStore(directory: options.data, maximumUploadBytes: options.maximumUploadBytes)
+        let index: (any EventIndex)? = if let database = options.database { try await PostgresIndex(database) } else { nil }
+        store = try EventStore(directory: options.data, index: index, maximumUploadBytes: options.maximumUploadBytes)
         metrics = Metrics()
         pages = try Pages()
     }
@@ -161,7 +166,7 @@ public struct BacktraceServer: Sendable {
             let key = request.headers[HTTPField.Name("Idempotency-Key")!]
             do {
                 let start = ContinuousClock.now
-                let ingested = try store.ingest(Array(buffer: body), metadata: metadata, idempotencyKey: key)
+                let ingested = try await store.ingest(Array(buffer: body), metadata: metadata, idempotencyKey: key)
                 metrics.ingest.record(ContinuousClock.now - start)
                 (ingested.duplicate ? metrics.duplicates : metrics.received).increment()
                 return Self.json(ingested.duplicate ? .ok : .created,
@@ -199,18 +204,18 @@ public struct BacktraceServer: Sendable {
             let query = request.uri.queryParameters
             let order = query["sort"].flatMap { EventStore.GroupOrder(rawValue: String($0)) } ?? .count
             let function = query["function"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
-            return Pages.html(try server.pages.groups(store, order: order, function: function))
+            return Pages.html(try await server.pages.groups(store, order: order, function: function))
         }
         router.get("/groups/:id") { request, context -> Response in
             if let refused = server.readRefusal(request) { return refused }
-            guard let id = context.parameters.get("id", as: Int64.self), let page = try server.pages.group(store, id: id) else {
+            guard let id = context.parameters.get("id", as: Int64.self), let page = try await server.pages.group(store, id: id) else {
                 return Self.problem(.notFound, "no such group")
             }
             return Pages.html(page)
         }
         router.get("/metrics") { request, _ -> Response in
             if let refused = server.readRefusal(request) { return refused }
-            let (groups, events) = try store.totals()
+            let (groups, events) = try await store.totals()
             server.metrics.groups.set(Double(groups))
             server.metrics.events.set(Double(events))
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -218,27 +223,27 @@ public struct BacktraceServer: Sendable {
         }
         router.get("/api/v1/groups") { request, _ -> Response in
             if let refused = server.readRefusal(request) { return refused }
-            return Self.json(.ok, ["groups": try store.groups().map(Self.json)])
+            return Self.json(.ok, ["groups": try await store.groups().map(Self.json)])
         }
         router.get("/api/v1/groups/:id") { request, context -> Response in
             if let refused = server.readRefusal(request) { return refused }
-            guard let id = context.parameters.get("id", as: Int64.self), let group = try store.group(id) else {
+            guard let id = context.parameters.get("id", as: Int64.self), let group = try await store.group(id) else {
                 return Self.problem(.notFound, "no such group")
             }
             var object = Self.json(group)
-            object["events"] = try store.events(inGroup: id, limit: 100).map(Self.json)
+            object["events"] = try await store.events(inGroup: id, limit: 100).map(Self.json)
             return Self.json(.ok, object)
         }
         router.get("/api/v1/events/:id") { request, context -> Response in
             if let refused = server.readRefusal(request) { return refused }
-            guard let id = context.parameters.get("id", as: Int64.self), let event = try store.event(id) else {
+            guard let id = context.parameters.get("id", as: Int64.self), let event = try await store.event(id) else {
                 return Self.problem(.notFound, "no such event")
             }
             return Self.json(.ok, Self.json(event))
         }
         router.get("/api/v1/events/:id/raw") { request, context -> Response in
             if let refused = server.readRefusal(request) { return refused }
-            guard let id = context.parameters.get("id", as: Int64.self), let event = try store.event(id),
+            guard let id = context.parameters.get("id", as: Int64.self), let event = try await store.event(id),
                   let data = try? Data(contentsOf: store.blobURL(event.blob)) else {
                 return Self.problem(.notFound, "no such event")
             }

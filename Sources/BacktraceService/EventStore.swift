@@ -1,84 +1,39 @@
 import Foundation
-import GRDB
 import StackCapture
 import WasmDWARF
 
-/// The backtrace service's data in one directory: SQLite through GRDB in
-/// WAL mode (`service.sqlite`: events and groups) and the uploads,
-/// content-addressed (`blobs/ab/cdef...`, by SHA-256). An upload is stored
-/// durably before `ingest` returns: its blob written, synced and renamed
-/// into place, then its event and group committed in one transaction with
-/// `synchronous = FULL`.
+/// The backtrace service's data: the uploads in one directory,
+/// content-addressed (`blobs/ab/cdef...`, by SHA-256), uploaded modules
+/// and debug files beside them (`modules/`), and the events and groups in
+/// an index — SQLite in the same directory (`service.sqlite`, WAL) or
+/// PostgreSQL for a fleet (`PostgresIndex`).
+///
+/// An upload is durable before `ingest` returns: its blob is written and
+/// renamed into place, then its batch (every upload that arrived while the
+/// previous batch was being committed) is made durable together — one
+/// `syncfs` for the blobs, one transaction in the index (`GroupCommitter`).
 public final class EventStore: Sendable {
     public let directory: URL
-    let database: DatabasePool
+    public let index: any EventIndex
     public let grouping: Grouping
     /// Uploads larger than this are refused.
     public let maximumUploadBytes: Int
+    let committer: GroupCommitter
+    let modules: ModuleSearchCache
 
-    public init(directory: URL, grouping: Grouping = Grouping(), maximumUploadBytes: Int = 64 << 20) throws {
+    /// A store in `directory`; its index is SQLite there unless `index`
+    /// is given.
+    public init(directory: URL, index: (any EventIndex)? = nil, grouping: Grouping = Grouping(),
+                maximumUploadBytes: Int = 64 << 20) throws {
         self.directory = directory
         self.grouping = grouping
         self.maximumUploadBytes = maximumUploadBytes
-        try FileManager.default.createDirectory(at: directory.appendingPathComponent("blobs"), withIntermediateDirectories: true)
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            try db.execute(sql: "PRAGMA foreign_keys = ON")
-        }
-        database = try DatabasePool(path: directory.appendingPathComponent("service.sqlite").path, configuration: configuration)
-        try Self.migrator.migrate(database)
-    }
-
-    static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: events and groups") { db in
-            try db.create(table: "crash_group") { table in
-                table.autoIncrementedPrimaryKey("id")
-                table.column("signature", .text).notNull().unique()
-                table.column("signature_version", .integer).notNull()
-                table.column("title", .text).notNull()
-                table.column("count", .integer).notNull()
-                table.column("first_seen", .double).notNull()
-                table.column("last_seen", .double).notNull()
-            }
-            try db.create(table: "event") { table in
-                table.autoIncrementedPrimaryKey("id")
-                table.column("group_id", .integer).notNull().references("crash_group")
-                table.column("received_at", .double).notNull()
-                table.column("kind", .text).notNull()
-                table.column("reason", .text).notNull()
-                table.column("host", .text)
-                table.column("runtime", .text)
-                table.column("tags", .text)
-                table.column("blob", .text).notNull()
-                table.column("size", .integer).notNull()
-                table.column("idempotency_key", .text).unique()
-                table.column("frames", .text).notNull()
-            }
-            try db.create(index: "event_group", on: "event", columns: ["group_id", "received_at"])
-        }
-        return migrator
-    }
-
-    /// Who sent an upload, and how to file it.
-    public struct Metadata: Hashable, Sendable {
-        public var host: String?
-        public var runtime: String?
-        public var tags: [String]
-        public init(host: String? = nil, runtime: String? = nil, tags: [String] = []) {
-            self.host = host
-            self.runtime = runtime
-            self.tags = tags
-        }
-    }
-
-    /// What ingesting an upload did.
-    public struct Ingested: Hashable, Sendable {
-        public var event: Int64
-        public var group: Int64
-        /// The idempotency key was seen before: nothing new was stored.
-        public var duplicate: Bool
+        let blobs = directory.appendingPathComponent("blobs")
+        try FileManager.default.createDirectory(at: blobs, withIntermediateDirectories: true)
+        let index = try index ?? SQLiteIndex(path: directory.appendingPathComponent("service.sqlite").path)
+        self.index = index
+        committer = GroupCommitter(index: index, blobs: blobs)
+        modules = ModuleSearchCache(directory: directory.appendingPathComponent("modules"))
     }
 
     /// Why an upload was refused; nothing of it is stored.
@@ -97,43 +52,25 @@ public final class EventStore: Sendable {
     /// Reads, files and stores an upload. A retried upload (the same
     /// `idempotencyKey`) is stored once: the first one's ids come back.
     public func ingest(_ bytes: [UInt8], metadata: Metadata = Metadata(), idempotencyKey: String? = nil,
-                       now: Date = Date()) throws -> Ingested {
+                       now: Date = Date()) async throws -> Ingested {
         guard bytes.count <= maximumUploadBytes else { throw IngestError.tooLarge(bytes.count, limit: maximumUploadBytes) }
-        if let idempotencyKey, let known = try existing(idempotencyKey) { return known }
+        if let idempotencyKey, let known = try await index.existing(idempotencyKey: idempotencyKey) { return known }
         let event: CrashEvent
-        do { event = try CrashEvent(reading: bytes, search: try? debugFileSearch()) } catch { throw IngestError.unreadable(error) }
-        let blob = try storeBlob(bytes)
-        let signature = grouping.signature(of: event)
+        do { event = try modules.read(bytes) } catch { throw IngestError.unreadable(error) }
         let frames = String(decoding: try JSONEncoder().encode(event.frames), as: UTF8.self)
-        let time = now.timeIntervalSince1970
-        return try database.write { db -> Ingested in
-            if let idempotencyKey, let known = try Self.existing(idempotencyKey, db) { return known }
-            try db.execute(sql: """
-                INSERT INTO crash_group (signature, signature_version, title, count, first_seen, last_seen)
-                VALUES (?, ?, ?, 1, ?, ?)
-                ON CONFLICT(signature) DO UPDATE SET count = count + 1, last_seen = max(last_seen, excluded.last_seen)
-                """, arguments: [signature, Grouping.version, grouping.title(of: event), time, time])
-            let group = try Int64.fetchOne(db, sql: "SELECT id FROM crash_group WHERE signature = ?", arguments: [signature])!
-            try db.execute(sql: """
-                INSERT INTO event (group_id, received_at, kind, reason, host, runtime, tags, blob, size, idempotency_key, frames)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [group, time, event.kind.rawValue, event.reason, metadata.host, metadata.runtime,
-                                 metadata.tags.isEmpty ? nil : metadata.tags.joined(separator: ","), blob, bytes.count,
-                                 idempotencyKey, frames])
-            return Ingested(event: db.lastInsertedRowID, group: group, duplicate: false)
-        }
+        let pending = PendingEvent(
+            signature: grouping.signature(of: event), title: grouping.title(of: event), receivedAt: now.timeIntervalSince1970,
+            kind: event.kind.rawValue, reason: event.reason, host: metadata.host, runtime: metadata.runtime,
+            tags: metadata.tags.isEmpty ? nil : metadata.tags.joined(separator: ","), blob: try storeBlob(bytes), size: bytes.count,
+            idempotencyKey: idempotencyKey, frames: frames)
+        return try await committer.commit(pending)
     }
 
-    private func existing(_ key: String) throws -> Ingested? {
-        try database.read { db in try Self.existing(key, db) }
-    }
+    /// Batches committed so far, the events in them and the largest batch.
+    public var commitStatistics: (batches: Int, events: Int, largest: Int) { committer.statistics }
 
-    private static func existing(_ key: String, _ db: Database) throws -> Ingested? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT id, group_id FROM event WHERE idempotency_key = ?", arguments: [key]) else {
-            return nil
-        }
-        return Ingested(event: row["id"], group: row["group_id"], duplicate: true)
-    }
+    /// Stops using the index (its connections closed).
+    public func stop() async { await index.close() }
 
     // MARK: Modules and debug files
 
@@ -165,16 +102,10 @@ public final class EventStore: Sendable {
         let url = modulesDirectory.appendingPathComponent(name.lowercased() + ".wasm")
         let partial = modulesDirectory.appendingPathComponent(".\(name).\(getpid()).partial")
         try? FileManager.default.removeItem(at: partial)
-        try Self.writeSynced(bytes, to: partial.path)
+        try Self.writeFile(bytes, to: partial.path, sync: true)
         guard rename(partial.path, url.path) == 0 else { throw EventError("cannot store the module: \(String(cString: strerror(errno)))") }
         try Self.sync(directory: modulesDirectory.path)
         return name.lowercased()
-    }
-
-    /// A search of the uploaded modules.
-    func debugFileSearch() throws -> DebugFileSearch? {
-        guard FileManager.default.fileExists(atPath: modulesDirectory.path) else { return nil }
-        return try DebugFileSearch(files: [], directories: [modulesDirectory.path])
     }
 
     // MARK: Blobs
@@ -185,8 +116,9 @@ public final class EventStore: Sendable {
             .appendingPathComponent(String(hash.dropFirst(2)))
     }
 
-    /// Writes `bytes` under their hash (once: the same bytes are one file),
-    /// synced before it gets its name.
+    /// Writes `bytes` under their hash (once: the same bytes are one file).
+    /// Not synced here: the batch's `syncfs` makes it durable before its
+    /// event is committed.
     func storeBlob(_ bytes: [UInt8]) throws -> String {
         let hash = ContentHash.sha256(bytes).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
         let url = blobURL(hash)
@@ -194,17 +126,17 @@ public final class EventStore: Sendable {
         let folder = url.deletingLastPathComponent()
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let partial = folder.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt64.random(in: 0...UInt64.max))")
-        try Self.writeSynced(bytes, to: partial.path)
+        try Self.writeFile(bytes, to: partial.path, sync: false)
         guard rename(partial.path, url.path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(partial.path)
             throw EventError("cannot store the upload: \(reason)")
         }
-        try Self.sync(directory: folder.path)
         return hash
     }
 
-    static func writeSynced(_ bytes: [UInt8], to path: String) throws {
+    /// Writes a new file (fsynced when `sync`).
+    static func writeFile(_ bytes: [UInt8], to path: String, sync: Bool) throws {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw EventError("cannot store the upload: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
@@ -214,7 +146,7 @@ public final class EventStore: Sendable {
             guard count > 0 else { throw EventError("cannot store the upload: \(String(cString: strerror(errno)))") }
             written += count
         }
-        guard fsync(descriptor) == 0 else { throw EventError("cannot store the upload: \(String(cString: strerror(errno)))") }
+        guard !sync || fsync(descriptor) == 0 else { throw EventError("cannot store the upload: \(String(cString: strerror(errno)))") }
     }
 
     static func sync(directory path: String) throws {
@@ -226,120 +158,57 @@ public final class EventStore: Sendable {
 
     // MARK: Reading
 
-    /// A group of events with one signature.
-    public struct Group: Hashable, Sendable {
-        public var id: Int64
-        public var title: String
-        public var count: Int
-        public var firstSeen: Date
-        public var lastSeen: Date
-        public var signatureVersion: Int
-        /// The hosts its events came from.
-        public var hosts: [String]
-    }
-
-    /// How a list of groups is ordered.
-    public enum GroupOrder: String, Sendable, CaseIterable {
-        case count, lastSeen = "last_seen"
-    }
-
     /// Every group (or those with an event that has a frame of function
     /// `function`), most events first or most recent first.
-    public func groups(order: GroupOrder = .count, function: String? = nil) throws -> [Group] {
-        let orderBy = order == .count ? "g.count DESC, g.last_seen DESC" : "g.last_seen DESC, g.count DESC"
-        // Frames are stored as JSON: a function is the text `"function":"NAME"`
-        // (as JSONEncoder writes it, with `"` and `\` escaped).
-        let needle = function.map { name in
-            "\"function\":\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-        }
-        return try database.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT g.id, g.title, g.count, g.first_seen, g.last_seen, g.signature_version,
-                       (SELECT group_concat(DISTINCT host) FROM event WHERE group_id = g.id AND host IS NOT NULL) AS hosts
-                FROM crash_group g
-                """ + (needle == nil ? "" : " WHERE EXISTS (SELECT 1 FROM event e WHERE e.group_id = g.id AND instr(e.frames, ?) > 0)")
-                + " ORDER BY \(orderBy)", arguments: StatementArguments(needle.map { [$0] } ?? [])).map(Self.group)
-        }
+    public func groups(order: GroupOrder = .count, function: String? = nil) async throws -> [Group] {
+        try await index.groups(order: order, function: function)
     }
 
     /// Per group, its events on each of the `days` days up to `now`
     /// (UTC days, oldest first).
-    public func dailyCounts(days: Int = 14, now: Date = Date()) throws -> [Int64: [Int]] {
-        let today = Int(now.timeIntervalSince1970 / 86_400)
-        let first = today - days + 1
-        return try database.read { db in
-            var result: [Int64: [Int]] = [:]
-            for row in try Row.fetchAll(db, sql: """
-                SELECT group_id, CAST(received_at / 86400 AS INTEGER) AS day, count(*) AS n
-                FROM event WHERE received_at >= ? GROUP BY group_id, day
-                """, arguments: [Double(first) * 86_400]) {
-                let day: Int = row["day"]
-                guard day >= first, day <= today else { continue }
-                result[row["group_id"], default: Array(repeating: 0, count: days)][day - first] += row["n"] as Int
-            }
-            return result
-        }
+    public func dailyCounts(days: Int = 14, now: Date = Date()) async throws -> [Int64: [Int]] {
+        try await index.dailyCounts(days: days, now: now)
     }
 
-    public func group(_ id: Int64) throws -> Group? {
-        try database.read { db in
-            try Row.fetchOne(db, sql: """
-                SELECT g.id, g.title, g.count, g.first_seen, g.last_seen, g.signature_version,
-                       (SELECT group_concat(DISTINCT host) FROM event WHERE group_id = g.id AND host IS NOT NULL) AS hosts
-                FROM crash_group g WHERE g.id = ?
-                """, arguments: [id]).map(Self.group)
-        }
-    }
+    public func group(_ id: Int64) async throws -> Group? { try await index.group(id) }
 
-    static func group(_ row: Row) -> Group {
-        Group(id: row["id"], title: row["title"], count: row["count"], firstSeen: Date(timeIntervalSince1970: row["first_seen"]),
-              lastSeen: Date(timeIntervalSince1970: row["last_seen"]), signatureVersion: row["signature_version"],
-              hosts: (row["hosts"] as String?)?.split(separator: ",").map(String.init).sorted() ?? [])
-    }
-
-    /// A stored event.
-    public struct Event: Hashable, Sendable {
-        public var id: Int64
-        public var group: Int64
-        public var receivedAt: Date
-        public var kind: String
-        public var reason: String
-        public var host: String?
-        public var runtime: String?
-        public var tags: [String]
-        public var blob: String
-        public var size: Int
-        public var frames: [CrashEvent.Frame]
-    }
-
-    public func event(_ id: Int64) throws -> Event? {
-        try database.read { db in try Row.fetchOne(db, sql: "SELECT * FROM event WHERE id = ?", arguments: [id]).map(Self.event) }
-    }
+    public func event(_ id: Int64) async throws -> Event? { try await index.event(id) }
 
     /// A group's events, newest first.
-    public func events(inGroup group: Int64, limit: Int = 100) throws -> [Event] {
-        try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM event WHERE group_id = ? ORDER BY received_at DESC, id DESC LIMIT ?",
-                             arguments: [group, limit]).map(Self.event)
-        }
+    public func events(inGroup group: Int64, limit: Int = 100) async throws -> [Event] {
+        try await index.events(inGroup: group, limit: limit)
     }
 
     /// How many groups and events there are.
-    public func totals() throws -> (groups: Int, events: Int) {
-        try database.read { db in
-            (try Int.fetchOne(db, sql: "SELECT count(*) FROM crash_group") ?? 0, try Int.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0)
+    public func totals() async throws -> (groups: Int, events: Int) { try await index.totals() }
+
+    public func eventCount() async throws -> Int { try await index.totals().events }
+}
+
+/// The uploaded modules as one `DebugFileSearch`, kept while the modules
+/// directory is unchanged (its modification time: a module stored by this
+/// server or another sharing the directory changes it). A search
+/// remembers what it read, so it is used by one upload at a time.
+final class ModuleSearchCache: @unchecked Sendable {
+    let directory: URL
+    // SAFETY of @unchecked Sendable: `search` and `stamp` are read and
+    // written only with `lock` held.
+    private let lock = NSLock()
+    private var search: DebugFileSearch?
+    private var stamp: timespec?
+
+    init(directory: URL) { self.directory = directory }
+
+    /// Reads an upload, symbolicated with the modules uploaded so far.
+    func read(_ bytes: [UInt8]) throws(EventError) -> CrashEvent {
+        var status = stat()
+        guard stat(directory.path, &status) == 0 else { return try CrashEvent(reading: bytes) }
+        lock.lock()
+        defer { lock.unlock() }
+        if stamp?.tv_sec != status.st_mtim.tv_sec || stamp?.tv_nsec != status.st_mtim.tv_nsec {
+            search = try? DebugFileSearch(files: [], directories: [directory.path])
+            stamp = status.st_mtim
         }
-    }
-
-    public func eventCount() throws -> Int {
-        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM event") ?? 0 }
-    }
-
-    static func event(_ row: Row) -> Event {
-        let frames = (try? JSONDecoder().decode([CrashEvent.Frame].self, from: Data((row["frames"] as String).utf8))) ?? []
-        return Event(id: row["id"], group: row["group_id"], receivedAt: Date(timeIntervalSince1970: row["received_at"]),
-                     kind: row["kind"], reason: row["reason"], host: row["host"], runtime: row["runtime"],
-                     tags: (row["tags"] as String?)?.split(separator: ",").map(String.init) ?? [], blob: row["blob"],
-                     size: row["size"], frames: frames)
+        return try CrashEvent(reading: bytes, search: search)
     }
 }

@@ -3,6 +3,7 @@
 // without the server's dependencies.
 import ArgumentParser
 import BacktraceServer
+import BacktraceService
 import Foundation
 
 @main
@@ -23,6 +24,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("An upload token of a project (PROJECT:TOKEN); repeatable. Without one, a token is made for project `default` and printed.", valueName: "PROJECT:TOKEN"))
     var token: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Keep events and groups in PostgreSQL (shared by several servers) instead of SQLite in --data; uploads stay files in --data.", valueName: "postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"))
+    var database: String?
+
     @Option(name: .long, help: "Uploads larger than this many bytes are refused (413).")
     var maximumUploadBytes = 64 << 20
 
@@ -39,8 +43,14 @@ struct Serve: AsyncParsableCommand {
             tokens["default"] = made
             FileHandle.standardOutput.write(Data("upload token for project default: \(made)\n".utf8))
         }
-        let server = try BacktraceServer(BacktraceServer.Options(
-            host: host, port: port, data: URL(fileURLWithPath: data), tokens: tokens, maximumUploadBytes: maximumUploadBytes))
+        let location: PostgresIndex.Location?
+        do { location = try database.map { (url) throws(EventError) in try PostgresIndex.Location(url: url) } } catch {
+            throw ValidationError(error.description)
+        }
+        let server = try await BacktraceServer(BacktraceServer.Options(
+            host: host, port: port, data: URL(fileURLWithPath: data), tokens: tokens, maximumUploadBytes: maximumUploadBytes,
+            database: location))
+        FileHandle.standardOutput.write(Data("events and groups in \(server.store.index.description)\n".utf8))
         let host = self.host
         try await server.run { port in
             FileHandle.standardOutput.write(Data("listening on http://\(host):\(port)\n".utf8))

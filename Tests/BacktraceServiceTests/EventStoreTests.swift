@@ -89,16 +89,16 @@ enum ServiceTestSupport {
 @Suite("The backtrace service's store: uploads read, grouped and kept", .serialized)
 struct EventStoreTests {
     @Test("3 crash kinds x 100 captures at depths 4 to 103 and 7 different offsets: exactly 3 groups of 100, named by how they end and where")
-    func grouping() throws {
+    func grouping() async throws {
         let work = try ServiceTestSupport.directory("grouping")
         defer { try? FileManager.default.removeItem(at: work) }
         let captures = try ServiceTestSupport.captures(count: 100, in: work)
         let store = try EventStore(directory: work.appendingPathComponent("data"))
         for (index, capture) in captures.enumerated() {
-            try store.ingest(try ServiceTestSupport.bytes(capture.path),
+            try await store.ingest(try ServiceTestSupport.bytes(capture.path),
                              metadata: EventStore.Metadata(host: "host-\(index % 4)", runtime: "wasm-unwind test"))
         }
-        let groups = try store.groups()
+        let groups = try await store.groups()
         #expect(groups.map(\.count) == [100, 100, 100], "\(groups)")
         #expect(Set(groups.map(\.title)) == [
             "wasm trap: wasm `unreachable` instruction executed in abort!leaf",
@@ -106,10 +106,10 @@ struct EventStoreTests {
             "wasm trap: out of bounds memory access in load!leaf",
         ], "\(groups.map(\.title))")
         #expect(groups.allSatisfy { $0.hosts == ["host-0", "host-1", "host-2", "host-3"] && $0.signatureVersion == Grouping.version })
-        #expect(try store.eventCount() == 300)
+        #expect(try await store.eventCount() == 300)
         // An event keeps its frames, newest first, and its upload.
         let group = try #require(groups.first)
-        let event = try #require(try store.events(inGroup: group.id, limit: 1).first)
+        let event = try #require(try await store.events(inGroup: group.id, limit: 1).first)
         #expect(event.frames.first?.function == "leaf" && event.frames.filter(\.isProgram).last?.function == "<wasm function 2>",
                 "\(event.frames)")
         // Shallower than the signature: another group (its top five frames differ).
@@ -117,31 +117,31 @@ struct EventStoreTests {
         try ServiceTestSupport.crashProgram(0, depth: 1, padding: 0).write(to: shallow, atomically: true, encoding: .utf8)
         let shallowCapture = work.appendingPathComponent("shallow.capture").path
         try ServiceTestSupport.run(["run", shallow.path, "--invoke", "run", "1", "--capture", shallowCapture])
-        let separate = try store.ingest(try ServiceTestSupport.bytes(shallowCapture))
+        let separate = try await store.ingest(try ServiceTestSupport.bytes(shallowCapture))
         #expect(!groups.map(\.id).contains(separate.group))
         #expect(try Data(contentsOf: store.blobURL(event.blob)).count == event.size)
     }
 
     @Test("a retried upload (the same idempotency key) is stored once; the same bytes under two keys are two events and one blob")
-    func idempotency() throws {
+    func idempotency() async throws {
         let work = try ServiceTestSupport.directory("idempotency")
         defer { try? FileManager.default.removeItem(at: work) }
         let capture = try #require(try ServiceTestSupport.captures(count: 1, in: work).first)
         let store = try EventStore(directory: work.appendingPathComponent("data"))
         let bytes = try ServiceTestSupport.bytes(capture.path)
-        let first = try store.ingest(bytes, idempotencyKey: "upload-1")
-        let again = try store.ingest(bytes, idempotencyKey: "upload-1")
+        let first = try await store.ingest(bytes, idempotencyKey: "upload-1")
+        let again = try await store.ingest(bytes, idempotencyKey: "upload-1")
         #expect(!first.duplicate && again.duplicate && again.event == first.event)
-        let other = try store.ingest(bytes, idempotencyKey: "upload-2")
+        let other = try await store.ingest(bytes, idempotencyKey: "upload-2")
         #expect(!other.duplicate && other.event != first.event && other.group == first.group)
-        #expect(try store.eventCount() == 2)
+        #expect(try await store.eventCount() == 2)
         let blobs = try FileManager.default.subpathsOfDirectory(atPath: work.appendingPathComponent("data/blobs").path)
             .filter { !$0.contains("/.") && $0.contains("/") }
         #expect(blobs.count == 1, "\(blobs)")
     }
 
     @Test("bad uploads — truncated, bit-flipped, not a capture, too large — are refused with the reason, and nothing is stored")
-    func badInput() throws {
+    func badInput() async throws {
         let work = try ServiceTestSupport.directory("bad")
         defer { try? FileManager.default.removeItem(at: work) }
         let capture = try #require(try ServiceTestSupport.captures(count: 3, in: work).last)
@@ -159,7 +159,7 @@ struct EventStoreTests {
         inputs += [Array("not a capture".utf8), [], [0x00, 0x61, 0x73, 0x6D, 1, 0, 0, 0]]
         for input in inputs {
             do {
-                _ = try store.ingest(input)
+                _ = try await store.ingest(input)
                 read += 1
             } catch let error as EventStore.IngestError {
                 guard case .unreadable(let reason) = error else { Issue.record("\(error)"); continue }
@@ -169,14 +169,14 @@ struct EventStoreTests {
         }
         // A flipped bit in a name or a padding byte may still read: those
         // are events; every other input is refused and leaves nothing.
-        #expect(try store.eventCount() == read && refused > 100, "\(read) read, \(refused) refused")
+        #expect(try await store.eventCount() == read && refused > 100, "\(read) read, \(refused) refused")
         let big = [UInt8](repeating: 0, count: (1 << 20) + 1)
-        #expect(throws: EventStore.IngestError.self) { try store.ingest(big) }
+        await #expect(throws: EventStore.IngestError.self) { try await store.ingest(big) }
         print("bad uploads: \(inputs.count) tried, \(refused) refused, \(read) read as events")
     }
 
     @Test("what was stored is there after the store is closed and opened again; wasm coredumps are events too")
-    func reopen() throws {
+    func reopen() async throws {
         let work = try ServiceTestSupport.directory("reopen")
         defer { try? FileManager.default.removeItem(at: work) }
         let data = work.appendingPathComponent("data")
@@ -184,15 +184,15 @@ struct EventStoreTests {
         var ids: [Int64] = []
         do {
             let store = try EventStore(directory: data)
-            ids.append(try store.ingest(try ServiceTestSupport.bytes(coredump), idempotencyKey: "a").event)
-            ids.append(try store.ingest(try ServiceTestSupport.bytes(coredump), idempotencyKey: "b").event)
+            ids.append(try await store.ingest(try ServiceTestSupport.bytes(coredump), idempotencyKey: "a").event)
+            ids.append(try await store.ingest(try ServiceTestSupport.bytes(coredump), idempotencyKey: "b").event)
         }
         let reopened = try EventStore(directory: data)
-        #expect(try reopened.eventCount() == 2)
-        let event = try #require(try reopened.event(ids[0]))
+        #expect(try await reopened.eventCount() == 2)
+        let event = try #require(try await reopened.event(ids[0]))
         #expect(event.kind == "coredump" && event.frames.map(\.function) == ["<wasm function 0>", "<wasm function 1>", "<wasm function 2>"],
                 "\(event)")
-        #expect(try reopened.ingest(try ServiceTestSupport.bytes(coredump), idempotencyKey: "a").duplicate)
-        #expect(try reopened.groups().map(\.count) == [2])
+        #expect(try await reopened.ingest(try ServiceTestSupport.bytes(coredump), idempotencyKey: "a").duplicate)
+        #expect(try await reopened.groups().map(\.count) == [2])
     }
 }
