@@ -6,7 +6,8 @@
 #   make fuzz    bounded libFuzzer run over every reader of a capture
 #   make docs    the DocC documentation of WasmUnwind (.build/docs)
 #   make venv    Python's wasmtime 50.0.1 in .venv, the second oracle
-#   make tools   gdb, perf, readelf and headless Chromium for the tool tests
+#   make tools   gdb, perf, readelf, headless Chromium and PostgreSQL for the
+#                tool and service tests
 #   make toolchains  Debian's rustc with wasm32 std, wasi-libc and clang's
 #                wasm32 builtins: real programs compiled for the tests
 
@@ -46,13 +47,16 @@ deps:
 
 # gdb, perf (linux-perf) and readelf (binutils): the debugger and profiler
 # tests run the real tools on JIT code; headless Chromium renders the flame
-# graph.
+# graph and the service's page; PostgreSQL's server programs (Debian's
+# postgresql) for the fleet tests, which start a cluster of their own in a
+# temporary directory on loopback (Tests/PostgresScratch).
 tools:
 	@missing=""; \
 	command -v gdb >/dev/null 2>&1 || missing="$$missing gdb"; \
 	command -v perf >/dev/null 2>&1 || missing="$$missing linux-perf"; \
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
 	command -v chromium-headless-shell >/dev/null 2>&1 || missing="$$missing chromium-headless-shell"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "make: installing$$missing with apt-get"; \
 		$(SUDO) apt-get update -qq && \
@@ -125,8 +129,11 @@ verify: deps venv toolchains
 	$(RELEASE)/wasm-unwind verify-profiler --seed 1 --samples 100000 --hz 10000 --exit-recording inline
 
 # Release-mode benchmarks, every method beside its baselines, in one process.
-bench: deps venv
+bench: deps venv tools
 	$(TOOLS) -c release --product wasm-unwind-bench
+	$(TOOLS) -c release --product wasm-unwind-server
+	@command -v wrk >/dev/null || { echo "make: installing wrk with apt-get"; $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
 	@command -v g++ >/dev/null || { echo "make: installing g++ with apt-get"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq g++ >/dev/null; }
 	g++ -O2 -shared -fPIC -static-libgcc -static-libstdc++ -Wl,-Bsymbolic -o .build/cxx-throw-bench.so Benchmarks/cxx/throw_bench.cpp
