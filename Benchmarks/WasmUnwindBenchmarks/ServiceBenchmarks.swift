@@ -8,6 +8,9 @@
 //    then on to 100,000 events with the server's resident memory sampled.
 import BacktraceService
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import PostgresScratch
 
 /// A result handed from a task to the thread waiting for it.
@@ -152,7 +155,8 @@ func httpRun(capture: [UInt8], root: URL) throws -> [String] {
         return Int(status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?.split(separator: " ")[1] ?? "0") ?? 0
     }
     func events() -> Int {
-        guard let data = try? Data(contentsOf: URL(string: "http://127.0.0.1:\(port)/metrics")!),
+        let url = URL(string: "http://127.0.0.1:\(port)/metrics")!
+        guard let data = try? waitFor({ try await URLSession.shared.data(from: url).0 }),
               let line = String(decoding: data, as: UTF8.self).split(separator: "\n").first(where: { $0.hasPrefix("wasm_unwind_events ") }) else {
             return -1
         }

@@ -192,8 +192,8 @@ public struct BacktraceServer: Sendable {
             case .failure(let refusal): return refusal.response
             }
             do {
-                let name = try store.storeModule(Array(buffer: body), name: context.parameters.get("id") ?? "")
-                return Self.json(.created, ["module": name])
+                let stored = try await store.storeModule(Array(buffer: body), name: context.parameters.get("id") ?? "")
+                return Self.json(.created, ["module": stored.name, "resymbolicated": stored.resymbolicated])
             } catch let error as EventStore.IngestError {
                 if case .tooLarge = error { return Self.problem(.contentTooLarge, error.description) }
                 return Self.problem(.badRequest, error.description)

@@ -1,6 +1,7 @@
 import StackCapture
 import UnwindReports
 import WasmCoredumpFormat
+import WasmDWARF
 @_spi(Tools) import WasmUnwind
 
 /// What an upload is, read: its kind, its crashing thread's frames
@@ -50,6 +51,10 @@ public struct CrashEvent: Hashable, Sendable {
     /// How it ended: the trap's message (`wasm trap: ...`), a crash's
     /// note, or "unknown".
     public var reason: String
+    /// The ids (build id and SHA-256, in hex) of the modules in the
+    /// crashing stack whose debug information was not found: a module
+    /// uploaded under one of them later re-symbolicates the event.
+    public var awaitingModules: [String] = []
 
     /// Reads an upload: a capture or a wasm coredump, recognised by their
     /// first bytes. A capture's frames get source lines from the DWARF it
@@ -76,7 +81,17 @@ public struct CrashEvent: Hashable, Sendable {
         do { stack = try CapturedStack(file) } catch { throw EventError("a capture that cannot be walked: \(error)") }
         kind = .capture
         let backtrace = stack.symbolicated()
+        // Without uploaded modules, the DWARF a capture carries still gives lines.
+        let search = search ?? (try? DebugFileSearch(files: [], directories: []))
         let sources = search.flatMap { stack.sourceSymbols(of: backtrace, search: $0, captureDirectory: nil).symbols }
+        if let search {
+            awaitingModules = file.modules.flatMap { module -> [String] in
+                guard let identity = module.debug?.identity, search.debugInfo(for: module, captureDirectory: nil).found == nil else {
+                    return []
+                }
+                return (identity.buildID.map { [ModuleIdentity.hex($0)] } ?? []) + [ModuleIdentity.hex(identity.contentHash)]
+            }
+        }
         frames = backtrace.frames.enumerated().map { index, frame in
             var made = Frame(module: frame.symbol?.moduleName,
                              function: frame.symbol?.functionName ?? frame.symbol?.functionIndex.map { "<wasm function \($0)>" }

@@ -25,6 +25,11 @@ public protocol EventIndex: Sendable {
     func event(_ id: Int64) async throws -> EventStore.Event?
     /// A group's events, newest first.
     func events(inGroup group: Int64, limit: Int) async throws -> [EventStore.Event]
+    /// Events that wait for a module with one of `modules`' ids (newest
+    /// first, at most `limit`): their ids and blobs.
+    func events(awaiting modules: Set<String>, limit: Int) async throws -> [(event: Int64, blob: String)]
+    /// An event's frames and awaited modules after it is symbolicated again.
+    func update(event: Int64, frames: String, awaiting: String?) async throws
     /// How many groups and events there are.
     func totals() async throws -> (groups: Int, events: Int)
     /// Stops using the database (connections closed).
@@ -50,6 +55,8 @@ public struct PendingEvent: Hashable, Sendable {
     public var idempotencyKey: String?
     /// The frames as JSON (`[CrashEvent.Frame]`).
     public var frames: String
+    /// The modules it waits for (`,id,id,`), or nil.
+    public var awaiting: String?
 }
 
 extension EventStore {

@@ -57,12 +57,12 @@ public final class EventStore: Sendable {
         if let idempotencyKey, let known = try await index.existing(idempotencyKey: idempotencyKey) { return known }
         let event: CrashEvent
         do { event = try modules.read(bytes) } catch { throw IngestError.unreadable(error) }
-        let frames = String(decoding: try JSONEncoder().encode(event.frames), as: UTF8.self)
+        let frames = try Self.framesJSON(event)
         let pending = PendingEvent(
             signature: grouping.signature(of: event), title: grouping.title(of: event), receivedAt: now.timeIntervalSince1970,
             kind: event.kind.rawValue, reason: event.reason, host: metadata.host, runtime: metadata.runtime,
             tags: metadata.tags.isEmpty ? nil : metadata.tags.joined(separator: ","), blob: try storeBlob(bytes), size: bytes.count,
-            idempotencyKey: idempotencyKey, frames: frames)
+            idempotencyKey: idempotencyKey, frames: frames, awaiting: Self.awaitingColumn(event))
         return try await committer.commit(pending)
     }
 
@@ -79,11 +79,26 @@ public final class EventStore: Sendable {
     /// its content (`DebugFileSearch`).
     public var modulesDirectory: URL { directory.appendingPathComponent("modules") }
 
+    /// What storing a module did.
+    public struct StoredModule: Hashable, Sendable {
+        /// The name it is stored under (lowercase hex).
+        public var name: String
+        /// Events stored before it that waited for it, symbolicated again.
+        public var resymbolicated: Int
+    }
+
+    /// How many waiting events one module upload re-symbolicates at most
+    /// (the newest).
+    public static let maximumResymbolicated = 10_000
+
     /// Stores a module or debug file (a wasm binary with DWARF) under `name`
     /// — its build id in hex, or its SHA-256 — for the symbolication of
-    /// events uploaded after it. Returns the name it is stored under.
+    /// events uploaded after it; events uploaded before it that waited for
+    /// it (`CrashEvent.awaitingModules`) get their frames again, with the
+    /// names and lines it gives. Their groups stay: a signature is made
+    /// once, from what was known at ingest.
     @discardableResult
-    public func storeModule(_ bytes: [UInt8], name: String) throws -> String {
+    public func storeModule(_ bytes: [UInt8], name: String) async throws -> StoredModule {
         guard bytes.count <= maximumUploadBytes else { throw IngestError.tooLarge(bytes.count, limit: maximumUploadBytes) }
         guard !name.isEmpty, name.count <= 128, name.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
             throw IngestError.unreadable(EventError("a module's id is its build id or SHA-256 in hex, got \(name.prefix(64))"))
@@ -105,7 +120,23 @@ public final class EventStore: Sendable {
         try Self.writeFile(bytes, to: partial.path, sync: true)
         guard rename(partial.path, url.path) == 0 else { throw EventError("cannot store the module: \(String(cString: strerror(errno)))") }
         try Self.sync(directory: modulesDirectory.path)
-        return name.lowercased()
+        var resymbolicated = 0
+        for (event, blob) in try await index.events(awaiting: Set([buildID, contentHash].compactMap { $0 }),
+                                                    limit: Self.maximumResymbolicated) {
+            guard let data = try? Data(contentsOf: blobURL(blob)), let read = try? modules.read([UInt8](data)) else { continue }
+            try await index.update(event: event, frames: try Self.framesJSON(read), awaiting: Self.awaitingColumn(read))
+            resymbolicated += 1
+        }
+        return StoredModule(name: name.lowercased(), resymbolicated: resymbolicated)
+    }
+
+    static func framesJSON(_ event: CrashEvent) throws -> String {
+        String(decoding: try JSONEncoder().encode(event.frames), as: UTF8.self)
+    }
+
+    /// The `awaiting` column: `,id,id,` (each id found by `,id,`), or nil.
+    static func awaitingColumn(_ event: CrashEvent) -> String? {
+        event.awaitingModules.isEmpty ? nil : "," + event.awaitingModules.joined(separator: ",") + ","
     }
 
     // MARK: Blobs

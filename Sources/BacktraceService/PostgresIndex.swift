@@ -107,7 +107,8 @@ public final class PostgresIndex: EventIndex {
             CREATE TABLE event (
                 id BIGSERIAL PRIMARY KEY, group_id BIGINT NOT NULL REFERENCES crash_group (id),
                 received_at DOUBLE PRECISION NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, host TEXT, runtime TEXT,
-                tags TEXT, blob TEXT NOT NULL, size BIGINT NOT NULL, idempotency_key TEXT UNIQUE, frames TEXT NOT NULL)
+                tags TEXT, blob TEXT NOT NULL, size BIGINT NOT NULL, idempotency_key TEXT UNIQUE, frames TEXT NOT NULL,
+                awaiting TEXT)
             """, logger: logger)
         try await connection.query("CREATE INDEX event_group ON event (group_id, received_at)", logger: logger)
         try await connection.query("INSERT INTO wasm_unwind_schema (version) VALUES (\(Self.schemaVersion))", logger: logger)
@@ -160,9 +161,9 @@ public final class PostgresIndex: EventIndex {
             """, logger: logger).collect().first!.decode(Int64.self)
         let size = Int64(pending.size)
         let inserted = try await connection.query("""
-            INSERT INTO event (group_id, received_at, kind, reason, host, runtime, tags, blob, size, idempotency_key, frames)
+            INSERT INTO event (group_id, received_at, kind, reason, host, runtime, tags, blob, size, idempotency_key, frames, awaiting)
             VALUES (\(group), \(pending.receivedAt), \(pending.kind), \(pending.reason), \(pending.host), \(pending.runtime),
-                    \(pending.tags), \(pending.blob), \(size), \(pending.idempotencyKey), \(pending.frames))
+                    \(pending.tags), \(pending.blob), \(size), \(pending.idempotencyKey), \(pending.frames), \(pending.awaiting))
             ON CONFLICT (idempotency_key) DO NOTHING
             RETURNING id
             """, logger: logger).collect().first
@@ -264,6 +265,24 @@ public final class PostgresIndex: EventIndex {
         try await client.query("""
             \(unescaped: Self.eventColumns) WHERE group_id = \(group) ORDER BY received_at DESC, id DESC LIMIT \(limit)
             """, logger: logger).collect().map(Self.event)
+    }
+
+    public func events(awaiting modules: Set<String>, limit: Int) async throws -> [(event: Int64, blob: String)] {
+        guard !modules.isEmpty else { return [] }
+        let needles = modules.sorted().map { ",\($0)," }
+        let rows = try await client.query("""
+            SELECT id, blob FROM event WHERE awaiting IS NOT NULL
+            AND EXISTS (SELECT 1 FROM unnest(\(needles)::text[]) AS needle WHERE strpos(awaiting, needle) > 0)
+            ORDER BY id DESC LIMIT \(limit)
+            """, logger: logger).collect()
+        return try rows.map { row in
+            let (event, blob) = try row.decode((Int64, String).self)
+            return (event: event, blob: blob)
+        }
+    }
+
+    public func update(event: Int64, frames: String, awaiting: String?) async throws {
+        try await client.query("UPDATE event SET frames = \(frames), awaiting = \(awaiting) WHERE id = \(event)", logger: logger)
     }
 
     public func totals() async throws -> (groups: Int, events: Int) {

@@ -49,6 +49,9 @@ public final class SQLiteIndex: EventIndex {
             }
             try db.create(index: "event_group", on: "event", columns: ["group_id", "received_at"])
         }
+        migrator.registerMigration("v2: modules an event waits for") { db in
+            try db.alter(table: "event") { table in table.add(column: "awaiting", .text) }
+        }
         return migrator
     }
 
@@ -76,10 +79,12 @@ public final class SQLiteIndex: EventIndex {
                     RETURNING id
                     """, arguments: [pending.signature, Grouping.version, pending.title, pending.receivedAt, pending.receivedAt])!
                 try db.execute(sql: """
-                    INSERT INTO event (group_id, received_at, kind, reason, host, runtime, tags, blob, size, idempotency_key, frames)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO event (group_id, received_at, kind, reason, host, runtime, tags, blob, size, idempotency_key, frames,
+                                       awaiting)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [group, pending.receivedAt, pending.kind, pending.reason, pending.host, pending.runtime,
-                                     pending.tags, pending.blob, pending.size, pending.idempotencyKey, pending.frames])
+                                     pending.tags, pending.blob, pending.size, pending.idempotencyKey, pending.frames,
+                                     pending.awaiting])
                 return EventStore.Ingested(event: db.lastInsertedRowID, group: group, duplicate: false)
             }
         }
@@ -135,6 +140,23 @@ public final class SQLiteIndex: EventIndex {
         EventStore.Event(id: row["id"], group: row["group_id"], receivedAt: row["received_at"], kind: row["kind"], reason: row["reason"],
                          host: row["host"], runtime: row["runtime"], tags: row["tags"], blob: row["blob"], size: row["size"],
                          frames: row["frames"])
+    }
+
+    public func events(awaiting modules: Set<String>, limit: Int) async throws -> [(event: Int64, blob: String)] {
+        guard !modules.isEmpty else { return [] }
+        let needles = modules.sorted().map { ",\($0)," }
+        return try await database.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, blob FROM event WHERE awaiting IS NOT NULL AND ("
+                             + needles.map { _ in "instr(awaiting, ?) > 0" }.joined(separator: " OR ")
+                             + ") ORDER BY id DESC LIMIT ?", arguments: StatementArguments(needles + [String(limit)]))
+                .map { (event: $0["id"] as Int64, blob: $0["blob"] as String) }
+        }
+    }
+
+    public func update(event: Int64, frames: String, awaiting: String?) async throws {
+        try await database.write { db in
+            try db.execute(sql: "UPDATE event SET frames = ?, awaiting = ? WHERE id = ?", arguments: [frames, awaiting, event])
+        }
     }
 
     public func totals() async throws -> (groups: Int, events: Int) {

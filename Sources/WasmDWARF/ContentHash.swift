@@ -3,6 +3,13 @@
 public enum ContentHash {
     /// The 32-byte digest of `bytes`.
     public static func sha256(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        // One contiguous buffer: iterating an unspecialized collection
+        // from another module costs an allocation per byte.
+        if let digest = bytes.withContiguousStorageIfAvailable({ sha256(buffer: $0) }) { return digest }
+        return Array(bytes).withUnsafeBufferPointer { sha256(buffer: $0) }
+    }
+
+    static func sha256(buffer bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
             (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
         var block = [UInt8](repeating: 0, count: 64)

@@ -140,6 +140,9 @@ struct RunCommand: ParsableCommand {
         if captureThrows && capture == nil {
             throw ValidationError("--capture-throws needs --capture FILE")
         }
+        if report == nil && (reportToken != nil || spool != nil) {
+            throw ValidationError("\(reportToken != nil ? "--report-token" : "--spool") needs --report URL")
+        }
         if jitdumpDirectory != nil && profile != .jitdump {
             throw ValidationError("--jitdump-directory needs --profile jitdump")
         }

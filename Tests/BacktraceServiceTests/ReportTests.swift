@@ -26,6 +26,22 @@ struct ReportTests {
         ((try? FileManager.default.contentsOfDirectory(atPath: spool.path)) ?? []).filter { $0.hasSuffix(".capture") }
     }
 
+    @Test("--report-token or --spool without --report is refused (it was accepted and ignored: a report silently not sent)")
+    func optionsNeedReport() throws {
+        for (option, value) in [("--report-token", "secret"), ("--spool", "/tmp/spool")] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: ServiceTestSupport.cli)
+            process.arguments = ["run", ServiceTestSupport.root.appendingPathComponent("fixtures/programs/factorial.wat").path, option, value]
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus != 0 && text.contains("\(option) needs --report URL"), "\(text)")
+        }
+    }
+
     @Test("a trap and a host crash while the service is down stay in the spool; the next run sends them; a trap with the service up is sent at once; an unreadable report is set aside")
     func spoolAndUpload() async throws {
         let work = try ServiceTestSupport.directory("report")

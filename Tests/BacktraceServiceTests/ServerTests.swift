@@ -160,7 +160,7 @@ struct ServerTests {
         print("durability: \(before.count) uploads acknowledged before kill -9, all found after the restart; 1,000 stored once each")
     }
 
-    @Test("PUT /api/v1/modules/{build-id}: a capture taken without DWARF gets source lines and inlined functions from the module uploaded for it; bad module uploads refused")
+    @Test("PUT /api/v1/modules/{build-id}: a capture taken without DWARF gets source lines and inlined functions from the module uploaded for it — one uploaded before the module too; one carrying DWARF has them before any module; bad module uploads refused")
     func moduleUploads() async throws {
         let work = try ServiceTestSupport.directory("modules")
         defer { try? FileManager.default.removeItem(at: work) }
@@ -178,6 +178,16 @@ struct ServerTests {
 
         let server = try ServerProcess(data: work.appendingPathComponent("data"))
         let headers = ["Authorization": "Bearer secret"]
+        // A capture that carries the module's DWARF (run --backtrace-details)
+        // has lines before any module is uploaded. (It had none while the
+        // server had no modules directory.)
+        let carrying = work.appendingPathComponent("carrying.capture").path
+        try ServiceTestSupport.run(["run", module, "--backtrace-details", "--invoke", "run", "9", "--capture", carrying])
+        let carried = try await http("POST", "\(server.base)/api/v1/events", body: try ServiceTestSupport.bytes(carrying), headers: headers)
+        let carriedTop = (try await http("GET", "\(server.base)/api/v1/events/\(carried.body["id"] as? Int ?? 0)").body["frames"]
+            as? [[String: Any]])?.first
+        #expect(carriedTop?["line"] as? Int == 6 && carriedTop?["inlined"] as? [String] == ["pick"], "\(String(describing: carriedTop))")
+
         let before = try await http("POST", "\(server.base)/api/v1/events", body: try ServiceTestSupport.bytes(capture), headers: headers)
         let plain = try await http("GET", "\(server.base)/api/v1/events/\(before.body["id"] as? Int ?? 0)")
         let plainTop = (plain.body["frames"] as? [[String: Any]])?.first
@@ -189,7 +199,16 @@ struct ServerTests {
         #expect(wrong.status == 400 && (wrong.body["error"] as? String)?.contains("neither is abcdef") == true, "\(wrong.body)")
         #expect(try await http("PUT", "\(server.base)/api/v1/modules/\(buildID)", body: Array("nope".utf8), headers: headers).status == 400)
         let stored = try await http("PUT", "\(server.base)/api/v1/modules/\(buildID)", body: bytes, headers: headers)
-        #expect(stored.status == 201 && stored.body["module"] as? String == buildID, "\(stored.body)")
+        // The event uploaded before its module waited for it: symbolicated now.
+        #expect(stored.status == 201 && stored.body["module"] as? String == buildID && stored.body["resymbolicated"] as? Int == 1,
+                "\(stored.body)")
+        let waited = try await http("GET", "\(server.base)/api/v1/events/\(before.body["id"] as? Int ?? 0)")
+        let waitedTop = (waited.body["frames"] as? [[String: Any]])?.first
+        #expect(waitedTop?["line"] as? Int == 6 && waitedTop?["inlined"] as? [String] == ["pick"]
+                && (waitedTop?["file"] as? String)?.hasSuffix("fixtures/c-lines/crash.c") == true, "\(waited.body)")
+        // Stored again: nothing waits any more.
+        let again = try await http("PUT", "\(server.base)/api/v1/modules/\(buildID)", body: bytes, headers: headers)
+        #expect(again.status == 201 && again.body["resymbolicated"] as? Int == 0, "\(again.body)")
 
         // The same capture again: symbolicated by the module's DWARF.
         let after = try await http("POST", "\(server.base)/api/v1/events", body: try ServiceTestSupport.bytes(capture), headers: headers)
