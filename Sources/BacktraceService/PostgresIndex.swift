@@ -199,6 +199,8 @@ public final class PostgresIndex: EventIndex {
     static func describe(_ error: any Error) -> String {
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] { return message }
+            // A connection's failure: the system's reason ("connection refused").
+            if let underlying = error.underlying { return "\(underlying)" }
             return "\(error.code)"
         }
         if let error = error as? PostgresTransactionError {
