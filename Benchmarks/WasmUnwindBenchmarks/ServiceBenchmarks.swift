@@ -40,16 +40,17 @@ func serviceReport() throws -> [String] {
                  + "(group commit: one syncfs and one transaction per batch)"]
     let counter = Counter()
     lines += try storeRuns("SQLite (WAL, synchronous=FULL)", capture: capture, counter: counter, index: nil)
+    lines += try httpRun(capture: capture, root: root)
     if PostgresScratch.binaries != nil {
         let postgres = try PostgresScratch()
         defer { postgres.stop() }
         let location = try PostgresIndex.Location(url: postgres.url())
         lines += try storeRuns("PostgreSQL 15 on loopback (synchronous_commit on)", capture: capture, counter: counter,
                                index: { try await PostgresIndex(location) })
+        lines += try httpRun(capture: capture, root: root, database: postgres.url())
     } else {
         lines.append("  PostgreSQL: not measured (no server under /usr/lib/postgresql; make tools installs it)")
     }
-    lines += try httpRun(capture: capture, root: root)
     return lines
 }
 
@@ -107,9 +108,9 @@ func percentile(_ sorted: [UInt64], _ p: Double) -> Double {
     Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1e6
 }
 
-/// The server under wrk: 10 s at 16 connections, then on to 100,000 events,
-/// the server's resident memory read along the way.
-func httpRun(capture: [UInt8], root: URL) throws -> [String] {
+/// The server under wrk: 10 s at 16 connections, then (SQLite) on to
+/// 100,000 events, the server's resident memory read along the way.
+func httpRun(capture: [UInt8], root: URL, database: String? = nil) throws -> [String] {
     guard let wrk = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first(where: FileManager.default.isExecutableFile) else {
         return ["  HTTP: not measured (no wrk; make bench installs Debian's)"]
     }
@@ -120,6 +121,7 @@ func httpRun(capture: [UInt8], root: URL) throws -> [String] {
     let process = Process()
     process.executableURL = server
     process.arguments = ["--port", "0", "--data", work.appendingPathComponent("data").path, "--token", "bench:secret"]
+        + (database.map { ["--database", $0] } ?? [])
     let output = Pipe()
     process.standardOutput = output
     try process.run()
@@ -179,9 +181,10 @@ func httpRun(capture: [UInt8], root: URL) throws -> [String] {
         text.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix(prefix) }
             .map { $0.trimmingCharacters(in: .whitespaces).dropFirst(prefix.count).trimmingCharacters(in: .whitespaces) } ?? "?"
     }
-    var lines = ["  HTTP (wasm-unwind-server, SQLite; wrk -t2 -c16 on the same 2 cores):",
+    var lines = ["  HTTP (wasm-unwind-server, \(database == nil ? "SQLite" : "PostgreSQL"); wrk -t2 -c16 on the same 2 cores):",
                  "    \(field(first, "Requests/sec:")) requests/s; latency p50 \(field(first, "50%")), p99 \(field(first, "99%"))"
                  + "; non-2xx: \(field(first, "Non-2xx or 3xx responses:") == "?" ? "0" : field(first, "Non-2xx or 3xx responses:"))"]
+    guard database == nil else { return lines }
     var samples = [(events(), rss())]
     while samples.last!.0 >= 0 && samples.last!.0 < 100_000 {
         _ = try runWrk(10)

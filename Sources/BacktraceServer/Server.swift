@@ -20,15 +20,18 @@ public struct BacktraceServer: Sendable {
         /// Where events and groups are kept: nil for SQLite in `data`, or
         /// a PostgreSQL database shared by several servers.
         public var database: PostgresIndex.Location?
+        /// How events are grouped (the signature's depth).
+        public var grouping: Grouping
 
         public init(host: String = "127.0.0.1", port: Int = 8765, data: URL, tokens: [String: String] = [:],
-                    maximumUploadBytes: Int = 64 << 20, database: PostgresIndex.Location? = nil) {
+                    maximumUploadBytes: Int = 64 << 20, database: PostgresIndex.Location? = nil, grouping: Grouping = Grouping()) {
             self.host = host
             self.port = port
             self.data = data
             self.tokens = tokens
             self.maximumUploadBytes = maximumUploadBytes
             self.database = database
+            self.grouping = grouping
         }
 
         /// Whether reads are open without a token: only on loopback.
@@ -77,7 +80,8 @@ public struct BacktraceServer: Sendable {
     public init(_ options: Options) async throws {
         self.options = options
         let index: (any EventIndex)? = if let database = options.database { try await PostgresIndex(database) } else { nil }
-        store = try EventStore(directory: options.data, index: index, maximumUploadBytes: options.maximumUploadBytes)
+        store = try EventStore(directory: options.data, index: index, grouping: options.grouping,
+                               maximumUploadBytes: options.maximumUploadBytes)
         metrics = Metrics()
         pages = try Pages()
     }

@@ -1,3 +1,4 @@
+import Foundation
 import StackCapture
 import UnwindReports
 import WasmCoredumpFormat
@@ -13,6 +14,9 @@ public struct CrashEvent: Hashable, Sendable {
         case capture
         /// A standard wasm coredump (tool-conventions Coredump.md).
         case coredump
+        /// The JSON of a trap report: `run --format json` (schema
+        /// `wasm-unwind.run`), or its `trap` object alone.
+        case report
     }
 
     /// One frame as grouping and pages see it.
@@ -60,6 +64,10 @@ public struct CrashEvent: Hashable, Sendable {
     /// first bytes. A capture's frames get source lines from the DWARF it
     /// carries or `search` finds (the modules and debug files uploaded).
     public init(reading bytes: [UInt8], search: DebugFileSearch? = nil) throws(EventError) {
+        if bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }) == UInt8(ascii: "{") {
+            self = try Self(report: bytes)
+            return
+        }
         if bytes.starts(with: [0x00, 0x61, 0x73, 0x6D]) {
             let coredump: WasmCoredump
             do { coredump = try WasmCoredump(parsing: bytes) } catch { throw EventError("not a valid wasm coredump: \(error)") }
@@ -110,6 +118,67 @@ public struct CrashEvent: Hashable, Sendable {
             return made
         }
         reason = file.trap.map { "wasm trap: \($0.message)" } ?? file.note ?? "unknown"
+    }
+}
+
+extension CrashEvent {
+    /// JSON nested deeper than this is refused before it is parsed (the
+    /// parser recurses; a report is 5 levels deep).
+    static let maximumJSONDepth = 32
+
+    /// Reads the JSON of a trap report: its message and its backtrace's
+    /// frames, names and source lines as the report gives them.
+    init(report bytes: [UInt8]) throws(EventError) {
+        var depth = 0, deepest = 0, inString = false, escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1; deepest = max(deepest, depth)
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            default: break
+            }
+            if deepest > Self.maximumJSONDepth { throw EventError("a JSON report nested more than \(Self.maximumJSONDepth) deep") }
+        }
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: Data(bytes)) } catch {
+            throw EventError("not valid JSON: \(error.localizedDescription)")
+        }
+        guard let top = object as? [String: Any] else { throw EventError("a JSON report is an object") }
+        if let schema = top["schema"], schema as? String != "wasm-unwind.run" {
+            throw EventError("a JSON report of schema \(schema), not wasm-unwind.run")
+        }
+        guard let trap = (top["trap"] as? [String: Any]) ?? (top["backtrace"] != nil ? top : nil) else {
+            throw EventError("a JSON report without a trap (`trap`: null — the run did not trap)")
+        }
+        guard let message = trap["message"] as? String else { throw EventError("a trap without a message (`trap.message`)") }
+        guard let frames = (trap["backtrace"] as? [String: Any])?["frames"] as? [[String: Any]] else {
+            throw EventError("a trap without frames (`trap.backtrace.frames`)")
+        }
+        func number(_ value: Any?) -> UInt32? { (value as? NSNumber).flatMap { UInt32(exactly: $0.doubleValue) } }
+        kind = .report
+        reason = message
+        self.frames = frames.map { frame in
+            let index = number(frame["function_index"])
+            let name = (frame["demangled_name"] as? String) ?? (frame["function_name"] as? String)
+            var made = Frame(module: frame["module"] as? String,
+                             function: name ?? index.map { "<wasm function \($0)>" } ?? "<unknown>",
+                             functionIndex: index, moduleOffset: number(frame["module_offset"]),
+                             isProgram: frame["code"] as? String == "wasm-function")
+            // Source symbols, innermost first; the last is the function itself.
+            if let symbols = frame["symbols"] as? [[String: Any]], let innermost = symbols.first {
+                made.file = innermost["file"] as? String
+                made.line = number(innermost["line"])
+                made.column = number(innermost["column"])
+                if symbols.count > 1 {
+                    made.inlined = symbols.dropLast().map { ($0["demangled"] as? String) ?? ($0["function"] as? String) ?? "<inlined function>" }
+                }
+            }
+            return made
+        }
     }
 }
 

@@ -27,8 +27,15 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Keep events and groups in PostgreSQL (shared by several servers) instead of SQLite in --data; uploads stay files in --data.", valueName: "postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"))
     var database: String?
 
+    @Option(name: .long, help: "How many of the program's newest frames make a crash's signature (its depth is part of the signature: groups made with another depth stay apart).")
+    var groupingDepth = 5
+
     @Option(name: .long, help: "Uploads larger than this many bytes are refused (413).")
     var maximumUploadBytes = 64 << 20
+
+    func validate() throws {
+        guard (1...64).contains(groupingDepth) else { throw ValidationError("--grouping-depth must be 1 to 64, got \(groupingDepth)") }
+    }
 
     func run() async throws {
         var tokens: [String: String] = [:]
@@ -49,7 +56,7 @@ struct Serve: AsyncParsableCommand {
         }
         let server = try await BacktraceServer(BacktraceServer.Options(
             host: host, port: port, data: URL(fileURLWithPath: data), tokens: tokens, maximumUploadBytes: maximumUploadBytes,
-            database: location))
+            database: location, grouping: Grouping(depth: groupingDepth)))
         FileHandle.standardOutput.write(Data("events and groups in \(server.store.index.description)\n".utf8))
         let host = self.host
         try await server.run { port in

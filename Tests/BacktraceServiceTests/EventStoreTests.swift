@@ -73,6 +73,20 @@ enum ServiceTestSupport {
         return result
     }
 
+    /// Runs the CLI; its standard output.
+    static func output(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: cli)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return text
+    }
+
     static func bytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
 
     /// Runs a shell command line; its exit status.
@@ -173,6 +187,58 @@ struct EventStoreTests {
         let big = [UInt8](repeating: 0, count: (1 << 20) + 1)
         await #expect(throws: EventStore.IngestError.self) { try await store.ingest(big) }
         print("bad uploads: \(inputs.count) tried, \(refused) refused, \(read) read as events")
+    }
+
+    @Test("the JSON of a trap report (run --format json) is an event in the same group as the capture of the same crash; lines and inlined functions from its symbols; bad JSON refused")
+    func jsonReports() async throws {
+        let work = try ServiceTestSupport.directory("json")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let store = try EventStore(directory: work.appendingPathComponent("data"))
+        // The same crash as a capture and as a JSON report.
+        let program = work.appendingPathComponent("divide.wat")
+        try ServiceTestSupport.crashProgram(1, depth: 8, padding: 2).write(to: program, atomically: true, encoding: .utf8)
+        let capture = work.appendingPathComponent("divide.capture").path
+        try ServiceTestSupport.run(["run", program.path, "--invoke", "run", "8", "--capture", capture])
+        let report = try ServiceTestSupport.output(["run", program.path, "--invoke", "run", "8", "--format", "json"])
+        let fromCapture = try await store.ingest(try ServiceTestSupport.bytes(capture))
+        let fromReport = try await store.ingest(Array(report.utf8), metadata: EventStore.Metadata(host: "json"))
+        #expect(fromReport.group == fromCapture.group)
+        let event = try #require(try await store.event(fromReport.event))
+        let captured = try #require(try await store.event(fromCapture.event))
+        #expect(event.kind == "report" && event.reason == "wasm trap: integer divide by zero", "\(event)")
+        #expect(event.frames.filter(\.isProgram).map(\.function) == captured.frames.filter(\.isProgram).map(\.function))
+        #expect(event.frames.first?.moduleOffset == captured.frames.first?.moduleOffset && event.frames.first?.moduleOffset != nil)
+
+        // With source symbols (a C program run with backtrace details).
+        let module = work.appendingPathComponent("crash.wasm").path
+        #expect(try ServiceTestSupport.shell("\"$(dirname \"$(command -v swift)\")/clang\" --target=wasm32 -g -O1 -nostdlib "
+            + "-Wl,--no-entry -Wl,--export-all -o \(module) \(ServiceTestSupport.root.path)/fixtures/c-lines/crash.c") == 0)
+        let detailed = try ServiceTestSupport.output(["run", module, "--backtrace-details", "--invoke", "run", "9", "--format", "json"])
+        let lines = try #require(try await store.event(try await store.ingest(Array(detailed.utf8)).event))
+        #expect(lines.frames.first?.function == "middle" && lines.frames.first?.line == 6 && lines.frames.first?.inlined == ["pick"]
+                && lines.frames.first?.file?.hasSuffix("fixtures/c-lines/crash.c") == true, "\(lines.frames)")
+
+        // Refused, with the reason, nothing stored.
+        let before = try await store.eventCount()
+        let returned = try ServiceTestSupport.output(["run", ServiceTestSupport.root.appendingPathComponent("fixtures/programs/factorial.wat").path,
+                                                      "--invoke", "fac", "5", "--format", "json"])
+        let bad: [(String, String)] = [
+            (returned, "without a trap"),
+            ("{\"schema\": \"other\", \"trap\": {}}", "schema other"),
+            ("{\"trap\": {\"message\": \"x\"}}", "without frames"),
+            ("{\"trap\": {\"backtrace\": {\"frames\": []}}}", "without a message"),
+            ("{\"trap\": ", "not valid JSON"),
+            ("{\"a\": " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}", "nested more than 32"),
+        ]
+        for (text, reason) in bad {
+            do {
+                _ = try await store.ingest(Array(text.utf8))
+                Issue.record("stored: \(text.prefix(80))")
+            } catch let error as EventStore.IngestError {
+                #expect(error.description.contains(reason), "\(error) for \(text.prefix(80))")
+            }
+        }
+        #expect(try await store.eventCount() == before)
     }
 
     @Test("what was stored is there after the store is closed and opened again; wasm coredumps are events too")

@@ -223,6 +223,31 @@ struct ServerTests {
         #expect(after.body["group"] as? Int == before.body["group"] as? Int)
     }
 
+    @Test("serve --grouping-depth 1: a crash 1 and 9 calls deep is one group (5 frames deep by default: two); 0 is refused")
+    func groupingDepth() async throws {
+        let work = try ServiceTestSupport.directory("depth")
+        defer { try? FileManager.default.removeItem(at: work) }
+        var captures: [[UInt8]] = []
+        for depth in [1, 9] {
+            let program = work.appendingPathComponent("d\(depth).wat")
+            try ServiceTestSupport.crashProgram(0, depth: depth, padding: 0).write(to: program, atomically: true, encoding: .utf8)
+            let capture = work.appendingPathComponent("d\(depth).capture").path
+            try ServiceTestSupport.run(["run", program.path, "--invoke", "run", String(depth), "--capture", capture])
+            captures.append(try ServiceTestSupport.bytes(capture))
+        }
+        let headers = ["Authorization": "Bearer secret"]
+        for (extra, groups) in [([String](), 2), (["--grouping-depth", "1"], 1)] {
+            let server = try ServerProcess(data: work.appendingPathComponent("data\(groups)"), extra: extra)
+            var ids: Set<Int> = []
+            for capture in captures {
+                ids.insert(try await http("POST", "\(server.base)/api/v1/events", body: capture, headers: headers).body["group"] as? Int ?? -1)
+            }
+            #expect(ids.count == groups, "\(extra): \(ids)")
+        }
+        #expect(try ServiceTestSupport.shell("\(URL(fileURLWithPath: ServiceTestSupport.cli).deletingLastPathComponent().path)/wasm-unwind-server "
+                                             + "--grouping-depth 0 --data \(work.path)/x 2>/dev/null") != 0)
+    }
+
     @Test("a sweep of 400 hostile uploads — truncated, bit-flipped, random bytes, wrong content types, bad tokens, over the limit, a cut connection — each answered 201, 400, 401 or 413; stored exactly for the 201s; the server keeps serving")
     func hostileSweep() async throws {
         let work = try ServiceTestSupport.directory("sweep")
