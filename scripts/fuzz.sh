@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with `swiftc -sanitize=fuzzer,address` and
-# runs each for a quarter of SECONDS (default 600):
+# runs each for a fifth of SECONDS (default 600):
 #
 #   capture-fuzz  every reader of a capture (the parser, the walker, roots,
 #                 hybrid frames, libunwind's offline verification, text and
@@ -13,7 +13,10 @@
 #   dwarf-fuzz    the DWARF reader (source lines): wasm modules with debug
 #                 sections, from the C fixtures built with -g (DWARF 4, 5);
 #   coredump-fuzz the wasm coredump reader and the module names read beside
-#                 it, and their text and JSON, from coredumps written here.
+#                 it, and their text and JSON, from coredumps written here;
+#   service-fuzz  what the backtrace service reads of an upload (a capture,
+#                 a coredump or the JSON of a trap report) and groups, from
+#                 all of those.
 #
 # A crash is written to fuzz-artifacts/; turn it into a regression fixture
 # under fixtures/fuzz-regressions/ (the tests read every file there).
@@ -22,7 +25,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 build=.build-fuzz
 rm -rf "$build/c"  # objects of C files that no longer exist must not be linked
-mkdir -p "$build/c" fuzz-artifacts "$build/corpus" "$build/core-corpus" "$build/dwarf-corpus" "$build/coredump-corpus"
+mkdir -p "$build/c" fuzz-artifacts "$build/corpus" "$build/core-corpus" "$build/dwarf-corpus" "$build/coredump-corpus" "$build/service-corpus"
 cp fixtures/captures/*.capture "$build/corpus/" 2>/dev/null || true
 cp fixtures/fuzz-regressions/*.capture "$build/corpus/" 2>/dev/null || true
 
@@ -78,6 +81,12 @@ link() {  # target name, source
 link CaptureFuzz Fuzz/CaptureFuzz.swift capture-fuzz
 link CoreFuzz Fuzz/CoreFuzz.swift core-fuzz
 link CoredumpFuzz Fuzz/CoredumpFuzz.swift coredump-fuzz
+rm -f "$build/service-fuzz"
+swiftc "${flags[@]}" -module-name ServiceFuzz Fuzz/ServiceFuzz.swift Sources/BacktraceService/CrashEvent.swift \
+  Sources/BacktraceService/Grouping.swift \
+  "$build/WasmUnwind.o" "$build/WasmDWARF.o" "$build/WasmCoredumpFormat.o" "$build/UnwindReports.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
+  $(pkg-config --libs libunwind-generic) -o "$build/service-fuzz" 2>&1 | grep -v "Cannot export local symbol" || true
+test -x "$build/service-fuzz"
 rm -f "$build/dwarf-fuzz"
 swiftc "${flags[@]}" -module-name DWARFFuzz Fuzz/DWARFFuzz.swift "$build/WasmDWARF.o" -o "$build/dwarf-fuzz" 2>&1 \
   | grep -v "Cannot export local symbol" || true
@@ -133,7 +142,14 @@ for name in ["average", "factorial"]:
 PY
 cp fixtures/fuzz-regressions/*.core "$build/coredump-corpus/" 2>/dev/null || true
 
-third=$(( seconds / 4 ))
+# Seeds for service-fuzz: every kind of upload, and trap reports as JSON
+# (one with source symbols).
+cp "$build"/corpus/*.capture "$build"/coredump-corpus/*.core "$build/service-corpus/" 2>/dev/null || true
+"$cli" run fixtures/traps/traps.wat --invoke outer --format json > "$build/service-corpus/traps.json" 2>/dev/null || true
+"$cli" run "$build/c-fixtures/debug/$(ls "$build/c-fixtures/debug" | grep '\.wasm$' | head -1)" --backtrace-details --format json \
+  > "$build/service-corpus/c.json" 2>/dev/null || true
+
+third=$(( seconds / 5 ))
 echo "fuzzing every capture reader for $third seconds"
 "$build/capture-fuzz" -max_total_time="$third" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
   -artifact_prefix=fuzz-artifacts/capture- -print_final_stats=1 "$build/corpus" 2>&1 | tail -12
@@ -143,6 +159,9 @@ echo "fuzzing every reader of a crashed process for $third seconds"
 echo "fuzzing the DWARF reader for $third seconds"
 "$build/dwarf-fuzz" -max_total_time="$third" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
   -artifact_prefix=fuzz-artifacts/dwarf- -print_final_stats=1 "$build/dwarf-corpus" 2>&1 | tail -12
-echo "fuzzing the wasm coredump reader for $(( seconds - 3 * third )) seconds"
-"$build/coredump-fuzz" -max_total_time="$(( seconds - 3 * third ))" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+echo "fuzzing the wasm coredump reader for $third seconds"
+"$build/coredump-fuzz" -max_total_time="$third" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
   -artifact_prefix=fuzz-artifacts/coredump- -print_final_stats=1 "$build/coredump-corpus" 2>&1 | tail -12
+echo "fuzzing the service's upload reader for $(( seconds - 4 * third )) seconds"
+"$build/service-fuzz" -max_total_time="$(( seconds - 4 * third ))" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+  -artifact_prefix=fuzz-artifacts/service- -print_final_stats=1 "$build/service-corpus" 2>&1 | tail -12
