@@ -75,7 +75,7 @@ link() {  # target name, source
   rm -f "$build/$3"  # a failed build must not leave an old fuzzer to run
   swiftc "${flags[@]}" -module-name "$1" "$2" \
     "$build/WasmUnwind.o" "$build/WasmDWARF.o" "$build/WasmCoredumpFormat.o" "$build/UnwindReports.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
-    $(pkg-config --libs libunwind-generic) -o "$build/$3" 2>&1 | grep -v "Cannot export local symbol" || true
+    $(pkg-config --libs libunwind-generic) -lunwind-ptrace -llzma -o "$build/$3" 2>&1 | grep -v "Cannot export local symbol" || true
   test -x "$build/$3"
 }
 link CaptureFuzz Fuzz/CaptureFuzz.swift capture-fuzz
@@ -85,7 +85,7 @@ rm -f "$build/service-fuzz"
 swiftc "${flags[@]}" -module-name ServiceFuzz Fuzz/ServiceFuzz.swift Sources/BacktraceService/CrashEvent.swift \
   Sources/BacktraceService/Grouping.swift \
   "$build/WasmUnwind.o" "$build/WasmDWARF.o" "$build/WasmCoredumpFormat.o" "$build/UnwindReports.o" "$build/StackCapture.o" "$build/UnwindOracle.o" "$build"/c/*.o \
-  $(pkg-config --libs libunwind-generic) -o "$build/service-fuzz" 2>&1 | grep -v "Cannot export local symbol" || true
+  $(pkg-config --libs libunwind-generic) -lunwind-ptrace -llzma -o "$build/service-fuzz" 2>&1 | grep -v "Cannot export local symbol" || true
 test -x "$build/service-fuzz"
 rm -f "$build/dwarf-fuzz"
 swiftc "${flags[@]}" -module-name DWARFFuzz Fuzz/DWARFFuzz.swift "$build/WasmDWARF.o" -o "$build/dwarf-fuzz" 2>&1 \

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -32,7 +33,23 @@ typedef struct thread_resources {
     /// The thread's alternate stack before ours, given back on release.
     stack_t previous_alternate_stack;
     wu_trap_snapshot snapshot;
+    /// For peer snapshots (below): the thread's id, the request a peer
+    /// handler takes (NULL when none), its answer, and the list of every
+    /// prepared thread.
+    int64_t tid;
+    /// The thread's newest activation (its thread-local variable): NULL
+    /// while it runs no wasm.
+    wu_activation *const *activation_head;
+    wu_peer *_Atomic peer_request;
+    _Atomic int32_t peer_answer;
+    struct thread_resources *next_thread;
+    struct thread_resources *previous_thread;
 } thread_resources;
+
+/// Every prepared thread, for peer snapshots; changed and walked under the
+/// mutex (never in a signal handler).
+static pthread_mutex_t threads_mutex = PTHREAD_MUTEX_INITIALIZER;
+static thread_resources *threads_list = NULL;
 
 static pthread_key_t resources_key;
 static pthread_once_t resources_key_once = PTHREAD_ONCE_INIT;
@@ -47,6 +64,13 @@ static void free_snapshot_buffers(wu_trap_snapshot *snapshot) {
 /// destructor) or from `wu_thread_trap_state_release`, on that thread.
 static void release_thread_resources(void *pointer) {
     thread_resources *resources = pointer;
+    // Unlisted first: a peer snapshot in progress holds the mutex, and this
+    // thread's handler still answers it meanwhile (the state is still set).
+    pthread_mutex_lock(&threads_mutex);
+    if (resources->previous_thread) resources->previous_thread->next_thread = resources->next_thread;
+    else threads_list = resources->next_thread;
+    if (resources->next_thread) resources->next_thread->previous_thread = resources->previous_thread;
+    pthread_mutex_unlock(&threads_mutex);
     wu_runtime_thread_state = NULL;
     if (resources->alternate_stack) {
         // Give the thread its previous alternate stack back (or none).
@@ -65,6 +89,9 @@ static void release_thread_resources(void *pointer) {
 }
 
 static void make_resources_key(void) { pthread_key_create(&resources_key, release_thread_resources); }
+
+static void install_peer_handler_once(void);
+int wu_peer_signal(void);
 
 wu_thread_trap_state *wu_thread_trap_state_current(void) { return wu_runtime_thread_state; }
 
@@ -103,6 +130,21 @@ wu_thread_trap_state *wu_thread_trap_state_prepare(void *frames, uint64_t frame_
     }
     pthread_setspecific(resources_key, resources);
     wu_runtime_thread_state = &resources->state;
+    resources->tid = (int64_t)syscall(SYS_gettid);
+    resources->activation_head = wu_current_activation_address();
+    // Peer snapshots reach this thread by a signal: handled, and not
+    // blocked here (a thread made by a dispatch worker inherits a mask
+    // that blocks the real-time signals).
+    install_peer_handler_once();
+    sigset_t peer;
+    sigemptyset(&peer);
+    sigaddset(&peer, wu_peer_signal());
+    pthread_sigmask(SIG_UNBLOCK, &peer, NULL);
+    pthread_mutex_lock(&threads_mutex);
+    resources->next_thread = threads_list;
+    if (threads_list) threads_list->previous_thread = resources;
+    threads_list = resources;
+    pthread_mutex_unlock(&threads_mutex);
     return wu_runtime_thread_state;
 }
 
@@ -254,7 +296,7 @@ static void chain(int signal, siginfo_t *info, void *context) {
 /// are followed as every reader follows them (`wasm_activation_chain.h`):
 /// a corrupt or cyclic chain ends, and the snapshot says it is incomplete.
 static void take_snapshot(wu_trap_snapshot *snapshot, const uint64_t *registers, wu_activation *activation,
-                          const wu_store_trap_info *store, uint64_t pc, uint64_t fp, uint64_t sp) {
+                          const wu_store_trap_info *store, uint64_t pc, uint64_t fp, uint64_t sp, uint64_t copy_from) {
     for (int i = 0; i < WU_ARCH_DWARF_REGISTER_COUNT; i++) snapshot->registers[i] = registers[i];
     uint64_t count = 0;
     uint64_t outermost_entry = store->limits->last_wasm_entry_fp;
@@ -275,12 +317,12 @@ static void take_snapshot(wu_trap_snapshot *snapshot, const uint64_t *registers,
     snapshot->activations_incomplete = chain.failure != WU_CHAIN_COMPLETE;
     snapshot->activation_count = count;
     uint64_t end = outermost_entry + 16;
-    uint64_t length = end > sp ? end - sp : 0;
+    uint64_t length = end > copy_from ? end - copy_from : 0;
     snapshot->stack_truncated = length > snapshot->stack_capacity;
     if (length > snapshot->stack_capacity) length = snapshot->stack_capacity;
-    const uint8_t *source = (const uint8_t *)(uintptr_t)sp;
+    const uint8_t *source = (const uint8_t *)(uintptr_t)copy_from;
     for (uint64_t i = 0; i < length; i++) snapshot->stack[i] = source[i];
-    snapshot->stack_base = sp;
+    snapshot->stack_base = copy_from;
     snapshot->stack_length = length;
     snapshot->valid = 1;
 }
@@ -304,7 +346,7 @@ __attribute__((noreturn)) static void finish_stop(wu_thread_trap_state *state, w
     uint64_t pc = state->pc, fp = state->fp, sp = state->sp;
     state->trap_count += 1;
     walk_callback(state, store->limits, pc, fp, sp);
-    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);
+    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp, sp);
     state->in_handler = 0;
     wu_trap_observer_fn observer = observer_callback;
     if (observer) observer(signal, info, uc, state);
@@ -579,7 +621,7 @@ __attribute__((noreturn, noinline)) void wu_trap_raise(void *vmctx, uint64_t cod
     if (state->trap_code == WU_TRAP_INTERRUPT) note_compiled_interrupt();
     state->trap_count += 1;
     walk_callback(state, store->limits, pc, fp, sp);
-    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp);
+    if (state->snapshot) take_snapshot(state->snapshot, state->registers, activation, store, pc, fp, sp, sp);
     state->in_handler = 0;
     wu_trap_observer_fn observer = observer_callback;
     if (observer) observer(0, NULL, NULL, state);
@@ -624,4 +666,215 @@ void wu_trap_unblock_sampling_after_jump(void) {
 void wu_trap_handler_install(wu_trap_walk_fn walk) {
     walk_callback = walk;
     pthread_once(&install_once, install);
+}
+
+// MARK: - Peer snapshots
+
+// At a trap whose store takes a coredump, the trapping thread asks every
+// other thread running wasm to snapshot its own stack: a signal whose
+// handler copies the interrupted thread's registers, activations and stack
+// into the requester's buffers, as a trap's snapshot, and answers. A thread
+// stopped in wasm code then waits in the handler until the requester lets
+// it go (it holds no lock there: the requester may allocate); a thread in
+// a host call is left running (its wasm frames are below its exit record
+// and were copied).
+
+#include <linux/futex.h>
+
+static _Atomic int peer_signal_installed = 0;
+static pthread_once_t peer_install_once = PTHREAD_ONCE_INIT;
+/// Changes when the requester lets stopped peers go.
+static _Atomic uint32_t peers_generation = 0;
+
+static long futex(_Atomic uint32_t *address, int operation, uint32_t value, const struct timespec *timeout) {
+    return syscall(SYS_futex, (uint32_t *)address, operation, value, timeout, NULL, 0);
+}
+
+int wu_peer_signal(void) { return SIGRTMIN + 4; }
+
+/// What the interrupted thread can give: `where` (WU_PEER_*).
+static int32_t peer_snapshot_here(thread_resources *resources, wu_peer *peer, ucontext_t *uc) {
+    wu_thread_trap_state *state = &resources->state;
+    wu_activation *activation = wu_current_activation();
+    if (!activation || !activation->jump_buffer) return WU_PEER_NOT_IN_WASM;
+    if (state->in_handler) return WU_PEER_RETRY;
+    const wu_store_trap_info *store = activation->embedder_context;
+    if (!store) return WU_PEER_NOT_IN_WASM;
+    uint64_t registers[WU_ARCH_DWARF_REGISTER_COUNT];
+    wu_context_dwarf_registers(uc, registers);
+    uint64_t pc = wu_context_pc(uc), fp = wu_context_fp(uc), sp = wu_context_sp(uc);
+    peer->store = store;
+    const wu_code_region *region = find_region(store, pc);
+    if (region) {
+        // In wasm: from the registers, at an established frame only.
+        if (frame_state_at(region, pc) != WU_FRAME_ESTABLISHED) return WU_PEER_RETRY;
+        take_snapshot(&peer->snapshot, registers, activation, store, pc, fp, sp, sp);
+        return WU_PEER_IN_WASM;
+    }
+    uint64_t exit_pc = store->limits->last_wasm_exit_pc, exit_fp = store->limits->last_wasm_exit_fp;
+    if (exit_pc != 0 && exit_fp != 0) {
+        // In a host call (or what it called): from its exit record; the
+        // copy starts at the interrupted sp, below the host frames.
+        take_snapshot(&peer->snapshot, registers, activation, store, exit_pc, exit_fp, 0, sp);
+        return WU_PEER_IN_HOST_CALL;
+    }
+    // Between wasm and the host (a trampoline, the runtime's entry): soon.
+    return WU_PEER_RETRY;
+}
+
+static void peer_handler(int signal, siginfo_t *info, void *context) {
+    (void)signal;
+    (void)info;
+    int saved_errno = errno;
+    thread_resources *resources = (thread_resources *)wu_runtime_thread_state;
+    wu_peer *peer = resources ? atomic_exchange(&resources->peer_request, NULL) : NULL;
+    if (!peer) {
+        errno = saved_errno;
+        return;
+    }
+    int32_t where = peer_snapshot_here(resources, peer, context);
+    peer->where = where;
+    uint32_t generation = atomic_load(&peers_generation);
+    atomic_store(&resources->peer_answer, where);
+    futex((_Atomic uint32_t *)&resources->peer_answer, FUTEX_WAKE_PRIVATE, 1, NULL);
+    if (where == WU_PEER_IN_WASM) {
+        // Stopped until the requester is done reading (bounded: it lets
+        // every peer go when it has written the coredump).
+        while (atomic_load(&peers_generation) == generation) futex(&peers_generation, FUTEX_WAIT_PRIVATE, generation, NULL);
+    }
+    errno = saved_errno;
+}
+
+static void install_peer_handler(void);
+static void install_peer_handler_once(void) { pthread_once(&peer_install_once, install_peer_handler); }
+
+static void install_peer_handler(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = peer_handler;
+    action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(wu_peer_signal(), &action, NULL) == 0) atomic_store(&peer_signal_installed, 1);
+}
+
+int wu_peer_threads(int64_t *tids, int capacity) {
+    int64_t self = (int64_t)syscall(SYS_gettid);
+    int count = 0;
+    pthread_mutex_lock(&threads_mutex);
+    for (thread_resources *thread = threads_list; thread; thread = thread->next_thread) {
+        if (thread->tid == self) continue;
+        if (count < capacity) tids[count] = thread->tid;
+        count++;
+    }
+    pthread_mutex_unlock(&threads_mutex);
+    return count;
+}
+
+static uint64_t now_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
+/// Whether `tid` blocks the peer signal now (its /proc status' SigBlk).
+static int peer_signal_blocked(int64_t tid) {
+    char path[64], text[4096];
+    snprintf(path, sizeof path, "/proc/self/task/%lld/status", (long long)tid);
+    FILE *file = fopen(path, "r");
+    if (!file) return 0;
+    int blocked = 0;
+    while (fgets(text, sizeof text, file)) {
+        if (strncmp(text, "SigBlk:", 7) == 0) {
+            unsigned long long mask = strtoull(text + 7, NULL, 16);
+            blocked = (int)((mask >> (wu_peer_signal() - 1)) & 1);
+            break;
+        }
+    }
+    fclose(file);
+    return blocked;
+}
+
+void wu_peer_snapshot(wu_peer *peer, uint64_t timeout_ns) {
+    install_peer_handler_once();
+    peer->where = WU_PEER_NOT_IN_WASM;
+    peer->store = NULL;
+    if (!atomic_load(&peer_signal_installed)) {
+        peer->where = WU_PEER_TIMED_OUT;
+        return;
+    }
+    pthread_mutex_lock(&threads_mutex);
+    thread_resources *thread = threads_list;
+    while (thread && thread->tid != peer->tid) thread = thread->next_thread;
+    if (!thread) {
+        pthread_mutex_unlock(&threads_mutex);
+        return;
+    }
+    uint64_t deadline = now_ns() + timeout_ns;
+    for (;;) {
+        // No activation: no wasm frames (a racy read of a pointer the
+        // thread writes; the handler decides for certain).
+        if (__atomic_load_n(thread->activation_head, __ATOMIC_ACQUIRE) == NULL) break;
+        if (peer_signal_blocked(peer->tid)) {
+            // In wasm with the signal blocked for a moment (a runtime call
+            // that masks signals): again shortly, until the deadline.
+            if (now_ns() >= deadline) {
+                peer->where = WU_PEER_SIGNAL_BLOCKED;
+                break;
+            }
+            struct timespec pause = {0, 200000};
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        atomic_store(&thread->peer_answer, 0);
+        atomic_store(&thread->peer_request, peer);
+        if (syscall(SYS_tgkill, getpid(), (pid_t)peer->tid, wu_peer_signal()) != 0) {
+            // The thread is gone (it is still listed until its resources go).
+            atomic_store(&thread->peer_request, NULL);
+            break;
+        }
+        int32_t answer = 0;
+        while ((answer = atomic_load(&thread->peer_answer)) == 0) {
+            uint64_t now = now_ns();
+            if (now >= deadline) break;
+            uint64_t left = deadline - now;
+            struct timespec wait = {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
+            futex((_Atomic uint32_t *)&thread->peer_answer, FUTEX_WAIT_PRIVATE, 0, &wait);
+        }
+        if (answer == 0) {
+            wu_peer *expected = peer;
+            if (atomic_compare_exchange_strong(&thread->peer_request, &expected, NULL)) {
+                // Never taken (signals blocked there, or the thread is stuck).
+                peer->where = WU_PEER_TIMED_OUT;
+                break;
+            }
+            // The handler took it and is copying: wait for its answer.
+            while ((answer = atomic_load(&thread->peer_answer)) == 0) {
+                futex((_Atomic uint32_t *)&thread->peer_answer, FUTEX_WAIT_PRIVATE, 0, NULL);
+            }
+        }
+        if (answer != WU_PEER_RETRY) {
+            peer->where = answer;
+            break;
+        }
+        if (now_ns() >= deadline) {
+            peer->where = WU_PEER_TIMED_OUT;
+            break;
+        }
+        struct timespec pause = {0, 200000};
+        nanosleep(&pause, NULL);
+    }
+    pthread_mutex_unlock(&threads_mutex);
+}
+
+/// Held from `wu_peers_begin` to `wu_peers_release`: one coredump stops
+/// threads at a time (a thread another one stopped has the signal blocked
+/// in its handler).
+static pthread_mutex_t peers_request_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void wu_peers_begin(void) { pthread_mutex_lock(&peers_request_mutex); }
+
+void wu_peers_release(void) {
+    atomic_fetch_add(&peers_generation, 1);
+    futex(&peers_generation, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);
+    pthread_mutex_unlock(&peers_request_mutex);
 }

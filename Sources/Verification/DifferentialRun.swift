@@ -97,6 +97,9 @@ public struct DifferentialRun {
         summary.programs += 1
         let store = Store(engine: session.engine)
         store.coredumpOnTrap = true
+        // The trapping thread is what is checked (other threads of a test
+        // process would be stopped for nothing).
+        store.coredumpIncludesOtherThreads = false
         var local = Summary()
         func compareHere(_ caller: Caller, place: String) {
             let (comparison, walk) = OracleSession.compareAtHostCall(caller)
@@ -232,6 +235,9 @@ public struct DifferentialRun {
         do {
             let store = Store(engine: session.engine)
             store.coredumpOnTrap = true
+            // The trapping thread is what is checked (other threads of a test
+            // process would be stopped for nothing).
+            store.coredumpIncludesOtherThreads = false
             let instances = try LinkedProgramHost.instantiate(program, in: store, engine: session.engine) { caller in
                 let (comparison, walk) = OracleSession.compareAtHostCall(caller)
                 local.checkpoints += 1

@@ -3,6 +3,7 @@ import Testing
 @testable import Verification
 import WasmCoredumpFormat
 import WasmJIT
+import CWasmUnwindABI
 
 /// Standard wasm coredumps (tool-conventions Coredump.md): written at a
 /// trap with every local's and operand's value, read back by `dump`,
@@ -76,6 +77,128 @@ extension CoredumpTests {
         }
         print("coredumps of the C fixtures (\(mode)): \(written.count) traps, \(frames) frames equal to the backtraces, all valid")
         #expect(written.count >= 30 && frames >= 150)
+    }
+
+    @Test("a trap's coredump holds every thread in wasm: one stopped in a loop (its older frames' values; stopped until the coredump is taken, then it goes on), one blocked in a host call (every value); their stores' instances and memories; wasm-tools validates it",
+          arguments: exitRecordingModes)
+    func otherThreads(mode: ExitRecording) throws {
+        let engine = Engine(configuration: Engine.Configuration(exitRecording: mode))
+        // A thread spinning in wasm under two calls: it says where it is in
+        // memory[4], and stops spinning when memory[0] is set.
+        let spinner = try Module(engine: engine, text: """
+            (module $spinner (memory (export "memory") 1)
+              (func $spin (param i32) (local i64)
+                (local.set 1 (i64.const 1234))
+                (i32.store (i32.const 4) (local.get 0))
+                (loop $wait (br_if $wait (i32.eqz (i32.load (i32.const 0))))))
+              (func $middle (param i32) (local f64)
+                (local.set 1 (f64.const 2.5))
+                (call $spin (i32.add (local.get 0) (i32.const 1))))
+              (func (export "run") (param i32) (call $middle (i32.mul (local.get 0) (i32.const 3)))))
+            """)
+        // A thread blocked in a host call under two calls.
+        let blocker = try Module(engine: engine, text: """
+            (module $blocker (import "host" "block" (func $block (param i32)))
+              (func $inner (param i32) (local i32)
+                (local.set 1 (i32.const 99))
+                (call $block (i32.add (local.get 0) (local.get 1))))
+              (func (export "run") (param i32) (call $inner (i32.sub (local.get 0) (i32.const 1)))))
+            """)
+        final class Shared: @unchecked Sendable {
+            let entered = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0)
+            var spinnerMemory: Memory?
+            var spinnerTID: Int32 = 0
+            var blockerTID: Int32 = 0
+            var failures: [String] = []
+        }
+        let shared = Shared()
+        let spinning = Thread {
+            do {
+                let store = Store(engine: engine)
+                let instance = try Instance(store: store, module: spinner)
+                shared.spinnerMemory = instance.memory
+                shared.spinnerTID = wu_gettid()
+                _ = try instance.export("run")!.call([.i32(7)])
+            } catch { shared.failures.append("spinner: \(error)") }
+        }
+        let blocking = Thread {
+            do {
+                let store = Store(engine: engine)
+                var imports = Imports()
+                imports.define(module: "host", name: "block", .host(HostFunction(signature: Signature(parameters: [.i32], results: [])) { _, _ in
+                    shared.entered.signal()
+                    shared.release.wait()
+                    return []
+                }))
+                shared.blockerTID = wu_gettid()
+                let instance = try Instance(store: store, module: blocker, imports: imports)
+                _ = try instance.export("run")!.call([.i32(10)])
+            } catch { shared.failures.append("blocker: \(error)") }
+        }
+        spinning.start()
+        blocking.start()
+        shared.entered.wait()
+        let deadline = Date().addingTimeInterval(20)
+        while shared.spinnerMemory.map({ memory in memory.withBytes { $0.load(fromByteOffset: 4, as: Int32.self) } }) != 22,
+              Date() < deadline { usleep(1000) }
+
+        let store = Store(engine: engine)
+        store.coredumpOnTrap = true
+        let trapping = try Instance(store: store, module: Module(engine: engine, text: """
+            (module $trapping (func $fail (param i32) unreachable) (func (export "run") (call $fail (i32.const 5))))
+            """))
+        var coredump: CapturedCoredump?
+        do { _ = try trapping.export("run")!.call([]) } catch let trap as Trap { coredump = trap.coredump }
+        // Let both go on: the spinner ends its loop, the blocker returns.
+        shared.spinnerMemory?.withBytes { $0.storeBytes(of: Int32(1), toByteOffset: 0, as: Int32.self) }
+        shared.release.signal()
+        let finished = Date().addingTimeInterval(20)
+        while (spinning.isExecuting || blocking.isExecuting) && Date() < finished { usleep(1000) }
+        #expect(!spinning.isExecuting && !blocking.isExecuting && shared.failures.isEmpty, "\(shared.failures)")
+
+        let dump = try #require(coredump).dump
+        #expect(dump.threads.first?.frames.map(\.function) == [0, 1])
+        let names = dump.modules
+        func module(of frame: WasmCoredump.Frame) -> String { names[Int(dump.instances[Int(frame.instance)].module)] }
+        // The spinner, stopped in $spin's loop: its values are known at
+        // the calls below it.
+        let spin = try #require(dump.threads.first { $0.name == "\(shared.spinnerTID)" }, "\(dump.threads.map(\.name))")
+        #expect(spin.frames.map(\.function) == [0, 1, 2] && spin.frames.allSatisfy { module(of: $0) == "spinner" }, "\(spin.frames)")
+        #expect(spin.frames.first?.locals == [.missing, .missing])
+        #expect(spin.frames[1].locals == [.i32(21), .f64(Double(2.5).bitPattern)] && spin.frames[1].stack == [.i32(22)], "\(spin.frames[1])")
+        #expect(spin.frames[2].locals == [.i32(7)] && spin.frames[2].stack == [.i32(21)])
+        // The blocker, in its host call: every value, the newest frame's too.
+        let block = try #require(dump.threads.first { $0.name == "\(shared.blockerTID)" })
+        #expect(block.frames.map(\.function) == [1, 2] && block.frames.allSatisfy { module(of: $0) == "blocker" }, "\(block.frames)")
+        #expect(block.frames[0].locals == [.i32(9), .i32(99)] && block.frames[0].stack == [.i32(108)], "\(block.frames[0])")
+        #expect(block.frames[1].locals == [.i32(10)] && block.frames[1].stack == [.i32(9)])
+        // The spinner's memory, copied: its flag word as it was (22 at 4,
+        // 0 at 0; zeros trimmed).
+        let spinnerInstance = try #require(spin.frames.first).instance
+        let memoryIndex = try #require(dump.instances[Int(spinnerInstance)].memories.first)
+        let segments = dump.memories[Int(memoryIndex)].segments
+        #expect(segments.count == 1 && segments.first?.offset == 4 && segments.first?.bytes == [22], "\(segments)")
+
+        let output = try temporaryDirectory("threads")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let path = output.appendingPathComponent("threads.core").path
+        try #require(coredump).write(to: path)
+        let validate = try runChild(PackagePaths.root.appendingPathComponent(".venv/bin/wasm-tools").path, ["validate", path])
+        #expect(validate.status == 0, "\(validate.stderr)")
+        let reread = try WasmCoredump(parsing: [UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        #expect(reread.threads.count == dump.threads.count && reread.threads.map(\.frames) == dump.threads.map(\.frames))
+        // `dump` prints every thread, named by the modules' name sections.
+        let printed = try runChild(PackagePaths.cli, ["dump", path])
+        #expect(printed.status == 0 && printed.stdout.contains("thread \(shared.spinnerTID): 3 frames")
+                && printed.stdout.contains("thread \(shared.blockerTID): 2 frames"), "\(printed.stdout)\(printed.stderr)")
+        print("coredump with other threads (\(mode)):\n\(printed.stdout)")
+
+        // Off: only the trapping thread.
+        store.coredumpIncludesOtherThreads = false
+        do { _ = try trapping.export("run")!.call([]) } catch let trap as Trap {
+            #expect(trap.coredump?.dump.threads.count == 1)
+        }
     }
 
     @Test("a stack-exhaustion trap: the frame in its prologue has no local values yet (missing), the others all theirs")

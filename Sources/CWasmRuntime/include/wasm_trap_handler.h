@@ -283,6 +283,57 @@ void wu_thread_trap_state_release(void);
 /// The handler's own signal stack size.
 #define WU_ALTERNATE_STACK_SIZE (64 * 1024)
 
+/// Peer snapshots: at a trap whose store takes a coredump, the other
+/// threads running wasm copy their own stacks (docs/post-mortem.md).
+/// What a peer snapshot found of a thread (`wu_peer.where`).
+enum {
+    WU_PEER_NOT_IN_WASM = 1,
+    /// Stopped in wasm code at an established frame: its registers start
+    /// the walk; it waits, stopped, until `wu_peers_release`.
+    WU_PEER_IN_WASM = 2,
+    /// In a host call: its exit record starts the walk; left running.
+    WU_PEER_IN_HOST_CALL = 3,
+    /// It did not answer in time (signals blocked, or stuck).
+    WU_PEER_TIMED_OUT = 4,
+    /// (Internal: asked again shortly.)
+    WU_PEER_RETRY = 5,
+    /// The thread blocks the signal (it unblocks it when it first enters
+    /// wasm; it blocked it again since).
+    WU_PEER_SIGNAL_BLOCKED = 6,
+};
+
+/// A request for one thread's snapshot: `tid` and the snapshot's buffers
+/// (`stack`, `stack_capacity`, `activations`, `activation_capacity`) are
+/// the caller's; the handler fills the rest.
+typedef struct wu_peer {
+    int64_t tid;
+    int32_t where;
+    /// The newest activation's embedder context (its store's trap info).
+    const void *store;
+    wu_trap_snapshot snapshot;
+} wu_peer;
+
+/// The ids of the other prepared threads (at most `capacity` written);
+/// returns how many there are.
+int wu_peer_threads(int64_t *tids, int capacity);
+
+/// Signals `peer->tid` and waits (up to `timeout_ns`, asking again while
+/// the thread is at a place no snapshot can start: a prologue, a
+/// trampoline) until its handler has filled `peer`. Not in a signal
+/// handler; one requester at a time (others wait).
+void wu_peer_snapshot(wu_peer *peer, uint64_t timeout_ns);
+
+/// Starts a coredump's peer snapshots: one requester at a time (the next
+/// waits here until `wu_peers_release`).
+void wu_peers_begin(void);
+
+/// Lets every thread stopped by the peer snapshots go on; ends the request.
+void wu_peers_release(void);
+
+/// The signal peer snapshots use (SIGRTMIN + 4): its handler is installed,
+/// and the signal unblocked, on each thread's first entry into wasm.
+int wu_peer_signal(void);
+
 #ifdef __cplusplus
 }
 #endif

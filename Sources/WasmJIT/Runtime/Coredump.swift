@@ -18,9 +18,13 @@ import Glibc
 public struct CapturedCoredump: @unchecked Sendable {
     // @unchecked: the memories are read only by `write`, on the thread
     // that uses the store.
-    /// Everything but the memories' bytes.
+    /// Everything but the bytes of this store's memories (other threads'
+    /// stores' memories are copied in: they may change or go once the
+    /// coredump is taken).
     public var dump: WasmCoredump
-    let memories: [Memory]
+    /// Per memory of `dump`: the live memory streamed by `write`, or nil
+    /// when `dump` holds its bytes.
+    let memories: [Memory?]
     /// The modules of `dump.modules`, in order.
     public let modules: [Module]
 
@@ -29,6 +33,7 @@ public struct CapturedCoredump: @unchecked Sendable {
     public var withMemoryBytes: WasmCoredump {
         var complete = dump
         for (index, memory) in memories.enumerated() {
+            guard let memory else { continue }
             complete.memories[index].segments = Self.nonZeroChunks(memory).map { chunk in
                 (UInt64(chunk.start), memory.withBytes { Array($0[chunk.start..<chunk.end]) })
             }
@@ -67,7 +72,12 @@ public struct CapturedCoredump: @unchecked Sendable {
         }
         do {
             defer { try? handle.close() }
-            let sources = memories.map { memory in
+            let sources = zip(memories, dump.memories).map { memory, image in
+                guard let memory else {
+                    return CoredumpEncoder.MemorySource(segments: image.segments.map { ($0.offset, $0.bytes.count) }) { index, sink in
+                        try image.segments[index].bytes.withUnsafeBytes { try sink($0) }
+                    }
+                }
                 let chunks = Self.nonZeroChunks(memory)
                 return CoredumpEncoder.MemorySource(segments: chunks.map { (UInt64($0.start), $0.end - $0.start) }) { index, sink in
                     let chunk = chunks[index]
@@ -133,54 +143,32 @@ struct CoredumpCapture {
     }
 
     func take(_ backtrace: SymbolicatedBacktrace, stack: Stack, processName: String) -> CapturedCoredump {
-        let instances = store.instancesInOrder
-        var moduleIndex: [ObjectIdentifier: UInt32] = [:]
-        var moduleNames: [String] = []
-        var moduleObjects: [Module] = []
-        var memoryIndex: [ObjectIdentifier: UInt32] = [:]
-        var memories: [Memory] = []
-        var globalIndex: [ObjectIdentifier: UInt32] = [:]
-        var globals: [WasmCoredump.Global] = []
-        var coreInstances: [WasmCoredump.Instance] = []
-        var instanceIndex: [ObjectIdentifier: UInt32] = [:]
-        for instance in instances {
-            let module = instance.module
-            if moduleIndex[ObjectIdentifier(module)] == nil {
-                moduleIndex[ObjectIdentifier(module)] = UInt32(moduleNames.count)
-                moduleNames.append(store.coredumpModuleName(module) ?? "<anonymous-module-\(moduleNames.count)>")
-                moduleObjects.append(module)
-            }
-            var memoryIndices: [UInt32] = []
-            if let memory = instance.memory {
-                if memoryIndex[ObjectIdentifier(memory)] == nil {
-                    memoryIndex[ObjectIdentifier(memory)] = UInt32(memories.count)
-                    memories.append(memory)
-                }
-                memoryIndices.append(memoryIndex[ObjectIdentifier(memory)]!)
-            }
-            var globalIndices: [UInt32] = []
-            for global in instance.globals {
-                if globalIndex[ObjectIdentifier(global)] == nil {
-                    globalIndex[ObjectIdentifier(global)] = UInt32(globals.count)
-                    globals.append(WasmCoredump.Global(type: global.kind.coredumpType, bits: global.kind.isReference ? 0 : global.cell.pointee))
-                }
-                globalIndices.append(globalIndex[ObjectIdentifier(global)]!)
-            }
-            instanceIndex[ObjectIdentifier(instance)] = UInt32(coreInstances.count)
-            coreInstances.append(WasmCoredump.Instance(module: moduleIndex[ObjectIdentifier(module)]!, memories: memoryIndices,
-                                                       globals: globalIndices))
-        }
-        let frames = self.frames(of: backtrace, stack: stack) { instanceIndex[ObjectIdentifier($0)] }
+        var parts = CoredumpParts()
+        parts.add(store, copyingMemories: false)
+        let frames = self.frames(of: backtrace, stack: stack) { parts.instanceIndex[$0] }
         let threadID = wu_gettid()
-        let thread = WasmCoredump.Thread(name: threadID == getpid() ? "main" : "\(threadID)", frames: frames)
-        let images = memories.map { WasmCoredump.MemoryImage(pages: $0.pages, maximumPages: $0.maximumPages, segments: []) }
-        let dump = WasmCoredump(processName: processName, modules: moduleNames, instances: coreInstances,
-                                memories: images, globals: globals, threads: [thread])
-        return CapturedCoredump(dump: dump, memories: memories, modules: moduleObjects)
+        var threads = [WasmCoredump.Thread(name: threadID == getpid() ? "main" : "\(threadID)", frames: frames)]
+        if store.coredumpIncludesOtherThreads { threads += PeerThreads.take(into: &parts, except: store) }
+        let dump = WasmCoredump(processName: processName, modules: parts.moduleNames, instances: parts.instances,
+                                memories: parts.images, globals: parts.globals, threads: threads)
+        return CapturedCoredump(dump: dump, memories: parts.memories, modules: parts.moduleObjects)
+    }
+
+    /// Where the newest frame of a backtrace is.
+    enum Newest {
+        /// At a trap (its site gives the operand stack) or, on the live
+        /// stack, at the call that led to the capture.
+        case trap
+        /// Stopped by a signal at any instruction of its body (another
+        /// thread's, for a coredump at a trap): its instance context is in
+        /// r15; its values are known only at call and trap sites, so they
+        /// are missing.
+        case interrupted
     }
 
     /// The backtrace's wasm frames, newest first, with their values.
-    func frames(of backtrace: SymbolicatedBacktrace, stack: Stack, instanceIndex: (Instance) -> UInt32?) -> [WasmCoredump.Frame] {
+    func frames(of backtrace: SymbolicatedBacktrace, stack: Stack, newest: Newest = .trap,
+                instanceIndex: (UInt) -> UInt32?) -> [WasmCoredump.Frame] {
         var frames: [WasmCoredump.Frame] = []
         for (index, symbolicated) in backtrace.frames.enumerated() {
             let frame = symbolicated.frame
@@ -191,14 +179,16 @@ struct CoredumpCapture {
             // The frame's instance: the context it saved at [fp - 8], or
             // for the trapping frame the context register (r15) the trap
             // recorded — a prologue has not saved it yet.
-            let saved = index == 0 && stack.trapContext != nil ? stack.trapContext : stack.word(at: fp &- 8).flatMap { UInt(exactly: $0) }
-            let instance = saved.flatMap { store.instance(atContext: $0) }
-            guard let instance, instance.module === module, let coreIndex = instanceIndex(instance) else { continue }
+            let saved = index == 0 && !frame.address.isReturnAddress && stack.trapContext != nil
+                ? stack.trapContext : stack.word(at: fp &- 8).flatMap { UInt(exactly: $0) }
+            guard let context = saved, store.withInstance(atContext: context, { $0.module === module }) == true,
+                  let coreIndex = instanceIndex(context) else { continue }
             let offset = symbol.moduleOffset.map { UInt32(clamping: max(0, Int($0) - function.bodyOffset)) } ?? 0
             // The operand stack's kinds where the frame is: its call site,
             // or for the newest frame its trap site.
             let codeOffset = Int(pc - module.code.baseAddress)
-            let site = index == 0 && !frame.address.isReturnAddress ? trapSite(in: function, at: codeOffset) : nil
+            let interrupted = index == 0 && !frame.address.isReturnAddress && newest == .interrupted
+            let site = index == 0 && !frame.address.isReturnAddress && !interrupted ? trapSite(in: function, at: codeOffset) : nil
             let operands: [ValueKind]?
             if frame.address.isReturnAddress {
                 operands = function.callSites.first { $0.returnAddressOffset == codeOffset }?.operandKinds
@@ -212,7 +202,7 @@ struct CoredumpCapture {
             // their slots yet.
             let inPrologue = site.map { $0.operandKinds == nil } ?? false
             let locals = function.localKinds.enumerated().map { local, kind in
-                inPrologue ? .missing : value(kind, slot: -16 - 8 * local)
+                inPrologue || interrupted ? .missing : value(kind, slot: -16 - 8 * local)
             }
             let values = (operands ?? []).enumerated().map { depth, kind in
                 value(kind, slot: -16 - 8 * function.localKinds.count - 8 * depth)

@@ -1,4 +1,5 @@
 import CWasmUnwindABI
+import Foundation
 import WasmUnwind
 import CWasmRuntime
 
@@ -69,6 +70,11 @@ public final class Store {
     // contexts point here, keep the store alive.
     let interruptionContext: UnsafeMutablePointer<wu_store_context>
 
+    /// Held while this store's modules and instances change, and while
+    /// another thread's coredump reads them (`PeerThreads`): a store is
+    /// used by one thread, but a trap on another thread may read it.
+    let peerLock = NSLock()
+
     public init(engine: Engine) {
         self.engine = engine
         TrapHandling.installHandler()
@@ -85,9 +91,11 @@ public final class Store {
         trapInfo.initialize(to: wu_store_trap_info(
             limits: UnsafeMutablePointer(bitPattern: limits.address), regions: UnsafePointer(regions.baseAddress),
             region_count: 0, memory_bases: UnsafePointer(memoryBases.baseAddress), memory_count: 0))
+        LiveStores.shared.add(self, trapInfo: UInt(bitPattern: trapInfo))
     }
 
     deinit {
+        LiveStores.shared.remove(trapInfo: UInt(bitPattern: trapInfo))
         interruptionContext.deallocate()
         resumeRecord.deallocate()
         trapInfo.deallocate()
@@ -140,6 +148,10 @@ public final class Store {
     public var coredumpOnTrap = false {
         didSet { if coredumpOnTrap { enableTrapSnapshots() } }
     }
+    /// Whether a coredump at a trap of this store also holds every other
+    /// thread running wasm — any store's — with its frames' values
+    /// (`PeerThreads`; docs/post-mortem.md#several-threads). On by default.
+    public var coredumpIncludesOtherThreads = true
     /// The `core` section's name in this store's coredumps (Wasmtime's CLI
     /// writes the module's path).
     public var coredumpProcessName = CommandLine.arguments.first ?? "wasm"
@@ -177,12 +189,16 @@ public final class Store {
     public var activationDepth: Int { Activation.depth(of: limits) }
 
     func register(_ instance: Instance, context: UnsafeMutablePointer<wu_vmctx>) {
-        instances[UInt(bitPattern: context)] = Unmanaged.passUnretained(instance)
-        instanceOrder.append(UInt(bitPattern: context))
+        peerLock.withLock {
+            instances[UInt(bitPattern: context)] = Unmanaged.passUnretained(instance)
+            instanceOrder.append(UInt(bitPattern: context))
+        }
     }
     func unregister(context: UnsafeMutablePointer<wu_vmctx>) {
-        instances[UInt(bitPattern: context)] = nil
-        instanceOrder.removeAll { $0 == UInt(bitPattern: context) }
+        peerLock.withLock {
+            instances[UInt(bitPattern: context)] = nil
+            instanceOrder.removeAll { $0 == UInt(bitPattern: context) }
+        }
     }
 
     /// The instances alive in this store, oldest first.
@@ -192,6 +208,19 @@ public final class Store {
 
     /// The instance whose context is at `address`, if it is one of this store's.
     func instance(atContext address: UInt) -> Instance? { instances[address]?.takeUnretainedValue() }
+
+    /// `body` of the instance whose context is at `address`, not retained:
+    /// another thread's coredump reads it under `peerLock` and must never
+    /// hold the last reference (the instance's deinit would take the lock).
+    func withInstance<R>(atContext address: UInt, _ body: (Instance) -> R) -> R? {
+        instances[address]?._withUnsafeGuaranteedRef(body)
+    }
+
+    /// `body` of each instance, oldest first, with its context's address,
+    /// not retained (as `withInstance`).
+    func forEachInstance(_ body: (UInt, Instance) -> Void) {
+        for address in instanceOrder { instances[address]?._withUnsafeGuaranteedRef { body(address, $0) } }
+    }
 
     /// The host objects the store's instances hold outside the stack.
     var referencesHeldByInstances: [UInt64] {
@@ -209,6 +238,8 @@ public final class Store {
     func register(_ module: Module) throws(CodeRegistryError) {
         let key = ObjectIdentifier(module)
         guard registeredModules[key] == nil else { return }
+        peerLock.lock()
+        defer { peerLock.unlock() }
         try registry.register(module.codeModule)
         registeredModules[key] = module
         // Publish the new region table, then free the old one. Registration
@@ -259,6 +290,26 @@ public final class Store {
         old.deallocate()
     }
 
+}
+
+/// Every store alive, by the address of its trap info (what activations
+/// carry as their embedder context): how a coredump at a trap finds the
+/// stores of other threads' frames.
+final class LiveStores: @unchecked Sendable {
+    static let shared = LiveStores()
+    private final class Entry {
+        weak var store: Store?
+        init(_ store: Store) { self.store = store }
+    }
+    // SAFETY of @unchecked Sendable: `stores` is read and written only
+    // with `lock` held.
+    private let lock = NSLock()
+    private var stores: [UInt: Entry] = [:]
+
+    func add(_ store: Store, trapInfo: UInt) { lock.withLock { stores[trapInfo] = Entry(store) } }
+    func remove(trapInfo: UInt) { lock.withLock { stores[trapInfo] = nil } }
+    /// The store whose trap info is at `address`, if it is alive.
+    func store(trapInfo address: UInt) -> Store? { lock.withLock { stores[address]?.store } }
 }
 
 /// Which store a table, memory, global or tag belongs to: the store of the
