@@ -196,7 +196,7 @@ let package = Package(
         // A child process for the trap tests (host crashes must stay crashes).
         .executableTarget(
             name: "trap-probe",
-            dependencies: ["WasmJIT", "WasmJITTools", wasmUnwind, "CrashSupport", "CMallocCounter", "CWasmTools"],
+            dependencies: ["WasmJIT", "WasmJITTools", wasmUnwind, "CrashSupport", "CMallocCounter", "CWasmTools", "CWasmRuntime"],
             path: "Tests/TrapProbe"
         ),
         // Real faults in host code (SIGSEGV, SIGBUS, SIGILL, SIGFPE) for the probe.

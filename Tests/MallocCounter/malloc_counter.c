@@ -15,6 +15,7 @@ extern void __libc_free(void *pointer);
 static _Atomic uint64_t in_handler;
 static _Atomic uint64_t total;
 static _Atomic uint64_t in_sampler;
+static _Atomic uint64_t in_peer_handler;
 static _Thread_local uint64_t in_handler_on_this_thread __attribute__((tls_model("initial-exec")));
 static _Thread_local uint64_t total_on_this_thread __attribute__((tls_model("initial-exec")));
 
@@ -27,6 +28,7 @@ static inline void note(void) {
         in_handler_on_this_thread += 1;
     }
     if (wu_sampler_in_handler()) atomic_fetch_add_explicit(&in_sampler, 1, memory_order_relaxed);
+    if (wu_peer_in_handler()) atomic_fetch_add_explicit(&in_peer_handler, 1, memory_order_relaxed);
 }
 
 void *malloc(size_t size) { note(); return __libc_malloc(size); }
@@ -53,6 +55,7 @@ uint64_t malloc_counter_in_trap_handler_on_this_thread(void) { return in_handler
 uint64_t malloc_counter_total(void) { return atomic_load(&total); }
 uint64_t malloc_counter_on_this_thread(void) { return total_on_this_thread; }
 uint64_t malloc_counter_in_sampler(void) { return atomic_load(&in_sampler); }
+uint64_t malloc_counter_in_peer_handler(void) { return atomic_load(&in_peer_handler); }
 
 uint64_t malloc_counter_self_test(void) {
     wu_thread_trap_state *state = wu_thread_trap_state_current();

@@ -58,6 +58,7 @@
 //                                 a new thread with a stack of WHERE KiB; prints
 //                                 `WHERE: MESSAGE` for each
 import CMallocCounter
+import CWasmRuntime
 import CWasmTools
 import CrashSupport
 #if canImport(Glibc)
@@ -421,6 +422,55 @@ case "interrupt-allocations":
         } catch {}
     }
     print("stops \(stops) frames \(frames) allocations \(malloc_counter_in_trap_handler_on_this_thread() - before)")
+    exit(0)
+case "peer-allocations":
+    // Coredumps at traps with two other threads in wasm — one spinning,
+    // one blocked in a host call — in a process of its own: what the peer
+    // handler allocated (nothing, or it would not be async-signal-safe),
+    // how many requests it answered, and the threads each coredump held.
+    let count = Int(arguments.dropFirst().first ?? "") ?? 100
+    let spinModule = try! Module(engine: engine, text: """
+        (module (memory (export "memory") 1)
+          (func $spin (loop $wait (br_if $wait (i32.eqz (i32.load (i32.const 0))))))
+          (func (export "run") (i32.store (i32.const 4) (i32.const 1)) (call $spin)))
+        """)
+    let blockModule = try! Module(engine: engine, text: """
+        (module (import "host" "block" (func $block)) (func (export "run") (call $block)))
+        """)
+    final class Peers: @unchecked Sendable {
+        let entered = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        var memory: Memory?
+    }
+    let peers = Peers()
+    Thread {
+        let spinStore = Store(engine: engine)
+        let instance = try! Instance(store: spinStore, module: spinModule)
+        peers.memory = instance.memory
+        _ = try! instance.export("run")!.call([])
+    }.start()
+    Thread {
+        let blockStore = Store(engine: engine)
+        var blockImports = Imports()
+        blockImports.define(module: "host", name: "block", .host(HostFunction(signature: Signature(parameters: [], results: [])) { _, _ in
+            peers.entered.signal()
+            peers.release.wait()
+            return []
+        }))
+        _ = try! Instance(store: blockStore, module: blockModule, imports: blockImports).export("run")!.call([])
+    }.start()
+    peers.entered.wait()
+    while peers.memory.map({ $0.withBytes { $0.load(fromByteOffset: 4, as: Int32.self) } }) != 1 { usleep(1000) }
+    let trapStore = Store(engine: engine)
+    trapStore.coredumpOnTrap = true
+    let trapInstance = try! Instance(store: trapStore, module: Module(engine: engine, text: "(module (func (export \"run\") unreachable))"))
+    var threads: [Int] = []
+    for _ in 0..<count {
+        do { _ = try trapInstance.export("run")!.call([]) } catch let trap as Trap { threads.append(trap.coredump?.dump.threads.count ?? 0) } catch {}
+    }
+    peers.memory!.withBytes { $0.storeBytes(of: Int32(1), toByteOffset: 0, as: Int32.self) }
+    peers.release.signal()
+    print("coredumps \(threads.count) threads \(Set(threads).sorted()) answers \(wu_peer_answer_count()) allocations \(malloc_counter_in_peer_handler())")
     exit(0)
 case "trap-loop":
     let count = Int(arguments.dropFirst().first ?? "") ?? 10_000

@@ -201,6 +201,15 @@ extension CoredumpTests {
         }
     }
 
+    @Test("the peer-snapshot handler allocates nothing: 100 coredumps at traps with a thread spinning in wasm and one in a host call, in a process of its own")
+    func peerHandlerAllocations() throws {
+        let result = try runChild(PackagePaths.executable("trap-probe"), ["peer-allocations", "100"], environment: noSwiftBacktracer)
+        // Each coredump: the trapping thread and both others; each other
+        // thread answered each time; the handler allocated nothing.
+        #expect(result.status == 0 && result.stdout.contains("coredumps 100 threads [3] answers 200 allocations 0"),
+                "\(result.stdout)\(result.stderr)")
+    }
+
     @Test("a stack-exhaustion trap: the frame in its prologue has no local values yet (missing), the others all theirs")
     func prologue() throws {
         let engine = Engine()

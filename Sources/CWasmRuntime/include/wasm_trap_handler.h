@@ -330,6 +330,11 @@ void wu_peers_begin(void);
 /// Lets every thread stopped by the peer snapshots go on; ends the request.
 void wu_peers_release(void);
 
+/// Whether the calling thread is in the peer handler (tests prove it
+/// allocates nothing), and how many requests the handler has answered.
+int wu_peer_in_handler(void);
+uint64_t wu_peer_answer_count(void);
+
 /// The signal peer snapshots use (SIGRTMIN + 4): its handler is installed,
 /// and the signal unblocked, on each thread's first entry into wasm.
 int wu_peer_signal(void);

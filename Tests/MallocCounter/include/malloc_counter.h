@@ -13,6 +13,9 @@ uint64_t malloc_counter_in_trap_handler(void);
 uint64_t malloc_counter_in_trap_handler_on_this_thread(void);
 /// Allocations made inside the sampling profiler's signal callback.
 uint64_t malloc_counter_in_sampler(void);
+/// Allocations made inside the peer-snapshot handler (a coredump's other
+/// threads).
+uint64_t malloc_counter_in_peer_handler(void);
 /// Every allocation the process made through the interposed functions.
 uint64_t malloc_counter_total(void);
 /// Every allocation (and free) the calling thread made.
