@@ -21,18 +21,40 @@ enum ServiceTestSupport {
         return url
     }
 
+    /// Runs a program to its end: its exit status, standard output and
+    /// standard error (read at once, so neither pipe fills).
+    @discardableResult
+    static func launch(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                       directory: URL? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        if let directory { process.currentDirectoryURL = directory }
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        final class Box: @unchecked Sendable { var data = Data() }
+        let errorText = Box()
+        let reader = Thread { errorText.data = errors.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        while reader.isExecuting || !reader.isFinished { usleep(1000) }
+        return (process.terminationStatus, text, String(decoding: errorText.data, as: UTF8.self))
+    }
+
     /// Runs the CLI; its exit status.
     @discardableResult
-    static func run(_ arguments: [String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: cli)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
+    static func run(_ arguments: [String]) throws -> Int32 { try launch(cli, arguments).status }
+
+    /// The group titles of the three crash kinds of `captures`.
+    static let titles: Set<String> = [
+        "wasm trap: wasm `unreachable` instruction executed in abort!leaf",
+        "wasm trap: integer divide by zero in divide!leaf",
+        "wasm trap: out of bounds memory access in load!leaf",
+    ]
 
     /// A program that crashes `depth` calls deep, in one of three ways,
     /// its crashing code `padding` instructions further into its function
@@ -74,18 +96,7 @@ enum ServiceTestSupport {
     }
 
     /// Runs the CLI; its standard output.
-    static func output(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: cli)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return text
-    }
+    static func output(_ arguments: [String]) throws -> String { try launch(cli, arguments).stdout }
 
     static func bytes(_ path: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
 
@@ -114,11 +125,7 @@ struct EventStoreTests {
         }
         let groups = try await store.groups()
         #expect(groups.map(\.count) == [100, 100, 100], "\(groups)")
-        #expect(Set(groups.map(\.title)) == [
-            "wasm trap: wasm `unreachable` instruction executed in abort!leaf",
-            "wasm trap: integer divide by zero in divide!leaf",
-            "wasm trap: out of bounds memory access in load!leaf",
-        ], "\(groups.map(\.title))")
+        #expect(Set(groups.map(\.title)) == ServiceTestSupport.titles, "\(groups.map(\.title))")
         #expect(groups.allSatisfy { $0.hosts == ["host-0", "host-1", "host-2", "host-3"] && $0.signatureVersion == Grouping.version })
         #expect(try await store.eventCount() == 300)
         // An event keeps its frames, newest first, and its upload.

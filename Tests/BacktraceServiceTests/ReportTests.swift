@@ -6,20 +6,10 @@ import Testing
 struct ReportTests {
     /// Runs the CLI with `--report`; its exit status and standard error.
     static func run(_ arguments: [String], service: String, spool: URL, directory: URL) throws -> (status: Int32, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServiceTestSupport.cli)
-        process.arguments = ["run"] + arguments + ["--report", service, "--report-token", "secret", "--spool", spool.path]
-        process.currentDirectoryURL = directory
-        var environment = ProcessInfo.processInfo.environment
-        environment["SWIFT_BACKTRACE"] = "enable=no"
-        process.environment = environment
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        let result = try ServiceTestSupport.launch(ServiceTestSupport.cli, ["run"] + arguments
+            + ["--report", service, "--report-token", "secret", "--spool", spool.path],
+            environment: ["SWIFT_BACKTRACE": "enable=no"], directory: directory)
+        return (result.status, result.stderr)
     }
 
     static func spooled(_ spool: URL) -> [String] {
@@ -29,16 +19,9 @@ struct ReportTests {
     @Test("--report-token or --spool without --report is refused (it was accepted and ignored: a report silently not sent)")
     func optionsNeedReport() throws {
         for (option, value) in [("--report-token", "secret"), ("--spool", "/tmp/spool")] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: ServiceTestSupport.cli)
-            process.arguments = ["run", ServiceTestSupport.root.appendingPathComponent("fixtures/programs/factorial.wat").path, option, value]
-            let errors = Pipe()
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus != 0 && text.contains("\(option) needs --report URL"), "\(text)")
+            let result = try ServiceTestSupport.launch(ServiceTestSupport.cli, [
+                "run", ServiceTestSupport.root.appendingPathComponent("fixtures/programs/factorial.wat").path, option, value])
+            #expect(result.status != 0 && result.stderr.contains("\(option) needs --report URL"), "\(result.stderr)")
         }
     }
 

@@ -7,16 +7,7 @@ let chromium: String? = ["/usr/bin/chromium-headless-shell", "/usr/bin/chromium"
 /// Chromium's DOM of a page after it loaded, and a screenshot of it.
 func browse(_ url: String, screenshot: URL) throws -> String {
     func chrome(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: chromium!)
-        process.arguments = ["--no-sandbox", "--disable-gpu"] + arguments + [url]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return text
+        try ServiceTestSupport.launch(chromium!, ["--no-sandbox", "--disable-gpu"] + arguments + [url]).stdout
     }
     _ = try chrome(["--screenshot=\(screenshot.path)", "--window-size=1100,600"])
     return try chrome(["--dump-dom"])

@@ -67,8 +67,11 @@ public final class PostgresScratch: @unchecked Sendable {
         server.standardOutput = output
         server.standardError = output
         try server.run()
+        // Ready when pg_isready says so: the port accepts connections before
+        // the server takes them ("the database system is starting up").
         let deadline = Date().addingTimeInterval(30)
-        while !Self.accepts(port) {
+        let isReady = bin.appendingPathComponent("pg_isready").path
+        while !Self.accepts(port) || (try? Self.run([isReady, "-q", "-h", "127.0.0.1", "-p", String(port)]).status) != 0 {
             guard server.isRunning, Date() < deadline else {
                 let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
                 stop()
