@@ -115,8 +115,8 @@ public final class PostgresIndex: EventIndex {
     }
 
     public func existing(idempotencyKey: String) async throws -> EventStore.Ingested? {
-        try await Self.existing(idempotencyKey, on: client.query("SELECT id, group_id FROM event WHERE idempotency_key = \(idempotencyKey)",
-                                                                 logger: logger))
+        let key = Self.text(idempotencyKey)
+        return try await Self.existing(key, on: client.query("SELECT id, group_id FROM event WHERE idempotency_key = \(key)", logger: logger))
     }
 
     private static func existing(_ key: String, on rows: PostgresRowSequence) async throws -> EventStore.Ingested? {
@@ -145,7 +145,21 @@ public final class PostgresIndex: EventIndex {
         }
     }
 
-    private static func insert(_ pending: PendingEvent, _ connection: PostgresConnection, _ logger: Logger) async throws -> EventStore.Ingested {
+    /// PostgreSQL's text cannot hold NUL, which an upload may carry (a
+    /// function name from a hostile module, a host name from the query):
+    /// U+FFFD instead, so that one upload cannot fail its whole batch.
+    static func text(_ value: String) -> String { value.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") }
+    static func text(_ value: String?) -> String? { value.map(text) }
+
+    private static func insert(_ raw: PendingEvent, _ connection: PostgresConnection, _ logger: Logger) async throws -> EventStore.Ingested {
+        var pending = raw
+        pending.title = text(raw.title)
+        pending.reason = text(raw.reason)
+        pending.kind = text(raw.kind)
+        pending.host = text(raw.host)
+        pending.runtime = text(raw.runtime)
+        pending.tags = text(raw.tags)
+        pending.idempotencyKey = text(raw.idempotencyKey)
         if let key = pending.idempotencyKey {
             let sql: PostgresQuery = "SELECT id, group_id FROM event WHERE idempotency_key = \(key)"
             if let known = try await existing(key, on: connection.query(sql, logger: logger)) { return known }

@@ -63,6 +63,11 @@ struct FleetTests {
         #expect(event.frames.first?.function == "leaf" && event.host != nil)
         #expect(try Data(contentsOf: stores[1].blobURL(event.blob)).count == event.size)
         #expect(try await stores[1].event(event.id) == event)
+        // A NUL (which PostgreSQL's text cannot hold) in what an upload
+        // brings is stored as U+FFFD; it failed the upload's whole batch.
+        let nul = try await stores[0].ingest(uploads[0], metadata: EventStore.Metadata(host: "nul\u{0}host", tags: ["a\u{0}"]))
+        let stored = try #require(try await stores[1].event(nul.event))
+        #expect(stored.host == "nul\u{FFFD}host" && stored.tags == ["a\u{FFFD}"], "\(stored)")
         for store in stores { await store.stop() }
     }
 
