@@ -216,16 +216,19 @@ public final class EventStore: Sendable {
     public func eventCount() async throws -> Int { try await index.totals().events }
 }
 
-/// The uploaded modules as one `DebugFileSearch`, kept while the modules
+/// The uploaded modules as `DebugFileSearch`es, kept while the modules
 /// directory is unchanged (its modification time: a module stored by this
 /// server or another sharing the directory changes it). A search
-/// remembers what it read, so it is used by one upload at a time.
+/// remembers what it read and is not shareable, so each upload borrows one
+/// of its own (at most `maximumIdle` are kept) and reads without a lock.
 final class ModuleSearchCache: @unchecked Sendable {
     let directory: URL
-    // SAFETY of @unchecked Sendable: `search` and `stamp` are read and
-    // written only with `lock` held.
+    static let maximumIdle = 8
+    // SAFETY of @unchecked Sendable: `idle` and `stamp` are read and
+    // written only with `lock` held; a borrowed search is used by one
+    // upload at a time.
     private let lock = NSLock()
-    private var search: DebugFileSearch?
+    private var idle: [DebugFileSearch] = []
     private var stamp: timespec?
 
     init(directory: URL) { self.directory = directory }
@@ -234,12 +237,21 @@ final class ModuleSearchCache: @unchecked Sendable {
     func read(_ bytes: [UInt8]) throws(EventError) -> CrashEvent {
         var status = stat()
         guard stat(directory.path, &status) == 0 else { return try CrashEvent(reading: bytes) }
-        lock.lock()
-        defer { lock.unlock() }
-        if stamp?.tv_sec != status.st_mtim.tv_sec || stamp?.tv_nsec != status.st_mtim.tv_nsec {
-            search = try? DebugFileSearch(files: [], directories: [directory.path])
-            stamp = status.st_mtim
+        let now = status.st_mtim
+        let borrowed: DebugFileSearch? = lock.withLock {
+            if stamp?.tv_sec != now.tv_sec || stamp?.tv_nsec != now.tv_nsec {
+                idle.removeAll()
+                stamp = now
+            }
+            return idle.popLast()
+        } ?? (try? DebugFileSearch(files: [], directories: [directory.path]))
+        defer {
+            if let borrowed {
+                lock.withLock {
+                    if stamp?.tv_sec == now.tv_sec && stamp?.tv_nsec == now.tv_nsec && idle.count < Self.maximumIdle { idle.append(borrowed) }
+                }
+            }
         }
-        return try CrashEvent(reading: bytes, search: search)
+        return try CrashEvent(reading: bytes, search: borrowed)
     }
 }
