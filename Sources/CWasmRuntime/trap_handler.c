@@ -703,6 +703,8 @@ int wu_peer_signal(void) { return SIGRTMIN + 4; }
 static int32_t peer_snapshot_here(thread_resources *resources, wu_peer *peer, ucontext_t *uc) {
     wu_thread_trap_state *state = &resources->state;
     wu_activation *activation = wu_current_activation();
+    // Entering or leaving an activation: its fields are changing.
+    if (wu_activation_in_transition()) return WU_PEER_RETRY;
     if (!activation || !activation->jump_buffer) return WU_PEER_NOT_IN_WASM;
     if (state->in_handler) return WU_PEER_RETRY;
     const wu_store_trap_info *store = activation->embedder_context;
@@ -719,7 +721,10 @@ static int32_t peer_snapshot_here(thread_resources *resources, wu_peer *peer, uc
         return WU_PEER_IN_WASM;
     }
     uint64_t exit_pc = store->limits->last_wasm_exit_pc, exit_fp = store->limits->last_wasm_exit_fp;
-    if (exit_pc != 0 && exit_fp != 0) {
+    // The exit record counts only above sp (as the sampler's rule): one
+    // below belongs to a host call that has returned (the record is not
+    // cleared when wasm resumes).
+    if (exit_pc != 0 && exit_fp != 0 && exit_fp >= sp) {
         // In a host call (or what it called): from its exit record; the
         // copy starts at the interrupted sp, below the host frames.
         take_snapshot(&peer->snapshot, registers, activation, store, exit_pc, exit_fp, 0, sp);
