@@ -86,6 +86,9 @@ enum PeerThreads {
         let count = Int(wu_peer_threads(&tids, Int32(tids.count)))
         guard count > 0 else { return [] }
         var threads: [WasmCoredump.Thread] = []
+        // SAFETY: the buffers each thread's handler copies into, one request
+        // at a time (`wu_peer_snapshot` returns once the handler is done
+        // with them, or has never taken them); freed after the last.
         let stack = UnsafeMutablePointer<UInt8>.allocate(capacity: stackCapacity)
         let activations = UnsafeMutablePointer<wu_snapshot_activation>.allocate(capacity: activationCapacity)
         defer {

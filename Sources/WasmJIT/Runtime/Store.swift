@@ -213,6 +213,9 @@ public final class Store {
     /// another thread's coredump reads it under `peerLock` and must never
     /// hold the last reference (the instance's deinit would take the lock).
     func withInstance<R>(atContext address: UInt, _ body: (Instance) -> R) -> R? {
+        // SAFETY: an instance in `instances` is alive until its deinit
+        // unregisters it, which takes `peerLock` (held by a reader on
+        // another thread), so it outlives `body`.
         instances[address]?._withUnsafeGuaranteedRef(body)
     }
 
