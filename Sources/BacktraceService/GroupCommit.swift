@@ -60,6 +60,10 @@ final class GroupCommitter: Sendable {
             do {
                 try await syncBlobs()
                 let results = try await index.commit(batch.map(\.event))
+                // One answer per upload, or every waiter would not be resumed.
+                guard results.count == batch.count else {
+                    throw EventError("the index answered \(results.count) of a batch of \(batch.count)")
+                }
                 state.withLock { state in
                     state.batches += 1
                     state.committed += batch.count
